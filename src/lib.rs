@@ -1,0 +1,9 @@
+//! kubesync: a pull-based GitOps engine for Kubernetes.
+//!
+//! Data flows top to bottom through one module per concern: `model` (the
+//! Application), `source` (repositories and revisions), `render` (one renderer
+//! per kind), `tree` (app-of-apps expansion), `graph` (the dependency DAG), then
+//! the cluster-facing modules, with `cli` as a thin shell on top. `emulator`
+//! stands in for a Kubernetes API server in tests and offline runs.
+
+pub mod emulator;
