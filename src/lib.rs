@@ -7,3 +7,4 @@
 //! stands in for a Kubernetes API server in tests and offline runs.
 
 pub mod emulator;
+pub mod model;
