@@ -7,4 +7,5 @@
 //! stands in for a Kubernetes API server in tests and offline runs.
 
 pub mod emulator;
+pub mod graph;
 pub mod model;

@@ -616,6 +616,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
+    if s.contains(char::is_whitespace) {
+        return Err(format!("\"{s}\" is not a duration like 30s, 5m or 1h30m"));
+    }
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {

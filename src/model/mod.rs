@@ -40,3 +40,5 @@ pub const DEPENDS_ON_ANNOTATION: &str = "kubesync.dev/depends-on";
 pub const TIER_ANNOTATION: &str = "kubesync.dev/tier";
 /// Argo CD's sync-wave annotation, honoured on Applications and on objects.
 pub const SYNC_WAVE_ANNOTATION: &str = "argocd.argoproj.io/sync-wave";
+#[cfg(test)]
+mod tests;
