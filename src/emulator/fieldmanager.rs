@@ -941,3 +941,462 @@ pub fn conflict_status(conflicts: &[Conflict], api_version: &str) -> Value {
         "code": 409,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const T0: &str = "2024-01-01T00:00:00Z";
+    const T1: &str = "2024-01-01T00:01:00Z";
+    const T2: &str = "2024-01-01T00:02:00Z";
+    const V: &str = "apps/v1";
+
+    fn deploy(replicas: Option<i64>, containers: Value) -> Value {
+        let mut d = json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                     "template": {"spec": {"containers": containers}}}
+        });
+        if let Some(r) = replicas {
+            d["spec"]["replicas"] = json!(r);
+        }
+        d
+    }
+
+    fn app(image: &str) -> Value {
+        json!([{"name": "app", "image": image}])
+    }
+
+    fn entry(obj: &Value, manager: &str, operation: &str) -> Option<ManagedEntry> {
+        managed_entries(obj)
+            .into_iter()
+            .find(|e| e.manager == manager && e.operation == operation)
+    }
+
+    fn owns(obj: &Value, manager: &str, operation: &str, path: &[&str]) -> bool {
+        let p: Vec<Element> = path.iter().map(|s| s.to_string()).collect();
+        entry(obj, manager, operation).is_some_and(|e| e.fields.contains(&p))
+    }
+
+    fn update(old: &Value, new: Value, manager: &str, time: &str) -> Value {
+        let mut new = new;
+        if let Some(mf) = old.pointer("/metadata/managedFields") {
+            new["metadata"]["managedFields"] = mf.clone();
+        }
+        record_update(Some(old), &mut new, manager, V, time, None);
+        new
+    }
+
+    fn strip_mf(v: &Value) -> Value {
+        without_managed_fields(v)
+    }
+
+    #[test]
+    fn create_records_apply_entry_in_fields_v1() {
+        let applied = deploy(Some(2), app("app:1"));
+        let out = apply(None, &applied, "kubesync", false, V, T0).expect("no conflicts");
+        assert_eq!(strip_mf(&out), applied);
+        assert_eq!(
+            out["metadata"]["managedFields"],
+            json!([{
+                "manager": "kubesync",
+                "operation": "Apply",
+                "apiVersion": "apps/v1",
+                "time": T0,
+                "fieldsType": "FieldsV1",
+                "fieldsV1": {
+                    "f:metadata": {"f:labels": {"f:app": {}}},
+                    "f:spec": {
+                        "f:replicas": {},
+                        "f:selector": {},
+                        "f:template": {"f:spec": {"f:containers": {
+                            "k:{\"name\":\"app\"}": {".": {}, "f:image": {}, "f:name": {}}
+                        }}}
+                    }
+                }
+            }])
+        );
+    }
+
+    #[test]
+    fn reapply_is_a_no_op() {
+        let applied = deploy(Some(2), app("app:1"));
+        let first = apply(None, &applied, "kubesync", false, V, T0).expect("create");
+        let second = apply(Some(&first), &applied, "kubesync", false, V, T1).expect("re-apply");
+        assert_eq!(second, first, "time and object unchanged");
+    }
+
+    #[test]
+    fn dropped_fields_and_items_are_removed() {
+        let mut a = deploy(
+            Some(2),
+            json!([{"name": "app", "image": "app:1"}, {"name": "side", "image": "s:1"}]),
+        );
+        a["metadata"]["labels"]["tier"] = json!("web");
+        let first = apply(None, &a, "kubesync", false, V, T0).expect("create");
+        let b = deploy(None, app("app:1"));
+        let out = apply(Some(&first), &b, "kubesync", false, V, T1).expect("apply");
+        assert_eq!(strip_mf(&out), b);
+        assert!(!owns(&out, "kubesync", APPLY, &["f:spec", "f:replicas"]));
+        assert_eq!(
+            entry(&out, "kubesync", APPLY)
+                .and_then(|e| e.time)
+                .as_deref(),
+            Some(T1)
+        );
+    }
+
+    #[test]
+    fn same_value_is_shared_without_conflict() {
+        let first = apply(None, &deploy(Some(3), app("app:1")), "a", false, V, T0).expect("a");
+        let shared = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                            "metadata": {"name": "web"}, "spec": {"replicas": 3}});
+        let second = apply(Some(&first), &shared, "b", false, V, T1).expect("no conflict");
+        assert!(owns(&second, "a", APPLY, &["f:spec", "f:replicas"]));
+        assert!(owns(&second, "b", APPLY, &["f:spec", "f:replicas"]));
+        // a stops applying replicas: b still owns it, so it stays.
+        let third = apply(
+            Some(&second),
+            &deploy(None, app("app:1")),
+            "a",
+            false,
+            V,
+            T2,
+        )
+        .expect("a again");
+        assert_eq!(third["spec"]["replicas"], json!(3));
+        assert!(!owns(&third, "a", APPLY, &["f:spec", "f:replicas"]));
+        // Different value from b conflicts with a's Apply entry: no "using".
+        let conflicts = apply(
+            Some(&first),
+            &json!({"spec": {"replicas": 4}}),
+            "b",
+            false,
+            V,
+            T1,
+        )
+        .expect_err("conflict");
+        assert_eq!(
+            conflict_message(&conflicts, V),
+            "Apply failed with 1 conflict: conflict with \"a\": .spec.replicas"
+        );
+    }
+
+    #[test]
+    fn update_manager_conflicts_and_force_takes_ownership() {
+        let applied = deploy(Some(3), app("app:1"));
+        let first = apply(None, &applied, "kubesync", false, V, T0).expect("create");
+        let mut edited = strip_mf(&first);
+        edited["spec"]["replicas"] = json!(5);
+        let edited = update(&first, edited, "kubectl-edit", T1);
+        assert!(owns(
+            &edited,
+            "kubectl-edit",
+            UPDATE,
+            &["f:spec", "f:replicas"]
+        ));
+        assert!(!owns(&edited, "kubesync", APPLY, &["f:spec", "f:replicas"]));
+        assert!(owns(
+            &edited,
+            "kubesync",
+            APPLY,
+            &["f:metadata", "f:labels", "f:app"]
+        ));
+
+        let conflicts =
+            apply(Some(&edited), &applied, "kubesync", false, V, T2).expect_err("conflict");
+        assert_eq!(
+            conflicts,
+            vec![Conflict {
+                manager: "kubectl-edit".into(),
+                field: ".spec.replicas".into(),
+                operation: UPDATE.into(),
+                api_version: V.into(),
+                subresource: None,
+            }]
+        );
+        assert_eq!(
+            conflict_message(&conflicts, V),
+            "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using apps/v1: .spec.replicas"
+        );
+        let status = conflict_status(&conflicts, V);
+        assert_eq!(status["code"], json!(409));
+        assert_eq!(
+            status["details"]["causes"][0]["field"],
+            json!(".spec.replicas")
+        );
+
+        let forced = apply(Some(&edited), &applied, "kubesync", true, V, T2).expect("force");
+        assert_eq!(forced["spec"]["replicas"], json!(3));
+        assert!(owns(&forced, "kubesync", APPLY, &["f:spec", "f:replicas"]));
+        assert!(
+            entry(&forced, "kubectl-edit", UPDATE).is_none(),
+            "empty manager dropped"
+        );
+    }
+
+    #[test]
+    fn omitted_field_owned_by_another_manager_is_kept() {
+        // HPA style: the autoscaler owns spec.replicas; the applier omits it.
+        let first = apply(
+            None,
+            &deploy(Some(3), app("app:1")),
+            "kubesync",
+            false,
+            V,
+            T0,
+        )
+        .expect("create");
+        let mut scaled = strip_mf(&first);
+        scaled["spec"]["replicas"] = json!(7);
+        let scaled = update(&first, scaled, "hpa", T1);
+        let out = apply(
+            Some(&scaled),
+            &deploy(None, app("app:2")),
+            "kubesync",
+            false,
+            V,
+            T2,
+        )
+        .expect("no conflict");
+        assert_eq!(out["spec"]["replicas"], json!(7));
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"][0]["image"],
+            json!("app:2")
+        );
+        assert!(owns(&out, "hpa", UPDATE, &["f:spec", "f:replicas"]));
+    }
+
+    #[test]
+    fn list_item_fields_are_owned_per_key() {
+        let two = |app_image: &str, side_image: &str| {
+            deploy(
+                None,
+                json!([{"name": "app", "image": app_image}, {"name": "side", "image": side_image}]),
+            )
+        };
+        let first = apply(None, &two("app:1", "s:1"), "kubesync", false, V, T0).expect("create");
+        let mut edited = strip_mf(&first);
+        edited["spec"]["template"]["spec"]["containers"][1]["image"] = json!("s:2");
+        let edited = update(&first, edited, "kubectl-edit", T1);
+        let side_image = [
+            "f:spec",
+            "f:template",
+            "f:spec",
+            "f:containers",
+            r#"k:{"name":"side"}"#,
+            "f:image",
+        ];
+        assert!(owns(&edited, "kubectl-edit", UPDATE, &side_image));
+        assert!(
+            owns(&edited, "kubesync", APPLY, &side_image[..5]),
+            "item itself stays"
+        );
+
+        // Changing only the app image: no conflict, the sidecar edit survives
+        // because the applier declares the value the editor set.
+        let ok = apply(
+            Some(&edited),
+            &two("app:2", "s:2"),
+            "kubesync",
+            false,
+            V,
+            T2,
+        )
+        .expect("shared");
+        assert_eq!(
+            ok["spec"]["template"]["spec"]["containers"][1]["image"],
+            json!("s:2")
+        );
+
+        let conflicts = apply(
+            Some(&edited),
+            &two("app:2", "s:1"),
+            "kubesync",
+            false,
+            V,
+            T2,
+        )
+        .expect_err("conflict on the sidecar image only");
+        let fields: Vec<&str> = conflicts.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![r#".spec.template.spec.containers[name="side"].image"#]
+        );
+    }
+
+    #[test]
+    fn several_conflicts_group_by_manager() {
+        let first = apply(
+            None,
+            &deploy(Some(1), app("app:1")),
+            "kubesync",
+            false,
+            V,
+            T0,
+        )
+        .expect("create");
+        let mut e1 = strip_mf(&first);
+        e1["spec"]["replicas"] = json!(2);
+        e1["metadata"]["labels"]["app"] = json!("x");
+        let e1 = update(&first, e1, "kubectl-edit", T1);
+        let mut e2 = strip_mf(&e1);
+        e2["spec"]["template"]["spec"]["containers"][0]["image"] = json!("app:9");
+        let e2 = update(&e1, e2, "kubectl-set", T1);
+        let conflicts = apply(
+            Some(&e2),
+            &deploy(Some(1), app("app:1")),
+            "kubesync",
+            false,
+            V,
+            T2,
+        )
+        .expect_err("conflicts");
+        assert_eq!(
+            conflict_message(&conflicts, V),
+            "Apply failed with 3 conflicts: conflicts with \"kubectl-edit\" using apps/v1:\n\
+             - .metadata.labels.app\n\
+             - .spec.replicas\n\
+             conflicts with \"kubectl-set\" using apps/v1:\n\
+             - .spec.template.spec.containers[name=\"app\"].image"
+        );
+    }
+
+    #[test]
+    fn record_update_on_create_owns_every_field() {
+        let mut created = deploy(
+            Some(1),
+            json!([{"name": "app", "image": "a", "ports": [{"containerPort": 80}]}]),
+        );
+        created["status"] = json!({"replicas": 0});
+        created["metadata"]["uid"] = json!("u-1");
+        record_update(None, &mut created, "kubectl-create", V, T0, None);
+        let e = entry(&created, "kubectl-create", UPDATE).expect("entry");
+        assert_eq!(e.time.as_deref(), Some(T0));
+        assert_eq!(
+            e.fields.to_fields_v1(),
+            json!({
+                "f:metadata": {"f:labels": {"f:app": {}}},
+                "f:spec": {
+                    "f:replicas": {},
+                    "f:selector": {},
+                    "f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"app\"}": {
+                        ".": {}, "f:image": {}, "f:name": {},
+                        "f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}}
+                    }}}}
+                }
+            })
+        );
+        // A no-change update keeps the entry (and its time) as it was.
+        let same = update(&created, strip_mf(&created), "kubectl-create", T1);
+        assert_eq!(same, created);
+    }
+
+    #[test]
+    fn status_is_owned_only_through_the_status_subresource() {
+        let mut a = deploy(Some(1), app("a"));
+        a["status"] = json!({"replicas": 5});
+        let out = apply(None, &a, "kubesync", false, V, T0).expect("create");
+        assert!(
+            out.get("status").is_none(),
+            "main resource apply ignores status"
+        );
+        let st = apply_subresource(
+            Some(&out),
+            &json!({"status": {"replicas": 1}}),
+            "ctrl",
+            false,
+            V,
+            T1,
+            Some("status"),
+        )
+        .expect("status apply");
+        assert_eq!(st["status"], json!({"replicas": 1}));
+        assert_eq!(st["spec"], out["spec"]);
+        let e = managed_entries(&st)
+            .into_iter()
+            .find(|e| e.manager == "ctrl")
+            .expect("ctrl entry");
+        assert_eq!(e.subresource.as_deref(), Some("status"));
+        assert_eq!(
+            e.fields.to_fields_v1(),
+            json!({"f:status": {"f:replicas": {}}})
+        );
+
+        let mut st2 = strip_mf(&st);
+        st2["status"]["replicas"] = json!(2);
+        let mut st2v = st2.clone();
+        st2v["metadata"]["managedFields"] = st["metadata"]["managedFields"].clone();
+        record_update(Some(&st), &mut st2v, "kcm", V, T2, Some("status"));
+        let conflicts = apply_subresource(
+            Some(&st2v),
+            &json!({"status": {"replicas": 1}}),
+            "ctrl",
+            false,
+            V,
+            T2,
+            Some("status"),
+        )
+        .expect_err("status conflict");
+        assert_eq!(
+            conflict_message(&conflicts, V),
+            "Apply failed with 1 conflict: conflict with \"kcm\" with subresource \"status\" using apps/v1: .status.replicas"
+        );
+    }
+
+    #[test]
+    fn service_ports_and_finalizers_render_like_the_server() {
+        let svc = |target: i64| {
+            json!({"apiVersion": "v1", "kind": "Service",
+                   "metadata": {"name": "s", "finalizers": ["x/y"]},
+                   "spec": {"ports": [{"port": 80, "targetPort": target}]}})
+        };
+        let first = apply(None, &svc(8080), "kubesync", false, "v1", T0).expect("create");
+        let mut edited = strip_mf(&first);
+        edited["spec"]["ports"][0]["targetPort"] = json!(9090);
+        let mut edited_v = edited.clone();
+        edited_v["metadata"]["managedFields"] = first["metadata"]["managedFields"].clone();
+        record_update(Some(&first), &mut edited_v, "edit", "v1", T1, None);
+        let conflicts =
+            apply(Some(&edited_v), &svc(8080), "kubesync", false, "v1", T2).expect_err("conflict");
+        assert_eq!(
+            conflicts[0].field,
+            r#".spec.ports[port=80,protocol="TCP"].targetPort"#
+        );
+        assert!(owns(
+            &first,
+            "kubesync",
+            APPLY,
+            &["f:metadata", "f:finalizers", r#"v:"x/y""#]
+        ));
+    }
+
+    #[test]
+    fn never_panics_on_odd_input() {
+        let weird = [
+            json!(null),
+            json!([1, 2]),
+            json!("x"),
+            json!({"metadata": "nope", "spec": [1]}),
+            json!({"metadata": {"managedFields": [1, {"fieldsV1": "x"}, {"manager": 5}]}}),
+            json!({"spec": {"containers": [{"image": "no-name"}, {"name": {"a": 1}}]}}),
+            json!({"spec": {"containers": [{"name": "dup"}, {"name": "dup"}]}}),
+            json!({"spec": {"ports": [{"containerPort": 1}, {"port": 2}]}}),
+            json!({"metadata": {"finalizers": [{"a": 1}, "b"]}}),
+        ];
+        for live in &weird {
+            for applied in &weird {
+                let _ = apply(Some(live), applied, "m", false, V, T0);
+                let _ = apply(Some(live), applied, "m", true, V, T0);
+                let _ = apply(None, applied, "m", false, V, T0);
+                let mut new = applied.clone();
+                record_update(Some(live), &mut new, "m", V, T0, None);
+                let mut new = applied.clone();
+                record_update(None, &mut new, "m", V, T0, Some("status"));
+            }
+        }
+    }
+}
