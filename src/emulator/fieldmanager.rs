@@ -250,8 +250,12 @@ fn set_managed_fields(obj: &mut Value, entries: Vec<ManagedEntry>) {
 /// `obj` without `metadata.managedFields`.
 fn without_managed_fields(obj: &Value) -> Value {
     let mut out = obj.clone();
-    if let Some(Value::Object(meta)) = out.get_mut("metadata") {
-        meta.shift_remove("managedFields");
+    if let Value::Object(root) = &mut out {
+        if let Some(Value::Object(meta)) = root.get_mut("metadata") {
+            if meta.shift_remove("managedFields").is_some() && meta.is_empty() {
+                root.shift_remove("metadata");
+            }
+        }
     }
     out
 }
@@ -636,6 +640,18 @@ fn remove_path(
     prefix.pop();
 }
 
+/// Whether `path` names a key field of an associative-list item
+/// (`…k:{"name":"a"}.f:name`): key fields leave only with their item.
+fn is_key_field(path: &[Element]) -> bool {
+    let [.., item, field] = path else {
+        return false;
+    };
+    let (Some(key), Some(name)) = (item.strip_prefix("k:"), field.strip_prefix("f:")) else {
+        return false;
+    };
+    serde_json::from_str::<Map<String, Value>>(key).is_ok_and(|k| k.contains_key(name))
+}
+
 fn is_empty_container(v: &Value) -> bool {
     match v {
         Value::Object(m) => m.is_empty(),
@@ -731,7 +747,7 @@ pub fn apply_subresource(
     let owned = others.union(&new_set);
     let keep = |p: &[Element]| owned.covers(p);
     for p in last_set.difference(&new_set).paths() {
-        if owned.covers(&p) {
+        if owned.covers(&p) || is_key_field(&p) {
             continue;
         }
         remove_path(&mut merged, None, &p, &mut Vec::new(), &keep);
@@ -1372,6 +1388,97 @@ mod tests {
             APPLY,
             &["f:metadata", "f:finalizers", r#"v:"x/y""#]
         ));
+    }
+
+    #[test]
+    fn merge_order_nulls_and_kept_items() {
+        let live = json!({"spec": {"containers": [
+            {"name": "a", "image": "a:1"}, {"name": "x", "image": "x:1"}, {"name": "b", "image": "b:1"}]}});
+        let mut live_v = live.clone();
+        record_update(None, &mut live_v, "creator", V, T0, None);
+        // Applied order wins for applied items; live-only items stay in place.
+        let out = apply(
+            Some(&live_v),
+            &json!({"spec": {"containers": [{"name": "b", "image": "b:1"}, {"name": "c", "image": "c:1"}, {"name": "a", "image": "a:1"}]}}),
+            "m",
+            false,
+            V,
+            T1,
+        )
+        .expect("shared values");
+        let names: Vec<&str> = out["spec"]["containers"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c["name"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(names, vec!["b", "c", "a", "x"]);
+
+        // A null in the applied configuration unsets the field (and owns it).
+        let first = apply(
+            None,
+            &json!({"spec": {"replicas": 2, "paused": true}}),
+            "m",
+            false,
+            V,
+            T0,
+        )
+        .expect("create");
+        let out = apply(
+            Some(&first),
+            &json!({"spec": {"replicas": 2, "paused": null}}),
+            "m",
+            false,
+            V,
+            T1,
+        )
+        .expect("null");
+        assert_eq!(strip_mf(&out), json!({"spec": {"replicas": 2}}));
+
+        // Dropping a container keeps it when another manager owns a field in it.
+        let first = apply(
+            None,
+            &deploy(
+                None,
+                json!([{"name": "app", "image": "a"}, {"name": "side", "image": "s"}]),
+            ),
+            "m",
+            false,
+            V,
+            T0,
+        )
+        .expect("create");
+        let mut edited = strip_mf(&first);
+        edited["spec"]["template"]["spec"]["containers"][1]["env"] =
+            json!([{"name": "E", "value": "1"}]);
+        let edited = update(&first, edited, "editor", T1);
+        let out =
+            apply(Some(&edited), &deploy(None, app("a")), "m", false, V, T2).expect("drop side");
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"][1]["name"],
+            json!("side")
+        );
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"][1]["env"][0]["name"],
+            json!("E")
+        );
+    }
+
+    #[test]
+    fn update_removing_a_field_clears_every_owner() {
+        let first = apply(None, &deploy(Some(2), app("a")), "m", false, V, T0).expect("create");
+        let mut edited = strip_mf(&first);
+        if let Some(spec) = edited["spec"].as_object_mut() {
+            spec.shift_remove("replicas");
+        }
+        let edited = update(&first, edited, "editor", T1);
+        assert!(!owns(&edited, "m", APPLY, &["f:spec", "f:replicas"]));
+        // Nothing owns replicas now, so re-applying it is not a conflict.
+        let out = apply(Some(&edited), &deploy(Some(2), app("a")), "m", false, V, T2)
+            .expect("no conflict");
+        assert_eq!(out["spec"]["replicas"], json!(2));
+        assert!(
+            entry(&out, "editor", UPDATE).is_none(),
+            "editor owns nothing"
+        );
     }
 
     #[test]

@@ -904,6 +904,31 @@ mod tests {
     }
 
     #[test]
+    fn never_panics_on_odd_input() {
+        let values = [
+            json!(null),
+            json!(1),
+            json!("s"),
+            json!([1, {"a": 2}]),
+            json!({"a": [1, 2], "b": {"c": null}}),
+            json!({"spec": {"containers": [{"name": "a"}, {"image": "b"}, 3]}}),
+            json!({"$patch": "delete"}),
+            json!({"$retainKeys": 1, "$setElementOrder/x": 2, "$deleteFromPrimitiveList/y": 3}),
+            json!({"spec": {"containers": [{"$patch": "replace"}, {"$patch": "delete"}]}}),
+            json!([{"op": "move", "from": "/a", "path": "/a/b"}, {"op": "copy", "from": "/", "path": "/-"}]),
+            json!([{"op": "add", "path": "/a/-1/x", "value": 1}, {"op": "remove", "path": "/a/-9"}]),
+            json!([{"op": "test", "path": 5}, {"op": 7}, {"op": "replace", "path": "/a/~2", "value": 1}]),
+        ];
+        for t in &values {
+            for p in &values {
+                let _ = merge_patch(t, p);
+                let _ = json_patch(t, p);
+                let _ = strategic_merge_patch(t, p);
+            }
+        }
+    }
+
+    #[test]
     fn strategic_merge_patch_service_ports_and_errors() {
         let svc = json!({"spec": {"ports": [{"port": 80, "targetPort": 8080}, {"port": 443}]}});
         assert_eq!(
