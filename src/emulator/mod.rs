@@ -9,4 +9,6 @@
 //! kubesync logic: nothing here knows about Applications beyond serving CRDs.
 
 pub mod fieldmanager;
+pub mod fieldpath;
+pub mod listkeys;
 pub mod patch;
