@@ -96,7 +96,7 @@ fn fetch(
 ) -> Result<(), SourceError> {
     let unreachable = |e: git2::Error| SourceError::Unreachable {
         url: shown.to_string(),
-        reason: scrub(e.message(), creds),
+        reason: explain(&scrub(e.message(), creds)),
     };
     let mut remote = repo.remote_anonymous(url).map_err(unreachable)?;
     let mut opts = FetchOptions::new();
@@ -159,6 +159,21 @@ fn callbacks(creds: Option<Credentials>) -> RemoteCallbacks<'static> {
         ))
     });
     cb
+}
+
+/// A git transport message with a hint where the user can do something
+/// about it: this build's libgit2 has no TLS or ssh transport.
+fn explain(message: &str) -> String {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("tls") || lower.contains("ssl") || lower.contains("unsupported url protocol")
+    {
+        format!(
+            "{message} (this kubesync's git has no https or ssh transport; clone the \
+             repository yourself and pass --repo-override URL=PATH, or use a file:// URL)"
+        )
+    } else {
+        message.to_string()
+    }
 }
 
 /// `message` with any occurrence of the password removed (git messages
