@@ -700,3 +700,57 @@ fn concurrent_checkouts_share_one_export() {
         .collect();
     assert!(dirs.windows(2).all(|w| w[0] == w[1]), "{dirs:?}");
 }
+
+#[test]
+fn remote_with_a_dangling_head_falls_back_to_main() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = tmp.path().join("r.git");
+    git(
+        tmp.path(),
+        &["init", "-q", "--bare", bare.to_str().unwrap()],
+    );
+    git(
+        &f.root,
+        &["push", "-q", bare.to_str().unwrap(), "main", "feature"],
+    );
+    git(&bare, &["symbolic-ref", "HEAD", "refs/heads/gone"]);
+    let s = sources_for(&f.root);
+    let url = format!("file://{}", bare.display());
+    let co = s.checkout(Some(&url), None).unwrap();
+    assert_eq!(sha_of(&co), f.c4);
+
+    // The same bare repository as an override: no work tree, so HEAD.
+    let o = format!("https://h.example/o/r.git={}", bare.display());
+    let s = sources_with(&f.root, vec![o.parse().unwrap()], None);
+    let co = s.checkout(Some("https://h.example/o/r"), None).unwrap();
+    assert_eq!(sha_of(&co), f.c4);
+    let co = s
+        .checkout(Some("https://h.example/o/r"), Some(&rev("feature")))
+        .unwrap();
+    assert_eq!(sha_of(&co), f.c3);
+}
+
+#[test]
+fn submodules_are_skipped_in_exports() {
+    let f = fixture();
+    git(&f.root, &["checkout", "-q", "--", "apps/a/x.yaml"]);
+    git(
+        &f.root,
+        &[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("160000,{},vendor/sub", f.c1),
+        ],
+    );
+    git_at(
+        &f.root,
+        Some(1_000_600),
+        &["commit", "-q", "-m", "submodule"],
+    );
+    let s = sources_for(&f.root);
+    let co = s.checkout(None, Some(&RevisionSpec::Head)).unwrap();
+    assert!(!co.dir.join("vendor/sub").exists());
+    assert_eq!(read(&co, "apps/a/x.yaml"), "v: 4\n");
+}

@@ -98,8 +98,9 @@ impl Checkout {
                 // Missing, or a dangling symlink: say where a link leads if
                 // that is outside, else that the path is not there.
                 if let Some(target) = dangling_target(&self.dir, path) {
-                    if !normalize_lexically(&target).starts_with(&base)
-                        && !normalize_lexically(&target).starts_with(&self.dir)
+                    let lexical = normalize_lexically(&target);
+                    if !lexical.starts_with(&base)
+                        && !lexical.starts_with(normalize_lexically(&self.dir))
                     {
                         return Err(SourceError::PathEscapes {
                             path: self.describe(path),

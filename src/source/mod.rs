@@ -28,5 +28,5 @@ mod url;
 pub use checkout::{Checkout, Revision};
 pub use error::SourceError;
 pub use revision::version_cmp;
-pub use sources::{RepoInfo, SourceOptions, Sources};
+pub use sources::{RepoInfo, SourceOptions, Sources, ENV_PASSWORD, ENV_REPOCREDS, ENV_USERNAME};
 pub use url::{normalize_url, redact_url, RepoOverride};

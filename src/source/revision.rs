@@ -38,9 +38,17 @@ pub(crate) fn resolve(
         detail,
     };
     match spec {
-        RevisionSpec::Head => head_commit(repo)
-            .map_err(|e| SourceError::git(name, &e))?
-            .ok_or_else(|| not_found("HEAD has no commit (the repository is empty)".into())),
+        // An unborn HEAD (a remote whose HEAD names a missing branch) falls
+        // back to `main`, then `master`.
+        RevisionSpec::Head => match head_commit(repo).map_err(|e| SourceError::git(name, &e))? {
+            Some(oid) => Ok(oid),
+            None => default_branch(repo).map(|(_, oid)| oid).ok_or_else(|| {
+                not_found(format!(
+                    "HEAD has no commit and there is no main or master branch; {}",
+                    list("branches", branch_names(repo))
+                ))
+            }),
+        },
         RevisionSpec::Branch(b) => match find_branch(repo, b) {
             Some(oid) => Ok(oid),
             None => Err(not_found(format!(

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use git2::Repository;
+use git2::{ErrorCode, Repository};
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
@@ -142,6 +142,7 @@ impl Sources {
             }
             let (git, bare) = match Repository::open(&dir) {
                 Ok(r) => (true, r.is_bare()),
+                Err(e) if e.code() == ErrorCode::Owner => return Err(not_owned(&dir, &e)),
                 Err(_) => (false, false),
             };
             tracing::debug!(url = %redact_url(&o.url), path = %dir.display(), git, "repo override");
@@ -318,7 +319,11 @@ impl Sources {
 /// Credentials from the environment: `KUBESYNC_GIT_USERNAME` and
 /// `KUBESYNC_GIT_PASSWORD`, else the seeds' `REPOCREDS=user:password`.
 fn env_credentials() -> Option<Credentials> {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    credentials_from(|k| std::env::var(k).ok())
+}
+
+fn credentials_from(get: impl Fn(&str) -> Option<String>) -> Option<Credentials> {
+    let var = |k: &str| get(k).filter(|v| !v.is_empty());
     if let (Some(user), Some(password)) = (var(ENV_USERNAME), var(ENV_PASSWORD)) {
         return Some(Credentials { user, password });
     }
@@ -335,6 +340,17 @@ fn env_credentials() -> Option<Credentials> {
     }
 }
 
+fn not_owned(dir: &Path, e: &git2::Error) -> SourceError {
+    SourceError::NotAGitRepository {
+        path: dir.to_path_buf(),
+        message: format!(
+            "{} (the repository belongs to another user; run as its owner or add it to \
+             git's safe.directory)",
+            e.message()
+        ),
+    }
+}
+
 /// Finds the root repository from the root manifest's path.
 fn discover_root(manifest: &Path) -> Result<(RepoInfo, LocalRepo), SourceError> {
     let abs = std::fs::canonicalize(manifest).map_err(|_| SourceError::RootNotFound {
@@ -348,7 +364,14 @@ fn discover_root(manifest: &Path) -> Result<(RepoInfo, LocalRepo), SourceError> 
             .unwrap_or_else(|| abs.clone())
     };
 
-    if let Ok(repo) = Repository::discover(&manifest_dir) {
+    let discovered = match Repository::discover(&manifest_dir) {
+        Ok(repo) => Some(repo),
+        // A repository is there but libgit2 will not read it: say so rather
+        // than silently falling back to the work tree as a plain directory.
+        Err(e) if e.code() == ErrorCode::Owner => return Err(not_owned(&manifest_dir, &e)),
+        Err(_) => None,
+    };
+    if let Some(repo) = discovered {
         if let Some(workdir) = repo.workdir() {
             let dir = std::fs::canonicalize(workdir).map_err(|e| SourceError::io(workdir, e))?;
             let origin = repo
@@ -408,6 +431,29 @@ mod tests {
         check::<Sources>();
         check::<Checkout>();
         check::<SourceError>();
+    }
+
+    #[test]
+    fn credentials_from_the_environment() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let c = credentials_from(env(&[
+            (ENV_USERNAME, "u"),
+            (ENV_PASSWORD, "p"),
+            (ENV_REPOCREDS, "x:y"),
+        ]))
+        .unwrap();
+        assert_eq!((c.user.as_str(), c.password.as_str()), ("u", "p"));
+        let c = credentials_from(env(&[(ENV_USERNAME, "u"), (ENV_REPOCREDS, "x:y:z")])).unwrap();
+        assert_eq!((c.user.as_str(), c.password.as_str()), ("x", "y:z"));
+        assert!(credentials_from(env(&[(ENV_REPOCREDS, "nocolon")])).is_none());
+        assert!(credentials_from(env(&[])).is_none());
     }
 
     #[test]
