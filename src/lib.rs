@@ -9,3 +9,4 @@
 pub mod emulator;
 pub mod graph;
 pub mod model;
+pub mod source;
