@@ -144,7 +144,7 @@ fn missing_and_extra() {
     let none = compare(oref("Deployment", "web"), None, None);
     assert_eq!(none.kind, ObjectDiffKind::Same);
 
-    assert_eq!(app_status(&[none.clone()]), SyncStatus::Synced);
+    assert_eq!(app_status(std::slice::from_ref(&none)), SyncStatus::Synced);
     assert_eq!(app_status(&[none, m]), SyncStatus::OutOfSync);
     assert_eq!(app_status(&[e]), SyncStatus::OutOfSync);
     assert_eq!(app_status(&[]), SyncStatus::Synced);
