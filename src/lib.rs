@@ -8,3 +8,4 @@
 
 pub mod emulator;
 pub mod model;
+pub mod render;
