@@ -153,21 +153,41 @@ fn context(ctx: &Ctx, opts: &JinjaOptions, warnings: &mut Vec<String>) -> JValue
 }
 
 fn template_error(ctx: &Ctx, name: &str, e: &minijinja::Error) -> RenderError {
-    // An error inside an included template names that template.
-    let file = e.name().unwrap_or(name);
-    let mut message = match e.detail() {
-        Some(d) => format!("{}: {d}", e.kind()),
-        None => e.kind().to_string(),
-    };
+    // An error inside an included or imported template is reported at its
+    // own file and line (the innermost template error of the chain), with
+    // where it was included from.
+    let mut chain = vec![e];
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        message.push_str(&format!(": {s}"));
+        if let Some(inner) = s.downcast_ref::<minijinja::Error>() {
+            chain.push(inner);
+        }
         source = s.source();
+    }
+    let innermost = chain
+        .iter()
+        .rev()
+        .find(|err| err.name().is_some())
+        .copied()
+        .unwrap_or(e);
+    let file = innermost.name().unwrap_or(name);
+    let mut message = match innermost.detail() {
+        Some(d) => format!("{}: {d}", innermost.kind()),
+        None => innermost.kind().to_string(),
+    };
+    if !std::ptr::eq(innermost, e) {
+        if let Some(outer) = e.name() {
+            let at = ctx.label_in_app(Path::new(outer));
+            match e.line() {
+                Some(l) => message.push_str(&format!(" (included from {}:{l})", at.display())),
+                None => message.push_str(&format!(" (included from {})", at.display())),
+            }
+        }
     }
     RenderError::Template {
         app: ctx.app_name(),
         file: ctx.label_in_app(Path::new(file)),
-        line: e.line(),
+        line: innermost.line(),
         message,
     }
 }
