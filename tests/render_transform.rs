@@ -124,7 +124,11 @@ fn missing_execute_bit_is_reported() {
 fn missing_program_is_reported() {
     let repo = Repo::new();
     repo.mkdir("apps/gen");
-    let local = app_with("gen", None, "{path: apps/gen, transform: {command: [./nope.sh]}}");
+    let local = app_with(
+        "gen",
+        None,
+        "{path: apps/gen, transform: {command: [./nope.sh]}}",
+    );
     let e = render(&Renderer::new(), &repo, &local, None).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -159,13 +163,20 @@ fn non_zero_exit_carries_status_and_stderr_tail() {
         "apps/gen/fail.sh",
         "#!/bin/sh\nfor i in $(seq 1 30); do echo \"line $i\" >&2; done\nexit 3\n",
     );
-    let app = app_with("gen", None, "{path: apps/gen, transform: {command: [./fail.sh, x]}}");
+    let app = app_with(
+        "gen",
+        None,
+        "{path: apps/gen, transform: {command: [./fail.sh, x]}}",
+    );
     let e = render(&Renderer::new(), &repo, &app, None).unwrap_err();
     let RenderError::Transform { status, stderr, .. } = &e else {
         panic!("{e:?}")
     };
     assert_eq!(status, "exit status 3");
-    assert!(stderr.starts_with("[… 10 earlier lines]\nline 11\n"), "{stderr}");
+    assert!(
+        stderr.starts_with("[… 10 earlier lines]\nline 11\n"),
+        "{stderr}"
+    );
     assert!(stderr.ends_with("line 30"), "{stderr}");
     assert!(
         e.to_string()
@@ -193,16 +204,25 @@ fn timeout_kills_the_command_and_its_children() {
     );
     let start = Instant::now();
     let e = render(&Renderer::new(), &repo, &app, None).unwrap_err();
-    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(matches!(e, RenderError::Timeout { .. }), "{e:?}");
     assert!(
-        e.to_string().starts_with("application \"gen\": `./slow.sh ")
-            && e.to_string().ends_with("` did not finish within 500ms and was killed"),
+        e.to_string()
+            .starts_with("application \"gen\": `./slow.sh ")
+            && e.to_string()
+                .ends_with("` did not finish within 500ms and was killed"),
         "{e}"
     );
     // The background child would have touched the marker after 3s.
     std::thread::sleep(Duration::from_millis(3500));
-    assert!(!survivor.exists(), "the transform's child outlived the timeout");
+    assert!(
+        !survivor.exists(),
+        "the transform's child outlived the timeout"
+    );
 }
 
 #[test]
@@ -212,7 +232,11 @@ fn output_symlinks_may_not_escape() {
         "apps/gen/link.sh",
         "#!/bin/sh\nln -s /etc/hostname \"$OUTDIR/x.yaml\"\n",
     );
-    let app = app_with("gen", None, "{path: apps/gen, transform: {command: [./link.sh]}}");
+    let app = app_with(
+        "gen",
+        None,
+        "{path: apps/gen, transform: {command: [./link.sh]}}",
+    );
     let e = render(&Renderer::new(), &repo, &app, None).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -227,11 +251,16 @@ fn invalid_output_names_the_outdir_file() {
         "apps/gen/bad.sh",
         "#!/bin/sh\nprintf 'a: [1\\n' > \"$OUTDIR/bad.yaml\"\n",
     );
-    let app = app_with("gen", None, "{path: apps/gen, transform: {command: [./bad.sh]}}");
+    let app = app_with(
+        "gen",
+        None,
+        "{path: apps/gen, transform: {command: [./bad.sh]}}",
+    );
     let e = render(&Renderer::new(), &repo, &app, None).unwrap_err();
     assert!(
-        e.to_string()
-            .starts_with("application \"gen\": transform:bad.yaml: document 1: invalid YAML at line"),
+        e.to_string().starts_with(
+            "application \"gen\": transform:bad.yaml: document 1: invalid YAML at line"
+        ),
         "{e}"
     );
 }
