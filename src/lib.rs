@@ -2,13 +2,17 @@
 //!
 //! Data flows top to bottom through one module per concern: `model` (the
 //! Application), `source` (repositories and revisions), `render` (one renderer
-//! per kind), `tree` (app-of-apps expansion), `graph` (the dependency DAG), then
-//! the cluster-facing modules, with `cli` as a thin shell on top. `emulator`
+//! per kind), `tree` (app-of-apps expansion), `graph` (the dependency DAG),
+//! `health` and `diff` (pure judgements of live objects), then the
+//! cluster-facing modules, with `cli` as a thin shell on top. `emulator`
 //! stands in for a Kubernetes API server in tests and offline runs.
 
+pub mod cli;
 pub mod diff;
 pub mod emulator;
 pub mod graph;
 pub mod health;
 pub mod model;
+pub mod render;
 pub mod source;
+pub mod tree;

@@ -1,0 +1,479 @@
+//! The directory renderer: plain `*.yaml`, `*.yml` and `*.json` files, as
+//! `kubectl apply -f DIR` and Argo CD's directory source read them.
+//!
+//! - Files are read in sorted path order; hidden files and directories
+//!   (`.git`, `.helmignore`, …) are skipped; subdirectories only with `recurse`.
+//! - `include`/`exclude` are Argo CD globs (`*`, `?`, `[…]`, `{a,b}`), each
+//!   matched against the path relative to the app directory and against the
+//!   file name; a `*` also crosses `/`.
+//! - YAML files may hold many documents; JSON files one object or an array.
+//!   `kind: List` (and any `…List` with `items`) is flattened.
+//! - A document that is not a Kubernetes object (no `apiVersion`/`kind`, such
+//!   as a values file, or a kustomize configuration) is skipped with a warning;
+//!   an object without `metadata.name` is an error.
+//! - A symlink is followed only when it leads inside the repository.
+//!
+//! The walking and document handling here are shared with the jinja,
+//! transform, helm and kustomize renderers. This file reads files; it runs
+//! nothing.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use serde_json::Value;
+
+use super::{origin, Ctx, RenderError, Rendered, RendererKind};
+use crate::model::{yaml, DirectoryOptions, Manifest, ObjectRef};
+
+/// Renders a plain directory.
+pub(crate) fn render(ctx: &Ctx, opts: &DirectoryOptions) -> Result<Rendered, RenderError> {
+    let app = ctx.app_name();
+    let include = compile_glob(&app, "directory.include", opts.include.as_deref())?;
+    let exclude = compile_glob(&app, "directory.exclude", opts.exclude.as_deref())?;
+    let filter = Filter { include, exclude };
+    let files = walk(
+        &Walk {
+            app: &app,
+            root: &ctx.app_dir,
+            recurse: opts.recurse,
+            allowed: &[&ctx.repo_root],
+            label: &|rel| ctx.label_in_app(rel),
+        },
+        &|rel| is_manifest_file(rel) && filter.matches(rel),
+    )?;
+    let mut out = Collected::default();
+    for f in files {
+        out.file(&app, &ctx.label_in_app(&f.rel), &f.path)?;
+    }
+    Ok(out.into_rendered(RendererKind::Directory))
+}
+
+/// Objects and warnings gathered so far.
+#[derive(Debug, Default)]
+pub(crate) struct Collected {
+    pub manifests: Vec<Manifest>,
+    pub warnings: Vec<String>,
+}
+
+impl Collected {
+    pub fn into_rendered(self, renderer: RendererKind) -> Rendered {
+        Rendered {
+            renderer,
+            manifests: self.manifests,
+            warnings: self.warnings,
+        }
+    }
+
+    /// Reads and collects one `.yaml`/`.yml`/`.json` file; `label` is what
+    /// origins and errors call it.
+    pub fn file(&mut self, app: &str, label: &Path, path: &Path) -> Result<(), RenderError> {
+        let text = std::fs::read_to_string(path).map_err(|e| RenderError::Io {
+            app: app.to_string(),
+            path: label.to_path_buf(),
+            source: e,
+        })?;
+        if has_extension(path, "json") {
+            self.json_text(app, label, &text)
+        } else {
+            self.yaml_text(app, label, &text)
+        }
+    }
+
+    /// Collects every document of a multi-document YAML text.
+    pub fn yaml_text(&mut self, app: &str, label: &Path, text: &str) -> Result<(), RenderError> {
+        let docs = yaml::documents(text).map_err(|e| RenderError::Yaml {
+            app: app.to_string(),
+            file: label.to_path_buf(),
+            doc: e.doc,
+            line: e.line,
+            message: e.message,
+        })?;
+        for (doc, value) in docs {
+            self.document(app, label, doc, value)?;
+        }
+        Ok(())
+    }
+
+    /// Collects a JSON file: one object, or an array of them (each its own document).
+    pub fn json_text(&mut self, app: &str, label: &Path, text: &str) -> Result<(), RenderError> {
+        let value: Value = serde_json::from_str(text).map_err(|e| RenderError::Json {
+            app: app.to_string(),
+            file: label.to_path_buf(),
+            line: Some(e.line()).filter(|l| *l > 0),
+            message: strip_json_location(&e.to_string()),
+        })?;
+        match value {
+            Value::Array(items) => {
+                for (doc, item) in items.into_iter().enumerate() {
+                    self.document(app, label, doc, item)?;
+                }
+                Ok(())
+            }
+            Value::Null => Ok(()),
+            other => self.document(app, label, 0, other),
+        }
+    }
+
+    /// Collects one parsed document: an object, a list to flatten, or
+    /// something else to skip with a warning.
+    pub fn document(
+        &mut self,
+        app: &str,
+        label: &Path,
+        doc: usize,
+        value: Value,
+    ) -> Result<(), RenderError> {
+        let skip = |why: &str| format!("{}: document {}: skipped: {why}", label.display(), doc + 1);
+        let Value::Object(map) = &value else {
+            self.warnings.push(skip(&format!(
+                "not a Kubernetes object ({})",
+                describe(&value)
+            )));
+            return Ok(());
+        };
+        let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let kind = map.get("kind").and_then(Value::as_str).unwrap_or("");
+        if api_version.is_empty() || kind.is_empty() {
+            self.warnings.push(skip(
+                "not a Kubernetes object (it has no apiVersion and kind)",
+            ));
+            return Ok(());
+        }
+        if kind.ends_with("List") {
+            if let Some(Value::Array(items)) = map.get("items") {
+                let items = items.clone();
+                for item in items {
+                    self.document(app, label, doc, item)?;
+                }
+                return Ok(());
+            }
+        }
+        let group = crate::model::split_api_version(api_version).0;
+        if group == "kustomize.config.k8s.io" || group == "config.kubernetes.io" {
+            self.warnings.push(skip(&format!(
+                "a kustomize configuration ({kind}), not a Kubernetes object"
+            )));
+            return Ok(());
+        }
+        ObjectRef::from_object(&value).map_err(|message| RenderError::InvalidObject {
+            app: app.to_string(),
+            file: label.to_path_buf(),
+            doc,
+            message,
+        })?;
+        self.manifests.push(Manifest {
+            object: value,
+            origin: origin(label, doc),
+        });
+        Ok(())
+    }
+}
+
+fn describe(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "empty",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// serde_json appends " at line X column Y"; the line is reported separately.
+fn strip_json_location(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+pub(crate) fn has_extension(path: &Path, ext: &str) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+}
+
+/// `*.yaml`, `*.yml` or `*.json`.
+pub(crate) fn is_manifest_file(path: &Path) -> bool {
+    ["yaml", "yml", "json"]
+        .iter()
+        .any(|e| has_extension(path, e))
+}
+
+/// Compiles an Argo CD style glob (`{a,b}` alternatives; `*` crosses `/`).
+pub(crate) fn compile_glob(
+    app: &str,
+    option: &str,
+    pattern: Option<&str>,
+) -> Result<Option<GlobSet>, RenderError> {
+    let Some(pattern) = pattern.map(str::trim).filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let glob = GlobBuilder::new(pattern)
+        .literal_separator(false)
+        .build()
+        .map_err(|e| RenderError::BadOption {
+            app: app.to_string(),
+            option: option.to_string(),
+            message: format!("\"{pattern}\" is not a valid glob: {}", e.kind()),
+        })?;
+    let mut set = GlobSetBuilder::new();
+    set.add(glob);
+    set.build().map(Some).map_err(|e| RenderError::BadOption {
+        app: app.to_string(),
+        option: option.to_string(),
+        message: format!("\"{pattern}\" is not a valid glob: {e}"),
+    })
+}
+
+/// Include/exclude filter on paths relative to the app directory.
+pub(crate) struct Filter {
+    pub include: Option<GlobSet>,
+    pub exclude: Option<GlobSet>,
+}
+
+impl Filter {
+    pub fn matches(&self, rel: &Path) -> bool {
+        let name = rel.file_name().map(Path::new).unwrap_or(rel);
+        let hit = |g: &GlobSet| g.is_match(rel) || g.is_match(name);
+        if let Some(ex) = &self.exclude {
+            if hit(ex) {
+                return false;
+            }
+        }
+        match &self.include {
+            Some(inc) => hit(inc),
+            None => true,
+        }
+    }
+}
+
+/// A file found by [`walk`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FileEntry {
+    /// Path relative to the walked root, through symlinks as named.
+    pub rel: PathBuf,
+    /// The path to read (symlinks resolved).
+    pub path: PathBuf,
+}
+
+/// What to walk and how to name what is found.
+pub(crate) struct Walk<'a> {
+    pub app: &'a str,
+    /// Canonical directory to walk.
+    pub root: &'a Path,
+    pub recurse: bool,
+    /// Canonical directories symlinks may lead into.
+    pub allowed: &'a [&'a Path],
+    /// The label of a path relative to `root`, for errors.
+    pub label: &'a dyn Fn(&Path) -> PathBuf,
+}
+
+/// Lists the files under `w.root` that `want` accepts (given their relative
+/// path), sorted by path, skipping hidden entries. A symlink leading outside
+/// `w.allowed` is an error when it is a wanted file or a directory to descend
+/// into.
+pub(crate) fn walk(w: &Walk, want: &dyn Fn(&Path) -> bool) -> Result<Vec<FileEntry>, RenderError> {
+    let mut out = Vec::new();
+    let mut visited = HashSet::new();
+    visited.insert(w.root.to_path_buf());
+    walk_dir(w, want, w.root, Path::new(""), &mut visited, &mut out)?;
+    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(out)
+}
+
+fn walk_dir(
+    w: &Walk,
+    want: &dyn Fn(&Path) -> bool,
+    dir: &Path,
+    rel_dir: &Path,
+    visited: &mut HashSet<PathBuf>,
+    out: &mut Vec<FileEntry>,
+) -> Result<(), RenderError> {
+    let io = |rel: &Path, e: std::io::Error| RenderError::Io {
+        app: w.app.to_string(),
+        path: (w.label)(rel),
+        source: e,
+    };
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| io(rel_dir, e))? {
+        let entry = entry.map_err(|e| io(rel_dir, e))?;
+        names.push(entry.file_name());
+    }
+    names.sort();
+    for name in names {
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = dir.join(&name);
+        let rel = rel_dir.join(&name);
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| io(&rel, e))?;
+        let (real, is_dir) = if meta.file_type().is_symlink() {
+            let wanted_file = want(&rel);
+            let target = match path.canonicalize() {
+                Ok(t) => t,
+                Err(e) if wanted_file => {
+                    return Err(io(
+                        &rel,
+                        std::io::Error::new(e.kind(), format!("broken symlink: {e}")),
+                    ))
+                }
+                Err(_) => continue,
+            };
+            let is_dir = target.is_dir();
+            if !(wanted_file || (is_dir && w.recurse)) {
+                continue;
+            }
+            if !w.allowed.iter().any(|a| target.starts_with(a)) {
+                return Err(RenderError::PathEscapes {
+                    app: w.app.to_string(),
+                    path: (w.label)(&rel),
+                });
+            }
+            (target, is_dir)
+        } else {
+            (path, meta.is_dir())
+        };
+        if is_dir {
+            if w.recurse && visited.insert(real.clone()) {
+                walk_dir(w, want, &real, &rel, visited, out)?;
+            }
+        } else if real.is_file() && want(&rel) {
+            out.push(FileEntry { rel, path: real });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn collect_yaml(text: &str) -> Result<Collected, RenderError> {
+        let mut c = Collected::default();
+        c.yaml_text("web", Path::new("apps/web/x.yaml"), text)?;
+        Ok(c)
+    }
+
+    #[test]
+    fn lists_are_flattened_and_non_objects_skipped() {
+        let c = collect_yaml(
+            "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: b}}\n---\nreplicas: 3\n---\n- 1\n",
+        )
+        .unwrap();
+        assert_eq!(c.manifests.len(), 2);
+        assert_eq!(c.manifests[1].object["metadata"]["name"], "b");
+        assert_eq!(c.manifests[1].origin.doc, 0);
+        assert_eq!(
+            c.warnings,
+            vec![
+                "apps/web/x.yaml: document 2: skipped: not a Kubernetes object (it has no apiVersion and kind)",
+                "apps/web/x.yaml: document 3: skipped: not a Kubernetes object (a list)",
+            ]
+        );
+    }
+
+    #[test]
+    fn kustomize_configuration_is_skipped() {
+        let c = collect_yaml(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [a.yaml]\n",
+        )
+        .unwrap();
+        assert!(c.manifests.is_empty());
+        assert_eq!(c.warnings.len(), 1);
+        assert!(
+            c.warnings[0].contains("kustomize configuration"),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn object_without_name_is_an_error() {
+        let e = collect_yaml(
+            "apiVersion: v1\nkind: ConfigMap\n---\napiVersion: v1\nkind: Secret\nmetadata: {}\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "application \"web\": apps/web/x.yaml: document 1: ConfigMap has no metadata.name"
+        );
+    }
+
+    #[test]
+    fn invalid_yaml_names_document_and_line() {
+        let e =
+            collect_yaml("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\nkey: [1, 2\n")
+                .unwrap_err();
+        match &e {
+            RenderError::Yaml { doc, line, .. } => {
+                assert_eq!(*doc, 1);
+                assert!(line.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            e.to_string().starts_with(
+                "application \"web\": apps/web/x.yaml: document 2: invalid YAML at line"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn json_arrays_and_objects() {
+        let mut c = Collected::default();
+        c.json_text(
+            "web",
+            Path::new("a.json"),
+            &json!([
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}},
+                {"apiVersion": "v1", "kind": "List", "items": [
+                    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}}
+                ]}
+            ])
+            .to_string(),
+        )
+        .unwrap();
+        assert_eq!(c.manifests.len(), 2);
+        assert_eq!(c.manifests[1].origin.doc, 1);
+        let e = c
+            .json_text("web", Path::new("b.json"), "{\n  \"a\": 1,\n}")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "application \"web\": b.json: invalid JSON at line 3: trailing comma"
+        );
+    }
+
+    #[test]
+    fn filters_match_relative_path_or_file_name() {
+        let g = |p: &str| compile_glob("a", "x", Some(p)).unwrap();
+        let f = Filter {
+            include: g("{*.yaml,*.json}"),
+            exclude: g("test-*"),
+        };
+        assert!(f.matches(Path::new("deploy.yaml")));
+        assert!(f.matches(Path::new("sub/deploy.yaml")));
+        assert!(f.matches(Path::new("a.json")));
+        assert!(!f.matches(Path::new("a.yml")));
+        assert!(!f.matches(Path::new("test-x.yaml")));
+        assert!(!f.matches(Path::new("sub/test-x.yaml")));
+        let only_sub = Filter {
+            include: g("sub/*"),
+            exclude: None,
+        };
+        assert!(only_sub.matches(Path::new("sub/a.yaml")));
+        assert!(!only_sub.matches(Path::new("a.yaml")));
+        let e = compile_glob("web", "directory.include", Some("{a,b")).unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "application \"web\": directory.include: \"{a,b\" is not a valid glob"
+            ),
+            "{e}"
+        );
+    }
+}

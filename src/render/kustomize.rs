@@ -1,0 +1,344 @@
+//! The kustomize renderer: `kustomize build DIR`, or `kubectl kustomize DIR`
+//! when only kubectl is installed, run without a shell through
+//! [`super::process`].
+//!
+//! The app's kustomize options (namePrefix, nameSuffix, namespace, images,
+//! commonLabels, commonAnnotations) are applied the way Argo CD's `kustomize
+//! edit` would, but without touching the repository: kubesync writes an
+//! overlay `kustomization.yaml` into a fresh temporary directory whose only
+//! resource is the app directory, referenced by a *relative* path
+//! (kustomize refuses absolute roots). This is correct under kustomize's
+//! default load restrictions (`LoadRestrictionsRootOnly`): a directory
+//! resource becomes a kustomization root of its own, so the base still reads
+//! exactly the files it could read when built directly, and nothing else is
+//! loosened. `commonLabels` is written as `labels` with `includeSelectors`
+//! (the same effect, without kustomize's deprecation warning).
+//!
+//! Objects' origins are the kustomization directory (repository-relative)
+//! with the document index in kustomize's output. A failure is a
+//! [`RenderError::Kustomize`] with kustomize's stderr; on success, its stderr
+//! lines become warnings.
+
+use std::ffi::OsStr;
+use std::path::{Component, Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use super::directory::Collected;
+use super::process::{self, RunError};
+use super::{Ctx, RenderError, Rendered, RendererKind};
+use crate::model::KustomizeOptions;
+
+/// File names kustomize accepts for a kustomization, in its order of preference.
+pub const KUSTOMIZATION_FILES: [&str; 3] =
+    ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// The program that builds kustomizations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tool {
+    /// `kustomize build DIR`
+    Kustomize(PathBuf),
+    /// `kubectl kustomize DIR`
+    Kubectl(PathBuf),
+}
+
+impl Tool {
+    /// A configured binary: `kubectl…` by file name is run as `kubectl kustomize`.
+    pub fn from_path(path: PathBuf) -> Self {
+        let is_kubectl = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("kubectl"));
+        if is_kubectl {
+            Tool::Kubectl(path)
+        } else {
+            Tool::Kustomize(path)
+        }
+    }
+
+    fn command(&self, dir: &Path) -> (Command, String) {
+        match self {
+            Tool::Kustomize(p) => {
+                let mut c = Command::new(p);
+                c.arg("build").arg(dir);
+                (c, "kustomize build".into())
+            }
+            Tool::Kubectl(p) => {
+                let mut c = Command::new(p);
+                c.arg("kustomize").arg(dir);
+                (c, "kubectl kustomize".into())
+            }
+        }
+    }
+}
+
+/// Builds the kustomization in the app directory, with the options overlay if any.
+pub(crate) fn render(
+    ctx: &Ctx,
+    opts: &KustomizeOptions,
+    tool: &Tool,
+    path_env: Option<&OsStr>,
+    timeout: Duration,
+) -> Result<Rendered, RenderError> {
+    let app = ctx.app_name();
+    let dir_label = ctx.app_label();
+    // Kept alive until the build has run.
+    let overlay = if opts.is_empty() {
+        None
+    } else {
+        let tmp = tempfile::Builder::new()
+            .prefix("kubesync-kustomize-")
+            .tempdir()
+            .map_err(|e| ctx.io("(temporary kustomize overlay)", e))?;
+        let tmp_path = tmp
+            .path()
+            .canonicalize()
+            .map_err(|e| ctx.io("(temporary kustomize overlay)", e))?;
+        let base = relative_path(&tmp_path, &ctx.app_dir);
+        let text = overlay_kustomization(&app, &base, opts)?;
+        std::fs::write(tmp_path.join("kustomization.yaml"), text)
+            .map_err(|e| ctx.io("(temporary kustomize overlay)", e))?;
+        Some((tmp, tmp_path))
+    };
+    let build_dir = overlay
+        .as_ref()
+        .map(|(_, p)| p.clone())
+        .unwrap_or_else(|| ctx.app_dir.clone());
+
+    let (mut cmd, what) = tool.command(&build_dir);
+    cmd.current_dir(&ctx.app_dir);
+    if let Some(p) = path_env {
+        cmd.env("PATH", p);
+    }
+    tracing::debug!(dir = %dir_label.display(), tool = ?tool, "kustomize build");
+    let out = process::run(cmd, timeout).map_err(|e| match e {
+        RunError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            RenderError::MissingBinary {
+                app: app.clone(),
+                binary: "kustomize".into(),
+                hint: format!("{what} could not be started: {e}"),
+            }
+        }
+        RunError::Spawn(e) | RunError::Wait(e) => RenderError::Io {
+            app: app.clone(),
+            path: dir_label.clone(),
+            source: e,
+        },
+        RunError::TimedOut => RenderError::Timeout {
+            app: app.clone(),
+            command: format!("{what} {}", dir_label.display()),
+            after: timeout,
+        },
+    })?;
+    let hide_tmp = |s: &str| match &overlay {
+        Some((_, p)) => s.replace(&*p.to_string_lossy(), "<kubesync options overlay>"),
+        None => s.to_string(),
+    };
+    if !out.status.success() {
+        let stderr = hide_tmp(String::from_utf8_lossy(&out.stderr).trim());
+        return Err(RenderError::Kustomize {
+            app,
+            dir: dir_label,
+            stderr: if stderr.is_empty() {
+                format!(
+                    "{what} {} with no output on stderr",
+                    process::status_text(out.status)
+                )
+            } else {
+                stderr
+            },
+        });
+    }
+    let mut collected = Collected::default();
+    for line in String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
+        collected
+            .warnings
+            .push(format!("kustomize: {}", hide_tmp(line)));
+    }
+    collected.yaml_text(&app, &dir_label, &String::from_utf8_lossy(&out.stdout))?;
+    Ok(collected.into_rendered(RendererKind::Kustomize))
+}
+
+/// The overlay kustomization (as JSON, which kustomize reads as YAML).
+fn overlay_kustomization(
+    app: &str,
+    base: &Path,
+    opts: &KustomizeOptions,
+) -> Result<String, RenderError> {
+    let mut k = Map::new();
+    k.insert(
+        "apiVersion".into(),
+        json!("kustomize.config.k8s.io/v1beta1"),
+    );
+    k.insert("kind".into(), json!("Kustomization"));
+    k.insert("resources".into(), json!([base.to_string_lossy()]));
+    if let Some(p) = &opts.name_prefix {
+        k.insert("namePrefix".into(), json!(p));
+    }
+    if let Some(s) = &opts.name_suffix {
+        k.insert("nameSuffix".into(), json!(s));
+    }
+    if let Some(ns) = &opts.namespace {
+        k.insert("namespace".into(), json!(ns));
+    }
+    if !opts.images.is_empty() {
+        let images = opts
+            .images
+            .iter()
+            .map(|i| {
+                parse_image(i).map_err(|message| RenderError::BadOption {
+                    app: app.to_string(),
+                    option: "kustomize.images".into(),
+                    message,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        k.insert("images".into(), Value::Array(images));
+    }
+    if !opts.common_labels.is_empty() {
+        k.insert(
+            "labels".into(),
+            json!([{"pairs": opts.common_labels, "includeSelectors": true}]),
+        );
+    }
+    if !opts.common_annotations.is_empty() {
+        k.insert("commonAnnotations".into(), json!(opts.common_annotations));
+    }
+    serde_json::to_string_pretty(&Value::Object(k)).map_err(|e| RenderError::BadOption {
+        app: app.to_string(),
+        option: "kustomize".into(),
+        message: e.to_string(),
+    })
+}
+
+/// Parses an image override as `kustomize edit set image` and Argo CD take
+/// it: `[name=]newName[:tag][@digest]`, or `name:tag` / `name@digest`.
+fn parse_image(spec: &str) -> Result<Value, String> {
+    let spec = spec.trim();
+    let bad = || {
+        format!("\"{spec}\" is not an image override like nginx:1.25, nginx=registry/nginx:1.25 or nginx@sha256:…")
+    };
+    let (old, new) = match spec.split_once('=') {
+        Some((old, new)) => (Some(old.trim()), new.trim()),
+        None => (None, spec),
+    };
+    let (reference, digest) = match new.split_once('@') {
+        Some((r, d)) => (r, Some(d)),
+        None => (new, None),
+    };
+    let last_slash = reference.rfind('/').map(|i| i + 1).unwrap_or(0);
+    let (image, tag) = match reference[last_slash..].rfind(':') {
+        Some(i) => (
+            &reference[..last_slash + i],
+            Some(&reference[last_slash + i + 1..]),
+        ),
+        None => (reference, None),
+    };
+    let mut m = Map::new();
+    match old {
+        Some(old) => {
+            if old.is_empty() {
+                return Err(bad());
+            }
+            m.insert("name".into(), json!(old));
+            if !image.is_empty() && image != old {
+                m.insert("newName".into(), json!(image));
+            }
+        }
+        None => {
+            if image.is_empty() {
+                return Err(bad());
+            }
+            m.insert("name".into(), json!(image));
+        }
+    }
+    if let Some(t) = tag {
+        if t.is_empty() {
+            return Err(bad());
+        }
+        m.insert("newTag".into(), json!(t));
+    }
+    if let Some(d) = digest {
+        if d.is_empty() {
+            return Err(bad());
+        }
+        m.insert("digest".into(), json!(d));
+    }
+    if m.len() == 1 {
+        return Err(bad());
+    }
+    Ok(Value::Object(m))
+}
+
+/// A relative path from directory `from` to `to` (both absolute, canonical).
+fn relative_path(from: &Path, to: &Path) -> PathBuf {
+    let f: Vec<Component> = from.components().collect();
+    let t: Vec<Component> = to.components().collect();
+    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..f.len() {
+        out.push("..");
+    }
+    for c in &t[common..] {
+        out.push(c.as_os_str());
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_overrides() {
+        let p = |s: &str| parse_image(s).unwrap();
+        assert_eq!(p("nginx:1.25"), json!({"name": "nginx", "newTag": "1.25"}));
+        assert_eq!(
+            p("nginx=registry:5000/web/nginx:1.25"),
+            json!({"name": "nginx", "newName": "registry:5000/web/nginx", "newTag": "1.25"})
+        );
+        assert_eq!(
+            p("registry:5000/nginx@sha256:abc"),
+            json!({"name": "registry:5000/nginx", "digest": "sha256:abc"})
+        );
+        assert_eq!(
+            p("nginx=mirror/nginx"),
+            json!({"name": "nginx", "newName": "mirror/nginx"})
+        );
+        for bad in ["nginx", "=x:1", "nginx:", "nginx@"] {
+            assert!(parse_image(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(
+            relative_path(Path::new("/tmp/x"), Path::new("/work/repo/app")),
+            PathBuf::from("../../work/repo/app")
+        );
+        assert_eq!(
+            relative_path(Path::new("/a/b"), Path::new("/a/b/c")),
+            PathBuf::from("c")
+        );
+    }
+
+    #[test]
+    fn kubectl_is_recognised_by_name() {
+        assert!(matches!(
+            Tool::from_path("/usr/bin/kubectl".into()),
+            Tool::Kubectl(_)
+        ));
+        assert!(matches!(
+            Tool::from_path("/opt/kustomize".into()),
+            Tool::Kustomize(_)
+        ));
+    }
+}
