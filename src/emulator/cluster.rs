@@ -200,39 +200,35 @@ fn stable_view(obj: &Value) -> Value {
 }
 
 /// The 409 of a server-side apply that conflicts with other managers.
-pub fn apply_conflict(conflicts: &[Conflict]) -> ApiError {
-    let message = if let [c] = conflicts {
-        format!(
-            "Apply failed with 1 conflict: conflict with {:?}: {}",
-            c.manager, c.field
-        )
-    } else {
-        let mut managers: Vec<&str> = conflicts.iter().map(|c| c.manager.as_str()).collect();
-        managers.sort();
-        managers.dedup();
-        let mut lines = Vec::new();
-        for m in managers {
-            lines.push(format!("conflicts with {m:?}:"));
-            for c in conflicts.iter().filter(|c| c.manager == m) {
-                lines.push(format!("- {}", c.field));
-            }
-        }
-        format!(
-            "Apply failed with {} conflicts: {}",
-            conflicts.len(),
-            lines.join("\n")
-        )
-    };
-    let mut e = ApiError::new(409, "Conflict", message);
+pub fn apply_conflict(conflicts: &[Conflict], api_version: &str) -> ApiError {
+    let status = fieldmanager::conflict_status(conflicts, api_version);
+    let mut e = ApiError::new(
+        409,
+        "Conflict",
+        fieldmanager::conflict_message(conflicts, api_version),
+    );
     e.with_details = true;
-    e.causes = conflicts
-        .iter()
-        .map(|c| Cause {
-            reason: "FieldManagerConflict".into(),
-            message: format!("conflict with {:?}", c.manager),
-            field: c.field.clone(),
+    e.causes = status
+        .pointer("/details/causes")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| Cause {
+                    reason: "FieldManagerConflict".into(),
+                    message: c
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .into(),
+                    field: c
+                        .get("field")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .into(),
+                })
+                .collect()
         })
-        .collect();
+        .unwrap_or_default();
     e
 }
 
@@ -343,7 +339,8 @@ fn carry_system_meta(old: &Value, new: &mut Value) {
 }
 
 fn continue_token(rv: u64, key: &ObjectKey) -> String {
-    let raw = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": format!("{}/{}\u{0}", key.0, key.1)});
+    let raw =
+        json!({"v": "meta.k8s.io/v1", "rv": rv, "start": format!("{}/{}\u{0}", key.0, key.1)});
     b64_encode(raw.to_string().as_bytes())
 }
 
@@ -351,7 +348,10 @@ fn parse_continue(token: &str) -> Result<(u64, ObjectKey), ApiError> {
     let bad = |why: &str| ApiError::bad_request(format!("continue key is not valid: {why}"));
     let raw = b64_decode(token).ok_or_else(|| bad("illegal base64 data"))?;
     let v: Value = serde_json::from_slice(&raw).map_err(|e| bad(&e.to_string()))?;
-    let rv = v.get("rv").and_then(Value::as_u64).ok_or_else(|| bad("missing rv"))?;
+    let rv = v
+        .get("rv")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| bad("missing rv"))?;
     let start = v
         .get("start")
         .and_then(Value::as_str)
@@ -394,7 +394,12 @@ impl Cluster {
     }
 
     /// The served type at `group/version/plural`.
-    pub fn resource_at(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceType>> {
+    pub fn resource_at(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Option<Arc<ResourceType>> {
         self.lock().registry.lookup(group, version, plural)
     }
 
@@ -421,14 +426,24 @@ impl Cluster {
     }
 
     /// The `Scale` of an object with a scale subresource.
-    pub fn get_scale(&self, rt: &ResourceType, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+    pub fn get_scale(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
         Ok(scale_of(&self.get(rt, ns, name)?))
     }
 
     /// A `<Kind>List` of the objects matching `opts` (one page of them when
     /// `limit` is set). Pages continue from the key after the last one
     /// returned, over the live state.
-    pub fn list(&self, rt: &ResourceType, ns: Option<&str>, opts: &ListOptions) -> Result<Value, ApiError> {
+    pub fn list(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<Value, ApiError> {
         let st = self.lock();
         let (list_rv, after) = match opts.continue_token.as_deref().filter(|t| !t.is_empty()) {
             Some(t) => {
@@ -475,7 +490,12 @@ impl Cluster {
     }
 
     /// Subscribes to changes and computes what a watch sends first.
-    pub fn watch_begin(&self, rt: &ResourceType, ns: Option<&str>, start: WatchStart) -> Result<WatchBegin, ApiError> {
+    pub fn watch_begin(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        start: WatchStart,
+    ) -> Result<WatchBegin, ApiError> {
         let st = self.lock();
         let receiver = st.subscribe();
         let rv = st.resource_version();
@@ -512,7 +532,13 @@ impl Cluster {
     }
 
     /// POST: creates an object (201 semantics); returns it as stored.
-    pub fn create(&self, rt: &ResourceType, ns: Option<&str>, body: Value, opts: &WriteOptions) -> Result<Value, ApiError> {
+    pub fn create(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        body: Value,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
         let obj = prepare_body(rt, ns, body, None)?;
         let mut st = self.lock();
         self.insert_new(&mut st, rt, obj, opts, true)
@@ -527,9 +553,17 @@ impl Cluster {
         record: bool,
     ) -> Result<Value, ApiError> {
         let meta = child_mut(&mut obj, "metadata");
-        let name = match meta.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+        let name = match meta
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
             Some(n) => n.to_string(),
-            None => match meta.get("generateName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            None => match meta
+                .get("generateName")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+            {
                 Some(prefix) => {
                     let n = format!("{prefix}{}", random_suffix());
                     meta.insert("name".into(), json!(n));
@@ -565,7 +599,11 @@ impl Cluster {
         let ts = now();
         {
             let meta = child_mut(&mut obj, "metadata");
-            for k in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+            for k in [
+                "resourceVersion",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+            ] {
                 meta.remove(k);
             }
             meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
@@ -589,7 +627,14 @@ impl Cluster {
             defaults::establish_crd(&mut obj, &ts);
         }
         if record {
-            fieldmanager::record_update(None, &mut obj, &opts.field_manager, &rt.api_version(), &ts, None);
+            fieldmanager::record_update(
+                None,
+                &mut obj,
+                &opts.field_manager,
+                &rt.api_version(),
+                &ts,
+                None,
+            );
         }
         if opts.dry_run {
             return Ok(present(rt, &obj));
@@ -674,19 +719,33 @@ impl Cluster {
             return match old {
                 None if sub.is_some() => Err(ApiError::not_found(&rt.group, &rt.plural, name)),
                 None => {
-                    let created = fieldmanager::apply(None, &applied, manager, force, &api_version, &ts)
-                        .map_err(|c| apply_conflict(&c))?;
+                    let created =
+                        fieldmanager::apply(None, &applied, manager, force, &api_version, &ts)
+                            .map_err(|c| apply_conflict(&c, &api_version))?;
                     let obj = prepare_body(rt, ns, created, Some(name))?;
                     Ok((self.insert_new(&mut st, rt, obj, opts, false)?, true))
                 }
                 Some(old) => {
-                    if let Some(rv) = meta_str(&applied, "resourceVersion").filter(|r| !r.is_empty()) {
+                    if let Some(rv) =
+                        meta_str(&applied, "resourceVersion").filter(|r| !r.is_empty())
+                    {
                         check_rv(rt, name, &old, Some(rv))?;
                     }
-                    let merged = fieldmanager::apply(Some(&old), &applied, manager, force, &api_version, &ts)
-                        .map_err(|c| apply_conflict(&c))?;
+                    let merged = fieldmanager::apply_subresource(
+                        Some(&old),
+                        &applied,
+                        manager,
+                        force,
+                        &api_version,
+                        &ts,
+                        sub.map(Subresource::as_str),
+                    )
+                    .map_err(|c| apply_conflict(&c, &api_version))?;
                     let merged = prepare_body(rt, ns, merged, Some(name))?;
-                    Ok((self.commit_update(&mut st, rt, &old, merged, opts, sub, false)?, false))
+                    Ok((
+                        self.commit_update(&mut st, rt, &old, merged, opts, sub, false)?,
+                        false,
+                    ))
                 }
             };
         }
@@ -712,7 +771,10 @@ impl Cluster {
             return Ok((scale_of(&out), false));
         }
         let patched = prepare_body(rt, ns, patched, Some(name))?;
-        Ok((self.commit_update(&mut st, rt, &old, patched, opts, sub, true)?, false))
+        Ok((
+            self.commit_update(&mut st, rt, &old, patched, opts, sub, true)?,
+            false,
+        ))
     }
 
     /// The common tail of update and patch: keeps server-owned metadata,
@@ -785,7 +847,10 @@ impl Cluster {
             child_mut(&mut new, "metadata").insert("generation".into(), json!(g + 1));
         }
         let mut stable_old = stable_view(old);
-        if let Some(m) = stable_old.get_mut("metadata").and_then(Value::as_object_mut) {
+        if let Some(m) = stable_old
+            .get_mut("metadata")
+            .and_then(Value::as_object_mut)
+        {
             m.remove("resourceVersion");
         }
         if stable_view(&new) == stable_old {
@@ -814,7 +879,13 @@ impl Cluster {
 
     /// DELETE. Returns the body the real server returns: the object (pods,
     /// namespaces, objects held by finalizers) or a success `Status`.
-    pub fn delete(&self, rt: &ResourceType, ns: Option<&str>, name: &str, opts: &DeleteOptions) -> Result<Value, ApiError> {
+    pub fn delete(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Value, ApiError> {
         let mut st = self.lock();
         self.delete_locked(&mut st, rt, ns, name, opts)
     }
@@ -880,7 +951,10 @@ impl Cluster {
                 if !rtype.namespaced {
                     continue;
                 }
-                let keys: Vec<ObjectKey> = st.iter(&r, Some(name), None).map(|(k, _)| k.clone()).collect();
+                let keys: Vec<ObjectKey> = st
+                    .iter(&r, Some(name), None)
+                    .map(|(k, _)| k.clone())
+                    .collect();
                 for k in keys {
                     st.remove(&r, &k.0, &k.1);
                 }
@@ -913,13 +987,20 @@ impl Cluster {
 
     /// What follows the removal of an object: a CRD's objects and types go,
     /// and dependents are collected (or orphaned) by owner reference.
-    fn after_remove(&self, st: &mut State, rt: &ResourceType, removed: &Value, propagation: Propagation) {
+    fn after_remove(
+        &self,
+        st: &mut State,
+        rt: &ResourceType,
+        removed: &Value,
+        propagation: Propagation,
+    ) {
         if is_crd(rt) {
             let name = meta_str(removed, "name").unwrap_or_default();
             let types = st.registry.remove_crd(name);
             if let Some(t) = types.first() {
                 let gr = t.group_resource();
-                let keys: Vec<ObjectKey> = st.iter(&gr, None, None).map(|(k, _)| k.clone()).collect();
+                let keys: Vec<ObjectKey> =
+                    st.iter(&gr, None, None).map(|(k, _)| k.clone()).collect();
                 for k in keys {
                     st.remove(&gr, &k.0, &k.1);
                 }
@@ -934,7 +1015,10 @@ impl Cluster {
                     .filter(|(_, o)| {
                         o.pointer("/metadata/ownerReferences")
                             .and_then(Value::as_array)
-                            .is_some_and(|refs| refs.iter().any(|r| r.get("uid").and_then(Value::as_str) == Some(&uid)))
+                            .is_some_and(|refs| {
+                                refs.iter()
+                                    .any(|r| r.get("uid").and_then(Value::as_str) == Some(&uid))
+                            })
                     })
                     .map(|(k, o)| (k.clone(), o.clone()))
                     .collect();
@@ -1027,7 +1111,13 @@ fn check_rv(rt: &ResourceType, name: &str, old: &Value, rv: Option<&str>) -> Res
 fn scale_of(obj: &Value) -> Value {
     let meta = obj.get("metadata").cloned().unwrap_or(json!({}));
     let mut m = Map::new();
-    for k in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for k in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = meta.get(k) {
             m.insert(k.into(), v.clone());
         }
@@ -1045,7 +1135,12 @@ fn scale_of(obj: &Value) -> Value {
 }
 
 /// `old` with `spec.replicas` from a `Scale` body.
-fn with_replicas(rt: &ResourceType, name: &str, old: &Value, scale: &Value) -> Result<Value, ApiError> {
+fn with_replicas(
+    rt: &ResourceType,
+    name: &str,
+    old: &Value,
+    scale: &Value,
+) -> Result<Value, ApiError> {
     let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64);
     let Some(n) = replicas.filter(|n| *n >= 0) else {
         return Err(ApiError::invalid(

@@ -35,7 +35,8 @@ pub fn on_create(rt: &ResourceType, obj: &mut Value, cluster_ip: impl FnOnce() -
                 spec.insert("clusterIPs".into(), json!([ip]));
             }
             if ty != "ExternalName" {
-                spec.entry("sessionAffinity").or_insert_with(|| json!("None"));
+                spec.entry("sessionAffinity")
+                    .or_insert_with(|| json!("None"));
                 spec.entry("ipFamilies").or_insert_with(|| json!(["IPv4"]));
                 spec.entry("ipFamilyPolicy")
                     .or_insert_with(|| json!("SingleStack"));
@@ -98,10 +99,7 @@ fn common(rt: &ResourceType, obj: &mut Value, _old: Option<&Value>) {
             m.entry("type").or_insert_with(|| json!("Opaque"));
         }
         ("", "services") => {
-            if let Some(ports) = obj
-                .pointer_mut("/spec/ports")
-                .and_then(Value::as_array_mut)
-            {
+            if let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
                 for p in ports.iter_mut().filter(|p| p.is_object()) {
                     let port = p.get("port").cloned();
                     let pm = obj_mut(p);
@@ -186,7 +184,9 @@ pub fn validate_crd(crd: &Value) -> Result<(), ApiError> {
     if versions.is_empty() {
         causes.push(Cause {
             reason: "FieldValueInvalid".into(),
-            message: "Invalid value: \"null\": must have exactly one version marked as storage version".into(),
+            message:
+                "Invalid value: \"null\": must have exactly one version marked as storage version"
+                    .into(),
             field: "spec.versions".into(),
         });
     } else {
@@ -221,7 +221,10 @@ pub fn validate_crd(crd: &Value) -> Result<(), ApiError> {
 pub fn establish_crd(crd: &mut Value, now: &str) {
     let names = crd.pointer("/spec/names").cloned().unwrap_or(json!({}));
     let mut accepted = names.clone();
-    let kind = names.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let kind = names
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     {
         let a = obj_mut(&mut accepted);
         a.entry("singular")

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use super::resources::{Registry, ResourceType};
 
 /// The content type of an aggregated discovery response.
-pub const AGGREGATED_V2: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+pub const AGGREGATED_V2: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 const AGGREGATED_V2BETA1: &str =
     "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList";
 
@@ -121,13 +122,17 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
         }
         resources.push(r);
         if t.status {
-            resources.push(json!({"name": format!("{}/status", t.plural), "singularName": "",
-                "namespaced": t.namespaced, "kind": t.kind, "verbs": sub_verbs()}));
+            resources.push(
+                json!({"name": format!("{}/status", t.plural), "singularName": "",
+                "namespaced": t.namespaced, "kind": t.kind, "verbs": sub_verbs()}),
+            );
         }
         if t.scale {
-            resources.push(json!({"name": format!("{}/scale", t.plural), "singularName": "",
+            resources.push(
+                json!({"name": format!("{}/scale", t.plural), "singularName": "",
                 "namespaced": t.namespaced, "group": "autoscaling", "version": "v1",
-                "kind": "Scale", "verbs": sub_verbs()}));
+                "kind": "Scale", "verbs": sub_verbs()}),
+            );
         }
     }
     let gv = types[0].api_version();

@@ -192,7 +192,9 @@ fn verb_of(method: &Method, r: &ResourceRoute, q: &Query) -> Option<&'static str
 }
 
 fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> &'a str {
-    h.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
 }
 
 /// The field manager of a write: the `fieldManager` parameter, else the
@@ -237,12 +239,20 @@ async fn read_body(body: Body, headers: &HeaderMap) -> Result<bytes::Bytes, ApiE
             return Err(ApiError::too_large(MAX_BODY_BYTES));
         }
     }
-    match http_body_util::Limited::new(body, MAX_BODY_BYTES).collect().await {
+    match http_body_util::Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
             Err(ApiError::too_large(MAX_BODY_BYTES))
         }
-        Err(e) => Err(ApiError::bad_request(format!("error reading request body: {e}"))),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "error reading request body: {e}"
+        ))),
     }
 }
 
@@ -261,13 +271,12 @@ fn decode_object(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
         "" | "application/json" | "*/*" => serde_json::from_slice(bytes).map_err(|e| {
             ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
         }),
-        "application/yaml" | "application/x-yaml" | "text/yaml" => {
-            serde_yaml::from_slice(bytes).map_err(|e| {
+        "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml::from_slice(bytes)
+            .map_err(|e| {
                 ApiError::bad_request(format!(
                     "error decoding YAML: error converting YAML to JSON: yaml: {e}"
                 ))
-            })
-        }
+            }),
         _ => Err(ApiError::unsupported_media_type(&[
             "application/json",
             "application/yaml",
@@ -377,7 +386,18 @@ async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
         Route::NotFound => text_404(),
         Route::Resource(rr) => {
             let verb = info.verb.clone();
-            match serve_resource(&s, rr, &verb, &q, &parts.headers, &user_agent, &accept, body).await {
+            match serve_resource(
+                &s,
+                rr,
+                &verb,
+                &q,
+                &parts.headers,
+                &user_agent,
+                &accept,
+                body,
+            )
+            .await
+            {
                 Ok(resp) => resp,
                 Err(e) => error_response(&e),
             }
@@ -388,7 +408,9 @@ async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
 fn list_options(q: &Query, rt: &ResourceType) -> Result<ListOptions, ApiError> {
     let limit = match q.get("limit").filter(|l| !l.is_empty()) {
         Some(l) => Some(l.parse::<usize>().map_err(|_| {
-            ApiError::bad_request(format!("limit: Invalid value: {l:?}: must be a non-negative integer"))
+            ApiError::bad_request(format!(
+                "limit: Invalid value: {l:?}: must be a non-negative integer"
+            ))
         })?),
         None => None,
     };
@@ -544,12 +566,17 @@ async fn serve_resource(
                 bookmark_interval: s.bookmark_interval,
             };
             let body = match cluster.watch_begin(&rt, ns, start) {
-                Ok(begin) => Body::from_stream(watch::stream(rt.clone(), params, begin, s.shutdown.clone())),
+                Ok(begin) => {
+                    Body::from_stream(watch::stream(rt.clone(), params, begin, s.shutdown.clone()))
+                }
                 Err(e) => Body::from(watch::error_line(&e)),
             };
             Ok((
                 StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-cache")],
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (header::CACHE_CONTROL, "no-cache"),
+                ],
                 body,
             )
                 .into_response())
@@ -577,7 +604,9 @@ async fn serve_resource(
             let patch_type = match media_type(headers).as_str() {
                 "application/merge-patch+json" => PatchType::Merge,
                 "application/json-patch+json" => PatchType::Json,
-                "application/strategic-merge-patch+json" if rt.strategic_merge() => PatchType::Strategic,
+                "application/strategic-merge-patch+json" if rt.strategic_merge() => {
+                    PatchType::Strategic
+                }
                 "application/apply-patch+yaml" => PatchType::Apply {
                     force: force == Some(true),
                 },
@@ -626,9 +655,8 @@ async fn serve_resource(
                     ))
                 })?
             } else {
-                serde_json::from_slice(&bytes).map_err(|e| {
-                    ApiError::bad_request(format!("error decoding patch: {e}"))
-                })?
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
             };
             if is_apply && !patch.is_object() {
                 return Err(ApiError::bad_request(
@@ -650,7 +678,10 @@ async fn serve_resource(
             let bytes = read_body(body, headers).await?;
             let opts = delete_options(q, &bytes)?;
             let list = list_options(q, &rt)?;
-            Ok(json_response(200, &cluster.delete_collection(&rt, ns, &list, &opts)?))
+            Ok(json_response(
+                200,
+                &cluster.delete_collection(&rt, ns, &list, &opts)?,
+            ))
         }
         _ => Err(ApiError::method_not_allowed()),
     }

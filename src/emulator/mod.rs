@@ -28,8 +28,10 @@ mod defaults;
 pub mod discovery;
 pub mod errors;
 pub mod fieldmanager;
+pub mod fieldpath;
 pub mod hooks;
 mod http;
+pub mod listkeys;
 pub mod openapi;
 pub mod patch;
 pub mod resources;
@@ -45,11 +47,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use accounting::{RequestAccounting, RequestCounts};
-pub use cluster::{Cluster, DeleteOptions, ListOptions, PatchType, Propagation, Subresource, WriteOptions};
+pub use cluster::{
+    Cluster, DeleteOptions, ListOptions, PatchType, Propagation, Subresource, WriteOptions,
+};
 pub use errors::ApiError;
 pub use hooks::{Controller, Fault, RequestHook, RequestInfo};
 pub use http::MAX_BODY_BYTES;
-pub use server::{kubeconfig_yaml, serve_forever, Emulator, EmulatorConfig, EmulatorHandle, CLUSTER_NAME};
+pub use server::{
+    kubeconfig_yaml, serve_forever, Emulator, EmulatorConfig, EmulatorHandle, CLUSTER_NAME,
+};
 pub use store::{EventType, WatchEvent};
 
 /// `kubesync emulator`: run a local Kubernetes API emulator until Ctrl-C.
@@ -60,7 +66,11 @@ pub use store::{EventType, WatchEvent};
 #[derive(Debug, Clone, clap::Args)]
 pub struct EmulatorArgs {
     /// Address to listen on (plain HTTP; use a loopback address).
-    #[arg(long, default_value = "127.0.0.1:6443", env = "KUBESYNC_EMULATOR_LISTEN")]
+    #[arg(
+        long,
+        default_value = "127.0.0.1:6443",
+        env = "KUBESYNC_EMULATOR_LISTEN"
+    )]
     pub listen: SocketAddr,
     /// Write a kubeconfig for the emulator (context "kubesync-emulator") here.
     #[arg(long, value_name = "PATH")]

@@ -74,7 +74,14 @@ fn responses(def: &str, codes: &[&str]) -> Value {
     Value::Object(m)
 }
 
-fn op(t: &ResourceType, action: &str, op_id: &str, params: Vec<Value>, def: &str, codes: &[&str]) -> Value {
+fn op(
+    t: &ResourceType,
+    action: &str,
+    op_id: &str,
+    params: Vec<Value>,
+    def: &str,
+    codes: &[&str],
+) -> Value {
     json!({
         "operationId": op_id,
         "parameters": params,
@@ -150,7 +157,14 @@ fn add_paths(paths: &mut Map<String, Value>, t: &ResourceType) {
         }),
     );
     scope.push(path_param("name"));
-    let mut put = op(t, "put", &format!("replace{id}"), write_params(scope.clone()), &def, &["200", "201"]);
+    let mut put = op(
+        t,
+        "put",
+        &format!("replace{id}"),
+        write_params(scope.clone()),
+        &def,
+        &["200", "201"],
+    );
     put["requestBody"] = body(&def);
     paths.insert(
         format!("{collection}/{{name}}"),
@@ -162,7 +176,14 @@ fn add_paths(paths: &mut Map<String, Value>, t: &ResourceType) {
         }),
     );
     if t.status {
-        let mut put = op(t, "put", &format!("replace{id}Status"), write_params(scope.clone()), &def, &["200", "201"]);
+        let mut put = op(
+            t,
+            "put",
+            &format!("replace{id}Status"),
+            write_params(scope.clone()),
+            &def,
+            &["200", "201"],
+        );
         put["requestBody"] = body(&def);
         paths.insert(
             format!("{collection}/{{name}}/status"),
@@ -176,7 +197,11 @@ fn add_paths(paths: &mut Map<String, Value>, t: &ResourceType) {
 }
 
 fn kind_schema(t: &ResourceType, list: bool) -> Value {
-    let kind = if list { format!("{}List", t.kind) } else { t.kind.clone() };
+    let kind = if list {
+        format!("{}List", t.kind)
+    } else {
+        t.kind.clone()
+    };
     let mut props = json!({
         "apiVersion": {"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."},
         "kind": {"type": "string", "description": "Kind is a string value representing the REST resource this object represents."},

@@ -91,7 +91,9 @@ impl ResourceType {
         }
         let package = match self.group.as_str() {
             "" => "io.k8s.api.core".to_string(),
-            "apiextensions.k8s.io" => "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions".into(),
+            "apiextensions.k8s.io" => {
+                "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions".into()
+            }
             g => format!("io.k8s.api.{}", g.split('.').next().unwrap_or(g)),
         };
         format!("{package}.{}.{}", self.version, self.kind)
@@ -215,8 +217,15 @@ const BUILTINS: &[Row] = &[
         .status()
         .generation()
         .all(),
-    row("rbac.authorization.k8s.io", "v1", "Role", "roles", &[], true)
-        .names(NameRule::PathSegment),
+    row(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "Role",
+        "roles",
+        &[],
+        true,
+    )
+    .names(NameRule::PathSegment),
     row(
         "rbac.authorization.k8s.io",
         "v1",
@@ -244,9 +253,16 @@ const BUILTINS: &[Row] = &[
         false,
     )
     .names(NameRule::PathSegment),
-    row("networking.k8s.io", "v1", "Ingress", "ingresses", &["ing"], true)
-        .status()
-        .generation(),
+    row(
+        "networking.k8s.io",
+        "v1",
+        "Ingress",
+        "ingresses",
+        &["ing"],
+        true,
+    )
+    .status()
+    .generation(),
     row(
         "networking.k8s.io",
         "v1",
@@ -486,7 +502,10 @@ mod tests {
         assert!(d.scale && d.status && d.namespaced);
         assert_eq!(d.definition_name(), "io.k8s.api.apps.v1.Deployment");
         assert!(r.lookup("", "v1", "deployments").is_none());
-        assert!(r.groups().iter().any(|(g, v)| g == "autoscaling" && v == &["v2"]));
+        assert!(r
+            .groups()
+            .iter()
+            .any(|(g, v)| g == "autoscaling" && v == &["v2"]));
     }
 
     #[test]

@@ -63,7 +63,9 @@ fn check_key(key: &str) -> Result<String, ApiError> {
 
 fn check_value(v: &str) -> Result<String, ApiError> {
     let v = v.trim();
-    if v.chars().any(|c| c.is_whitespace() || "=!<>(),".contains(c)) {
+    if v.chars()
+        .any(|c| c.is_whitespace() || "=!<>(),".contains(c))
+    {
         return Err(bad(format!("invalid label value: {v:?}")));
     }
     Ok(v.to_string())
@@ -75,13 +77,15 @@ fn set_op(rest: &str, word: &str) -> Option<Result<Vec<String>, ApiError>> {
     if !rest.starts_with('(') {
         return None;
     }
-    Some(match rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
-        Some(inner) => inner
-            .split(',')
-            .map(check_value)
-            .collect::<Result<Vec<_>, _>>(),
-        None => Err(bad(format!("found '{rest}', expected: ')'"))),
-    })
+    Some(
+        match rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+            Some(inner) => inner
+                .split(',')
+                .map(check_value)
+                .collect::<Result<Vec<_>, _>>(),
+            None => Err(bad(format!("found '{rest}', expected: ')'"))),
+        },
+    )
 }
 
 impl LabelSelector {
@@ -119,16 +123,18 @@ impl LabelSelector {
             } else if let Some((k, v)) = p.split_once('=') {
                 (k, Op::Eq(check_value(v)?))
             } else if let Some((k, v)) = p.split_once('>') {
-                let n = v
-                    .trim()
-                    .parse()
-                    .map_err(|_| bad(format!("for 'gt', 'lt' operators, the value must be an integer: {v}")))?;
+                let n = v.trim().parse().map_err(|_| {
+                    bad(format!(
+                        "for 'gt', 'lt' operators, the value must be an integer: {v}"
+                    ))
+                })?;
                 (k, Op::Gt(n))
             } else if let Some((k, v)) = p.split_once('<') {
-                let n = v
-                    .trim()
-                    .parse()
-                    .map_err(|_| bad(format!("for 'gt', 'lt' operators, the value must be an integer: {v}")))?;
+                let n = v.trim().parse().map_err(|_| {
+                    bad(format!(
+                        "for 'gt', 'lt' operators, the value must be an integer: {v}"
+                    ))
+                })?;
                 (k, Op::Lt(n))
             } else {
                 (p, Op::Exists)
@@ -151,8 +157,12 @@ impl LabelSelector {
                 Op::NotIn(xs) => v.is_none_or(|v| !xs.iter().any(|x| x == v)),
                 Op::Exists => v.is_some(),
                 Op::NotExists => v.is_none(),
-                Op::Gt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v > *n),
-                Op::Lt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v < *n),
+                Op::Gt(n) => v
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_some_and(|v| v > *n),
+                Op::Lt(n) => v
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_some_and(|v| v < *n),
             }
         })
     }
@@ -223,7 +233,9 @@ impl FieldSelector {
                 )));
             };
             let k = k.trim();
-            if k != "metadata.name" && k != "metadata.namespace" && !kind_fields(plural).contains(&k)
+            if k != "metadata.name"
+                && k != "metadata.namespace"
+                && !kind_fields(plural).contains(&k)
             {
                 return Err(ApiError::bad_request(format!(
                     "field label not supported: {k}"
@@ -310,7 +322,11 @@ mod tests {
             ("app in (db),tier", false),
             ("", true),
         ] {
-            assert_eq!(LabelSelector::parse(sel).expect(sel).matches(&o), want, "{sel}");
+            assert_eq!(
+                LabelSelector::parse(sel).expect(sel).matches(&o),
+                want,
+                "{sel}"
+            );
         }
         assert!(LabelSelector::parse("app=(x").is_err());
         assert!(LabelSelector::parse("a b").is_err());
@@ -319,8 +335,12 @@ mod tests {
     #[test]
     fn field_ops() {
         let o = obj(json!({}));
-        assert!(FieldSelector::parse("metadata.name=a", "pods").expect("p").matches(&o));
-        assert!(!FieldSelector::parse("metadata.namespace!=ns", "pods").expect("p").matches(&o));
+        assert!(FieldSelector::parse("metadata.name=a", "pods")
+            .expect("p")
+            .matches(&o));
+        assert!(!FieldSelector::parse("metadata.namespace!=ns", "pods")
+            .expect("p")
+            .matches(&o));
         let e = FieldSelector::parse("spec.foo=1", "configmaps").expect_err("unsupported");
         assert_eq!(e.message, "field label not supported: spec.foo");
     }

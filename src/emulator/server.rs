@@ -157,10 +157,7 @@ impl EmulatorHandle {
 
     /// A kube-rs client for this emulator.
     pub fn kube_client(&self) -> kube::Client {
-        let uri: axum::http::Uri = self
-            .url()
-            .parse()
-            .expect("the emulator URL is a valid URI");
+        let uri: axum::http::Uri = self.url().parse().expect("the emulator URL is a valid URI");
         let mut config = kube::Config::new(uri);
         config.auth_info.token = self.token.clone().map(Into::into);
         kube::Client::try_from(config).expect("a plain-HTTP kube client builds")
@@ -201,11 +198,7 @@ pub fn kubeconfig_yaml(url: &str, token: Option<&str>) -> String {
         Some(t) => format!("    token: {}\n", serde_json::Value::String(t.to_string())),
         None => "    {}\n".to_string(),
     };
-    let user = if token.is_some() {
-        user
-    } else {
-        String::new()
-    };
+    let user = if token.is_some() { user } else { String::new() };
     let user_block = if user.is_empty() {
         "  user: {}\n".to_string()
     } else {
@@ -245,7 +238,10 @@ mod tests {
             let y = kubeconfig_yaml("http://127.0.0.1:1234", token);
             let v: serde_json::Value = serde_yaml::from_str(&y).expect("yaml");
             assert_eq!(v["current-context"], CLUSTER_NAME);
-            assert_eq!(v["clusters"][0]["cluster"]["server"], "http://127.0.0.1:1234");
+            assert_eq!(
+                v["clusters"][0]["cluster"]["server"],
+                "http://127.0.0.1:1234"
+            );
             assert_eq!(v["users"][0]["user"]["token"].as_str(), token);
         }
     }

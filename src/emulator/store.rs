@@ -214,12 +214,7 @@ impl State {
                 self.evicted_rv
             )));
         }
-        Ok(self
-            .history
-            .iter()
-            .filter(|e| e.rv > rv)
-            .cloned()
-            .collect())
+        Ok(self.history.iter().filter(|e| e.rv > rv).cloned().collect())
     }
 }
 
@@ -239,11 +234,16 @@ mod tests {
     fn versions_and_history() {
         let mut s = State::new(2, 16);
         for n in ["a", "b", "c"] {
-            s.put(&gr(), json!({"metadata": {"name": n, "namespace": "ns"}}), EventType::Added);
+            s.put(
+                &gr(),
+                json!({"metadata": {"name": n, "namespace": "ns"}}),
+                EventType::Added,
+            );
         }
         assert_eq!(s.resource_version(), 3);
         assert_eq!(
-            s.get(&gr(), "ns", "c").and_then(|o| o.pointer("/metadata/resourceVersion")),
+            s.get(&gr(), "ns", "c")
+                .and_then(|o| o.pointer("/metadata/resourceVersion")),
             Some(&json!("3"))
         );
         assert!(s.events_since(0).is_err());

@@ -81,7 +81,9 @@ pub fn obj_mut(v: &mut Value) -> &mut Map<String, Value> {
 /// `v[key]` as an object, created (or replaced) when missing or not one.
 pub fn child_mut<'a>(v: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
     let m = obj_mut(v);
-    let entry = m.entry(key.to_string()).or_insert_with(|| Value::Object(Map::new()));
+    let entry = m
+        .entry(key.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
     obj_mut(entry)
 }
 

@@ -146,7 +146,11 @@ fn qualified_name(key: &str) -> Vec<String> {
         if p.is_empty() {
             errs.push("prefix part must be non-empty".to_string());
         } else {
-            errs.extend(dns1123_subdomain(p).into_iter().map(|m| format!("prefix part {m}")));
+            errs.extend(
+                dns1123_subdomain(p)
+                    .into_iter()
+                    .map(|m| format!("prefix part {m}")),
+            );
         }
     }
     if name.is_empty() {
@@ -195,11 +199,18 @@ pub fn validate_metadata_maps(obj: &Value) -> Vec<Cause> {
                         ))
                     }
                 }
-                None => causes.push(invalid("metadata.labels", &v.to_string(), "must be a string")),
+                None => causes.push(invalid(
+                    "metadata.labels",
+                    &v.to_string(),
+                    "must be a string",
+                )),
             }
         }
     }
-    if let Some(ann) = obj.pointer("/metadata/annotations").and_then(Value::as_object) {
+    if let Some(ann) = obj
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+    {
         for (k, v) in ann {
             for m in qualified_name(&k.to_lowercase()) {
                 causes.push(invalid("metadata.annotations", k, &m));
@@ -227,7 +238,9 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].message, "Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')");
         let l = validate_name(NameRule::Label, "a.b");
-        assert!(l[0].message.contains("(e.g. 'my-name',  or '123-abc', regex"));
+        assert!(l[0]
+            .message
+            .contains("(e.g. 'my-name',  or '123-abc', regex"));
         assert!(!validate_name(NameRule::Dns1035, "1abc").is_empty());
         assert!(validate_name(NameRule::PathSegment, "system:admin").is_empty());
         assert!(!validate_name(NameRule::PathSegment, "a/b").is_empty());
@@ -235,7 +248,8 @@ mod tests {
 
     #[test]
     fn labels() {
-        let ok = serde_json::json!({"metadata": {"labels": {"app.kubernetes.io/name": "web", "x": ""}}});
+        let ok =
+            serde_json::json!({"metadata": {"labels": {"app.kubernetes.io/name": "web", "x": ""}}});
         assert!(validate_metadata_maps(&ok).is_empty());
         let bad = serde_json::json!({"metadata": {"labels": {"app": "has space"}}});
         assert_eq!(validate_metadata_maps(&bad).len(), 1);
