@@ -1,0 +1,257 @@
+//! Object validation the real API server performs on every kind: object
+//! names (per the kind's naming rule), label keys and values, and the
+//! messages it reports. Schema validation of specs is out of scope.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde_json::Value;
+
+use super::errors::Cause;
+use super::resources::NameRule;
+
+const LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
+const SUBDOMAIN_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1035_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
+const LABEL_VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
+const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
+
+fn anchored(fmt: &str) -> Regex {
+    // The patterns above are constants; failing to compile one is a bug.
+    Regex::new(&format!("^{fmt}$")).expect("valid built-in regex")
+}
+
+static LABEL_RE: LazyLock<Regex> = LazyLock::new(|| anchored(LABEL_FMT));
+static SUBDOMAIN_RE: LazyLock<Regex> = LazyLock::new(|| anchored(SUBDOMAIN_FMT));
+static DNS1035_RE: LazyLock<Regex> = LazyLock::new(|| anchored(DNS1035_FMT));
+static LABEL_VALUE_RE: LazyLock<Regex> = LazyLock::new(|| anchored(LABEL_VALUE_FMT));
+static QUALIFIED_NAME_RE: LazyLock<Regex> = LazyLock::new(|| anchored(QUALIFIED_NAME_FMT));
+
+/// `msg (e.g. 'a',  or 'b', regex used for validation is 'fmt')`, the way the
+/// real server words a regex failure.
+fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
+    let mut out = format!("{msg} (e.g. ");
+    for (i, e) in examples.iter().enumerate() {
+        if i > 0 {
+            out.push_str(" or ");
+        }
+        out.push_str(&format!("'{e}', "));
+    }
+    out.push_str(&format!("regex used for validation is '{fmt}')"));
+    out
+}
+
+fn max_len(n: usize) -> String {
+    format!("must be no more than {n} characters")
+}
+
+/// Problems with `value` as an RFC 1123 label (namespace names).
+pub fn dns1123_label(value: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if value.len() > 63 {
+        errs.push(max_len(63));
+    }
+    if !LABEL_RE.is_match(value) {
+        errs.push(regex_error(
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character",
+            LABEL_FMT,
+            &["my-name", "123-abc"],
+        ));
+    }
+    errs
+}
+
+/// Problems with `value` as an RFC 1123 subdomain (most object names).
+pub fn dns1123_subdomain(value: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if value.len() > 253 {
+        errs.push(max_len(253));
+    }
+    if !SUBDOMAIN_RE.is_match(value) {
+        errs.push(regex_error(
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+            SUBDOMAIN_FMT,
+            &["example.com"],
+        ));
+    }
+    errs
+}
+
+/// Problems with `value` as an RFC 1035 label (service names).
+pub fn dns1035_label(value: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if value.len() > 63 {
+        errs.push(max_len(63));
+    }
+    if !DNS1035_RE.is_match(value) {
+        errs.push(regex_error(
+            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character",
+            DNS1035_FMT,
+            &["my-name", "abc-123"],
+        ));
+    }
+    errs
+}
+
+fn path_segment(value: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if value == "." || value == ".." {
+        errs.push(format!("may not be '{value}'"));
+    }
+    for c in ["/", "%"] {
+        if value.contains(c) {
+            errs.push(format!("may not contain '{c}'"));
+        }
+    }
+    errs
+}
+
+fn invalid(field: &str, value: &str, msg: &str) -> Cause {
+    Cause {
+        reason: "FieldValueInvalid".into(),
+        message: format!("Invalid value: {value:?}: {msg}"),
+        field: field.into(),
+    }
+}
+
+/// Causes for an invalid object name under `rule`.
+pub fn validate_name(rule: NameRule, name: &str) -> Vec<Cause> {
+    let errs = match rule {
+        NameRule::Subdomain => dns1123_subdomain(name),
+        NameRule::Label => dns1123_label(name),
+        NameRule::Dns1035 => dns1035_label(name),
+        NameRule::PathSegment => path_segment(name),
+    };
+    errs.iter()
+        .map(|m| invalid("metadata.name", name, m))
+        .collect()
+}
+
+/// The cause for a missing name.
+pub fn name_required() -> Cause {
+    Cause {
+        reason: "FieldValueRequired".into(),
+        message: "Required value: name or generateName is required".into(),
+        field: "metadata.name".into(),
+    }
+}
+
+fn qualified_name(key: &str) -> Vec<String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let mut errs = Vec::new();
+    if let Some(p) = prefix {
+        if p.is_empty() {
+            errs.push("prefix part must be non-empty".to_string());
+        } else {
+            errs.extend(
+                dns1123_subdomain(p)
+                    .into_iter()
+                    .map(|m| format!("prefix part {m}")),
+            );
+        }
+    }
+    if name.is_empty() {
+        errs.push("name part must be non-empty".into());
+    } else {
+        if name.len() > 63 {
+            errs.push(format!("name part {}", max_len(63)));
+        }
+        if !QUALIFIED_NAME_RE.is_match(name) {
+            errs.push(format!(
+                "name part {}",
+                regex_error(
+                    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
+                    QUALIFIED_NAME_FMT,
+                    &["MyName", "my.name", "123-abc"],
+                )
+            ));
+        }
+    }
+    errs
+}
+
+/// Causes for invalid `metadata.labels` keys or values, and non-string
+/// label or annotation values.
+pub fn validate_metadata_maps(obj: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    if let Some(labels) = obj.pointer("/metadata/labels").and_then(Value::as_object) {
+        for (k, v) in labels {
+            for m in qualified_name(k) {
+                causes.push(invalid("metadata.labels", k, &m));
+            }
+            match v.as_str() {
+                Some(s) => {
+                    if s.len() > 63 {
+                        causes.push(invalid("metadata.labels", s, &max_len(63)));
+                    }
+                    if !LABEL_VALUE_RE.is_match(s) {
+                        causes.push(invalid(
+                            "metadata.labels",
+                            s,
+                            &regex_error(
+                                "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
+                                LABEL_VALUE_FMT,
+                                &["MyValue", "my_value", "12345"],
+                            ),
+                        ))
+                    }
+                }
+                None => causes.push(invalid(
+                    "metadata.labels",
+                    &v.to_string(),
+                    "must be a string",
+                )),
+            }
+        }
+    }
+    if let Some(ann) = obj
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+    {
+        for (k, v) in ann {
+            for m in qualified_name(&k.to_lowercase()) {
+                causes.push(invalid("metadata.annotations", k, &m));
+            }
+            if !v.is_string() {
+                causes.push(invalid(
+                    "metadata.annotations",
+                    &v.to_string(),
+                    "must be a string",
+                ));
+            }
+        }
+    }
+    causes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(validate_name(NameRule::Subdomain, "web.example").is_empty());
+        let c = validate_name(NameRule::Subdomain, "Bad_Name");
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].message, "Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')");
+        let l = validate_name(NameRule::Label, "a.b");
+        assert!(l[0]
+            .message
+            .contains("(e.g. 'my-name',  or '123-abc', regex"));
+        assert!(!validate_name(NameRule::Dns1035, "1abc").is_empty());
+        assert!(validate_name(NameRule::PathSegment, "system:admin").is_empty());
+        assert!(!validate_name(NameRule::PathSegment, "a/b").is_empty());
+    }
+
+    #[test]
+    fn labels() {
+        let ok =
+            serde_json::json!({"metadata": {"labels": {"app.kubernetes.io/name": "web", "x": ""}}});
+        assert!(validate_metadata_maps(&ok).is_empty());
+        let bad = serde_json::json!({"metadata": {"labels": {"app": "has space"}}});
+        assert_eq!(validate_metadata_maps(&bad).len(), 1);
+    }
+}
