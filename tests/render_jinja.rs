@@ -96,16 +96,16 @@ spec:
 }
 
 #[test]
-fn detected_without_options_and_work_tree_revision_is_none() {
+fn detected_without_options_and_work_tree_revision_is_worktree() {
     let repo = Repo::new();
     repo.write(
         "apps/web/cm.yaml.j2",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: rev-{{ app.revision or 'worktree' }}\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: rev-{{ app.revision }}-{{ revision }}\n",
     );
     let app = render_support::app_with("web", None, "{path: apps/web}");
     let r = render(&Renderer::new(), &repo, &app, None).unwrap();
     assert_eq!(r.renderer, RendererKind::Jinja);
-    assert_eq!(names(&r), vec!["ConfigMap/rev-worktree"]);
+    assert_eq!(names(&r), vec!["ConfigMap/rev-worktree-worktree"]);
 }
 
 #[test]

@@ -63,7 +63,12 @@ pub struct Cli {
 #[derive(Debug, Clone, clap::Args)]
 pub struct GlobalArgs {
     /// The root app-of-apps manifest.
-    #[arg(long, global = true, env = "KUBESYNC_ROOT", default_value = "bootstrap/root.yaml")]
+    #[arg(
+        long,
+        global = true,
+        env = "KUBESYNC_ROOT",
+        default_value = "bootstrap/root.yaml"
+    )]
     pub root: PathBuf,
 
     /// Render apps whose repoURL is URL from the local checkout PATH instead
@@ -115,13 +120,24 @@ pub fn main() -> ExitCode {
         Command::Tree => offline::tree(&cli.global),
         Command::Render { ref apps } => offline::render(&cli.global, apps),
         Command::Plan => offline::plan(&cli.global),
-        Command::Emulator(ref args) => run_async(crate::emulator::run_cli(args.clone())),
+        Command::Emulator(ref args) => run_async(async {
+            match args.clone().run().await {
+                Ok(()) => Outcome::Ok,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    Outcome::Failed
+                }
+            }
+        }),
     };
     outcome.into()
 }
 
 fn run_async<F: std::future::Future<Output = Outcome>>(f: F) -> Outcome {
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt.block_on(f),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -104,14 +104,24 @@ pub fn tree(global: &GlobalArgs) -> Outcome {
     let tree = &loaded.tree;
     match global.output {
         OutputFormat::Text => {
-            let mut t = Table::new(&["NAME", "TIER", "NAMESPACE", "RENDERER", "OBJECTS", "DEPENDS ON", "STATUS"]);
+            let mut t = Table::new(&[
+                "NAME",
+                "TIER",
+                "NAMESPACE",
+                "RENDERER",
+                "OBJECTS",
+                "DEPENDS ON",
+                "STATUS",
+            ]);
             for (node, prefix) in with_tree_prefixes(tree) {
                 t.row(vec![
                     format!("{prefix}{}", node.app.name),
                     node.app.tier.to_string(),
                     or_dash(node.app.destination.namespace.as_deref().unwrap_or("")),
                     node.renderer_name(),
-                    node.failure().map(|_| "-".to_string()).unwrap_or_else(|| node.objects().count().to_string()),
+                    node.failure()
+                        .map(|_| "-".to_string())
+                        .unwrap_or_else(|| node.objects().count().to_string()),
                     dependencies(node),
                     status_word(node).to_string(),
                 ]);
@@ -119,7 +129,11 @@ pub fn tree(global: &GlobalArgs) -> Outcome {
             print!("{}", t.render());
         }
         OutputFormat::Json => {
-            let apps: Vec<Value> = tree.depth_first().into_iter().map(|n| node_json(n, &loaded.graph)).collect();
+            let apps: Vec<Value> = tree
+                .depth_first()
+                .into_iter()
+                .map(|n| node_json(n, &loaded.graph))
+                .collect();
             let out = json!({
                 "apps": apps,
                 "levels": levels_json(&loaded.graph),
@@ -136,7 +150,13 @@ pub fn tree(global: &GlobalArgs) -> Outcome {
 /// Tree-drawing prefixes (`├─ `, `│  └─ `) in depth-first order.
 fn with_tree_prefixes(tree: &AppTree) -> Vec<(&AppNode, String)> {
     let mut out = Vec::new();
-    fn walk<'a>(tree: &'a AppTree, node: &'a AppNode, lead: &str, prefix: String, out: &mut Vec<(&'a AppNode, String)>) {
+    fn walk<'a>(
+        tree: &'a AppTree,
+        node: &'a AppNode,
+        lead: &str,
+        prefix: String,
+        out: &mut Vec<(&'a AppNode, String)>,
+    ) {
         out.push((node, prefix));
         let n = node.children.len();
         for (i, c) in node.children.iter().enumerate() {
@@ -144,7 +164,13 @@ fn with_tree_prefixes(tree: &AppTree) -> Vec<(&AppNode, String)> {
             if let Some(child) = tree.get(c) {
                 let branch = if last { "└─ " } else { "├─ " };
                 let cont = if last { "   " } else { "│  " };
-                walk(tree, child, &format!("{lead}{cont}"), format!("{lead}{branch}"), out);
+                walk(
+                    tree,
+                    child,
+                    &format!("{lead}{cont}"),
+                    format!("{lead}{branch}"),
+                    out,
+                );
             }
         }
     }
@@ -203,9 +229,14 @@ fn graph_errors_json(graph: &Result<AppGraph, Vec<GraphError>>) -> Value {
 }
 
 fn dot(tree: &AppTree, graph: &Result<AppGraph, Vec<GraphError>>) -> String {
-    let mut s = String::from("digraph kubesync {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n");
+    let mut s =
+        String::from("digraph kubesync {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n");
     for n in tree.nodes() {
-        let color = if n.failure().is_some() { ", color=red" } else { "" };
+        let color = if n.failure().is_some() {
+            ", color=red"
+        } else {
+            ""
+        };
         let _ = writeln!(
             s,
             "  \"{}\" [label=\"{}\\n{} · {}\"{color}];",
@@ -229,7 +260,11 @@ fn dot(tree: &AppTree, graph: &Result<AppGraph, Vec<GraphError>>) -> String {
         Err(_) => {
             for n in tree.nodes() {
                 if let Some(p) = &n.parent {
-                    let _ = writeln!(s, "  \"{p}\" -> \"{}\" [style=dashed, color=gray];", n.app.name);
+                    let _ = writeln!(
+                        s,
+                        "  \"{p}\" -> \"{}\" [style=dashed, color=gray];",
+                        n.app.name
+                    );
                 }
                 for d in &n.app.depends_on {
                     let _ = writeln!(s, "  \"{d}\" -> \"{}\";", n.app.name);
@@ -258,7 +293,8 @@ pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
                 Some(n) if seen.insert(n.app.name.clone()) => out.push(n),
                 Some(_) => {}
                 None => {
-                    let known: BTreeSet<&str> = tree.nodes().iter().map(|n| n.app.name.as_str()).collect();
+                    let known: BTreeSet<&str> =
+                        tree.nodes().iter().map(|n| n.app.name.as_str()).collect();
                     eprintln!(
                         "error: no application named \"{a}\" in the tree of {} (known: {})",
                         global.root.display(),
@@ -282,7 +318,10 @@ pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
             failed.len(),
             selected.len()
         );
-        return if failed.iter().any(|n| n.failure().map(|f| f.kind) == Some(FailureKind::Config)) {
+        return if failed
+            .iter()
+            .any(|n| n.failure().map(|f| f.kind) == Some(FailureKind::Config))
+        {
             Outcome::Usage
         } else {
             Outcome::Failed
@@ -290,9 +329,15 @@ pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
     }
     match global.output {
         OutputFormat::Json => {
-            let items: Vec<&Value> = selected.iter().flat_map(|n| n.manifests().iter().map(|m| &m.object)).collect();
+            let items: Vec<&Value> = selected
+                .iter()
+                .flat_map(|n| n.manifests().iter().map(|m| &m.object))
+                .collect();
             let list = json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items});
-            println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&list).unwrap_or_default()
+            );
         }
         _ => {
             let mut out = String::new();
@@ -302,7 +347,10 @@ pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
                     match serde_yaml::to_string(&m.object) {
                         Ok(y) => out.push_str(&y),
                         Err(e) => {
-                            eprintln!("error: application \"{}\": cannot print {}: {e}", n.app.name, m.origin);
+                            eprintln!(
+                                "error: application \"{}\": cannot print {}: {e}",
+                                n.app.name, m.origin
+                            );
                             return Outcome::Failed;
                         }
                     }
@@ -349,10 +397,18 @@ pub fn plan(global: &GlobalArgs) -> Outcome {
                         .collect::<Vec<_>>())
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&json!({"levels": levels})).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({"levels": levels})).unwrap_or_default()
+            );
         }
         _ => {
-            let total: usize = loaded.tree.nodes().iter().map(|n| n.objects().count()).sum();
+            let total: usize = loaded
+                .tree
+                .nodes()
+                .iter()
+                .map(|n| n.objects().count())
+                .sum();
             println!(
                 "{} applications, {} objects, {} levels",
                 loaded.tree.len(),
@@ -363,13 +419,21 @@ pub fn plan(global: &GlobalArgs) -> Outcome {
                 println!("\nlevel {i}:");
                 let mut t = Table::new(&["  APP", "TIER", "RENDERER", "OBJECTS", "WAITS FOR"]);
                 for a in level {
-                    let Some(n) = loaded.tree.get(a) else { continue };
-                    let waits: Vec<String> = graph.prerequisites(a).into_iter().map(|(p, _)| p.to_string()).collect();
+                    let Some(n) = loaded.tree.get(a) else {
+                        continue;
+                    };
+                    let waits: Vec<String> = graph
+                        .prerequisites(a)
+                        .into_iter()
+                        .map(|(p, _)| p.to_string())
+                        .collect();
                     t.row(vec![
                         format!("  {}", n.app.name),
                         n.app.tier.to_string(),
                         n.renderer_name(),
-                        n.failure().map(|_| "failed".to_string()).unwrap_or_else(|| n.objects().count().to_string()),
+                        n.failure()
+                            .map(|_| "failed".to_string())
+                            .unwrap_or_else(|| n.objects().count().to_string()),
                         or_dash(waits.join(",")),
                     ]);
                 }

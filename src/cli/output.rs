@@ -65,6 +65,9 @@ mod tests {
         let mut t = Table::new(&["NAME", "TIER"]);
         t.row(vec!["guestbook".into(), "app".into()]);
         t.row(vec!["a".into(), "system".into()]);
-        assert_eq!(t.render(), "NAME       TIER\nguestbook  app\na          system\n");
+        assert_eq!(
+            t.render(),
+            "NAME       TIER\nguestbook  app\na          system\n"
+        );
     }
 }

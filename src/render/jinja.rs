@@ -4,9 +4,11 @@
 //! `*.json` files beside the templates are included as they are.
 //!
 //! - Context: the app's `jinja.vars` at the top level and under `vars`, plus
-//!   `app` = `{name, namespace, revision, tier}` (`namespace` and `revision`
-//!   are `none` when there is no destination namespace / for an uncommitted
-//!   work tree). `app` and `vars` win over variables of the same name.
+//!   `app` = `{name, namespace, revision, tier}` (`namespace` is `none` when
+//!   there is no destination namespace; `revision` is the commit sha, or
+//!   `worktree` for an uncommitted work tree). `app` and `vars` win over variables of the same name. The
+//!   same four are also top-level shortcuts (`{{ name }}`), unless a var of
+//!   that name exists.
 //! - Undefined variables are errors (strict mode) naming the template and line.
 //! - `{% include %}`, `{% import %}` and `{% extends %}` load templates by
 //!   their path relative to the app directory, and only from inside it.
@@ -143,11 +145,14 @@ fn context(ctx: &Ctx, opts: &JinjaOptions, warnings: &mut Vec<String>) -> JValue
     );
     app.insert(
         "revision".into(),
-        ctx.revision
-            .map(|r| Value::String(r.to_string()))
-            .unwrap_or(Value::Null),
+        Value::String(ctx.revision.unwrap_or("worktree").to_string()),
     );
     app.insert("tier".into(), Value::String(ctx.app.tier.to_string()));
+    // Shortcuts for the common case (`{{ name }}`, `{{ namespace }}`), as
+    // the design describes the context; a var of the same name wins.
+    for (k, v) in &app {
+        top.entry(k.clone()).or_insert_with(|| v.clone());
+    }
     top.insert("app".into(), Value::Object(app));
     JValue::from_serialize(Value::Object(top))
 }

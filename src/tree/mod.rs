@@ -113,7 +113,9 @@ impl AppNode {
 
     /// The rendered objects that are not child Applications.
     pub fn objects(&self) -> impl Iterator<Item = &Manifest> {
-        self.manifests().iter().filter(|m| !is_application(&m.object))
+        self.manifests()
+            .iter()
+            .filter(|m| !is_application(&m.object))
     }
 
     /// The renderer that ran, or the one the spec asks for when it failed.
@@ -292,6 +294,9 @@ fn new_node(
     }
 }
 
+/// A node index with its checkout and render outcome.
+type RenderResult = (usize, Option<Arc<Checkout>>, NodeState);
+
 /// Renders the nodes at `indexes` with up to `parallel` workers.
 fn render_all(
     tree: &mut AppTree,
@@ -301,7 +306,7 @@ fn render_all(
     parallel: usize,
 ) {
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Option<Arc<Checkout>>, NodeState)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<RenderResult>> = Mutex::new(Vec::new());
     let nodes = &tree.nodes;
     std::thread::scope(|s| {
         for _ in 0..parallel.max(1).min(indexes.len()) {
@@ -330,9 +335,7 @@ fn render_one(
 ) -> (Option<Arc<Checkout>>, NodeState) {
     let app = &node.app;
     let _span = tracing::info_span!("render", app = %app.name).entered();
-    let fail = |kind, message: String| {
-        NodeState::Failed(Failure { kind, message })
-    };
+    let fail = |kind, message: String| NodeState::Failed(Failure { kind, message });
     let checkout = match sources.checkout(node.repo_url.as_deref(), node.revision.as_ref()) {
         Ok(c) => c,
         Err(e) => return (None, fail(FailureKind::Source, e.to_string())),
@@ -354,7 +357,10 @@ fn render_one(
             }
             NodeState::Rendered(r)
         }
-        Err(e) => fail(FailureKind::Render, e.to_string()),
+        Err(e) => fail(
+            FailureKind::Render,
+            strip_app_prefix(&app.name, e.to_string()),
+        ),
     };
     (Some(checkout), state)
 }
@@ -391,7 +397,13 @@ fn adopt_children(tree: &mut AppTree, i: usize, max_depth: usize, next: &mut Vec
                 match e.app.as_deref().map(AppName::new) {
                     Some(Ok(name)) if !tree.index.contains_key(&name) => {
                         let placeholder = placeholder_app(name, &m);
-                        let mut node = new_node(placeholder, Some(parent_name.clone()), depth + 1, Some(&parent_repo), Some(&parent_rev));
+                        let mut node = new_node(
+                            placeholder,
+                            Some(parent_name.clone()),
+                            depth + 1,
+                            Some(&parent_repo),
+                            Some(&parent_rev),
+                        );
                         node.state = NodeState::Failed(Failure {
                             kind: FailureKind::Config,
                             message: e.to_string(),
@@ -400,7 +412,10 @@ fn adopt_children(tree: &mut AppTree, i: usize, max_depth: usize, next: &mut Vec
                         tree.push(node);
                         tree.nodes[i].children.push(child_name);
                     }
-                    _ => tree.nodes[i].fail(FailureKind::Config, format!("invalid child Application: {e}")),
+                    _ => tree.nodes[i].fail(
+                        FailureKind::Config,
+                        format!("invalid child Application: {e}"),
+                    ),
                 }
                 continue;
             }
@@ -414,7 +429,8 @@ fn adopt_children(tree: &mut AppTree, i: usize, max_depth: usize, next: &mut Vec
         }
         if let Some(&existing) = tree.index.get(&child.name) {
             let other = &tree.nodes[existing];
-            let msg = format!(
+            let msg =
+                format!(
                 "renders application \"{}\" ({where_}), but that name is already defined at {}{}",
                 child.name,
                 other.app.origin,
@@ -423,7 +439,13 @@ fn adopt_children(tree: &mut AppTree, i: usize, max_depth: usize, next: &mut Vec
             tree.nodes[i].fail(FailureKind::Config, msg);
             continue;
         }
-        let node = new_node(child, Some(parent_name.clone()), depth + 1, Some(&parent_repo), Some(&parent_rev));
+        let node = new_node(
+            child,
+            Some(parent_name.clone()),
+            depth + 1,
+            Some(&parent_repo),
+            Some(&parent_rev),
+        );
         let child_name = node.app.name.clone();
         next.push(tree.nodes.len());
         tree.push(node);
@@ -469,5 +491,15 @@ fn placeholder_app(name: AppName, m: &Manifest) -> Application {
         sync_policy: SyncPolicy::default(),
         sync_wave: 0,
         origin: m.origin.clone(),
+    }
+}
+
+/// Render errors name their app (they stand alone in logs); the tree keeps the
+/// message without it, since every view prints the app next to it.
+fn strip_app_prefix(app: &AppName, message: String) -> String {
+    let prefix = format!("application \"{app}\": ");
+    match message.strip_prefix(&prefix) {
+        Some(rest) => rest.to_string(),
+        None => message,
     }
 }
