@@ -4,6 +4,7 @@
 //! configuration error (bad manifest, cycle, unknown dependency).
 
 mod offline;
+mod online;
 mod output;
 
 use std::path::PathBuf;
@@ -108,6 +109,46 @@ pub enum Command {
     /// Show the sync order: topological levels, and per app its renderer and
     /// object count.
     Plan,
+    /// Sync the whole tree into a cluster, in dependency order, each app
+    /// gated on the health of what it depends on: one command from an empty
+    /// cluster to everything Synced and Healthy.
+    ///
+    /// Examples:
+    ///   kubesync bootstrap --emulator              into the built-in emulator
+    ///   kubesync bootstrap bootstrap/root.yaml     into the current kubeconfig context
+    #[command(verbatim_doc_comment)]
+    Bootstrap {
+        /// The root manifest (overrides --root).
+        root: Option<PathBuf>,
+        #[command(flatten)]
+        cluster: online::ClusterArgs,
+        #[command(flatten)]
+        sync: online::SyncArgs,
+    },
+    /// Sync the named applications (and, with --with-deps, what they depend on).
+    Sync {
+        #[arg(required = true)]
+        apps: Vec<String>,
+        /// Also sync every application the named ones depend on, in order.
+        #[arg(long)]
+        with_deps: bool,
+        #[command(flatten)]
+        cluster: online::ClusterArgs,
+        #[command(flatten)]
+        sync: online::SyncArgs,
+    },
+    /// Show per object what a sync would change (exit 1 when anything is OutOfSync).
+    Diff {
+        apps: Vec<String>,
+        #[command(flatten)]
+        cluster: online::ClusterArgs,
+    },
+    /// Show the applications' sync status and health as recorded in the cluster.
+    Status {
+        apps: Vec<String>,
+        #[command(flatten)]
+        cluster: online::ClusterArgs,
+    },
     /// Serve the built-in Kubernetes API emulator until stopped.
     Emulator(crate::emulator::EmulatorArgs),
 }
@@ -120,6 +161,14 @@ pub fn main() -> ExitCode {
         Command::Tree => offline::tree(&cli.global),
         Command::Render { ref apps } => offline::render(&cli.global, apps),
         Command::Plan => offline::plan(&cli.global),
+        Command::Bootstrap { ref root, ref cluster, ref sync } => {
+            run_async(online::bootstrap(&cli.global, root.clone(), cluster, sync))
+        }
+        Command::Sync { ref apps, with_deps, ref cluster, ref sync } => {
+            run_async(online::sync(&cli.global, apps, with_deps, cluster, sync))
+        }
+        Command::Diff { ref apps, ref cluster } => run_async(online::diff(&cli.global, apps, cluster)),
+        Command::Status { ref apps, ref cluster } => run_async(online::status(&cli.global, apps, cluster)),
         Command::Emulator(ref args) => run_async(async {
             match args.clone().run().await {
                 Ok(()) => Outcome::Ok,

@@ -1,0 +1,398 @@
+//! The commands that talk to a cluster: `bootstrap`, `sync`, `diff`,
+//! `status`. Each connects (kubeconfig, `--server`, in-cluster, or the
+//! in-process `--emulator`), loads the tree, calls `sync`, and prints a view
+//! of the change set.
+
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::offline::{load, Loaded};
+use super::output::{or_dash, Table};
+use super::{GlobalArgs, Outcome, OutputFormat};
+use crate::cluster::{ClusterClient, ClusterOptions};
+use crate::diff::{ObjectDiffKind, SyncStatus};
+use crate::model::{parse_duration, AppName};
+use crate::sync::{self, AppReport, Progress, SyncOptions, SyncReport};
+
+/// How to reach the cluster.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterArgs {
+    /// Path to a kubeconfig file (default: $KUBECONFIG, then ~/.kube/config,
+    /// then the in-cluster service account).
+    #[arg(long, env = "KUBECONFIG", value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// The API server URL, bypassing kubeconfig (plain http allowed on loopback).
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Start the built-in Kubernetes API emulator in-process and sync into it
+    /// (no cluster needed; it lives as long as the command).
+    #[arg(long)]
+    pub emulator: bool,
+    /// Make field-ownership conflicts with other managers errors instead of
+    /// taking the fields over (git wins by default, as with Argo CD self-heal).
+    #[arg(long)]
+    pub no_force: bool,
+}
+
+/// How a sync behaves.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SyncArgs {
+    /// Report what would change without writing (server-side dry run).
+    #[arg(long, env = "DRY_RUN", value_parser = clap::builder::BoolishValueParser::new(), default_missing_value = "true", num_args = 0..=1)]
+    pub dry_run: bool,
+    /// Prune objects no longer in git even where the app's policy does not.
+    #[arg(long, conflicts_with = "no_prune")]
+    pub prune: bool,
+    /// Never prune in this run.
+    #[arg(long)]
+    pub no_prune: bool,
+    /// How long each app may take to become Healthy (overrides the apps'
+    /// `syncPolicy.wait.timeout`), e.g. 30s, 5m.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+}
+
+impl SyncArgs {
+    fn options(&self, global: &GlobalArgs) -> SyncOptions {
+        SyncOptions {
+            parallel: global.parallel.max(1),
+            dry_run: self.dry_run,
+            prune: if self.prune {
+                Some(true)
+            } else if self.no_prune {
+                Some(false)
+            } else {
+                None
+            },
+            timeout: self.timeout,
+            ..SyncOptions::default()
+        }
+    }
+}
+
+pub(super) async fn connect(args: &ClusterArgs) -> Result<ClusterClient, Outcome> {
+    let opts = ClusterOptions {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+        server: args.server.clone(),
+        emulator: args.emulator,
+        force_conflicts: !args.no_force,
+        ..ClusterOptions::default()
+    };
+    match ClusterClient::connect(opts).await {
+        Ok(c) => {
+            tracing::info!("connected to {}", c.describe());
+            Ok(c)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(Outcome::Usage)
+        }
+    }
+}
+
+/// Loads the tree and checks it can be ordered; configuration errors stop here.
+fn load_ordered(global: &GlobalArgs) -> Result<(Loaded, crate::graph::AppGraph), Outcome> {
+    let loaded = load(global)?;
+    match &loaded.graph {
+        Ok(g) => {
+            let g = g.clone();
+            Ok((loaded, g))
+        }
+        Err(_) => {
+            loaded.report_problems();
+            Err(Outcome::Usage)
+        }
+    }
+}
+
+/// Plain progress lines on stderr (one per app as it finishes), and a
+/// live one-line-per-level view on a terminal.
+struct Lines {
+    start: Instant,
+    tty: bool,
+    started: Mutex<Vec<AppName>>,
+}
+
+impl Progress for Lines {
+    fn started(&self, app: &AppName) {
+        if let Ok(mut s) = self.started.lock() {
+            s.push(app.clone());
+        }
+        if self.tty {
+            eprintln!("[{:>6.1}s] {:<24} syncing…", self.start.elapsed().as_secs_f64(), app);
+        }
+    }
+
+    fn finished(&self, r: &AppReport) {
+        eprintln!(
+            "[{:>6.1}s] {:<24} {:<10} {:<10} {:<11} {}",
+            self.start.elapsed().as_secs_f64(),
+            r.name,
+            r.outcome.label(),
+            r.sync,
+            r.health.health,
+            r.message()
+        );
+    }
+}
+
+fn progress() -> Lines {
+    Lines {
+        start: Instant::now(),
+        tty: std::io::stderr().is_terminal(),
+        started: Mutex::new(Vec::new()),
+    }
+}
+
+fn print_report(report: &SyncReport, output: OutputFormat) {
+    match output {
+        OutputFormat::Json => {
+            println!("{}", serde_json::to_string_pretty(report).unwrap_or_default());
+        }
+        _ => {
+            let mut t = Table::new(&["NAME", "TIER", "NAMESPACE", "RESULT", "SYNC", "HEALTH", "REVISION", "MESSAGE"]);
+            for a in &report.apps {
+                t.row(vec![
+                    a.name.to_string(),
+                    a.tier.to_string(),
+                    or_dash(a.namespace.as_deref().unwrap_or("")),
+                    a.outcome.label().to_string(),
+                    a.sync.to_string(),
+                    a.health.health.to_string(),
+                    a.revision.clone(),
+                    a.message(),
+                ]);
+            }
+            print!("{}", t.render());
+            let totals = report.totals();
+            let good = report.apps.iter().filter(|a| a.outcome.is_success()).count();
+            println!(
+                "\n{good}/{} applications succeeded in {:.1}s: {} created, {} configured, {} unchanged, {} pruned, {} skipped, {} failed",
+                report.apps.len(),
+                report.duration.as_secs_f64(),
+                totals.created,
+                totals.configured,
+                totals.unchanged,
+                totals.pruned,
+                totals.skipped,
+                totals.failed
+            );
+        }
+    }
+}
+
+fn outcome_of(report: &SyncReport) -> Outcome {
+    if report.all_good() {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    }
+}
+
+/// `kubesync bootstrap [ROOT]`
+pub async fn bootstrap(global: &GlobalArgs, root: Option<PathBuf>, cluster: &ClusterArgs, args: &SyncArgs) -> Outcome {
+    let mut global = global.clone();
+    if let Some(r) = root {
+        global.root = r;
+    }
+    let (loaded, graph) = match load_ordered(&global) {
+        Ok(x) => x,
+        Err(o) => return o,
+    };
+    let client = match connect(cluster).await {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    eprintln!(
+        "bootstrapping {} applications from {} into {}",
+        loaded.tree.len(),
+        global.root.display(),
+        client.describe()
+    );
+    let report = sync::run(&loaded.tree, &graph, &client, &args.options(&global), &progress()).await;
+    print_report(&report, global.output);
+    outcome_of(&report)
+}
+
+/// `kubesync sync APP…`
+pub async fn sync(global: &GlobalArgs, apps: &[String], with_deps: bool, cluster: &ClusterArgs, args: &SyncArgs) -> Outcome {
+    let (loaded, graph) = match load_ordered(global) {
+        Ok(x) => x,
+        Err(o) => return o,
+    };
+    let names = match resolve_names(&loaded, apps, global) {
+        Ok(n) => n,
+        Err(o) => return o,
+    };
+    let only: BTreeSet<AppName> = if with_deps {
+        graph.with_prerequisites(&names.iter().cloned().collect())
+    } else {
+        names
+    };
+    let client = match connect(cluster).await {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    let opts = SyncOptions { only: Some(only), ..args.options(global) };
+    let report = sync::run(&loaded.tree, &graph, &client, &opts, &progress()).await;
+    print_report(&report, global.output);
+    outcome_of(&report)
+}
+
+fn resolve_names(loaded: &Loaded, apps: &[String], global: &GlobalArgs) -> Result<BTreeSet<AppName>, Outcome> {
+    let mut out = BTreeSet::new();
+    for a in apps {
+        match loaded.tree.get_str(a) {
+            Some(n) => {
+                out.insert(n.app.name.clone());
+            }
+            None => {
+                let known: BTreeSet<&str> = loaded.tree.nodes().iter().map(|n| n.app.name.as_str()).collect();
+                eprintln!(
+                    "error: no application named \"{a}\" in the tree of {} (known: {})",
+                    global.root.display(),
+                    known.into_iter().collect::<Vec<_>>().join(", ")
+                );
+                return Err(Outcome::Usage);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `kubesync diff [APP…]`
+pub async fn diff(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs) -> Outcome {
+    let (loaded, _graph) = match load_ordered(global) {
+        Ok(x) => x,
+        Err(o) => return o,
+    };
+    let only = if apps.is_empty() {
+        None
+    } else {
+        match resolve_names(&loaded, apps, global) {
+            Ok(n) => Some(n),
+            Err(o) => return o,
+        }
+    };
+    let client = match connect(cluster).await {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    let diffs = sync::diff(&loaded.tree, &client, only.as_ref()).await;
+    let out_of_sync = diffs.iter().any(|d| d.sync_status() == SyncStatus::OutOfSync);
+    match global.output {
+        OutputFormat::Json => {
+            let v: Vec<Value> = diffs
+                .iter()
+                .map(|d| {
+                    json!({
+                        "app": d.name,
+                        "sync": d.sync_status().to_string(),
+                        "error": d.error,
+                        "objects": d.objects.iter().map(|o| json!({
+                            "object": o.object,
+                            "status": format!("{:?}", o.kind),
+                            "diff": o.diff,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        }
+        _ => {
+            for d in &diffs {
+                if let Some(e) = &d.error {
+                    println!("=== {}: cannot compare: {e}", d.name);
+                    continue;
+                }
+                let changed: Vec<_> = d.objects.iter().filter(|o| o.kind != ObjectDiffKind::Same).collect();
+                if changed.is_empty() {
+                    continue;
+                }
+                println!("=== {} ({} of {} objects out of sync)", d.name, changed.len(), d.objects.len());
+                for o in changed {
+                    let what = match o.kind {
+                        ObjectDiffKind::Missing => "missing from the cluster",
+                        ObjectDiffKind::Changed => "differs",
+                        ObjectDiffKind::Extra => "no longer in git",
+                        ObjectDiffKind::Same => "same",
+                    };
+                    println!("--- {} {what}", o.object);
+                    print!("{}", o.diff);
+                    if !o.diff.ends_with('\n') && !o.diff.is_empty() {
+                        println!();
+                    }
+                }
+            }
+            let n = diffs.iter().filter(|d| d.sync_status() == SyncStatus::OutOfSync).count();
+            eprintln!("{n} of {} applications out of sync", diffs.len());
+        }
+    }
+    if out_of_sync {
+        Outcome::Failed
+    } else {
+        Outcome::Ok
+    }
+}
+
+/// `kubesync status [APP…]`: the Application objects' status in the cluster.
+pub async fn status(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs) -> Outcome {
+    let client = match connect(cluster).await {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    let list = match client.list_applications().await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot read Application objects from {}: {e} (has `kubesync bootstrap` run against this cluster?)", client.describe());
+            return Outcome::Failed;
+        }
+    };
+    let wanted: BTreeSet<&str> = apps.iter().map(String::as_str).collect();
+    let rows: Vec<&Value> = list
+        .iter()
+        .filter(|a| wanted.is_empty() || a.pointer("/metadata/name").and_then(Value::as_str).map(|n| wanted.contains(n)).unwrap_or(false))
+        .collect();
+    for w in &wanted {
+        if !rows.iter().any(|a| a.pointer("/metadata/name").and_then(Value::as_str) == Some(*w)) {
+            eprintln!("error: no Application \"{w}\" in {}", client.describe());
+            return Outcome::Usage;
+        }
+    }
+    let s = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
+    match global.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default()),
+        _ => {
+            let mut t = Table::new(&["NAME", "TIER", "NAMESPACE", "SYNC", "HEALTH", "REVISION", "MESSAGE"]);
+            for a in &rows {
+                t.row(vec![
+                    s(a, "/metadata/name"),
+                    or_dash(s(a, "/spec/tier")),
+                    or_dash(s(a, "/spec/destination/namespace")),
+                    or_dash(s(a, "/status/sync/status")),
+                    or_dash(s(a, "/status/health/status")),
+                    or_dash(s(a, "/status/sync/revision")),
+                    s(a, "/status/operationState/message"),
+                ]);
+            }
+            print!("{}", t.render());
+        }
+    }
+    let all_good = rows.iter().all(|a| {
+        s(a, "/status/sync/status") == "Synced" && matches!(s(a, "/status/health/status").as_str(), "Healthy" | "Suspended")
+    });
+    if all_good {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    }
+}

@@ -1,0 +1,739 @@
+//! The engine: ordered, parallel, readiness-gated sync of the app graph.
+//!
+//! Apps whose prerequisites are all done and ready start, up to `parallel`
+//! at once; a failed, timed-out or blocked app blocks everything that waits
+//! for it (reported Blocked, never attempted) while independent branches
+//! carry on. Inside an app: prepare (guardrails before any write), ensure the
+//! namespace, apply wave by wave and phase by phase (CRDs are waited for
+//! until Established), prune the previous inventory's leftovers (never after
+//! a failure), wait for health, write the status back.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use serde_json::Value;
+
+use super::prepare::{is_subset, prepare, DesiredObject, PrepareContext, SyncMode, BUILTIN_SYSTEM_NAMESPACES, DESIRED_HASH_ANNOTATION};
+use super::report::{is_ready, Action, AppOutcome, AppReport, Change, SyncReport};
+use super::status;
+use crate::cluster::{ClusterClient, ClusterError};
+use crate::diff::{ObjectDiff, SyncStatus};
+use crate::graph::AppGraph;
+use crate::health::{self, Health, HealthStatus};
+use crate::model::{is_application, AppName, Manifest, ObjectRef, Tier, APP_LABEL};
+use crate::tree::{AppNode, AppTree};
+
+/// How a sync runs.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Apps syncing at once.
+    pub parallel: usize,
+    /// Server-side dry run: report what would change, write nothing.
+    pub dry_run: bool,
+    /// Prune leftovers regardless of the apps' policies (`Some(true)`), never
+    /// (`Some(false)`), or as each app's `syncPolicy.automated.prune` says.
+    pub prune: Option<bool>,
+    /// Overrides every app's wait timeout.
+    pub timeout: Option<Duration>,
+    /// Only these apps (`None`: all). Prerequisites outside the set are not gated on.
+    pub only: Option<BTreeSet<AppName>>,
+    /// Write Application objects and their status.
+    pub write_status: bool,
+    /// How often health is polled while waiting.
+    pub poll_interval: Duration,
+    /// Objects applied at once within one phase of one app.
+    pub apply_concurrency: usize,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            parallel: 4,
+            dry_run: false,
+            prune: None,
+            timeout: None,
+            only: None,
+            write_status: true,
+            poll_interval: Duration::from_millis(200),
+            apply_concurrency: 8,
+        }
+    }
+}
+
+/// Receives progress as apps start and finish (the CLI's display).
+pub trait Progress: Send + Sync {
+    fn started(&self, _app: &AppName) {}
+    fn finished(&self, _report: &AppReport) {}
+}
+
+/// A [`Progress`] that shows nothing.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// Syncs the tree in dependency order and returns the change set.
+pub async fn run(
+    tree: &AppTree,
+    graph: &AppGraph,
+    client: &ClusterClient,
+    opts: &SyncOptions,
+    progress: &dyn Progress,
+) -> SyncReport {
+    let start = Instant::now();
+    let selected: Vec<&AppNode> = tree
+        .depth_first()
+        .into_iter()
+        .filter(|n| opts.only.as_ref().map(|o| o.contains(&n.app.name)).unwrap_or(true))
+        .collect();
+    let selected_names: HashSet<AppName> = selected.iter().map(|n| n.app.name.clone()).collect();
+    let system_namespaces = system_namespaces(tree);
+
+    if opts.write_status && !opts.dry_run {
+        if let Err(e) = ensure_status_crd(client).await {
+            tracing::warn!("cannot install the Application CRD, status will not be written: {e}");
+        }
+    }
+
+    // Done apps: name → ready for dependents?
+    let mut done: HashMap<AppName, bool> = HashMap::new();
+    // Root causes for blocked apps.
+    let mut causes: HashMap<AppName, Vec<AppName>> = HashMap::new();
+    let mut reports: HashMap<AppName, AppReport> = HashMap::new();
+    let mut pending: Vec<&AppNode> = selected.clone();
+    let mut running = FuturesUnordered::new();
+    let sys = &system_namespaces;
+
+    loop {
+        // Start (or block) every pending app whose prerequisites are done.
+        let mut i = 0;
+        while i < pending.len() {
+            let node = pending[i];
+            let prereqs: Vec<AppName> = graph
+                .prerequisites(&node.app.name)
+                .into_iter()
+                .map(|(p, _)| p)
+                .filter(|p| selected_names.contains(p))
+                .collect();
+            if prereqs.iter().any(|p| !done.contains_key(p)) {
+                i += 1;
+                continue;
+            }
+            let failed: Vec<&AppName> = prereqs.iter().filter(|p| done.get(*p) == Some(&false)).collect();
+            if !failed.is_empty() {
+                let mut by: BTreeSet<AppName> = BTreeSet::new();
+                for f in failed {
+                    match causes.get(f) {
+                        Some(c) => by.extend(c.iter().cloned()),
+                        None => {
+                            by.insert(f.clone());
+                        }
+                    }
+                }
+                let by: Vec<AppName> = by.into_iter().collect();
+                let report = blocked_report(node, by.clone());
+                causes.insert(node.app.name.clone(), by);
+                done.insert(node.app.name.clone(), false);
+                progress.finished(&report);
+                if opts.write_status && !opts.dry_run {
+                    write_status(client, node, &report, None).await;
+                }
+                reports.insert(node.app.name.clone(), report);
+                pending.remove(i);
+                i = 0; // a newly blocked app may unblock the scan of others
+                continue;
+            }
+            if running.len() >= opts.parallel.max(1) {
+                i += 1;
+                continue;
+            }
+            pending.remove(i);
+            progress.started(&node.app.name);
+            running.push(async move { (node, sync_app(node, client, opts, sys).await) });
+        }
+        let Some((node, report)) = running.next().await else {
+            break;
+        };
+        let ok = report.outcome.is_success() && (opts.dry_run || is_ready(report.health.health));
+        done.insert(node.app.name.clone(), ok);
+        progress.finished(&report);
+        reports.insert(node.app.name.clone(), report);
+    }
+    // Anything still pending could never start (only possible with a cycle,
+    // which the graph rejects); report it rather than lose it.
+    for node in pending {
+        let report = blocked_report(node, Vec::new());
+        reports.insert(node.app.name.clone(), report);
+    }
+    let apps = selected
+        .iter()
+        .filter_map(|n| reports.remove(&n.app.name))
+        .collect();
+    SyncReport { apps, duration: start.elapsed() }
+}
+
+/// Namespaces owned by the system tier: the built-ins, system apps'
+/// destinations, and Namespaces that system apps render.
+pub fn system_namespaces(tree: &AppTree) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = BUILTIN_SYSTEM_NAMESPACES.iter().map(|s| s.to_string()).collect();
+    out.insert(status::STATUS_NAMESPACE.to_string());
+    for n in tree.nodes().iter().filter(|n| n.app.tier == Tier::System) {
+        if let Some(ns) = &n.app.destination.namespace {
+            out.insert(ns.clone());
+        }
+        for m in n.objects() {
+            if m.kind() == "Namespace" && m.api_version() == "v1" {
+                if let Ok(r) = m.object_ref() {
+                    out.insert(r.name);
+                }
+            }
+        }
+    }
+    // An app-tier app's own destination is its own, even if a system app
+    // declared the Namespace object for it.
+    out
+}
+
+fn base_report(node: &AppNode, outcome: AppOutcome) -> AppReport {
+    AppReport {
+        name: node.app.name.clone(),
+        tier: node.app.tier,
+        namespace: node.app.destination.namespace.clone(),
+        revision: node.revision_label(),
+        outcome,
+        sync: SyncStatus::OutOfSync,
+        health: HealthStatus::new(Health::Unknown, ""),
+        changes: Vec::new(),
+        duration: Duration::ZERO,
+    }
+}
+
+fn blocked_report(node: &AppNode, by: Vec<AppName>) -> AppReport {
+    base_report(node, AppOutcome::Blocked { by })
+}
+
+/// Syncs one app: never panics, always returns a report.
+async fn sync_app(
+    node: &AppNode,
+    client: &ClusterClient,
+    opts: &SyncOptions,
+    system_namespaces: &BTreeSet<String>,
+) -> AppReport {
+    let start = Instant::now();
+    let span = tracing::info_span!("sync", app = %node.app.name);
+    let _enter = span.enter();
+    drop(_enter);
+    let mut report = AppSync { node, client, opts, system_namespaces }.run().await;
+    report.duration = start.elapsed();
+    report
+}
+
+struct AppSync<'a> {
+    node: &'a AppNode,
+    client: &'a ClusterClient,
+    opts: &'a SyncOptions,
+    system_namespaces: &'a BTreeSet<String>,
+}
+
+impl AppSync<'_> {
+    async fn run(&self) -> AppReport {
+        let node = self.node;
+        let app = &node.app;
+        let dry = self.opts.dry_run;
+        let mut report = base_report(node, AppOutcome::Succeeded);
+        if let Some(f) = node.failure() {
+            report.outcome = AppOutcome::Failed { message: f.message.clone() };
+            if self.opts.write_status && !dry {
+                write_status(self.client, node, &report, None).await;
+            }
+            return report;
+        }
+
+        let (previous, desired) = match self.prepared().await {
+            Ok(p) => p,
+            Err((message, previous)) => return self.fail(report, message, previous.as_ref()).await,
+        };
+        let previous_inventory = previous.as_ref().map(status::inventory_of).unwrap_or_default();
+        let namespace = app.destination.namespace.clone().unwrap_or_else(|| "default".to_string());
+
+        // The destination namespace.
+        if app.sync_policy.create_namespace && app.destination.namespace.is_some() {
+            if let Err(e) = self.ensure_namespace(&namespace, dry).await {
+                return self.fail(report, format!("cannot create namespace \"{namespace}\": {e}"), previous.as_ref()).await;
+            }
+        }
+        // Namespaces turned off for syncing.
+        let off_namespaces = self.off_namespaces(&desired).await;
+
+        // Apply, wave by wave, phase by phase.
+        let mut failed = false;
+        let mut groups: Vec<Vec<&DesiredObject>> = Vec::new();
+        for d in &desired {
+            match groups.last_mut() {
+                Some(g) if g[0].wave == d.wave && g[0].phase == d.phase => g.push(d),
+                _ => groups.push(vec![d]),
+            }
+        }
+        let mut applied_waves: Vec<&DesiredObject> = Vec::new();
+        let mut current_wave: Option<i32> = None;
+        for group in groups {
+            if failed {
+                for d in group {
+                    report.changes.push(change(&d.object_ref, Action::Skipped, dry, "not attempted: an earlier object failed", false));
+                }
+                continue;
+            }
+            // A later wave waits for the earlier waves to be ready.
+            if current_wave.is_some() && current_wave != Some(group[0].wave) && !dry {
+                let deadline = Instant::now() + self.timeout();
+                let h = self.wait_healthy(&applied_waves, deadline).await;
+                if !is_ready(h.health) {
+                    for d in group {
+                        report.changes.push(change(&d.object_ref, Action::Skipped, dry, "not attempted: an earlier sync wave is not healthy", false));
+                    }
+                    failed = true;
+                    report.health = h;
+                    continue;
+                }
+            }
+            current_wave = Some(group[0].wave);
+            let results: Vec<Change> = futures::stream::iter(group.iter().map(|d| self.apply_one(d, &off_namespaces)))
+                .buffered(self.opts.apply_concurrency.max(1))
+                .collect()
+                .await;
+            if results.iter().any(|c| c.action == Action::Failed) {
+                failed = true;
+            }
+            // CRDs must be Established before anything uses them.
+            if !failed && !dry && group[0].phase == super::prepare::Phase::Crds {
+                for d in &group {
+                    if let Err(e) = self.client.wait_crd_established(&d.object_ref.name, self.timeout()).await {
+                        failed = true;
+                        report.changes.push(change(&d.object_ref, Action::Failed, dry, &e.to_string(), false));
+                    }
+                }
+                self.client.invalidate_discovery();
+            }
+            report.changes.extend(results);
+            applied_waves.extend(group.iter().copied());
+        }
+
+        // Prune leftovers of the previous inventory — never after a failure.
+        let desired_refs: Vec<&ObjectRef> = desired.iter().map(|d| &d.object_ref).collect();
+        let leftovers: Vec<&ObjectRef> = previous_inventory
+            .iter()
+            .filter(|old| !desired_refs.iter().any(|d| d.same_object(old)))
+            .collect();
+        let prune = self.opts.prune.unwrap_or_else(|| app.sync_policy.prune());
+        for old in leftovers {
+            if failed {
+                report.changes.push(change(old, Action::Skipped, dry, "no longer in git; not pruned because the sync failed", false));
+            } else if !prune {
+                report.changes.push(change(old, Action::Skipped, dry, "no longer in git; prune is off", false));
+            } else {
+                report.changes.push(self.prune_one(old, dry).await);
+            }
+        }
+
+        // The inventory: what this app now owns (leftovers it kept stay in it).
+        let mut inventory: Vec<ObjectRef> = desired
+            .iter()
+            .filter(|d| d.mode != SyncMode::Off)
+            .map(|d| d.object_ref.clone())
+            .collect();
+        for c in &report.changes {
+            if c.action == Action::Skipped && !inventory.iter().any(|i| i.same_object(&c.object)) && previous_inventory.iter().any(|p| p.same_object(&c.object)) {
+                inventory.push(c.object.clone());
+            }
+        }
+
+        report.sync = if report.changes.iter().all(|c| c.in_sync) { SyncStatus::Synced } else { SyncStatus::OutOfSync };
+        let watched: Vec<&DesiredObject> = desired.iter().filter(|d| d.mode == SyncMode::On).collect();
+        if failed {
+            let first = report
+                .changes
+                .iter()
+                .find(|c| c.action == Action::Failed)
+                .map(|c| format!("{}: {}", c.object, c.message))
+                .unwrap_or_else(|| report.health.message.clone());
+            report.outcome = AppOutcome::Failed { message: first };
+            report.health = self.current_health(&watched).await;
+        } else if dry {
+            report.outcome = AppOutcome::DryRun;
+            report.health = self.current_health(&watched).await;
+        } else {
+            let deadline = Instant::now() + self.timeout();
+            report.health = self.wait_healthy(&watched, deadline).await;
+            if !is_ready(report.health.health) {
+                report.outcome = AppOutcome::TimedOut { after_secs: self.timeout().as_secs() };
+            }
+        }
+        if self.opts.write_status && !dry {
+            write_status_with(self.client, node, &report, &inventory, previous.as_ref()).await;
+        }
+        report
+    }
+
+    /// The app's previous Application object and its prepared desired
+    /// objects; on error, the message and the previous object.
+    #[allow(clippy::type_complexity)]
+    async fn prepared(&self) -> Result<(Option<Value>, Vec<DesiredObject>), (String, Option<Value>)> {
+        let app = &self.node.app;
+        // The previous inventory (for prune) lives in the app's status.
+        let app_ref = status::application_ref(app.name.as_str());
+        let previous = if self.opts.write_status {
+            self.client.get(&app_ref).await.ok().flatten()
+        } else {
+            None
+        };
+        // Prepare everything before writing anything.
+        let manifests: Vec<&Manifest> = self.node.manifests().iter().filter(|m| !is_application(&m.object)).collect();
+        let namespace = app.destination.namespace.clone().unwrap_or_else(|| "default".to_string());
+        let scopes = match self.scopes(&manifests).await {
+            Ok(s) => s,
+            Err(message) => return Err((message, previous)),
+        };
+        let ctx = PrepareContext {
+            app: &app.name,
+            tier: app.tier,
+            namespace: &namespace,
+            system_namespaces: self.system_namespaces,
+        };
+        match prepare(&ctx, &manifests, |r| {
+            scopes
+                .get(&(r.group.clone(), r.kind.clone()))
+                .cloned()
+                .unwrap_or_else(|| Err(format!("no scope known for {}", r.kind_group())))
+        }) {
+            Ok(d) => Ok((previous, d)),
+            Err(refusals) => {
+                let message = refusals.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("; ");
+                Err((format!("refused before any write: {message}"), previous))
+            }
+        }
+    }
+
+    /// Per object, what a sync would change: server-side dry-run apply
+    /// compared with the live object, plus inventory leftovers.
+    async fn diff(&self) -> Result<Vec<ObjectDiff>, String> {
+        let (previous, desired) = self.prepared().await.map_err(|(m, _)| m)?;
+        let mut out = Vec::new();
+        for d in &desired {
+            if d.mode == SyncMode::Off {
+                continue;
+            }
+            let live = self.client.get(&d.object_ref).await.map_err(|e| e.to_string())?;
+            if live.as_ref().map(|l| super::prepare::sync_mode(l) == SyncMode::Off).unwrap_or(false) {
+                continue;
+            }
+            let predicted = match &live {
+                // A create cannot be dry-run before its namespace exists; the
+                // desired object is the prediction.
+                None => Some(d.object.clone()),
+                Some(_) => Some(self.client.apply(&d.object, true).await.map_err(|e| e.to_string())?),
+            };
+            out.push(crate::diff::compare(d.object_ref.clone(), predicted.as_ref(), live.as_ref()));
+        }
+        let inventory = previous.as_ref().map(status::inventory_of).unwrap_or_default();
+        for old in inventory {
+            if desired.iter().any(|d| d.object_ref.same_object(&old)) {
+                continue;
+            }
+            if let Ok(Some(live)) = self.client.get(&old).await {
+                out.push(crate::diff::compare(old.clone(), None, Some(&live)));
+            }
+        }
+        Ok(out)
+    }
+
+    fn timeout(&self) -> Duration {
+        self.opts.timeout.unwrap_or(self.node.app.sync_policy.wait_timeout)
+    }
+
+    async fn fail(&self, mut report: AppReport, message: String, previous: Option<&Value>) -> AppReport {
+        report.outcome = AppOutcome::Failed { message };
+        if self.opts.write_status && !self.opts.dry_run {
+            let inv = previous.map(status::inventory_of).unwrap_or_default();
+            write_status_with(self.client, self.node, &report, &inv, previous).await;
+        }
+        report
+    }
+
+    /// Scope of every (group, kind) the app renders: from discovery, or from
+    /// a CRD the same app renders (its custom resources apply in one pass).
+    async fn scopes(&self, manifests: &[&Manifest]) -> Result<HashMap<(String, String), Result<bool, String>>, String> {
+        let mut crd_scopes: HashMap<(String, String), bool> = HashMap::new();
+        for m in manifests {
+            if m.kind() == "CustomResourceDefinition" {
+                let o = &m.object;
+                if let (Some(g), Some(k)) = (
+                    o.pointer("/spec/group").and_then(Value::as_str),
+                    o.pointer("/spec/names/kind").and_then(Value::as_str),
+                ) {
+                    let namespaced = o.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster");
+                    crd_scopes.insert((g.to_string(), k.to_string()), namespaced);
+                }
+            }
+        }
+        let mut out = HashMap::new();
+        for m in manifests {
+            let Ok(r) = m.object_ref() else { continue };
+            let key = (r.group.clone(), r.kind.clone());
+            if out.contains_key(&key) {
+                continue;
+            }
+            let scope = match self.client.resolve(&r).await {
+                Ok(res) => Ok(res.namespaced),
+                Err(ClusterError::UnknownKind { .. }) if crd_scopes.contains_key(&key) => Ok(crd_scopes[&key]),
+                Err(e @ ClusterError::UnknownKind { .. }) => Err(e.to_string()),
+                Err(e) => return Err(format!("cannot reach the cluster: {e}")),
+            };
+            out.insert(key, scope);
+        }
+        Ok(out)
+    }
+
+    async fn ensure_namespace(&self, ns: &str, dry: bool) -> Result<(), ClusterError> {
+        let r = ObjectRef { group: String::new(), version: "v1".into(), kind: "Namespace".into(), namespace: None, name: ns.into() };
+        if self.client.get(&r).await?.is_some() {
+            return Ok(());
+        }
+        let obj = serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns, "labels": {APP_LABEL: self.node.app.name.as_str()}}
+        });
+        self.client.apply(&obj, dry).await.map(|_| ())
+    }
+
+    /// Namespaces (among those the app writes to) annotated `kubesync.dev/sync: off`.
+    async fn off_namespaces(&self, desired: &[DesiredObject]) -> HashMap<String, SyncMode> {
+        let mut out = HashMap::new();
+        let namespaces: BTreeSet<&String> = desired.iter().filter_map(|d| d.object_ref.namespace.as_ref()).collect();
+        for ns in namespaces {
+            let r = ObjectRef { group: String::new(), version: "v1".into(), kind: "Namespace".into(), namespace: None, name: ns.clone() };
+            if let Ok(Some(live)) = self.client.get(&r).await {
+                let mode = super::prepare::sync_mode(&live);
+                if mode != SyncMode::On {
+                    out.insert(ns.clone(), mode);
+                }
+            }
+        }
+        out
+    }
+
+    async fn apply_one(&self, d: &DesiredObject, off_namespaces: &HashMap<String, SyncMode>) -> Change {
+        let r = &d.object_ref;
+        let ns_mode = r.namespace.as_ref().and_then(|n| off_namespaces.get(n)).copied();
+        if d.mode == SyncMode::Off || ns_mode == Some(SyncMode::Off) {
+            return change(r, Action::Skipped, false, "kubesync.dev/sync: off", true);
+        }
+        let live = match self.client.get(r).await {
+            Ok(l) => l,
+            Err(e) => return change(r, Action::Failed, self.opts.dry_run, &e.to_string(), false),
+        };
+        if let Some(l) = &live {
+            if super::prepare::sync_mode(l) == SyncMode::Off {
+                return change(r, Action::Skipped, false, "kubesync.dev/sync: off (on the live object)", true);
+            }
+            let hash_matches = l
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(DESIRED_HASH_ANNOTATION))
+                .and_then(Value::as_str)
+                == Some(d.hash.as_str());
+            if hash_matches && is_subset(&d.object, l) {
+                return change(r, Action::Unchanged, false, "", true);
+            }
+        }
+        let dry = self.opts.dry_run || d.mode == SyncMode::DryRun || ns_mode == Some(SyncMode::DryRun);
+        match self.client.apply(&d.object, dry).await {
+            Ok(result) => {
+                let action = match &live {
+                    None => Action::Created,
+                    Some(l) if rv(l) == rv(&result) && !dry => Action::Unchanged,
+                    Some(_) => Action::Configured,
+                };
+                tracing::info!(object = %r, %action, dry_run = dry, "applied");
+                let in_sync = !dry || action == Action::Unchanged;
+                change(r, action, dry, "", in_sync)
+            }
+            Err(e) => {
+                tracing::warn!(object = %r, "apply failed: {e}");
+                change(r, Action::Failed, dry, &e.to_string(), false)
+            }
+        }
+    }
+
+    async fn prune_one(&self, r: &ObjectRef, dry: bool) -> Change {
+        match self.client.get(r).await {
+            Ok(None) => return change(r, Action::Pruned, dry, "already gone", true),
+            Ok(Some(live)) => {
+                if super::prepare::sync_mode(&live) == SyncMode::Off {
+                    return change(r, Action::Skipped, dry, "no longer in git; kept: kubesync.dev/sync: off", true);
+                }
+                // Only prune what this app applied.
+                let owner = live.pointer("/metadata/labels").and_then(|l| l.get(APP_LABEL)).and_then(Value::as_str);
+                if owner != Some(self.node.app.name.as_str()) {
+                    return change(r, Action::Skipped, dry, "no longer in git; kept: not labelled as this app's", true);
+                }
+            }
+            Err(e) => return change(r, Action::Failed, dry, &e.to_string(), false),
+        }
+        if dry {
+            return change(r, Action::Pruned, true, "would be pruned", false);
+        }
+        match self.client.delete(r).await {
+            Ok(_) => {
+                tracing::info!(object = %r, "pruned");
+                change(r, Action::Pruned, false, "", true)
+            }
+            Err(e) => change(r, Action::Failed, false, &format!("prune failed: {e}"), false),
+        }
+    }
+
+    async fn current_health(&self, objects: &[&DesiredObject]) -> HealthStatus {
+        let mut statuses = Vec::with_capacity(objects.len());
+        for d in objects {
+            statuses.push(match self.client.get(&d.object_ref).await {
+                Ok(Some(live)) => named(&d.object_ref, health::assess(&live)),
+                Ok(None) => named(&d.object_ref, health::missing()),
+                Err(e) => HealthStatus::new(Health::Unknown, format!("{}: {e}", d.object_ref)),
+            });
+        }
+        health::aggregate(statuses.iter())
+    }
+
+    /// Polls health until every object is ready or the deadline passes.
+    async fn wait_healthy(&self, objects: &[&DesiredObject], deadline: Instant) -> HealthStatus {
+        loop {
+            let h = self.current_health(objects).await;
+            if is_ready(h.health) || Instant::now() >= deadline {
+                return h;
+            }
+            tokio::time::sleep(self.opts.poll_interval.min(deadline.saturating_duration_since(Instant::now()))).await;
+        }
+    }
+}
+
+/// Prefixes a non-empty health message with the object it is about.
+fn named(r: &ObjectRef, h: HealthStatus) -> HealthStatus {
+    if h.message.is_empty() || h.health == Health::Healthy {
+        h
+    } else {
+        HealthStatus::new(h.health, format!("{r}: {}", h.message))
+    }
+}
+
+fn rv(obj: &Value) -> Option<&str> {
+    obj.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+}
+
+fn change(r: &ObjectRef, action: Action, dry_run: bool, message: &str, in_sync: bool) -> Change {
+    Change { object: r.clone(), action, dry_run, message: message.to_string(), in_sync }
+}
+
+/// Installs the Application CRD and the status namespace when missing.
+pub async fn ensure_status_crd(client: &ClusterClient) -> Result<(), ClusterError> {
+    let crd_ref = ObjectRef {
+        group: "apiextensions.k8s.io".into(),
+        version: "v1".into(),
+        kind: "CustomResourceDefinition".into(),
+        namespace: None,
+        name: status::CRD_NAME.into(),
+    };
+    if client.get(&crd_ref).await?.is_none() {
+        client.apply(&status::application_crd(), false).await?;
+        client.wait_crd_established(status::CRD_NAME, Duration::from_secs(60)).await?;
+        client.invalidate_discovery();
+    }
+    let ns_ref = ObjectRef {
+        group: String::new(),
+        version: "v1".into(),
+        kind: "Namespace".into(),
+        namespace: None,
+        name: status::STATUS_NAMESPACE.into(),
+    };
+    if client.get(&ns_ref).await?.is_none() {
+        client.apply(&status::status_namespace(), false).await?;
+    }
+    Ok(())
+}
+
+async fn write_status(client: &ClusterClient, node: &AppNode, report: &AppReport, previous: Option<&Value>) {
+    let previous_owned;
+    let previous = match previous {
+        Some(p) => Some(p),
+        None => {
+            previous_owned = client.get(&status::application_ref(node.app.name.as_str())).await.ok().flatten();
+            previous_owned.as_ref()
+        }
+    };
+    let inv = previous.map(status::inventory_of).unwrap_or_default();
+    write_status_with(client, node, report, &inv, previous).await
+}
+
+/// Writes the Application object (when its spec changed) and its status
+/// (when it changed): a converged re-sync writes nothing.
+async fn write_status_with(client: &ClusterClient, node: &AppNode, report: &AppReport, inventory: &[ObjectRef], previous: Option<&Value>) {
+    let repo = node.checkout.as_ref().map(|c| c.repo.as_str());
+    let desired = status::application_object(&node.app, node.parent.as_ref().map(AppName::as_str), repo);
+    let needs_spec = match previous {
+        Some(p) => !is_subset(&desired, p),
+        None => true,
+    };
+    if needs_spec {
+        if let Err(e) = client.apply(&desired, false).await {
+            tracing::warn!(app = %node.app.name, "cannot write the Application object: {e}");
+            return;
+        }
+    }
+    let prev_status = previous.and_then(|p| p.get("status"));
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let new_status = status::build_status(report, inventory, prev_status, &now);
+    if prev_status == Some(&new_status) {
+        return;
+    }
+    if let Err(e) = client.patch_status(&status::application_ref(node.app.name.as_str()), &new_status).await {
+        tracing::warn!(app = %node.app.name, "cannot write the Application status: {e}");
+    }
+}
+
+/// What `kubesync diff` reports for one app.
+#[derive(Debug, Clone)]
+pub struct AppDiff {
+    pub name: AppName,
+    /// Per object (empty when the app could not be compared).
+    pub objects: Vec<ObjectDiff>,
+    /// Why the app could not be compared (render failure, refusal, API error).
+    pub error: Option<String>,
+}
+
+impl AppDiff {
+    pub fn sync_status(&self) -> SyncStatus {
+        if self.error.is_some() {
+            SyncStatus::OutOfSync
+        } else {
+            crate::diff::app_status(&self.objects)
+        }
+    }
+}
+
+/// Compares the named apps (all when `only` is None) with the cluster.
+/// Writes nothing (server-side dry runs only).
+pub async fn diff(tree: &AppTree, client: &ClusterClient, only: Option<&BTreeSet<AppName>>) -> Vec<AppDiff> {
+    let system_namespaces = system_namespaces(tree);
+    let opts = SyncOptions { dry_run: true, ..SyncOptions::default() };
+    let mut out = Vec::new();
+    for node in tree.depth_first() {
+        if only.map(|o| !o.contains(&node.app.name)).unwrap_or(false) {
+            continue;
+        }
+        let result = match node.failure() {
+            Some(f) => Err(f.message.clone()),
+            None => AppSync { node, client, opts: &opts, system_namespaces: &system_namespaces }.diff().await,
+        };
+        out.push(match result {
+            Ok(objects) => AppDiff { name: node.app.name.clone(), objects, error: None },
+            Err(e) => AppDiff { name: node.app.name.clone(), objects: Vec::new(), error: Some(e) },
+        });
+    }
+    out
+}

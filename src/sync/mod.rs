@@ -1,0 +1,15 @@
+//! The sync engine: brings the cluster to the state of the app tree in
+//! dependency order, gated on readiness, and returns a change set.
+//!
+//! `prepare` (pure) turns rendered manifests into apply-ready objects and
+//! enforces the guardrails; `engine` schedules apps and does the IO through
+//! `cluster`; `status` builds the Application objects and their status;
+//! `report` is the change set every view is drawn from.
+
+mod engine;
+pub mod prepare;
+mod report;
+pub mod status;
+
+pub use engine::{diff, ensure_status_crd, run, system_namespaces, AppDiff, Progress, Quiet, SyncOptions};
+pub use report::{is_ready, Action, ActionCounts, AppOutcome, AppReport, Change, SyncReport};

@@ -1,0 +1,226 @@
+//! The change set: what a sync did, one entry per object, and per app the
+//! outcome, sync status and health. Every view — the CLI table, JSON output,
+//! Application status, metrics — is drawn from this, never recomputed.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::diff::SyncStatus;
+use crate::health::{Health, HealthStatus};
+use crate::model::{AppName, ObjectRef, Tier};
+
+/// What happened to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Action {
+    Created,
+    Configured,
+    Unchanged,
+    Pruned,
+    /// Left alone: `kubesync.dev/sync: off`, prune disabled, or not attempted.
+    Skipped,
+    Failed,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Created => "created",
+            Action::Configured => "configured",
+            Action::Unchanged => "unchanged",
+            Action::Pruned => "pruned",
+            Action::Skipped => "skipped",
+            Action::Failed => "failed",
+        })
+    }
+}
+
+/// One entry of the change set.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    pub object: ObjectRef,
+    pub action: Action,
+    /// Whether the write was a server-side dry run (nothing persisted).
+    pub dry_run: bool,
+    /// Why it was skipped or failed; empty otherwise.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Whether the object matches git after this sync (false for a dry-run
+    /// create/configure, a failure, or an extra object left unpruned).
+    pub in_sync: bool,
+}
+
+/// How one application's sync ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum AppOutcome {
+    /// Applied (or already in sync) and Healthy.
+    Succeeded,
+    /// Applied, but not Healthy within its wait timeout.
+    TimedOut { after_secs: u64 },
+    /// Rendering, guardrails, or a write failed.
+    Failed { message: String },
+    /// Never attempted: a prerequisite failed, timed out or was blocked.
+    Blocked { by: Vec<AppName> },
+    /// A dry run: nothing was written.
+    DryRun,
+}
+
+impl AppOutcome {
+    pub fn is_success(&self) -> bool {
+        matches!(self, AppOutcome::Succeeded | AppOutcome::DryRun)
+    }
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            AppOutcome::Succeeded => "Succeeded",
+            AppOutcome::TimedOut { .. } => "TimedOut",
+            AppOutcome::Failed { .. } => "Failed",
+            AppOutcome::Blocked { .. } => "Blocked",
+            AppOutcome::DryRun => "DryRun",
+        }
+    }
+}
+
+/// The result of syncing one application.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppReport {
+    pub name: AppName,
+    pub tier: Tier,
+    pub namespace: Option<String>,
+    /// The revision rendered (sha, `worktree`, or `-` when unknown).
+    pub revision: String,
+    pub outcome: AppOutcome,
+    pub sync: SyncStatus,
+    pub health: HealthStatus,
+    pub changes: Vec<Change>,
+    #[serde(with = "secs")]
+    pub duration: Duration,
+}
+
+impl AppReport {
+    /// Counts of each action, in a fixed order, for summaries.
+    pub fn counts(&self) -> ActionCounts {
+        let mut c = ActionCounts::default();
+        for ch in &self.changes {
+            match ch.action {
+                Action::Created => c.created += 1,
+                Action::Configured => c.configured += 1,
+                Action::Unchanged => c.unchanged += 1,
+                Action::Pruned => c.pruned += 1,
+                Action::Skipped => c.skipped += 1,
+                Action::Failed => c.failed += 1,
+            }
+        }
+        c
+    }
+
+    /// The one-line message shown in tables: the failure, the blocker, or
+    /// the health message.
+    pub fn message(&self) -> String {
+        match &self.outcome {
+            AppOutcome::Failed { message } => message.clone(),
+            AppOutcome::Blocked { by } => format!(
+                "blocked by {}",
+                by.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ")
+            ),
+            AppOutcome::TimedOut { after_secs } => {
+                format!("not healthy after {after_secs}s: {}", self.health.message)
+            }
+            _ => {
+                let c = self.counts();
+                let mut parts = Vec::new();
+                for (n, word) in [
+                    (c.created, "created"),
+                    (c.configured, "configured"),
+                    (c.pruned, "pruned"),
+                    (c.skipped, "skipped"),
+                    (c.failed, "failed"),
+                ] {
+                    if n > 0 {
+                        parts.push(format!("{n} {word}"));
+                    }
+                }
+                if parts.is_empty() {
+                    parts.push(format!("{} unchanged", c.unchanged));
+                }
+                if !self.health.message.is_empty() && self.health.health != Health::Healthy {
+                    parts.push(self.health.message.clone());
+                }
+                parts.join(", ")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ActionCounts {
+    pub created: usize,
+    pub configured: usize,
+    pub unchanged: usize,
+    pub pruned: usize,
+    pub skipped: usize,
+    pub failed: usize,
+}
+
+impl ActionCounts {
+    /// Writes that changed the cluster (dry runs included).
+    pub fn writes(&self) -> usize {
+        self.created + self.configured + self.pruned
+    }
+}
+
+/// The result of a whole sync run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncReport {
+    pub apps: Vec<AppReport>,
+    #[serde(with = "secs")]
+    pub duration: Duration,
+}
+
+impl SyncReport {
+    /// True when every app succeeded, is Synced and Healthy.
+    pub fn all_good(&self) -> bool {
+        self.apps.iter().all(|a| {
+            a.outcome == AppOutcome::Succeeded && a.sync == SyncStatus::Synced && is_ready(a.health.health)
+        }) || self.apps.iter().all(|a| a.outcome == AppOutcome::DryRun && a.sync == SyncStatus::Synced)
+    }
+
+    pub fn get(&self, name: &AppName) -> Option<&AppReport> {
+        self.apps.iter().find(|a| &a.name == name)
+    }
+
+    pub fn totals(&self) -> ActionCounts {
+        let mut t = ActionCounts::default();
+        for a in &self.apps {
+            let c = a.counts();
+            t.created += c.created;
+            t.configured += c.configured;
+            t.unchanged += c.unchanged;
+            t.pruned += c.pruned;
+            t.skipped += c.skipped;
+            t.failed += c.failed;
+        }
+        t
+    }
+}
+
+/// Whether a health lets dependents start: Healthy, or Suspended (a paused
+/// Deployment or suspended CronJob is as its owner wants it).
+pub fn is_ready(h: Health) -> bool {
+    matches!(h, Health::Healthy | Health::Suspended)
+}
+
+mod secs {
+    use serde::Serializer;
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
+    }
+}
