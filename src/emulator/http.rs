@@ -191,7 +191,7 @@ fn verb_of(method: &Method, r: &ResourceRoute, q: &Query) -> Option<&'static str
     })
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> &'a str {
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> &str {
     h.get(name)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
@@ -277,10 +277,11 @@ fn decode_object(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
                     "error decoding YAML: error converting YAML to JSON: yaml: {e}"
                 ))
             }),
+        // Protobuf (what kubectl's typed generators such as `kubectl create
+        // namespace` send) is not decoded yet.
         _ => Err(ApiError::unsupported_media_type(&[
             "application/json",
             "application/yaml",
-            "application/vnd.kubernetes.protobuf",
         ])),
     }
 }
