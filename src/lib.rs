@@ -6,4 +6,9 @@
 //! the cluster-facing modules, with `cli` as a thin shell on top. `emulator`
 //! stands in for a Kubernetes API server in tests and offline runs.
 
+pub mod diff;
 pub mod emulator;
+pub mod graph;
+pub mod health;
+pub mod model;
+pub mod source;

@@ -1,0 +1,9 @@
+{{/* The syncPolicy every child shares. */}}
+{{- define "apps.syncPolicy" -}}
+syncPolicy:
+  automated:
+    prune: true
+    selfHeal: true
+  syncOptions:
+    - CreateNamespace=true
+{{- end }}

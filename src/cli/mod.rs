@@ -1,0 +1,146 @@
+//! The command line: clap definitions and dispatch. Thin by design: parse,
+//! call the modules that do the work, print. Exit codes mean something:
+//! 0 everything ok, 1 something failed (or is out of sync), 2 a usage or
+//! configuration error (bad manifest, cycle, unknown dependency).
+
+mod offline;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::source::RepoOverride;
+
+/// What an exit code means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything succeeded.
+    Ok = 0,
+    /// Something failed, was blocked, or is out of sync.
+    Failed = 1,
+    /// The command line or the configuration is wrong.
+    Usage = 2,
+}
+
+impl From<Outcome> for ExitCode {
+    fn from(o: Outcome) -> ExitCode {
+        ExitCode::from(o as u8)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+    /// Graphviz (only for `tree`).
+    Dot,
+}
+
+/// kubesync: take a cluster from empty to its full desired state with one
+/// command, and keep it there.
+///
+/// A root "app of apps" manifest names every application; kubesync renders
+/// each one (plain YAML, minijinja templates, Helm, kustomize or a transform
+/// command), orders them as a dependency graph and syncs them in order.
+///
+/// Examples:
+///   kubesync tree                          show the application tree
+///   kubesync plan                          show the sync order
+///   kubesync render guestbook | less       the objects one app renders
+///   kubesync --root argocd/root.yaml \
+///     --repo-override https://github.com/org/apps.git=. tree
+#[derive(Debug, Parser)]
+#[command(name = "kubesync", version, verbatim_doc_comment, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalArgs {
+    /// The root app-of-apps manifest.
+    #[arg(long, global = true, env = "KUBESYNC_ROOT", default_value = "bootstrap/root.yaml")]
+    pub root: PathBuf,
+
+    /// Render apps whose repoURL is URL from the local checkout PATH instead
+    /// (repeatable). An app whose repoURL is the root repository's `origin`
+    /// uses the root repository automatically.
+    #[arg(long = "repo-override", value_name = "URL=PATH", global = true)]
+    pub repo_overrides: Vec<RepoOverride>,
+
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, global = true, default_value = "text")]
+    pub output: OutputFormat,
+
+    /// How many applications render (and later sync) at once.
+    #[arg(long, global = true, env = "KUBESYNC_PARALLEL", default_value_t = 4)]
+    pub parallel: usize,
+
+    /// Where clones of remote repositories are cached (default: a temporary directory).
+    #[arg(long, global = true, env = "KUBESYNC_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the application tree: each app's tier, namespace, renderer,
+    /// object count and dependencies (`-o json` or `-o dot` for machines).
+    Tree,
+    /// Print the objects applications render, as one YAML stream (all apps
+    /// when none is named). Nothing is printed unless every named app renders.
+    Render {
+        /// Applications to render.
+        apps: Vec<String>,
+    },
+    /// Show the sync order: topological levels, and per app its renderer and
+    /// object count.
+    Plan,
+    /// Serve the built-in Kubernetes API emulator until stopped.
+    Emulator(crate::emulator::EmulatorArgs),
+}
+
+/// Parses the command line, runs the command and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.verbose);
+    let outcome = match cli.command {
+        Command::Tree => offline::tree(&cli.global),
+        Command::Render { ref apps } => offline::render(&cli.global, apps),
+        Command::Plan => offline::plan(&cli.global),
+        Command::Emulator(ref args) => run_async(crate::emulator::run_cli(args.clone())),
+    };
+    outcome.into()
+}
+
+fn run_async<F: std::future::Future<Output = Outcome>>(f: F) -> Outcome {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            Outcome::Failed
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,kubesync=info",
+        _ => "debug,kubesync=debug,hyper=info,h2=info,tower=info,rustls=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

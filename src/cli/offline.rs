@@ -1,0 +1,382 @@
+//! The commands that need no cluster: `tree`, `render`, `plan`.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+use super::output::{or_dash, Table};
+use super::{GlobalArgs, Outcome, OutputFormat};
+use crate::graph::{AppGraph, EdgeKind, GraphError};
+use crate::model::{load_root, AppName};
+use crate::render::Renderer;
+use crate::source::{SourceOptions, Sources};
+use crate::tree::{expand, AppNode, AppTree, ExpandOptions, FailureKind};
+
+/// The expanded tree and, when it can be ordered, its graph.
+pub struct Loaded {
+    pub tree: AppTree,
+    pub graph: Result<AppGraph, Vec<GraphError>>,
+}
+
+impl Loaded {
+    /// Exit code for what loading found: 2 for configuration errors (a bad
+    /// manifest, a cycle, an unknown dependency), 1 for render failures.
+    pub fn outcome(&self) -> Outcome {
+        if self.graph.is_err()
+            || self
+                .tree
+                .failed()
+                .any(|n| n.failure().map(|f| f.kind) == Some(FailureKind::Config))
+        {
+            Outcome::Usage
+        } else if self.tree.failed().next().is_some() {
+            Outcome::Failed
+        } else {
+            Outcome::Ok
+        }
+    }
+
+    /// Prints every problem to stderr, one line each, naming the app.
+    pub fn report_problems(&self) {
+        for n in self.tree.failed() {
+            if let Some(f) = n.failure() {
+                eprintln!("error: application \"{}\": {}", n.app.name, f.message);
+            }
+        }
+        if let Err(errs) = &self.graph {
+            for e in errs {
+                eprintln!("error: {e}");
+            }
+        }
+    }
+}
+
+/// Loads the root, expands and renders the whole tree. Errors that stop
+/// everything (an unreadable or invalid root, a source setup error) are
+/// printed and returned as the exit code.
+pub fn load(global: &GlobalArgs) -> Result<Loaded, Outcome> {
+    let roots = load_root(&global.root).map_err(|e| {
+        eprintln!("error: {e}");
+        Outcome::Usage
+    })?;
+    let sources = Sources::new(SourceOptions {
+        root_manifest: global.root.clone(),
+        overrides: global.repo_overrides.clone(),
+        cache_dir: global.cache_dir.clone(),
+    })
+    .map_err(|e| {
+        eprintln!("error: {e}");
+        Outcome::Usage
+    })?;
+    let renderer = Renderer::new();
+    let tree = expand(
+        roots,
+        &sources,
+        &renderer,
+        &ExpandOptions {
+            parallel: global.parallel.max(1),
+            ..ExpandOptions::default()
+        },
+    );
+    let graph = tree.graph();
+    Ok(Loaded { tree, graph })
+}
+
+fn dependencies(node: &AppNode) -> String {
+    let names: Vec<&str> = node.app.depends_on.iter().map(AppName::as_str).collect();
+    or_dash(names.join(","))
+}
+
+fn status_word(node: &AppNode) -> &'static str {
+    match node.failure() {
+        None => "rendered",
+        Some(_) => "failed",
+    }
+}
+
+/// `kubesync tree`
+pub fn tree(global: &GlobalArgs) -> Outcome {
+    let loaded = match load(global) {
+        Ok(l) => l,
+        Err(o) => return o,
+    };
+    let tree = &loaded.tree;
+    match global.output {
+        OutputFormat::Text => {
+            let mut t = Table::new(&["NAME", "TIER", "NAMESPACE", "RENDERER", "OBJECTS", "DEPENDS ON", "STATUS"]);
+            for (node, prefix) in with_tree_prefixes(tree) {
+                t.row(vec![
+                    format!("{prefix}{}", node.app.name),
+                    node.app.tier.to_string(),
+                    or_dash(node.app.destination.namespace.as_deref().unwrap_or("")),
+                    node.renderer_name(),
+                    node.failure().map(|_| "-".to_string()).unwrap_or_else(|| node.objects().count().to_string()),
+                    dependencies(node),
+                    status_word(node).to_string(),
+                ]);
+            }
+            print!("{}", t.render());
+        }
+        OutputFormat::Json => {
+            let apps: Vec<Value> = tree.depth_first().into_iter().map(|n| node_json(n, &loaded.graph)).collect();
+            let out = json!({
+                "apps": apps,
+                "levels": levels_json(&loaded.graph),
+                "errors": graph_errors_json(&loaded.graph),
+            });
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        }
+        OutputFormat::Dot => print!("{}", dot(tree, &loaded.graph)),
+    }
+    loaded.report_problems();
+    loaded.outcome()
+}
+
+/// Tree-drawing prefixes (`├─ `, `│  └─ `) in depth-first order.
+fn with_tree_prefixes(tree: &AppTree) -> Vec<(&AppNode, String)> {
+    let mut out = Vec::new();
+    fn walk<'a>(tree: &'a AppTree, node: &'a AppNode, lead: &str, prefix: String, out: &mut Vec<(&'a AppNode, String)>) {
+        out.push((node, prefix));
+        let n = node.children.len();
+        for (i, c) in node.children.iter().enumerate() {
+            let last = i + 1 == n;
+            if let Some(child) = tree.get(c) {
+                let branch = if last { "└─ " } else { "├─ " };
+                let cont = if last { "   " } else { "│  " };
+                walk(tree, child, &format!("{lead}{cont}"), format!("{lead}{branch}"), out);
+            }
+        }
+    }
+    for r in &tree.roots {
+        if let Some(node) = tree.get(r) {
+            walk(tree, node, "", String::new(), &mut out);
+        }
+    }
+    out
+}
+
+fn node_json(n: &AppNode, graph: &Result<AppGraph, Vec<GraphError>>) -> Value {
+    let prerequisites: Vec<Value> = match graph {
+        Ok(g) => g
+            .prerequisites(&n.app.name)
+            .into_iter()
+            .map(|(a, k)| json!({"app": a, "reason": k}))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    json!({
+        "name": n.app.name,
+        "parent": n.parent,
+        "children": n.children,
+        "depth": n.depth,
+        "tier": n.app.tier,
+        "flavor": n.app.flavor,
+        "namespace": n.app.destination.namespace,
+        "renderer": n.renderer_name(),
+        "repo": n.checkout.as_ref().map(|c| c.repo.clone()),
+        "path": n.app.source.path,
+        "revision": n.checkout.as_ref().map(|c| c.revision.id().map(str::to_string).unwrap_or_else(|| "worktree".into())),
+        "dependsOn": n.app.depends_on,
+        "prerequisites": prerequisites,
+        "syncWave": n.app.sync_wave,
+        "objects": n.failure().is_none().then(|| n.objects().count()),
+        "status": status_word(n),
+        "error": n.failure().map(|f| json!({"kind": f.kind, "message": f.message})),
+        "warnings": n.warnings(),
+        "origin": n.app.origin.to_string(),
+    })
+}
+
+fn levels_json(graph: &Result<AppGraph, Vec<GraphError>>) -> Value {
+    match graph {
+        Ok(g) => json!(g.levels()),
+        Err(_) => Value::Null,
+    }
+}
+
+fn graph_errors_json(graph: &Result<AppGraph, Vec<GraphError>>) -> Value {
+    match graph {
+        Ok(_) => json!([]),
+        Err(errs) => json!(errs.iter().map(|e| e.to_string()).collect::<Vec<_>>()),
+    }
+}
+
+fn dot(tree: &AppTree, graph: &Result<AppGraph, Vec<GraphError>>) -> String {
+    let mut s = String::from("digraph kubesync {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n");
+    for n in tree.nodes() {
+        let color = if n.failure().is_some() { ", color=red" } else { "" };
+        let _ = writeln!(
+            s,
+            "  \"{}\" [label=\"{}\\n{} · {}\"{color}];",
+            n.app.name,
+            n.app.name,
+            n.app.tier,
+            n.renderer_name()
+        );
+    }
+    match graph {
+        Ok(g) => {
+            for (from, to, kind) in g.edges() {
+                let style = match kind {
+                    EdgeKind::Parent => "style=dashed, color=gray",
+                    EdgeKind::DependsOn => "color=black",
+                    EdgeKind::SyncWave => "style=dotted, color=blue",
+                };
+                let _ = writeln!(s, "  \"{from}\" -> \"{to}\" [{style}];");
+            }
+        }
+        Err(_) => {
+            for n in tree.nodes() {
+                if let Some(p) = &n.parent {
+                    let _ = writeln!(s, "  \"{p}\" -> \"{}\" [style=dashed, color=gray];", n.app.name);
+                }
+                for d in &n.app.depends_on {
+                    let _ = writeln!(s, "  \"{d}\" -> \"{}\";", n.app.name);
+                }
+            }
+        }
+    }
+    s.push_str("}\n");
+    s
+}
+
+/// `kubesync render [APP]...`
+pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
+    let loaded = match load(global) {
+        Ok(l) => l,
+        Err(o) => return o,
+    };
+    let tree = &loaded.tree;
+    let selected: Vec<&AppNode> = if apps.is_empty() {
+        tree.depth_first()
+    } else {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for a in apps {
+            match tree.get_str(a) {
+                Some(n) if seen.insert(n.app.name.clone()) => out.push(n),
+                Some(_) => {}
+                None => {
+                    let known: BTreeSet<&str> = tree.nodes().iter().map(|n| n.app.name.as_str()).collect();
+                    eprintln!(
+                        "error: no application named \"{a}\" in the tree of {} (known: {})",
+                        global.root.display(),
+                        known.into_iter().collect::<Vec<_>>().join(", ")
+                    );
+                    return Outcome::Usage;
+                }
+            }
+        }
+        out
+    };
+    let failed: Vec<&&AppNode> = selected.iter().filter(|n| n.failure().is_some()).collect();
+    if !failed.is_empty() {
+        for n in &failed {
+            if let Some(f) = n.failure() {
+                eprintln!("error: application \"{}\": {}", n.app.name, f.message);
+            }
+        }
+        eprintln!(
+            "error: {} of {} application(s) failed to render; nothing was printed",
+            failed.len(),
+            selected.len()
+        );
+        return if failed.iter().any(|n| n.failure().map(|f| f.kind) == Some(FailureKind::Config)) {
+            Outcome::Usage
+        } else {
+            Outcome::Failed
+        };
+    }
+    match global.output {
+        OutputFormat::Json => {
+            let items: Vec<&Value> = selected.iter().flat_map(|n| n.manifests().iter().map(|m| &m.object)).collect();
+            let list = json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items});
+            println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+        }
+        _ => {
+            let mut out = String::new();
+            for n in &selected {
+                for m in n.manifests() {
+                    let _ = writeln!(out, "---\n# Source: {}: {}", n.app.name, m.origin);
+                    match serde_yaml::to_string(&m.object) {
+                        Ok(y) => out.push_str(&y),
+                        Err(e) => {
+                            eprintln!("error: application \"{}\": cannot print {}: {e}", n.app.name, m.origin);
+                            return Outcome::Failed;
+                        }
+                    }
+                }
+            }
+            print!("{out}");
+        }
+    }
+    for n in &selected {
+        for w in n.warnings() {
+            eprintln!("warning: application \"{}\": {w}", n.app.name);
+        }
+    }
+    Outcome::Ok
+}
+
+/// `kubesync plan`
+pub fn plan(global: &GlobalArgs) -> Outcome {
+    let loaded = match load(global) {
+        Ok(l) => l,
+        Err(o) => return o,
+    };
+    let Ok(graph) = &loaded.graph else {
+        loaded.report_problems();
+        return Outcome::Usage;
+    };
+    let levels = graph.levels();
+    match global.output {
+        OutputFormat::Json => {
+            let levels: Vec<Value> = levels
+                .iter()
+                .map(|l| {
+                    json!(l
+                        .iter()
+                        .filter_map(|a| loaded.tree.get(a))
+                        .map(|n| json!({
+                            "name": n.app.name,
+                            "tier": n.app.tier,
+                            "renderer": n.renderer_name(),
+                            "objects": n.failure().is_none().then(|| n.objects().count()),
+                            "waitsFor": graph.prerequisites(&n.app.name).into_iter().map(|(a, _)| a).collect::<Vec<_>>(),
+                            "error": n.failure().map(|f| f.message.clone()),
+                        }))
+                        .collect::<Vec<_>>())
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&json!({"levels": levels})).unwrap_or_default());
+        }
+        _ => {
+            let total: usize = loaded.tree.nodes().iter().map(|n| n.objects().count()).sum();
+            println!(
+                "{} applications, {} objects, {} levels",
+                loaded.tree.len(),
+                total,
+                levels.len()
+            );
+            for (i, level) in levels.iter().enumerate() {
+                println!("\nlevel {i}:");
+                let mut t = Table::new(&["  APP", "TIER", "RENDERER", "OBJECTS", "WAITS FOR"]);
+                for a in level {
+                    let Some(n) = loaded.tree.get(a) else { continue };
+                    let waits: Vec<String> = graph.prerequisites(a).into_iter().map(|(p, _)| p.to_string()).collect();
+                    t.row(vec![
+                        format!("  {}", n.app.name),
+                        n.app.tier.to_string(),
+                        n.renderer_name(),
+                        n.failure().map(|_| "failed".to_string()).unwrap_or_else(|| n.objects().count().to_string()),
+                        or_dash(waits.join(",")),
+                    ]);
+                }
+                print!("{}", t.render());
+            }
+        }
+    }
+    loaded.report_problems();
+    loaded.outcome()
+}

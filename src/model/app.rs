@@ -1,0 +1,902 @@
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{
+    argo, validate_dns1123_label, AppName, ModelError, ObjectOrigin, RevisionSpec,
+    ARGOCD_API_VERSION, KUBESYNC_API_VERSION,
+};
+
+/// Guardrail class of an application. `App` may not write cluster-scoped
+/// objects or into namespaces owned by the system tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    System,
+    App,
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Tier::System => "system",
+            Tier::App => "app",
+        })
+    }
+}
+
+/// Which manifest kind an application was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Flavor {
+    /// `kubesync.dev/v1alpha1`
+    Kubesync,
+    /// `argoproj.io/v1alpha1`
+    ArgoCd,
+}
+
+/// A path inside a repository: relative, normalised (`a/b`, or `.` for the
+/// root), never containing `..`. Symlink escapes are checked by `source`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RepoPath(String);
+
+impl RepoPath {
+    pub fn new(path: &str) -> Result<Self, String> {
+        if path.starts_with('/') || path.starts_with('\\') {
+            return Err(format!(
+                "\"{path}\" is absolute; paths are relative to the repository root"
+            ));
+        }
+        let mut parts = Vec::new();
+        for part in path.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => {
+                    return Err(format!(
+                        "\"{path}\" contains \"..\"; paths must stay inside their repository"
+                    ))
+                }
+                p if p.contains('\0') => return Err("path contains a NUL byte".into()),
+                p => parts.push(p),
+            }
+        }
+        Ok(RepoPath(if parts.is_empty() {
+            ".".to_string()
+        } else {
+            parts.join("/")
+        }))
+    }
+
+    pub fn root() -> Self {
+        RepoPath(".".into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn as_path(&self) -> &Path {
+        Path::new(&self.0)
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0 == "."
+    }
+}
+
+impl fmt::Display for RepoPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Options of the plain-directory renderer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DirectoryOptions {
+    pub recurse: bool,
+    /// Glob (Argo CD syntax, `{a,b}` alternatives allowed) a file must match.
+    pub include: Option<String>,
+    /// Glob a file must not match.
+    pub exclude: Option<String>,
+}
+
+/// Options of the minijinja renderer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JinjaOptions {
+    pub vars: Map<String, Value>,
+}
+
+/// One `--set` parameter of a Helm render.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HelmParameter {
+    pub name: String,
+    pub value: String,
+    /// `--set-string` instead of `--set`.
+    pub force_string: bool,
+}
+
+/// Options of the Helm renderer (`helm template`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HelmOptions {
+    /// Defaults to the application name.
+    pub release_name: Option<String>,
+    /// Value files, relative to the chart directory.
+    pub value_files: Vec<String>,
+    /// Inline values (kubesync `values` map, Argo CD `values` string and
+    /// `valuesObject`, deep-merged in that order).
+    pub values: Option<Value>,
+    pub parameters: Vec<HelmParameter>,
+    /// Leave the chart's `crds/` out (CRDs are included by default).
+    pub skip_crds: bool,
+    /// Ignore value files that do not exist (Argo CD `ignoreMissingValueFiles`).
+    pub ignore_missing_value_files: bool,
+}
+
+/// Options of the kustomize renderer, applied as an overlay on the base.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KustomizeOptions {
+    pub name_prefix: Option<String>,
+    pub name_suffix: Option<String>,
+    pub namespace: Option<String>,
+    /// Image overrides as kustomize `edit set image` takes them:
+    /// `name=newName:tag`, `name:tag`, `name@digest`.
+    pub images: Vec<String>,
+    pub common_labels: BTreeMap<String, String>,
+    pub common_annotations: BTreeMap<String, String>,
+}
+
+impl KustomizeOptions {
+    pub fn is_empty(&self) -> bool {
+        *self == KustomizeOptions::default()
+    }
+}
+
+/// Options of the transform renderer: a user command run without a shell with
+/// `INDIR` (the source) and `OUTDIR` (an empty directory) set.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TransformOptions {
+    /// Program and arguments; a program with a `/` is relative to the app's
+    /// source directory.
+    pub command: Vec<String>,
+    #[serde(with = "duration_secs")]
+    pub timeout: Duration,
+}
+
+/// The default time a transform command may run.
+pub const DEFAULT_TRANSFORM_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How an application's source becomes objects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RendererSpec {
+    /// Detected from the source: `Chart.yaml` → helm, `kustomization.yaml` →
+    /// kustomize, `*.j2` → jinja, else directory.
+    Auto,
+    Directory(DirectoryOptions),
+    Jinja(JinjaOptions),
+    Helm(HelmOptions),
+    Kustomize(KustomizeOptions),
+    Transform(TransformOptions),
+    /// A source kubesync cannot render (an Argo CD plugin, jsonnet, …); the
+    /// app fails at render time with this reason, the rest of the tree goes on.
+    Unsupported(String),
+}
+
+impl RendererSpec {
+    /// Short name as shown in `tree` and `plan`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            RendererSpec::Auto => "auto",
+            RendererSpec::Directory(_) => "directory",
+            RendererSpec::Jinja(_) => "jinja",
+            RendererSpec::Helm(_) => "helm",
+            RendererSpec::Kustomize(_) => "kustomize",
+            RendererSpec::Transform(_) => "transform",
+            RendererSpec::Unsupported(_) => "unsupported",
+        }
+    }
+}
+
+/// Where an application's manifests come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Source {
+    /// `None`: the repository of the parent application.
+    pub repo_url: Option<String>,
+    /// `None`: the revision of the parent application (or the work tree at the root).
+    pub target_revision: Option<RevisionSpec>,
+    pub path: RepoPath,
+    pub renderer: RendererSpec,
+}
+
+/// Where an application's objects go.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Destination {
+    /// Default namespace for namespaced objects that name none.
+    pub namespace: Option<String>,
+    /// Argo CD `destination.server` / `name`, kept for display; kubesync
+    /// syncs the cluster it is connected to.
+    pub server: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Automated {
+    pub prune: bool,
+    pub self_heal: bool,
+}
+
+/// How long dependents wait for an app to become Healthy, by default.
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncPolicy {
+    pub automated: Option<Automated>,
+    pub create_namespace: bool,
+    /// How long dependents wait for this app to become Healthy.
+    #[serde(with = "duration_secs")]
+    pub wait_timeout: Duration,
+    /// Argo CD `syncOptions` as written (`CreateNamespace=true` is also mapped
+    /// onto `create_namespace`).
+    pub sync_options: Vec<String>,
+}
+
+impl Default for SyncPolicy {
+    fn default() -> Self {
+        SyncPolicy {
+            automated: None,
+            create_namespace: false,
+            wait_timeout: DEFAULT_WAIT_TIMEOUT,
+            sync_options: Vec::new(),
+        }
+    }
+}
+
+impl SyncPolicy {
+    pub fn prune(&self) -> bool {
+        self.automated.map(|a| a.prune).unwrap_or(false)
+    }
+
+    pub fn self_heal(&self) -> bool {
+        self.automated.map(|a| a.self_heal).unwrap_or(false)
+    }
+}
+
+/// One application of the tree, whichever kind it was read from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Application {
+    pub name: AppName,
+    pub flavor: Flavor,
+    pub tier: Tier,
+    pub source: Source,
+    pub destination: Destination,
+    /// Explicit dependencies (`spec.dependsOn`, or the
+    /// `kubesync.dev/depends-on` annotation on an Argo CD Application).
+    pub depends_on: Vec<AppName>,
+    pub sync_policy: SyncPolicy,
+    /// `argocd.argoproj.io/sync-wave` (0 when absent): among siblings, a
+    /// higher wave waits for every lower wave.
+    pub sync_wave: i32,
+    pub origin: ObjectOrigin,
+}
+
+impl Application {
+    /// Parses one Application manifest of either kind. `origin` names the file
+    /// and document, for error messages.
+    pub fn from_object(obj: &Value, origin: &ObjectOrigin) -> Result<Self, ModelError> {
+        let ctx = Ctx::new(origin, obj);
+        let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        match (api_version, obj.get("kind").and_then(Value::as_str)) {
+            (KUBESYNC_API_VERSION, Some("Application")) => parse_kubesync(obj, &ctx),
+            (ARGOCD_API_VERSION, Some("Application")) => argo::parse(obj, &ctx),
+            (_, Some("Application")) => Err(ctx.err(
+                "apiVersion",
+                format!(
+                    "unsupported Application apiVersion \"{api_version}\" (expected {KUBESYNC_API_VERSION} or {ARGOCD_API_VERSION})"
+                ),
+            )),
+            _ => Err(ctx.err("kind", "not an Application")),
+        }
+    }
+
+    /// The release name a Helm render uses.
+    pub fn helm_release_name(&self) -> &str {
+        match &self.source.renderer {
+            RendererSpec::Helm(HelmOptions {
+                release_name: Some(r),
+                ..
+            }) => r,
+            _ => self.name.as_str(),
+        }
+    }
+}
+
+/// Whether `obj` is an Application of a kind kubesync reads (either group).
+pub fn is_application(obj: &Value) -> bool {
+    obj.get("kind").and_then(Value::as_str) == Some("Application")
+        && matches!(
+            obj.get("apiVersion").and_then(Value::as_str),
+            Some(KUBESYNC_API_VERSION | ARGOCD_API_VERSION)
+        )
+}
+
+/// Whether `obj` claims to be an Application in some group (used to report a
+/// wrong apiVersion instead of silently treating it as a plain object).
+pub fn looks_like_application(obj: &Value) -> bool {
+    obj.get("kind").and_then(Value::as_str) == Some("Application")
+        && obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .map(|v| v.starts_with("kubesync.") || v.starts_with("argoproj.io/"))
+            .unwrap_or(false)
+}
+
+/// Reads the root manifest: a YAML file holding one or more Applications.
+pub fn load_root(path: &Path) -> Result<Vec<Application>, ModelError> {
+    let err = |doc: usize, message: String| ModelError {
+        file: path.to_path_buf(),
+        doc,
+        app: None,
+        field: String::new(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        err(
+            0,
+            format!("cannot read the root manifest: {e} (pass --root PATH)"),
+        )
+    })?;
+    let docs = super::yaml::documents(&text).map_err(|e| err(e.doc, e.to_string()))?;
+    let mut apps = Vec::new();
+    for (doc, value) in docs {
+        let origin = ObjectOrigin {
+            file: path.to_path_buf(),
+            doc,
+        };
+        if !is_application(&value) && !looks_like_application(&value) {
+            return Err(err(
+                doc,
+                "the root manifest may only contain Application objects".into(),
+            ));
+        }
+        apps.push(Application::from_object(&value, &origin)?);
+    }
+    if apps.is_empty() {
+        return Err(err(0, "the root manifest contains no Application".into()));
+    }
+    Ok(apps)
+}
+
+/// Error context while parsing one manifest: file, document and app name.
+pub(super) struct Ctx<'a> {
+    pub origin: &'a ObjectOrigin,
+    pub app: Option<String>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(origin: &'a ObjectOrigin, obj: &Value) -> Self {
+        let app = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Ctx { origin, app }
+    }
+
+    pub fn err(&self, field: &str, message: impl Into<String>) -> ModelError {
+        ModelError {
+            file: self.origin.file.clone(),
+            doc: self.origin.doc,
+            app: self.app.clone(),
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// An optional string field.
+    pub fn opt_str(
+        &self,
+        obj: &Value,
+        key: &str,
+        path: &str,
+    ) -> Result<Option<String>, ModelError> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            // YAML turns `v1.2`-like or numeric revisions into numbers; accept them as text.
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+            Some(other) => {
+                Err(self.err(path, format!("expected a string, got {}", type_name(other))))
+            }
+        }
+    }
+
+    pub fn opt_bool(&self, obj: &Value, key: &str, path: &str) -> Result<Option<bool>, ModelError> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) if s == "true" || s == "false" => Ok(Some(s == "true")),
+            Some(other) => Err(self.err(
+                path,
+                format!("expected true or false, got {}", type_name(other)),
+            )),
+        }
+    }
+
+    pub fn opt_map<'v>(
+        &self,
+        obj: &'v Value,
+        key: &str,
+        path: &str,
+    ) -> Result<Option<&'v Map<String, Value>>, ModelError> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(m)) => Ok(Some(m)),
+            Some(other) => Err(self.err(
+                path,
+                format!("expected a mapping, got {}", type_name(other)),
+            )),
+        }
+    }
+
+    pub fn string_list(
+        &self,
+        obj: &Value,
+        key: &str,
+        path: &str,
+    ) -> Result<Vec<String>, ModelError> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    Value::Number(n) => Ok(n.to_string()),
+                    other => Err(self.err(
+                        &format!("{path}[{i}]"),
+                        format!("expected a string, got {}", type_name(other)),
+                    )),
+                })
+                .collect(),
+            Some(other) => Err(self.err(
+                path,
+                format!("expected a list of strings, got {}", type_name(other)),
+            )),
+        }
+    }
+
+    pub fn string_map(
+        &self,
+        obj: &Value,
+        key: &str,
+        path: &str,
+    ) -> Result<BTreeMap<String, String>, ModelError> {
+        let mut out = BTreeMap::new();
+        if let Some(m) = self.opt_map(obj, key, path)? {
+            for (k, v) in m {
+                let v = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    other => {
+                        return Err(self.err(
+                            &format!("{path}.{k}"),
+                            format!("expected a string, got {}", type_name(other)),
+                        ))
+                    }
+                };
+                out.insert(k.clone(), v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rejects keys of `m` not in `known` (kubesync's own kind is strict so
+    /// that a typo such as `dependOn` is an error, not a silent no-op).
+    pub fn only_known(
+        &self,
+        m: &Map<String, Value>,
+        known: &[&str],
+        path: &str,
+    ) -> Result<(), ModelError> {
+        for k in m.keys() {
+            if !known.contains(&k.as_str()) {
+                let field = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                return Err(self.err(
+                    &field,
+                    format!("unknown field (known fields: {})", known.join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn name(&self, obj: &Value) -> Result<AppName, ModelError> {
+        let name = self
+            .opt_str(
+                obj.get("metadata").unwrap_or(&Value::Null),
+                "name",
+                "metadata.name",
+            )?
+            .ok_or_else(|| self.err("metadata.name", "is required"))?;
+        AppName::new(name).map_err(|e| self.err("metadata.name", e))
+    }
+
+    pub fn namespace_name(
+        &self,
+        ns: Option<String>,
+        path: &str,
+    ) -> Result<Option<String>, ModelError> {
+        match ns {
+            Some(ns) if ns.is_empty() => Ok(None),
+            Some(ns) => {
+                validate_dns1123_label(&ns).map_err(|e| self.err(path, e))?;
+                Ok(Some(ns))
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub fn revision(
+        &self,
+        rev: Option<String>,
+        path: &str,
+    ) -> Result<Option<RevisionSpec>, ModelError> {
+        rev.map(|r| r.parse::<RevisionSpec>().map_err(|e| self.err(path, e)))
+            .transpose()
+    }
+
+    pub fn repo_path(&self, p: Option<String>, path: &str) -> Result<RepoPath, ModelError> {
+        match p {
+            None => Ok(RepoPath::root()),
+            Some(p) => RepoPath::new(&p).map_err(|e| self.err(path, e)),
+        }
+    }
+
+    pub fn sync_wave(&self, obj: &Value) -> Result<i32, ModelError> {
+        match obj
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(super::SYNC_WAVE_ANNOTATION))
+        {
+            None | Some(Value::Null) => Ok(0),
+            Some(Value::String(s)) => s.trim().parse::<i32>().map_err(|_| {
+                self.err(
+                    &format!("metadata.annotations.{}", super::SYNC_WAVE_ANNOTATION),
+                    format!("\"{s}\" is not an integer"),
+                )
+            }),
+            Some(other) => Err(self.err(
+                &format!("metadata.annotations.{}", super::SYNC_WAVE_ANNOTATION),
+                format!("expected an integer string, got {}", type_name(other)),
+            )),
+        }
+    }
+
+    pub fn depends_on(&self, names: Vec<String>, path: &str) -> Result<Vec<AppName>, ModelError> {
+        let mut out: Vec<AppName> = Vec::new();
+        for (i, n) in names.into_iter().enumerate() {
+            let n = AppName::new(n.trim()).map_err(|e| self.err(&format!("{path}[{i}]"), e))?;
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub(super) fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// Parses `30s`, `5m`, `1h30m`, `2h`, `500ms` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    if s.contains(char::is_whitespace) {
+        return Err(format!("\"{s}\" is not a duration like 30s, 5m or 1h30m"));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .ok_or_else(|| format!("\"{s}\": missing unit (use s, m or h)"))?;
+        if digits == 0 {
+            return Err(format!("\"{s}\" is not a duration like 30s, 5m or 1h30m"));
+        }
+        let n: f64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("\"{s}\" is not a duration like 30s, 5m or 1h30m"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let secs = match unit {
+            "ms" => n / 1000.0,
+            "s" => n,
+            "m" => n * 60.0,
+            "h" => n * 3600.0,
+            _ => {
+                return Err(format!(
+                    "\"{s}\": unknown unit \"{unit}\" (use ms, s, m or h)"
+                ))
+            }
+        };
+        total += Duration::from_secs_f64(secs);
+    }
+    Ok(total)
+}
+
+fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
+    let name = ctx.name(obj)?;
+    let spec = match obj.get("spec") {
+        Some(Value::Object(_)) => obj.get("spec").unwrap_or(&Value::Null),
+        Some(other) => {
+            return Err(ctx.err(
+                "spec",
+                format!("expected a mapping, got {}", type_name(other)),
+            ))
+        }
+        None => return Err(ctx.err("spec", "is required")),
+    };
+    if let Some(m) = spec.as_object() {
+        ctx.only_known(
+            m,
+            &["tier", "source", "destination", "dependsOn", "syncPolicy"],
+            "spec",
+        )?;
+    }
+    let tier = match ctx.opt_str(spec, "tier", "spec.tier")?.as_deref() {
+        None | Some("app") => Tier::App,
+        Some("system") => Tier::System,
+        Some(other) => {
+            return Err(ctx.err(
+                "spec.tier",
+                format!("\"{other}\" is not a tier (system or app)"),
+            ))
+        }
+    };
+
+    let source_v = spec
+        .get("source")
+        .ok_or_else(|| ctx.err("spec.source", "is required"))?;
+    let source_m = ctx
+        .opt_map(spec, "source", "spec.source")?
+        .ok_or_else(|| ctx.err("spec.source", "is required"))?;
+    ctx.only_known(
+        source_m,
+        &[
+            "repoURL",
+            "targetRevision",
+            "path",
+            "helm",
+            "kustomize",
+            "directory",
+            "jinja",
+            "transform",
+        ],
+        "spec.source",
+    )?;
+    let repo_url = ctx
+        .opt_str(source_v, "repoURL", "spec.source.repoURL")?
+        .filter(|s| !s.is_empty());
+    let target_revision = ctx.revision(
+        ctx.opt_str(source_v, "targetRevision", "spec.source.targetRevision")?,
+        "spec.source.targetRevision",
+    )?;
+    let path = ctx.repo_path(
+        ctx.opt_str(source_v, "path", "spec.source.path")?,
+        "spec.source.path",
+    )?;
+    let renderer = kubesync_renderer(source_v, ctx)?;
+
+    let destination = match ctx.opt_map(spec, "destination", "spec.destination")? {
+        Some(m) => {
+            ctx.only_known(m, &["namespace", "server", "name"], "spec.destination")?;
+            let d = spec.get("destination").unwrap_or(&Value::Null);
+            Destination {
+                namespace: ctx.namespace_name(
+                    ctx.opt_str(d, "namespace", "spec.destination.namespace")?,
+                    "spec.destination.namespace",
+                )?,
+                server: ctx.opt_str(d, "server", "spec.destination.server")?,
+                name: ctx.opt_str(d, "name", "spec.destination.name")?,
+            }
+        }
+        None => Destination::default(),
+    };
+
+    let depends_on = ctx.depends_on(
+        ctx.string_list(spec, "dependsOn", "spec.dependsOn")?,
+        "spec.dependsOn",
+    )?;
+    if depends_on.contains(&name) {
+        return Err(ctx.err("spec.dependsOn", format!("\"{name}\" depends on itself")));
+    }
+
+    let mut sync_policy = SyncPolicy::default();
+    if let Some(m) = ctx.opt_map(spec, "syncPolicy", "spec.syncPolicy")? {
+        ctx.only_known(
+            m,
+            &["automated", "createNamespace", "wait", "syncOptions"],
+            "spec.syncPolicy",
+        )?;
+        let sp = spec.get("syncPolicy").unwrap_or(&Value::Null);
+        if let Some(a) = ctx.opt_map(sp, "automated", "spec.syncPolicy.automated")? {
+            ctx.only_known(a, &["prune", "selfHeal"], "spec.syncPolicy.automated")?;
+            let av = sp.get("automated").unwrap_or(&Value::Null);
+            sync_policy.automated = Some(Automated {
+                prune: ctx
+                    .opt_bool(av, "prune", "spec.syncPolicy.automated.prune")?
+                    .unwrap_or(false),
+                self_heal: ctx
+                    .opt_bool(av, "selfHeal", "spec.syncPolicy.automated.selfHeal")?
+                    .unwrap_or(false),
+            });
+        }
+        sync_policy.create_namespace = ctx
+            .opt_bool(sp, "createNamespace", "spec.syncPolicy.createNamespace")?
+            .unwrap_or(false);
+        if let Some(w) = ctx.opt_map(sp, "wait", "spec.syncPolicy.wait")? {
+            ctx.only_known(w, &["timeout"], "spec.syncPolicy.wait")?;
+            if let Some(t) = ctx.opt_str(
+                sp.get("wait").unwrap_or(&Value::Null),
+                "timeout",
+                "spec.syncPolicy.wait.timeout",
+            )? {
+                sync_policy.wait_timeout =
+                    parse_duration(&t).map_err(|e| ctx.err("spec.syncPolicy.wait.timeout", e))?;
+            }
+        }
+        sync_policy.sync_options =
+            ctx.string_list(sp, "syncOptions", "spec.syncPolicy.syncOptions")?;
+        if sync_policy
+            .sync_options
+            .iter()
+            .any(|o| o == "CreateNamespace=true")
+        {
+            sync_policy.create_namespace = true;
+        }
+    }
+
+    Ok(Application {
+        name,
+        flavor: Flavor::Kubesync,
+        tier,
+        source: Source {
+            repo_url,
+            target_revision,
+            path,
+            renderer,
+        },
+        destination,
+        depends_on,
+        sync_policy,
+        sync_wave: ctx.sync_wave(obj)?,
+        origin: ctx.origin.clone(),
+    })
+}
+
+/// The renderer block of a kubesync source: at most one of helm, kustomize,
+/// directory, jinja, transform.
+fn kubesync_renderer(source: &Value, ctx: &Ctx) -> Result<RendererSpec, ModelError> {
+    let present: Vec<&str> = ["helm", "kustomize", "directory", "jinja", "transform"]
+        .into_iter()
+        .filter(|k| !matches!(source.get(*k), None | Some(Value::Null)))
+        .collect();
+    if present.len() > 1 {
+        return Err(ctx.err(
+            "spec.source",
+            format!("choose one renderer, not {}", present.join(" and ")),
+        ));
+    }
+    let Some(kind) = present.first() else {
+        return Ok(RendererSpec::Auto);
+    };
+    let path = format!("spec.source.{kind}");
+    let m = ctx
+        .opt_map(source, kind, &path)?
+        .cloned()
+        .unwrap_or_default();
+    let v = Value::Object(m.clone());
+    Ok(match *kind {
+        "helm" => {
+            ctx.only_known(
+                &m,
+                &[
+                    "releaseName",
+                    "valueFiles",
+                    "values",
+                    "valuesObject",
+                    "parameters",
+                    "skipCrds",
+                    "ignoreMissingValueFiles",
+                ],
+                &path,
+            )?;
+            RendererSpec::Helm(argo::helm_options(&v, ctx, &path)?)
+        }
+        "kustomize" => {
+            ctx.only_known(
+                &m,
+                &[
+                    "namePrefix",
+                    "nameSuffix",
+                    "namespace",
+                    "images",
+                    "commonLabels",
+                    "commonAnnotations",
+                ],
+                &path,
+            )?;
+            RendererSpec::Kustomize(argo::kustomize_options(&v, ctx, &path)?)
+        }
+        "directory" => {
+            ctx.only_known(&m, &["recurse", "include", "exclude"], &path)?;
+            RendererSpec::Directory(argo::directory_options(&v, ctx, &path)?)
+        }
+        "jinja" => {
+            ctx.only_known(&m, &["vars"], &path)?;
+            RendererSpec::Jinja(JinjaOptions {
+                vars: ctx
+                    .opt_map(&v, "vars", &format!("{path}.vars"))?
+                    .cloned()
+                    .unwrap_or_default(),
+            })
+        }
+        _ => {
+            ctx.only_known(&m, &["command", "timeout"], &path)?;
+            let command = ctx.string_list(&v, "command", &format!("{path}.command"))?;
+            if command.is_empty() || command[0].is_empty() {
+                return Err(ctx.err(&format!("{path}.command"), "must name a program"));
+            }
+            let timeout = match ctx.opt_str(&v, "timeout", &format!("{path}.timeout"))? {
+                Some(t) => {
+                    parse_duration(&t).map_err(|e| ctx.err(&format!("{path}.timeout"), e))?
+                }
+                None => DEFAULT_TRANSFORM_TIMEOUT,
+            };
+            RendererSpec::Transform(TransformOptions { command, timeout })
+        }
+    })
+}
+
+mod duration_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}

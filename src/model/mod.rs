@@ -1,0 +1,44 @@
+//! The Application model: kubesync's own `kubesync.dev/v1alpha1` Application and
+//! the `argoproj.io/v1alpha1` Application it accepts as input, both mapped onto
+//! one [`Application`] type, plus the small value types every other module
+//! speaks in ([`AppName`], [`ObjectRef`], [`Manifest`], [`RevisionSpec`], …).
+//!
+//! This module owns parsing and validation of Application manifests. It does
+//! no IO beyond reading the root file in [`load_root`]; it does not know how a
+//! source is fetched or rendered.
+
+mod app;
+mod argo;
+mod error;
+mod names;
+mod object;
+mod revision;
+pub mod yaml;
+
+pub use app::*;
+pub use argo::deep_merge;
+pub use error::ModelError;
+pub use names::{validate_dns1123_label, validate_dns1123_subdomain, AppName};
+pub use object::{split_api_version, Manifest, ObjectOrigin, ObjectRef};
+pub use revision::RevisionSpec;
+
+/// API group of kubesync's own Application kind.
+pub const KUBESYNC_GROUP: &str = "kubesync.dev";
+/// `apiVersion` of kubesync's own Application kind.
+pub const KUBESYNC_API_VERSION: &str = "kubesync.dev/v1alpha1";
+/// `apiVersion` of the Argo CD Application kind accepted as input.
+pub const ARGOCD_API_VERSION: &str = "argoproj.io/v1alpha1";
+/// Label carried by every object kubesync applies: the owning app's name.
+pub const APP_LABEL: &str = "kubesync.dev/app";
+/// Annotation carrying the tracking id of an applied object.
+pub const TRACKING_ANNOTATION: &str = "kubesync.dev/tracking-id";
+/// Annotation that turns syncing of a resource or namespace `off` or to `dry-run`.
+pub const SYNC_ANNOTATION: &str = "kubesync.dev/sync";
+/// Annotation naming an Argo CD Application's dependencies (kubesync extension).
+pub const DEPENDS_ON_ANNOTATION: &str = "kubesync.dev/depends-on";
+/// Annotation overriding an Argo CD Application's tier (kubesync extension).
+pub const TIER_ANNOTATION: &str = "kubesync.dev/tier";
+/// Argo CD's sync-wave annotation, honoured on Applications and on objects.
+pub const SYNC_WAVE_ANNOTATION: &str = "argocd.argoproj.io/sync-wave";
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,489 @@
+//! [`Sources`]: where each `repoURL` comes from (the root repository, an
+//! override directory, or a cached mirror of a remote) and the memoised
+//! path from `(repoURL, targetRevision)` to a [`Checkout`].
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use git2::{ErrorCode, Repository};
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+use crate::model::RevisionSpec;
+
+use super::checkout::{Checkout, Revision};
+use super::url::{is_cloneable, normalize_url, redact_url, strip_credentials, Credentials};
+use super::{export, remote, revision, RepoOverride, SourceError};
+
+/// Environment variable with the user name for remotes (with
+/// [`ENV_PASSWORD`]), used when a URL embeds no credentials.
+pub const ENV_USERNAME: &str = "KUBESYNC_GIT_USERNAME";
+/// Environment variable with the password or token for remotes.
+pub const ENV_PASSWORD: &str = "KUBESYNC_GIT_PASSWORD";
+/// The seeds' `REPOCREDS=user:password`, a fallback for the two above.
+pub const ENV_REPOCREDS: &str = "REPOCREDS";
+
+/// How [`Sources`] finds repositories.
+#[derive(Debug, Clone, Default)]
+pub struct SourceOptions {
+    /// The root manifest's path; the repository containing it (git work tree
+    /// top via git2 discover; else the current directory if it contains the
+    /// root manifest, else the manifest's directory) is "the root repository".
+    pub root_manifest: PathBuf,
+    /// `--repo-override URL=PATH`, repeatable: apps whose repoURL equals URL
+    /// render from the local PATH.
+    pub overrides: Vec<RepoOverride>,
+    /// Where clones of remote repositories are cached (a fresh temp dir when None).
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// The root repository, for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoInfo {
+    /// Display name: the repository's directory.
+    pub name: String,
+    /// The work tree top (or the plain directory standing in for it).
+    pub dir: PathBuf,
+    /// The `origin` remote's URL, credentials removed, if it has one.
+    pub origin: Option<String>,
+    /// Whether `dir` is a git work tree (else only the work tree can be used).
+    pub is_git: bool,
+}
+
+/// A repository on the local disk: the root or an override.
+#[derive(Debug, Clone)]
+struct LocalRepo {
+    name: String,
+    /// Canonical directory: the work tree, the plain directory, or (bare) the git dir.
+    dir: PathBuf,
+    git: bool,
+    bare: bool,
+}
+
+/// Where a `repoURL` is read from.
+#[derive(Debug, Clone)]
+enum Target {
+    Local(LocalRepo),
+    Remote {
+        /// Credential-free URL as written: display name and what git is given.
+        url: String,
+        key: String,
+        creds: Option<Credentials>,
+    },
+}
+
+impl Target {
+    fn memo_key(&self) -> String {
+        match self {
+            Target::Local(l) => format!("local:{}", l.dir.display()),
+            Target::Remote { key, .. } => format!("remote:{key}"),
+        }
+    }
+}
+
+type Slot<T> = Arc<Mutex<Option<Result<T, SourceError>>>>;
+type Memo<K, T> = Mutex<HashMap<K, Slot<T>>>;
+
+/// Computes `f` once per key; concurrent callers for the same key wait for
+/// the first. Failures are memoised too (one unreachable remote is reported
+/// to every app using it without retrying).
+fn memo<K: std::hash::Hash + Eq, T: Clone>(
+    map: &Memo<K, T>,
+    key: K,
+    f: impl FnOnce() -> Result<T, SourceError>,
+) -> Result<T, SourceError> {
+    let slot = map.lock().entry(key).or_default().clone();
+    let mut guard = slot.lock();
+    if let Some(done) = &*guard {
+        return done.clone();
+    }
+    let result = f();
+    *guard = Some(result.clone());
+    result
+}
+
+/// Repositories and revisions for one run. `Send + Sync`; see the module docs.
+pub struct Sources {
+    root: RepoInfo,
+    root_local: LocalRepo,
+    root_origin_key: Option<String>,
+    overrides: Vec<(String, LocalRepo)>,
+    cache: PathBuf,
+    _temp_cache: Option<tempfile::TempDir>,
+    env_creds: Option<Credentials>,
+    checkouts: Memo<(String, Option<RevisionSpec>), Arc<Checkout>>,
+    mirrors: Memo<String, PathBuf>,
+}
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sources")
+            .field("root", &self.root)
+            .field("overrides", &self.overrides)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sources {
+    pub fn new(opts: SourceOptions) -> Result<Self, SourceError> {
+        let (root, root_local) = discover_root(&opts.root_manifest)?;
+        let root_origin_key = root.origin.as_deref().map(normalize_url);
+
+        let mut overrides = Vec::new();
+        for o in &opts.overrides {
+            let dir = std::fs::canonicalize(&o.path).map_err(|e| SourceError::io(&o.path, e))?;
+            if !dir.is_dir() {
+                return Err(SourceError::io(
+                    &o.path,
+                    std::io::Error::other("a repo override must be a directory"),
+                ));
+            }
+            let (git, bare) = match Repository::open(&dir) {
+                Ok(r) => (true, r.is_bare()),
+                Err(e) if e.code() == ErrorCode::Owner => return Err(not_owned(&dir, &e)),
+                Err(_) => (false, false),
+            };
+            tracing::debug!(url = %redact_url(&o.url), path = %dir.display(), git, "repo override");
+            overrides.push((
+                normalize_url(&o.url),
+                LocalRepo {
+                    name: o.path.display().to_string(),
+                    dir,
+                    git,
+                    bare,
+                },
+            ));
+        }
+
+        let (cache, temp) = match opts.cache_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(&dir).map_err(|e| SourceError::io(&dir, e))?;
+                (dir, None)
+            }
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("kubesync-cache-")
+                    .tempdir()
+                    .map_err(|e| SourceError::io(std::env::temp_dir(), e))?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+
+        Ok(Sources {
+            root,
+            root_local,
+            root_origin_key,
+            overrides,
+            cache,
+            _temp_cache: temp,
+            env_creds: env_credentials(),
+            checkouts: Mutex::default(),
+            mirrors: Mutex::default(),
+        })
+    }
+
+    /// The root repository's identity (for display) and its `origin` remote URL if any.
+    pub fn root_repo(&self) -> &RepoInfo {
+        &self.root
+    }
+
+    /// Where exports and mirrors are kept.
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache
+    }
+
+    /// Resolves `repo_url` (None = the root repository) at `revision` (None =
+    /// the work tree as it is on disk, uncommitted changes included, for the
+    /// root repository or an override; for a remote, its default branch HEAD)
+    /// to a directory holding that content.
+    pub fn checkout(
+        &self,
+        repo_url: Option<&str>,
+        revision: Option<&RevisionSpec>,
+    ) -> Result<Arc<Checkout>, SourceError> {
+        let target = self.target(repo_url)?;
+        let key = (target.memo_key(), revision.cloned());
+        memo(&self.checkouts, key, || {
+            let co = match &target {
+                Target::Local(local) => self.checkout_local(local, revision)?,
+                Target::Remote { url, key, creds } => {
+                    self.checkout_remote(url, key, creds.as_ref(), revision)?
+                }
+            };
+            tracing::debug!(repo = %co.repo, revision = %co.revision, dir = %co.dir.display(), "checkout");
+            Ok(Arc::new(co))
+        })
+    }
+
+    fn target(&self, repo_url: Option<&str>) -> Result<Target, SourceError> {
+        let Some(url) = repo_url.map(str::trim).filter(|u| !u.is_empty()) else {
+            return Ok(Target::Local(self.root_local.clone()));
+        };
+        let key = normalize_url(url);
+        if let Some((_, local)) = self.overrides.iter().find(|(k, _)| *k == key) {
+            return Ok(Target::Local(local.clone()));
+        }
+        if self.root_origin_key.as_deref() == Some(key.as_str())
+            || key == format!("file:{}", self.root_local.dir.display())
+        {
+            return Ok(Target::Local(self.root_local.clone()));
+        }
+        let (clean, url_creds) = strip_credentials(url);
+        if !is_cloneable(url) {
+            return Err(SourceError::Unreachable {
+                url: clean,
+                reason: "not a URL git can fetch (expected https://, ssh://, git@host:path, \
+                         file:// or an absolute path)"
+                    .into(),
+            });
+        }
+        Ok(Target::Remote {
+            url: clean,
+            key,
+            creds: url_creds.or_else(|| self.env_creds.clone()),
+        })
+    }
+
+    fn repo_cache(&self, key: &str) -> PathBuf {
+        let digest = Sha256::digest(key.as_bytes());
+        self.cache.join(&hex::encode(digest)[..16])
+    }
+
+    fn checkout_local(
+        &self,
+        local: &LocalRepo,
+        revision: Option<&RevisionSpec>,
+    ) -> Result<Checkout, SourceError> {
+        let worktree = || Checkout::new(&local.name, &local.dir, Revision::WorkTree);
+        if !local.git {
+            return match revision {
+                None | Some(RevisionSpec::Head) => Ok(worktree()),
+                Some(spec) => Err(SourceError::NotAGitRepository {
+                    path: local.dir.clone(),
+                    message: format!(
+                        "revision \"{spec}\" needs a git repository; a plain directory can only \
+                         be used as it is (no targetRevision, or HEAD)"
+                    ),
+                }),
+            };
+        }
+        let spec = match revision {
+            None if !local.bare => return Ok(worktree()),
+            None => RevisionSpec::Head,
+            Some(spec) => spec.clone(),
+        };
+        let repo = Repository::open(&local.dir).map_err(|e| SourceError::git(&local.name, &e))?;
+        let oid = revision::resolve(&repo, &local.name, &spec)?;
+        let key = format!("file:{}", local.dir.display());
+        let dir = export::export_commit(&repo, &local.name, oid, &self.repo_cache(&key))?;
+        Ok(Checkout::new(
+            &local.name,
+            dir,
+            Revision::Commit {
+                sha: oid.to_string(),
+                spec,
+            },
+        ))
+    }
+
+    fn checkout_remote(
+        &self,
+        url: &str,
+        key: &str,
+        creds: Option<&Credentials>,
+        revision: Option<&RevisionSpec>,
+    ) -> Result<Checkout, SourceError> {
+        let repo_cache = self.repo_cache(key);
+        let mirror_dir = memo(&self.mirrors, key.to_string(), || {
+            let dir = repo_cache.join("mirror.git");
+            remote::update_mirror(&dir, url, url, creds)?;
+            Ok(dir)
+        })?;
+        let repo = Repository::open_bare(&mirror_dir).map_err(|e| SourceError::git(url, &e))?;
+        let spec = revision.cloned().unwrap_or(RevisionSpec::Head);
+        let oid = revision::resolve(&repo, url, &spec)?;
+        let dir = export::export_commit(&repo, url, oid, &repo_cache)?;
+        Ok(Checkout::new(
+            url,
+            dir,
+            Revision::Commit {
+                sha: oid.to_string(),
+                spec,
+            },
+        ))
+    }
+}
+
+/// Credentials from the environment: `KUBESYNC_GIT_USERNAME` and
+/// `KUBESYNC_GIT_PASSWORD`, else the seeds' `REPOCREDS=user:password`.
+fn env_credentials() -> Option<Credentials> {
+    credentials_from(|k| std::env::var(k).ok())
+}
+
+fn credentials_from(get: impl Fn(&str) -> Option<String>) -> Option<Credentials> {
+    let var = |k: &str| get(k).filter(|v| !v.is_empty());
+    if let (Some(user), Some(password)) = (var(ENV_USERNAME), var(ENV_PASSWORD)) {
+        return Some(Credentials { user, password });
+    }
+    let raw = var(ENV_REPOCREDS)?;
+    match raw.split_once(':') {
+        Some((user, password)) if !user.is_empty() => Some(Credentials {
+            user: user.to_string(),
+            password: password.to_string(),
+        }),
+        _ => {
+            tracing::warn!("{ENV_REPOCREDS} is not in user:password form; ignoring it");
+            None
+        }
+    }
+}
+
+fn not_owned(dir: &Path, e: &git2::Error) -> SourceError {
+    SourceError::NotAGitRepository {
+        path: dir.to_path_buf(),
+        message: format!(
+            "{} (the repository belongs to another user; run as its owner or add it to \
+             git's safe.directory)",
+            e.message()
+        ),
+    }
+}
+
+/// Finds the root repository from the root manifest's path.
+fn discover_root(manifest: &Path) -> Result<(RepoInfo, LocalRepo), SourceError> {
+    let abs = std::fs::canonicalize(manifest).map_err(|_| SourceError::RootNotFound {
+        path: manifest.to_path_buf(),
+    })?;
+    let manifest_dir = if abs.is_dir() {
+        abs.clone()
+    } else {
+        abs.parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| abs.clone())
+    };
+
+    let discovered = match Repository::discover(&manifest_dir) {
+        Ok(repo) => Some(repo),
+        // A repository is there but libgit2 will not read it: say so rather
+        // than silently falling back to the work tree as a plain directory.
+        Err(e) if e.code() == ErrorCode::Owner => return Err(not_owned(&manifest_dir, &e)),
+        Err(_) => None,
+    };
+    if let Some(repo) = discovered {
+        if let Some(workdir) = repo.workdir() {
+            let dir = std::fs::canonicalize(workdir).map_err(|e| SourceError::io(workdir, e))?;
+            let origin = repo
+                .find_remote("origin")
+                .ok()
+                .and_then(|r| r.url().ok().map(redact_url));
+            let name = dir.display().to_string();
+            tracing::debug!(root = %name, origin = ?origin, "root repository");
+            return Ok((
+                RepoInfo {
+                    name: name.clone(),
+                    dir: dir.clone(),
+                    origin,
+                    is_git: true,
+                },
+                LocalRepo {
+                    name,
+                    dir,
+                    git: true,
+                    bare: false,
+                },
+            ));
+        }
+    }
+    let cwd = std::env::current_dir()
+        .ok()
+        .and_then(|d| std::fs::canonicalize(d).ok());
+    let dir = match cwd {
+        Some(cwd) if abs.starts_with(&cwd) => cwd,
+        _ => manifest_dir,
+    };
+    let name = dir.display().to_string();
+    tracing::debug!(root = %name, "root is a plain directory (not a git work tree)");
+    Ok((
+        RepoInfo {
+            name: name.clone(),
+            dir: dir.clone(),
+            origin: None,
+            is_git: false,
+        },
+        LocalRepo {
+            name,
+            dir,
+            git: false,
+            bare: false,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Sources>();
+        check::<Checkout>();
+        check::<SourceError>();
+    }
+
+    #[test]
+    fn credentials_from_the_environment() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let c = credentials_from(env(&[
+            (ENV_USERNAME, "u"),
+            (ENV_PASSWORD, "p"),
+            (ENV_REPOCREDS, "x:y"),
+        ]))
+        .unwrap();
+        assert_eq!((c.user.as_str(), c.password.as_str()), ("u", "p"));
+        let c = credentials_from(env(&[(ENV_USERNAME, "u"), (ENV_REPOCREDS, "x:y:z")])).unwrap();
+        assert_eq!((c.user.as_str(), c.password.as_str()), ("x", "y:z"));
+        assert!(credentials_from(env(&[(ENV_REPOCREDS, "nocolon")])).is_none());
+        assert!(credentials_from(env(&[])).is_none());
+    }
+
+    #[test]
+    fn memo_computes_once_and_keeps_failures() {
+        let m: Memo<u32, u32> = Mutex::default();
+        let mut calls = 0;
+        assert_eq!(
+            memo(&m, 1, || {
+                calls += 1;
+                Ok(7)
+            })
+            .unwrap(),
+            7
+        );
+        assert_eq!(
+            memo(&m, 1, || {
+                calls += 1;
+                Ok(8)
+            })
+            .unwrap(),
+            7
+        );
+        assert_eq!(calls, 1);
+        let fail = || {
+            Err(SourceError::Unreachable {
+                url: "u".into(),
+                reason: "r".into(),
+            })
+        };
+        assert!(memo(&m, 2, fail).is_err());
+        assert!(memo(&m, 2, || Ok(1)).is_err());
+    }
+}

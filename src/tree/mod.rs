@@ -1,0 +1,473 @@
+//! Expanding the root into the application tree.
+//!
+//! Each application is rendered; Application objects (either kind) in its
+//! output become its children, which inherit the parent's repository and
+//! revision when they name none. Expansion is breadth-first, rendering each
+//! depth in parallel. One app's failure (its source, its render, its child
+//! manifests) is that app's alone: it is recorded on its node and the rest of
+//! the tree still expands. Structural mistakes (a duplicate name, an app that
+//! renders itself, absurd depth) fail the app that made them.
+//!
+//! This module composes `source` and `render`; it does not talk to a cluster.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::graph::{AppGraph, GraphError, NodeSpec};
+use crate::model::{
+    is_application, looks_like_application, AppName, Application, Manifest, RevisionSpec,
+};
+use crate::render::{RenderInput, Rendered, Renderer};
+use crate::source::{Checkout, Sources};
+
+/// How deep an app-of-apps tree may nest before it is treated as a mistake.
+pub const DEFAULT_MAX_DEPTH: usize = 16;
+
+#[derive(Debug, Clone)]
+pub struct ExpandOptions {
+    pub max_depth: usize,
+    /// Renders running at once.
+    pub parallel: usize,
+}
+
+impl Default for ExpandOptions {
+    fn default() -> Self {
+        ExpandOptions {
+            max_depth: DEFAULT_MAX_DEPTH,
+            parallel: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .clamp(2, 8),
+        }
+    }
+}
+
+/// Why an application could not be rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FailureKind {
+    /// The app's manifest or its children's manifests are invalid, or the
+    /// tree's shape is wrong (duplicate name, self-reference, depth).
+    Config,
+    /// Its repository or revision could not be had.
+    Source,
+    /// Its renderer failed.
+    Render,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The outcome of rendering one application.
+#[derive(Debug, Clone)]
+pub enum NodeState {
+    /// Everything the app renders, child Application objects included.
+    Rendered(Arc<Rendered>),
+    Failed(Failure),
+}
+
+/// One application in the tree.
+#[derive(Debug, Clone)]
+pub struct AppNode {
+    pub app: Application,
+    pub parent: Option<AppName>,
+    pub children: Vec<AppName>,
+    pub depth: usize,
+    /// Repository URL after inheritance (`None`: the root repository).
+    pub repo_url: Option<String>,
+    /// Revision after inheritance (`None`: the work tree / default branch).
+    pub revision: Option<RevisionSpec>,
+    /// The resolved checkout, when the source could be had.
+    pub checkout: Option<Arc<Checkout>>,
+    pub state: NodeState,
+}
+
+impl AppNode {
+    pub fn failure(&self) -> Option<&Failure> {
+        match &self.state {
+            NodeState::Failed(f) => Some(f),
+            NodeState::Rendered(_) => None,
+        }
+    }
+
+    /// The rendered manifests (empty when the render failed).
+    pub fn manifests(&self) -> &[Manifest] {
+        match &self.state {
+            NodeState::Rendered(r) => &r.manifests,
+            NodeState::Failed(_) => &[],
+        }
+    }
+
+    /// The rendered objects that are not child Applications.
+    pub fn objects(&self) -> impl Iterator<Item = &Manifest> {
+        self.manifests().iter().filter(|m| !is_application(&m.object))
+    }
+
+    /// The renderer that ran, or the one the spec asks for when it failed.
+    pub fn renderer_name(&self) -> String {
+        match &self.state {
+            NodeState::Rendered(r) => r.renderer.to_string(),
+            NodeState::Failed(_) => self.app.source.renderer.kind_name().to_string(),
+        }
+    }
+
+    pub fn warnings(&self) -> &[String] {
+        match &self.state {
+            NodeState::Rendered(r) => &r.warnings,
+            NodeState::Failed(_) => &[],
+        }
+    }
+
+    /// A short revision for display: a 7-character sha, `worktree`, or `-`.
+    pub fn revision_label(&self) -> String {
+        self.checkout
+            .as_ref()
+            .map(|c| c.revision.short())
+            .unwrap_or_else(|| "-".to_string())
+    }
+
+    fn fail(&mut self, kind: FailureKind, message: String) {
+        // The first failure is the one that matters; later ones add context.
+        match &mut self.state {
+            NodeState::Failed(f) => {
+                f.message.push_str("; ");
+                f.message.push_str(&message);
+            }
+            state => *state = NodeState::Failed(Failure { kind, message }),
+        }
+    }
+}
+
+/// The expanded application tree, in discovery order (breadth-first).
+#[derive(Debug, Clone, Default)]
+pub struct AppTree {
+    nodes: Vec<AppNode>,
+    index: HashMap<AppName, usize>,
+    pub roots: Vec<AppName>,
+}
+
+impl AppTree {
+    pub fn nodes(&self) -> &[AppNode] {
+        &self.nodes
+    }
+
+    pub fn get(&self, name: &AppName) -> Option<&AppNode> {
+        self.index.get(name).map(|&i| &self.nodes[i])
+    }
+
+    pub fn get_str(&self, name: &str) -> Option<&AppNode> {
+        AppName::new(name).ok().and_then(|n| self.get(&n))
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn failed(&self) -> impl Iterator<Item = &AppNode> {
+        self.nodes.iter().filter(|n| n.failure().is_some())
+    }
+
+    /// The dependency graph over the whole tree.
+    pub fn graph(&self) -> Result<AppGraph, Vec<GraphError>> {
+        let specs: Vec<NodeSpec> = self
+            .nodes
+            .iter()
+            .map(|n| NodeSpec {
+                name: n.app.name.clone(),
+                depends_on: n.app.depends_on.clone(),
+                parent: n.parent.clone(),
+                sync_wave: n.app.sync_wave,
+            })
+            .collect();
+        AppGraph::build(&specs)
+    }
+
+    /// Depth-first order (parents before children, children in discovery
+    /// order): the order `tree` prints.
+    pub fn depth_first(&self) -> Vec<&AppNode> {
+        let mut out = Vec::with_capacity(self.nodes.len());
+        let mut stack: Vec<&AppName> = self.roots.iter().rev().collect();
+        while let Some(name) = stack.pop() {
+            if let Some(node) = self.get(name) {
+                out.push(node);
+                stack.extend(node.children.iter().rev());
+            }
+        }
+        out
+    }
+
+    fn push(&mut self, node: AppNode) {
+        self.index.insert(node.app.name.clone(), self.nodes.len());
+        self.nodes.push(node);
+    }
+}
+
+/// Expands `roots` into the full tree, rendering every application.
+pub fn expand(
+    roots: Vec<Application>,
+    sources: &Sources,
+    renderer: &Renderer,
+    opts: &ExpandOptions,
+) -> AppTree {
+    let mut tree = AppTree::default();
+    let mut frontier: Vec<usize> = Vec::new();
+    for app in roots {
+        let name = app.name.clone();
+        if tree.index.contains_key(&name) {
+            // Two roots with one name: the second is refused.
+            let first = &tree.nodes[tree.index[&name]];
+            let msg = format!(
+                "application \"{name}\" is defined twice: {} and {}",
+                first.app.origin, app.origin
+            );
+            let i = tree.index[&name];
+            tree.nodes[i].fail(FailureKind::Config, msg);
+            continue;
+        }
+        tree.roots.push(name);
+        frontier.push(tree.nodes.len());
+        tree.push(new_node(app, None, 0, None, None));
+    }
+
+    while !frontier.is_empty() {
+        render_all(&mut tree, &frontier, sources, renderer, opts.parallel);
+        let mut next = Vec::new();
+        for &i in &frontier {
+            adopt_children(&mut tree, i, opts.max_depth, &mut next);
+        }
+        frontier = next;
+    }
+    tree
+}
+
+fn new_node(
+    app: Application,
+    parent: Option<AppName>,
+    depth: usize,
+    parent_repo: Option<&Option<String>>,
+    parent_revision: Option<&Option<RevisionSpec>>,
+) -> AppNode {
+    // A child inherits the parent's repository when it names none, and the
+    // parent's revision only when it uses the parent's repository.
+    let repo_url = match (&app.source.repo_url, parent_repo) {
+        (Some(url), _) => Some(url.clone()),
+        (None, Some(p)) => p.clone(),
+        (None, None) => None,
+    };
+    let same_repo = parent_repo.map(|p| *p == repo_url).unwrap_or(false);
+    let revision = match (&app.source.target_revision, parent_revision) {
+        (Some(r), _) => Some(r.clone()),
+        (None, Some(p)) if same_repo => p.clone(),
+        _ => None,
+    };
+    AppNode {
+        app,
+        parent,
+        children: Vec::new(),
+        depth,
+        repo_url,
+        revision,
+        checkout: None,
+        state: NodeState::Failed(Failure {
+            kind: FailureKind::Render,
+            message: "not rendered yet".into(),
+        }),
+    }
+}
+
+/// Renders the nodes at `indexes` with up to `parallel` workers.
+fn render_all(
+    tree: &mut AppTree,
+    indexes: &[usize],
+    sources: &Sources,
+    renderer: &Renderer,
+    parallel: usize,
+) {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, Option<Arc<Checkout>>, NodeState)>> = Mutex::new(Vec::new());
+    let nodes = &tree.nodes;
+    std::thread::scope(|s| {
+        for _ in 0..parallel.max(1).min(indexes.len()) {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&i) = indexes.get(k) else { break };
+                let (checkout, state) = render_one(&nodes[i], sources, renderer);
+                if let Ok(mut r) = results.lock() {
+                    r.push((i, checkout, state));
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    for (i, checkout, state) in results {
+        let node = &mut tree.nodes[i];
+        node.checkout = checkout;
+        node.state = state;
+    }
+}
+
+fn render_one(
+    node: &AppNode,
+    sources: &Sources,
+    renderer: &Renderer,
+) -> (Option<Arc<Checkout>>, NodeState) {
+    let app = &node.app;
+    let _span = tracing::info_span!("render", app = %app.name).entered();
+    let fail = |kind, message: String| {
+        NodeState::Failed(Failure { kind, message })
+    };
+    let checkout = match sources.checkout(node.repo_url.as_deref(), node.revision.as_ref()) {
+        Ok(c) => c,
+        Err(e) => return (None, fail(FailureKind::Source, e.to_string())),
+    };
+    let app_dir = match checkout.resolve(&app.source.path) {
+        Ok(d) => d,
+        Err(e) => return (Some(checkout), fail(FailureKind::Source, e.to_string())),
+    };
+    let input = RenderInput {
+        app,
+        repo_root: &checkout.dir,
+        app_dir: &app_dir,
+        revision: checkout.revision.id(),
+    };
+    let state = match renderer.render(&input) {
+        Ok(r) => {
+            for w in &r.warnings {
+                tracing::warn!(app = %app.name, "{w}");
+            }
+            NodeState::Rendered(r)
+        }
+        Err(e) => fail(FailureKind::Render, e.to_string()),
+    };
+    (Some(checkout), state)
+}
+
+/// Turns the Application objects node `i` rendered into child nodes.
+fn adopt_children(tree: &mut AppTree, i: usize, max_depth: usize, next: &mut Vec<usize>) {
+    let parent_name = tree.nodes[i].app.name.clone();
+    let depth = tree.nodes[i].depth;
+    let child_manifests: Vec<Manifest> = tree.nodes[i]
+        .manifests()
+        .iter()
+        .filter(|m| is_application(&m.object) || looks_like_application(&m.object))
+        .cloned()
+        .collect();
+    if child_manifests.is_empty() {
+        return;
+    }
+    if depth + 1 > max_depth {
+        let path = ancestry(tree, &parent_name).join(" → ");
+        tree.nodes[i].fail(
+            FailureKind::Config,
+            format!("the application tree is deeper than {max_depth} levels ({path} → …); does an app render its own ancestors?"),
+        );
+        return;
+    }
+    let parent_repo = tree.nodes[i].repo_url.clone();
+    let parent_rev = tree.nodes[i].revision.clone();
+    for m in child_manifests {
+        let where_ = format!("{} ({})", m.origin, rel_desc(&parent_name));
+        let child = match Application::from_object(&m.object, &m.origin) {
+            Ok(app) => app,
+            Err(e) => {
+                // A child with a usable name fails alone; otherwise its parent does.
+                match e.app.as_deref().map(AppName::new) {
+                    Some(Ok(name)) if !tree.index.contains_key(&name) => {
+                        let placeholder = placeholder_app(name, &m);
+                        let mut node = new_node(placeholder, Some(parent_name.clone()), depth + 1, Some(&parent_repo), Some(&parent_rev));
+                        node.state = NodeState::Failed(Failure {
+                            kind: FailureKind::Config,
+                            message: e.to_string(),
+                        });
+                        let child_name = node.app.name.clone();
+                        tree.push(node);
+                        tree.nodes[i].children.push(child_name);
+                    }
+                    _ => tree.nodes[i].fail(FailureKind::Config, format!("invalid child Application: {e}")),
+                }
+                continue;
+            }
+        };
+        if child.name == parent_name {
+            tree.nodes[i].fail(
+                FailureKind::Config,
+                format!("application \"{parent_name}\" renders itself ({where_})"),
+            );
+            continue;
+        }
+        if let Some(&existing) = tree.index.get(&child.name) {
+            let other = &tree.nodes[existing];
+            let msg = format!(
+                "renders application \"{}\" ({where_}), but that name is already defined at {}{}",
+                child.name,
+                other.app.origin,
+                other.parent.as_ref().map(|p| format!(" (child of \"{p}\")")).unwrap_or_default()
+            );
+            tree.nodes[i].fail(FailureKind::Config, msg);
+            continue;
+        }
+        let node = new_node(child, Some(parent_name.clone()), depth + 1, Some(&parent_repo), Some(&parent_rev));
+        let child_name = node.app.name.clone();
+        next.push(tree.nodes.len());
+        tree.push(node);
+        tree.nodes[i].children.push(child_name);
+    }
+}
+
+fn rel_desc(parent: &AppName) -> String {
+    format!("rendered by \"{parent}\"")
+}
+
+fn ancestry(tree: &AppTree, name: &AppName) -> Vec<String> {
+    let mut out = vec![name.to_string()];
+    let mut cur = tree.get(name).and_then(|n| n.parent.clone());
+    while let Some(p) = cur {
+        out.push(p.to_string());
+        cur = tree.get(&p).and_then(|n| n.parent.clone());
+    }
+    out.reverse();
+    out
+}
+
+/// A stand-in Application for a child whose manifest is invalid but whose
+/// name is known, so the failure shows up under its own name.
+fn placeholder_app(name: AppName, m: &Manifest) -> Application {
+    use crate::model::{Destination, Flavor, RendererSpec, RepoPath, Source, SyncPolicy, Tier};
+    Application {
+        name,
+        flavor: if m.api_version().starts_with("argoproj.io") {
+            Flavor::ArgoCd
+        } else {
+            Flavor::Kubesync
+        },
+        tier: Tier::App,
+        source: Source {
+            repo_url: None,
+            target_revision: None,
+            path: RepoPath::root(),
+            renderer: RendererSpec::Unsupported("invalid manifest".into()),
+        },
+        destination: Destination::default(),
+        depends_on: Vec::new(),
+        sync_policy: SyncPolicy::default(),
+        sync_wave: 0,
+        origin: m.origin.clone(),
+    }
+}
