@@ -6,6 +6,7 @@
 //! the cluster-facing modules, with `cli` as a thin shell on top. `emulator`
 //! stands in for a Kubernetes API server in tests and offline runs.
 
+pub mod cluster;
 pub mod diff;
 pub mod emulator;
 pub mod graph;
