@@ -314,8 +314,8 @@ pub(crate) fn redact_str(url: &str) -> String {
             u.set_query(None);
             u.set_fragment(None);
             let s = u.to_string();
-            // `Url` adds a trailing slash to bare hosts; kubeconfigs rarely have one.
-            if u.path() == "/" && !url.ends_with('/') {
+            // `Url` (and `Uri`) add a slash to bare hosts; drop it for display.
+            if u.path() == "/" {
                 s.trim_end_matches('/').to_string()
             } else {
                 s
@@ -339,6 +339,11 @@ mod tests {
             "https://k8s.example.com:6443"
         );
         assert_eq!(redact_str("http://127.0.0.1:1234"), "http://127.0.0.1:1234");
+        assert_eq!(
+            redact_str("http://127.0.0.1:1234/"),
+            "http://127.0.0.1:1234"
+        );
+        assert_eq!(redact_str("https://h/k8s/"), "https://h/k8s/");
     }
 
     #[test]
