@@ -795,9 +795,7 @@ mod tests {
     fn scoped_checks_namespace() {
         let o = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}});
         let r = ObjectRef::from_object(&o).expect("ref");
-        let e = scoped(r.clone(), &resolved(true), &o)
-            .err()
-            .expect("needs a namespace");
+        let e = scoped(r.clone(), &resolved(true), &o).expect_err("needs a namespace");
         assert!(
             e.to_string()
                 .starts_with("ConfigMap a: ConfigMap is namespaced"),
