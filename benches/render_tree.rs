@@ -29,38 +29,15 @@ fn main() {
     git_init(repo);
 
     let path_env = helm_path();
-    println!(
-        "kubesync render benchmark ({} apps, {} objects each)",
-        DIR_APPS + JINJA_APPS + HELM_APPS + KUSTOMIZE_APPS,
-        OBJECTS_PER_APP
-    );
-    println!(
-        "{:<44} {:>9} {:>10} {:>12} {:>10}",
-        "case", "apps", "wall", "objects/s", "peak RSS"
-    );
+    println!("kubesync render benchmark ({} apps, {} objects each)", DIR_APPS + JINJA_APPS + HELM_APPS + KUSTOMIZE_APPS, OBJECTS_PER_APP);
+    println!("{:<44} {:>9} {:>10} {:>12} {:>10}", "case", "apps", "wall", "objects/s", "peak RSS");
     for (label, root, args) in [
         ("plan (dir+jinja only)", "bootstrap/fast.yaml", vec!["plan"]),
-        (
-            "render (dir+jinja only)",
-            "bootstrap/fast.yaml",
-            vec!["render"],
-        ),
-        (
-            "plan (full: +20 helm, +20 kustomize)",
-            "bootstrap/root.yaml",
-            vec!["plan"],
-        ),
-        (
-            "render (full: +20 helm, +20 kustomize)",
-            "bootstrap/root.yaml",
-            vec!["render"],
-        ),
+        ("render (dir+jinja only)", "bootstrap/fast.yaml", vec!["render"]),
+        ("plan (full: +20 helm, +20 kustomize)", "bootstrap/root.yaml", vec!["plan"]),
+        ("render (full: +20 helm, +20 kustomize)", "bootstrap/root.yaml", vec!["render"]),
     ] {
-        let apps = if root.contains("fast") {
-            DIR_APPS + JINJA_APPS
-        } else {
-            DIR_APPS + JINJA_APPS + HELM_APPS + KUSTOMIZE_APPS
-        };
+        let apps = if root.contains("fast") { DIR_APPS + JINJA_APPS } else { DIR_APPS + JINJA_APPS + HELM_APPS + KUSTOMIZE_APPS };
         let objects = apps * OBJECTS_PER_APP;
         let mut best: Option<(Duration, u64)> = None;
         let runs = if root.contains("fast") { 5 } else { 1 };
@@ -86,13 +63,7 @@ fn main() {
 }
 
 /// Runs kubesync with `args` and returns (wall time, peak RSS in KiB, success).
-fn run(
-    bin: &Path,
-    repo: &Path,
-    root: &str,
-    args: &[&str],
-    path_env: &str,
-) -> (Duration, u64, bool) {
+fn run(bin: &Path, repo: &Path, root: &str, args: &[&str], path_env: &str) -> (Duration, u64, bool) {
     let start = Instant::now();
     let child = Command::new(bin)
         .args(args)
@@ -131,21 +102,9 @@ fn git_init(repo: &Path) {
     for args in [
         vec!["init", "-q", "-b", "main"],
         vec!["add", "-A"],
-        vec![
-            "-c",
-            "user.name=bench",
-            "-c",
-            "user.email=bench@example.com",
-            "commit",
-            "-qm",
-            "generated",
-        ],
+        vec!["-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-qm", "generated"],
     ] {
-        let s = Command::new("git")
-            .args(&args)
-            .current_dir(repo)
-            .status()
-            .expect("git");
+        let s = Command::new("git").args(&args).current_dir(repo).status().expect("git");
         assert!(s.success(), "git {args:?}");
     }
 }
@@ -175,15 +134,8 @@ fn generate(repo: &Path, _with_tools: bool) {
     }
     for (k, (name, kind)) in all.iter().enumerate() {
         // Depend on an app 7 places back of the same family: a graph a few levels deep.
-        let dep = if k >= 7 && k % 3 == 0 {
-            Some(all[k - 7].0.clone())
-        } else {
-            None
-        };
-        let same_family = dep
-            .as_ref()
-            .map(|d| d.split('-').next() == name.split('-').next())
-            .unwrap_or(false);
+        let dep = if k >= 7 && k % 3 == 0 { Some(all[k - 7].0.clone()) } else { None };
+        let same_family = dep.as_ref().map(|d| d.split('-').next() == name.split('-').next()).unwrap_or(false);
         let dep = dep.filter(|_| same_family);
         let dir = format!("apps/{name}");
         let source = match *kind {
@@ -191,14 +143,8 @@ fn generate(repo: &Path, _with_tools: bool) {
             "jinja" => "    jinja: {vars: {replicas: 3, env: bench}}\n".to_string(),
             _ => String::new(),
         };
-        let deps = dep
-            .map(|d| format!("  dependsOn: [{d}]\n"))
-            .unwrap_or_default();
-        let family = if *kind == "directory" || *kind == "jinja" {
-            "fast"
-        } else {
-            "slow"
-        };
+        let deps = dep.map(|d| format!("  dependsOn: [{d}]\n")).unwrap_or_default();
+        let family = if *kind == "directory" || *kind == "jinja" { "fast" } else { "slow" };
         write(
             &repo.join(format!("children/{family}/{name}.yaml")),
             &format!(
@@ -217,14 +163,8 @@ fn generate(repo: &Path, _with_tools: bool) {
             "apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\nspec:\n  tier: system\n  source:\n    path: {path}\n    directory: {{recurse: {recurse}}}\n"
         )
     };
-    write(
-        &repo.join("bootstrap/root.yaml"),
-        &root("root", true, "children"),
-    );
-    write(
-        &repo.join("bootstrap/fast.yaml"),
-        &root("root", false, "children/fast"),
-    );
+    write(&repo.join("bootstrap/root.yaml"), &root("root", true, "children"));
+    write(&repo.join("bootstrap/fast.yaml"), &root("root", false, "children/fast"));
 }
 
 fn deployment(name: &str, i: usize) -> String {
@@ -255,10 +195,7 @@ fn write_jinja_app(dir: &Path) {
 }
 
 fn write_chart(dir: &Path, name: &str) {
-    write(
-        &dir.join("Chart.yaml"),
-        &format!("apiVersion: v2\nname: {name}\nversion: 0.1.0\n"),
-    );
+    write(&dir.join("Chart.yaml"), &format!("apiVersion: v2\nname: {name}\nversion: 0.1.0\n"));
     write(&dir.join("values.yaml"), "replicaCount: 1\n");
     let mut t = String::new();
     for i in 0..OBJECTS_PER_APP {
@@ -270,10 +207,7 @@ fn write_chart(dir: &Path, name: &str) {
 fn write_kustomize_app(dir: &Path, name: &str) {
     let mut res = String::new();
     for i in 0..OBJECTS_PER_APP {
-        let _ = write!(
-            res,
-            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}-{i}\ndata:\n  k: v\n"
-        );
+        let _ = write!(res, "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}-{i}\ndata:\n  k: v\n");
     }
     write(&dir.join("resources.yaml"), &res);
     write(
