@@ -8,6 +8,7 @@
 //! stands in for a Kubernetes API server in tests and offline runs.
 
 pub mod cli;
+pub mod cluster;
 pub mod diff;
 pub mod emulator;
 pub mod graph;
@@ -15,4 +16,5 @@ pub mod health;
 pub mod model;
 pub mod render;
 pub mod source;
+pub mod sync;
 pub mod tree;
