@@ -161,14 +161,25 @@ pub fn main() -> ExitCode {
         Command::Tree => offline::tree(&cli.global),
         Command::Render { ref apps } => offline::render(&cli.global, apps),
         Command::Plan => offline::plan(&cli.global),
-        Command::Bootstrap { ref root, ref cluster, ref sync } => {
-            run_async(online::bootstrap(&cli.global, root.clone(), cluster, sync))
-        }
-        Command::Sync { ref apps, with_deps, ref cluster, ref sync } => {
-            run_async(online::sync(&cli.global, apps, with_deps, cluster, sync))
-        }
-        Command::Diff { ref apps, ref cluster } => run_async(online::diff(&cli.global, apps, cluster)),
-        Command::Status { ref apps, ref cluster } => run_async(online::status(&cli.global, apps, cluster)),
+        Command::Bootstrap {
+            ref root,
+            ref cluster,
+            ref sync,
+        } => run_async(online::bootstrap(&cli.global, root.clone(), cluster, sync)),
+        Command::Sync {
+            ref apps,
+            with_deps,
+            ref cluster,
+            ref sync,
+        } => run_async(online::sync(&cli.global, apps, with_deps, cluster, sync)),
+        Command::Diff {
+            ref apps,
+            ref cluster,
+        } => run_async(online::diff(&cli.global, apps, cluster)),
+        Command::Status {
+            ref apps,
+            ref cluster,
+        } => run_async(online::status(&cli.global, apps, cluster)),
         Command::Emulator(ref args) => run_async(async {
             match args.clone().run().await {
                 Ok(()) => Outcome::Ok,

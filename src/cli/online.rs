@@ -128,7 +128,11 @@ impl Progress for Lines {
             s.push(app.clone());
         }
         if self.tty {
-            eprintln!("[{:>6.1}s] {:<24} syncing…", self.start.elapsed().as_secs_f64(), app);
+            eprintln!(
+                "[{:>6.1}s] {:<24} syncing…",
+                self.start.elapsed().as_secs_f64(),
+                app
+            );
         }
     }
 
@@ -136,10 +140,10 @@ impl Progress for Lines {
         eprintln!(
             "[{:>6.1}s] {:<24} {:<10} {:<10} {:<11} {}",
             self.start.elapsed().as_secs_f64(),
-            r.name,
+            r.name.as_str(),
             r.outcome.label(),
-            r.sync,
-            r.health.health,
+            r.sync.to_string(),
+            r.health.health.to_string(),
             r.message()
         );
     }
@@ -156,10 +160,22 @@ fn progress() -> Lines {
 fn print_report(report: &SyncReport, output: OutputFormat) {
     match output {
         OutputFormat::Json => {
-            println!("{}", serde_json::to_string_pretty(report).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(report).unwrap_or_default()
+            );
         }
         _ => {
-            let mut t = Table::new(&["NAME", "TIER", "NAMESPACE", "RESULT", "SYNC", "HEALTH", "REVISION", "MESSAGE"]);
+            let mut t = Table::new(&[
+                "NAME",
+                "TIER",
+                "NAMESPACE",
+                "RESULT",
+                "SYNC",
+                "HEALTH",
+                "REVISION",
+                "MESSAGE",
+            ]);
             for a in &report.apps {
                 t.row(vec![
                     a.name.to_string(),
@@ -174,7 +190,11 @@ fn print_report(report: &SyncReport, output: OutputFormat) {
             }
             print!("{}", t.render());
             let totals = report.totals();
-            let good = report.apps.iter().filter(|a| a.outcome.is_success()).count();
+            let good = report
+                .apps
+                .iter()
+                .filter(|a| a.outcome.is_success())
+                .count();
             println!(
                 "\n{good}/{} applications succeeded in {:.1}s: {} created, {} configured, {} unchanged, {} pruned, {} skipped, {} failed",
                 report.apps.len(),
@@ -199,7 +219,12 @@ fn outcome_of(report: &SyncReport) -> Outcome {
 }
 
 /// `kubesync bootstrap [ROOT]`
-pub async fn bootstrap(global: &GlobalArgs, root: Option<PathBuf>, cluster: &ClusterArgs, args: &SyncArgs) -> Outcome {
+pub async fn bootstrap(
+    global: &GlobalArgs,
+    root: Option<PathBuf>,
+    cluster: &ClusterArgs,
+    args: &SyncArgs,
+) -> Outcome {
     let mut global = global.clone();
     if let Some(r) = root {
         global.root = r;
@@ -218,13 +243,26 @@ pub async fn bootstrap(global: &GlobalArgs, root: Option<PathBuf>, cluster: &Clu
         global.root.display(),
         client.describe()
     );
-    let report = sync::run(&loaded.tree, &graph, &client, &args.options(&global), &progress()).await;
+    let report = sync::run(
+        &loaded.tree,
+        &graph,
+        &client,
+        &args.options(&global),
+        &progress(),
+    )
+    .await;
     print_report(&report, global.output);
     outcome_of(&report)
 }
 
 /// `kubesync sync APP…`
-pub async fn sync(global: &GlobalArgs, apps: &[String], with_deps: bool, cluster: &ClusterArgs, args: &SyncArgs) -> Outcome {
+pub async fn sync(
+    global: &GlobalArgs,
+    apps: &[String],
+    with_deps: bool,
+    cluster: &ClusterArgs,
+    args: &SyncArgs,
+) -> Outcome {
     let (loaded, graph) = match load_ordered(global) {
         Ok(x) => x,
         Err(o) => return o,
@@ -242,13 +280,20 @@ pub async fn sync(global: &GlobalArgs, apps: &[String], with_deps: bool, cluster
         Ok(c) => c,
         Err(o) => return o,
     };
-    let opts = SyncOptions { only: Some(only), ..args.options(global) };
+    let opts = SyncOptions {
+        only: Some(only),
+        ..args.options(global)
+    };
     let report = sync::run(&loaded.tree, &graph, &client, &opts, &progress()).await;
     print_report(&report, global.output);
     outcome_of(&report)
 }
 
-fn resolve_names(loaded: &Loaded, apps: &[String], global: &GlobalArgs) -> Result<BTreeSet<AppName>, Outcome> {
+fn resolve_names(
+    loaded: &Loaded,
+    apps: &[String],
+    global: &GlobalArgs,
+) -> Result<BTreeSet<AppName>, Outcome> {
     let mut out = BTreeSet::new();
     for a in apps {
         match loaded.tree.get_str(a) {
@@ -256,7 +301,12 @@ fn resolve_names(loaded: &Loaded, apps: &[String], global: &GlobalArgs) -> Resul
                 out.insert(n.app.name.clone());
             }
             None => {
-                let known: BTreeSet<&str> = loaded.tree.nodes().iter().map(|n| n.app.name.as_str()).collect();
+                let known: BTreeSet<&str> = loaded
+                    .tree
+                    .nodes()
+                    .iter()
+                    .map(|n| n.app.name.as_str())
+                    .collect();
                 eprintln!(
                     "error: no application named \"{a}\" in the tree of {} (known: {})",
                     global.root.display(),
@@ -288,7 +338,9 @@ pub async fn diff(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs) -
         Err(o) => return o,
     };
     let diffs = sync::diff(&loaded.tree, &client, only.as_ref()).await;
-    let out_of_sync = diffs.iter().any(|d| d.sync_status() == SyncStatus::OutOfSync);
+    let out_of_sync = diffs
+        .iter()
+        .any(|d| d.sync_status() == SyncStatus::OutOfSync);
     match global.output {
         OutputFormat::Json => {
             let v: Vec<Value> = diffs
@@ -314,11 +366,20 @@ pub async fn diff(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs) -
                     println!("=== {}: cannot compare: {e}", d.name);
                     continue;
                 }
-                let changed: Vec<_> = d.objects.iter().filter(|o| o.kind != ObjectDiffKind::Same).collect();
+                let changed: Vec<_> = d
+                    .objects
+                    .iter()
+                    .filter(|o| o.kind != ObjectDiffKind::Same)
+                    .collect();
                 if changed.is_empty() {
                     continue;
                 }
-                println!("=== {} ({} of {} objects out of sync)", d.name, changed.len(), d.objects.len());
+                println!(
+                    "=== {} ({} of {} objects out of sync)",
+                    d.name,
+                    changed.len(),
+                    d.objects.len()
+                );
                 for o in changed {
                     let what = match o.kind {
                         ObjectDiffKind::Missing => "missing from the cluster",
@@ -333,7 +394,10 @@ pub async fn diff(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs) -
                     }
                 }
             }
-            let n = diffs.iter().filter(|d| d.sync_status() == SyncStatus::OutOfSync).count();
+            let n = diffs
+                .iter()
+                .filter(|d| d.sync_status() == SyncStatus::OutOfSync)
+                .count();
             eprintln!("{n} of {} applications out of sync", diffs.len());
         }
     }
@@ -350,7 +414,11 @@ pub async fn status(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs)
         Ok(c) => c,
         Err(o) => return o,
     };
-    let list = match client.list_applications().await {
+    let gvk = crate::cluster::GroupVersionKind::gvk("kubesync.dev", "v1alpha1", "Application");
+    let list = match client
+        .list(&gvk, Some(sync::status::STATUS_NAMESPACE), "")
+        .await
+    {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: cannot read Application objects from {}: {e} (has `kubesync bootstrap` run against this cluster?)", client.describe());
@@ -360,19 +428,44 @@ pub async fn status(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs)
     let wanted: BTreeSet<&str> = apps.iter().map(String::as_str).collect();
     let rows: Vec<&Value> = list
         .iter()
-        .filter(|a| wanted.is_empty() || a.pointer("/metadata/name").and_then(Value::as_str).map(|n| wanted.contains(n)).unwrap_or(false))
+        .filter(|a| {
+            wanted.is_empty()
+                || a.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .map(|n| wanted.contains(n))
+                    .unwrap_or(false)
+        })
         .collect();
     for w in &wanted {
-        if !rows.iter().any(|a| a.pointer("/metadata/name").and_then(Value::as_str) == Some(*w)) {
+        if !rows
+            .iter()
+            .any(|a| a.pointer("/metadata/name").and_then(Value::as_str) == Some(*w))
+        {
             eprintln!("error: no Application \"{w}\" in {}", client.describe());
             return Outcome::Usage;
         }
     }
-    let s = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
+    let s = |v: &Value, p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     match global.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default()),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        ),
         _ => {
-            let mut t = Table::new(&["NAME", "TIER", "NAMESPACE", "SYNC", "HEALTH", "REVISION", "MESSAGE"]);
+            let mut t = Table::new(&[
+                "NAME",
+                "TIER",
+                "NAMESPACE",
+                "SYNC",
+                "HEALTH",
+                "REVISION",
+                "MESSAGE",
+            ]);
             for a in &rows {
                 t.row(vec![
                     s(a, "/metadata/name"),
@@ -388,7 +481,11 @@ pub async fn status(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs)
         }
     }
     let all_good = rows.iter().all(|a| {
-        s(a, "/status/sync/status") == "Synced" && matches!(s(a, "/status/health/status").as_str(), "Healthy" | "Suspended")
+        s(a, "/status/sync/status") == "Synced"
+            && matches!(
+                s(a, "/status/health/status").as_str(),
+                "Healthy" | "Suspended"
+            )
     });
     if all_good {
         Outcome::Ok

@@ -190,6 +190,25 @@ const BUILTINS: &[Row] = &[
     .status(),
     row("", "v1", "Event", "events", &["ev"], true),
     row("", "v1", "Endpoints", "endpoints", &["ep"], true),
+    row(
+        "",
+        "v1",
+        "ResourceQuota",
+        "resourcequotas",
+        &["quota"],
+        true,
+    )
+    .status(),
+    row("", "v1", "LimitRange", "limitranges", &["limits"], true),
+    row(
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        &["pv"],
+        false,
+    )
+    .status(),
     row("apps", "v1", "Deployment", "deployments", &["deploy"], true)
         .status()
         .scale()
@@ -294,6 +313,67 @@ const BUILTINS: &[Row] = &[
     .generation()
     .all(),
     row("coordination.k8s.io", "v1", "Lease", "leases", &[], true),
+    row(
+        "networking.k8s.io",
+        "v1",
+        "IngressClass",
+        "ingressclasses",
+        &[],
+        false,
+    )
+    .generation(),
+    row(
+        "apiregistration.k8s.io",
+        "v1",
+        "APIService",
+        "apiservices",
+        &[],
+        false,
+    )
+    .status()
+    .generation(),
+    row(
+        "storage.k8s.io",
+        "v1",
+        "StorageClass",
+        "storageclasses",
+        &["sc"],
+        false,
+    ),
+    row(
+        "scheduling.k8s.io",
+        "v1",
+        "PriorityClass",
+        "priorityclasses",
+        &["pc"],
+        false,
+    ),
+    row(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        &[],
+        false,
+    )
+    .generation(),
+    row(
+        "admissionregistration.k8s.io",
+        "v1",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        &[],
+        false,
+    )
+    .generation(),
+    row(
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        &[],
+        true,
+    ),
     row(
         "apiextensions.k8s.io",
         "v1",

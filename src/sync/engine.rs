@@ -14,10 +14,13 @@ use std::time::{Duration, Instant};
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
 
-use super::prepare::{is_subset, prepare, DesiredObject, PrepareContext, SyncMode, BUILTIN_SYSTEM_NAMESPACES, DESIRED_HASH_ANNOTATION};
+use super::prepare::{
+    is_subset, prepare, DesiredObject, PrepareContext, SyncMode, BUILTIN_SYSTEM_NAMESPACES,
+    DESIRED_HASH_ANNOTATION,
+};
 use super::report::{is_ready, Action, AppOutcome, AppReport, Change, SyncReport};
 use super::status;
-use crate::cluster::{ClusterClient, ClusterError};
+use crate::cluster::{ClusterClient, ClusterError, Propagation};
 use crate::diff::{ObjectDiff, SyncStatus};
 use crate::graph::AppGraph;
 use crate::health::{self, Health, HealthStatus};
@@ -83,7 +86,12 @@ pub async fn run(
     let selected: Vec<&AppNode> = tree
         .depth_first()
         .into_iter()
-        .filter(|n| opts.only.as_ref().map(|o| o.contains(&n.app.name)).unwrap_or(true))
+        .filter(|n| {
+            opts.only
+                .as_ref()
+                .map(|o| o.contains(&n.app.name))
+                .unwrap_or(true)
+        })
         .collect();
     let selected_names: HashSet<AppName> = selected.iter().map(|n| n.app.name.clone()).collect();
     let system_namespaces = system_namespaces(tree);
@@ -118,7 +126,10 @@ pub async fn run(
                 i += 1;
                 continue;
             }
-            let failed: Vec<&AppName> = prereqs.iter().filter(|p| done.get(*p) == Some(&false)).collect();
+            let failed: Vec<&AppName> = prereqs
+                .iter()
+                .filter(|p| done.get(*p) == Some(&false))
+                .collect();
             if !failed.is_empty() {
                 let mut by: BTreeSet<AppName> = BTreeSet::new();
                 for f in failed {
@@ -168,13 +179,19 @@ pub async fn run(
         .iter()
         .filter_map(|n| reports.remove(&n.app.name))
         .collect();
-    SyncReport { apps, duration: start.elapsed() }
+    SyncReport {
+        apps,
+        duration: start.elapsed(),
+    }
 }
 
 /// Namespaces owned by the system tier: the built-ins, system apps'
 /// destinations, and Namespaces that system apps render.
 pub fn system_namespaces(tree: &AppTree) -> BTreeSet<String> {
-    let mut out: BTreeSet<String> = BUILTIN_SYSTEM_NAMESPACES.iter().map(|s| s.to_string()).collect();
+    let mut out: BTreeSet<String> = BUILTIN_SYSTEM_NAMESPACES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     out.insert(status::STATUS_NAMESPACE.to_string());
     for n in tree.nodes().iter().filter(|n| n.app.tier == Tier::System) {
         if let Some(ns) = &n.app.destination.namespace {
@@ -222,7 +239,14 @@ async fn sync_app(
     let span = tracing::info_span!("sync", app = %node.app.name);
     let _enter = span.enter();
     drop(_enter);
-    let mut report = AppSync { node, client, opts, system_namespaces }.run().await;
+    let mut report = AppSync {
+        node,
+        client,
+        opts,
+        system_namespaces,
+    }
+    .run()
+    .await;
     report.duration = start.elapsed();
     report
 }
@@ -241,7 +265,9 @@ impl AppSync<'_> {
         let dry = self.opts.dry_run;
         let mut report = base_report(node, AppOutcome::Succeeded);
         if let Some(f) = node.failure() {
-            report.outcome = AppOutcome::Failed { message: f.message.clone() };
+            report.outcome = AppOutcome::Failed {
+                message: f.message.clone(),
+            };
             if self.opts.write_status && !dry {
                 write_status(self.client, node, &report, None).await;
             }
@@ -252,13 +278,26 @@ impl AppSync<'_> {
             Ok(p) => p,
             Err((message, previous)) => return self.fail(report, message, previous.as_ref()).await,
         };
-        let previous_inventory = previous.as_ref().map(status::inventory_of).unwrap_or_default();
-        let namespace = app.destination.namespace.clone().unwrap_or_else(|| "default".to_string());
+        let previous_inventory = previous
+            .as_ref()
+            .map(status::inventory_of)
+            .unwrap_or_default();
+        let namespace = app
+            .destination
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string());
 
         // The destination namespace.
         if app.sync_policy.create_namespace && app.destination.namespace.is_some() {
             if let Err(e) = self.ensure_namespace(&namespace, dry).await {
-                return self.fail(report, format!("cannot create namespace \"{namespace}\": {e}"), previous.as_ref()).await;
+                return self
+                    .fail(
+                        report,
+                        format!("cannot create namespace \"{namespace}\": {e}"),
+                        previous.as_ref(),
+                    )
+                    .await;
             }
         }
         // Namespaces turned off for syncing.
@@ -278,7 +317,13 @@ impl AppSync<'_> {
         for group in groups {
             if failed {
                 for d in group {
-                    report.changes.push(change(&d.object_ref, Action::Skipped, dry, "not attempted: an earlier object failed", false));
+                    report.changes.push(change(
+                        &d.object_ref,
+                        Action::Skipped,
+                        dry,
+                        "not attempted: an earlier object failed",
+                        false,
+                    ));
                 }
                 continue;
             }
@@ -288,7 +333,13 @@ impl AppSync<'_> {
                 let h = self.wait_healthy(&applied_waves, deadline).await;
                 if !is_ready(h.health) {
                     for d in group {
-                        report.changes.push(change(&d.object_ref, Action::Skipped, dry, "not attempted: an earlier sync wave is not healthy", false));
+                        report.changes.push(change(
+                            &d.object_ref,
+                            Action::Skipped,
+                            dry,
+                            "not attempted: an earlier sync wave is not healthy",
+                            false,
+                        ));
                     }
                     failed = true;
                     report.health = h;
@@ -296,19 +347,30 @@ impl AppSync<'_> {
                 }
             }
             current_wave = Some(group[0].wave);
-            let results: Vec<Change> = futures::stream::iter(group.iter().map(|d| self.apply_one(d, &off_namespaces)))
-                .buffered(self.opts.apply_concurrency.max(1))
-                .collect()
-                .await;
+            let results: Vec<Change> =
+                futures::stream::iter(group.iter().map(|d| self.apply_one(d, &off_namespaces)))
+                    .buffered(self.opts.apply_concurrency.max(1))
+                    .collect()
+                    .await;
             if results.iter().any(|c| c.action == Action::Failed) {
                 failed = true;
             }
             // CRDs must be Established before anything uses them.
             if !failed && !dry && group[0].phase == super::prepare::Phase::Crds {
                 for d in &group {
-                    if let Err(e) = self.client.wait_crd_established(&d.object_ref.name, self.timeout()).await {
+                    if let Err(e) = self
+                        .client
+                        .wait_crd_established(&d.object_ref.name, self.timeout())
+                        .await
+                    {
                         failed = true;
-                        report.changes.push(change(&d.object_ref, Action::Failed, dry, &e.to_string(), false));
+                        report.changes.push(change(
+                            &d.object_ref,
+                            Action::Failed,
+                            dry,
+                            &e.to_string(),
+                            false,
+                        ));
                     }
                 }
                 self.client.invalidate_discovery();
@@ -326,9 +388,21 @@ impl AppSync<'_> {
         let prune = self.opts.prune.unwrap_or_else(|| app.sync_policy.prune());
         for old in leftovers {
             if failed {
-                report.changes.push(change(old, Action::Skipped, dry, "no longer in git; not pruned because the sync failed", false));
+                report.changes.push(change(
+                    old,
+                    Action::Skipped,
+                    dry,
+                    "no longer in git; not pruned because the sync failed",
+                    false,
+                ));
             } else if !prune {
-                report.changes.push(change(old, Action::Skipped, dry, "no longer in git; prune is off", false));
+                report.changes.push(change(
+                    old,
+                    Action::Skipped,
+                    dry,
+                    "no longer in git; prune is off",
+                    false,
+                ));
             } else {
                 report.changes.push(self.prune_one(old, dry).await);
             }
@@ -341,13 +415,21 @@ impl AppSync<'_> {
             .map(|d| d.object_ref.clone())
             .collect();
         for c in &report.changes {
-            if c.action == Action::Skipped && !inventory.iter().any(|i| i.same_object(&c.object)) && previous_inventory.iter().any(|p| p.same_object(&c.object)) {
+            if c.action == Action::Skipped
+                && !inventory.iter().any(|i| i.same_object(&c.object))
+                && previous_inventory.iter().any(|p| p.same_object(&c.object))
+            {
                 inventory.push(c.object.clone());
             }
         }
 
-        report.sync = if report.changes.iter().all(|c| c.in_sync) { SyncStatus::Synced } else { SyncStatus::OutOfSync };
-        let watched: Vec<&DesiredObject> = desired.iter().filter(|d| d.mode == SyncMode::On).collect();
+        report.sync = if report.changes.iter().all(|c| c.in_sync) {
+            SyncStatus::Synced
+        } else {
+            SyncStatus::OutOfSync
+        };
+        let watched: Vec<&DesiredObject> =
+            desired.iter().filter(|d| d.mode == SyncMode::On).collect();
         if failed {
             let first = report
                 .changes
@@ -364,7 +446,9 @@ impl AppSync<'_> {
             let deadline = Instant::now() + self.timeout();
             report.health = self.wait_healthy(&watched, deadline).await;
             if !is_ready(report.health.health) {
-                report.outcome = AppOutcome::TimedOut { after_secs: self.timeout().as_secs() };
+                report.outcome = AppOutcome::TimedOut {
+                    after_secs: self.timeout().as_secs(),
+                };
             }
         }
         if self.opts.write_status && !dry {
@@ -376,7 +460,9 @@ impl AppSync<'_> {
     /// The app's previous Application object and its prepared desired
     /// objects; on error, the message and the previous object.
     #[allow(clippy::type_complexity)]
-    async fn prepared(&self) -> Result<(Option<Value>, Vec<DesiredObject>), (String, Option<Value>)> {
+    async fn prepared(
+        &self,
+    ) -> Result<(Option<Value>, Vec<DesiredObject>), (String, Option<Value>)> {
         let app = &self.node.app;
         // The previous inventory (for prune) lives in the app's status.
         let app_ref = status::application_ref(app.name.as_str());
@@ -386,8 +472,17 @@ impl AppSync<'_> {
             None
         };
         // Prepare everything before writing anything.
-        let manifests: Vec<&Manifest> = self.node.manifests().iter().filter(|m| !is_application(&m.object)).collect();
-        let namespace = app.destination.namespace.clone().unwrap_or_else(|| "default".to_string());
+        let manifests: Vec<&Manifest> = self
+            .node
+            .manifests()
+            .iter()
+            .filter(|m| !is_application(&m.object))
+            .collect();
+        let namespace = app
+            .destination
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string());
         let scopes = match self.scopes(&manifests).await {
             Ok(s) => s,
             Err(message) => return Err((message, previous)),
@@ -406,7 +501,11 @@ impl AppSync<'_> {
         }) {
             Ok(d) => Ok((previous, d)),
             Err(refusals) => {
-                let message = refusals.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("; ");
+                let message = refusals
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ");
                 Err((format!("refused before any write: {message}"), previous))
             }
         }
@@ -421,19 +520,39 @@ impl AppSync<'_> {
             if d.mode == SyncMode::Off {
                 continue;
             }
-            let live = self.client.get(&d.object_ref).await.map_err(|e| e.to_string())?;
-            if live.as_ref().map(|l| super::prepare::sync_mode(l) == SyncMode::Off).unwrap_or(false) {
+            let live = self
+                .client
+                .get(&d.object_ref)
+                .await
+                .map_err(|e| e.to_string())?;
+            if live
+                .as_ref()
+                .map(|l| super::prepare::sync_mode(l) == SyncMode::Off)
+                .unwrap_or(false)
+            {
                 continue;
             }
             let predicted = match &live {
                 // A create cannot be dry-run before its namespace exists; the
                 // desired object is the prediction.
                 None => Some(d.object.clone()),
-                Some(_) => Some(self.client.apply(&d.object, true).await.map_err(|e| e.to_string())?),
+                Some(_) => Some(
+                    self.client
+                        .apply(&d.object, true)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                ),
             };
-            out.push(crate::diff::compare(d.object_ref.clone(), predicted.as_ref(), live.as_ref()));
+            out.push(crate::diff::compare(
+                d.object_ref.clone(),
+                predicted.as_ref(),
+                live.as_ref(),
+            ));
         }
-        let inventory = previous.as_ref().map(status::inventory_of).unwrap_or_default();
+        let inventory = previous
+            .as_ref()
+            .map(status::inventory_of)
+            .unwrap_or_default();
         for old in inventory {
             if desired.iter().any(|d| d.object_ref.same_object(&old)) {
                 continue;
@@ -446,10 +565,17 @@ impl AppSync<'_> {
     }
 
     fn timeout(&self) -> Duration {
-        self.opts.timeout.unwrap_or(self.node.app.sync_policy.wait_timeout)
+        self.opts
+            .timeout
+            .unwrap_or(self.node.app.sync_policy.wait_timeout)
     }
 
-    async fn fail(&self, mut report: AppReport, message: String, previous: Option<&Value>) -> AppReport {
+    async fn fail(
+        &self,
+        mut report: AppReport,
+        message: String,
+        previous: Option<&Value>,
+    ) -> AppReport {
         report.outcome = AppOutcome::Failed { message };
         if self.opts.write_status && !self.opts.dry_run {
             let inv = previous.map(status::inventory_of).unwrap_or_default();
@@ -460,7 +586,10 @@ impl AppSync<'_> {
 
     /// Scope of every (group, kind) the app renders: from discovery, or from
     /// a CRD the same app renders (its custom resources apply in one pass).
-    async fn scopes(&self, manifests: &[&Manifest]) -> Result<HashMap<(String, String), Result<bool, String>>, String> {
+    async fn scopes(
+        &self,
+        manifests: &[&Manifest],
+    ) -> Result<HashMap<(String, String), Result<bool, String>>, String> {
         let mut crd_scopes: HashMap<(String, String), bool> = HashMap::new();
         for m in manifests {
             if m.kind() == "CustomResourceDefinition" {
@@ -469,7 +598,8 @@ impl AppSync<'_> {
                     o.pointer("/spec/group").and_then(Value::as_str),
                     o.pointer("/spec/names/kind").and_then(Value::as_str),
                 ) {
-                    let namespaced = o.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster");
+                    let namespaced =
+                        o.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster");
                     crd_scopes.insert((g.to_string(), k.to_string()), namespaced);
                 }
             }
@@ -484,7 +614,9 @@ impl AppSync<'_> {
             let scope = match self.client.resolve(&r).await {
                 Ok(res) => Ok(res.namespaced),
                 Err(ClusterError::UnknownKind { .. }) if crd_scopes.contains_key(&key) => Ok(crd_scopes[&key]),
-                Err(e @ ClusterError::UnknownKind { .. }) => Err(e.to_string()),
+                Err(ClusterError::UnknownKind { kind, api_version, .. }) => Err(format!(
+                    "the cluster does not serve kind {kind} in {api_version} (is its CRD installed by an app this one depends on?)"
+                )),
                 Err(e) => return Err(format!("cannot reach the cluster: {e}")),
             };
             out.insert(key, scope);
@@ -493,7 +625,13 @@ impl AppSync<'_> {
     }
 
     async fn ensure_namespace(&self, ns: &str, dry: bool) -> Result<(), ClusterError> {
-        let r = ObjectRef { group: String::new(), version: "v1".into(), kind: "Namespace".into(), namespace: None, name: ns.into() };
+        let r = ObjectRef {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "Namespace".into(),
+            namespace: None,
+            name: ns.into(),
+        };
         if self.client.get(&r).await?.is_some() {
             return Ok(());
         }
@@ -507,9 +645,18 @@ impl AppSync<'_> {
     /// Namespaces (among those the app writes to) annotated `kubesync.dev/sync: off`.
     async fn off_namespaces(&self, desired: &[DesiredObject]) -> HashMap<String, SyncMode> {
         let mut out = HashMap::new();
-        let namespaces: BTreeSet<&String> = desired.iter().filter_map(|d| d.object_ref.namespace.as_ref()).collect();
+        let namespaces: BTreeSet<&String> = desired
+            .iter()
+            .filter_map(|d| d.object_ref.namespace.as_ref())
+            .collect();
         for ns in namespaces {
-            let r = ObjectRef { group: String::new(), version: "v1".into(), kind: "Namespace".into(), namespace: None, name: ns.clone() };
+            let r = ObjectRef {
+                group: String::new(),
+                version: "v1".into(),
+                kind: "Namespace".into(),
+                namespace: None,
+                name: ns.clone(),
+            };
             if let Ok(Some(live)) = self.client.get(&r).await {
                 let mode = super::prepare::sync_mode(&live);
                 if mode != SyncMode::On {
@@ -520,9 +667,17 @@ impl AppSync<'_> {
         out
     }
 
-    async fn apply_one(&self, d: &DesiredObject, off_namespaces: &HashMap<String, SyncMode>) -> Change {
+    async fn apply_one(
+        &self,
+        d: &DesiredObject,
+        off_namespaces: &HashMap<String, SyncMode>,
+    ) -> Change {
         let r = &d.object_ref;
-        let ns_mode = r.namespace.as_ref().and_then(|n| off_namespaces.get(n)).copied();
+        let ns_mode = r
+            .namespace
+            .as_ref()
+            .and_then(|n| off_namespaces.get(n))
+            .copied();
         if d.mode == SyncMode::Off || ns_mode == Some(SyncMode::Off) {
             return change(r, Action::Skipped, false, "kubesync.dev/sync: off", true);
         }
@@ -532,7 +687,13 @@ impl AppSync<'_> {
         };
         if let Some(l) = &live {
             if super::prepare::sync_mode(l) == SyncMode::Off {
-                return change(r, Action::Skipped, false, "kubesync.dev/sync: off (on the live object)", true);
+                return change(
+                    r,
+                    Action::Skipped,
+                    false,
+                    "kubesync.dev/sync: off (on the live object)",
+                    true,
+                );
             }
             let hash_matches = l
                 .pointer("/metadata/annotations")
@@ -543,7 +704,8 @@ impl AppSync<'_> {
                 return change(r, Action::Unchanged, false, "", true);
             }
         }
-        let dry = self.opts.dry_run || d.mode == SyncMode::DryRun || ns_mode == Some(SyncMode::DryRun);
+        let dry =
+            self.opts.dry_run || d.mode == SyncMode::DryRun || ns_mode == Some(SyncMode::DryRun);
         match self.client.apply(&d.object, dry).await {
             Ok(result) => {
                 let action = match &live {
@@ -567,12 +729,27 @@ impl AppSync<'_> {
             Ok(None) => return change(r, Action::Pruned, dry, "already gone", true),
             Ok(Some(live)) => {
                 if super::prepare::sync_mode(&live) == SyncMode::Off {
-                    return change(r, Action::Skipped, dry, "no longer in git; kept: kubesync.dev/sync: off", true);
+                    return change(
+                        r,
+                        Action::Skipped,
+                        dry,
+                        "no longer in git; kept: kubesync.dev/sync: off",
+                        true,
+                    );
                 }
                 // Only prune what this app applied.
-                let owner = live.pointer("/metadata/labels").and_then(|l| l.get(APP_LABEL)).and_then(Value::as_str);
+                let owner = live
+                    .pointer("/metadata/labels")
+                    .and_then(|l| l.get(APP_LABEL))
+                    .and_then(Value::as_str);
                 if owner != Some(self.node.app.name.as_str()) {
-                    return change(r, Action::Skipped, dry, "no longer in git; kept: not labelled as this app's", true);
+                    return change(
+                        r,
+                        Action::Skipped,
+                        dry,
+                        "no longer in git; kept: not labelled as this app's",
+                        true,
+                    );
                 }
             }
             Err(e) => return change(r, Action::Failed, dry, &e.to_string(), false),
@@ -580,12 +757,18 @@ impl AppSync<'_> {
         if dry {
             return change(r, Action::Pruned, true, "would be pruned", false);
         }
-        match self.client.delete(r).await {
+        match self.client.delete(r, Propagation::Background).await {
             Ok(_) => {
                 tracing::info!(object = %r, "pruned");
                 change(r, Action::Pruned, false, "", true)
             }
-            Err(e) => change(r, Action::Failed, false, &format!("prune failed: {e}"), false),
+            Err(e) => change(
+                r,
+                Action::Failed,
+                false,
+                &format!("prune failed: {e}"),
+                false,
+            ),
         }
     }
 
@@ -608,7 +791,12 @@ impl AppSync<'_> {
             if is_ready(h.health) || Instant::now() >= deadline {
                 return h;
             }
-            tokio::time::sleep(self.opts.poll_interval.min(deadline.saturating_duration_since(Instant::now()))).await;
+            tokio::time::sleep(
+                self.opts
+                    .poll_interval
+                    .min(deadline.saturating_duration_since(Instant::now())),
+            )
+            .await;
         }
     }
 }
@@ -623,11 +811,18 @@ fn named(r: &ObjectRef, h: HealthStatus) -> HealthStatus {
 }
 
 fn rv(obj: &Value) -> Option<&str> {
-    obj.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+    obj.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
 }
 
 fn change(r: &ObjectRef, action: Action, dry_run: bool, message: &str, in_sync: bool) -> Change {
-    Change { object: r.clone(), action, dry_run, message: message.to_string(), in_sync }
+    Change {
+        object: r.clone(),
+        action,
+        dry_run,
+        message: message.to_string(),
+        in_sync,
+    }
 }
 
 /// Installs the Application CRD and the status namespace when missing.
@@ -641,7 +836,9 @@ pub async fn ensure_status_crd(client: &ClusterClient) -> Result<(), ClusterErro
     };
     if client.get(&crd_ref).await?.is_none() {
         client.apply(&status::application_crd(), false).await?;
-        client.wait_crd_established(status::CRD_NAME, Duration::from_secs(60)).await?;
+        client
+            .wait_crd_established(status::CRD_NAME, Duration::from_secs(60))
+            .await?;
         client.invalidate_discovery();
     }
     let ns_ref = ObjectRef {
@@ -657,12 +854,21 @@ pub async fn ensure_status_crd(client: &ClusterClient) -> Result<(), ClusterErro
     Ok(())
 }
 
-async fn write_status(client: &ClusterClient, node: &AppNode, report: &AppReport, previous: Option<&Value>) {
+async fn write_status(
+    client: &ClusterClient,
+    node: &AppNode,
+    report: &AppReport,
+    previous: Option<&Value>,
+) {
     let previous_owned;
     let previous = match previous {
         Some(p) => Some(p),
         None => {
-            previous_owned = client.get(&status::application_ref(node.app.name.as_str())).await.ok().flatten();
+            previous_owned = client
+                .get(&status::application_ref(node.app.name.as_str()))
+                .await
+                .ok()
+                .flatten();
             previous_owned.as_ref()
         }
     };
@@ -672,9 +878,16 @@ async fn write_status(client: &ClusterClient, node: &AppNode, report: &AppReport
 
 /// Writes the Application object (when its spec changed) and its status
 /// (when it changed): a converged re-sync writes nothing.
-async fn write_status_with(client: &ClusterClient, node: &AppNode, report: &AppReport, inventory: &[ObjectRef], previous: Option<&Value>) {
+async fn write_status_with(
+    client: &ClusterClient,
+    node: &AppNode,
+    report: &AppReport,
+    inventory: &[ObjectRef],
+    previous: Option<&Value>,
+) {
     let repo = node.checkout.as_ref().map(|c| c.repo.as_str());
-    let desired = status::application_object(&node.app, node.parent.as_ref().map(AppName::as_str), repo);
+    let desired =
+        status::application_object(&node.app, node.parent.as_ref().map(AppName::as_str), repo);
     let needs_spec = match previous {
         Some(p) => !is_subset(&desired, p),
         None => true,
@@ -691,7 +904,13 @@ async fn write_status_with(client: &ClusterClient, node: &AppNode, report: &AppR
     if prev_status == Some(&new_status) {
         return;
     }
-    if let Err(e) = client.patch_status(&status::application_ref(node.app.name.as_str()), &new_status).await {
+    if let Err(e) = client
+        .patch_status(
+            &status::application_ref(node.app.name.as_str()),
+            &new_status,
+        )
+        .await
+    {
         tracing::warn!(app = %node.app.name, "cannot write the Application status: {e}");
     }
 }
@@ -718,9 +937,16 @@ impl AppDiff {
 
 /// Compares the named apps (all when `only` is None) with the cluster.
 /// Writes nothing (server-side dry runs only).
-pub async fn diff(tree: &AppTree, client: &ClusterClient, only: Option<&BTreeSet<AppName>>) -> Vec<AppDiff> {
+pub async fn diff(
+    tree: &AppTree,
+    client: &ClusterClient,
+    only: Option<&BTreeSet<AppName>>,
+) -> Vec<AppDiff> {
     let system_namespaces = system_namespaces(tree);
-    let opts = SyncOptions { dry_run: true, ..SyncOptions::default() };
+    let opts = SyncOptions {
+        dry_run: true,
+        ..SyncOptions::default()
+    };
     let mut out = Vec::new();
     for node in tree.depth_first() {
         if only.map(|o| !o.contains(&node.app.name)).unwrap_or(false) {
@@ -728,11 +954,28 @@ pub async fn diff(tree: &AppTree, client: &ClusterClient, only: Option<&BTreeSet
         }
         let result = match node.failure() {
             Some(f) => Err(f.message.clone()),
-            None => AppSync { node, client, opts: &opts, system_namespaces: &system_namespaces }.diff().await,
+            None => {
+                AppSync {
+                    node,
+                    client,
+                    opts: &opts,
+                    system_namespaces: &system_namespaces,
+                }
+                .diff()
+                .await
+            }
         };
         out.push(match result {
-            Ok(objects) => AppDiff { name: node.app.name.clone(), objects, error: None },
-            Err(e) => AppDiff { name: node.app.name.clone(), objects: Vec::new(), error: Some(e) },
+            Ok(objects) => AppDiff {
+                name: node.app.name.clone(),
+                objects,
+                error: None,
+            },
+            Err(e) => AppDiff {
+                name: node.app.name.clone(),
+                objects: Vec::new(),
+                error: Some(e),
+            },
         });
     }
     out

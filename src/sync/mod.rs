@@ -11,5 +11,7 @@ pub mod prepare;
 mod report;
 pub mod status;
 
-pub use engine::{diff, ensure_status_crd, run, system_namespaces, AppDiff, Progress, Quiet, SyncOptions};
+pub use engine::{
+    diff, ensure_status_crd, run, system_namespaces, AppDiff, Progress, Quiet, SyncOptions,
+};
 pub use report::{is_ready, Action, ActionCounts, AppOutcome, AppReport, Change, SyncReport};

@@ -63,8 +63,14 @@ pub fn phase_of(group: &str, kind: &str, namespaced: bool) -> Phase {
         | ("", "Pod" | "ReplicationController") => Phase::Workloads,
         (
             "",
-            "ServiceAccount" | "ConfigMap" | "Secret" | "PersistentVolumeClaim" | "Service"
-            | "Endpoints" | "LimitRange" | "ResourceQuota",
+            "ServiceAccount"
+            | "ConfigMap"
+            | "Secret"
+            | "PersistentVolumeClaim"
+            | "Service"
+            | "Endpoints"
+            | "LimitRange"
+            | "ResourceQuota",
         )
         | ("rbac.authorization.k8s.io", "Role" | "RoleBinding")
         | ("networking.k8s.io", "NetworkPolicy")
@@ -90,7 +96,10 @@ pub fn sync_mode(obj: &Value) -> SyncMode {
     let value = meta
         .and_then(|m| m.get("annotations"))
         .and_then(|a| a.get(SYNC_ANNOTATION))
-        .or_else(|| meta.and_then(|m| m.get("labels")).and_then(|l| l.get(SYNC_ANNOTATION)))
+        .or_else(|| {
+            meta.and_then(|m| m.get("labels"))
+                .and_then(|l| l.get(SYNC_ANNOTATION))
+        })
         .and_then(Value::as_str)
         .map(|s| s.trim().to_ascii_lowercase());
     match value.as_deref() {
@@ -154,14 +163,20 @@ pub fn prepare(
         let mut r = match m.object_ref() {
             Ok(r) => r,
             Err(e) => {
-                refusals.push(Refusal { object: m.origin.to_string(), reason: e });
+                refusals.push(Refusal {
+                    object: m.origin.to_string(),
+                    reason: e,
+                });
                 continue;
             }
         };
         let namespaced = match scope(&r) {
             Ok(n) => n,
             Err(e) => {
-                refusals.push(Refusal { object: format!("{r} ({})", m.origin), reason: e });
+                refusals.push(Refusal {
+                    object: format!("{r} ({})", m.origin),
+                    reason: e,
+                });
                 continue;
             }
         };
@@ -169,7 +184,11 @@ pub fn prepare(
         if namespaced {
             if r.namespace.is_none() {
                 r.namespace = Some(ctx.namespace.to_string());
-                set_path(&mut obj, &["metadata", "namespace"], Value::String(ctx.namespace.to_string()));
+                set_path(
+                    &mut obj,
+                    &["metadata", "namespace"],
+                    Value::String(ctx.namespace.to_string()),
+                );
             }
         } else if r.namespace.is_some() {
             // The real server ignores a namespace on cluster-scoped objects; so do we.
@@ -179,10 +198,18 @@ pub fn prepare(
             }
         }
         if let Err(reason) = guardrail(ctx, &r, namespaced) {
-            refusals.push(Refusal { object: format!("{r} ({})", m.origin), reason });
+            refusals.push(Refusal {
+                object: format!("{r} ({})", m.origin),
+                reason,
+            });
             continue;
         }
-        if !seen.insert((r.group.clone(), r.kind.clone(), r.namespace.clone(), r.name.clone())) {
+        if !seen.insert((
+            r.group.clone(),
+            r.kind.clone(),
+            r.namespace.clone(),
+            r.name.clone(),
+        )) {
             refusals.push(Refusal {
                 object: format!("{r} ({})", m.origin),
                 reason: "rendered twice in this application".into(),
@@ -192,25 +219,38 @@ pub fn prepare(
         let wave = m
             .annotation(SYNC_WAVE_ANNOTATION)
             .map(|w| {
-                w.trim().parse::<i32>().map_err(|_| format!("{SYNC_WAVE_ANNOTATION} \"{w}\" is not an integer"))
+                w.trim()
+                    .parse::<i32>()
+                    .map_err(|_| format!("{SYNC_WAVE_ANNOTATION} \"{w}\" is not an integer"))
             })
             .transpose();
         let wave = match wave {
             Ok(w) => w.unwrap_or(0),
             Err(reason) => {
-                refusals.push(Refusal { object: format!("{r} ({})", m.origin), reason });
+                refusals.push(Refusal {
+                    object: format!("{r} ({})", m.origin),
+                    reason,
+                });
                 continue;
             }
         };
         let mode = sync_mode(&obj);
-        set_path(&mut obj, &["metadata", "labels", APP_LABEL], Value::String(ctx.app.to_string()));
+        set_path(
+            &mut obj,
+            &["metadata", "labels", APP_LABEL],
+            Value::String(ctx.app.to_string()),
+        );
         set_path(
             &mut obj,
             &["metadata", "annotations", TRACKING_ANNOTATION],
             Value::String(tracking_id(ctx.app, &r)),
         );
         let hash = desired_hash(&obj);
-        set_path(&mut obj, &["metadata", "annotations", DESIRED_HASH_ANNOTATION], Value::String(hash.clone()));
+        set_path(
+            &mut obj,
+            &["metadata", "annotations", DESIRED_HASH_ANNOTATION],
+            Value::String(hash.clone()),
+        );
         out.push(DesiredObject {
             phase: phase_of(&r.group, &r.kind, namespaced),
             object_ref: r,
@@ -226,13 +266,20 @@ pub fn prepare(
         return Err(refusals);
     }
     out.sort_by(|a, b| {
-        (a.wave, a.phase, &a.object_ref.kind, &a.object_ref.namespace, &a.object_ref.name).cmp(&(
-            b.wave,
-            b.phase,
-            &b.object_ref.kind,
-            &b.object_ref.namespace,
-            &b.object_ref.name,
-        ))
+        (
+            a.wave,
+            a.phase,
+            &a.object_ref.kind,
+            &a.object_ref.namespace,
+            &a.object_ref.name,
+        )
+            .cmp(&(
+                b.wave,
+                b.phase,
+                &b.object_ref.kind,
+                &b.object_ref.namespace,
+                &b.object_ref.name,
+            ))
     });
     Ok(out)
 }
@@ -274,7 +321,10 @@ pub fn tracking_id(app: &AppName, r: &ObjectRef) -> String {
 /// A short stable hash of an object (keys sorted, the hash annotation itself excluded).
 pub fn desired_hash(obj: &Value) -> String {
     let mut canonical = obj.clone();
-    if let Some(a) = canonical.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
+    if let Some(a) = canonical
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
         a.remove(DESIRED_HASH_ANNOTATION);
     }
     let text = canonical_json(&canonical);
@@ -289,11 +339,20 @@ fn canonical_json(v: &Value) -> String {
             keys.sort();
             let parts: Vec<String> = keys
                 .iter()
-                .map(|k| format!("{}:{}", serde_json::to_string(k).unwrap_or_default(), canonical_json(&m[*k])))
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        serde_json::to_string(k).unwrap_or_default(),
+                        canonical_json(&m[*k])
+                    )
+                })
                 .collect();
             format!("{{{}}}", parts.join(","))
         }
-        Value::Array(a) => format!("[{}]", a.iter().map(canonical_json).collect::<Vec<_>>().join(",")),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(canonical_json).collect::<Vec<_>>().join(",")
+        ),
         other => other.to_string(),
     }
 }
@@ -310,10 +369,16 @@ pub fn is_subset(desired: &Value, live: &Value) -> bool {
             // An explicit null or empty map/list in git matches an absent live field.
             None => is_empty(dv),
         }),
-        (Value::Array(d), Value::Array(l)) => d.len() == l.len() && d.iter().zip(l).all(|(a, b)| is_subset(a, b)),
+        (Value::Array(d), Value::Array(l)) => {
+            d.len() == l.len() && d.iter().zip(l).all(|(a, b)| is_subset(a, b))
+        }
         (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-        (Value::String(a), Value::Number(b)) | (Value::Number(b), Value::String(a)) => *a == b.to_string(),
-        (Value::Array(d), Value::Null) | (Value::Array(d), Value::Object(_)) if d.is_empty() => true,
+        (Value::String(a), Value::Number(b)) | (Value::Number(b), Value::String(a)) => {
+            *a == b.to_string()
+        }
+        (Value::Array(d), Value::Null) | (Value::Array(d), Value::Object(_)) if d.is_empty() => {
+            true
+        }
         (Value::Object(d), Value::Null) => d.is_empty(),
         (a, b) => a == b,
     }
@@ -335,12 +400,16 @@ pub fn set_path(obj: &mut Value, path: &[&str], value: Value) {
         if !cur.is_object() {
             *cur = Value::Object(Map::new());
         }
-        let Some(map) = cur.as_object_mut() else { return };
+        let Some(map) = cur.as_object_mut() else {
+            return;
+        };
         if i + 1 == path.len() {
             map.insert((*key).to_string(), value);
             return;
         }
-        cur = map.entry((*key).to_string()).or_insert_with(|| Value::Object(Map::new()));
+        cur = map
+            .entry((*key).to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
     }
 }
 
@@ -354,7 +423,10 @@ mod tests {
     fn manifest(obj: Value) -> Manifest {
         Manifest {
             object: obj,
-            origin: ObjectOrigin { file: PathBuf::from("apps/web/all.yaml"), doc: 0 },
+            origin: ObjectOrigin {
+                file: PathBuf::from("apps/web/all.yaml"),
+                doc: 0,
+            },
         }
     }
 
@@ -367,7 +439,12 @@ mod tests {
     }
 
     fn ctx<'a>(app: &'a AppName, tier: Tier, sys: &'a BTreeSet<String>) -> PrepareContext<'a> {
-        PrepareContext { app, tier, namespace: "web", system_namespaces: sys }
+        PrepareContext {
+            app,
+            tier,
+            namespace: "web",
+            system_namespaces: sys,
+        }
     }
 
     #[test]
@@ -375,12 +452,18 @@ mod tests {
         let app = AppName::new("web").unwrap();
         let sys = BTreeSet::new();
         let ms = [
-            manifest(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"}})),
-            manifest(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}})),
+            manifest(
+                json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"}}),
+            ),
+            manifest(
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}),
+            ),
             manifest(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}})),
             manifest(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}})),
-            manifest(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late",
-                "annotations": {"argocd.argoproj.io/sync-wave": "1"}}})),
+            manifest(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late",
+                "annotations": {"argocd.argoproj.io/sync-wave": "1"}}}),
+            ),
         ];
         let refs: Vec<&Manifest> = ms.iter().collect();
         let out = prepare(&ctx(&app, Tier::System, &sys), &refs, scope).unwrap();
@@ -398,8 +481,17 @@ mod tests {
         let dep = &out[2].object;
         assert_eq!(dep["metadata"]["namespace"], "web");
         assert_eq!(dep["metadata"]["labels"][APP_LABEL], "web");
-        assert_eq!(dep["metadata"]["annotations"][TRACKING_ANNOTATION], "web:apps/Deployment:web/web");
-        assert_eq!(dep["metadata"]["annotations"][DESIRED_HASH_ANNOTATION].as_str().unwrap().len(), 24);
+        assert_eq!(
+            dep["metadata"]["annotations"][TRACKING_ANNOTATION],
+            "web:apps/Deployment:web/web"
+        );
+        assert_eq!(
+            dep["metadata"]["annotations"][DESIRED_HASH_ANNOTATION]
+                .as_str()
+                .unwrap()
+                .len(),
+            24
+        );
     }
 
     #[test]
@@ -407,8 +499,12 @@ mod tests {
         let app = AppName::new("web").unwrap();
         let sys: BTreeSet<String> = ["kube-system".to_string()].into();
         let ms = [
-            manifest(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r"}})),
-            manifest(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "kube-system"}})),
+            manifest(
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r"}}),
+            ),
+            manifest(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "kube-system"}}),
+            ),
             manifest(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ok"}})),
         ];
         let refs: Vec<&Manifest> = ms.iter().collect();
@@ -418,7 +514,13 @@ mod tests {
             errs[0].to_string(),
             "ClusterRole.rbac.authorization.k8s.io r (apps/web/all.yaml): application \"web\" is tier app and may not write cluster-scoped objects (make it tier: system, or move the object to a system app)"
         );
-        assert!(errs[1].to_string().contains("may not write into namespace \"kube-system\""), "{}", errs[1]);
+        assert!(
+            errs[1]
+                .to_string()
+                .contains("may not write into namespace \"kube-system\""),
+            "{}",
+            errs[1]
+        );
     }
 
     #[test]
@@ -426,7 +528,9 @@ mod tests {
         let app = AppName::new("web").unwrap();
         let sys = BTreeSet::new();
         let ms = [
-            manifest(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}})),
+            manifest(
+                json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}),
+            ),
             manifest(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})),
             manifest(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})),
         ];
@@ -438,8 +542,14 @@ mod tests {
 
     #[test]
     fn sync_modes() {
-        assert_eq!(sync_mode(&json!({"metadata": {"annotations": {"kubesync.dev/sync": "off"}}})), SyncMode::Off);
-        assert_eq!(sync_mode(&json!({"metadata": {"labels": {"kubesync.dev/sync": "dry-run"}}})), SyncMode::DryRun);
+        assert_eq!(
+            sync_mode(&json!({"metadata": {"annotations": {"kubesync.dev/sync": "off"}}})),
+            SyncMode::Off
+        );
+        assert_eq!(
+            sync_mode(&json!({"metadata": {"labels": {"kubesync.dev/sync": "dry-run"}}})),
+            SyncMode::DryRun
+        );
         assert_eq!(sync_mode(&json!({"metadata": {}})), SyncMode::On);
     }
 
@@ -459,7 +569,11 @@ mod tests {
         let a = json!({"b": 1, "a": {"y": 2, "x": 1}});
         let mut b = json!({"a": {"x": 1, "y": 2}, "b": 1});
         assert_eq!(desired_hash(&a), desired_hash(&b));
-        set_path(&mut b, &["metadata", "annotations", DESIRED_HASH_ANNOTATION], json!("zzz"));
+        set_path(
+            &mut b,
+            &["metadata", "annotations", DESIRED_HASH_ANNOTATION],
+            json!("zzz"),
+        );
         set_path(&mut b, &["metadata", "annotations"], json!({}));
         assert_ne!(desired_hash(&a), desired_hash(&b));
     }

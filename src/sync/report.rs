@@ -126,7 +126,10 @@ impl AppReport {
             AppOutcome::Failed { message } => message.clone(),
             AppOutcome::Blocked { by } => format!(
                 "blocked by {}",
-                by.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ")
+                by.iter()
+                    .map(|a| format!("\"{a}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             AppOutcome::TimedOut { after_secs } => {
                 format!("not healthy after {after_secs}s: {}", self.health.message)
@@ -187,8 +190,13 @@ impl SyncReport {
     /// True when every app succeeded, is Synced and Healthy.
     pub fn all_good(&self) -> bool {
         self.apps.iter().all(|a| {
-            a.outcome == AppOutcome::Succeeded && a.sync == SyncStatus::Synced && is_ready(a.health.health)
-        }) || self.apps.iter().all(|a| a.outcome == AppOutcome::DryRun && a.sync == SyncStatus::Synced)
+            a.outcome == AppOutcome::Succeeded
+                && a.sync == SyncStatus::Synced
+                && is_ready(a.health.health)
+        }) || self
+            .apps
+            .iter()
+            .all(|a| a.outcome == AppOutcome::DryRun && a.sync == SyncStatus::Synced)
     }
 
     pub fn get(&self, name: &AppName) -> Option<&AppReport> {

@@ -124,7 +124,12 @@ pub fn inventory_of(app_object: &Value) -> Vec<ObjectRef> {
 /// The status for an app after a sync. `previous` is the status it had, so
 /// that timestamps and the deployed revision only move when something did:
 /// a re-sync that changes nothing produces an identical status (no write).
-pub fn build_status(report: &AppReport, inventory: &[ObjectRef], previous: Option<&Value>, now: &str) -> Value {
+pub fn build_status(
+    report: &AppReport,
+    inventory: &[ObjectRef],
+    previous: Option<&Value>,
+    now: &str,
+) -> Value {
     let prev = |p: &str| previous.and_then(|v| v.pointer(p)).cloned();
     let healthy = report.outcome == AppOutcome::Succeeded && is_ready(report.health.health);
     let deployed = if healthy {
@@ -133,7 +138,14 @@ pub fn build_status(report: &AppReport, inventory: &[ObjectRef], previous: Optio
         prev("/deployedRevision").unwrap_or(Value::Null)
     };
     let conditions = vec![
-        condition("Synced", report.sync == SyncStatus::Synced, &report.sync.to_string(), "", previous, now),
+        condition(
+            "Synced",
+            report.sync == SyncStatus::Synced,
+            &report.sync.to_string(),
+            "",
+            previous,
+            now,
+        ),
         condition(
             "Healthy",
             is_ready(report.health.health),
@@ -177,7 +189,12 @@ pub fn build_status(report: &AppReport, inventory: &[ObjectRef], previous: Optio
         prev("/reconciledAt").unwrap_or(json!(now))
     };
     status["reconciledAt"] = last_sync;
-    if report.changes.iter().any(|c| c.action != super::Action::Unchanged && !c.dry_run) || prev("/lastSyncedAt").is_none() {
+    if report
+        .changes
+        .iter()
+        .any(|c| c.action != super::Action::Unchanged && !c.dry_run)
+        || prev("/lastSyncedAt").is_none()
+    {
         status["lastSyncedAt"] = json!(now);
     } else {
         status["lastSyncedAt"] = prev("/lastSyncedAt").unwrap_or(Value::Null);
@@ -185,12 +202,22 @@ pub fn build_status(report: &AppReport, inventory: &[ObjectRef], previous: Optio
     status
 }
 
-fn condition(kind: &str, ok: bool, reason: &str, message: &str, previous: Option<&Value>, now: &str) -> Value {
+fn condition(
+    kind: &str,
+    ok: bool,
+    reason: &str,
+    message: &str,
+    previous: Option<&Value>,
+    now: &str,
+) -> Value {
     let status = if ok { "True" } else { "False" };
     let prev = previous
         .and_then(|p| p.get("conditions"))
         .and_then(Value::as_array)
-        .and_then(|cs| cs.iter().find(|c| c.get("type").and_then(Value::as_str) == Some(kind)));
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
+        });
     let transition = match prev {
         Some(c) if c.get("status").and_then(Value::as_str) == Some(status) => {
             c.get("lastTransitionTime").cloned().unwrap_or(json!(now))
@@ -244,10 +271,18 @@ mod tests {
 
     #[test]
     fn deployed_revision_only_when_healthy() {
-        let ok = build_status(&report(AppOutcome::Succeeded, HealthStatus::healthy("")), &[], None, "t1");
+        let ok = build_status(
+            &report(AppOutcome::Succeeded, HealthStatus::healthy("")),
+            &[],
+            None,
+            "t1",
+        );
         assert_eq!(ok["deployedRevision"], "abc1234");
         let slow = build_status(
-            &report(AppOutcome::TimedOut { after_secs: 5 }, HealthStatus::progressing("rolling out")),
+            &report(
+                AppOutcome::TimedOut { after_secs: 5 },
+                HealthStatus::progressing("rolling out"),
+            ),
             &[],
             Some(&ok),
             "t2",
@@ -268,6 +303,9 @@ mod tests {
     #[test]
     fn crd_has_printer_columns() {
         let crd = application_crd();
-        assert_eq!(crd["spec"]["versions"][0]["additionalPrinterColumns"][1]["name"], "Sync");
+        assert_eq!(
+            crd["spec"]["versions"][0]["additionalPrinterColumns"][1]["name"],
+            "Sync"
+        );
     }
 }
