@@ -23,6 +23,24 @@ pub struct RequestCounts {
     pub by_resource: BTreeMap<String, BTreeMap<String, u64>>,
     /// Non-resource requests (discovery, OpenAPI, `/version`) by path.
     pub non_resource: BTreeMap<String, u64>,
+    /// Faults injected into these requests (see `faults`).
+    pub faults: FaultCounts,
+}
+
+/// How many faults were injected, by effect and by rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultCounts {
+    /// Requests a rule fired on.
+    pub total: u64,
+    /// Requests answered with an injected error.
+    pub errors: u64,
+    /// Requests delayed.
+    pub delays: u64,
+    /// Connections dropped without a response.
+    pub drops: u64,
+    /// Firings by rule name (`rule-<index>` for unnamed rules).
+    pub by_rule: BTreeMap<String, u64>,
 }
 
 impl RequestCounts {
@@ -61,6 +79,17 @@ impl RequestAccounting {
         } else {
             *c.non_resource.entry(info.path.clone()).or_default() += 1;
         }
+    }
+
+    /// Counts one request a fault rule fired on, with what it did.
+    pub fn record_fault(&self, rule: &str, error: bool, delay: bool, drop: bool) {
+        let mut c = self.counts.lock();
+        let f = &mut c.faults;
+        f.total += 1;
+        f.errors += u64::from(error);
+        f.delays += u64::from(delay);
+        f.drops += u64::from(drop);
+        *f.by_rule.entry(rule.to_string()).or_default() += 1;
     }
 
     pub fn snapshot(&self) -> RequestCounts {

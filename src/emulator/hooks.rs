@@ -62,6 +62,11 @@ pub struct Fault {
     pub delay: Option<Duration>,
     /// Answer with this error instead of serving the request.
     pub error: Option<ApiError>,
+    /// With `error`: send a `Retry-After` header of this many seconds.
+    pub retry_after_seconds: Option<u64>,
+    /// Close the connection without answering (takes precedence over
+    /// `error`).
+    pub drop_connection: bool,
 }
 
 /// Runs before each API request; return `Some(Fault)` to delay or fail it.

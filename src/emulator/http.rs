@@ -72,6 +72,18 @@ fn error_response(e: &ApiError) -> Response {
     json_response(e.code, &e.to_status())
 }
 
+/// A response whose body fails before anything is written: hyper closes
+/// the connection and the client sees it drop without an answer.
+fn dropped_connection() -> Response {
+    let failing = futures::stream::once(async {
+        Err::<bytes::Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "fault injection: connection dropped",
+        ))
+    });
+    Response::new(Body::from_stream(failing))
+}
+
 fn text_404() -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -346,8 +358,16 @@ async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
             if let Some(d) = fault.delay {
                 tokio::time::sleep(d).await;
             }
+            if fault.drop_connection {
+                return dropped_connection();
+            }
             if let Some(e) = fault.error {
-                return error_response(&e);
+                let mut resp = error_response(&e);
+                if let Some(secs) = fault.retry_after_seconds {
+                    resp.headers_mut()
+                        .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+                }
+                return resp;
             }
         }
     }

@@ -24,9 +24,11 @@
 
 pub mod accounting;
 pub mod cluster;
+pub mod controllers;
 mod defaults;
 pub mod discovery;
 pub mod errors;
+pub mod faults;
 pub mod fieldmanager;
 pub mod fieldpath;
 pub mod hooks;
@@ -46,11 +48,13 @@ pub mod watch;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-pub use accounting::{RequestAccounting, RequestCounts};
+pub use accounting::{FaultCounts, RequestAccounting, RequestCounts};
 pub use cluster::{
     Cluster, DeleteOptions, ListOptions, PatchType, Propagation, Subresource, WriteOptions,
 };
+pub use controllers::{Simulation, SimulationConfig};
 pub use errors::ApiError;
+pub use faults::{ErrorFault, FaultConfig, FaultConfigError, FaultInjector, FaultRule};
 pub use hooks::{Controller, Fault, RequestHook, RequestInfo};
 pub use http::MAX_BODY_BYTES;
 pub use server::{

@@ -12,6 +12,8 @@ use anyhow::Context as _;
 
 use super::accounting::{RequestAccounting, RequestCounts};
 use super::cluster::Cluster;
+use super::controllers::{Simulation, SimulationConfig};
+use super::faults::{self, FaultConfig, FaultConfigError, FaultInjector};
 use super::hooks::{run_controllers, Controller, RequestHook};
 use super::http::{router, Server};
 
@@ -39,6 +41,10 @@ pub struct EmulatorConfig {
     pub tick_interval: Duration,
     /// Request hooks, run in order before each request (see [`RequestHook`]).
     pub request_hooks: Vec<Arc<dyn RequestHook>>,
+    /// The simulated controllers (on by default; see `controllers`).
+    pub simulation: SimulationConfig,
+    /// Faults to inject from the start (none by default; see `faults`).
+    pub faults: FaultConfig,
 }
 
 impl Default for EmulatorConfig {
@@ -53,6 +59,8 @@ impl Default for EmulatorConfig {
             controllers: Vec::new(),
             tick_interval: Duration::from_millis(100),
             request_hooks: Vec::new(),
+            simulation: SimulationConfig::default(),
+            faults: FaultConfig::default(),
         }
     }
 }
@@ -66,6 +74,8 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("watch_history", &self.watch_history)
             .field("controllers", &self.controllers.len())
             .field("request_hooks", &self.request_hooks.len())
+            .field("simulation", &self.simulation)
+            .field("faults", &self.faults)
             .finish()
     }
 }
@@ -79,6 +89,8 @@ pub struct EmulatorHandle {
     token: Option<String>,
     cluster: Cluster,
     accounting: Arc<RequestAccounting>,
+    simulation: Option<Arc<Simulation>>,
+    faults: Arc<FaultInjector>,
     shutdown: tokio::sync::watch::Sender<bool>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -92,11 +104,25 @@ impl Emulator {
         let addr = listener.local_addr().context("reading the bound address")?;
         let cluster = Cluster::new(config.watch_history);
         let accounting = Arc::new(RequestAccounting::default());
+        let injector = Arc::new(
+            FaultInjector::new(config.faults.clone(), Some(accounting.clone()))
+                .context("invalid fault configuration")?,
+        );
+        let mut hooks = config.request_hooks.clone();
+        hooks.push(injector.clone());
+        let mut controllers = config.controllers.clone();
+        let simulation = config
+            .simulation
+            .enabled
+            .then(|| Arc::new(Simulation::new(config.simulation.clone())));
+        if let Some(sim) = &simulation {
+            controllers.push(sim.clone());
+        }
         let (tx, rx) = tokio::sync::watch::channel(false);
         let server = Arc::new(Server {
             cluster: cluster.clone(),
             accounting: accounting.clone(),
-            hooks: config.request_hooks.clone(),
+            hooks,
             token: config.token.clone(),
             version: config.version.clone(),
             address: addr.to_string(),
@@ -106,12 +132,12 @@ impl Emulator {
         });
         tokio::spawn(run_controllers(
             cluster.clone(),
-            config.controllers.clone(),
+            controllers,
             config.tick_interval,
             rx.clone(),
         ));
         let mut stop = rx;
-        let app = router(server);
+        let app = faults::routes(injector.clone(), config.token.clone()).merge(router(server));
         let task = tokio::spawn(async move {
             let result = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
@@ -128,6 +154,8 @@ impl Emulator {
             token: config.token,
             cluster,
             accounting,
+            simulation,
+            faults: injector,
             shutdown: tx,
             server: Some(task),
         })
@@ -175,6 +203,28 @@ impl EmulatorHandle {
 
     pub fn reset_requests(&self) {
         self.accounting.reset();
+    }
+
+    /// The simulated controllers, unless disabled (their configuration can
+    /// change at run time, e.g. [`Simulation::set_image_digest`]).
+    pub fn simulation(&self) -> Option<&Arc<Simulation>> {
+        self.simulation.as_ref()
+    }
+
+    /// Replaces the injected faults (also `POST /emulator/faults`).
+    pub fn set_faults(&self, config: FaultConfig) -> Result<(), FaultConfigError> {
+        self.faults.set(config)
+    }
+
+    /// The injected faults now in force.
+    pub fn faults(&self) -> FaultConfig {
+        self.faults.config()
+    }
+
+    /// Stops injecting faults.
+    pub fn clear_faults(&self) {
+        // An empty configuration always validates.
+        let _ = self.faults.set(FaultConfig::default());
     }
 
     /// Stops serving and waits for the server to finish.
