@@ -119,7 +119,8 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Bootstrap {
         /// The root manifest (overrides --root).
-        root: Option<PathBuf>,
+        #[arg(value_name = "ROOT")]
+        root_manifest: Option<PathBuf>,
         #[command(flatten)]
         cluster: online::ClusterArgs,
         #[command(flatten)]
@@ -162,10 +163,15 @@ pub fn main() -> ExitCode {
         Command::Render { ref apps } => offline::render(&cli.global, apps),
         Command::Plan => offline::plan(&cli.global),
         Command::Bootstrap {
-            ref root,
+            ref root_manifest,
             ref cluster,
             ref sync,
-        } => run_async(online::bootstrap(&cli.global, root.clone(), cluster, sync)),
+        } => run_async(online::bootstrap(
+            &cli.global,
+            root_manifest.clone(),
+            cluster,
+            sync,
+        )),
         Command::Sync {
             ref apps,
             with_deps,
