@@ -85,16 +85,26 @@ pub struct EmulatorArgs {
     /// Kubernetes version reported by /version.
     #[arg(long, default_value = "v1.32.0")]
     pub kube_version: String,
+    /// How long simulated workloads take to become ready, e.g. 300ms, 2s.
+    #[arg(long, value_name = "DURATION", value_parser = crate::model::parse_duration)]
+    pub ready_delay: Option<std::time::Duration>,
+    /// Images (glob patterns) whose pods never become ready, e.g. '*:broken'.
+    #[arg(long = "failing-image", value_name = "PATTERN")]
+    pub failing_images: Vec<String>,
 }
 
 impl EmulatorArgs {
     /// Runs the emulator as the arguments say, until Ctrl-C.
     pub async fn run(self) -> anyhow::Result<()> {
-        let config = EmulatorConfig {
+        let mut config = EmulatorConfig {
             token: self.token,
             version: self.kube_version,
             ..EmulatorConfig::default()
         };
+        if let Some(d) = self.ready_delay {
+            config.simulation.ready_delay = d;
+        }
+        config.simulation.failing_images.extend(self.failing_images);
         serve_forever(config, self.listen, self.kubeconfig_out).await
     }
 }

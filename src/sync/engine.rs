@@ -700,7 +700,7 @@ impl AppSync<'_> {
                 .and_then(|a| a.get(DESIRED_HASH_ANNOTATION))
                 .and_then(Value::as_str)
                 == Some(d.hash.as_str());
-            if hash_matches && is_subset(&d.object, l) {
+            if hash_matches && is_subset(&super::prepare::comparable(&d.object), l) {
                 return change(r, Action::Unchanged, false, "", true);
             }
         }

@@ -393,6 +393,44 @@ fn is_empty(v: &Value) -> bool {
     }
 }
 
+/// The form of a desired object to compare with its live version: what the
+/// API server would store for it. A Secret's `stringData` is stored as
+/// base64 `data`, so it is folded in (a plain subset check would otherwise
+/// see every Secret with `stringData` as drifted).
+pub fn comparable(desired: &Value) -> std::borrow::Cow<'_, Value> {
+    use base64::Engine as _;
+    let is_secret = desired.get("kind").and_then(Value::as_str) == Some("Secret")
+        && desired.get("apiVersion").and_then(Value::as_str) == Some("v1");
+    let Some(string_data) = desired
+        .get("stringData")
+        .and_then(Value::as_object)
+        .filter(|_| is_secret)
+    else {
+        return std::borrow::Cow::Borrowed(desired);
+    };
+    let mut out = desired.clone();
+    let mut data = out
+        .get("data")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    for (k, v) in string_data {
+        let text = v
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string());
+        data.insert(
+            k.clone(),
+            Value::String(base64::engine::general_purpose::STANDARD.encode(text)),
+        );
+    }
+    if let Some(o) = out.as_object_mut() {
+        o.remove("stringData");
+        o.insert("data".into(), Value::Object(data));
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Sets a nested field, creating maps on the way.
 pub fn set_path(obj: &mut Value, path: &[&str], value: Value) {
     let mut cur = obj;
@@ -562,6 +600,16 @@ mod tests {
         assert!(!is_subset(&desired, &drifted));
         assert!(is_subset(&json!({"port": "80"}), &json!({"port": 80})));
         assert!(!is_subset(&json!({"a": [1, 2]}), &json!({"a": [1]})));
+    }
+
+    #[test]
+    fn secret_string_data_compares_as_stored_data() {
+        let desired = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"token": "abc"}});
+        let live = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"token": "YWJj"}, "type": "Opaque"});
+        assert!(!is_subset(&desired, &live));
+        assert!(is_subset(&comparable(&desired), &live));
+        let changed = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"token": "eHl6"}});
+        assert!(!is_subset(&comparable(&desired), &changed));
     }
 
     #[test]

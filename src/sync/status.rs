@@ -172,10 +172,7 @@ pub fn build_status(
         "deployedRevision": deployed,
         "inventory": inventory,
         "conditions": conditions,
-        "operationState": {
-            "phase": report.outcome.label(),
-            "message": report.message(),
-        },
+        "operationState": operation_state(report, previous),
     });
     // Timestamps move only when the rest of the status does.
     let mut without_times = status.clone();
@@ -231,6 +228,22 @@ fn condition(
         "message": message,
         "lastTransitionTime": transition,
     })
+}
+
+/// The last operation: replaced when this sync wrote something or ended
+/// differently; a no-op re-sync keeps the previous one (so that a converged
+/// cluster sees no status write).
+fn operation_state(report: &AppReport, previous: Option<&Value>) -> Value {
+    let wrote = report.changes.iter().any(|c| {
+        !matches!(c.action, super::Action::Unchanged | super::Action::Skipped) && !c.dry_run
+    });
+    let prev = previous.and_then(|p| p.get("operationState"));
+    let same_phase =
+        prev.and_then(|p| p.get("phase")).and_then(Value::as_str) == Some(report.outcome.label());
+    match prev {
+        Some(p) if !wrote && same_phase && report.outcome == AppOutcome::Succeeded => p.clone(),
+        _ => json!({"phase": report.outcome.label(), "message": report.message()}),
+    }
 }
 
 fn strip_times(v: &mut Value) {
