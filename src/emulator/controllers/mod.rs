@@ -6,7 +6,8 @@
 //! [`Simulation`] is one [`Controller`]: every committed write enqueues the
 //! object (and its controlling owner), and each queued object is reconciled
 //! level-triggered, one kind per module (`deployment`, `replicaset`,
-//! `statefulset`, `daemonset`, `job`, `pod`, `pvc`, `service`). A reconcile
+//! `statefulset`, `daemonset`, `job`, `pod`, `pvc`, `service`,
+//! `apiservice`, `pdb`). A reconcile
 //! may ask to run again after a delay; the emulator's tick runs those
 //! timers, so delayed transitions (a pod becoming ready after
 //! [`SimulationConfig::ready_delay`], a progress deadline passing) happen on
@@ -22,10 +23,12 @@
 //! CronJobs never run; PVCs bind at once (no PersistentVolume objects, the
 //! emulator does not serve that type).
 
+mod apiservice;
 mod daemonset;
 mod deployment;
 mod images;
 mod job;
+mod pdb;
 mod pod;
 mod pvc;
 mod replicaset;
@@ -129,10 +132,12 @@ enum Kind {
     Pod,
     Pvc,
     Service,
+    ApiService,
+    Pdb,
 }
 
 impl Kind {
-    const ALL: [Kind; 8] = [
+    const ALL: [Kind; 10] = [
         Kind::Deployment,
         Kind::ReplicaSet,
         Kind::StatefulSet,
@@ -141,6 +146,8 @@ impl Kind {
         Kind::Pod,
         Kind::Pvc,
         Kind::Service,
+        Kind::ApiService,
+        Kind::Pdb,
     ];
 
     fn of_resource(gr: &GroupResource) -> Option<Kind> {
@@ -153,6 +160,8 @@ impl Kind {
             ("", "pods") => Kind::Pod,
             ("", "persistentvolumeclaims") => Kind::Pvc,
             ("", "services") => Kind::Service,
+            ("apiregistration.k8s.io", "apiservices") => Kind::ApiService,
+            ("policy", "poddisruptionbudgets") => Kind::Pdb,
             _ => return None,
         })
     }
@@ -188,6 +197,8 @@ struct Types {
     pods: Arc<ResourceType>,
     pvcs: Arc<ResourceType>,
     services: Arc<ResourceType>,
+    apiservices: Arc<ResourceType>,
+    pdbs: Arc<ResourceType>,
 }
 
 impl Types {
@@ -201,6 +212,8 @@ impl Types {
             pods: cluster.resource("v1", "Pod")?,
             pvcs: cluster.resource("v1", "PersistentVolumeClaim")?,
             services: cluster.resource("v1", "Service")?,
+            apiservices: cluster.resource("apiregistration.k8s.io/v1", "APIService")?,
+            pdbs: cluster.resource("policy/v1", "PodDisruptionBudget")?,
         })
     }
 
@@ -214,6 +227,8 @@ impl Types {
             Kind::Pod => &self.pods,
             Kind::Pvc => &self.pvcs,
             Kind::Service => &self.services,
+            Kind::ApiService => &self.apiservices,
+            Kind::Pdb => &self.pdbs,
         }
     }
 }
@@ -378,6 +393,8 @@ impl Simulation {
                 Kind::Pod => pod::reconcile(&mut ctx, ns, name),
                 Kind::Pvc => pvc::reconcile(&mut ctx, ns, name),
                 Kind::Service => service::reconcile(&mut ctx, ns, name),
+                Kind::ApiService => apiservice::reconcile(&mut ctx, ns, name),
+                Kind::Pdb => pdb::reconcile(&mut ctx, ns, name),
             };
             if let Some(after) = requeue {
                 let due = now + after;
