@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
+use tracing::Instrument;
 
 use super::prepare::{
-    is_subset, prepare, DesiredObject, PrepareContext, SyncMode, BUILTIN_SYSTEM_NAMESPACES,
-    DESIRED_HASH_ANNOTATION,
+    is_subset, prepare, DesiredObject, PrepareContext, SyncMode, SystemNamespaces,
+    BUILTIN_SYSTEM_NAMESPACES, DESIRED_HASH_ANNOTATION,
 };
 use super::report::{is_ready, Action, AppOutcome, AppReport, Change, SyncReport};
 use super::status;
@@ -94,7 +95,7 @@ pub async fn run(
         })
         .collect();
     let selected_names: HashSet<AppName> = selected.iter().map(|n| n.app.name.clone()).collect();
-    let system_namespaces = system_namespaces(tree);
+    let shared = Shared::new(tree);
 
     if opts.write_status && !opts.dry_run {
         if let Err(e) = ensure_status_crd(client).await {
@@ -109,7 +110,7 @@ pub async fn run(
     let mut reports: HashMap<AppName, AppReport> = HashMap::new();
     let mut pending: Vec<&AppNode> = selected.clone();
     let mut running = FuturesUnordered::new();
-    let sys = &system_namespaces;
+    let sys = &shared;
 
     loop {
         // Start (or block) every pending app whose prerequisites are done.
@@ -185,30 +186,78 @@ pub async fn run(
     }
 }
 
-/// Namespaces owned by the system tier: the built-ins, system apps'
-/// destinations, and Namespaces that system apps render.
-pub fn system_namespaces(tree: &AppTree) -> BTreeSet<String> {
-    let mut out: BTreeSet<String> = BUILTIN_SYSTEM_NAMESPACES
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    out.insert(status::STATUS_NAMESPACE.to_string());
+/// Namespaces owned by the system tier: reserved (the built-ins, kubesync's
+/// own, system apps' destinations) and declared (Namespace objects system
+/// apps render).
+pub fn system_namespaces(tree: &AppTree) -> SystemNamespaces {
+    let mut out = SystemNamespaces::default();
+    out.reserved
+        .extend(BUILTIN_SYSTEM_NAMESPACES.iter().map(|s| s.to_string()));
+    out.reserved.insert(status::STATUS_NAMESPACE.to_string());
     for n in tree.nodes().iter().filter(|n| n.app.tier == Tier::System) {
         if let Some(ns) = &n.app.destination.namespace {
-            out.insert(ns.clone());
+            out.reserved.insert(ns.clone());
         }
         for m in n.objects() {
             if m.kind() == "Namespace" && m.api_version() == "v1" {
                 if let Ok(r) = m.object_ref() {
-                    out.insert(r.name);
+                    out.declared.insert(r.name);
                 }
             }
         }
     }
-    // An app-tier app's own destination is its own, even if a system app
-    // declared the Namespace object for it.
     out
 }
+
+/// What the whole tree wants, shared by every app's sync: the system
+/// namespaces, and which app renders each object (so that an object moved
+/// from one app to another is handed over, never pruned).
+pub(crate) struct Shared {
+    namespaces: SystemNamespaces,
+    /// (group, kind, name) → (namespace as rendered or defaulted, app).
+    wanted: HashMap<(String, String, String), Vec<(Option<String>, AppName)>>,
+}
+
+impl Shared {
+    fn new(tree: &AppTree) -> Self {
+        let mut wanted: HashMap<(String, String, String), Vec<(Option<String>, AppName)>> =
+            HashMap::new();
+        for n in tree.nodes() {
+            let default_ns = n
+                .app
+                .destination
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into());
+            for m in n.objects() {
+                if let Ok(r) = m.object_ref() {
+                    let ns = r.namespace.clone().or_else(|| Some(default_ns.clone()));
+                    wanted
+                        .entry((r.group, r.kind, r.name))
+                        .or_default()
+                        .push((ns, n.app.name.clone()));
+                }
+            }
+        }
+        Shared {
+            namespaces: system_namespaces(tree),
+            wanted,
+        }
+    }
+
+    /// Another app of the tree that renders `r`, if any.
+    fn wanted_by_other(&self, r: &ObjectRef, me: &AppName) -> Option<&AppName> {
+        self.wanted
+            .get(&(r.group.clone(), r.kind.clone(), r.name.clone()))?
+            .iter()
+            .find(|(ns, app)| app != me && (r.namespace.is_none() || *ns == r.namespace))
+            .map(|(_, app)| app)
+    }
+}
+
+/// The longest wait kubesync accepts (a typo such as `--timeout 9999999h`
+/// must not overflow the clock).
+const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 fn base_report(node: &AppNode, outcome: AppOutcome) -> AppReport {
     AppReport {
@@ -233,19 +282,18 @@ async fn sync_app(
     node: &AppNode,
     client: &ClusterClient,
     opts: &SyncOptions,
-    system_namespaces: &BTreeSet<String>,
+    shared: &Shared,
 ) -> AppReport {
     let start = Instant::now();
     let span = tracing::info_span!("sync", app = %node.app.name);
-    let _enter = span.enter();
-    drop(_enter);
     let mut report = AppSync {
         node,
         client,
         opts,
-        system_namespaces,
+        shared,
     }
     .run()
+    .instrument(span)
     .await;
     report.duration = start.elapsed();
     report
@@ -255,7 +303,7 @@ struct AppSync<'a> {
     node: &'a AppNode,
     client: &'a ClusterClient,
     opts: &'a SyncOptions,
-    system_namespaces: &'a BTreeSet<String>,
+    shared: &'a Shared,
 }
 
 impl AppSync<'_> {
@@ -300,8 +348,8 @@ impl AppSync<'_> {
                     .await;
             }
         }
-        // Namespaces turned off for syncing.
-        let off_namespaces = self.off_namespaces(&desired).await;
+        // The namespaces the app touches: whether they exist, and their sync mode.
+        let namespaces = self.namespace_modes(&desired, &previous_inventory).await;
 
         // Apply, wave by wave, phase by phase.
         let mut failed = false;
@@ -329,7 +377,7 @@ impl AppSync<'_> {
             }
             // A later wave waits for the earlier waves to be ready.
             if current_wave.is_some() && current_wave != Some(group[0].wave) && !dry {
-                let deadline = Instant::now() + self.timeout();
+                let deadline = self.deadline();
                 let h = self.wait_healthy(&applied_waves, deadline).await;
                 if !is_ready(h.health) {
                     for d in group {
@@ -348,35 +396,40 @@ impl AppSync<'_> {
             }
             current_wave = Some(group[0].wave);
             let results: Vec<Change> =
-                futures::stream::iter(group.iter().map(|d| self.apply_one(d, &off_namespaces)))
+                futures::stream::iter(group.iter().map(|d| self.apply_one(d, &namespaces)))
                     .buffered(self.opts.apply_concurrency.max(1))
                     .collect()
                     .await;
+            let mut results = results;
             if results.iter().any(|c| c.action == Action::Failed) {
                 failed = true;
             }
             // CRDs must be Established before anything uses them.
             if !failed && !dry && group[0].phase == super::prepare::Phase::Crds {
-                for d in &group {
+                for (d, c) in group.iter().zip(results.iter_mut()) {
+                    if !written(c) {
+                        continue;
+                    }
+                    let wait = self.timeout();
                     if let Err(e) = self
                         .client
-                        .wait_crd_established(&d.object_ref.name, self.timeout())
+                        .wait_crd_established(&d.object_ref.name, wait)
                         .await
                     {
                         failed = true;
-                        report.changes.push(change(
-                            &d.object_ref,
-                            Action::Failed,
-                            dry,
-                            &e.to_string(),
-                            false,
-                        ));
+                        *c = change(&d.object_ref, Action::Failed, dry, &e.to_string(), false);
                     }
                 }
                 self.client.invalidate_discovery();
             }
+            applied_waves.extend(
+                group
+                    .iter()
+                    .zip(results.iter())
+                    .filter(|(_, c)| written(c))
+                    .map(|(d, _)| *d),
+            );
             report.changes.extend(results);
-            applied_waves.extend(group.iter().copied());
         }
 
         // Prune leftovers of the previous inventory — never after a failure.
@@ -404,7 +457,11 @@ impl AppSync<'_> {
                     false,
                 ));
             } else {
-                report.changes.push(self.prune_one(old, dry).await);
+                let c = self.prune_one(old, dry, &namespaces).await;
+                if c.action == Action::Failed {
+                    failed = true;
+                }
+                report.changes.push(c);
             }
         }
 
@@ -415,7 +472,9 @@ impl AppSync<'_> {
             .map(|d| d.object_ref.clone())
             .collect();
         for c in &report.changes {
-            if c.action == Action::Skipped
+            let handed_over = c.message.starts_with(HANDED_OVER);
+            if c.action != Action::Pruned
+                && !handed_over
                 && !inventory.iter().any(|i| i.same_object(&c.object))
                 && previous_inventory.iter().any(|p| p.same_object(&c.object))
             {
@@ -428,14 +487,28 @@ impl AppSync<'_> {
         } else {
             SyncStatus::OutOfSync
         };
-        let watched: Vec<&DesiredObject> =
-            desired.iter().filter(|d| d.mode == SyncMode::On).collect();
+        let watched: Vec<&DesiredObject> = desired
+            .iter()
+            .filter(|d| {
+                report
+                    .changes
+                    .iter()
+                    .any(|c| c.object == d.object_ref && written(c))
+            })
+            .collect();
         if failed {
             let first = report
                 .changes
                 .iter()
                 .find(|c| c.action == Action::Failed)
-                .map(|c| format!("{}: {}", c.object, c.message))
+                .map(|c| {
+                    let who = c.object.to_string();
+                    if c.message.starts_with(&who) {
+                        c.message.clone()
+                    } else {
+                        format!("{who}: {}", c.message)
+                    }
+                })
                 .unwrap_or_else(|| report.health.message.clone());
             report.outcome = AppOutcome::Failed { message: first };
             report.health = self.current_health(&watched).await;
@@ -443,7 +516,7 @@ impl AppSync<'_> {
             report.outcome = AppOutcome::DryRun;
             report.health = self.current_health(&watched).await;
         } else {
-            let deadline = Instant::now() + self.timeout();
+            let deadline = self.deadline();
             report.health = self.wait_healthy(&watched, deadline).await;
             if !is_ready(report.health.health) {
                 report.outcome = AppOutcome::TimedOut {
@@ -467,7 +540,17 @@ impl AppSync<'_> {
         // The previous inventory (for prune) lives in the app's status.
         let app_ref = status::application_ref(app.name.as_str());
         let previous = if self.opts.write_status {
-            self.client.get(&app_ref).await.ok().flatten()
+            match self.client.get(&app_ref).await {
+                Ok(p) => p,
+                // No Application CRD yet (a dry run on a fresh cluster): no history.
+                Err(ClusterError::UnknownKind { .. }) => None,
+                Err(e) => {
+                    return Err((
+                        format!("cannot read the previous inventory of application \"{}\" from the cluster (nothing was written): {e}", app.name),
+                        None,
+                    ))
+                }
+            }
         } else {
             None
         };
@@ -491,7 +574,7 @@ impl AppSync<'_> {
             app: &app.name,
             tier: app.tier,
             namespace: &namespace,
-            system_namespaces: self.system_namespaces,
+            system_namespaces: &self.shared.namespaces,
         };
         match prepare(&ctx, &manifests, |r| {
             scopes
@@ -568,6 +651,12 @@ impl AppSync<'_> {
         self.opts
             .timeout
             .unwrap_or(self.node.app.sync_policy.wait_timeout)
+            .min(MAX_WAIT)
+    }
+
+    fn deadline(&self) -> Instant {
+        let now = Instant::now();
+        now.checked_add(self.timeout()).unwrap_or(now)
     }
 
     async fn fail(
@@ -642,27 +731,29 @@ impl AppSync<'_> {
         self.client.apply(&obj, dry).await.map(|_| ())
     }
 
-    /// Namespaces (among those the app writes to) annotated `kubesync.dev/sync: off`.
-    async fn off_namespaces(&self, desired: &[DesiredObject]) -> HashMap<String, SyncMode> {
+    /// The namespaces the app's objects (and leftovers) live in: `None` when
+    /// the namespace does not exist yet, else its `kubesync.dev/sync` mode.
+    async fn namespace_modes(
+        &self,
+        desired: &[DesiredObject],
+        leftovers: &[ObjectRef],
+    ) -> HashMap<String, Option<SyncMode>> {
         let mut out = HashMap::new();
         let namespaces: BTreeSet<&String> = desired
             .iter()
-            .filter_map(|d| d.object_ref.namespace.as_ref())
+            .map(|d| &d.object_ref)
+            .chain(leftovers.iter())
+            .filter_map(|r| r.namespace.as_ref())
             .collect();
         for ns in namespaces {
-            let r = ObjectRef {
-                group: String::new(),
-                version: "v1".into(),
-                kind: "Namespace".into(),
-                namespace: None,
-                name: ns.clone(),
+            let r = namespace_ref(ns);
+            let mode = match self.client.get(&r).await {
+                Ok(Some(live)) => Some(super::prepare::sync_mode(&live)),
+                Ok(None) => None,
+                // Unknown: treat as existing and on; the apply reports the error.
+                Err(_) => Some(SyncMode::On),
             };
-            if let Ok(Some(live)) = self.client.get(&r).await {
-                let mode = super::prepare::sync_mode(&live);
-                if mode != SyncMode::On {
-                    out.insert(ns.clone(), mode);
-                }
-            }
+            out.insert(ns.clone(), mode);
         }
         out
     }
@@ -670,23 +761,36 @@ impl AppSync<'_> {
     async fn apply_one(
         &self,
         d: &DesiredObject,
-        off_namespaces: &HashMap<String, SyncMode>,
+        namespaces: &HashMap<String, Option<SyncMode>>,
     ) -> Change {
         let r = &d.object_ref;
-        let ns_mode = r
+        let ns_state = r
             .namespace
             .as_ref()
-            .and_then(|n| off_namespaces.get(n))
+            .and_then(|n| namespaces.get(n))
             .copied();
+        let ns_mode = ns_state.flatten();
         if d.mode == SyncMode::Off || ns_mode == Some(SyncMode::Off) {
             return change(r, Action::Skipped, false, "kubesync.dev/sync: off", true);
         }
         let live = match self.client.get(r).await {
             Ok(l) => l,
+            // The kind is served only once a CRD of this app is applied: in a
+            // dry run that never happens, so the object would be created.
+            Err(ClusterError::UnknownKind { .. }) if self.opts.dry_run => {
+                return change(
+                    r,
+                    Action::Created,
+                    true,
+                    "would be created (its CRD is created first)",
+                    false,
+                )
+            }
             Err(e) => return change(r, Action::Failed, self.opts.dry_run, &e.to_string(), false),
         };
+        let live_mode = live.as_ref().map(super::prepare::sync_mode);
         if let Some(l) = &live {
-            if super::prepare::sync_mode(l) == SyncMode::Off {
+            if live_mode == Some(SyncMode::Off) {
                 return change(
                     r,
                     Action::Skipped,
@@ -704,13 +808,33 @@ impl AppSync<'_> {
                 return change(r, Action::Unchanged, false, "", true);
             }
         }
-        let dry =
-            self.opts.dry_run || d.mode == SyncMode::DryRun || ns_mode == Some(SyncMode::DryRun);
+        let dry = self.opts.dry_run
+            || d.mode == SyncMode::DryRun
+            || ns_mode == Some(SyncMode::DryRun)
+            || live_mode == Some(SyncMode::DryRun);
+        // A dry-run create into a namespace this run would create first
+        // cannot be checked by the server; report it as a create.
+        if dry && live.is_none() && r.namespace.is_some() && ns_state == Some(None) {
+            return change(
+                r,
+                Action::Created,
+                true,
+                "would be created (with its namespace)",
+                false,
+            );
+        }
         match self.client.apply(&d.object, dry).await {
             Ok(result) => {
                 let action = match &live {
                     None => Action::Created,
                     Some(l) if rv(l) == rv(&result) && !dry => Action::Unchanged,
+                    Some(l)
+                        if dry
+                            && crate::diff::compare(r.clone(), Some(&result), Some(l)).kind
+                                == crate::diff::ObjectDiffKind::Same =>
+                    {
+                        Action::Unchanged
+                    }
                     Some(_) => Action::Configured,
                 };
                 tracing::info!(object = %r, %action, dry_run = dry, "applied");
@@ -724,37 +848,95 @@ impl AppSync<'_> {
         }
     }
 
-    async fn prune_one(&self, r: &ObjectRef, dry: bool) -> Change {
-        match self.client.get(r).await {
-            Ok(None) => return change(r, Action::Pruned, dry, "already gone", true),
-            Ok(Some(live)) => {
-                if super::prepare::sync_mode(&live) == SyncMode::Off {
-                    return change(
-                        r,
-                        Action::Skipped,
-                        dry,
-                        "no longer in git; kept: kubesync.dev/sync: off",
-                        true,
-                    );
-                }
-                // Only prune what this app applied.
-                let owner = live
-                    .pointer("/metadata/labels")
-                    .and_then(|l| l.get(APP_LABEL))
-                    .and_then(Value::as_str);
-                if owner != Some(self.node.app.name.as_str()) {
-                    return change(
-                        r,
-                        Action::Skipped,
-                        dry,
-                        "no longer in git; kept: not labelled as this app's",
-                        true,
-                    );
-                }
-            }
-            Err(e) => return change(r, Action::Failed, dry, &e.to_string(), false),
+    /// Deletes one leftover of the previous inventory, unless it must be
+    /// kept: rendered by another app now (handed over), turned off, not this
+    /// app's, or a Namespace or CRD (whose deletion cascades to everything in
+    /// it) without `kubesync.dev/prune: allow`.
+    async fn prune_one(
+        &self,
+        r: &ObjectRef,
+        dry: bool,
+        namespaces: &HashMap<String, Option<SyncMode>>,
+    ) -> Change {
+        let me = &self.node.app.name;
+        if let Some(other) = self.shared.wanted_by_other(r, me) {
+            return change(
+                r,
+                Action::Skipped,
+                dry,
+                &format!("{HANDED_OVER} \"{other}\""),
+                true,
+            );
         }
-        if dry {
+        let ns_mode = r
+            .namespace
+            .as_ref()
+            .and_then(|n| namespaces.get(n))
+            .copied()
+            .flatten();
+        if ns_mode == Some(SyncMode::Off) {
+            return change(
+                r,
+                Action::Skipped,
+                dry,
+                "no longer in git; kept: its namespace is kubesync.dev/sync: off",
+                true,
+            );
+        }
+        let live = match self.client.get(r).await {
+            Ok(None) => return change(r, Action::Pruned, dry, "already gone", true),
+            Ok(Some(live)) => live,
+            Err(e) => return change(r, Action::Failed, dry, &format!("prune failed: {e}"), false),
+        };
+        let mode = super::prepare::sync_mode(&live);
+        if mode == SyncMode::Off {
+            return change(
+                r,
+                Action::Skipped,
+                dry,
+                "no longer in git; kept: kubesync.dev/sync: off",
+                true,
+            );
+        }
+        // Only prune what this app applied: its label and its tracking id.
+        let owner = live
+            .pointer("/metadata/labels")
+            .and_then(|l| l.get(APP_LABEL))
+            .and_then(Value::as_str);
+        let tracking = live
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(crate::model::TRACKING_ANNOTATION))
+            .and_then(Value::as_str);
+        if owner != Some(me.as_str())
+            || !tracking
+                .map(|t| t.starts_with(&format!("{me}:")))
+                .unwrap_or(false)
+        {
+            return change(
+                r,
+                Action::Skipped,
+                dry,
+                "no longer in git; kept: not applied by this app",
+                true,
+            );
+        }
+        let cascading = (r.group.is_empty() && r.kind == "Namespace")
+            || (r.group == "apiextensions.k8s.io" && r.kind == "CustomResourceDefinition");
+        let allowed = live
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(PRUNE_ANNOTATION))
+            .and_then(Value::as_str)
+            == Some("allow");
+        if cascading && !allowed {
+            return change(
+                r,
+                Action::Skipped,
+                dry,
+                &format!("no longer in git; kept: deleting a {} deletes everything in it (annotate it {PRUNE_ANNOTATION}=allow to let kubesync prune it)", r.kind),
+                true,
+            );
+        }
+        if dry || mode == SyncMode::DryRun || ns_mode == Some(SyncMode::DryRun) {
             return change(r, Action::Pruned, true, "would be pruned", false);
         }
         match self.client.delete(r, Propagation::Background).await {
@@ -807,6 +989,32 @@ fn named(r: &ObjectRef, h: HealthStatus) -> HealthStatus {
         h
     } else {
         HealthStatus::new(h.health, format!("{r}: {}", h.message))
+    }
+}
+
+/// The message prefix of a leftover kept because another app renders it now.
+const HANDED_OVER: &str = "no longer in this app; kept: now rendered by";
+
+/// Annotation that lets kubesync prune a Namespace or CRD.
+pub const PRUNE_ANNOTATION: &str = "kubesync.dev/prune";
+
+/// Whether a change left the object as desired in the cluster (really written
+/// or already in sync): the objects whose health is waited for.
+fn written(c: &Change) -> bool {
+    !c.dry_run
+        && matches!(
+            c.action,
+            Action::Created | Action::Configured | Action::Unchanged
+        )
+}
+
+fn namespace_ref(name: &str) -> ObjectRef {
+    ObjectRef {
+        group: String::new(),
+        version: "v1".into(),
+        kind: "Namespace".into(),
+        namespace: None,
+        name: name.into(),
     }
 }
 
@@ -942,7 +1150,7 @@ pub async fn diff(
     client: &ClusterClient,
     only: Option<&BTreeSet<AppName>>,
 ) -> Vec<AppDiff> {
-    let system_namespaces = system_namespaces(tree);
+    let shared = Shared::new(tree);
     let opts = SyncOptions {
         dry_run: true,
         ..SyncOptions::default()
@@ -959,7 +1167,7 @@ pub async fn diff(
                     node,
                     client,
                     opts: &opts,
-                    system_namespaces: &system_namespaces,
+                    shared: &shared,
                 }
                 .diff()
                 .await

@@ -137,14 +137,25 @@ impl fmt::Display for Refusal {
     }
 }
 
+/// Namespaces the system tier owns.
+#[derive(Debug, Clone, Default)]
+pub struct SystemNamespaces {
+    /// Never written by app-tier apps: the built-ins, kubesync's own, and
+    /// system apps' destinations.
+    pub reserved: BTreeSet<String>,
+    /// Namespaces system apps render as Namespace objects: closed to app-tier
+    /// apps except the one whose own destination it is (the "platform
+    /// creates the namespace, the team deploys into it" pattern).
+    pub declared: BTreeSet<String>,
+}
+
 /// Everything `prepare` needs to know about the app.
 pub struct PrepareContext<'a> {
     pub app: &'a AppName,
     pub tier: Tier,
     /// The app's destination namespace (`default` when none).
     pub namespace: &'a str,
-    /// Namespaces owned by the system tier (built-ins plus those system apps declare).
-    pub system_namespaces: &'a BTreeSet<String>,
+    pub system_namespaces: &'a SystemNamespaces,
 }
 
 /// Turns rendered manifests into apply-ready objects in apply order.
@@ -297,7 +308,9 @@ fn guardrail(ctx: &PrepareContext, r: &ObjectRef, namespaced: bool) -> Result<()
         ));
     }
     if let Some(ns) = &r.namespace {
-        if ctx.system_namespaces.contains(ns) {
+        let reserved = ctx.system_namespaces.reserved.contains(ns);
+        let declared = ctx.system_namespaces.declared.contains(ns) && ns != ctx.namespace;
+        if reserved || declared {
             return Err(format!(
                 "application \"{}\" is tier app and may not write into namespace \"{ns}\", which belongs to the system tier",
                 ctx.app
@@ -476,7 +489,7 @@ mod tests {
         }
     }
 
-    fn ctx<'a>(app: &'a AppName, tier: Tier, sys: &'a BTreeSet<String>) -> PrepareContext<'a> {
+    fn ctx<'a>(app: &'a AppName, tier: Tier, sys: &'a SystemNamespaces) -> PrepareContext<'a> {
         PrepareContext {
             app,
             tier,
@@ -488,7 +501,7 @@ mod tests {
     #[test]
     fn defaults_namespace_labels_and_orders_by_phase() {
         let app = AppName::new("web").unwrap();
-        let sys = BTreeSet::new();
+        let sys = SystemNamespaces::default();
         let ms = [
             manifest(
                 json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"}}),
@@ -535,7 +548,10 @@ mod tests {
     #[test]
     fn app_tier_guardrails_refuse_everything_at_once() {
         let app = AppName::new("web").unwrap();
-        let sys: BTreeSet<String> = ["kube-system".to_string()].into();
+        let sys = SystemNamespaces {
+            reserved: ["kube-system".to_string()].into(),
+            declared: ["web".to_string(), "shop".to_string()].into(),
+        };
         let ms = [
             manifest(
                 json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r"}}),
@@ -562,9 +578,35 @@ mod tests {
     }
 
     #[test]
+    fn app_tier_may_use_its_own_namespace_declared_by_a_system_app() {
+        let app = AppName::new("web").unwrap();
+        let sys = SystemNamespaces {
+            reserved: ["kube-system".to_string()].into(),
+            declared: ["web".to_string(), "shop".to_string()].into(),
+        };
+        let ms = [manifest(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+        )];
+        let refs: Vec<&Manifest> = ms.iter().collect();
+        assert!(prepare(&ctx(&app, Tier::App, &sys), &refs, scope).is_ok());
+        let other = [manifest(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "shop"}}),
+        )];
+        let refs: Vec<&Manifest> = other.iter().collect();
+        let errs = prepare(&ctx(&app, Tier::App, &sys), &refs, scope).unwrap_err();
+        assert!(
+            errs[0]
+                .reason
+                .contains("namespace \"shop\", which belongs to the system tier"),
+            "{}",
+            errs[0]
+        );
+    }
+
+    #[test]
     fn unknown_kind_and_duplicates_are_refused() {
         let app = AppName::new("web").unwrap();
-        let sys = BTreeSet::new();
+        let sys = SystemNamespaces::default();
         let ms = [
             manifest(
                 json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}),

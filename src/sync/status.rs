@@ -166,14 +166,38 @@ pub fn build_status(
             now,
         ),
     ];
+    // When nothing was applied (blocked, refused, render failed), the
+    // cluster still runs what was last applied: keep that sync state,
+    // health and revision, and say what happened in conditions and
+    // operationState only.
+    let applied = report
+        .changes
+        .iter()
+        .any(|c| !c.dry_run && c.action != super::Action::Skipped);
+    let keep_previous = !applied
+        && !matches!(
+            report.outcome,
+            AppOutcome::Succeeded | AppOutcome::TimedOut { .. }
+        );
+    let (sync, health) = match (keep_previous, prev("/sync"), prev("/health")) {
+        (true, Some(sync), Some(health)) => (sync, health),
+        _ => (
+            json!({"status": report.sync.to_string(), "revision": report.revision}),
+            json!({"status": report.health.health.as_str(), "message": report.health.message}),
+        ),
+    };
     let mut status = json!({
-        "sync": {"status": report.sync.to_string(), "revision": report.revision},
-        "health": {"status": report.health.health.as_str(), "message": report.health.message},
-        "deployedRevision": deployed,
+        "sync": sync,
+        "health": health,
         "inventory": inventory,
         "conditions": conditions,
         "operationState": operation_state(report, previous),
     });
+    // A merge patch drops null keys, so none are written (else every
+    // comparison with the stored status would differ).
+    if !deployed.is_null() {
+        status["deployedRevision"] = deployed;
+    }
     // Timestamps move only when the rest of the status does.
     let mut without_times = status.clone();
     strip_times(&mut without_times);
@@ -186,12 +210,14 @@ pub fn build_status(
         prev("/reconciledAt").unwrap_or(json!(now))
     };
     status["reconciledAt"] = last_sync;
-    if report
-        .changes
-        .iter()
-        .any(|c| c.action != super::Action::Unchanged && !c.dry_run)
-        || prev("/lastSyncedAt").is_none()
-    {
+    let wrote = report.changes.iter().any(|c| {
+        !c.dry_run
+            && matches!(
+                c.action,
+                super::Action::Created | super::Action::Configured | super::Action::Pruned
+            )
+    });
+    if wrote || prev("/lastSyncedAt").is_none() {
         status["lastSyncedAt"] = json!(now);
     } else {
         status["lastSyncedAt"] = prev("/lastSyncedAt").unwrap_or(Value::Null);
