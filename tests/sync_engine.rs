@@ -463,3 +463,154 @@ fn without_a_cluster_the_error_says_how_to_point_at_one() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_moved_to_another_app_is_handed_over_not_pruned() {
+    let emu = emulator(fast_simulation()).await;
+    let repo = Repo::new();
+    repo.app(
+        "ns",
+        "  tier: system\n  syncPolicy: {automated: {prune: true}}\n",
+    );
+    repo.write(
+        "objects/ns/data.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: data}\n",
+    );
+    repo.write(
+        "objects/ns/shared.yaml",
+        &configmap("shared", "a: b").replace("name: shared}", "name: shared, namespace: data}"),
+    );
+    repo.app("db", "  tier: system\n  destination: {namespace: data}\n  dependsOn: [ns]\n  syncPolicy: {automated: {prune: true}}\n");
+    repo.write("objects/db/cm.yaml", &configmap("db-config", "a: b"));
+    let out = run(&repo.root(), &emu.url(), &["bootstrap"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let uid = get(&emu, "/api/v1/namespaces/data")
+        .await
+        .expect("namespace")["metadata"]["uid"]
+        .clone();
+
+    // Move the Namespace and the ConfigMap from `ns` to `db`.
+    repo.remove("objects/ns/data.yaml");
+    repo.remove("objects/ns/shared.yaml");
+    repo.write(
+        "objects/db/data.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: data}\n",
+    );
+    repo.write("objects/db/shared.yaml", &configmap("shared", "a: b"));
+    let out = run(&repo.root(), &emu.url(), &["bootstrap"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let after = get(&emu, "/api/v1/namespaces/data")
+        .await
+        .expect("namespace kept");
+    assert_eq!(
+        after["metadata"]["uid"],
+        uid,
+        "the namespace was deleted and re-created: {}",
+        text(&out)
+    );
+    let cm = get(&emu, "/api/v1/namespaces/data/configmaps/shared")
+        .await
+        .expect("configmap kept");
+    assert_eq!(cm["metadata"]["labels"]["kubesync.dev/app"], "db");
+    assert!(get(&emu, "/api/v1/namespaces/data/configmaps/db-config")
+        .await
+        .is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_are_not_pruned_without_explicit_permission() {
+    let emu = emulator(fast_simulation()).await;
+    let repo = Repo::new();
+    repo.app(
+        "ns",
+        "  tier: system\n  syncPolicy: {automated: {prune: true}}\n",
+    );
+    repo.write(
+        "objects/ns/a.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: keep-me}\n",
+    );
+    repo.write(
+        "objects/ns/b.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: drop-me, annotations: {kubesync.dev/prune: allow}}\n",
+    );
+    repo.write("objects/ns/c.yaml", &configmap("marker", "a: b"));
+    let out = run(&repo.root(), &emu.url(), &["bootstrap"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    repo.remove("objects/ns/a.yaml");
+    repo.remove("objects/ns/b.yaml");
+    let out = run(&repo.root(), &emu.url(), &["sync", "ns", "-o", "json"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        get(&emu, "/api/v1/namespaces/keep-me").await.is_some(),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("annotate it kubesync.dev/prune=allow"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            get(&emu, "/api/v1/namespaces/drop-me").await.is_none()
+        })
+        .await,
+        "the namespace annotated prune=allow should be pruned"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leftovers_in_a_namespace_turned_off_are_kept() {
+    let emu = emulator(fast_simulation()).await;
+    let repo = Repo::new();
+    repo.app("web", &spec("web", true, &[]));
+    repo.write("objects/web/a.yaml", &configmap("a", "x: y"));
+    repo.write("objects/web/b.yaml", &configmap("b", "x: y"));
+    let out = run(&repo.root(), &emu.url(), &["bootstrap"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let client = emu.kube_client();
+    let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
+    let pp = kube::api::PatchParams {
+        field_manager: Some("ops".into()),
+        ..Default::default()
+    };
+    api.patch(
+        "web",
+        &pp,
+        &kube::api::Patch::Merge(
+            serde_json::json!({"metadata": {"annotations": {"kubesync.dev/sync": "off"}}}),
+        ),
+    )
+    .await
+    .expect("annotate");
+    repo.remove("objects/web/b.yaml");
+    let out = run(&repo.root(), &emu.url(), &["sync", "web"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        get(&emu, "/api/v1/namespaces/web/configmaps/b")
+            .await
+            .is_some(),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_of_the_example_tree_on_an_empty_cluster_fails_nothing() {
+    let emu = emulator(fast_simulation()).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bootstrap/root.yaml");
+    emu.reset_requests();
+    let out = run(&root, &emu.url(), &["bootstrap", "--dry-run", "-o", "json"]).await;
+    // Out of sync (exit 1), but every app was assessed: none failed or blocked.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json report");
+    for app in report["apps"].as_array().expect("apps") {
+        assert_eq!(app["outcome"]["kind"], "dryRun", "{app:#}");
+    }
+    assert_eq!(
+        writes(&emu) - emu.requests().by_verb.get("patch").copied().unwrap_or(0),
+        0,
+        "a dry run may only send dry-run patches"
+    );
+    assert!(get(&emu, "/api/v1/namespaces/podinfo").await.is_none());
+}
