@@ -482,25 +482,21 @@ fn config_response(config: &FaultConfig) -> Response {
         .into_response()
 }
 
-fn authorized(ep: &Endpoint, headers: &HeaderMap) -> Result<(), Response> {
+fn authorized(ep: &Endpoint, headers: &HeaderMap) -> bool {
     let Some(token) = &ep.token else {
-        return Ok(());
+        return true;
     };
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    if given == Some(token.as_str()) {
-        Ok(())
-    } else {
-        Err(status_response(&ApiError::unauthorized()))
-    }
+    given == Some(token.as_str())
 }
 
 async fn get_faults(State(ep): State<Endpoint>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorized(&ep, &headers) {
-        return r;
+    if !authorized(&ep, &headers) {
+        return status_response(&ApiError::unauthorized());
     }
     config_response(&ep.injector.config())
 }
@@ -510,8 +506,8 @@ async fn set_faults(
     headers: HeaderMap,
     body: bytes::Bytes,
 ) -> Response {
-    if let Err(r) = authorized(&ep, &headers) {
-        return r;
+    if !authorized(&ep, &headers) {
+        return status_response(&ApiError::unauthorized());
     }
     let config: FaultConfig = match serde_json::from_slice(&body) {
         Ok(c) => c,
@@ -528,8 +524,8 @@ async fn set_faults(
 }
 
 async fn clear_faults(State(ep): State<Endpoint>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorized(&ep, &headers) {
-        return r;
+    if !authorized(&ep, &headers) {
+        return status_response(&ApiError::unauthorized());
     }
     // An empty configuration always validates.
     let _ = ep.injector.set(FaultConfig::default());

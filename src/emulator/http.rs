@@ -203,7 +203,7 @@ fn verb_of(method: &Method, r: &ResourceRoute, q: &Query) -> Option<&'static str
     })
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> &'a str {
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> &str {
     h.get(name)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
