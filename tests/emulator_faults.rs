@@ -204,6 +204,9 @@ async fn seeded_rate_gives_a_stable_count() {
     assert!((2..=25).contains(&a), "{a} failures of 200 at 5%");
     let (b, _) = failures_at_five_percent(2024, 200).await;
     assert_eq!(a, b, "same seed, same faults");
+    // Pinned: seed 2024 gives 9 of 200 with rand 0.9's StdRng. A rand
+    // upgrade may change the stream; then re-pin.
+    assert_eq!(a, 9);
 }
 
 #[tokio::test]

@@ -89,14 +89,46 @@ pub struct EmulatorArgs {
     /// Kubernetes version reported by /version.
     #[arg(long, default_value = "v1.32.0")]
     pub kube_version: String,
+    /// Do not simulate controllers (Deployments get no pods, nothing becomes
+    /// ready).
+    #[arg(long)]
+    pub no_simulation: bool,
+    /// Milliseconds until a simulated pod becomes ready (or a Job finishes).
+    #[arg(long, value_name = "MS", default_value_t = 300)]
+    pub ready_delay_ms: u64,
+    /// Images that never pull (glob with `*`, else substring); repeatable.
+    /// Example: --failing-image '*:broken'
+    #[arg(long, value_name = "PATTERN")]
+    pub failing_image: Vec<String>,
+    /// Inject faults from this JSON file (the body `POST /emulator/faults`
+    /// takes), e.g. {"seed":1,"rules":[{"verbs":["patch"],"rate":0.1,"error":{"code":503}}]}
+    #[arg(long, value_name = "PATH")]
+    pub faults: Option<PathBuf>,
 }
 
 impl EmulatorArgs {
     /// Runs the emulator as the arguments say, until Ctrl-C.
     pub async fn run(self) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        let faults = match &self.faults {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading fault configuration {}", path.display()))?;
+                serde_json::from_str(&text)
+                    .with_context(|| format!("parsing fault configuration {}", path.display()))?
+            }
+            None => FaultConfig::default(),
+        };
         let config = EmulatorConfig {
             token: self.token,
             version: self.kube_version,
+            simulation: SimulationConfig {
+                enabled: !self.no_simulation,
+                ready_delay: std::time::Duration::from_millis(self.ready_delay_ms),
+                failing_images: self.failing_image,
+                ..SimulationConfig::default()
+            },
+            faults,
             ..EmulatorConfig::default()
         };
         serve_forever(config, self.listen, self.kubeconfig_out).await
