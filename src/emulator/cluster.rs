@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{broadcast, mpsc};
 
 use super::defaults;
-use super::errors::{success_status, ApiError, Cause};
+use super::errors::{success_status, ApiError, Cause, Details};
 use super::fieldmanager::{self, Conflict};
 use super::patch;
 use super::resources::{types_from_crd, ResourceType};
@@ -207,8 +207,7 @@ pub fn apply_conflict(conflicts: &[Conflict], api_version: &str) -> ApiError {
         "Conflict",
         fieldmanager::conflict_message(conflicts, api_version),
     );
-    e.with_details = true;
-    e.causes = status
+    let causes = status
         .pointer("/details/causes")
         .and_then(Value::as_array)
         .map(|cs| {
@@ -229,6 +228,10 @@ pub fn apply_conflict(conflicts: &[Conflict], api_version: &str) -> ApiError {
                 .collect()
         })
         .unwrap_or_default();
+    e.details = Some(Box::new(Details {
+        causes,
+        ..Default::default()
+    }));
     e
 }
 

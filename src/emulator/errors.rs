@@ -15,12 +15,9 @@ pub struct Cause {
     pub field: String,
 }
 
-/// A failed API request, rendered as a `Status` body with its HTTP code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub code: u16,
-    pub reason: String,
-    pub message: String,
+/// `details` of a `Status`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Details {
     /// `details.name`
     pub name: Option<String>,
     /// `details.group`
@@ -29,8 +26,16 @@ pub struct ApiError {
     /// NotFound/AlreadyExists/Conflict and the Kind for Invalid).
     pub kind: Option<String>,
     pub causes: Vec<Cause>,
-    /// Whether a `details` object is rendered at all.
-    pub with_details: bool,
+}
+
+/// A failed API request, rendered as a `Status` body with its HTTP code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: u16,
+    pub reason: String,
+    pub message: String,
+    /// Rendered as `details` when present (possibly empty: `{}`).
+    pub details: Option<Box<Details>>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -57,19 +62,15 @@ impl ApiError {
             code,
             reason: reason.to_string(),
             message: message.into(),
-            name: None,
-            group: None,
-            kind: None,
-            causes: Vec::new(),
-            with_details: false,
+            details: None,
         }
     }
 
     fn with(mut self, name: &str, group: &str, kind: &str) -> Self {
-        self.name = (!name.is_empty()).then(|| name.to_string());
-        self.group = (!group.is_empty()).then(|| group.to_string());
-        self.kind = (!kind.is_empty()).then(|| kind.to_string());
-        self.with_details = true;
+        let d = self.details.get_or_insert_with(Default::default);
+        d.name = (!name.is_empty()).then(|| name.to_string());
+        d.group = (!group.is_empty()).then(|| group.to_string());
+        d.kind = (!kind.is_empty()).then(|| kind.to_string());
         self
     }
 
@@ -93,7 +94,7 @@ impl ApiError {
             "NotFound",
             "the server could not find the requested resource",
         );
-        e.with_details = true;
+        e.details = Some(Box::default());
         e
     }
 
@@ -153,7 +154,7 @@ impl ApiError {
             format!("{qualified_kind} {name:?} is invalid: {joined}"),
         )
         .with(name, group, kind);
-        e.causes = causes;
+        e.details.get_or_insert_with(Default::default).causes = causes;
         e
     }
 
@@ -207,19 +208,19 @@ impl ApiError {
             "message": self.message,
             "reason": self.reason,
         });
-        if self.with_details {
+        if let Some(d) = &self.details {
             let mut details = Map::new();
-            if let Some(n) = &self.name {
+            if let Some(n) = &d.name {
                 details.insert("name".into(), json!(n));
             }
-            if let Some(g) = &self.group {
+            if let Some(g) = &d.group {
                 details.insert("group".into(), json!(g));
             }
-            if let Some(k) = &self.kind {
+            if let Some(k) = &d.kind {
                 details.insert("kind".into(), json!(k));
             }
-            if !self.causes.is_empty() {
-                let causes: Vec<Value> = self
+            if !d.causes.is_empty() {
+                let causes: Vec<Value> = d
                     .causes
                     .iter()
                     .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
