@@ -22,10 +22,6 @@
 //! spec schemas are not validated (`fieldValidation=Strict` accepts unknown
 //! fields); deleting a namespace removes its contents immediately.
 
-// `ApiError` is a whole `Status` (causes, details); it only travels on error
-// paths of a test server, where boxing it everywhere buys nothing.
-#![allow(clippy::result_large_err)]
-
 pub mod accounting;
 pub mod cluster;
 pub mod controllers;
