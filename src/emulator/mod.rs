@@ -13,8 +13,10 @@
 //! `store` (objects, resourceVersions, history). Alongside: `resources` (the
 //! served types), `discovery`, `openapi`, `table`, `watch`, `selector`,
 //! `validation`, `defaults`, `errors`, `hooks` (extension points for simulated
-//! controllers and fault injection), `accounting`, and the pure `patch` and
-//! `fieldmanager` helpers.
+//! controllers and fault injection), `controllers` (the simulated
+//! kube-controller-manager, scheduler, kubelet and load balancer, on by
+//! default), `faults` (seeded fault injection, `/emulator/faults`),
+//! `accounting`, and the pure `patch` and `fieldmanager` helpers.
 //!
 //! Known simplifications: one stored version per resource (CRD versions are
 //! served without conversion); lists always read the latest state (a
