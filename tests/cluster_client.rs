@@ -628,6 +628,7 @@ impl RequestHook for FailPatches {
                 "ServiceUnavailable",
                 "the server is currently unable to handle the request",
             )),
+            ..Fault::default()
         })
     }
 }

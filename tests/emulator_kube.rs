@@ -953,6 +953,7 @@ impl RequestHook for FailCreates {
                 "InternalError",
                 "injected",
             )),
+            ..Fault::default()
         })
     }
 }

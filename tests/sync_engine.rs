@@ -5,7 +5,7 @@ mod sync_support;
 
 use std::time::Duration;
 
-use kubesync::emulator::{ErrorFault, FaultConfig, FaultRule, SimulationConfig};
+use kubesync::emulator::{FaultConfig, FaultRule, SimulationConfig};
 use serde_json::Value;
 use sync_support::*;
 

@@ -87,6 +87,10 @@ pub struct FaultRule {
     /// Close the connection without answering.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub drop_connection: bool,
+    /// Fire at most this many times (then the rule is spent): "the first two
+    /// patches fail".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
 }
 
 fn always() -> f64 {
@@ -147,6 +151,7 @@ impl FaultRule {
             error: None,
             latency_ms: None,
             drop_connection: false,
+            limit: None,
         }
     }
 
@@ -177,6 +182,11 @@ impl FaultRule {
 
     pub fn with_rate(mut self, rate: f64) -> Self {
         self.rate = rate;
+        self
+    }
+
+    pub fn at_most(mut self, times: u64) -> Self {
+        self.limit = Some(times);
         self
     }
 
@@ -303,6 +313,8 @@ fn error_for(e: &ErrorFault) -> ApiError {
 struct Active {
     config: FaultConfig,
     rngs: Vec<StdRng>,
+    /// Firings per rule, for `limit`.
+    fired: Vec<u64>,
 }
 
 impl Active {
@@ -313,7 +325,12 @@ impl Active {
                 StdRng::seed_from_u64(config.seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
             })
             .collect();
-        Active { config, rngs }
+        let fired = vec![0; config.rules.len()];
+        Active {
+            config,
+            rngs,
+            fired,
+        }
     }
 }
 
@@ -365,14 +382,24 @@ impl FaultInjector {
 impl RequestHook for FaultInjector {
     fn before(&self, request: &RequestInfo) -> Option<Fault> {
         let mut guard = self.active.lock();
-        let Active { config, rngs } = &mut *guard;
+        let Active {
+            config,
+            rngs,
+            fired: fired_counts,
+        } = &mut *guard;
         if config.rules.is_empty() {
             return None;
         }
         let mut fault = Fault::default();
         let mut fired = false;
-        for (i, (rule, rng)) in config.rules.iter().zip(rngs.iter_mut()).enumerate() {
-            if !rule.matches(request) {
+        for (i, ((rule, rng), times)) in config
+            .rules
+            .iter()
+            .zip(rngs.iter_mut())
+            .zip(fired_counts.iter_mut())
+            .enumerate()
+        {
+            if !rule.matches(request) || rule.limit.is_some_and(|l| *times >= l) {
                 continue;
             }
             let fires = if rule.rate >= 1.0 {
@@ -384,6 +411,7 @@ impl RequestHook for FaultInjector {
                 continue;
             }
             fired = true;
+            *times += 1;
             let decided = fault.drop_connection || fault.error.is_some();
             let delay = rule.latency_ms.map(Duration::from_millis);
             if let Some(d) = delay {
@@ -454,25 +482,21 @@ fn config_response(config: &FaultConfig) -> Response {
         .into_response()
 }
 
-fn authorized(ep: &Endpoint, headers: &HeaderMap) -> Result<(), Response> {
+fn authorized(ep: &Endpoint, headers: &HeaderMap) -> bool {
     let Some(token) = &ep.token else {
-        return Ok(());
+        return true;
     };
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    if given == Some(token.as_str()) {
-        Ok(())
-    } else {
-        Err(status_response(&ApiError::unauthorized()))
-    }
+    given == Some(token.as_str())
 }
 
 async fn get_faults(State(ep): State<Endpoint>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorized(&ep, &headers) {
-        return r;
+    if !authorized(&ep, &headers) {
+        return status_response(&ApiError::unauthorized());
     }
     config_response(&ep.injector.config())
 }
@@ -482,8 +506,8 @@ async fn set_faults(
     headers: HeaderMap,
     body: bytes::Bytes,
 ) -> Response {
-    if let Err(r) = authorized(&ep, &headers) {
-        return r;
+    if !authorized(&ep, &headers) {
+        return status_response(&ApiError::unauthorized());
     }
     let config: FaultConfig = match serde_json::from_slice(&body) {
         Ok(c) => c,
@@ -500,8 +524,8 @@ async fn set_faults(
 }
 
 async fn clear_faults(State(ep): State<Endpoint>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorized(&ep, &headers) {
-        return r;
+    if !authorized(&ep, &headers) {
+        return status_response(&ApiError::unauthorized());
     }
     // An empty configuration always validates.
     let _ = ep.injector.set(FaultConfig::default());
@@ -594,6 +618,22 @@ mod tests {
         assert_eq!((c.total, c.errors, c.delays, c.drops), (3, 1, 1, 0));
         assert_eq!(c.by_rule.get("slow"), Some(&1));
         assert_eq!(c.by_rule.get("rule-2"), Some(&1));
+    }
+
+    #[test]
+    fn limit_spends_a_rule() {
+        let inj = FaultInjector::new(
+            FaultConfig {
+                seed: 0,
+                rules: vec![FaultRule::error(503).at_most(2)],
+            },
+            None,
+        )
+        .expect("valid");
+        let fired: Vec<bool> = (0..4)
+            .map(|_| inj.before(&req("get", "", "pods", None)).is_some())
+            .collect();
+        assert_eq!(fired, [true, true, false, false]);
     }
 
     #[test]

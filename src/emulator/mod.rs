@@ -13,8 +13,10 @@
 //! `store` (objects, resourceVersions, history). Alongside: `resources` (the
 //! served types), `discovery`, `openapi`, `table`, `watch`, `selector`,
 //! `validation`, `defaults`, `errors`, `hooks` (extension points for simulated
-//! controllers and fault injection), `accounting`, and the pure `patch` and
-//! `fieldmanager` helpers.
+//! controllers and fault injection), `controllers` (the simulated
+//! kube-controller-manager, scheduler, kubelet and load balancer, on by
+//! default), `faults` (seeded fault injection, `/emulator/faults`),
+//! `accounting`, and the pure `patch` and `fieldmanager` helpers.
 //!
 //! Known simplifications: one stored version per resource (CRD versions are
 //! served without conversion); lists always read the latest state (a
@@ -85,26 +87,48 @@ pub struct EmulatorArgs {
     /// Kubernetes version reported by /version.
     #[arg(long, default_value = "v1.32.0")]
     pub kube_version: String,
-    /// How long simulated workloads take to become ready, e.g. 300ms, 2s.
-    #[arg(long, value_name = "DURATION", value_parser = crate::model::parse_duration)]
-    pub ready_delay: Option<std::time::Duration>,
-    /// Images (glob patterns) whose pods never become ready, e.g. '*:broken'.
-    #[arg(long = "failing-image", value_name = "PATTERN")]
-    pub failing_images: Vec<String>,
+    /// Do not simulate controllers (Deployments get no pods, nothing becomes
+    /// ready).
+    #[arg(long)]
+    pub no_simulation: bool,
+    /// Milliseconds until a simulated pod becomes ready (or a Job finishes).
+    #[arg(long, value_name = "MS", default_value_t = 300)]
+    pub ready_delay_ms: u64,
+    /// Images that never pull (glob with `*`, else substring); repeatable.
+    /// Example: --failing-image '*:broken'
+    #[arg(long, value_name = "PATTERN")]
+    pub failing_image: Vec<String>,
+    /// Inject faults from this JSON file (the body `POST /emulator/faults`
+    /// takes), e.g. {"seed":1,"rules":[{"verbs":["patch"],"rate":0.1,"error":{"code":503}}]}
+    #[arg(long, value_name = "PATH")]
+    pub faults: Option<PathBuf>,
 }
 
 impl EmulatorArgs {
     /// Runs the emulator as the arguments say, until Ctrl-C.
     pub async fn run(self) -> anyhow::Result<()> {
-        let mut config = EmulatorConfig {
+        use anyhow::Context as _;
+        let faults = match &self.faults {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading fault configuration {}", path.display()))?;
+                serde_json::from_str(&text)
+                    .with_context(|| format!("parsing fault configuration {}", path.display()))?
+            }
+            None => FaultConfig::default(),
+        };
+        let config = EmulatorConfig {
             token: self.token,
             version: self.kube_version,
+            simulation: SimulationConfig {
+                enabled: !self.no_simulation,
+                ready_delay: std::time::Duration::from_millis(self.ready_delay_ms),
+                failing_images: self.failing_image,
+                ..SimulationConfig::default()
+            },
+            faults,
             ..EmulatorConfig::default()
         };
-        if let Some(d) = self.ready_delay {
-            config.simulation.ready_delay = d;
-        }
-        config.simulation.failing_images.extend(self.failing_images);
         serve_forever(config, self.listen, self.kubeconfig_out).await
     }
 }

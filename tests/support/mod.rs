@@ -9,9 +9,18 @@ use std::time::Duration;
 
 use kubesync::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 
-/// Starts an emulator on 127.0.0.1:0 with the default configuration.
+/// Starts an emulator on 127.0.0.1:0 with the default configuration but
+/// without simulated controllers: these tests pin exact resourceVersions,
+/// statuses and watch events, which controllers would change.
 pub async fn start() -> EmulatorHandle {
-    start_with(EmulatorConfig::default()).await
+    start_with(EmulatorConfig {
+        simulation: kubesync::emulator::SimulationConfig {
+            enabled: false,
+            ..Default::default()
+        },
+        ..EmulatorConfig::default()
+    })
+    .await
 }
 
 pub async fn start_with(config: EmulatorConfig) -> EmulatorHandle {

@@ -650,14 +650,16 @@ fn merge_patch(ctx: &Ctx<'_>, kind: Kind, ns: &str, name: &str, patch: Value, ma
     }
 }
 
-fn create(ctx: &Ctx<'_>, kind: Kind, ns: &str, body: Value) -> Result<Value, ApiError> {
+fn create(ctx: &Ctx<'_>, kind: Kind, ns: &str, body: Value) -> Result<Value, Box<ApiError>> {
     let rt = ctx.types.of(kind);
-    ctx.cluster.create(
-        rt,
-        rt.namespaced.then_some(ns),
-        body,
-        &WriteOptions::by(CONTROLLER_MANAGER),
-    )
+    ctx.cluster
+        .create(
+            rt,
+            rt.namespaced.then_some(ns),
+            body,
+            &WriteOptions::by(CONTROLLER_MANAGER),
+        )
+        .map_err(Box::new)
 }
 
 fn delete(ctx: &Ctx<'_>, kind: Kind, ns: &str, name: &str) {
