@@ -110,6 +110,8 @@ fn run(
     // SAFETY: waiting on our own child, with valid out-pointers.
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let wall = start.elapsed();
+    // Reaped by wait4 above.
+    drop(child);
     assert_eq!(r, pid, "wait4");
     let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     (wall, usage.ru_maxrss as u64, ok)
@@ -278,6 +280,6 @@ fn write_kustomize_app(dir: &Path, name: &str) {
     write(&dir.join("resources.yaml"), &res);
     write(
         &dir.join("kustomization.yaml"),
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [resources.yaml]\ncommonLabels: {bench: \"true\"}\n",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [resources.yaml]\nlabels: [{pairs: {bench: \"true\"}}]\n",
     );
 }

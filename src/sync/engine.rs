@@ -215,13 +215,12 @@ pub fn system_namespaces(tree: &AppTree) -> SystemNamespaces {
 pub(crate) struct Shared {
     namespaces: SystemNamespaces,
     /// (group, kind, name) → (namespace as rendered or defaulted, app).
-    wanted: HashMap<(String, String, String), Vec<(Option<String>, AppName)>>,
+    wanted: WantedBy,
 }
 
 impl Shared {
     fn new(tree: &AppTree) -> Self {
-        let mut wanted: HashMap<(String, String, String), Vec<(Option<String>, AppName)>> =
-            HashMap::new();
+        let mut wanted: WantedBy = HashMap::new();
         for n in tree.nodes() {
             let default_ns = n
                 .app
@@ -254,6 +253,9 @@ impl Shared {
             .map(|(_, app)| app)
     }
 }
+
+/// (group, kind, name) → every (namespace, app) that renders such an object.
+type WantedBy = HashMap<(String, String, String), Vec<(Option<String>, AppName)>>;
 
 /// The longest wait kubesync accepts (a typo such as `--timeout 9999999h`
 /// must not overflow the clock).
