@@ -214,6 +214,8 @@ pub fn system_namespaces(tree: &AppTree) -> SystemNamespaces {
 /// from one app to another is handed over, never pruned).
 pub(crate) struct Shared {
     namespaces: SystemNamespaces,
+    /// Scope of every custom kind a CRD in the tree defines.
+    crd_scopes: HashMap<(String, String), bool>,
     /// (group, kind, name) → (namespace as rendered or defaulted, app).
     wanted: WantedBy,
 }
@@ -240,6 +242,7 @@ impl Shared {
         }
         Shared {
             namespaces: system_namespaces(tree),
+            crd_scopes: crd_scopes(tree.nodes().iter().flat_map(|n| n.objects())),
             wanted,
         }
     }
@@ -256,6 +259,24 @@ impl Shared {
 
 /// (group, kind, name) → every (namespace, app) that renders such an object.
 type WantedBy = HashMap<(String, String, String), Vec<(Option<String>, AppName)>>;
+
+/// (group, kind) → namespaced, for every CRD among `manifests`.
+fn crd_scopes<'a>(
+    manifests: impl Iterator<Item = &'a Manifest>,
+) -> HashMap<(String, String), bool> {
+    let mut out = HashMap::new();
+    for m in manifests.filter(|m| m.kind() == "CustomResourceDefinition") {
+        let o = &m.object;
+        if let (Some(g), Some(k)) = (
+            o.pointer("/spec/group").and_then(Value::as_str),
+            o.pointer("/spec/names/kind").and_then(Value::as_str),
+        ) {
+            let namespaced = o.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster");
+            out.insert((g.to_string(), k.to_string()), namespaced);
+        }
+    }
+    out
+}
 
 /// The longest wait kubesync accepts (a typo such as `--timeout 9999999h`
 /// must not overflow the clock).
@@ -681,20 +702,14 @@ impl AppSync<'_> {
         &self,
         manifests: &[&Manifest],
     ) -> Result<HashMap<(String, String), Result<bool, String>>, String> {
-        let mut crd_scopes: HashMap<(String, String), bool> = HashMap::new();
-        for m in manifests {
-            if m.kind() == "CustomResourceDefinition" {
-                let o = &m.object;
-                if let (Some(g), Some(k)) = (
-                    o.pointer("/spec/group").and_then(Value::as_str),
-                    o.pointer("/spec/names/kind").and_then(Value::as_str),
-                ) {
-                    let namespaced =
-                        o.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster");
-                    crd_scopes.insert((g.to_string(), k.to_string()), namespaced);
-                }
-            }
-        }
+        // CRDs of this app are applied first; CRDs of apps this one depends
+        // on are applied before it starts (and in a dry run, never).
+        let own = crd_scopes(manifests.iter().copied());
+        let crd_scopes = |key: &(String, String)| {
+            own.get(key)
+                .or_else(|| self.shared.crd_scopes.get(key))
+                .copied()
+        };
         let mut out = HashMap::new();
         for m in manifests {
             let Ok(r) = m.object_ref() else { continue };
@@ -704,7 +719,7 @@ impl AppSync<'_> {
             }
             let scope = match self.client.resolve(&r).await {
                 Ok(res) => Ok(res.namespaced),
-                Err(ClusterError::UnknownKind { .. }) if crd_scopes.contains_key(&key) => Ok(crd_scopes[&key]),
+                Err(ClusterError::UnknownKind { .. }) if crd_scopes(&key).is_some() => Ok(crd_scopes(&key).unwrap_or(true)),
                 Err(ClusterError::UnknownKind { kind, api_version, .. }) => Err(format!(
                     "the cluster does not serve kind {kind} in {api_version} (is its CRD installed by an app this one depends on?)"
                 )),
