@@ -6,6 +6,7 @@
 mod offline;
 mod online;
 mod output;
+mod progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -6,18 +6,18 @@
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::offline::{load, Loaded};
 use super::output::{or_dash, Table};
+use super::progress::Display;
 use super::{GlobalArgs, Outcome, OutputFormat};
 use crate::cluster::{ClusterClient, ClusterOptions};
 use crate::diff::{ObjectDiffKind, SyncStatus};
 use crate::model::{parse_duration, AppName};
-use crate::sync::{self, AppReport, Progress, SyncOptions, SyncReport};
+use crate::sync::{self, SyncOptions, SyncReport};
 
 /// How to reach the cluster.
 #[derive(Debug, Clone, clap::Args)]
@@ -114,47 +114,19 @@ fn load_ordered(global: &GlobalArgs) -> Result<(Loaded, crate::graph::AppGraph),
     }
 }
 
-/// Plain progress lines on stderr (one per app as it finishes), and a
-/// live one-line-per-level view on a terminal.
-struct Lines {
-    start: Instant,
-    tty: bool,
-    started: Mutex<Vec<AppName>>,
-}
-
-impl Progress for Lines {
-    fn started(&self, app: &AppName) {
-        if let Ok(mut s) = self.started.lock() {
-            s.push(app.clone());
-        }
-        if self.tty {
-            eprintln!(
-                "[{:>6.1}s] {:<24} syncing…",
-                self.start.elapsed().as_secs_f64(),
-                app
-            );
-        }
-    }
-
-    fn finished(&self, r: &AppReport) {
-        eprintln!(
-            "[{:>6.1}s] {:<24} {:<10} {:<10} {:<11} {}",
-            self.start.elapsed().as_secs_f64(),
-            r.name.as_str(),
-            r.outcome.label(),
-            r.sync.to_string(),
-            r.health.health.to_string(),
-            r.message()
-        );
-    }
-}
-
-fn progress() -> Lines {
-    Lines {
-        start: Instant::now(),
-        tty: std::io::stderr().is_terminal(),
-        started: Mutex::new(Vec::new()),
-    }
+/// The progress display for a run over `only` (all apps when None).
+fn progress(graph: &crate::graph::AppGraph, only: Option<&BTreeSet<AppName>>) -> Display {
+    let levels = graph
+        .levels()
+        .into_iter()
+        .map(|l| {
+            l.into_iter()
+                .filter(|a| only.map(|o| o.contains(a)).unwrap_or(true))
+                .collect::<Vec<_>>()
+        })
+        .filter(|l| !l.is_empty())
+        .collect();
+    Display::new(levels, std::io::stderr().is_terminal())
 }
 
 fn print_report(report: &SyncReport, output: OutputFormat) {
@@ -248,7 +220,7 @@ pub async fn bootstrap(
         &graph,
         &client,
         &args.options(&global),
-        &progress(),
+        &progress(&graph, None),
     )
     .await;
     print_report(&report, global.output);
@@ -280,11 +252,12 @@ pub async fn sync(
         Ok(c) => c,
         Err(o) => return o,
     };
+    let display = progress(&graph, Some(&only));
     let opts = SyncOptions {
         only: Some(only),
         ..args.options(global)
     };
-    let report = sync::run(&loaded.tree, &graph, &client, &opts, &progress()).await;
+    let report = sync::run(&loaded.tree, &graph, &client, &opts, &display).await;
     print_report(&report, global.output);
     outcome_of(&report)
 }
