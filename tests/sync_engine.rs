@@ -614,3 +614,31 @@ async fn dry_run_of_the_example_tree_on_an_empty_cluster_fails_nothing() {
     );
     assert!(get(&emu, "/api/v1/namespaces/podinfo").await.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tree_shows_live_sync_and_health_from_the_cluster() {
+    let emu = emulator(fast_simulation()).await;
+    let repo = Repo::new();
+    repo.app("web", &spec("web", false, &[]));
+    repo.write("objects/web/cm.yaml", &configmap("c", "a: b"));
+    repo.app("later", &spec("later", false, &[]));
+    repo.write("objects/later/cm.yaml", &configmap("c", "a: b"));
+    let out = run(&repo.root(), &emu.url(), &["sync", "web"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let tree = run(&repo.root(), &emu.url(), &["tree"]).await;
+    assert!(tree.status.success(), "{}", text(&tree));
+    let stdout = String::from_utf8_lossy(&tree.stdout);
+    let header = stdout.lines().next().unwrap_or("");
+    assert!(
+        header.ends_with("SYNC    HEALTH")
+            || (header.contains("SYNC") && header.contains("HEALTH")),
+        "{stdout}"
+    );
+    let web = stdout.lines().find(|l| l.contains("web ")).unwrap_or("");
+    assert!(web.trim_end().ends_with("Synced  Healthy"), "{stdout}");
+    let later = stdout.lines().find(|l| l.contains("later")).unwrap_or("");
+    assert!(
+        later.trim_end().ends_with("-       -") || later.trim_end().ends_with("-  -"),
+        "never synced: {stdout}"
+    );
+}

@@ -99,8 +99,13 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show the application tree: each app's tier, namespace, renderer,
-    /// object count and dependencies (`-o json` or `-o dot` for machines).
-    Tree,
+    /// object count and dependencies (`-o json` or `-o dot` for machines),
+    /// plus each app's live sync status and health when a cluster is
+    /// configured and reachable.
+    Tree {
+        #[command(flatten)]
+        cluster: online::ClusterArgs,
+    },
     /// Print the objects applications render, as one YAML stream (all apps
     /// when none is named). Nothing is printed unless every named app renders.
     Render {
@@ -160,7 +165,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.global.verbose);
     let outcome = match cli.command {
-        Command::Tree => offline::tree(&cli.global),
+        Command::Tree { ref cluster } => {
+            let live = run_async_value(online::live_statuses(cluster));
+            offline::tree(&cli.global, live.flatten().as_ref())
+        }
         Command::Render { ref apps } => offline::render(&cli.global, apps),
         Command::Plan => offline::plan(&cli.global),
         Command::Bootstrap {
@@ -211,6 +219,14 @@ fn run_async<F: std::future::Future<Output = Outcome>>(f: F) -> Outcome {
             Outcome::Failed
         }
     }
+}
+
+fn run_async_value<T, F: std::future::Future<Output = T>>(f: F) -> Option<T> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .ok()
+        .map(|rt| rt.block_on(f))
 }
 
 fn init_logging(verbose: u8) {

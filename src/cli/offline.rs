@@ -95,8 +95,11 @@ fn status_word(node: &AppNode) -> &'static str {
     }
 }
 
+/// Live (sync, health) per app name, from the cluster's Application objects.
+pub type LiveStatus = std::collections::HashMap<String, (String, String)>;
+
 /// `kubesync tree`
-pub fn tree(global: &GlobalArgs) -> Outcome {
+pub fn tree(global: &GlobalArgs, live: Option<&LiveStatus>) -> Outcome {
     let loaded = match load(global) {
         Ok(l) => l,
         Err(o) => return o,
@@ -104,7 +107,7 @@ pub fn tree(global: &GlobalArgs) -> Outcome {
     let tree = &loaded.tree;
     match global.output {
         OutputFormat::Text => {
-            let mut t = Table::new(&[
+            let mut header = vec![
                 "NAME",
                 "TIER",
                 "NAMESPACE",
@@ -112,9 +115,13 @@ pub fn tree(global: &GlobalArgs) -> Outcome {
                 "OBJECTS",
                 "DEPENDS ON",
                 "STATUS",
-            ]);
+            ];
+            if live.is_some() {
+                header.extend(["SYNC", "HEALTH"]);
+            }
+            let mut t = Table::new(&header);
             for (node, prefix) in with_tree_prefixes(tree) {
-                t.row(vec![
+                let mut row = vec![
                     format!("{prefix}{}", node.app.name),
                     node.app.tier.to_string(),
                     or_dash(node.app.destination.namespace.as_deref().unwrap_or("")),
@@ -124,7 +131,16 @@ pub fn tree(global: &GlobalArgs) -> Outcome {
                         .unwrap_or_else(|| node.objects().count().to_string()),
                     dependencies(node),
                     status_word(node).to_string(),
-                ]);
+                ];
+                if let Some(live) = live {
+                    let (sync, health) = live
+                        .get(node.app.name.as_str())
+                        .cloned()
+                        .unwrap_or_default();
+                    row.push(or_dash(sync));
+                    row.push(or_dash(health));
+                }
+                t.row(row);
             }
             print!("{}", t.render());
         }
@@ -132,7 +148,13 @@ pub fn tree(global: &GlobalArgs) -> Outcome {
             let apps: Vec<Value> = tree
                 .depth_first()
                 .into_iter()
-                .map(|n| node_json(n, &loaded.graph))
+                .map(|n| {
+                    let mut v = node_json(n, &loaded.graph);
+                    if let Some((sync, health)) = live.and_then(|l| l.get(n.app.name.as_str())) {
+                        v["live"] = json!({"sync": sync, "health": health});
+                    }
+                    v
+                })
                 .collect();
             let out = json!({
                 "apps": apps,

@@ -466,3 +466,69 @@ pub async fn status(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs)
         Outcome::Failed
     }
 }
+
+/// Sync status and health of each app as recorded in the cluster, for
+/// `kubesync tree`: `None` when no cluster is configured or it cannot be
+/// reached (the tree is still shown, without live columns).
+pub(super) async fn live_statuses(
+    args: &ClusterArgs,
+) -> Option<std::collections::HashMap<String, (String, String)>> {
+    let configured = args.emulator
+        || args.server.is_some()
+        || args.kubeconfig.is_some()
+        || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+        || std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".kube/config").is_file())
+            .unwrap_or(false);
+    if !configured {
+        return None;
+    }
+    let opts = ClusterOptions {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+        server: args.server.clone(),
+        emulator: args.emulator,
+        ..ClusterOptions::default()
+    };
+    let client =
+        match tokio::time::timeout(Duration::from_secs(10), ClusterClient::connect(opts)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                eprintln!("warning: no live status: {e}");
+                return None;
+            }
+            Err(_) => {
+                eprintln!("warning: no live status: the cluster did not answer within 10s");
+                return None;
+            }
+        };
+    let gvk = crate::cluster::GroupVersionKind::gvk("kubesync.dev", "v1alpha1", "Application");
+    let list = match client
+        .list(&gvk, Some(sync::status::STATUS_NAMESPACE), "")
+        .await
+    {
+        Ok(l) => l,
+        // No Application CRD: nothing synced here yet; every app shows as unknown.
+        Err(crate::cluster::ClusterError::UnknownKind { .. }) => Vec::new(),
+        Err(e) => {
+            eprintln!("warning: no live status from {}: {e}", client.describe());
+            return None;
+        }
+    };
+    let s = |v: &Value, p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    Some(
+        list.iter()
+            .map(|a| {
+                (
+                    s(a, "/metadata/name"),
+                    (s(a, "/status/sync/status"), s(a, "/status/health/status")),
+                )
+            })
+            .collect(),
+    )
+}
