@@ -1,6 +1,6 @@
 //! The commands that need no cluster: `tree`, `render`, `plan`.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use serde_json::{json, Value};
@@ -308,25 +308,14 @@ pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
     let selected: Vec<&AppNode> = if apps.is_empty() {
         tree.depth_first()
     } else {
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        for a in apps {
-            match tree.get_str(a) {
-                Some(n) if seen.insert(n.app.name.clone()) => out.push(n),
-                Some(_) => {}
-                None => {
-                    let known: BTreeSet<&str> =
-                        tree.nodes().iter().map(|n| n.app.name.as_str()).collect();
-                    eprintln!(
-                        "error: no application named \"{a}\" in the tree of {} (known: {})",
-                        global.root.display(),
-                        known.into_iter().collect::<Vec<_>>().join(", ")
-                    );
-                    return Outcome::Usage;
-                }
-            }
+        if let Err(o) = resolve_names(&loaded, apps, global) {
+            return o;
         }
-        out
+        let mut seen = BTreeSet::new();
+        apps.iter()
+            .filter_map(|a| tree.get_str(a))
+            .filter(|n| seen.insert(n.app.name.clone()))
+            .collect()
     };
     let failed: Vec<&&AppNode> = selected.iter().filter(|n| n.failure().is_some()).collect();
     if !failed.is_empty() {
@@ -465,4 +454,36 @@ pub fn plan(global: &GlobalArgs) -> Outcome {
     }
     loaded.report_problems();
     loaded.outcome()
+}
+
+/// The named apps of the tree; an unknown name is a usage error that lists
+/// the known ones.
+pub(super) fn resolve_names(
+    loaded: &Loaded,
+    apps: &[String],
+    global: &GlobalArgs,
+) -> Result<BTreeSet<AppName>, Outcome> {
+    let mut out = BTreeSet::new();
+    for a in apps {
+        match loaded.tree.get_str(a) {
+            Some(n) => {
+                out.insert(n.app.name.clone());
+            }
+            None => {
+                let known: BTreeSet<&str> = loaded
+                    .tree
+                    .nodes()
+                    .iter()
+                    .map(|n| n.app.name.as_str())
+                    .collect();
+                eprintln!(
+                    "error: no application named \"{a}\" in the tree of {} (known: {})",
+                    global.root.display(),
+                    known.into_iter().collect::<Vec<_>>().join(", ")
+                );
+                return Err(Outcome::Usage);
+            }
+        }
+    }
+    Ok(out)
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::offline::{load, Loaded};
+use super::offline::{load, resolve_names, Loaded};
 use super::output::{or_dash, Table};
 use super::progress::Display;
 use super::{GlobalArgs, Outcome, OutputFormat};
@@ -260,36 +260,6 @@ pub async fn sync(
     let report = sync::run(&loaded.tree, &graph, &client, &opts, &display).await;
     print_report(&report, global.output);
     outcome_of(&report)
-}
-
-fn resolve_names(
-    loaded: &Loaded,
-    apps: &[String],
-    global: &GlobalArgs,
-) -> Result<BTreeSet<AppName>, Outcome> {
-    let mut out = BTreeSet::new();
-    for a in apps {
-        match loaded.tree.get_str(a) {
-            Some(n) => {
-                out.insert(n.app.name.clone());
-            }
-            None => {
-                let known: BTreeSet<&str> = loaded
-                    .tree
-                    .nodes()
-                    .iter()
-                    .map(|n| n.app.name.as_str())
-                    .collect();
-                eprintln!(
-                    "error: no application named \"{a}\" in the tree of {} (known: {})",
-                    global.root.display(),
-                    known.into_iter().collect::<Vec<_>>().join(", ")
-                );
-                return Err(Outcome::Usage);
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// `kubesync diff [APP…]`
