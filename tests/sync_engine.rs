@@ -642,3 +642,27 @@ async fn tree_shows_live_sync_and_health_from_the_cluster() {
         "never synced: {stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_removed_from_git_is_reported_and_its_objects_kept() {
+    let emu = emulator(fast_simulation()).await;
+    let repo = Repo::new();
+    repo.app("stay", &spec("stay", true, &[]));
+    repo.write("objects/stay/cm.yaml", &configmap("c", "a: b"));
+    repo.app("gone", &spec("gone", true, &[]));
+    repo.write("objects/gone/cm.yaml", &configmap("c", "a: b"));
+    let out = run(&repo.root(), &emu.url(), &["bootstrap"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    repo.remove("apps/gone.yaml");
+    let out = run(&repo.root(), &emu.url(), &["bootstrap"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("1 application(s) in the cluster are no longer in the tree: gone"),
+        "{}",
+        text(&out)
+    );
+    assert!(get(&emu, "/api/v1/namespaces/gone/configmaps/c")
+        .await
+        .is_some());
+}

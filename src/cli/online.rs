@@ -167,6 +167,13 @@ fn print_report(report: &SyncReport, output: OutputFormat) {
                 .iter()
                 .filter(|a| a.outcome.is_success())
                 .count();
+            if !report.orphaned.is_empty() {
+                println!(
+                    "\nwarning: {} application(s) in the cluster are no longer in the tree: {} (their objects are kept; delete them with kubectl when you mean to)",
+                    report.orphaned.len(),
+                    report.orphaned.iter().map(AppName::as_str).collect::<Vec<_>>().join(", ")
+                );
+            }
             println!(
                 "\n{good}/{} applications succeeded in {:.1}s: {} created, {} configured, {} unchanged, {} pruned, {} skipped, {} failed",
                 report.apps.len(),

@@ -180,10 +180,35 @@ pub async fn run(
         .iter()
         .filter_map(|n| reports.remove(&n.app.name))
         .collect();
+    let orphaned = if opts.only.is_none() && opts.write_status {
+        orphaned_apps(tree, client).await
+    } else {
+        Vec::new()
+    };
     SyncReport {
         apps,
+        orphaned,
         duration: start.elapsed(),
     }
+}
+
+/// Application objects in the cluster whose app is no longer in the tree
+/// (removed from git). They and their objects are kept — deleting an app's
+/// objects because its manifest disappeared is a decision for a person — and
+/// reported so that nothing is left unseen.
+async fn orphaned_apps(tree: &AppTree, client: &ClusterClient) -> Vec<AppName> {
+    let gvk = crate::cluster::GroupVersionKind::gvk("kubesync.dev", "v1alpha1", "Application");
+    let Ok(list) = client.list(&gvk, Some(status::STATUS_NAMESPACE), "").await else {
+        return Vec::new();
+    };
+    let mut out: Vec<AppName> = list
+        .iter()
+        .filter_map(|a| a.pointer("/metadata/name").and_then(Value::as_str))
+        .filter_map(|n| AppName::new(n).ok())
+        .filter(|n| tree.get(n).is_none())
+        .collect();
+    out.sort();
+    out
 }
 
 /// Namespaces owned by the system tier: reserved (the built-ins, kubesync's

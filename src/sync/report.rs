@@ -182,6 +182,10 @@ impl ActionCounts {
 #[serde(rename_all = "camelCase")]
 pub struct SyncReport {
     pub apps: Vec<AppReport>,
+    /// Apps with an Application object in the cluster but no longer in the
+    /// tree; their objects are kept.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub orphaned: Vec<AppName>,
     #[serde(with = "secs")]
     pub duration: Duration,
 }
