@@ -666,3 +666,61 @@ async fn an_app_removed_from_git_is_reported_and_its_objects_kept() {
         .await
         .is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_applications_shows_sync_and_health() {
+    let emu = emulator(fast_simulation()).await;
+    let repo = Repo::new();
+    repo.app("web", &spec("web", false, &[]));
+    repo.write("objects/web/cm.yaml", &configmap("c", "a: b"));
+    let out = run(&repo.root(), &emu.url(), &["bootstrap"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let kc = repo.path().join("kubeconfig");
+    emu.write_kubeconfig(&kc).expect("kubeconfig");
+    let cache = repo.path().join("kubectl-cache");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(["get", "applications", "-A", "--request-timeout", "20s"])
+            .output()
+            .expect("kubectl")
+    })
+    .await
+    .expect("join");
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let header: Vec<&str> = stdout
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAMESPACE",
+            "NAME",
+            "TIER",
+            "SYNC",
+            "HEALTH",
+            "REVISION",
+            "DEPLOYED",
+            "AGE"
+        ],
+        "{stdout}"
+    );
+    let web: Vec<&str> = stdout
+        .lines()
+        .find(|l| l.contains(" web "))
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        &web[..5],
+        ["kubesync-system", "web", "app", "Synced", "Healthy"],
+        "{stdout}"
+    );
+}

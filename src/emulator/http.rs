@@ -507,12 +507,21 @@ fn delete_options(q: &Query, body: &[u8]) -> Result<DeleteOptions, ApiError> {
     Ok(opts)
 }
 
-fn maybe_table(accept: &str, v: Value) -> Response {
-    if table::wants_table(accept) {
-        json_response(200, &table::to_table(&v))
-    } else {
-        json_response(200, &v)
+fn maybe_table(cluster: &Cluster, rt: &ResourceType, accept: &str, v: Value) -> Response {
+    if !table::wants_table(accept) {
+        return json_response(200, &v);
     }
+    // A custom resource's printer columns come from its CRD.
+    let columns = rt
+        .crd
+        .as_deref()
+        .and_then(|crd_name| {
+            let crds = cluster.resource("apiextensions.k8s.io/v1", "CustomResourceDefinition")?;
+            cluster.get(&crds, None, crd_name).ok()
+        })
+        .map(|crd| table::PrinterColumn::of_crd(&crd, &rt.version))
+        .unwrap_or_default();
+    json_response(200, &table::to_table(&v, &columns))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -546,11 +555,16 @@ async fn serve_resource(
                 Some(Subresource::Scale) => cluster.get_scale(&rt, ns, name)?,
                 _ => cluster.get(&rt, ns, name)?,
             };
-            Ok(maybe_table(accept, v))
+            Ok(maybe_table(cluster, &rt, accept, v))
         }
         "list" => {
             let opts = list_options(q, &rt)?;
-            Ok(maybe_table(accept, cluster.list(&rt, ns, &opts)?))
+            Ok(maybe_table(
+                cluster,
+                &rt,
+                accept,
+                cluster.list(&rt, ns, &opts)?,
+            ))
         }
         "watch" => {
             let opts = list_options(q, &rt)?;
