@@ -716,21 +716,10 @@ fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
     )?;
     let renderer = kubesync_renderer(source_v, ctx)?;
 
-    let destination = match ctx.opt_map(spec, "destination", "spec.destination")? {
-        Some(m) => {
-            ctx.only_known(m, &["namespace", "server", "name"], "spec.destination")?;
-            let d = spec.get("destination").unwrap_or(&Value::Null);
-            Destination {
-                namespace: ctx.namespace_name(
-                    ctx.opt_str(d, "namespace", "spec.destination.namespace")?,
-                    "spec.destination.namespace",
-                )?,
-                server: ctx.opt_str(d, "server", "spec.destination.server")?,
-                name: ctx.opt_str(d, "name", "spec.destination.name")?,
-            }
-        }
-        None => Destination::default(),
-    };
+    if let Some(m) = ctx.opt_map(spec, "destination", "spec.destination")? {
+        ctx.only_known(m, &["namespace", "server", "name"], "spec.destination")?;
+    }
+    let destination = argo::destination(spec, ctx)?;
 
     let depends_on = ctx.depends_on(
         ctx.string_list(spec, "dependsOn", "spec.dependsOn")?,

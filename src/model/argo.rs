@@ -172,7 +172,8 @@ fn jsonnet_in_use(j: &Value) -> bool {
     }
 }
 
-fn destination(spec: &Value, ctx: &Ctx) -> Result<Destination, ModelError> {
+/// `spec.destination`, the same in both kinds.
+pub(super) fn destination(spec: &Value, ctx: &Ctx) -> Result<Destination, ModelError> {
     let Some(_) = ctx.opt_map(spec, "destination", "spec.destination")? else {
         return Ok(Destination::default());
     };
