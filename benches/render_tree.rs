@@ -10,10 +10,12 @@
 //!
 //! Run: `cargo bench --bench render_tree`
 
+mod common;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const DIR_APPS: usize = 230;
 const JINJA_APPS: usize = 230;
@@ -93,28 +95,16 @@ fn run(
     args: &[&str],
     path_env: &str,
 ) -> (Duration, u64, bool) {
-    let start = Instant::now();
-    let child = Command::new(bin)
-        .args(args)
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
         .arg("--root")
         .arg(root)
         .current_dir(repo)
         .env("PATH", path_env)
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn kubesync");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waiting on our own child, with valid out-pointers.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let wall = start.elapsed();
-    // Reaped by wait4 above.
-    drop(child);
-    assert_eq!(r, pid, "wait4");
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    (wall, usage.ru_maxrss as u64, ok)
+        .stderr(Stdio::inherit());
+    let m = common::measure(cmd);
+    (m.wall, m.peak_rss_kb, m.success)
 }
 
 /// PATH with the project's helm wrapper when no real helm is installed.

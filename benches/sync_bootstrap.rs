@@ -9,6 +9,8 @@
 //!
 //! Run: `cargo bench --bench sync_bootstrap` (needs `kubectl` on PATH).
 
+mod common;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -172,36 +174,21 @@ fn secs(d: Duration) -> String {
 
 /// Runs `kubesync bootstrap` and returns (wall, peak RSS KiB, success).
 fn run_kubesync(bin: &Path, repo: &Path, url: &str) -> (Duration, u64, bool) {
-    let start = Instant::now();
-    let child = Command::new(bin)
-        .args([
-            "bootstrap",
-            "--root",
-            "root.yaml",
-            "--server",
-            url,
-            "--parallel",
-            "8",
-        ])
-        .current_dir(repo)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn kubesync");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waiting on our own child with valid out-pointers; `child` is
-    // reaped here, so its handle is dropped without another wait.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let wall = start.elapsed();
-    drop(child);
-    assert_eq!(r, pid, "wait4");
-    (
-        wall,
-        usage.ru_maxrss as u64,
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-    )
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "bootstrap",
+        "--root",
+        "root.yaml",
+        "--server",
+        url,
+        "--parallel",
+        "8",
+    ])
+    .current_dir(repo)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let m = common::measure(cmd);
+    (m.wall, m.peak_rss_kb, m.success)
 }
 
 fn write(path: &Path, text: &str) {
