@@ -119,8 +119,8 @@ impl EmulatorProcess {
                 "emulator",
                 "--listen",
                 &addr,
-                "--ready-delay",
-                "20ms",
+                "--ready-delay-ms",
+                "20",
                 "--kubeconfig-out",
             ])
             .arg(&kubeconfig)
