@@ -364,11 +364,7 @@ pub async fn status(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs)
         Ok(c) => c,
         Err(o) => return o,
     };
-    let gvk = crate::cluster::GroupVersionKind::gvk("kubesync.dev", "v1alpha1", "Application");
-    let list = match client
-        .list(&gvk, Some(sync::status::STATUS_NAMESPACE), "")
-        .await
-    {
+    let list = match sync::list_applications(&client).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: cannot read Application objects from {}: {e} (has `kubesync bootstrap` run against this cluster?)", client.describe());
@@ -479,11 +475,7 @@ pub(super) async fn live_statuses(
                 return None;
             }
         };
-    let gvk = crate::cluster::GroupVersionKind::gvk("kubesync.dev", "v1alpha1", "Application");
-    let list = match client
-        .list(&gvk, Some(sync::status::STATUS_NAMESPACE), "")
-        .await
-    {
+    let list = match sync::list_applications(&client).await {
         Ok(l) => l,
         // No Application CRD: nothing synced here yet; every app shows as unknown.
         Err(crate::cluster::ClusterError::UnknownKind { .. }) => Vec::new(),

@@ -147,7 +147,7 @@ pub async fn run(
                 done.insert(node.app.name.clone(), false);
                 progress.finished(&report);
                 if opts.write_status && !opts.dry_run {
-                    write_status(client, node, &report, None).await;
+                    write_status(client, node, &report).await;
                 }
                 reports.insert(node.app.name.clone(), report);
                 pending.remove(i);
@@ -192,13 +192,18 @@ pub async fn run(
     }
 }
 
+/// Every kubesync Application object in the cluster (in [`status::STATUS_NAMESPACE`]).
+pub async fn list_applications(client: &ClusterClient) -> Result<Vec<Value>, ClusterError> {
+    let gvk = crate::cluster::GroupVersionKind::gvk("kubesync.dev", "v1alpha1", "Application");
+    client.list(&gvk, Some(status::STATUS_NAMESPACE), "").await
+}
+
 /// Application objects in the cluster whose app is no longer in the tree
 /// (removed from git). They and their objects are kept — deleting an app's
 /// objects because its manifest disappeared is a decision for a person — and
 /// reported so that nothing is left unseen.
 async fn orphaned_apps(tree: &AppTree, client: &ClusterClient) -> Vec<AppName> {
-    let gvk = crate::cluster::GroupVersionKind::gvk("kubesync.dev", "v1alpha1", "Application");
-    let Ok(list) = client.list(&gvk, Some(status::STATUS_NAMESPACE), "").await else {
+    let Ok(list) = list_applications(client).await else {
         return Vec::new();
     };
     let mut out: Vec<AppName> = list
@@ -365,7 +370,7 @@ impl AppSync<'_> {
                 message: f.message.clone(),
             };
             if self.opts.write_status && !dry {
-                write_status(self.client, node, &report, None).await;
+                write_status(self.client, node, &report).await;
             }
             return report;
         }
@@ -756,14 +761,7 @@ impl AppSync<'_> {
     }
 
     async fn ensure_namespace(&self, ns: &str, dry: bool) -> Result<(), ClusterError> {
-        let r = ObjectRef {
-            group: String::new(),
-            version: "v1".into(),
-            kind: "Namespace".into(),
-            namespace: None,
-            name: ns.into(),
-        };
-        if self.client.get(&r).await?.is_some() {
+        if self.client.get(&namespace_ref(ns)).await?.is_some() {
             return Ok(());
         }
         let obj = serde_json::json!({
@@ -1091,39 +1089,29 @@ pub async fn ensure_status_crd(client: &ClusterClient) -> Result<(), ClusterErro
             .await?;
         client.invalidate_discovery();
     }
-    let ns_ref = ObjectRef {
-        group: String::new(),
-        version: "v1".into(),
-        kind: "Namespace".into(),
-        namespace: None,
-        name: status::STATUS_NAMESPACE.into(),
-    };
-    if client.get(&ns_ref).await?.is_none() {
+    if client
+        .get(&namespace_ref(status::STATUS_NAMESPACE))
+        .await?
+        .is_none()
+    {
         client.apply(&status::status_namespace(), false).await?;
     }
     Ok(())
 }
 
-async fn write_status(
-    client: &ClusterClient,
-    node: &AppNode,
-    report: &AppReport,
-    previous: Option<&Value>,
-) {
-    let previous_owned;
-    let previous = match previous {
-        Some(p) => Some(p),
-        None => {
-            previous_owned = client
-                .get(&status::application_ref(node.app.name.as_str()))
-                .await
-                .ok()
-                .flatten();
-            previous_owned.as_ref()
-        }
-    };
-    let inv = previous.map(status::inventory_of).unwrap_or_default();
-    write_status_with(client, node, report, &inv, previous).await
+/// Writes the status of an app that applied nothing (render failed or
+/// blocked), keeping the inventory it had.
+async fn write_status(client: &ClusterClient, node: &AppNode, report: &AppReport) {
+    let previous = client
+        .get(&status::application_ref(node.app.name.as_str()))
+        .await
+        .ok()
+        .flatten();
+    let inv = previous
+        .as_ref()
+        .map(status::inventory_of)
+        .unwrap_or_default();
+    write_status_with(client, node, report, &inv, previous.as_ref()).await
 }
 
 /// Writes the Application object (when its spec changed) and its status

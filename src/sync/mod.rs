@@ -12,6 +12,7 @@ mod report;
 pub mod status;
 
 pub use engine::{
-    diff, ensure_status_crd, run, system_namespaces, AppDiff, Progress, Quiet, SyncOptions,
+    diff, ensure_status_crd, list_applications, run, system_namespaces, AppDiff, Progress, Quiet,
+    SyncOptions,
 };
 pub use report::{is_ready, Action, ActionCounts, AppOutcome, AppReport, Change, SyncReport};
