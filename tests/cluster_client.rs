@@ -182,6 +182,7 @@ async fn connects_with_server_url_and_reports_unreachable_servers() {
             attempts: 2,
             base: Duration::from_millis(1),
             max: Duration::from_millis(1),
+            budget: Duration::from_secs(5),
         },
         ..ClusterOptions::server(format!("http://{closed}"))
     };
@@ -650,6 +651,7 @@ fn fast_retries(attempts: u32) -> ClusterOptions {
             attempts,
             base: Duration::from_millis(5),
             max: Duration::from_millis(20),
+            budget: Duration::from_secs(10),
         },
         ..ClusterOptions::default()
     }
@@ -688,6 +690,7 @@ async fn retries_run_out_as_transient() {
             object,
             attempts,
             message,
+            ..
         } => {
             assert_eq!(object, "Namespace down");
             assert_eq!(*attempts, 3);

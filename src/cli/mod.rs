@@ -230,9 +230,12 @@ fn run_async_value<T, F: std::future::Future<Output = T>>(f: F) -> Option<T> {
 }
 
 fn init_logging(verbose: u8) {
+    // kube-rs logs every non-2xx answer at error level ("failed with status
+    // 503") without naming the object; kubesync's retry loop reports what
+    // matters, so that line is only shown at -vv.
     let default = match verbose {
-        0 => "warn",
-        1 => "info,kubesync=info",
+        0 => "warn,kube_client::client::builder=off",
+        1 => "info,kubesync=info,kube_client::client::builder=off",
         _ => "debug,kubesync=debug,hyper=info,h2=info,tower=info,rustls=info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

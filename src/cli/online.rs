@@ -197,6 +197,15 @@ fn outcome_of(report: &SyncReport) -> Outcome {
     }
 }
 
+/// One line, once, when the API server needed retries: transient errors
+/// are logged per request only at debug level.
+fn note_retries(client: &ClusterClient) {
+    let retries = client.request_stats().retries;
+    if retries > 0 {
+        eprintln!("note: {retries} request(s) were retried after transient API errors (429/5xx/connection); -vv shows each");
+    }
+}
+
 /// `kubesync bootstrap [ROOT]`
 pub async fn bootstrap(
     global: &GlobalArgs,
@@ -231,6 +240,7 @@ pub async fn bootstrap(
     )
     .await;
     print_report(&report, global.output);
+    note_retries(&client);
     outcome_of(&report)
 }
 
@@ -266,6 +276,7 @@ pub async fn sync(
     };
     let report = sync::run(&loaded.tree, &graph, &client, &opts, &display).await;
     print_report(&report, global.output);
+    note_retries(&client);
     outcome_of(&report)
 }
 

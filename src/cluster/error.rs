@@ -66,12 +66,13 @@ pub enum ClusterError {
     Forbidden { object: String, message: String },
 
     /// A retryable failure (429, 5xx, connection error or timeout) that
-    /// persisted through every attempt of the retry policy.
-    #[error("{object}: giving up after {attempts} attempts: {message}")]
+    /// persisted through the retry policy's time budget.
+    #[error("{object}: {}, retried for {:.1}s ({attempts} attempts): {message}", transient_what(.message), .waited.as_secs_f32())]
     Transient {
         object: String,
         message: String,
         attempts: u32,
+        waited: std::time::Duration,
     },
 
     /// A wait (for a CRD to be Established) ran out of time.
@@ -90,6 +91,18 @@ pub enum ClusterError {
     /// Anything else (an undecodable response, a request that cannot be built).
     #[error("{object}: {message}")]
     Other { object: String, message: String },
+}
+
+/// What a transient failure means for the user: a server that answered
+/// "unavailable" is up but not serving; no answer at all is unreachable.
+fn transient_what(message: &str) -> &'static str {
+    let code = message.split_whitespace().next().unwrap_or("");
+    match code {
+        "503" => "the API server is unavailable",
+        "429" => "the API server is throttling requests",
+        "500" | "502" | "504" => "the API server failed",
+        _ => "cannot reach the API server",
+    }
 }
 
 fn crd_hint(group: &str) -> &'static str {
@@ -127,6 +140,8 @@ impl ClusterError {
 pub(crate) struct Failure {
     pub error: kube::Error,
     pub attempts: u32,
+    /// Time from the first attempt to giving up.
+    pub waited: std::time::Duration,
     pub retryable: bool,
 }
 
@@ -136,6 +151,7 @@ impl Failure {
         let Failure {
             error,
             attempts,
+            waited,
             retryable,
         } = self;
         match &error {
@@ -151,6 +167,7 @@ impl Failure {
                         object,
                         message: format!("{code} {}: {message}", status.reason),
                         attempts,
+                        waited,
                     };
                 }
                 match code {
@@ -174,6 +191,7 @@ impl Failure {
                 object,
                 message: error_chain(&error),
                 attempts,
+                waited,
             },
             _ => ClusterError::Other {
                 object,
@@ -237,6 +255,7 @@ mod tests {
         Failure {
             error: e,
             attempts: if retryable { 5 } else { 1 },
+            waited: std::time::Duration::from_millis(1500),
             retryable,
         }
         .into_cluster_error("Deployment.apps shop/web".into())
@@ -299,9 +318,9 @@ mod tests {
             "{e:?}"
         );
         assert!(e.is_transient());
-        assert!(
-            e.to_string().contains("503 ServiceUnavailable: busy"),
-            "{e}"
+        assert_eq!(
+            e.to_string(),
+            "Deployment.apps shop/web: the API server is unavailable, retried for 1.5s (5 attempts): 503 ServiceUnavailable: busy"
         );
     }
 

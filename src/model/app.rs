@@ -229,6 +229,10 @@ pub struct Destination {
 pub struct Automated {
     pub prune: bool,
     pub self_heal: bool,
+    /// Let prune delete every object of an app that now renders none
+    /// (Argo CD's `allowEmpty`); without it such a sync fails instead.
+    #[serde(default)]
+    pub allow_empty: bool,
 }
 
 /// How long dependents wait for an app to become Healthy, by default.
@@ -265,6 +269,10 @@ impl SyncPolicy {
 
     pub fn self_heal(&self) -> bool {
         self.automated.map(|a| a.self_heal).unwrap_or(false)
+    }
+
+    pub fn allow_empty(&self) -> bool {
+        self.automated.map(|a| a.allow_empty).unwrap_or(false)
     }
 }
 
@@ -738,7 +746,11 @@ fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
         )?;
         let sp = spec.get("syncPolicy").unwrap_or(&Value::Null);
         if let Some(a) = ctx.opt_map(sp, "automated", "spec.syncPolicy.automated")? {
-            ctx.only_known(a, &["prune", "selfHeal"], "spec.syncPolicy.automated")?;
+            ctx.only_known(
+                a,
+                &["prune", "selfHeal", "allowEmpty"],
+                "spec.syncPolicy.automated",
+            )?;
             let av = sp.get("automated").unwrap_or(&Value::Null);
             sync_policy.automated = Some(Automated {
                 prune: ctx
@@ -746,6 +758,9 @@ fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
                     .unwrap_or(false),
                 self_heal: ctx
                     .opt_bool(av, "selfHeal", "spec.syncPolicy.automated.selfHeal")?
+                    .unwrap_or(false),
+                allow_empty: ctx
+                    .opt_bool(av, "allowEmpty", "spec.syncPolicy.automated.allowEmpty")?
                     .unwrap_or(false),
             });
         }

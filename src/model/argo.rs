@@ -209,6 +209,9 @@ fn sync_policy(spec: &Value, ctx: &Ctx) -> Result<SyncPolicy, ModelError> {
                 self_heal: ctx
                     .opt_bool(a, "selfHeal", "spec.syncPolicy.automated.selfHeal")?
                     .unwrap_or(false),
+                allow_empty: ctx
+                    .opt_bool(a, "allowEmpty", "spec.syncPolicy.automated.allowEmpty")?
+                    .unwrap_or(false),
             });
         }
     }

@@ -20,7 +20,7 @@ use super::prepare::{
     BUILTIN_SYSTEM_NAMESPACES, DESIRED_HASH_ANNOTATION,
 };
 use super::report::{is_ready, Action, AppOutcome, AppReport, Change, SyncReport};
-use super::status;
+use super::status::{self, InventoryEntry};
 use crate::cluster::{ClusterClient, ClusterError, Propagation};
 use crate::diff::{ObjectDiff, SyncStatus};
 use crate::graph::AppGraph;
@@ -248,6 +248,9 @@ pub(crate) struct Shared {
     crd_scopes: HashMap<(String, String), bool>,
     /// (group, kind, name) → (namespace as rendered or defaulted, app).
     wanted: WantedBy,
+    /// Apps of the tree whose render failed this run: what they want now is
+    /// unknown, so no app prunes anything (a leftover may have moved to them).
+    unrendered: Vec<AppName>,
 }
 
 impl Shared {
@@ -274,10 +277,12 @@ impl Shared {
             namespaces: system_namespaces(tree),
             crd_scopes: crd_scopes(tree.nodes().iter().flat_map(|n| n.objects())),
             wanted,
+            unrendered: tree.failed().map(|n| n.app.name.clone()).collect(),
         }
     }
 
-    /// Another app of the tree that renders `r`, if any.
+    /// Another app of the tree that renders `r`, if any. `r` has its
+    /// namespace resolved (`None`: cluster-scoped, so any namespace matches).
     fn wanted_by_other(&self, r: &ObjectRef, me: &AppName) -> Option<&AppName> {
         self.wanted
             .get(&(r.group.clone(), r.kind.clone(), r.name.clone()))?
@@ -383,6 +388,19 @@ impl AppSync<'_> {
             .as_ref()
             .map(status::inventory_of)
             .unwrap_or_default();
+        let prune = self.opts.prune.unwrap_or_else(|| app.sync_policy.prune());
+        // Objects a render of nothing would prune (not those handed over).
+        let applied_before = previous_inventory
+            .iter()
+            .filter(|e| !e.sync_off && self.shared.wanted_by_other(&e.object, &app.name).is_none())
+            .count();
+        if desired.is_empty() && prune && applied_before > 0 && !app.sync_policy.allow_empty() {
+            let message = format!(
+                "renders no objects; refusing to prune the {applied_before} object(s) it applied before \
+                 (set syncPolicy.automated.allowEmpty: true if the app really should be empty)"
+            );
+            return self.fail(report, message, previous.as_ref()).await;
+        }
         let namespace = app
             .destination
             .namespace
@@ -402,7 +420,11 @@ impl AppSync<'_> {
             }
         }
         // The namespaces the app touches: whether they exist, and their sync mode.
-        let namespaces = self.namespace_modes(&desired, &previous_inventory).await;
+        let previous_refs: Vec<ObjectRef> = previous_inventory
+            .iter()
+            .map(|e| e.object.clone())
+            .collect();
+        let namespaces = self.namespace_modes(&desired, &previous_refs).await;
 
         // Apply, wave by wave, phase by phase.
         let mut failed = false;
@@ -486,54 +508,32 @@ impl AppSync<'_> {
         }
 
         // Prune leftovers of the previous inventory — never after a failure.
-        let desired_refs: Vec<&ObjectRef> = desired.iter().map(|d| &d.object_ref).collect();
-        let leftovers: Vec<&ObjectRef> = previous_inventory
+        let leftovers: Vec<&InventoryEntry> = previous_inventory
             .iter()
-            .filter(|old| !desired_refs.iter().any(|d| d.same_object(old)))
+            .filter(|old| {
+                !desired
+                    .iter()
+                    .any(|d| d.object_ref.same_object(&old.object))
+            })
             .collect();
-        let prune = self.opts.prune.unwrap_or_else(|| app.sync_policy.prune());
+        let mut kept: Vec<InventoryEntry> = Vec::new();
         for old in leftovers {
-            if failed {
-                report.changes.push(change(
-                    old,
-                    Action::Skipped,
-                    dry,
-                    "no longer in git; not pruned because the sync failed",
-                    false,
-                ));
-            } else if !prune {
-                report.changes.push(change(
-                    old,
-                    Action::Skipped,
-                    dry,
-                    "no longer in git; prune is off",
-                    false,
-                ));
-            } else {
-                let c = self.prune_one(old, dry, &namespaces).await;
-                if c.action == Action::Failed {
-                    failed = true;
-                }
-                report.changes.push(c);
+            let (c, keep) = self.leftover(old, failed, prune, &namespaces).await;
+            if c.action == Action::Failed {
+                failed = true;
             }
+            if keep {
+                kept.push(old.clone());
+            }
+            report.changes.push(c);
         }
 
         // The inventory: what this app now owns (leftovers it kept stay in it).
-        let mut inventory: Vec<ObjectRef> = desired
+        let mut inventory: Vec<InventoryEntry> = desired
             .iter()
-            .filter(|d| d.mode != SyncMode::Off)
-            .map(|d| d.object_ref.clone())
+            .map(|d| InventoryEntry::new(d.object_ref.clone(), d.mode == SyncMode::Off))
             .collect();
-        for c in &report.changes {
-            let handed_over = c.message.starts_with(HANDED_OVER);
-            if c.action != Action::Pruned
-                && !handed_over
-                && !inventory.iter().any(|i| i.same_object(&c.object))
-                && previous_inventory.iter().any(|p| p.same_object(&c.object))
-            {
-                inventory.push(c.object.clone());
-            }
-        }
+        inventory.extend(kept);
 
         report.sync = if report.changes.iter().all(|c| c.in_sync) {
             SyncStatus::Synced
@@ -635,7 +635,10 @@ impl AppSync<'_> {
                 .cloned()
                 .unwrap_or_else(|| Err(format!("no scope known for {}", r.kind_group())))
         }) {
-            Ok(d) => Ok((previous, d)),
+            Ok(d) => match self.claimed_by_others(&d) {
+                None => Ok((previous, d)),
+                Some(message) => Err((format!("refused before any write: {message}"), previous)),
+            },
             Err(refusals) => {
                 let message = refusals
                     .iter()
@@ -645,6 +648,24 @@ impl AppSync<'_> {
                 Err((format!("refused before any write: {message}"), previous))
             }
         }
+    }
+
+    /// Objects another app of the tree renders too: two apps owning one
+    /// object would rewrite it in turn on every run, so neither writes it
+    /// until one of them gives it up.
+    fn claimed_by_others(&self, desired: &[DesiredObject]) -> Option<String> {
+        let me = &self.node.app.name;
+        let claims: Vec<String> = desired
+            .iter()
+            .filter_map(|d| {
+                let other = self.shared.wanted_by_other(&d.object_ref, me)?;
+                Some(format!(
+                    "{} ({}): also rendered by application \"{other}\"; an object belongs to one application (remove it from one of them)",
+                    d.object_ref, d.origin
+                ))
+            })
+            .collect();
+        (!claims.is_empty()).then(|| claims.join("; "))
     }
 
     /// Per object, what a sync would change: server-side dry-run apply
@@ -690,11 +711,16 @@ impl AppSync<'_> {
             .map(status::inventory_of)
             .unwrap_or_default();
         for old in inventory {
-            if desired.iter().any(|d| d.object_ref.same_object(&old)) {
+            // Objects turned off in git are never pruned: no difference to show.
+            if old.sync_off
+                || desired
+                    .iter()
+                    .any(|d| d.object_ref.same_object(&old.object))
+            {
                 continue;
             }
-            if let Ok(Some(live)) = self.client.get(&old).await {
-                out.push(crate::diff::compare(old.clone(), None, Some(&live)));
+            if let Ok(Some(live)) = self.client.get(&old.object).await {
+                out.push(crate::diff::compare(old.object.clone(), None, Some(&live)));
             }
         }
         Ok(out)
@@ -753,7 +779,7 @@ impl AppSync<'_> {
                 Err(ClusterError::UnknownKind { kind, api_version, .. }) => Err(format!(
                     "the cluster does not serve kind {kind} in {api_version} (is its CRD installed by an app this one depends on?)"
                 )),
-                Err(e) => return Err(format!("cannot reach the cluster: {e}")),
+                Err(e) => return Err(format!("cannot look up kind {}: {e}", r.kind_group())),
             };
             out.insert(key, scope);
         }
@@ -888,8 +914,66 @@ impl AppSync<'_> {
         }
     }
 
-    /// Deletes one leftover of the previous inventory, unless it must be
-    /// kept: rendered by another app now (handed over), turned off, not this
+    /// Decides one leftover of the previous inventory (an object this app
+    /// applied that it no longer renders): prune it, or keep it and say why.
+    /// Returns the change and whether the object stays in the inventory.
+    async fn leftover(
+        &self,
+        old: &InventoryEntry,
+        failed: bool,
+        prune: bool,
+        namespaces: &HashMap<String, Option<SyncMode>>,
+    ) -> (Change, bool) {
+        let r = &old.object;
+        let dry = self.opts.dry_run;
+        let keep = |message: &str, in_sync: bool| {
+            (change(r, Action::Skipped, dry, message, in_sync), true)
+        };
+        if failed {
+            return keep(
+                "no longer in git; not pruned because the sync failed",
+                false,
+            );
+        }
+        if !prune {
+            return keep("no longer in git; prune is off", false);
+        }
+        if old.sync_off {
+            // Released: kubesync stops tracking it and never deletes it.
+            let c = change(
+                r,
+                Action::Skipped,
+                dry,
+                "no longer in git; kept and released: it was kubesync.dev/sync: off in git",
+                true,
+            );
+            return (c, false);
+        }
+        if let Some(other) = self.shared.wanted_by_other(r, &self.node.app.name) {
+            // Handed over: the other app applies it (and owns it from now on).
+            let c = change(
+                r,
+                Action::Skipped,
+                dry,
+                &format!("no longer in this app; kept: now rendered by \"{other}\""),
+                true,
+            );
+            return (c, false);
+        }
+        if let Some(unrendered) = self.shared.unrendered.first() {
+            return keep(
+                &format!(
+                    "no longer in git; not pruned: application \"{unrendered}\" failed to render and may now render it (pruned once every app renders)"
+                ),
+                false,
+            );
+        }
+        let c = self.prune_one(r, dry, namespaces).await;
+        let keep = c.action != Action::Pruned;
+        (c, keep)
+    }
+
+    /// Deletes one leftover, unless it must be kept: turned off, not this
     /// app's, or a Namespace or CRD (whose deletion cascades to everything in
     /// it) without `kubesync.dev/prune: allow`.
     async fn prune_one(
@@ -899,15 +983,6 @@ impl AppSync<'_> {
         namespaces: &HashMap<String, Option<SyncMode>>,
     ) -> Change {
         let me = &self.node.app.name;
-        if let Some(other) = self.shared.wanted_by_other(r, me) {
-            return change(
-                r,
-                Action::Skipped,
-                dry,
-                &format!("{HANDED_OVER} \"{other}\""),
-                true,
-            );
-        }
         let ns_mode = r
             .namespace
             .as_ref()
@@ -1032,9 +1107,6 @@ fn named(r: &ObjectRef, h: HealthStatus) -> HealthStatus {
     }
 }
 
-/// The message prefix of a leftover kept because another app renders it now.
-const HANDED_OVER: &str = "no longer in this app; kept: now rendered by";
-
 /// Annotation that lets kubesync prune a Namespace or CRD.
 pub const PRUNE_ANNOTATION: &str = "kubesync.dev/prune";
 
@@ -1120,7 +1192,7 @@ async fn write_status_with(
     client: &ClusterClient,
     node: &AppNode,
     report: &AppReport,
-    inventory: &[ObjectRef],
+    inventory: &[InventoryEntry],
     previous: Option<&Value>,
 ) {
     let repo = node.checkout.as_ref().map(|c| c.repo.as_str());

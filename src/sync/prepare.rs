@@ -331,7 +331,12 @@ pub fn tracking_id(app: &AppName, r: &ObjectRef) -> String {
     )
 }
 
-/// A short stable hash of an object (keys sorted, the hash annotation itself excluded).
+/// A short stable hash of an object (keys sorted, the hash annotation itself
+/// excluded). It says which fields kubesync last applied, so that a field
+/// removed from git is noticed; values are compared with the live object
+/// separately. A Secret's values are left out: the hash is stored on the
+/// object and printed by `diff`, and an unsalted hash of a short secret
+/// (a PIN, a port-like password) is reversed by trying every candidate.
 pub fn desired_hash(obj: &Value) -> String {
     let mut canonical = obj.clone();
     if let Some(a) = canonical
@@ -339,6 +344,13 @@ pub fn desired_hash(obj: &Value) -> String {
         .and_then(Value::as_object_mut)
     {
         a.remove(DESIRED_HASH_ANNOTATION);
+    }
+    if is_v1_secret(&canonical) {
+        for field in ["data", "stringData"] {
+            if let Some(m) = canonical.get_mut(field).and_then(Value::as_object_mut) {
+                m.values_mut().for_each(|v| *v = Value::Null);
+            }
+        }
     }
     let text = canonical_json(&canonical);
     let digest = Sha256::digest(text.as_bytes());
@@ -412,12 +424,10 @@ fn is_empty(v: &Value) -> bool {
 /// see every Secret with `stringData` as drifted).
 pub fn comparable(desired: &Value) -> std::borrow::Cow<'_, Value> {
     use base64::Engine as _;
-    let is_secret = desired.get("kind").and_then(Value::as_str) == Some("Secret")
-        && desired.get("apiVersion").and_then(Value::as_str) == Some("v1");
     let Some(string_data) = desired
         .get("stringData")
         .and_then(Value::as_object)
-        .filter(|_| is_secret)
+        .filter(|_| is_v1_secret(desired))
     else {
         return std::borrow::Cow::Borrowed(desired);
     };
@@ -442,6 +452,11 @@ pub fn comparable(desired: &Value) -> std::borrow::Cow<'_, Value> {
         o.insert("data".into(), Value::Object(data));
     }
     std::borrow::Cow::Owned(out)
+}
+
+fn is_v1_secret(obj: &Value) -> bool {
+    obj.get("kind").and_then(Value::as_str) == Some("Secret")
+        && obj.get("apiVersion").and_then(Value::as_str) == Some("v1")
 }
 
 /// Sets a nested field, creating maps on the way.
@@ -652,6 +667,26 @@ mod tests {
         assert!(is_subset(&comparable(&desired), &live));
         let changed = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"token": "eHl6"}});
         assert!(!is_subset(&comparable(&desired), &changed));
+    }
+
+    #[test]
+    fn hash_leaves_secret_values_out() {
+        let secret = |pin: &str| {
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+                   "data": {"pin": pin}, "stringData": {"code": pin}})
+        };
+        // Values never change the hash (it cannot be reversed to them)...
+        assert_eq!(
+            desired_hash(&secret("MTIzNA==")),
+            desired_hash(&secret("OTk5OQ=="))
+        );
+        // ...but the keys do (a removed key is still noticed).
+        let mut fewer = secret("MTIzNA==");
+        fewer["data"].as_object_mut().unwrap().remove("pin");
+        assert_ne!(desired_hash(&fewer), desired_hash(&secret("MTIzNA==")));
+        // Other kinds hash their values.
+        let cm = |v: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": v}});
+        assert_ne!(desired_hash(&cm("1")), desired_hash(&cm("2")));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! (set once Healthy: the seeds' "applied" vs "deployed"), inventory,
 //! conditions and timestamps. Pure: builds JSON; `engine` writes it.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::report::{is_ready, AppOutcome, AppReport};
@@ -107,15 +108,37 @@ pub fn application_ref(name: &str) -> ObjectRef {
     }
 }
 
+/// One entry of an app's inventory: an object the app applied, and whether
+/// git had turned it `kubesync.dev/sync: off` — remembered so that such an
+/// object is never pruned once its file leaves git (the annotation may never
+/// have reached the live object).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryEntry {
+    #[serde(flatten)]
+    pub object: ObjectRef,
+    #[serde(
+        default,
+        rename = "syncOff",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub sync_off: bool,
+}
+
+impl InventoryEntry {
+    pub fn new(object: ObjectRef, sync_off: bool) -> Self {
+        InventoryEntry { object, sync_off }
+    }
+}
+
 /// Reads the inventory a previous sync recorded in an Application's status.
-pub fn inventory_of(app_object: &Value) -> Vec<ObjectRef> {
+pub fn inventory_of(app_object: &Value) -> Vec<InventoryEntry> {
     app_object
         .pointer("/status/inventory")
         .and_then(Value::as_array)
         .map(|items| {
             items
                 .iter()
-                .filter_map(|i| serde_json::from_value::<ObjectRef>(i.clone()).ok())
+                .filter_map(|i| serde_json::from_value::<InventoryEntry>(i.clone()).ok())
                 .collect()
         })
         .unwrap_or_default()
@@ -126,7 +149,7 @@ pub fn inventory_of(app_object: &Value) -> Vec<ObjectRef> {
 /// a re-sync that changes nothing produces an identical status (no write).
 pub fn build_status(
     report: &AppReport,
-    inventory: &[ObjectRef],
+    inventory: &[InventoryEntry],
     previous: Option<&Value>,
     now: &str,
 ) -> Value {

@@ -19,7 +19,8 @@ use serde::Serialize;
 
 use crate::graph::{AppGraph, GraphError, NodeSpec};
 use crate::model::{
-    is_application, looks_like_application, AppName, Application, Manifest, RevisionSpec,
+    is_application, looks_like_application, AppName, Application, Manifest, RevisionSpec, Tier,
+    TIER_ANNOTATION,
 };
 use crate::render::{RenderInput, Rendered, Renderer};
 use crate::source::{Checkout, Sources};
@@ -388,35 +389,43 @@ fn adopt_children(tree: &mut AppTree, i: usize, max_depth: usize, next: &mut Vec
     }
     let parent_repo = tree.nodes[i].repo_url.clone();
     let parent_rev = tree.nodes[i].revision.clone();
-    for m in child_manifests {
+    let parent_tier = tree.nodes[i].app.tier;
+    for (k, m) in child_manifests.into_iter().enumerate() {
         let where_ = format!("{} ({})", m.origin, rel_desc(&parent_name));
-        let child = match Application::from_object(&m.object, &m.origin) {
+        let parsed = Application::from_object(&m.object, &m.origin)
+            .map_err(|e| (e.app.clone(), e.to_string()))
+            .and_then(|child| inherit_tier(child, parent_tier, &parent_name, &m));
+        let child = match parsed {
             Ok(app) => app,
-            Err(e) => {
-                // A child with a usable name fails alone; otherwise its parent does.
-                match e.app.as_deref().map(AppName::new) {
-                    Some(Ok(name)) if !tree.index.contains_key(&name) => {
-                        let placeholder = placeholder_app(name, &m);
-                        let mut node = new_node(
-                            placeholder,
-                            Some(parent_name.clone()),
-                            depth + 1,
-                            Some(&parent_repo),
-                            Some(&parent_rev),
-                        );
-                        node.state = NodeState::Failed(Failure {
-                            kind: FailureKind::Config,
-                            message: e.to_string(),
-                        });
-                        let child_name = node.app.name.clone();
-                        tree.push(node);
-                        tree.nodes[i].children.push(child_name);
-                    }
-                    _ => tree.nodes[i].fail(
-                        FailureKind::Config,
-                        format!("invalid child Application: {e}"),
+            Err((name, message)) => {
+                // An invalid child fails alone, under its own name when that
+                // name is usable, else under a stand-in name: its siblings and
+                // its parent carry on.
+                let own = name
+                    .as_deref()
+                    .and_then(|n| AppName::new(n).ok())
+                    .filter(|n| !tree.index.contains_key(n));
+                let (name, message) = match own {
+                    Some(name) => (name, message),
+                    None => (
+                        stand_in_name(tree, &parent_name, k),
+                        format!("invalid child Application {where_}: {message}"),
                     ),
-                }
+                };
+                let mut node = new_node(
+                    placeholder_app(name, &m),
+                    Some(parent_name.clone()),
+                    depth + 1,
+                    Some(&parent_repo),
+                    Some(&parent_rev),
+                );
+                node.state = NodeState::Failed(Failure {
+                    kind: FailureKind::Config,
+                    message,
+                });
+                let child_name = node.app.name.clone();
+                tree.push(node);
+                tree.nodes[i].children.push(child_name);
                 continue;
             }
         };
@@ -453,6 +462,62 @@ fn adopt_children(tree: &mut AppTree, i: usize, max_depth: usize, next: &mut Vec
     }
 }
 
+/// A child never has more power than its parent: under an app-tier parent,
+/// a child that asks for the system tier is refused, and one that is system
+/// only by default (an Argo CD Application) becomes app tier.
+fn inherit_tier(
+    mut child: Application,
+    parent_tier: Tier,
+    parent: &AppName,
+    m: &Manifest,
+) -> Result<Application, (Option<String>, String)> {
+    if parent_tier == Tier::System || child.tier == Tier::App {
+        return Ok(child);
+    }
+    if declares_system_tier(&m.object) {
+        return Err((
+            Some(child.name.to_string()),
+            format!(
+                "{}: application \"{}\" asks for tier system, but its parent \"{parent}\" is tier app; a child never has more power than its parent",
+                m.origin, child.name
+            ),
+        ));
+    }
+    child.tier = Tier::App;
+    Ok(child)
+}
+
+/// Whether an Application manifest asks for the system tier explicitly
+/// (kubesync's `spec.tier`, or the tier annotation on an Argo CD one).
+fn declares_system_tier(obj: &serde_json::Value) -> bool {
+    let explicit = obj
+        .pointer("/spec/tier")
+        .and_then(serde_json::Value::as_str)
+        .or_else(|| {
+            obj.pointer("/metadata/annotations")
+                .and_then(|a| a.get(TIER_ANNOTATION))
+                .and_then(serde_json::Value::as_str)
+        });
+    explicit == Some("system")
+}
+
+/// A name for an invalid child whose own name is unusable (missing, not a
+/// valid name, or taken): `<parent>-invalid-<n>`, unique in the tree.
+fn stand_in_name(tree: &AppTree, parent: &AppName, k: usize) -> AppName {
+    let mut n = k + 1;
+    loop {
+        let suffix = format!("-invalid-{n}");
+        let base: String = parent.as_str().chars().take(63 - suffix.len()).collect();
+        let candidate = format!("{}{suffix}", base.trim_end_matches(['-', '.']));
+        if let Ok(name) = AppName::new(candidate) {
+            if !tree.index.contains_key(&name) {
+                return name;
+            }
+        }
+        n += 1;
+    }
+}
+
 fn rel_desc(parent: &AppName) -> String {
     format!("rendered by \"{parent}\"")
 }
@@ -471,7 +536,7 @@ fn ancestry(tree: &AppTree, name: &AppName) -> Vec<String> {
 /// A stand-in Application for a child whose manifest is invalid but whose
 /// name is known, so the failure shows up under its own name.
 fn placeholder_app(name: AppName, m: &Manifest) -> Application {
-    use crate::model::{Destination, Flavor, RendererSpec, RepoPath, Source, SyncPolicy, Tier};
+    use crate::model::{Destination, Flavor, RendererSpec, RepoPath, Source, SyncPolicy};
     Application {
         name,
         flavor: if m.api_version().starts_with("argoproj.io") {
