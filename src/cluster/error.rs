@@ -170,8 +170,19 @@ impl Failure {
                         waited,
                     };
                 }
+                let message = if code == 422 && message.contains("field is immutable") {
+                    format!("{message}{IMMUTABLE_HINT}")
+                } else {
+                    message
+                };
                 match code {
                     401 | 403 => ClusterError::Forbidden { object, message },
+                    500 if is_schema_error(status) => ClusterError::Rejected {
+                        object,
+                        code,
+                        reason: status.reason.clone(),
+                        message,
+                    },
                     409 if status.reason == "Conflict" && message.starts_with("Apply failed") => {
                         ClusterError::Conflict { object, message }
                     }
@@ -205,11 +216,26 @@ impl Failure {
 /// transport failures (connection refused or reset, timeouts).
 pub(crate) fn is_retryable(error: &kube::Error) -> bool {
     match error {
+        kube::Error::Api(status) if is_schema_error(status) => false,
         kube::Error::Api(status) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
         kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
         _ => false,
     }
 }
+
+/// A server-side apply the server cannot even type-check: a field the
+/// kind's schema does not declare (`spec.replica`), a duplicate key in a
+/// list-map, a wrong type. The real API server answers 500, but asking
+/// again will not help: it is the object that is wrong.
+fn is_schema_error(status: &kube::core::Status) -> bool {
+    status.code == 500
+        && status
+            .message
+            .contains("failed to create typed patch object")
+}
+
+/// What to do about an immutable field, appended to the server's message.
+const IMMUTABLE_HINT: &str = " (an immutable field cannot change in place: delete the object so that kubesync re-creates it, or revert the change in git)";
 
 /// The server's `Retry-After`, when it sent one (as `details.retryAfterSeconds`
 /// in the Status body, or as the header, which [`super::retry_after`] folds
@@ -322,6 +348,28 @@ mod tests {
             e.to_string(),
             "Deployment.apps shop/web: the API server is unavailable, retried for 1.5s (5 attempts): 503 ServiceUnavailable: busy"
         );
+    }
+
+    #[test]
+    fn schema_errors_and_immutable_fields_are_permanent_and_say_what_to_do() {
+        let e = map(api(
+            500,
+            "InternalError",
+            "failed to create typed patch object (/v1, Kind=ConfigMap): .spec.replica: field not declared in schema",
+        ));
+        assert!(!e.is_transient(), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "Deployment.apps shop/web: rejected by the server (500 InternalError): failed to create typed patch object (/v1, Kind=ConfigMap): .spec.replica: field not declared in schema"
+        );
+        // Any other 500 is still transient.
+        assert!(map(api(500, "InternalError", "etcd timeout")).is_transient());
+        let e = map(api(
+            422,
+            "Invalid",
+            "Deployment.apps \"web\" is invalid: spec.selector: Invalid value: {}: field is immutable",
+        ));
+        assert!(e.to_string().ends_with(IMMUTABLE_HINT), "{e}");
     }
 
     #[test]

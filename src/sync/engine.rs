@@ -870,7 +870,7 @@ impl AppSync<'_> {
                 .and_then(|a| a.get(DESIRED_HASH_ANNOTATION))
                 .and_then(Value::as_str)
                 == Some(d.hash.as_str());
-            if hash_matches && is_subset(&super::prepare::comparable(&d.object), l) {
+            if hash_matches && self.converged(d, l).await {
                 return change(r, Action::Unchanged, false, "", true);
             }
         }
@@ -971,6 +971,25 @@ impl AppSync<'_> {
         let c = self.prune_one(r, dry, namespaces).await;
         let keep = c.action != Action::Pruned;
         (c, keep)
+    }
+
+    /// Whether a live object that carries the desired hash (git has not
+    /// changed since kubesync applied it) still holds what git declares.
+    /// Git's text is compared first; when the server stored it in another
+    /// form (quantities such as `0.5` → `500m`, defaulted fields), the server
+    /// is asked what an apply would leave (a dry run, never a write), so a
+    /// converged object costs no write on a real API server either.
+    async fn converged(&self, d: &DesiredObject, live: &Value) -> bool {
+        if is_subset(&super::prepare::comparable(&d.object), live) {
+            return true;
+        }
+        match self.client.apply(&d.object, true).await {
+            Ok(predicted) => {
+                crate::diff::compare(d.object_ref.clone(), Some(&predicted), Some(live)).kind
+                    == crate::diff::ObjectDiffKind::Same
+            }
+            Err(_) => false,
+        }
     }
 
     /// Deletes one leftover, unless it must be kept: turned off, not this
