@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{
-    argo, validate_dns1123_label, AppName, ModelError, ObjectOrigin, RevisionSpec,
+    argo, parse_duration, validate_dns1123_label, AppName, ModelError, ObjectOrigin, RevisionSpec,
     ARGOCD_API_VERSION, KUBESYNC_API_VERSION,
 };
 
@@ -607,52 +607,6 @@ pub(super) fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// Parses `30s`, `5m`, `1h30m`, `2h`, `500ms` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Err("empty duration".into());
-    }
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    if s.contains(char::is_whitespace) {
-        return Err(format!("\"{s}\" is not a duration like 30s, 5m or 1h30m"));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .ok_or_else(|| format!("\"{s}\": missing unit (use s, m or h)"))?;
-        if digits == 0 {
-            return Err(format!("\"{s}\" is not a duration like 30s, 5m or 1h30m"));
-        }
-        let n: f64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("\"{s}\" is not a duration like 30s, 5m or 1h30m"))?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let secs = match unit {
-            "ms" => n / 1000.0,
-            "s" => n,
-            "m" => n * 60.0,
-            "h" => n * 3600.0,
-            _ => {
-                return Err(format!(
-                    "\"{s}\": unknown unit \"{unit}\" (use ms, s, m or h)"
-                ))
-            }
-        };
-        total += Duration::from_secs_f64(secs);
-    }
-    Ok(total)
-}
-
 fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
     let name = ctx.name(obj)?;
     let spec = match obj.get("spec") {
@@ -760,7 +714,9 @@ fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
                 "spec.syncPolicy.wait.timeout",
             )? {
                 sync_policy.wait_timeout =
-                    parse_duration(&t).map_err(|e| ctx.err("spec.syncPolicy.wait.timeout", e))?;
+                    parse_duration(&t).map_err(|e| {
+                        ctx.err("spec.syncPolicy.wait.timeout", e.to_string())
+                    })?;
             }
         }
         sync_policy.sync_options =
@@ -867,7 +823,8 @@ fn kubesync_renderer(source: &Value, ctx: &Ctx) -> Result<RendererSpec, ModelErr
             }
             let timeout = match ctx.opt_str(&v, "timeout", &format!("{path}.timeout"))? {
                 Some(t) => {
-                    parse_duration(&t).map_err(|e| ctx.err(&format!("{path}.timeout"), e))?
+                    parse_duration(&t)
+                    .map_err(|e| ctx.err(&format!("{path}.timeout"), e.to_string()))?
                 }
                 None => DEFAULT_TRANSFORM_TIMEOUT,
             };

@@ -309,8 +309,8 @@ fn crd_scopes<'a>(
 }
 
 /// The longest wait kubesync accepts (a typo such as `--timeout 9999999h`
-/// must not overflow the clock).
-const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
+/// must not overflow the clock); the model refuses longer durations.
+const MAX_WAIT: Duration = crate::model::MAX_DURATION;
 
 fn base_report(node: &AppNode, outcome: AppOutcome) -> AppReport {
     AppReport {
