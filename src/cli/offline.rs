@@ -20,15 +20,24 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Exit code for what loading found: 2 for configuration errors (a bad
-    /// manifest, a cycle, an unknown dependency), 1 for render failures.
-    pub fn outcome(&self) -> Outcome {
-        if self.graph.is_err()
+    /// Whether the tree itself is misconfigured: an invalid Application
+    /// manifest, a duplicate name, an app rendering itself, absurd depth
+    /// ([`FailureKind::Config`] on a node), a cycle or an unknown dependency
+    /// (the graph). Every command exits 2 on these, and the cluster commands
+    /// stop before connecting. An app whose own source or render fails is not
+    /// one of them: that app fails alone (exit 1).
+    pub fn has_config_errors(&self) -> bool {
+        self.graph.is_err()
             || self
                 .tree
                 .failed()
                 .any(|n| n.failure().map(|f| f.kind) == Some(FailureKind::Config))
-        {
+    }
+
+    /// Exit code for what loading found: 2 for configuration errors (see
+    /// [`Self::has_config_errors`]), 1 for render failures.
+    pub fn outcome(&self) -> Outcome {
+        if self.has_config_errors() {
             Outcome::Usage
         } else if self.tree.failed().next().is_some() {
             Outcome::Failed
@@ -304,6 +313,11 @@ pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
         Ok(l) => l,
         Err(o) => return o,
     };
+    if loaded.has_config_errors() {
+        loaded.report_problems();
+        eprintln!("error: the application tree is misconfigured; nothing was printed");
+        return Outcome::Usage;
+    }
     let tree = &loaded.tree;
     let selected: Vec<&AppNode> = if apps.is_empty() {
         tree.depth_first()
@@ -329,14 +343,7 @@ pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
             failed.len(),
             selected.len()
         );
-        return if failed
-            .iter()
-            .any(|n| n.failure().map(|f| f.kind) == Some(FailureKind::Config))
-        {
-            Outcome::Usage
-        } else {
-            Outcome::Failed
-        };
+        return Outcome::Failed;
     }
     match global.output {
         OutputFormat::Json => {
