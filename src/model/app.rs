@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::object::{check_metadata, type_name, ObjectError};
 use super::{
     argo, parse_duration, validate_dns1123_label, AppName, ModelError, ObjectOrigin, RevisionSpec,
     ARGOCD_API_VERSION, KUBESYNC_API_VERSION,
@@ -413,7 +414,7 @@ impl<'a> Ctx<'a> {
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
             Some(Value::Bool(b)) => Ok(Some(b.to_string())),
             Some(other) => {
-                Err(self.err(path, format!("expected a string, got {}", type_name(other))))
+                Err(self.err(path, wrong_type("a string", other)))
             }
         }
     }
@@ -425,7 +426,7 @@ impl<'a> Ctx<'a> {
             Some(Value::String(s)) if s == "true" || s == "false" => Ok(Some(s == "true")),
             Some(other) => Err(self.err(
                 path,
-                format!("expected true or false, got {}", type_name(other)),
+                wrong_type("true or false", other),
             )),
         }
     }
@@ -441,7 +442,7 @@ impl<'a> Ctx<'a> {
             Some(Value::Object(m)) => Ok(Some(m)),
             Some(other) => Err(self.err(
                 path,
-                format!("expected a mapping, got {}", type_name(other)),
+                wrong_type("a mapping", other),
             )),
         }
     }
@@ -462,13 +463,13 @@ impl<'a> Ctx<'a> {
                     Value::Number(n) => Ok(n.to_string()),
                     other => Err(self.err(
                         &format!("{path}[{i}]"),
-                        format!("expected a string, got {}", type_name(other)),
+                        wrong_type("a string", other),
                     )),
                 })
                 .collect(),
             Some(other) => Err(self.err(
                 path,
-                format!("expected a list of strings, got {}", type_name(other)),
+                wrong_type("a sequence of strings", other),
             )),
         }
     }
@@ -489,7 +490,7 @@ impl<'a> Ctx<'a> {
                     other => {
                         return Err(self.err(
                             &format!("{path}.{k}"),
-                            format!("expected a string, got {}", type_name(other)),
+                            wrong_type("a string", other),
                         ))
                     }
                 };
@@ -523,15 +524,39 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
+    /// `metadata.name`, which must be a string (YAML `name: 12345` is a
+    /// number, and Kubernetes would refuse it), and a valid [`AppName`].
     pub fn name(&self, obj: &Value) -> Result<AppName, ModelError> {
-        let name = self
-            .opt_str(
-                obj.get("metadata").unwrap_or(&Value::Null),
-                "name",
-                "metadata.name",
-            )?
-            .ok_or_else(|| self.err("metadata.name", "is required"))?;
+        let name = match obj.get("metadata").and_then(|m| m.get("name")) {
+            None | Some(Value::Null) => return Err(self.err("metadata.name", "is required")),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => return Err(self.err("metadata.name", wrong_type("a string", other))),
+        };
         AppName::new(name).map_err(|e| self.err("metadata.name", e))
+    }
+
+    /// The metadata every object must get right (`metadata` a mapping,
+    /// `namespace` a string, `labels`/`annotations` mappings of strings),
+    /// checked by the same rules as rendered objects.
+    pub fn metadata(&self, obj: &Value) -> Result<(), ModelError> {
+        let wrong = |e: ObjectError| match e {
+            ObjectError::WrongType {
+                field,
+                expected,
+                found,
+            } => self.err(&field, format!("must be {expected}, found {found}")),
+            ObjectError::Missing { field, .. } => self.err(field, "is required"),
+        };
+        match obj.get("metadata") {
+            None | Some(Value::Null) => return Err(self.err("metadata.name", "is required")),
+            Some(Value::Object(m)) => {
+                if let Some(ns) = m.get("namespace").filter(|v| !v.is_null() && !v.is_string()) {
+                    return Err(self.err("metadata.namespace", wrong_type("a string", ns)));
+                }
+            }
+            Some(other) => return Err(self.err("metadata", wrong_type("a mapping", other))),
+        }
+        check_metadata(obj).map_err(wrong)
     }
 
     pub fn namespace_name(
@@ -579,7 +604,7 @@ impl<'a> Ctx<'a> {
             }),
             Some(other) => Err(self.err(
                 &format!("metadata.annotations.{}", super::SYNC_WAVE_ANNOTATION),
-                format!("expected an integer string, got {}", type_name(other)),
+                wrong_type("an integer string", other),
             )),
         }
     }
@@ -596,25 +621,20 @@ impl<'a> Ctx<'a> {
     }
 }
 
-pub(super) fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
+/// "must be a string, found a number": the message of every wrong-type error.
+pub(super) fn wrong_type(expected: &str, found: &Value) -> String {
+    format!("must be {expected}, found {}", type_name(found))
 }
 
 fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
+    ctx.metadata(obj)?;
     let name = ctx.name(obj)?;
     let spec = match obj.get("spec") {
         Some(Value::Object(_)) => obj.get("spec").unwrap_or(&Value::Null),
         Some(other) => {
             return Err(ctx.err(
                 "spec",
-                format!("expected a mapping, got {}", type_name(other)),
+                wrong_type("a mapping", other),
             ))
         }
         None => return Err(ctx.err("spec", "is required")),

@@ -21,7 +21,9 @@ pub use argo::deep_merge;
 pub use duration::{format_duration, parse_duration, DurationError, MAX_DURATION};
 pub use error::ModelError;
 pub use names::{validate_dns1123_label, validate_dns1123_subdomain, AppName};
-pub use object::{split_api_version, Manifest, ObjectOrigin, ObjectRef};
+pub use object::{
+    check_metadata, split_api_version, type_name, Manifest, ObjectError, ObjectOrigin, ObjectRef,
+};
 pub use revision::RevisionSpec;
 
 /// API group of kubesync's own Application kind.

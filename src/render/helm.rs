@@ -269,12 +269,9 @@ fn parse_output(
             Some(s) => source_label(chart_rel, s),
             None => chart_label.to_path_buf(),
         };
-        let docs = yaml::documents(&chunk).map_err(|e| RenderError::Yaml {
-            app: app.to_string(),
-            file: label.clone(),
-            doc: *per_file.get(&label).unwrap_or(&0),
-            line: e.line,
-            message: format!("{} (in helm's output)", e.message),
+        let docs = yaml::documents(&chunk).map_err(|e| {
+            let doc = *per_file.get(&label).unwrap_or(&0);
+            RenderError::from_yaml(app, &label, doc, e, " (in helm's output)")
         })?;
         for (_, value) in docs {
             let n = per_file.entry(label.clone()).or_insert(0);
