@@ -143,6 +143,16 @@ pub enum RenderError {
         chart: PathBuf,
         stderr: String,
     },
+    /// A value file written as an absolute path that is not in the
+    /// repository: value files are repository-relative (a leading `/` is the
+    /// repository root, as in Argo CD), never a path on the machine.
+    #[error("application \"{app}\": value file {file} of chart {}: absolute paths are not allowed; value files are relative to the chart directory, or to the repository root with a leading \"/\" (there is no {} in the repository)", chart.display(), file.trim_start_matches('/'))]
+    AbsoluteValueFile {
+        app: String,
+        chart: PathBuf,
+        /// As written in the Application.
+        file: String,
+    },
     #[error("application \"{app}\": value file {file} of chart {} not found (set ignoreMissingValueFiles to skip missing value files)", chart.display())]
     MissingValueFile {
         app: String,
@@ -213,6 +223,7 @@ impl RenderError {
             | RenderError::Template { app, .. }
             | RenderError::Helm { app, .. }
             | RenderError::MissingValueFile { app, .. }
+            | RenderError::AbsoluteValueFile { app, .. }
             | RenderError::Kustomize { app, .. }
             | RenderError::Transform { app, .. }
             | RenderError::Timeout { app, .. }
