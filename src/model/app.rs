@@ -413,9 +413,7 @@ impl<'a> Ctx<'a> {
             // YAML turns `v1.2`-like or numeric revisions into numbers; accept them as text.
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
             Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-            Some(other) => {
-                Err(self.err(path, wrong_type("a string", other)))
-            }
+            Some(other) => Err(self.err(path, wrong_type("a string", other))),
         }
     }
 
@@ -424,10 +422,7 @@ impl<'a> Ctx<'a> {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(Value::String(s)) if s == "true" || s == "false" => Ok(Some(s == "true")),
-            Some(other) => Err(self.err(
-                path,
-                wrong_type("true or false", other),
-            )),
+            Some(other) => Err(self.err(path, wrong_type("true or false", other))),
         }
     }
 
@@ -440,10 +435,7 @@ impl<'a> Ctx<'a> {
         match obj.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Object(m)) => Ok(Some(m)),
-            Some(other) => Err(self.err(
-                path,
-                wrong_type("a mapping", other),
-            )),
+            Some(other) => Err(self.err(path, wrong_type("a mapping", other))),
         }
     }
 
@@ -461,16 +453,10 @@ impl<'a> Ctx<'a> {
                 .map(|(i, v)| match v {
                     Value::String(s) => Ok(s.clone()),
                     Value::Number(n) => Ok(n.to_string()),
-                    other => Err(self.err(
-                        &format!("{path}[{i}]"),
-                        wrong_type("a string", other),
-                    )),
+                    other => Err(self.err(&format!("{path}[{i}]"), wrong_type("a string", other))),
                 })
                 .collect(),
-            Some(other) => Err(self.err(
-                path,
-                wrong_type("a sequence of strings", other),
-            )),
+            Some(other) => Err(self.err(path, wrong_type("a sequence of strings", other))),
         }
     }
 
@@ -488,10 +474,7 @@ impl<'a> Ctx<'a> {
                     Value::Number(n) => n.to_string(),
                     Value::Bool(b) => b.to_string(),
                     other => {
-                        return Err(self.err(
-                            &format!("{path}.{k}"),
-                            wrong_type("a string", other),
-                        ))
+                        return Err(self.err(&format!("{path}.{k}"), wrong_type("a string", other)))
                     }
                 };
                 out.insert(k.clone(), v);
@@ -550,7 +533,10 @@ impl<'a> Ctx<'a> {
         match obj.get("metadata") {
             None | Some(Value::Null) => return Err(self.err("metadata.name", "is required")),
             Some(Value::Object(m)) => {
-                if let Some(ns) = m.get("namespace").filter(|v| !v.is_null() && !v.is_string()) {
+                if let Some(ns) = m
+                    .get("namespace")
+                    .filter(|v| !v.is_null() && !v.is_string())
+                {
                     return Err(self.err("metadata.namespace", wrong_type("a string", ns)));
                 }
             }
@@ -631,12 +617,7 @@ fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
     let name = ctx.name(obj)?;
     let spec = match obj.get("spec") {
         Some(Value::Object(_)) => obj.get("spec").unwrap_or(&Value::Null),
-        Some(other) => {
-            return Err(ctx.err(
-                "spec",
-                wrong_type("a mapping", other),
-            ))
-        }
+        Some(other) => return Err(ctx.err("spec", wrong_type("a mapping", other))),
         None => return Err(ctx.err("spec", "is required")),
     };
     if let Some(m) = spec.as_object() {
@@ -733,10 +714,8 @@ fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
                 "timeout",
                 "spec.syncPolicy.wait.timeout",
             )? {
-                sync_policy.wait_timeout =
-                    parse_duration(&t).map_err(|e| {
-                        ctx.err("spec.syncPolicy.wait.timeout", e.to_string())
-                    })?;
+                sync_policy.wait_timeout = parse_duration(&t)
+                    .map_err(|e| ctx.err("spec.syncPolicy.wait.timeout", e.to_string()))?;
             }
         }
         sync_policy.sync_options =
@@ -842,10 +821,8 @@ fn kubesync_renderer(source: &Value, ctx: &Ctx) -> Result<RendererSpec, ModelErr
                 return Err(ctx.err(&format!("{path}.command"), "must name a program"));
             }
             let timeout = match ctx.opt_str(&v, "timeout", &format!("{path}.timeout"))? {
-                Some(t) => {
-                    parse_duration(&t)
-                    .map_err(|e| ctx.err(&format!("{path}.timeout"), e.to_string()))?
-                }
+                Some(t) => parse_duration(&t)
+                    .map_err(|e| ctx.err(&format!("{path}.timeout"), e.to_string()))?,
                 None => DEFAULT_TRANSFORM_TIMEOUT,
             };
             RendererSpec::Transform(TransformOptions { command, timeout })

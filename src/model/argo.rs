@@ -86,12 +86,7 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
                 origin: ctx.origin.clone(),
             });
         }
-        (Some(other), _) => {
-            return Err(ctx.err(
-                "spec.source",
-                wrong_type("a mapping", other),
-            ))
-        }
+        (Some(other), _) => return Err(ctx.err("spec.source", wrong_type("a mapping", other))),
         _ => return Err(ctx.err("spec.source", "is required")),
     };
     let sp = source_path.as_str();

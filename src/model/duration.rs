@@ -19,7 +19,10 @@ pub enum DurationError {
     Malformed(String),
     /// A number without a unit inside a compound duration (`1h30`).
     MissingUnit(String),
-    UnknownUnit { text: String, unit: String },
+    UnknownUnit {
+        text: String,
+        unit: String,
+    },
     Negative(String),
     /// Larger than [`MAX_DURATION`] (or too large for any clock).
     TooLarge(String),

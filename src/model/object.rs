@@ -332,9 +332,16 @@ mod tests {
     #[test]
     fn labels_and_annotations_must_be_mappings_of_strings() {
         let with = |meta: Value| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta});
-        assert_eq!(check_metadata(&with(json!({"name": "a", "labels": {"a": "b"}, "annotations": null}))), Ok(()));
         assert_eq!(
-            check_metadata(&with(json!({"name": "a", "labels": 5}))).unwrap_err().to_string(),
+            check_metadata(&with(
+                json!({"name": "a", "labels": {"a": "b"}, "annotations": null})
+            )),
+            Ok(())
+        );
+        assert_eq!(
+            check_metadata(&with(json!({"name": "a", "labels": 5})))
+                .unwrap_err()
+                .to_string(),
             "metadata.labels must be a mapping of strings, found a number"
         );
         assert_eq!(

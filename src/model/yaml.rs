@@ -30,7 +30,10 @@ pub enum YamlErrorKind {
 
 impl fmt::Display for YamlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let at = self.line.map(|l| format!(" at line {l}")).unwrap_or_default();
+        let at = self
+            .line
+            .map(|l| format!(" at line {l}"))
+            .unwrap_or_default();
         match &self.kind {
             YamlErrorKind::Syntax(message) => write!(f, "invalid YAML{at}: {message}"),
             YamlErrorKind::UnsupportedTag { tag, path } => {
