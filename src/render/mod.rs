@@ -120,7 +120,7 @@ pub enum RenderError {
         file: PathBuf,
         /// 0-based document index.
         doc: usize,
-        error: crate::model::yaml::YamlError,
+        error: Box<crate::model::yaml::YamlError>,
     },
     #[error("application \"{app}\": {}: invalid JSON{}: {message}", file.display(), line_label(*line))]
     Json {
@@ -260,7 +260,7 @@ impl RenderError {
                 app: app.to_string(),
                 file: file.to_path_buf(),
                 doc,
-                error,
+                error: Box::new(error),
             },
         }
     }
