@@ -64,7 +64,9 @@ pub struct Cli {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct GlobalArgs {
-    /// The root app-of-apps manifest.
+    /// The root app-of-apps manifest. Apps' `source.path`s are relative to
+    /// the git work tree holding it; outside git, to the directory it is in
+    /// (never to the current directory).
     #[arg(
         long,
         global = true,

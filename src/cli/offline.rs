@@ -1,5 +1,6 @@
 //! The commands that need no cluster: `tree`, `render`, `plan`.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
@@ -8,9 +9,9 @@ use serde_json::{json, Value};
 use super::output::{or_dash, Table};
 use super::{GlobalArgs, Outcome, OutputFormat};
 use crate::graph::{AppGraph, EdgeKind, GraphError};
-use crate::model::{load_root, AppName};
+use crate::model::{is_application, load_root, looks_like_application, AppName};
 use crate::render::Renderer;
-use crate::source::{SourceOptions, Sources};
+use crate::source::{redact_url, SourceOptions, Sources};
 use crate::tree::{expand, AppNode, AppTree, ExpandOptions, FailureKind};
 
 /// The expanded tree and, when it can be ordered, its graph.
@@ -20,15 +21,24 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Exit code for what loading found: 2 for configuration errors (a bad
-    /// manifest, a cycle, an unknown dependency), 1 for render failures.
-    pub fn outcome(&self) -> Outcome {
-        if self.graph.is_err()
+    /// Whether the tree itself is misconfigured: an invalid Application
+    /// manifest, a duplicate name, an app rendering itself, absurd depth
+    /// ([`FailureKind::Config`] on a node), a cycle or an unknown dependency
+    /// (the graph). Every command exits 2 on these, and the cluster commands
+    /// stop before connecting. An app whose own source or render fails is not
+    /// one of them: that app fails alone (exit 1).
+    pub fn has_config_errors(&self) -> bool {
+        self.graph.is_err()
             || self
                 .tree
                 .failed()
                 .any(|n| n.failure().map(|f| f.kind) == Some(FailureKind::Config))
-        {
+    }
+
+    /// Exit code for what loading found: 2 for configuration errors (see
+    /// [`Self::has_config_errors`]), 1 for render failures.
+    pub fn outcome(&self) -> Outcome {
+        if self.has_config_errors() {
             Outcome::Usage
         } else if self.tree.failed().next().is_some() {
             Outcome::Failed
@@ -304,6 +314,11 @@ pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
         Ok(l) => l,
         Err(o) => return o,
     };
+    if loaded.has_config_errors() {
+        loaded.report_problems();
+        eprintln!("error: the application tree is misconfigured; nothing was printed");
+        return Outcome::Usage;
+    }
     let tree = &loaded.tree;
     let selected: Vec<&AppNode> = if apps.is_empty() {
         tree.depth_first()
@@ -329,20 +344,13 @@ pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
             failed.len(),
             selected.len()
         );
-        return if failed
-            .iter()
-            .any(|n| n.failure().map(|f| f.kind) == Some(FailureKind::Config))
-        {
-            Outcome::Usage
-        } else {
-            Outcome::Failed
-        };
+        return Outcome::Failed;
     }
     match global.output {
         OutputFormat::Json => {
-            let items: Vec<&Value> = selected
+            let items: Vec<Cow<Value>> = selected
                 .iter()
-                .flat_map(|n| n.manifests().iter().map(|m| &m.object))
+                .flat_map(|n| n.manifests().iter().map(|m| without_credentials(&m.object)))
                 .collect();
             let list = json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items});
             println!(
@@ -354,8 +362,14 @@ pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
             let mut out = String::new();
             for n in &selected {
                 for m in n.manifests() {
-                    let _ = writeln!(out, "---\n# Source: {}: {}", n.app.name, m.origin);
-                    match serde_yaml::to_string(&m.object) {
+                    let object = without_credentials(&m.object);
+                    let note = if matches!(object, Cow::Owned(_)) {
+                        " (credentials removed from repoURL)"
+                    } else {
+                        ""
+                    };
+                    let _ = writeln!(out, "---\n# Source: {}: {}{note}", n.app.name, m.origin);
+                    match serde_yaml::to_string(&object) {
                         Ok(y) => out.push_str(&y),
                         Err(e) => {
                             eprintln!(
@@ -376,6 +390,33 @@ pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
         }
     }
     Outcome::Ok
+}
+
+/// `obj` as `render` may print it: an Application (either kind) with the
+/// credentials in its `spec.source.repoURL` / `spec.sources[].repoURL`
+/// removed, the same way errors and logs show URLs; borrowed as it is when
+/// there is nothing to remove.
+fn without_credentials(obj: &Value) -> Cow<'_, Value> {
+    if !is_application(obj) && !looks_like_application(obj) {
+        return Cow::Borrowed(obj);
+    }
+    let mut pointers = vec!["/spec/source/repoURL".to_string()];
+    if let Some(list) = obj.pointer("/spec/sources").and_then(Value::as_array) {
+        pointers.extend((0..list.len()).map(|i| format!("/spec/sources/{i}/repoURL")));
+    }
+    let mut out = Cow::Borrowed(obj);
+    for p in pointers {
+        let Some(url) = obj.pointer(&p).and_then(Value::as_str) else {
+            continue;
+        };
+        let clean = redact_url(url);
+        if clean != url {
+            if let Some(v) = out.to_mut().pointer_mut(&p) {
+                *v = Value::String(clean);
+            }
+        }
+    }
+    out
 }
 
 /// `kubesync plan`
@@ -486,4 +527,46 @@ pub(super) fn resolve_names(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_removes_credentials_from_application_repo_urls() {
+        let app = json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": {"name": "a"},
+            "spec": {
+                "source": {"repoURL": "https://user:t0ken@git.example.com/org/repo.git"},
+                "sources": [
+                    {"repoURL": "https://t0ken@git.example.com/org/one.git"},
+                    {"repoURL": "https://git.example.com/org/two.git"}
+                ]
+            }
+        });
+        let out = without_credentials(&app);
+        assert!(matches!(out, Cow::Owned(_)));
+        assert!(!out.to_string().contains("t0ken"), "{out}");
+        assert_eq!(
+            out["spec"]["source"]["repoURL"],
+            "https://git.example.com/org/repo.git"
+        );
+        assert_eq!(
+            out["spec"]["sources"][0]["repoURL"],
+            "https://git.example.com/org/one.git"
+        );
+        let mut ks = app.clone();
+        ks["apiVersion"] = json!("kubesync.dev/v1alpha1");
+        assert!(!without_credentials(&ks).to_string().contains("t0ken"));
+
+        // Nothing to remove, or not an Application: printed as it is.
+        let clean = json!({"apiVersion": "kubesync.dev/v1alpha1", "kind": "Application",
+            "spec": {"source": {"repoURL": "https://git.example.com/org/repo.git"}}});
+        assert!(matches!(without_credentials(&clean), Cow::Borrowed(_)));
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "data": {"repoURL": "https://user:t0ken@host/r.git"}});
+        assert!(matches!(without_credentials(&cm), Cow::Borrowed(_)));
+    }
 }

@@ -99,15 +99,17 @@ pub(super) async fn connect(args: &ClusterArgs) -> Result<ClusterClient, Outcome
     }
 }
 
-/// Loads the tree and checks it can be ordered; configuration errors stop here.
+/// Loads the tree and checks it can be ordered; configuration errors (see
+/// [`Loaded::has_config_errors`]) stop here with exit 2, before the cluster
+/// is contacted, exactly as `tree` and `plan` report them.
 fn load_ordered(global: &GlobalArgs) -> Result<(Loaded, crate::graph::AppGraph), Outcome> {
     let loaded = load(global)?;
     match &loaded.graph {
-        Ok(g) => {
+        Ok(g) if !loaded.has_config_errors() => {
             let g = g.clone();
             Ok((loaded, g))
         }
-        Err(_) => {
+        _ => {
             loaded.report_problems();
             Err(Outcome::Usage)
         }

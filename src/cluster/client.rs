@@ -291,7 +291,7 @@ impl ClusterClient {
     pub async fn apply(&self, obj: &Value, dry_run: bool) -> Result<Value, ClusterError> {
         let r = ObjectRef::from_object(obj).map_err(|message| ClusterError::BadObject {
             object: object_label(obj),
-            message,
+            message: message.to_string(),
         })?;
         let resolved = self.resolve(&r).await?;
         let (r, body) = scoped(r, &resolved, obj)?;
@@ -330,13 +330,13 @@ impl ClusterClient {
     ) -> Result<ObjectRef, ClusterError> {
         let r = ObjectRef::from_object(obj).map_err(|message| ClusterError::BadObject {
             object: object_label(obj),
-            message,
+            message: message.to_string(),
         })?;
         let resolved = self.resolve(&r).await?;
         with_default_namespace(obj, &resolved, default_namespace);
         ObjectRef::from_object(obj).map_err(|message| ClusterError::BadObject {
             object: r.to_string(),
-            message,
+            message: message.to_string(),
         })
     }
 

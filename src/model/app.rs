@@ -6,8 +6,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::object::{check_metadata, type_name, ObjectError};
 use super::{
-    argo, validate_dns1123_label, AppName, ModelError, ObjectOrigin, RevisionSpec,
+    argo, parse_duration, validate_dns1123_label, AppName, ModelError, ObjectOrigin, RevisionSpec,
     ARGOCD_API_VERSION, KUBESYNC_API_VERSION,
 };
 
@@ -420,9 +421,7 @@ impl<'a> Ctx<'a> {
             // YAML turns `v1.2`-like or numeric revisions into numbers; accept them as text.
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
             Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-            Some(other) => {
-                Err(self.err(path, format!("expected a string, got {}", type_name(other))))
-            }
+            Some(other) => Err(self.err(path, wrong_type("a string", other))),
         }
     }
 
@@ -431,10 +430,7 @@ impl<'a> Ctx<'a> {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(Value::String(s)) if s == "true" || s == "false" => Ok(Some(s == "true")),
-            Some(other) => Err(self.err(
-                path,
-                format!("expected true or false, got {}", type_name(other)),
-            )),
+            Some(other) => Err(self.err(path, wrong_type("true or false", other))),
         }
     }
 
@@ -447,10 +443,7 @@ impl<'a> Ctx<'a> {
         match obj.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Object(m)) => Ok(Some(m)),
-            Some(other) => Err(self.err(
-                path,
-                format!("expected a mapping, got {}", type_name(other)),
-            )),
+            Some(other) => Err(self.err(path, wrong_type("a mapping", other))),
         }
     }
 
@@ -468,16 +461,10 @@ impl<'a> Ctx<'a> {
                 .map(|(i, v)| match v {
                     Value::String(s) => Ok(s.clone()),
                     Value::Number(n) => Ok(n.to_string()),
-                    other => Err(self.err(
-                        &format!("{path}[{i}]"),
-                        format!("expected a string, got {}", type_name(other)),
-                    )),
+                    other => Err(self.err(&format!("{path}[{i}]"), wrong_type("a string", other))),
                 })
                 .collect(),
-            Some(other) => Err(self.err(
-                path,
-                format!("expected a list of strings, got {}", type_name(other)),
-            )),
+            Some(other) => Err(self.err(path, wrong_type("a sequence of strings", other))),
         }
     }
 
@@ -495,10 +482,7 @@ impl<'a> Ctx<'a> {
                     Value::Number(n) => n.to_string(),
                     Value::Bool(b) => b.to_string(),
                     other => {
-                        return Err(self.err(
-                            &format!("{path}.{k}"),
-                            format!("expected a string, got {}", type_name(other)),
-                        ))
+                        return Err(self.err(&format!("{path}.{k}"), wrong_type("a string", other)))
                     }
                 };
                 out.insert(k.clone(), v);
@@ -531,15 +515,42 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
+    /// `metadata.name`, which must be a string (YAML `name: 12345` is a
+    /// number, and Kubernetes would refuse it), and a valid [`AppName`].
     pub fn name(&self, obj: &Value) -> Result<AppName, ModelError> {
-        let name = self
-            .opt_str(
-                obj.get("metadata").unwrap_or(&Value::Null),
-                "name",
-                "metadata.name",
-            )?
-            .ok_or_else(|| self.err("metadata.name", "is required"))?;
+        let name = match obj.get("metadata").and_then(|m| m.get("name")) {
+            None | Some(Value::Null) => return Err(self.err("metadata.name", "is required")),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => return Err(self.err("metadata.name", wrong_type("a string", other))),
+        };
         AppName::new(name).map_err(|e| self.err("metadata.name", e))
+    }
+
+    /// The metadata every object must get right (`metadata` a mapping,
+    /// `namespace` a string, `labels`/`annotations` mappings of strings),
+    /// checked by the same rules as rendered objects.
+    pub fn metadata(&self, obj: &Value) -> Result<(), ModelError> {
+        let wrong = |e: ObjectError| match e {
+            ObjectError::WrongType {
+                field,
+                expected,
+                found,
+            } => self.err(&field, format!("must be {expected}, found {found}")),
+            ObjectError::Missing { field, .. } => self.err(field, "is required"),
+        };
+        match obj.get("metadata") {
+            None | Some(Value::Null) => return Err(self.err("metadata.name", "is required")),
+            Some(Value::Object(m)) => {
+                if let Some(ns) = m
+                    .get("namespace")
+                    .filter(|v| !v.is_null() && !v.is_string())
+                {
+                    return Err(self.err("metadata.namespace", wrong_type("a string", ns)));
+                }
+            }
+            Some(other) => return Err(self.err("metadata", wrong_type("a mapping", other))),
+        }
+        check_metadata(obj).map_err(wrong)
     }
 
     pub fn namespace_name(
@@ -587,7 +598,7 @@ impl<'a> Ctx<'a> {
             }),
             Some(other) => Err(self.err(
                 &format!("metadata.annotations.{}", super::SYNC_WAVE_ANNOTATION),
-                format!("expected an integer string, got {}", type_name(other)),
+                wrong_type("an integer string", other),
             )),
         }
     }
@@ -604,73 +615,17 @@ impl<'a> Ctx<'a> {
     }
 }
 
-pub(super) fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
-}
-
-/// Parses `30s`, `5m`, `1h30m`, `2h`, `500ms` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Err("empty duration".into());
-    }
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    if s.contains(char::is_whitespace) {
-        return Err(format!("\"{s}\" is not a duration like 30s, 5m or 1h30m"));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .ok_or_else(|| format!("\"{s}\": missing unit (use s, m or h)"))?;
-        if digits == 0 {
-            return Err(format!("\"{s}\" is not a duration like 30s, 5m or 1h30m"));
-        }
-        let n: f64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("\"{s}\" is not a duration like 30s, 5m or 1h30m"))?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let secs = match unit {
-            "ms" => n / 1000.0,
-            "s" => n,
-            "m" => n * 60.0,
-            "h" => n * 3600.0,
-            _ => {
-                return Err(format!(
-                    "\"{s}\": unknown unit \"{unit}\" (use ms, s, m or h)"
-                ))
-            }
-        };
-        total += Duration::from_secs_f64(secs);
-    }
-    Ok(total)
+/// "must be a string, found a number": the message of every wrong-type error.
+pub(super) fn wrong_type(expected: &str, found: &Value) -> String {
+    format!("must be {expected}, found {}", type_name(found))
 }
 
 fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
+    ctx.metadata(obj)?;
     let name = ctx.name(obj)?;
     let spec = match obj.get("spec") {
         Some(Value::Object(_)) => obj.get("spec").unwrap_or(&Value::Null),
-        Some(other) => {
-            return Err(ctx.err(
-                "spec",
-                format!("expected a mapping, got {}", type_name(other)),
-            ))
-        }
+        Some(other) => return Err(ctx.err("spec", wrong_type("a mapping", other))),
         None => return Err(ctx.err("spec", "is required")),
     };
     if let Some(m) = spec.as_object() {
@@ -774,8 +729,8 @@ fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
                 "timeout",
                 "spec.syncPolicy.wait.timeout",
             )? {
-                sync_policy.wait_timeout =
-                    parse_duration(&t).map_err(|e| ctx.err("spec.syncPolicy.wait.timeout", e))?;
+                sync_policy.wait_timeout = parse_duration(&t)
+                    .map_err(|e| ctx.err("spec.syncPolicy.wait.timeout", e.to_string()))?;
             }
         }
         sync_policy.sync_options =
@@ -881,9 +836,8 @@ fn kubesync_renderer(source: &Value, ctx: &Ctx) -> Result<RendererSpec, ModelErr
                 return Err(ctx.err(&format!("{path}.command"), "must name a program"));
             }
             let timeout = match ctx.opt_str(&v, "timeout", &format!("{path}.timeout"))? {
-                Some(t) => {
-                    parse_duration(&t).map_err(|e| ctx.err(&format!("{path}.timeout"), e))?
-                }
+                Some(t) => parse_duration(&t)
+                    .map_err(|e| ctx.err(&format!("{path}.timeout"), e.to_string()))?,
                 None => DEFAULT_TRANSFORM_TIMEOUT,
             };
             RendererSpec::Transform(TransformOptions { command, timeout })

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::app::{type_name, Ctx};
+use super::app::{wrong_type, Ctx};
 use super::{
     Application, Automated, Destination, DirectoryOptions, Flavor, HelmOptions, HelmParameter,
     KustomizeOptions, ModelError, RendererSpec, Source, SyncPolicy, Tier, DEPENDS_ON_ANNOTATION,
@@ -13,11 +13,13 @@ use super::{
 };
 
 pub(super) fn parse(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
+    ctx.metadata(obj)?;
     let name = ctx.name(obj)?;
-    let spec = obj
-        .get("spec")
-        .filter(|s| s.is_object())
-        .ok_or_else(|| ctx.err("spec", "is required"))?;
+    let spec = match obj.get("spec") {
+        Some(s @ Value::Object(_)) => s,
+        None | Some(Value::Null) => return Err(ctx.err("spec", "is required")),
+        Some(other) => return Err(ctx.err("spec", wrong_type("a mapping", other))),
+    };
 
     let annotation = |key: &str| {
         obj.pointer("/metadata/annotations")
@@ -84,12 +86,7 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
                 origin: ctx.origin.clone(),
             });
         }
-        (Some(other), _) => {
-            return Err(ctx.err(
-                "spec.source",
-                format!("expected a mapping, got {}", type_name(other)),
-            ))
-        }
+        (Some(other), _) => return Err(ctx.err("spec.source", wrong_type("a mapping", other))),
         _ => return Err(ctx.err("spec.source", "is required")),
     };
     let sp = source_path.as_str();
@@ -243,10 +240,7 @@ pub(super) fn helm_options(v: &Value, ctx: &Ctx, path: &str) -> Result<HelmOptio
         Some(other) => {
             return Err(ctx.err(
                 &format!("{path}.values"),
-                format!(
-                    "expected a mapping or a YAML string, got {}",
-                    type_name(other)
-                ),
+                wrong_type("a mapping or a YAML string", other),
             ))
         }
     }
@@ -281,10 +275,7 @@ pub(super) fn helm_options(v: &Value, ctx: &Ctx, path: &str) -> Result<HelmOptio
         Some(other) => {
             return Err(ctx.err(
                 &format!("{path}.parameters"),
-                format!(
-                    "expected a list of {{name, value}}, got {}",
-                    type_name(other)
-                ),
+                wrong_type("a sequence of {name, value} mappings", other),
             ))
         }
     }

@@ -9,6 +9,7 @@
 
 mod app;
 mod argo;
+mod duration;
 mod error;
 mod names;
 mod object;
@@ -17,9 +18,12 @@ pub mod yaml;
 
 pub use app::*;
 pub use argo::deep_merge;
+pub use duration::{format_duration, parse_duration, DurationError, MAX_DURATION};
 pub use error::ModelError;
 pub use names::{validate_dns1123_label, validate_dns1123_subdomain, AppName};
-pub use object::{split_api_version, Manifest, ObjectOrigin, ObjectRef};
+pub use object::{
+    check_metadata, split_api_version, type_name, Manifest, ObjectError, ObjectOrigin, ObjectRef,
+};
 pub use revision::RevisionSpec;
 
 /// API group of kubesync's own Application kind.

@@ -20,35 +20,40 @@ pub struct ObjectRef {
 
 impl ObjectRef {
     /// Reads the identity from an object's `apiVersion`, `kind` and metadata.
-    /// The error says which of them is missing.
-    pub fn from_object(obj: &Value) -> Result<Self, String> {
-        let api_version = obj
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .ok_or("apiVersion is missing")?;
-        let kind = obj
-            .get("kind")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .ok_or("kind is missing")?;
-        let meta = obj.get("metadata");
-        let name = meta
-            .and_then(|m| m.get("name"))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| format!("{kind} has no metadata.name"))?;
-        let namespace = meta
-            .and_then(|m| m.get("namespace"))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string);
+    /// The error says which of them is missing, or which has the wrong type.
+    pub fn from_object(obj: &Value) -> Result<Self, ObjectError> {
+        let api_version =
+            required_str(obj, "apiVersion", "apiVersion")?.ok_or(ObjectError::Missing {
+                field: "apiVersion",
+                kind: None,
+            })?;
+        let kind = required_str(obj, "kind", "kind")?.ok_or(ObjectError::Missing {
+            field: "kind",
+            kind: None,
+        })?;
+        let meta = match obj.get("metadata") {
+            None | Some(Value::Null) => None,
+            Some(m @ Value::Object(_)) => Some(m),
+            Some(other) => return Err(ObjectError::wrong_type("metadata", "a mapping", other)),
+        };
+        let name = match meta {
+            Some(m) => required_str(m, "name", "metadata.name")?,
+            None => None,
+        }
+        .ok_or_else(|| ObjectError::Missing {
+            field: "metadata.name",
+            kind: Some(kind.to_string()),
+        })?;
+        let namespace = match meta {
+            Some(m) => required_str(m, "namespace", "metadata.namespace")?,
+            None => None,
+        };
         let (group, version) = split_api_version(api_version);
         Ok(ObjectRef {
             group: group.to_string(),
             version: version.to_string(),
             kind: kind.to_string(),
-            namespace,
+            namespace: namespace.map(str::to_string),
             name: name.to_string(),
         })
     }
@@ -77,6 +82,113 @@ impl ObjectRef {
             && self.kind == other.kind
             && self.namespace == other.namespace
             && self.name == other.name
+    }
+}
+
+/// `obj[key]` when it is a non-empty string; `None` when absent, null or
+/// empty; an error naming `field` when it is anything else.
+fn required_str<'v>(
+    obj: &'v Value,
+    key: &str,
+    field: &str,
+) -> Result<Option<&'v str>, ObjectError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str()).filter(|s| !s.is_empty())),
+        Some(other) => Err(ObjectError::wrong_type(field, "a string", other)),
+    }
+}
+
+/// Checks the metadata fields kubesync reads or writes besides the identity:
+/// `metadata.labels` and `metadata.annotations` must be mappings of strings
+/// (the API server refuses anything else; better to say so at render time,
+/// naming the file, than to drop or mangle them).
+pub fn check_metadata(obj: &Value) -> Result<(), ObjectError> {
+    let Some(meta) = obj.get("metadata").filter(|m| m.is_object()) else {
+        return Ok(());
+    };
+    for key in ["labels", "annotations"] {
+        match meta.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) => {
+                for (k, v) in m {
+                    if !matches!(v, Value::String(_) | Value::Null) {
+                        return Err(ObjectError::wrong_type(
+                            &format!("metadata.{key}.{k}"),
+                            "a string",
+                            v,
+                        ));
+                    }
+                }
+            }
+            Some(other) => {
+                return Err(ObjectError::wrong_type(
+                    &format!("metadata.{key}"),
+                    "a mapping of strings",
+                    other,
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What is wrong with an object's identity or metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectError {
+    /// A required field is absent or empty; `kind` is the object's kind when
+    /// it is known.
+    Missing {
+        field: &'static str,
+        kind: Option<String>,
+    },
+    /// A field has the wrong type (`metadata.name: 12345`).
+    WrongType {
+        /// Dotted path, e.g. `metadata.namespace`.
+        field: String,
+        expected: &'static str,
+        found: &'static str,
+    },
+}
+
+impl ObjectError {
+    fn wrong_type(field: &str, expected: &'static str, found: &Value) -> Self {
+        ObjectError::WrongType {
+            field: field.to_string(),
+            expected,
+            found: type_name(found),
+        }
+    }
+}
+
+impl fmt::Display for ObjectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ObjectError::Missing {
+                field,
+                kind: Some(kind),
+            } => write!(f, "{kind} has no {field}"),
+            ObjectError::Missing { field, kind: None } => write!(f, "{field} is missing"),
+            ObjectError::WrongType {
+                field,
+                expected,
+                found,
+            } => write!(f, "{field} must be {expected}, found {found}"),
+        }
+    }
+}
+
+impl std::error::Error for ObjectError {}
+
+/// How a value's type is named in messages, in YAML's words.
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a sequence",
+        Value::Object(_) => "a mapping",
     }
 }
 
@@ -125,7 +237,7 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    pub fn object_ref(&self) -> Result<ObjectRef, String> {
+    pub fn object_ref(&self) -> Result<ObjectRef, ObjectError> {
         ObjectRef::from_object(&self.object)
     }
 
@@ -178,9 +290,65 @@ mod tests {
     #[test]
     fn object_ref_errors_name_the_missing_part() {
         let e = ObjectRef::from_object(&json!({"kind": "X"})).unwrap_err();
-        assert!(e.contains("apiVersion"), "{e}");
+        assert!(e.to_string().contains("apiVersion"), "{e}");
         let e =
             ObjectRef::from_object(&json!({"apiVersion": "v1", "kind": "ConfigMap"})).unwrap_err();
-        assert_eq!(e, "ConfigMap has no metadata.name");
+        assert_eq!(e.to_string(), "ConfigMap has no metadata.name");
+    }
+
+    #[test]
+    fn object_ref_errors_name_the_wrong_type() {
+        let cases = [
+            (
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": 12345}}),
+                "metadata.name must be a string, found a number",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": ["a"]}}),
+                "metadata.name must be a string, found a sequence",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": 42}}),
+                "metadata.namespace must be a string, found a number",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": [1]}),
+                "metadata must be a mapping, found a sequence",
+            ),
+            (
+                json!({"apiVersion": 1, "kind": "ConfigMap", "metadata": {"name": "a"}}),
+                "apiVersion must be a string, found a number",
+            ),
+        ];
+        for (obj, want) in cases {
+            assert_eq!(
+                ObjectRef::from_object(&obj).unwrap_err().to_string(),
+                want,
+                "{obj}"
+            );
+        }
+    }
+
+    #[test]
+    fn labels_and_annotations_must_be_mappings_of_strings() {
+        let with = |meta: Value| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta});
+        assert_eq!(
+            check_metadata(&with(
+                json!({"name": "a", "labels": {"a": "b"}, "annotations": null})
+            )),
+            Ok(())
+        );
+        assert_eq!(
+            check_metadata(&with(json!({"name": "a", "labels": 5})))
+                .unwrap_err()
+                .to_string(),
+            "metadata.labels must be a mapping of strings, found a number"
+        );
+        assert_eq!(
+            check_metadata(&with(json!({"name": "a", "annotations": {"x": {"y": 1}}})))
+                .unwrap_err()
+                .to_string(),
+            "metadata.annotations.x must be a string, found a mapping"
+        );
     }
 }

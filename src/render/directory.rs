@@ -24,7 +24,10 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde_json::Value;
 
 use super::{origin, Ctx, RenderError, Rendered, RendererKind};
-use crate::model::{yaml, DirectoryOptions, Manifest, ObjectRef};
+use crate::model::{
+    check_metadata, is_application, looks_like_application, yaml, DirectoryOptions, Manifest,
+    ObjectRef,
+};
 
 /// Renders a plain directory.
 pub(crate) fn render(ctx: &Ctx, opts: &DirectoryOptions) -> Result<Rendered, RenderError> {
@@ -82,13 +85,8 @@ impl Collected {
 
     /// Collects every document of a multi-document YAML text.
     pub fn yaml_text(&mut self, app: &str, label: &Path, text: &str) -> Result<(), RenderError> {
-        let docs = yaml::documents(text).map_err(|e| RenderError::Yaml {
-            app: app.to_string(),
-            file: label.to_path_buf(),
-            doc: e.doc,
-            line: e.line,
-            message: e.message,
-        })?;
+        let docs =
+            yaml::documents(text).map_err(|e| RenderError::from_yaml(app, label, e.doc, e, ""))?;
         for (doc, value) in docs {
             self.document(app, label, doc, value)?;
         }
@@ -156,12 +154,18 @@ impl Collected {
             )));
             return Ok(());
         }
-        ObjectRef::from_object(&value).map_err(|message| RenderError::InvalidObject {
+        let invalid = |error| RenderError::InvalidObject {
             app: app.to_string(),
             file: label.to_path_buf(),
             doc,
-            message,
-        })?;
+            error,
+        };
+        // Application objects are the model's to check (an invalid child is
+        // a configuration error of the tree, reported under its own name).
+        if !looks_like_application(&value) && !is_application(&value) {
+            ObjectRef::from_object(&value).map_err(invalid)?;
+            check_metadata(&value).map_err(invalid)?;
+        }
         self.manifests.push(Manifest {
             object: value,
             origin: origin(label, doc),

@@ -5,7 +5,9 @@
 //! - RELEASE is `helm.releaseName` or the app name; NS the destination
 //!   namespace or `default`.
 //! - Value files are relative to the chart directory (a leading `/` means the
-//!   repository root, as in Argo CD) and must stay inside the repository;
+//!   repository root, as in Argo CD) and must stay inside the repository; an
+//!   absolute path not found in the repository is reported as an absolute
+//!   path (a path on the machine is never read);
 //!   `http(s)://` value files are passed to helm as they are. A missing value
 //!   file is an error unless `ignoreMissingValueFiles` (then a warning).
 //! - Inline `values` are written to a temporary file passed last, so they win
@@ -74,6 +76,13 @@ pub(crate) fn render(
                 "value file {vf} of chart {} not found; ignored (ignoreMissingValueFiles)",
                 chart_label.display()
             )),
+            None if vf.starts_with('/') => {
+                return Err(RenderError::AbsoluteValueFile {
+                    app,
+                    chart: chart_label,
+                    file: vf.clone(),
+                })
+            }
             None => {
                 return Err(RenderError::MissingValueFile {
                     app,
@@ -269,12 +278,9 @@ fn parse_output(
             Some(s) => source_label(chart_rel, s),
             None => chart_label.to_path_buf(),
         };
-        let docs = yaml::documents(&chunk).map_err(|e| RenderError::Yaml {
-            app: app.to_string(),
-            file: label.clone(),
-            doc: *per_file.get(&label).unwrap_or(&0),
-            line: e.line,
-            message: format!("{} (in helm's output)", e.message),
+        let docs = yaml::documents(&chunk).map_err(|e| {
+            let doc = *per_file.get(&label).unwrap_or(&0);
+            RenderError::from_yaml(app, &label, doc, e, " (in helm's output)")
         })?;
         for (_, value) in docs {
             let n = per_file.entry(label.clone()).or_insert(0);

@@ -113,6 +113,15 @@ pub enum RenderError {
         line: Option<usize>,
         message: String,
     },
+    /// A YAML tag (`!custom foo`) in a manifest; `error` says which and where.
+    #[error("application \"{app}\": {}: {}{error}", file.display(), doc_label(*doc))]
+    YamlTag {
+        app: String,
+        file: PathBuf,
+        /// 0-based document index.
+        doc: usize,
+        error: Box<crate::model::yaml::YamlError>,
+    },
     #[error("application \"{app}\": {}: invalid JSON{}: {message}", file.display(), line_label(*line))]
     Json {
         app: String,
@@ -133,6 +142,16 @@ pub enum RenderError {
         /// Repository-relative chart directory.
         chart: PathBuf,
         stderr: String,
+    },
+    /// A value file written as an absolute path that is not in the
+    /// repository: value files are repository-relative (a leading `/` is the
+    /// repository root, as in Argo CD), never a path on the machine.
+    #[error("application \"{app}\": value file {file} of chart {}: absolute paths are not allowed; value files are relative to the chart directory, or to the repository root with a leading \"/\" (there is no {} in the repository)", chart.display(), file.trim_start_matches('/'))]
+    AbsoluteValueFile {
+        app: String,
+        chart: PathBuf,
+        /// As written in the Application.
+        file: String,
     },
     #[error("application \"{app}\": value file {file} of chart {} not found (set ignoreMissingValueFiles to skip missing value files)", chart.display())]
     MissingValueFile {
@@ -166,12 +185,12 @@ pub enum RenderError {
     },
     #[error("application \"{app}\": transform program {} is not executable (chmod +x it and commit the mode)", path.display())]
     NotExecutable { app: String, path: PathBuf },
-    #[error("application \"{app}\": {}: {}{message}", file.display(), doc_label(*doc))]
+    #[error("application \"{app}\": {}: {}{error}", file.display(), doc_label(*doc))]
     InvalidObject {
         app: String,
         file: PathBuf,
         doc: usize,
-        message: String,
+        error: crate::model::ObjectError,
     },
     #[error("application \"{app}\": {option}: {message}")]
     BadOption {
@@ -199,10 +218,12 @@ impl RenderError {
         match self {
             RenderError::MissingBinary { app, .. }
             | RenderError::Yaml { app, .. }
+            | RenderError::YamlTag { app, .. }
             | RenderError::Json { app, .. }
             | RenderError::Template { app, .. }
             | RenderError::Helm { app, .. }
             | RenderError::MissingValueFile { app, .. }
+            | RenderError::AbsoluteValueFile { app, .. }
             | RenderError::Kustomize { app, .. }
             | RenderError::Transform { app, .. }
             | RenderError::Timeout { app, .. }
@@ -212,6 +233,35 @@ impl RenderError {
             | RenderError::Unsupported { app, .. }
             | RenderError::PathEscapes { app, .. }
             | RenderError::Io { app, .. } => app,
+        }
+    }
+}
+
+impl RenderError {
+    /// The error for a YAML text that did not parse: a syntax error (with
+    /// `context` appended, e.g. " (in helm's output)") or an unsupported tag.
+    pub(crate) fn from_yaml(
+        app: &str,
+        file: &Path,
+        doc: usize,
+        error: crate::model::yaml::YamlError,
+        context: &str,
+    ) -> RenderError {
+        use crate::model::yaml::YamlErrorKind;
+        match error.kind {
+            YamlErrorKind::Syntax(message) => RenderError::Yaml {
+                app: app.to_string(),
+                file: file.to_path_buf(),
+                doc,
+                line: error.line,
+                message: format!("{message}{context}"),
+            },
+            YamlErrorKind::UnsupportedTag { .. } => RenderError::YamlTag {
+                app: app.to_string(),
+                file: file.to_path_buf(),
+                doc,
+                error: Box::new(error),
+            },
         }
     }
 }

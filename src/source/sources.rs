@@ -28,8 +28,8 @@ pub const ENV_REPOCREDS: &str = "REPOCREDS";
 #[derive(Debug, Clone, Default)]
 pub struct SourceOptions {
     /// The root manifest's path; the repository containing it (git work tree
-    /// top via git2 discover; else the current directory if it contains the
-    /// root manifest, else the manifest's directory) is "the root repository".
+    /// top via git2 discover; outside git, the manifest's own directory —
+    /// never the current directory) is "the root repository".
     pub root_manifest: PathBuf,
     /// `--repo-override URL=PATH`, repeatable: apps whose repoURL equals URL
     /// render from the local PATH.
@@ -396,13 +396,10 @@ fn discover_root(manifest: &Path) -> Result<(RepoInfo, LocalRepo), SourceError> 
             ));
         }
     }
-    let cwd = std::env::current_dir()
-        .ok()
-        .and_then(|d| std::fs::canonicalize(d).ok());
-    let dir = match cwd {
-        Some(cwd) if abs.starts_with(&cwd) => cwd,
-        _ => manifest_dir,
-    };
+    // Outside git, the directory holding the root manifest stands for the
+    // repository root, whatever the current directory: `path`s resolve the
+    // same from wherever kubesync is run, as they do in a work tree.
+    let dir = manifest_dir;
     let name = dir.display().to_string();
     tracing::debug!(root = %name, "root is a plain directory (not a git work tree)");
     Ok((

@@ -314,8 +314,8 @@ fn crd_scopes<'a>(
 }
 
 /// The longest wait kubesync accepts (a typo such as `--timeout 9999999h`
-/// must not overflow the clock).
-const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
+/// must not overflow the clock); the model refuses longer durations.
+const MAX_WAIT: Duration = crate::model::MAX_DURATION;
 
 fn base_report(node: &AppNode, outcome: AppOutcome) -> AppReport {
     AppReport {
@@ -564,7 +564,16 @@ impl AppSync<'_> {
                 })
                 .unwrap_or_else(|| report.health.message.clone());
             report.outcome = AppOutcome::Failed { message: first };
-            report.health = self.current_health(&watched).await;
+            // Every object the app meant to write, the failed ones included
+            // (absent ones are Missing): a failed app is never Healthy
+            // because its few written objects are, nor for having none.
+            let meant: Vec<&DesiredObject> =
+                desired.iter().filter(|d| d.mode == SyncMode::On).collect();
+            report.health = if meant.is_empty() {
+                HealthStatus::new(Health::Unknown, "not assessed: the sync failed")
+            } else {
+                self.current_health(&meant).await
+            };
         } else if dry {
             report.outcome = AppOutcome::DryRun;
             report.health = self.current_health(&watched).await;

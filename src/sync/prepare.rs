@@ -176,7 +176,7 @@ pub fn prepare(
             Err(e) => {
                 refusals.push(Refusal {
                     object: m.origin.to_string(),
-                    reason: e,
+                    reason: e.to_string(),
                 });
                 continue;
             }
