@@ -221,8 +221,9 @@ fn configuration_errors_exit_2_and_name_the_apps() {
     let out = kubesync(repo.path(), &["--root", "root.yaml", "tree"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
-        stderr(&out)
-            .contains("apps/web.yaml: application \"web\": spec.syncPolicy.wait.timeout: \"soon\""),
+        stderr(&out).contains(
+            "error: application \"web\": apps/web.yaml: spec.syncPolicy.wait.timeout: \"soon\""
+        ),
         "{}",
         text(&out)
     );

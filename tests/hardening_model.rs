@@ -64,7 +64,7 @@ fn huge_negative_or_malformed_durations_are_configuration_errors_not_panics() {
         expect(
             &out,
             2,
-            &format!("apps/x.yaml: application \"x\": spec.syncPolicy.wait.timeout: duration \"{HUGE}\" is too large (at most 24h)"),
+            &format!("application \"x\": apps/x.yaml: spec.syncPolicy.wait.timeout: duration \"{HUGE}\" is too large (at most 24h)"),
         );
         assert!(!stderr(&out).contains("panicked"), "{}", text(&out));
     }
@@ -78,7 +78,7 @@ fn huge_negative_or_malformed_durations_are_configuration_errors_not_panics() {
     expect(
         &out,
         2,
-        "apps/x.yaml: application \"x\": spec.source.transform.timeout: duration \"25h\" is too large (at most 24h)",
+        "application \"x\": apps/x.yaml: spec.source.transform.timeout: duration \"25h\" is too large (at most 24h)",
     );
 
     write_app(
@@ -159,12 +159,12 @@ fn misconfigured_trees() -> Vec<(&'static str, Repo, &'static str)> {
         (
             "self-dependency",
             selfdep,
-            "apps/web.yaml: application \"web\": spec.dependsOn: \"web\" depends on itself",
+            "application \"web\": apps/web.yaml: spec.dependsOn: \"web\" depends on itself",
         ),
         (
             "invalid path",
             badpath,
-            "apps/web.yaml: application \"web\": spec.source.path: \"../outside\" contains \"..\"",
+            "application \"web\": apps/web.yaml: spec.source.path: \"../outside\" contains \"..\"",
         ),
     ];
     for (_, repo, _) in &mut out {
@@ -265,7 +265,7 @@ fn wrong_types_name_the_field_and_the_type_found() {
             "apps/argo.yaml",
             "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: argo}\nspec: [1, 2]\n",
             2,
-            "apps/argo.yaml: application \"argo\": spec: must be a mapping, found a sequence",
+            "application \"argo\": apps/argo.yaml: spec: must be a mapping, found a sequence",
         ),
     ];
     for (file, content, code, want) in cases {
@@ -287,7 +287,7 @@ fn wrong_types_name_the_field_and_the_type_found() {
     expect(
         &out,
         2,
-        "apps/b.yaml: application \"b\": metadata.namespace: must be a string, found a number",
+        "application \"b\": apps/b.yaml: metadata.namespace: must be a string, found a number",
     );
     let repo = Repo::new();
     repo.write(
@@ -353,7 +353,7 @@ async fn a_failed_app_is_never_reported_healthy() {
     );
     repo.write(
         "objects/v/bad.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bad, namespace: nope}\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bad2, namespace: nope}\n",
     );
     let out = run(
         &repo.root(),

@@ -393,11 +393,17 @@ fn adopt_children(tree: &mut AppTree, i: usize, max_depth: usize, next: &mut Vec
     for (k, m) in child_manifests.into_iter().enumerate() {
         let where_ = format!("{} ({})", m.origin, rel_desc(&parent_name));
         let parsed = Application::from_object(&m.object, &m.origin)
-            .map_err(|e| (e.app.clone(), e.to_string()))
+            .map_err(|e| {
+                // Under its own name, the message need not name it again.
+                let full = e.to_string();
+                let name = e.app.clone();
+                let own = crate::model::ModelError { app: None, ..e }.to_string();
+                (name, own, full)
+            })
             .and_then(|child| inherit_tier(child, parent_tier, &parent_name, &m));
         let child = match parsed {
             Ok(app) => app,
-            Err((name, message)) => {
+            Err((name, own_message, full_message)) => {
                 // An invalid child fails alone, under its own name when that
                 // name is usable, else under a stand-in name: its siblings and
                 // its parent carry on.
@@ -406,10 +412,10 @@ fn adopt_children(tree: &mut AppTree, i: usize, max_depth: usize, next: &mut Vec
                     .and_then(|n| AppName::new(n).ok())
                     .filter(|n| !tree.index.contains_key(n));
                 let (name, message) = match own {
-                    Some(name) => (name, message),
+                    Some(name) => (name, own_message),
                     None => (
                         stand_in_name(tree, &parent_name, k),
-                        format!("invalid child Application {where_}: {message}"),
+                        format!("invalid child Application {where_}: {full_message}"),
                     ),
                 };
                 let mut node = new_node(
@@ -470,17 +476,16 @@ fn inherit_tier(
     parent_tier: Tier,
     parent: &AppName,
     m: &Manifest,
-) -> Result<Application, (Option<String>, String)> {
+) -> Result<Application, (Option<String>, String, String)> {
     if parent_tier == Tier::System || child.tier == Tier::App {
         return Ok(child);
     }
     if declares_system_tier(&m.object) {
+        let why = format!("asks for tier system, but its parent \"{parent}\" is tier app; a child never has more power than its parent");
         return Err((
             Some(child.name.to_string()),
-            format!(
-                "{}: application \"{}\" asks for tier system, but its parent \"{parent}\" is tier app; a child never has more power than its parent",
-                m.origin, child.name
-            ),
+            format!("{}: {why}", m.origin),
+            format!("{}: application \"{}\" {why}", m.origin, child.name),
         ));
     }
     child.tier = Tier::App;
