@@ -8,9 +8,15 @@
 //!   file name; a `*` also crosses `/`.
 //! - YAML files may hold many documents; JSON files one object or an array.
 //!   `kind: List` (and any `…List` with `items`) is flattened.
-//! - A document that is not a Kubernetes object (no `apiVersion`/`kind`, such
-//!   as a values file, or a kustomize configuration) is skipped with a warning;
-//!   an object without `metadata.name` is an error.
+//! - Every non-empty document must be a Kubernetes object, as kubectl
+//!   requires: a mapping with string `apiVersion` and `kind`, a `metadata`
+//!   mapping with a string `name` (and string labels and annotations).
+//!   Anything else — a scalar or list, a values file without `apiVersion`
+//!   and `kind`, `Kind:` for `kind:`, `apiVersion: 5` — is an error naming
+//!   the file, the document and the field, never a skip: a skipped object
+//!   would be pruned from the cluster. Only kustomize configuration kinds
+//!   (`kustomize.config.k8s.io`, `config.kubernetes.io`) are skipped, with a
+//!   warning.
 //! - A symlink is followed only when it leads inside the repository.
 //!
 //! The walking and document handling here are shared with the jinja,
@@ -115,8 +121,12 @@ impl Collected {
         }
     }
 
-    /// Collects one parsed document: an object, a list to flatten, or
-    /// something else to skip with a warning.
+    /// Collects one parsed document: an object, a list to flatten, or a
+    /// kustomize configuration to skip with a warning. Anything else — a
+    /// scalar, a list, a mapping without `apiVersion` and `kind`, or an
+    /// object with a malformed `apiVersion`, `kind` or `metadata` — is an
+    /// error, as kubectl would refuse it: skipping it would let a sync prune
+    /// the live object it was meant to describe.
     pub fn document(
         &mut self,
         app: &str,
@@ -124,24 +134,15 @@ impl Collected {
         doc: usize,
         value: Value,
     ) -> Result<(), RenderError> {
-        let skip = |why: &str| format!("{}: document {}: skipped: {why}", label.display(), doc + 1);
-        let Value::Object(map) = &value else {
-            self.warnings.push(skip(&format!(
-                "not a Kubernetes object ({})",
-                describe(&value)
-            )));
-            return Ok(());
+        let invalid = |message: String| RenderError::InvalidObject {
+            app: app.to_string(),
+            file: label.to_path_buf(),
+            doc,
+            message,
         };
-        let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-        let kind = map.get("kind").and_then(Value::as_str).unwrap_or("");
-        if api_version.is_empty() || kind.is_empty() {
-            self.warnings.push(skip(
-                "not a Kubernetes object (it has no apiVersion and kind)",
-            ));
-            return Ok(());
-        }
+        let (api_version, kind) = identity(&value).map_err(invalid)?;
         if kind.ends_with("List") {
-            if let Some(Value::Array(items)) = map.get("items") {
+            if let Some(Value::Array(items)) = value.get("items") {
                 let items = items.clone();
                 for item in items {
                     self.document(app, label, doc, item)?;
@@ -151,22 +152,126 @@ impl Collected {
         }
         let group = crate::model::split_api_version(api_version).0;
         if group == "kustomize.config.k8s.io" || group == "config.kubernetes.io" {
-            self.warnings.push(skip(&format!(
-                "a kustomize configuration ({kind}), not a Kubernetes object"
-            )));
+            self.warnings.push(format!(
+                "{}: document {}: skipped: a kustomize configuration ({kind}), not a Kubernetes object",
+                label.display(),
+                doc + 1
+            ));
             return Ok(());
         }
-        ObjectRef::from_object(&value).map_err(|message| RenderError::InvalidObject {
-            app: app.to_string(),
-            file: label.to_path_buf(),
-            doc,
-            message,
-        })?;
+        check_metadata(&value).map_err(invalid)?;
+        ObjectRef::from_object(&value).map_err(invalid)?;
         self.manifests.push(Manifest {
             object: value,
             origin: origin(label, doc),
         });
         Ok(())
+    }
+}
+
+/// A document's `apiVersion` and `kind`, both non-empty strings, or what is
+/// wrong with them.
+fn identity(value: &Value) -> Result<(&str, &str), String> {
+    let Value::Object(map) = value else {
+        return Err(format!(
+            "not a Kubernetes object: the document is {}, not a mapping",
+            describe(value)
+        ));
+    };
+    let field = |name: &str| -> Result<Option<&str>, String> {
+        match map.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => Err(format!("{name} is empty")),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(format!(
+                "{name} must be a string, not {} ({})",
+                describe(other),
+                short(other)
+            )),
+        }
+    };
+    let missing = |name: &str| {
+        let mut m = format!("{name} is missing");
+        if let Some(near) = map
+            .keys()
+            .find(|k| *k != name && k.eq_ignore_ascii_case(name))
+        {
+            m.push_str(&format!(
+                " (found \"{near}\"; field names are case-sensitive)"
+            ));
+        }
+        m
+    };
+    match (field("apiVersion")?, field("kind")?) {
+        (Some(a), Some(k)) => Ok((a, k)),
+        (None, None) => Err(format!(
+            "not a Kubernetes object: it has neither apiVersion nor kind (kubectl refuses it too){}",
+            ["apiversion", "Kind", "KIND", "ApiVersion", "APIVersion"]
+                .iter()
+                .find(|k| map.contains_key(**k))
+                .map(|k| format!("; found \"{k}\", but field names are case-sensitive"))
+                .unwrap_or_default()
+        )),
+        (Some(_), None) => Err(missing("kind")),
+        (None, Some(_)) => Err(missing("apiVersion")),
+    }
+}
+
+/// `metadata` is a mapping whose `name` and `namespace`, when present, are strings.
+fn check_metadata(value: &Value) -> Result<(), String> {
+    let meta = match value.get("metadata") {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::Object(m)) => m,
+        Some(other) => {
+            return Err(format!(
+                "metadata must be a mapping, not {} ({})",
+                describe(other),
+                short(other)
+            ))
+        }
+    };
+    for field in ["name", "namespace", "generateName"] {
+        match meta.get(field) {
+            None | Some(Value::Null) | Some(Value::String(_)) => {}
+            Some(other) => {
+                return Err(format!(
+                    "metadata.{field} must be a string, not {} ({})",
+                    describe(other),
+                    short(other)
+                ))
+            }
+        }
+    }
+    for field in ["labels", "annotations"] {
+        match meta.get(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) => {
+                if let Some((k, v)) = m.iter().find(|(_, v)| !v.is_string()) {
+                    return Err(format!(
+                        "metadata.{field}.{k} must be a string, not {} ({}); quote it",
+                        describe(v),
+                        short(v)
+                    ));
+                }
+            }
+            Some(other) => {
+                return Err(format!(
+                    "metadata.{field} must be a mapping, not {}",
+                    describe(other)
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A value as written, shortened for a message.
+fn short(v: &Value) -> String {
+    let text = v.to_string();
+    if text.chars().count() > 40 {
+        format!("{}…", text.chars().take(40).collect::<String>())
+    } else {
+        text
     }
 }
 
@@ -359,20 +464,49 @@ mod tests {
     }
 
     #[test]
-    fn lists_are_flattened_and_non_objects_skipped() {
+    fn lists_are_flattened() {
         let c = collect_yaml(
-            "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: b}}\n---\nreplicas: 3\n---\n- 1\n",
+            "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: b}}\n",
         )
         .unwrap();
         assert_eq!(c.manifests.len(), 2);
         assert_eq!(c.manifests[1].object["metadata"]["name"], "b");
         assert_eq!(c.manifests[1].origin.doc, 0);
-        assert_eq!(
-            c.warnings,
-            vec![
-                "apps/web/x.yaml: document 2: skipped: not a Kubernetes object (it has no apiVersion and kind)",
-                "apps/web/x.yaml: document 3: skipped: not a Kubernetes object (a list)",
-            ]
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn malformed_documents_are_errors_naming_document_and_field() {
+        let ok = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n---\n";
+        for (doc, want) in [
+            ("replicas: 3\n", "not a Kubernetes object: it has neither apiVersion nor kind (kubectl refuses it too)"),
+            ("- 1\n", "not a Kubernetes object: the document is a list, not a mapping"),
+            ("just text\n", "not a Kubernetes object: the document is a string, not a mapping"),
+            ("apiVersion: v1\nKind: ConfigMap\nmetadata: {name: a}\n", "kind is missing (found \"Kind\"; field names are case-sensitive)"),
+            ("kind: ConfigMap\nmetadata: {name: a}\n", "apiVersion is missing"),
+            ("apiVersion: 5\nkind: ConfigMap\nmetadata: {name: a}\n", "apiVersion must be a string, not a number (5)"),
+            ("apiVersion: v1\nkind: {a: b}\nmetadata: {name: a}\n", "kind must be a string, not a mapping ({\"a\":\"b\"})"),
+            ("apiVersion: v1\nkind: ''\nmetadata: {name: a}\n", "kind is empty"),
+            ("apiVersion: v1\nkind: ConfigMap\nmetadata: [a]\n", "metadata must be a mapping, not a list ([\"a\"])"),
+            ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: 5}\n", "metadata.name must be a string, not a number (5)"),
+            ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, labels: {n: 1}}\n", "metadata.labels.n must be a string, not a number (1); quote it"),
+            ("Kind: ConfigMap\nmetadata: {name: a}\n", "not a Kubernetes object: it has neither apiVersion nor kind (kubectl refuses it too); found \"Kind\", but field names are case-sensitive"),
+        ] {
+            let e = collect_yaml(&format!("{ok}{doc}")).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("application \"web\": apps/web/x.yaml: document 2: {want}"),
+                "{doc}"
+            );
+        }
+        // Items of a List are held to the same rules.
+        let e = collect_yaml(
+            "apiVersion: v1\nkind: List\nitems:\n- {kind: ConfigMap, metadata: {name: a}}\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().ends_with("document 1: apiVersion is missing"),
+            "{e}"
         );
     }
 
