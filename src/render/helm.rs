@@ -100,7 +100,7 @@ pub(crate) fn render(
         cmd.env("PATH", p);
     }
     tracing::debug!(helm = %helm.display(), chart = %chart_label.display(), "helm template");
-    let out = process::run(cmd, timeout).map_err(|e| match e {
+    let out = process::run(cmd, timeout, process::Stdout::Keep).map_err(|e| match e {
         RunError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound => {
             RenderError::MissingBinary {
                 app: app.clone(),
@@ -132,6 +132,13 @@ pub(crate) fn render(
             } else {
                 stderr
             },
+        });
+    }
+    if out.stdout_overflowed() {
+        return Err(RenderError::OutputTooLarge {
+            app,
+            command: format!("helm template {}", chart_label.display()),
+            limit: process::STDOUT_CAP,
         });
     }
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -112,7 +112,7 @@ pub(crate) fn render(
         cmd.env("PATH", p);
     }
     tracing::debug!(dir = %dir_label.display(), tool = ?tool, "kustomize build");
-    let out = process::run(cmd, timeout).map_err(|e| match e {
+    let out = process::run(cmd, timeout, process::Stdout::Keep).map_err(|e| match e {
         RunError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound => {
             RenderError::MissingBinary {
                 app: app.clone(),
@@ -148,6 +148,13 @@ pub(crate) fn render(
             } else {
                 stderr
             },
+        });
+    }
+    if out.stdout_overflowed() {
+        return Err(RenderError::OutputTooLarge {
+            app,
+            command: format!("{what} {}", dir_label.display()),
+            limit: process::STDOUT_CAP,
         });
     }
     let mut collected = Collected::default();

@@ -164,6 +164,13 @@ pub enum RenderError {
         command: String,
         after: Duration,
     },
+    #[error("application \"{app}\": `{command}` printed more than {} MiB; refusing output that large", limit / (1024 * 1024))]
+    OutputTooLarge {
+        app: String,
+        command: String,
+        /// Bytes.
+        limit: usize,
+    },
     #[error("application \"{app}\": transform program {} is not executable (chmod +x it and commit the mode)", path.display())]
     NotExecutable { app: String, path: PathBuf },
     #[error("application \"{app}\": {}: {}{message}", file.display(), doc_label(*doc))]
@@ -207,6 +214,7 @@ impl RenderError {
             | RenderError::Transform { app, .. }
             | RenderError::Timeout { app, .. }
             | RenderError::NotExecutable { app, .. }
+            | RenderError::OutputTooLarge { app, .. }
             | RenderError::InvalidObject { app, .. }
             | RenderError::BadOption { app, .. }
             | RenderError::Unsupported { app, .. }

@@ -18,10 +18,21 @@ use std::time::{Duration, Instant};
 
 use wait_timeout::ChildExt;
 
-/// Most stdout kept (helm output of a large chart fits many times over).
-const STDOUT_CAP: usize = 256 * 1024 * 1024;
-/// Most stderr kept: its tail.
-const STDERR_CAP: usize = 64 * 1024;
+/// Most stdout kept when it is the program's output (helm output of a large
+/// chart fits many times over); more is [`Output::stdout_overflowed`].
+pub(crate) const STDOUT_CAP: usize = 256 * 1024 * 1024;
+/// Most stderr kept, and most stdout when it is not used: the tail.
+const TAIL_CAP: usize = 64 * 1024;
+
+/// What to keep of a program's stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stdout {
+    /// It is the program's output: keep up to [`STDOUT_CAP`] bytes (the rest
+    /// is read and dropped, and flagged).
+    Keep,
+    /// It is not used: read it all, keep only its last 64 KiB.
+    Tail,
+}
 /// How long to wait for the output pipes to close after the program exited
 /// before killing whatever it left behind in its process group.
 const LINGER: Duration = Duration::from_secs(2);
@@ -30,8 +41,19 @@ const LINGER: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub(crate) struct Output {
     pub status: ExitStatus,
+    /// What was kept of stdout (see [`Stdout`]).
     pub stdout: Vec<u8>,
+    /// How many bytes the program wrote to stdout in all.
+    pub stdout_len: u64,
+    /// The last 64 KiB of stderr.
     pub stderr: Vec<u8>,
+}
+
+impl Output {
+    /// Whether stdout was larger than what [`Stdout::Keep`] keeps.
+    pub fn stdout_overflowed(&self) -> bool {
+        self.stdout_len > self.stdout.len() as u64
+    }
 }
 
 #[derive(Debug)]
@@ -45,7 +67,7 @@ pub(crate) enum RunError {
 }
 
 /// Runs `cmd` to completion or until `timeout`, capturing its output.
-pub(crate) fn run(mut cmd: Command, timeout: Duration) -> Result<Output, RunError> {
+pub(crate) fn run(mut cmd: Command, timeout: Duration, keep: Stdout) -> Result<Output, RunError> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -53,20 +75,24 @@ pub(crate) fn run(mut cmd: Command, timeout: Duration) -> Result<Output, RunErro
     let mut child = cmd.spawn().map_err(RunError::Spawn)?;
     let pgid = child.id() as libc::pid_t;
 
-    let (tx, rx) = mpsc::channel::<(bool, Vec<u8>)>();
+    let (tx, rx) = mpsc::channel::<(bool, Captured)>();
     let mut readers = 0;
     if let Some(out) = child.stdout.take() {
         let tx = tx.clone();
         readers += 1;
         std::thread::spawn(move || {
-            let _ = tx.send((true, read_capped(out, STDOUT_CAP, false)));
+            let captured = match keep {
+                Stdout::Keep => read_capped(out, STDOUT_CAP, false),
+                Stdout::Tail => read_capped(out, TAIL_CAP, true),
+            };
+            let _ = tx.send((true, captured));
         });
     }
     if let Some(err) = child.stderr.take() {
         let tx = tx.clone();
         readers += 1;
         std::thread::spawn(move || {
-            let _ = tx.send((false, read_capped(err, STDERR_CAP, true)));
+            let _ = tx.send((false, read_capped(err, TAIL_CAP, true)));
         });
     }
     drop(tx);
@@ -104,26 +130,36 @@ pub(crate) fn run(mut cmd: Command, timeout: Duration) -> Result<Output, RunErro
         got.push((true, stdout));
         got.push((false, stderr));
     }
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    for (is_out, bytes) in got {
-        if is_out {
-            stdout.extend(bytes);
-        } else {
-            stderr.extend(bytes);
-        }
+    let mut stdout = Captured::default();
+    let mut stderr = Captured::default();
+    for (is_out, part) in got {
+        let into = if is_out { &mut stdout } else { &mut stderr };
+        into.total += part.total;
+        into.bytes.extend(part.bytes);
     }
     Ok(Output {
         status,
-        stdout,
-        stderr,
+        stdout: stdout.bytes,
+        stdout_len: stdout.total,
+        stderr: stderr.bytes,
     })
 }
 
-fn collect(rx: &mpsc::Receiver<(bool, Vec<u8>)>, n: usize, wait: Duration) -> (Vec<u8>, Vec<u8>) {
+/// What a reader kept of a pipe, and how much it read.
+#[derive(Debug, Default)]
+struct Captured {
+    bytes: Vec<u8>,
+    total: u64,
+}
+
+fn collect(
+    rx: &mpsc::Receiver<(bool, Captured)>,
+    n: usize,
+    wait: Duration,
+) -> (Captured, Captured) {
     let deadline = Instant::now() + wait;
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
+    let mut stdout = Captured::default();
+    let mut stderr = Captured::default();
     for _ in 0..n {
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok((true, b)) => stdout = b,
@@ -145,28 +181,34 @@ fn kill_group(pgid: libc::pid_t) {
 }
 
 /// Reads `r` to its end, keeping at most `cap` bytes: the first ones, or the
-/// last ones when `keep_tail`.
-fn read_capped(mut r: impl Read, cap: usize, keep_tail: bool) -> Vec<u8> {
-    let mut out = Vec::new();
+/// last ones when `keep_tail` (memory stays within twice `cap`, and each byte
+/// is moved at most once more).
+fn read_capped(mut r: impl Read, cap: usize, keep_tail: bool) -> Captured {
+    let mut out = Captured::default();
     let mut buf = [0u8; 8192];
     loop {
         match r.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
+                out.total += n as u64;
                 if keep_tail {
-                    out.extend_from_slice(&buf[..n]);
-                    if out.len() > cap {
-                        let excess = out.len() - cap;
-                        out.drain(..excess);
+                    out.bytes.extend_from_slice(&buf[..n]);
+                    if out.bytes.len() > 2 * cap {
+                        let excess = out.bytes.len() - cap;
+                        out.bytes.drain(..excess);
                     }
-                } else if out.len() < cap {
-                    let take = n.min(cap - out.len());
-                    out.extend_from_slice(&buf[..take]);
+                } else if out.bytes.len() < cap {
+                    let take = n.min(cap - out.bytes.len());
+                    out.bytes.extend_from_slice(&buf[..take]);
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => break,
         }
+    }
+    if keep_tail && out.bytes.len() > cap {
+        let excess = out.bytes.len() - cap;
+        out.bytes.drain(..excess);
     }
     out
 }
@@ -224,6 +266,7 @@ mod tests {
         let out = run(
             sh("echo out; echo err >&2; exit 3"),
             Duration::from_secs(10),
+            Stdout::Keep,
         )
         .unwrap();
         assert_eq!(out.stdout, b"out\n");
@@ -237,7 +280,7 @@ mod tests {
         let marker = dir.path().join("survivor");
         let script = format!("(sleep 2; touch {}) & sleep 30", marker.to_string_lossy());
         let start = Instant::now();
-        let err = run(sh(&script), Duration::from_millis(300)).unwrap_err();
+        let err = run(sh(&script), Duration::from_millis(300), Stdout::Tail).unwrap_err();
         assert!(matches!(err, RunError::TimedOut), "{err:?}");
         assert!(start.elapsed() < Duration::from_secs(5));
         std::thread::sleep(Duration::from_millis(2500));
@@ -247,9 +290,32 @@ mod tests {
     #[test]
     fn leftover_background_children_do_not_hang_the_caller() {
         let start = Instant::now();
-        let out = run(sh("sleep 30 & echo done"), Duration::from_secs(20)).unwrap();
+        let out = run(
+            sh("sleep 30 & echo done"),
+            Duration::from_secs(20),
+            Stdout::Keep,
+        )
+        .unwrap();
         assert_eq!(out.stdout, b"done\n");
         assert!(start.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn unused_stdout_is_drained_keeping_only_its_tail() {
+        // 64 MiB through a pipe; only the last 64 KiB stays in memory.
+        let out = run(
+            sh("head -c 67108864 /dev/zero; printf end"),
+            Duration::from_secs(60),
+            Stdout::Tail,
+        )
+        .unwrap();
+        assert_eq!(out.stdout_len, 64 * 1024 * 1024 + 3);
+        assert_eq!(out.stdout.len(), TAIL_CAP);
+        assert!(out.stdout.ends_with(b"end"));
+        let kept = read_capped(&b"abcdef"[..], 4, false);
+        assert_eq!((kept.bytes.as_slice(), kept.total), (&b"abcd"[..], 6));
+        let tail = read_capped(&b"abcdef"[..], 4, true);
+        assert_eq!((tail.bytes.as_slice(), tail.total), (&b"cdef"[..], 6));
     }
 
     #[test]

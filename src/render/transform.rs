@@ -113,7 +113,8 @@ pub(crate) fn render(
         cmd.env(k, v);
     }
     tracing::debug!(command = %shown, "running transform");
-    let out = process::run(cmd, opts.timeout).map_err(|e| match e {
+    // Its stdout is not read as output: drained, only its tail kept.
+    let out = process::run(cmd, opts.timeout, process::Stdout::Tail).map_err(|e| match e {
         RunError::TimedOut => RenderError::Timeout {
             app: app.clone(),
             command: shown.clone(),
@@ -165,7 +166,7 @@ pub(crate) fn render(
     if files.is_empty() && !out.stdout.iter().all(u8::is_ascii_whitespace) {
         collected.warnings.push(format!(
             "transform command `{shown}` wrote no .yaml, .yml or .json files to $OUTDIR but printed {} bytes on stdout; kubesync reads only $OUTDIR",
-            out.stdout.len()
+            out.stdout_len
         ));
     }
     drop(outdir_tmp);
