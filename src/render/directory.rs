@@ -43,6 +43,7 @@ pub(crate) fn render(ctx: &Ctx, opts: &DirectoryOptions) -> Result<Rendered, Ren
             app: &app,
             root: &ctx.app_dir,
             recurse: opts.recurse,
+            hidden: false,
             allowed: &[&ctx.repo_root],
             label: &|rel| ctx.label_in_app(rel),
         },
@@ -370,6 +371,8 @@ pub(crate) struct Walk<'a> {
     /// Canonical directory to walk.
     pub root: &'a Path,
     pub recurse: bool,
+    /// Whether hidden entries (`.name`) are listed too.
+    pub hidden: bool,
     /// Canonical directories symlinks may lead into.
     pub allowed: &'a [&'a Path],
     /// The label of a path relative to `root`, for errors.
@@ -377,7 +380,7 @@ pub(crate) struct Walk<'a> {
 }
 
 /// Lists the files under `w.root` that `want` accepts (given their relative
-/// path), sorted by path, skipping hidden entries. A symlink leading outside
+/// path), sorted by path, skipping hidden entries unless `w.hidden`. A symlink leading outside
 /// `w.allowed` is an error when it is a wanted file or a directory to descend
 /// into.
 pub(crate) fn walk(w: &Walk, want: &dyn Fn(&Path) -> bool) -> Result<Vec<FileEntry>, RenderError> {
@@ -409,7 +412,7 @@ fn walk_dir(
     }
     names.sort();
     for name in names {
-        if name.to_string_lossy().starts_with('.') {
+        if !w.hidden && name.to_string_lossy().starts_with('.') {
             continue;
         }
         let path = dir.join(&name);

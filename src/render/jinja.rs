@@ -71,6 +71,7 @@ pub(crate) fn render(ctx: &Ctx, opts: &JinjaOptions) -> Result<Rendered, RenderE
             app: &app,
             root: &ctx.app_dir,
             recurse: true,
+            hidden: false,
             allowed: &[&ctx.repo_root],
             label: &|rel| ctx.label_in_app(rel),
         },

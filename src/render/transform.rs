@@ -174,6 +174,7 @@ pub(crate) fn render(
             app: &app,
             root: &outdir,
             recurse: true,
+            hidden: false,
             allowed: &[&outdir, &indir, &ctx.repo_root],
             label: &label,
         },
