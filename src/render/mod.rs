@@ -191,6 +191,16 @@ pub enum RenderError {
     Unsupported { app: String, reason: String },
     #[error("application \"{app}\": {} leads outside the repository (symlinks and \"..\" must stay inside it)", path.display())]
     PathEscapes { app: String, path: PathBuf },
+    #[error("application \"{app}\": {}: {field} entry \"{entry}\" leads outside the repository (a kustomization may use other directories of the repository, such as ../base, but nothing beyond it)", file.display())]
+    KustomizeEscapes {
+        app: String,
+        /// Repository-relative kustomization file.
+        file: PathBuf,
+        /// e.g. `resources`, `configMapGenerator.files`.
+        field: String,
+        /// The entry as written.
+        entry: String,
+    },
     #[error("application \"{app}\": {}: {source}", path.display())]
     Io {
         app: String,
@@ -219,6 +229,7 @@ impl RenderError {
             | RenderError::BadOption { app, .. }
             | RenderError::Unsupported { app, .. }
             | RenderError::PathEscapes { app, .. }
+            | RenderError::KustomizeEscapes { app, .. }
             | RenderError::Io { app, .. } => app,
         }
     }
