@@ -1,8 +1,11 @@
 //! Running the renderers' external programs (helm, kustomize, transform
 //! commands): never through a shell, stdin closed, stdout and stderr
 //! captured, in a process group of their own so that a timeout kills the whole
-//! tree the program started, not just its first process. Also the PATH lookup
-//! used to find those programs.
+//! tree the program started, not just its first process. On Linux each
+//! program also runs under a [`reaper`] that kills every descendant when the
+//! program exits, times out or kubesync goes away — including descendants
+//! that left the process group with `setsid`. Also the PATH lookup used to
+//! find those programs.
 //!
 //! This is the only place in `render` that spawns processes; it knows nothing
 //! about applications or error messages (callers map [`RunError`]).
@@ -17,6 +20,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use wait_timeout::ChildExt;
+
+#[cfg(target_os = "linux")]
+mod reaper;
 
 /// Most stdout kept when it is the program's output (helm output of a large
 /// chart fits many times over); more is [`Output::stdout_overflowed`].
@@ -72,6 +78,8 @@ pub(crate) fn run(mut cmd: Command, timeout: Duration, keep: Stdout) -> Result<O
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    #[cfg(target_os = "linux")]
+    reaper::install(&mut cmd);
     let mut child = cmd.spawn().map_err(RunError::Spawn)?;
     let pgid = child.id() as libc::pid_t;
 
@@ -100,16 +108,12 @@ pub(crate) fn run(mut cmd: Command, timeout: Duration, keep: Stdout) -> Result<O
     let status = match child.wait_timeout(timeout) {
         Ok(Some(status)) => status,
         Ok(None) => {
-            kill_group(pgid);
-            let _ = child.kill();
-            let _ = child.wait();
+            stop(&mut child, pgid);
             let _ = collect(&rx, readers, Duration::from_secs(1));
             return Err(RunError::TimedOut);
         }
         Err(e) => {
-            kill_group(pgid);
-            let _ = child.kill();
-            let _ = child.wait();
+            stop(&mut child, pgid);
             return Err(RunError::Wait(e));
         }
     };
@@ -123,8 +127,11 @@ pub(crate) fn run(mut cmd: Command, timeout: Duration, keep: Stdout) -> Result<O
         }
     }
     if got.len() < readers {
-        // Something the program started still holds the pipes open; the
-        // group still exists, so its id cannot have been reused.
+        // Something the program started still holds the pipes open (without
+        // the reaper, or where it cannot list children). Without the reaper
+        // the group still exists, so its id cannot have been reused; with it,
+        // the group held only the reaper, already gone, so it is left alone.
+        #[cfg(not(target_os = "linux"))]
         kill_group(pgid);
         let (stdout, stderr) = collect(&rx, readers - got.len(), Duration::from_secs(1));
         got.push((true, stdout));
@@ -170,6 +177,22 @@ fn collect(
     (stdout, stderr)
 }
 
+/// Kills a running program and everything it started.
+fn stop(child: &mut std::process::Child, pgid: libc::pid_t) {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = pgid;
+        reaper::stop(child, Duration::from_secs(2));
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        kill_group(pgid);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+#[cfg_attr(target_os = "linux", allow(dead_code))]
 fn kill_group(pgid: libc::pid_t) {
     if pgid > 0 {
         // SAFETY: kill(2) with a negative pid signals the process group we
@@ -316,6 +339,48 @@ mod tests {
         assert_eq!((kept.bytes.as_slice(), kept.total), (&b"abcd"[..], 6));
         let tail = read_capped(&b"abcdef"[..], 4, true);
         assert_eq!((tail.bytes.as_slice(), tail.total), (&b"cdef"[..], 6));
+    }
+
+    #[test]
+    fn descendants_that_left_the_group_die_with_the_program() {
+        let dir = tempfile::tempdir().unwrap();
+        let done = dir.path().join("after-exit");
+        let timed = dir.path().join("after-timeout");
+        let script = format!(
+            "setsid sh -c 'sleep 1; touch {}' & echo started",
+            done.to_string_lossy()
+        );
+        let start = Instant::now();
+        let out = run(sh(&script), Duration::from_secs(20), Stdout::Keep).unwrap();
+        assert_eq!(out.stdout, b"started\n");
+        assert!(start.elapsed() < Duration::from_secs(5));
+        let script = format!(
+            "setsid sh -c 'sleep 1; touch {}' & sleep 30",
+            timed.to_string_lossy()
+        );
+        let err = run(sh(&script), Duration::from_millis(300), Stdout::Tail).unwrap_err();
+        assert!(matches!(err, RunError::TimedOut), "{err:?}");
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(!done.exists(), "a setsid child outlived its program");
+        assert!(!timed.exists(), "a setsid child outlived the timeout");
+    }
+
+    #[test]
+    fn exit_codes_and_signals_pass_through_the_reaper() {
+        let out = run(sh("exit 7"), Duration::from_secs(10), Stdout::Keep).unwrap();
+        assert_eq!(status_text(out.status), "exit status 7");
+        let out = run(sh("kill -TERM $$"), Duration::from_secs(10), Stdout::Keep).unwrap();
+        assert_eq!(status_text(out.status), "killed by signal 15");
+        let err = run(
+            Command::new("/nonexistent/program"),
+            Duration::from_secs(10),
+            Stdout::Keep,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, RunError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound),
+            "{err:?}"
+        );
     }
 
     #[test]
