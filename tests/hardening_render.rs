@@ -235,6 +235,35 @@ fn a_transform_flooding_stdout_is_drained_not_kept() {
     );
 }
 
+#[test]
+fn a_transform_setsid_child_does_not_outlive_the_render() {
+    let repo = Repo::new();
+    let marker = tempfile::tempdir().unwrap();
+    let survivor = marker.path().join("survivor");
+    repo.script(
+        "apps/gen/t.sh",
+        &format!(
+            "#!/bin/sh\nsetsid sh -c 'sleep 1; touch {}' &\ncp cm.yaml \"$OUTDIR/\"\n",
+            survivor.display()
+        ),
+    )
+    .write("apps/gen/cm.yaml", &cm("a"));
+    let app = app_with(
+        "gen",
+        None,
+        "{path: apps/gen, transform: {command: [./t.sh]}}",
+    );
+    let start = Instant::now();
+    let r = render(&Renderer::new(), &repo, &app, None).unwrap();
+    assert_eq!(names(&r), vec!["ConfigMap/a"]);
+    assert!(start.elapsed() < Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !survivor.exists(),
+        "the setsid child outlived the transform"
+    );
+}
+
 // C. Bounded jinja.
 
 #[test]

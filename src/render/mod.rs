@@ -17,6 +17,14 @@
 //! Every error names the application and the file, directory or program at
 //! fault; paths in errors and in [`ObjectOrigin`]s are repository-relative,
 //! never a temporary directory.
+//!
+//! Every renderer's output goes through one document check (in
+//! [`directory`]): a malformed document fails the app rather than being
+//! skipped, since a skipped object would be pruned. Everything a render
+//! reads stays inside the repository (symlinks, chart files, kustomization
+//! references, transform input, which is a copy), and every renderer is
+//! bounded: YAML nesting depth, jinja fuel and output size, helm/kustomize
+//! output size, subprocess timeouts and descendants.
 
 pub mod directory;
 pub mod helm;
@@ -88,7 +96,9 @@ pub struct Rendered {
     pub renderer: RendererKind,
     pub manifests: Vec<Manifest>,
     /// Things the user should know that did not stop the render (skipped
-    /// non-object documents, ignored missing value files, empty output).
+    /// kustomize configuration documents, ignored missing value files, empty
+    /// output). A document that is not a valid object is an error, never a
+    /// warning.
     pub warnings: Vec<String>,
 }
 
