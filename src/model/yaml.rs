@@ -384,10 +384,13 @@ impl Scan {
                     return Ok(());
                 }
                 b'&' | b'!' if token_start => {
-                    // An anchor or a tag: the node follows it.
-                    i += b[i..]
+                    // An anchor or a tag: the node follows it. Flow indicators
+                    // end the name (`&a[` opens a collection for the parser).
+                    i += 1 + b[i + 1..]
                         .iter()
-                        .take_while(|n| !matches!(n, b' ' | b'\t'))
+                        .take_while(|n| {
+                            !matches!(n, b' ' | b'\t' | b'[' | b']' | b'{' | b'}' | b',')
+                        })
                         .count();
                     continue;
                 }
@@ -502,6 +505,8 @@ mod tests {
         assert!(depth_error(&format!("{}x\n", "- ".repeat(MAX_DEPTH + 1))).is_some());
         assert!(depth_error(&format!("{}x\n", "- ".repeat(MAX_DEPTH - 1))).is_none());
         assert!(depth_error(&format!("a: {}\n", "{b: ".repeat(MAX_DEPTH + 1))).is_some());
+        assert!(depth_error(&format!("a: &x{}\n", "[".repeat(MAX_DEPTH + 1))).is_some());
+        assert!(depth_error(&format!("a: !!seq {}\n", "[".repeat(MAX_DEPTH + 1))).is_some());
         let mut indented = String::new();
         for i in 0..MAX_DEPTH + 1 {
             indented.push_str(&format!("{}k{i}:\n", " ".repeat(i)));
