@@ -106,25 +106,34 @@ pub(crate) fn render(
         cmd.env("PATH", p);
     }
     tracing::debug!(helm = %helm.display(), chart = %chart_label.display(), "helm template");
-    let out = process::run(cmd, timeout, process::Stdout::Keep).map_err(|e| match e {
-        RunError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            RenderError::MissingBinary {
-                app: app.clone(),
-                binary: "helm".into(),
-                hint: format!("{} could not be started: {e}", helm.display()),
+    let out = process::run(cmd, timeout, process::Stdout::Keep(process::STDOUT_CAP)).map_err(
+        |e| match e {
+            RunError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                RenderError::MissingBinary {
+                    app: app.clone(),
+                    binary: "helm".into(),
+                    hint: format!("{} could not be started: {e}", helm.display()),
+                }
             }
-        }
-        RunError::Spawn(e) | RunError::Wait(e) => RenderError::Io {
-            app: app.clone(),
-            path: helm.to_path_buf(),
-            source: e,
+            RunError::Spawn(e) | RunError::Wait(e) => RenderError::Io {
+                app: app.clone(),
+                path: helm.to_path_buf(),
+                source: e,
+            },
+            RunError::TimedOut => RenderError::Timeout {
+                app: app.clone(),
+                command: format!("helm template {}", chart_label.display()),
+                after: timeout,
+            },
         },
-        RunError::TimedOut => RenderError::Timeout {
-            app: app.clone(),
+    )?;
+    if out.stdout_overflowed() {
+        return Err(RenderError::OutputTooLarge {
+            app,
             command: format!("helm template {}", chart_label.display()),
-            after: timeout,
-        },
-    })?;
+            limit: process::STDOUT_CAP,
+        });
+    }
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
         return Err(RenderError::Helm {
@@ -138,13 +147,6 @@ pub(crate) fn render(
             } else {
                 stderr
             },
-        });
-    }
-    if out.stdout_overflowed() {
-        return Err(RenderError::OutputTooLarge {
-            app,
-            command: format!("helm template {}", chart_label.display()),
-            limit: process::STDOUT_CAP,
         });
     }
     let stderr = String::from_utf8_lossy(&out.stderr);

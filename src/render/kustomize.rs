@@ -125,29 +125,38 @@ pub(crate) fn render(
         cmd.env("PATH", p);
     }
     tracing::debug!(dir = %dir_label.display(), tool = ?tool, "kustomize build");
-    let out = process::run(cmd, timeout, process::Stdout::Keep).map_err(|e| match e {
-        RunError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            RenderError::MissingBinary {
-                app: app.clone(),
-                binary: "kustomize".into(),
-                hint: format!("{what} could not be started: {e}"),
+    let out = process::run(cmd, timeout, process::Stdout::Keep(process::STDOUT_CAP)).map_err(
+        |e| match e {
+            RunError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                RenderError::MissingBinary {
+                    app: app.clone(),
+                    binary: "kustomize".into(),
+                    hint: format!("{what} could not be started: {e}"),
+                }
             }
-        }
-        RunError::Spawn(e) | RunError::Wait(e) => RenderError::Io {
-            app: app.clone(),
-            path: dir_label.clone(),
-            source: e,
+            RunError::Spawn(e) | RunError::Wait(e) => RenderError::Io {
+                app: app.clone(),
+                path: dir_label.clone(),
+                source: e,
+            },
+            RunError::TimedOut => RenderError::Timeout {
+                app: app.clone(),
+                command: format!("{what} {}", dir_label.display()),
+                after: timeout,
+            },
         },
-        RunError::TimedOut => RenderError::Timeout {
-            app: app.clone(),
-            command: format!("{what} {}", dir_label.display()),
-            after: timeout,
-        },
-    })?;
+    )?;
     let hide_tmp = |s: &str| match &overlay {
         Some((_, p)) => s.replace(&*p.to_string_lossy(), "<kubesync options overlay>"),
         None => s.to_string(),
     };
+    if out.stdout_overflowed() {
+        return Err(RenderError::OutputTooLarge {
+            app,
+            command: format!("{what} {}", dir_label.display()),
+            limit: process::STDOUT_CAP,
+        });
+    }
     if !out.status.success() {
         let stderr = hide_tmp(String::from_utf8_lossy(&out.stderr).trim());
         return Err(RenderError::Kustomize {
@@ -161,13 +170,6 @@ pub(crate) fn render(
             } else {
                 stderr
             },
-        });
-    }
-    if out.stdout_overflowed() {
-        return Err(RenderError::OutputTooLarge {
-            app,
-            command: format!("{what} {}", dir_label.display()),
-            limit: process::STDOUT_CAP,
         });
     }
     let mut collected = Collected::default();

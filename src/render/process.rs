@@ -33,9 +33,9 @@ const TAIL_CAP: usize = 64 * 1024;
 /// What to keep of a program's stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stdout {
-    /// It is the program's output: keep up to [`STDOUT_CAP`] bytes (the rest
-    /// is read and dropped, and flagged).
-    Keep,
+    /// It is the program's output: keep up to this many bytes (callers use
+    /// [`STDOUT_CAP`]); past that the pipe is closed and the overflow flagged.
+    Keep(usize),
     /// It is not used: read it all, keep only its last 64 KiB.
     Tail,
 }
@@ -90,7 +90,7 @@ pub(crate) fn run(mut cmd: Command, timeout: Duration, keep: Stdout) -> Result<O
         readers += 1;
         std::thread::spawn(move || {
             let captured = match keep {
-                Stdout::Keep => read_capped(out, STDOUT_CAP, false),
+                Stdout::Keep(cap) => read_capped(out, cap, false),
                 Stdout::Tail => read_capped(out, TAIL_CAP, true),
             };
             let _ = tx.send((true, captured));
@@ -203,9 +203,10 @@ fn kill_group(pgid: libc::pid_t) {
     }
 }
 
-/// Reads `r` to its end, keeping at most `cap` bytes: the first ones, or the
-/// last ones when `keep_tail` (memory stays within twice `cap`, and each byte
-/// is moved at most once more).
+/// Reads `r` keeping at most `cap` bytes: the first ones (then it stops at
+/// the first byte over the cap, counted in `total`), or, when `keep_tail`,
+/// the last ones of everything to the end (memory stays within twice `cap`,
+/// and each byte is moved at most once more).
 fn read_capped(mut r: impl Read, cap: usize, keep_tail: bool) -> Captured {
     let mut out = Captured::default();
     let mut buf = [0u8; 8192];
@@ -220,9 +221,15 @@ fn read_capped(mut r: impl Read, cap: usize, keep_tail: bool) -> Captured {
                         let excess = out.bytes.len() - cap;
                         out.bytes.drain(..excess);
                     }
-                } else if out.bytes.len() < cap {
+                } else {
                     let take = n.min(cap - out.bytes.len());
                     out.bytes.extend_from_slice(&buf[..take]);
+                    if take < n {
+                        // Over the cap: stop reading; closing the pipe ends
+                        // a program still writing (EPIPE), rather than
+                        // draining it to the end.
+                        break;
+                    }
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -289,7 +296,7 @@ mod tests {
         let out = run(
             sh("echo out; echo err >&2; exit 3"),
             Duration::from_secs(10),
-            Stdout::Keep,
+            Stdout::Keep(STDOUT_CAP),
         )
         .unwrap();
         assert_eq!(out.stdout, b"out\n");
@@ -316,7 +323,7 @@ mod tests {
         let out = run(
             sh("sleep 30 & echo done"),
             Duration::from_secs(20),
-            Stdout::Keep,
+            Stdout::Keep(STDOUT_CAP),
         )
         .unwrap();
         assert_eq!(out.stdout, b"done\n");
@@ -336,7 +343,11 @@ mod tests {
         assert_eq!(out.stdout.len(), TAIL_CAP);
         assert!(out.stdout.ends_with(b"end"));
         let kept = read_capped(&b"abcdef"[..], 4, false);
-        assert_eq!((kept.bytes.as_slice(), kept.total), (&b"abcd"[..], 6));
+        assert_eq!(kept.bytes.as_slice(), b"abcd");
+        assert!(kept.total > 4);
+        let out = run(sh("yes"), Duration::from_secs(60), Stdout::Keep(1 << 20)).unwrap();
+        assert_eq!(out.stdout.len(), 1 << 20);
+        assert!(out.stdout_overflowed());
         let tail = read_capped(&b"abcdef"[..], 4, true);
         assert_eq!((tail.bytes.as_slice(), tail.total), (&b"cdef"[..], 6));
     }
@@ -351,7 +362,12 @@ mod tests {
             done.to_string_lossy()
         );
         let start = Instant::now();
-        let out = run(sh(&script), Duration::from_secs(20), Stdout::Keep).unwrap();
+        let out = run(
+            sh(&script),
+            Duration::from_secs(20),
+            Stdout::Keep(STDOUT_CAP),
+        )
+        .unwrap();
         assert_eq!(out.stdout, b"started\n");
         assert!(start.elapsed() < Duration::from_secs(5));
         let script = format!(
@@ -367,14 +383,24 @@ mod tests {
 
     #[test]
     fn exit_codes_and_signals_pass_through_the_reaper() {
-        let out = run(sh("exit 7"), Duration::from_secs(10), Stdout::Keep).unwrap();
+        let out = run(
+            sh("exit 7"),
+            Duration::from_secs(10),
+            Stdout::Keep(STDOUT_CAP),
+        )
+        .unwrap();
         assert_eq!(status_text(out.status), "exit status 7");
-        let out = run(sh("kill -TERM $$"), Duration::from_secs(10), Stdout::Keep).unwrap();
+        let out = run(
+            sh("kill -TERM $$"),
+            Duration::from_secs(10),
+            Stdout::Keep(STDOUT_CAP),
+        )
+        .unwrap();
         assert_eq!(status_text(out.status), "killed by signal 15");
         let err = run(
             Command::new("/nonexistent/program"),
             Duration::from_secs(10),
-            Stdout::Keep,
+            Stdout::Keep(STDOUT_CAP),
         )
         .unwrap_err();
         assert!(
