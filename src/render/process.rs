@@ -68,7 +68,8 @@ pub(crate) enum RunError {
     Spawn(std::io::Error),
     /// Waiting for it failed.
     Wait(std::io::Error),
-    /// It ran longer than the timeout and was killed, with its process group.
+    /// It ran longer than the timeout and was killed, with everything it
+    /// started (its process group; on Linux every descendant).
     TimedOut,
 }
 
