@@ -22,8 +22,7 @@ fn layout() -> Repo {
         .write("apps/web/test-x.yaml", &cm("test-x"))
         .write("apps/web/.hidden.yaml", &cm("hidden"))
         .write("apps/web/.git/config.yaml", &cm("git"))
-        .write("apps/web/README.md", "# not yaml\n")
-        .write("apps/web/values.yaml", "replicaCount: 2\n");
+        .write("apps/web/README.md", "# not yaml\n");
     repo
 }
 
@@ -55,12 +54,26 @@ fn top_level_files_in_sorted_order_with_origins() {
             "apps/web/test-x.yaml",
         ]
     );
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+}
+
+#[test]
+fn a_values_file_in_the_directory_is_an_error_not_a_skip() {
+    let repo = layout();
+    repo.write("apps/web/values.yaml", "replicaCount: 2\n");
+    let app = app_with("web", None, "{path: apps/web}");
+    let e = render(&Renderer::new(), &repo, &app, None).unwrap_err();
     assert_eq!(
-        r.warnings,
-        vec![
-            "apps/web/values.yaml: document 1: skipped: not a Kubernetes object (it has no apiVersion and kind)"
-        ]
+        e.to_string(),
+        "application \"web\": apps/web/values.yaml: document 1: not a Kubernetes object: it has neither apiVersion nor kind (kubectl refuses it too)"
     );
+    // Excluding it is the way out.
+    let app = app_with(
+        "web",
+        None,
+        "{path: apps/web, directory: {exclude: values.yaml}}",
+    );
+    assert!(render(&Renderer::new(), &repo, &app, None).is_ok());
 }
 
 #[test]

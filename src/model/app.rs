@@ -537,6 +537,7 @@ impl<'a> Ctx<'a> {
                 found,
             } => self.err(&field, format!("must be {expected}, found {found}")),
             ObjectError::Missing { field, .. } => self.err(field, "is required"),
+            other => self.err("", other.to_string()),
         };
         match obj.get("metadata") {
             None | Some(Value::Null) => return Err(self.err("metadata.name", "is required")),

@@ -22,7 +22,8 @@ pub use duration::{format_duration, parse_duration, DurationError, MAX_DURATION}
 pub use error::ModelError;
 pub use names::{validate_dns1123_label, validate_dns1123_subdomain, AppName};
 pub use object::{
-    check_metadata, split_api_version, type_name, Manifest, ObjectError, ObjectOrigin, ObjectRef,
+    check_metadata, identity, split_api_version, type_name, Manifest, ObjectError, ObjectOrigin,
+    ObjectRef,
 };
 pub use revision::RevisionSpec;
 

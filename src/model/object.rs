@@ -99,14 +99,58 @@ fn required_str<'v>(
     }
 }
 
+/// A document's `apiVersion` and `kind` (non-empty strings), or what is
+/// wrong with them: the check every rendered document passes before it is
+/// taken as an object (kubectl refuses the same documents).
+pub fn identity(obj: &Value) -> Result<(&str, &str), ObjectError> {
+    let Value::Object(map) = obj else {
+        return Err(ObjectError::NotAMapping {
+            found: type_name(obj),
+        });
+    };
+    let near = |name: &str| {
+        map.keys()
+            .find(|k| k.as_str() != name && k.eq_ignore_ascii_case(name))
+            .cloned()
+    };
+    let api_version = required_str(obj, "apiVersion", "apiVersion")?;
+    let kind = required_str(obj, "kind", "kind")?;
+    let missing = |field: &'static str| match near(field) {
+        Some(near) => ObjectError::MissingNear { field, near },
+        None => ObjectError::Missing { field, kind: None },
+    };
+    match (api_version, kind) {
+        (Some(a), Some(k)) => Ok((a, k)),
+        (None, None) => Err(ObjectError::NoIdentity {
+            near: near("kind").or_else(|| near("apiVersion")),
+        }),
+        (Some(_), None) => Err(missing("kind")),
+        (None, Some(_)) => Err(missing("apiVersion")),
+    }
+}
+
 /// Checks the metadata fields kubesync reads or writes besides the identity:
 /// `metadata.labels` and `metadata.annotations` must be mappings of strings
 /// (the API server refuses anything else; better to say so at render time,
 /// naming the file, than to drop or mangle them).
 pub fn check_metadata(obj: &Value) -> Result<(), ObjectError> {
-    let Some(meta) = obj.get("metadata").filter(|m| m.is_object()) else {
-        return Ok(());
+    let meta = match obj.get("metadata") {
+        None | Some(Value::Null) => return Ok(()),
+        Some(m @ Value::Object(_)) => m,
+        Some(other) => return Err(ObjectError::wrong_type("metadata", "a mapping", other)),
     };
+    for key in ["name", "namespace", "generateName"] {
+        match meta.get(key) {
+            None | Some(Value::Null) | Some(Value::String(_)) => {}
+            Some(other) => {
+                return Err(ObjectError::wrong_type(
+                    &format!("metadata.{key}"),
+                    "a string",
+                    other,
+                ))
+            }
+        }
+    }
     for key in ["labels", "annotations"] {
         match meta.get(key) {
             None | Some(Value::Null) => {}
@@ -142,6 +186,14 @@ pub enum ObjectError {
         field: &'static str,
         kind: Option<String>,
     },
+    /// The document is not a mapping at all (a scalar, a list).
+    NotAMapping { found: &'static str },
+    /// A mapping with neither `apiVersion` nor `kind`; `near` is a key that
+    /// differs only in case (`Kind`), when there is one.
+    NoIdentity { near: Option<String> },
+    /// `apiVersion` or `kind` is missing while the other is there; `near`
+    /// is a key that differs only in case (`Kind:` for `kind:`).
+    MissingNear { field: &'static str, near: String },
     /// A field has the wrong type (`metadata.name: 12345`).
     WrongType {
         /// Dotted path, e.g. `metadata.namespace`.
@@ -169,6 +221,24 @@ impl fmt::Display for ObjectError {
                 kind: Some(kind),
             } => write!(f, "{kind} has no {field}"),
             ObjectError::Missing { field, kind: None } => write!(f, "{field} is missing"),
+            ObjectError::NotAMapping { found } => write!(
+                f,
+                "not a Kubernetes object: the document is {found}, not a mapping"
+            ),
+            ObjectError::NoIdentity { near } => {
+                write!(
+                    f,
+                    "not a Kubernetes object: it has neither apiVersion nor kind (kubectl refuses it too)"
+                )?;
+                match near {
+                    Some(k) => write!(f, "; found \"{k}\", but field names are case-sensitive"),
+                    None => Ok(()),
+                }
+            }
+            ObjectError::MissingNear { field, near } => write!(
+                f,
+                "{field} is missing (found \"{near}\"; field names are case-sensitive)"
+            ),
             ObjectError::WrongType {
                 field,
                 expected,

@@ -8,9 +8,15 @@
 //!   file name; a `*` also crosses `/`.
 //! - YAML files may hold many documents; JSON files one object or an array.
 //!   `kind: List` (and any `…List` with `items`) is flattened.
-//! - A document that is not a Kubernetes object (no `apiVersion`/`kind`, such
-//!   as a values file, or a kustomize configuration) is skipped with a warning;
-//!   an object without `metadata.name` is an error.
+//! - Every non-empty document must be a Kubernetes object, as kubectl
+//!   requires: a mapping with string `apiVersion` and `kind`, a `metadata`
+//!   mapping with a string `name` (and string labels and annotations).
+//!   Anything else — a scalar or list, a values file without `apiVersion`
+//!   and `kind`, `Kind:` for `kind:`, `apiVersion: 5` — is an error naming
+//!   the file, the document and the field, never a skip: a skipped object
+//!   would be pruned from the cluster. Only kustomize configuration kinds
+//!   (`kustomize.config.k8s.io`, `config.kubernetes.io`) are skipped, with a
+//!   warning.
 //! - A symlink is followed only when it leads inside the repository.
 //!
 //! The walking and document handling here are shared with the jinja,
@@ -25,8 +31,8 @@ use serde_json::Value;
 
 use super::{origin, Ctx, RenderError, Rendered, RendererKind};
 use crate::model::{
-    check_metadata, is_application, looks_like_application, yaml, DirectoryOptions, Manifest,
-    ObjectRef,
+    check_metadata, identity, is_application, looks_like_application, yaml, DirectoryOptions,
+    Manifest, ObjectRef,
 };
 
 /// Renders a plain directory.
@@ -40,6 +46,7 @@ pub(crate) fn render(ctx: &Ctx, opts: &DirectoryOptions) -> Result<Rendered, Ren
             app: &app,
             root: &ctx.app_dir,
             recurse: opts.recurse,
+            hidden: false,
             allowed: &[&ctx.repo_root],
             label: &|rel| ctx.label_in_app(rel),
         },
@@ -113,8 +120,12 @@ impl Collected {
         }
     }
 
-    /// Collects one parsed document: an object, a list to flatten, or
-    /// something else to skip with a warning.
+    /// Collects one parsed document: an object, a list to flatten, or a
+    /// kustomize configuration to skip with a warning. Anything else — a
+    /// scalar, a list, a mapping without `apiVersion` and `kind`, or an
+    /// object with a malformed `apiVersion`, `kind` or `metadata` — is an
+    /// error, as kubectl would refuse it: skipping it would let a sync prune
+    /// the live object it was meant to describe.
     pub fn document(
         &mut self,
         app: &str,
@@ -122,24 +133,15 @@ impl Collected {
         doc: usize,
         value: Value,
     ) -> Result<(), RenderError> {
-        let skip = |why: &str| format!("{}: document {}: skipped: {why}", label.display(), doc + 1);
-        let Value::Object(map) = &value else {
-            self.warnings.push(skip(&format!(
-                "not a Kubernetes object ({})",
-                describe(&value)
-            )));
-            return Ok(());
+        let invalid = |error| RenderError::InvalidObject {
+            app: app.to_string(),
+            file: label.to_path_buf(),
+            doc,
+            error,
         };
-        let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-        let kind = map.get("kind").and_then(Value::as_str).unwrap_or("");
-        if api_version.is_empty() || kind.is_empty() {
-            self.warnings.push(skip(
-                "not a Kubernetes object (it has no apiVersion and kind)",
-            ));
-            return Ok(());
-        }
+        let (api_version, kind) = identity(&value).map_err(invalid)?;
         if kind.ends_with("List") {
-            if let Some(Value::Array(items)) = map.get("items") {
+            if let Some(Value::Array(items)) = value.get("items") {
                 let items = items.clone();
                 for item in items {
                     self.document(app, label, doc, item)?;
@@ -149,39 +151,24 @@ impl Collected {
         }
         let group = crate::model::split_api_version(api_version).0;
         if group == "kustomize.config.k8s.io" || group == "config.kubernetes.io" {
-            self.warnings.push(skip(&format!(
-                "a kustomize configuration ({kind}), not a Kubernetes object"
-            )));
+            self.warnings.push(format!(
+                "{}: document {}: skipped: a kustomize configuration ({kind}), not a Kubernetes object",
+                label.display(),
+                doc + 1
+            ));
             return Ok(());
         }
-        let invalid = |error| RenderError::InvalidObject {
-            app: app.to_string(),
-            file: label.to_path_buf(),
-            doc,
-            error,
-        };
         // Application objects are the model's to check (an invalid child is
         // a configuration error of the tree, reported under its own name).
         if !looks_like_application(&value) && !is_application(&value) {
-            ObjectRef::from_object(&value).map_err(invalid)?;
             check_metadata(&value).map_err(invalid)?;
+            ObjectRef::from_object(&value).map_err(invalid)?;
         }
         self.manifests.push(Manifest {
             object: value,
             origin: origin(label, doc),
         });
         Ok(())
-    }
-}
-
-fn describe(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "empty",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
     }
 }
 
@@ -269,6 +256,8 @@ pub(crate) struct Walk<'a> {
     /// Canonical directory to walk.
     pub root: &'a Path,
     pub recurse: bool,
+    /// Whether hidden entries (`.name`) are listed too.
+    pub hidden: bool,
     /// Canonical directories symlinks may lead into.
     pub allowed: &'a [&'a Path],
     /// The label of a path relative to `root`, for errors.
@@ -276,7 +265,7 @@ pub(crate) struct Walk<'a> {
 }
 
 /// Lists the files under `w.root` that `want` accepts (given their relative
-/// path), sorted by path, skipping hidden entries. A symlink leading outside
+/// path), sorted by path, skipping hidden entries unless `w.hidden`. A symlink leading outside
 /// `w.allowed` is an error when it is a wanted file or a directory to descend
 /// into.
 pub(crate) fn walk(w: &Walk, want: &dyn Fn(&Path) -> bool) -> Result<Vec<FileEntry>, RenderError> {
@@ -308,7 +297,7 @@ fn walk_dir(
     }
     names.sort();
     for name in names {
-        if name.to_string_lossy().starts_with('.') {
+        if !w.hidden && name.to_string_lossy().starts_with('.') {
             continue;
         }
         let path = dir.join(&name);
@@ -363,20 +352,49 @@ mod tests {
     }
 
     #[test]
-    fn lists_are_flattened_and_non_objects_skipped() {
+    fn lists_are_flattened() {
         let c = collect_yaml(
-            "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: b}}\n---\nreplicas: 3\n---\n- 1\n",
+            "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: b}}\n",
         )
         .unwrap();
         assert_eq!(c.manifests.len(), 2);
         assert_eq!(c.manifests[1].object["metadata"]["name"], "b");
         assert_eq!(c.manifests[1].origin.doc, 0);
-        assert_eq!(
-            c.warnings,
-            vec![
-                "apps/web/x.yaml: document 2: skipped: not a Kubernetes object (it has no apiVersion and kind)",
-                "apps/web/x.yaml: document 3: skipped: not a Kubernetes object (a list)",
-            ]
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn malformed_documents_are_errors_naming_document_and_field() {
+        let ok = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n---\n";
+        for (doc, want) in [
+            ("replicas: 3\n", "not a Kubernetes object: it has neither apiVersion nor kind (kubectl refuses it too)"),
+            ("- 1\n", "not a Kubernetes object: the document is a sequence, not a mapping"),
+            ("just text\n", "not a Kubernetes object: the document is a string, not a mapping"),
+            ("apiVersion: v1\nKind: ConfigMap\nmetadata: {name: a}\n", "kind is missing (found \"Kind\"; field names are case-sensitive)"),
+            ("kind: ConfigMap\nmetadata: {name: a}\n", "apiVersion is missing"),
+            ("apiVersion: 5\nkind: ConfigMap\nmetadata: {name: a}\n", "apiVersion must be a string, found a number"),
+            ("apiVersion: v1\nkind: {a: b}\nmetadata: {name: a}\n", "kind must be a string, found a mapping"),
+            ("apiVersion: v1\nkind: ''\nmetadata: {name: a}\n", "kind is missing"),
+            ("apiVersion: v1\nkind: ConfigMap\nmetadata: [a]\n", "metadata must be a mapping, found a sequence"),
+            ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: 5}\n", "metadata.name must be a string, found a number"),
+            ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, labels: {n: 1}}\n", "metadata.labels.n must be a string, found a number"),
+            ("Kind: ConfigMap\nmetadata: {name: a}\n", "not a Kubernetes object: it has neither apiVersion nor kind (kubectl refuses it too); found \"Kind\", but field names are case-sensitive"),
+        ] {
+            let e = collect_yaml(&format!("{ok}{doc}")).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("application \"web\": apps/web/x.yaml: document 2: {want}"),
+                "{doc}"
+            );
+        }
+        // Items of a List are held to the same rules.
+        let e = collect_yaml(
+            "apiVersion: v1\nkind: List\nitems:\n- {kind: ConfigMap, metadata: {name: a}}\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().ends_with("document 1: apiVersion is missing"),
+            "{e}"
         );
     }
 

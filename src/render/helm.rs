@@ -19,6 +19,11 @@
 //! - A non-zero exit is a [`RenderError::Helm`] carrying helm's stderr as it
 //!   is (trimmed); anything helm prints on stderr on success becomes a warning.
 //!
+//! - Every file of the chart (hidden ones too, as helm loads them) must stay
+//!   inside the repository: a symlink leading outside it is an error naming
+//!   the file, checked before helm runs, so `.Files.Get` cannot read what the
+//!   repository does not hold. Value files are held to the same rule.
+//!
 //! Chart dependencies are not fetched (`helm dependency build` is the
 //! repository's job: commit `charts/*.tgz`).
 
@@ -30,7 +35,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::directory::Collected;
+use super::directory::{walk, Collected, Walk};
 use super::process::{self, RunError};
 use super::{normalize_lexically, Ctx, RenderError, Rendered, RendererKind};
 use crate::model::{yaml, HelmOptions, HelmParameter};
@@ -46,6 +51,7 @@ pub(crate) fn render(
     let app = ctx.app_name();
     let chart_label = ctx.app_label();
     let mut warnings = Vec::new();
+    check_chart_files(ctx)?;
 
     let mut args: Vec<String> = vec![
         "template".into(),
@@ -109,25 +115,34 @@ pub(crate) fn render(
         cmd.env("PATH", p);
     }
     tracing::debug!(helm = %helm.display(), chart = %chart_label.display(), "helm template");
-    let out = process::run(cmd, timeout).map_err(|e| match e {
-        RunError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            RenderError::MissingBinary {
-                app: app.clone(),
-                binary: "helm".into(),
-                hint: format!("{} could not be started: {e}", helm.display()),
+    let out = process::run(cmd, timeout, process::Stdout::Keep(process::STDOUT_CAP)).map_err(
+        |e| match e {
+            RunError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                RenderError::MissingBinary {
+                    app: app.clone(),
+                    binary: "helm".into(),
+                    hint: format!("{} could not be started: {e}", helm.display()),
+                }
             }
-        }
-        RunError::Spawn(e) | RunError::Wait(e) => RenderError::Io {
-            app: app.clone(),
-            path: helm.to_path_buf(),
-            source: e,
+            RunError::Spawn(e) | RunError::Wait(e) => RenderError::Io {
+                app: app.clone(),
+                path: helm.to_path_buf(),
+                source: e,
+            },
+            RunError::TimedOut => RenderError::Timeout {
+                app: app.clone(),
+                command: format!("helm template {}", chart_label.display()),
+                after: timeout,
+            },
         },
-        RunError::TimedOut => RenderError::Timeout {
-            app: app.clone(),
+    )?;
+    if out.stdout_overflowed() {
+        return Err(RenderError::OutputTooLarge {
+            app,
             command: format!("helm template {}", chart_label.display()),
-            after: timeout,
-        },
-    })?;
+            limit: process::STDOUT_CAP,
+        });
+    }
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
         return Err(RenderError::Helm {
@@ -152,6 +167,24 @@ pub(crate) fn render(
     warnings.append(&mut collected.warnings);
     collected.warnings = warnings;
     Ok(collected.into_rendered(RendererKind::Helm))
+}
+
+/// Refuses a chart holding a symlink (file or directory, hidden or not) that
+/// leads outside the repository.
+fn check_chart_files(ctx: &Ctx) -> Result<(), RenderError> {
+    let app = ctx.app_name();
+    walk(
+        &Walk {
+            app: &app,
+            root: &ctx.app_dir,
+            recurse: true,
+            hidden: true,
+            allowed: &[&ctx.repo_root],
+            label: &|rel| ctx.label_in_app(rel),
+        },
+        &|_| true,
+    )?;
+    Ok(())
 }
 
 /// Resolves a value file: `Some(canonical path)`, or `None` if it does not exist.

@@ -17,6 +17,14 @@
 //! - Extra filters: `b64encode`, `b64decode`, `sha256`, `tojson`/`to_json`,
 //!   `to_yaml`.
 //!
+//! - Bounded: each template render may execute at most [`FUEL`] minijinja
+//!   instructions (a loop iteration, an output, a filter call each cost
+//!   about one; the largest real templates use well under a million) and
+//!   write at most [`MAX_OUTPUT`] bytes. Beyond either the app fails with a
+//!   template error naming the file ("template too expensive: ran out of
+//!   fuel", "template output too large") instead of running, or growing,
+//!   without bound.
+//!
 //! Pure: reads files, runs nothing; no auto-escaping.
 
 use std::path::{Path, PathBuf};
@@ -41,6 +49,11 @@ pub(crate) fn has_templates(dir: &Path) -> bool {
         .any(|e| e.file_type().is_file() && is_template(e.path()))
 }
 
+/// Instructions one template render may execute (minijinja fuel).
+pub const FUEL: u64 = 50_000_000;
+/// Bytes one template render may write.
+pub const MAX_OUTPUT: usize = 64 * 1024 * 1024;
+
 fn is_template(path: &Path) -> bool {
     has_extension(path, "j2")
 }
@@ -58,6 +71,7 @@ pub(crate) fn render(ctx: &Ctx, opts: &JinjaOptions) -> Result<Rendered, RenderE
             app: &app,
             root: &ctx.app_dir,
             recurse: true,
+            hidden: false,
             allowed: &[&ctx.repo_root],
             label: &|rel| ctx.label_in_app(rel),
         },
@@ -73,9 +87,7 @@ pub(crate) fn render(ctx: &Ctx, opts: &JinjaOptions) -> Result<Rendered, RenderE
             continue;
         }
         let name = template_name(&f.rel);
-        let text = env
-            .get_template(&name)
-            .and_then(|t| t.render(&context))
+        let text = render_bounded(&env, &name, &context, MAX_OUTPUT)
             .map_err(|e| template_error(ctx, &name, &e))?;
         let stem = f.rel.with_extension("");
         let parsed = if has_extension(&stem, "json") {
@@ -157,6 +169,53 @@ fn context(ctx: &Ctx, opts: &JinjaOptions, warnings: &mut Vec<String>) -> JValue
     JValue::from_serialize(Value::Object(top))
 }
 
+/// Renders template `name`, failing once its output passes `cap` bytes.
+fn render_bounded(
+    env: &Environment,
+    name: &str,
+    context: &JValue,
+    cap: usize,
+) -> Result<String, minijinja::Error> {
+    let template = env.get_template(name)?;
+    let mut out = CappedWriter {
+        buf: Vec::new(),
+        cap,
+        overflowed: false,
+    };
+    match template.render_captured_to(context, &mut out) {
+        Ok(_) => Ok(String::from_utf8_lossy(&out.buf).into_owned()),
+        Err(_) if out.overflowed => Err(minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "template output too large: more than {} MiB",
+                cap / (1024 * 1024)
+            ),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// A buffer that refuses writes past `cap` bytes.
+struct CappedWriter {
+    buf: Vec<u8>,
+    cap: usize,
+    overflowed: bool,
+}
+
+impl std::io::Write for CappedWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > self.cap {
+            self.overflowed = true;
+            return Err(std::io::Error::other("template output too large"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn template_error(ctx: &Ctx, name: &str, e: &minijinja::Error) -> RenderError {
     // An error inside an included or imported template is reported at its
     // own file and line (the innermost template error of the chain), with
@@ -176,9 +235,12 @@ fn template_error(ctx: &Ctx, name: &str, e: &minijinja::Error) -> RenderError {
         .copied()
         .unwrap_or(e);
     let file = innermost.name().unwrap_or(name);
-    let mut message = match innermost.detail() {
-        Some(d) => format!("{}: {d}", innermost.kind()),
-        None => innermost.kind().to_string(),
+    let mut message = match (innermost.kind(), innermost.detail()) {
+        (ErrorKind::OutOfFuel, _) => format!(
+            "template too expensive: ran out of fuel (more than {FUEL} instructions; are loops nested too deep or ranges too large?)"
+        ),
+        (_, Some(d)) => format!("{}: {d}", innermost.kind()),
+        (_, None) => innermost.kind().to_string(),
     };
     if !std::ptr::eq(innermost, e) {
         if let Some(outer) = e.name() {
@@ -205,6 +267,7 @@ fn environment(root: PathBuf) -> Environment<'static> {
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_keep_trailing_newline(true);
     env.set_loader(move |name| load(&root, name));
+    env.set_fuel(Some(FUEL));
     env.add_filter("b64encode", b64encode);
     env.add_filter("b64decode", b64decode);
     env.add_filter("sha256", sha256);
@@ -348,6 +411,29 @@ mod tests {
         assert!(
             e.to_string().contains("outside the application directory"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn runaway_templates_run_out_of_fuel_or_room() {
+        let (_d, env) = env_with(&[
+            (
+                "loops.j2",
+                "{% for i in range(100000) %}{% for j in range(100000) %}{{ j }}{% endfor %}{% endfor %}",
+            ),
+            ("big.j2", "{% for i in range(100) %}{{ 'x' * 1000 }}{% endfor %}"),
+        ]);
+        let start = std::time::Instant::now();
+        let e = render_bounded(&env, "loops.j2", &JValue::from(()), MAX_OUTPUT).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::OutOfFuel);
+        assert!(start.elapsed() < std::time::Duration::from_secs(60));
+        let e = render_bounded(&env, "big.j2", &JValue::from(()), 50_000).unwrap_err();
+        assert!(e.to_string().contains("template output too large"), "{e}");
+        assert_eq!(
+            render_bounded(&env, "big.j2", &JValue::from(()), 100_000)
+                .unwrap()
+                .len(),
+            100_000
         );
     }
 

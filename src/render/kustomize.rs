@@ -14,6 +14,17 @@
 //! loosened. `commonLabels` is written as `labels` with `includeSelectors`
 //! (the same effect, without kustomize's deprecation warning).
 //!
+//! Everything a kustomization reads must be inside the repository. Before
+//! kustomize runs, kubesync walks the kustomization graph from the app
+//! directory — `resources`, `bases`, `components` (recursing into
+//! directories), `crds`, `configurations`, patch files, generator `files`,
+//! `envs` and `env`, `replacements` paths, `openapi.path`, and file entries
+//! of `generators`/`transformers`/`validators` — and refuses any local path
+//! that resolves (after symlinks) outside the repository root, naming the
+//! kustomization file and the entry. Sibling bases (`../base`) stay
+//! legitimate. Remote resources (URLs, `github.com/…`) are left to kustomize
+//! as before; a path that does not exist is left for kustomize to report.
+//!
 //! Objects' origins are the kustomization directory (repository-relative)
 //! with the document index in kustomize's output. A failure is a
 //! [`RenderError::Kustomize`] with kustomize's stderr; on success, its stderr
@@ -28,7 +39,8 @@ use serde_json::{json, Map, Value};
 
 use super::directory::Collected;
 use super::process::{self, RunError};
-use super::{Ctx, RenderError, Rendered, RendererKind};
+use super::{normalize_lexically, Ctx, RenderError, Rendered, RendererKind};
+use crate::model::yaml;
 use crate::model::KustomizeOptions;
 
 /// File names kustomize accepts for a kustomization, in its order of preference.
@@ -83,6 +95,7 @@ pub(crate) fn render(
 ) -> Result<Rendered, RenderError> {
     let app = ctx.app_name();
     let dir_label = ctx.app_label();
+    check_confined(ctx, &ctx.app_dir, &mut Vec::new())?;
     // Kept alive until the build has run.
     let overlay = if opts.is_empty() {
         None
@@ -112,29 +125,38 @@ pub(crate) fn render(
         cmd.env("PATH", p);
     }
     tracing::debug!(dir = %dir_label.display(), tool = ?tool, "kustomize build");
-    let out = process::run(cmd, timeout).map_err(|e| match e {
-        RunError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            RenderError::MissingBinary {
-                app: app.clone(),
-                binary: "kustomize".into(),
-                hint: format!("{what} could not be started: {e}"),
+    let out = process::run(cmd, timeout, process::Stdout::Keep(process::STDOUT_CAP)).map_err(
+        |e| match e {
+            RunError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                RenderError::MissingBinary {
+                    app: app.clone(),
+                    binary: "kustomize".into(),
+                    hint: format!("{what} could not be started: {e}"),
+                }
             }
-        }
-        RunError::Spawn(e) | RunError::Wait(e) => RenderError::Io {
-            app: app.clone(),
-            path: dir_label.clone(),
-            source: e,
+            RunError::Spawn(e) | RunError::Wait(e) => RenderError::Io {
+                app: app.clone(),
+                path: dir_label.clone(),
+                source: e,
+            },
+            RunError::TimedOut => RenderError::Timeout {
+                app: app.clone(),
+                command: format!("{what} {}", dir_label.display()),
+                after: timeout,
+            },
         },
-        RunError::TimedOut => RenderError::Timeout {
-            app: app.clone(),
-            command: format!("{what} {}", dir_label.display()),
-            after: timeout,
-        },
-    })?;
+    )?;
     let hide_tmp = |s: &str| match &overlay {
         Some((_, p)) => s.replace(&*p.to_string_lossy(), "<kubesync options overlay>"),
         None => s.to_string(),
     };
+    if out.stdout_overflowed() {
+        return Err(RenderError::OutputTooLarge {
+            app,
+            command: format!("{what} {}", dir_label.display()),
+            limit: process::STDOUT_CAP,
+        });
+    }
     if !out.status.success() {
         let stderr = hide_tmp(String::from_utf8_lossy(&out.stderr).trim());
         return Err(RenderError::Kustomize {
@@ -162,6 +184,142 @@ pub(crate) fn render(
     }
     collected.yaml_text(&app, &dir_label, &String::from_utf8_lossy(&out.stdout))?;
     Ok(collected.into_rendered(RendererKind::Kustomize))
+}
+
+/// Whether a kustomization entry names something remote (left to kustomize).
+fn is_remote(entry: &str) -> bool {
+    entry.contains("://")
+        || entry.starts_with("git@")
+        || entry.starts_with("github.com/")
+        || entry.starts_with("gitlab.com/")
+        || entry.starts_with("bitbucket.org/")
+        || entry.contains("?ref=")
+}
+
+/// The local paths a kustomization refers to: `(field, entry, is_kustomization_root)`,
+/// where the last is true for entries that may be directories to recurse into.
+fn local_references(k: &Value) -> Vec<(String, String, bool)> {
+    let mut out = Vec::new();
+    let strings = |v: Option<&Value>| -> Vec<String> {
+        match v {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect(),
+            Some(Value::String(s)) => vec![s.clone()],
+            _ => Vec::new(),
+        }
+    };
+    for field in ["resources", "bases", "components"] {
+        for e in strings(k.get(field)) {
+            out.push((field.to_string(), e, true));
+        }
+    }
+    for field in ["generators", "transformers", "validators"] {
+        for e in strings(k.get(field)) {
+            // Inline configurations are YAML text, not paths.
+            if !e.contains('\n') {
+                out.push((field.to_string(), e, true));
+            }
+        }
+    }
+    for field in ["crds", "configurations", "patchesStrategicMerge"] {
+        for e in strings(k.get(field)) {
+            if !e.contains('\n') {
+                out.push((field.to_string(), e, false));
+            }
+        }
+    }
+    for field in ["patches", "patchesJson6902", "replacements"] {
+        if let Some(Value::Array(items)) = k.get(field) {
+            for i in items {
+                match i {
+                    Value::String(e) if !e.contains('\n') => {
+                        out.push((field.to_string(), e.clone(), false))
+                    }
+                    Value::Object(_) => {
+                        for e in strings(i.get("path")) {
+                            out.push((format!("{field}.path"), e, false));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    for field in ["configMapGenerator", "secretGenerator", "helmCharts"] {
+        if let Some(Value::Array(items)) = k.get(field) {
+            for i in items {
+                for e in strings(i.get("files")) {
+                    // `key=path` or `path`.
+                    let path = e.split_once('=').map(|(_, p)| p.to_string()).unwrap_or(e);
+                    out.push((format!("{field}.files"), path, false));
+                }
+                for sub in ["envs", "env", "valuesFile", "additionalValuesFiles"] {
+                    for e in strings(i.get(sub)) {
+                        out.push((format!("{field}.{sub}"), e, false));
+                    }
+                }
+            }
+        }
+    }
+    for e in strings(k.get("openapi").and_then(|o| o.get("path"))) {
+        out.push(("openapi.path".to_string(), e, false));
+    }
+    for e in strings(k.get("helmGlobals").and_then(|o| o.get("chartHome"))) {
+        out.push(("helmGlobals.chartHome".to_string(), e, false));
+    }
+    out
+}
+
+/// Refuses a kustomization (at canonical directory `dir`, and every local
+/// kustomization it uses) that refers to a path outside the repository.
+fn check_confined(ctx: &Ctx, dir: &Path, seen: &mut Vec<PathBuf>) -> Result<(), RenderError> {
+    if seen.iter().any(|d| d == dir) {
+        return Ok(());
+    }
+    seen.push(dir.to_path_buf());
+    let Some(file) = KUSTOMIZATION_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+    else {
+        // Not a kustomization (kustomize reports it if it needs one).
+        return Ok(());
+    };
+    let label = ctx.label_abs(&file);
+    let app = ctx.app_name();
+    let text = std::fs::read_to_string(&file).map_err(|e| ctx.io(&label, e))?;
+    let docs =
+        yaml::documents(&text).map_err(|e| RenderError::from_yaml(&app, &label, e.doc, e, ""))?;
+    let Some((_, k)) = docs.into_iter().next() else {
+        return Ok(());
+    };
+    for (field, entry, may_recurse) in local_references(&k) {
+        if is_remote(&entry) {
+            continue;
+        }
+        let escapes = || RenderError::KustomizeEscapes {
+            app: app.clone(),
+            file: label.clone(),
+            field: field.clone(),
+            entry: entry.clone(),
+        };
+        let joined = normalize_lexically(&dir.join(&entry))
+            .filter(|p| p.starts_with(&ctx.repo_root))
+            .ok_or_else(escapes)?;
+        let Ok(real) = joined.canonicalize() else {
+            // Missing: kustomize reports it.
+            continue;
+        };
+        if !real.starts_with(&ctx.repo_root) {
+            return Err(escapes());
+        }
+        if may_recurse && real.is_dir() {
+            check_confined(ctx, &real, seen)?;
+        }
+    }
+    Ok(())
 }
 
 /// The overlay kustomization (as JSON, which kustomize reads as YAML).
@@ -328,6 +486,43 @@ mod tests {
             relative_path(Path::new("/a/b"), Path::new("/a/b/c")),
             PathBuf::from("c")
         );
+    }
+
+    #[test]
+    fn local_references_cover_the_path_fields() {
+        let k: Value = serde_json::from_str(
+            r#"{
+            "resources": ["../base", "https://github.com/x/y", "cm.yaml"],
+            "components": ["../comp"],
+            "patches": [{"path": "p.yaml"}, {"patch": "inline"}],
+            "patchesStrategicMerge": ["psm.yaml", "a: 1\nb: 2"],
+            "configMapGenerator": [{"files": ["k=f.txt", "g.txt"], "envs": ["e.env"]}],
+            "openapi": {"path": "schema.json"}
+        }"#,
+        )
+        .unwrap();
+        let refs: Vec<String> = local_references(&k)
+            .into_iter()
+            .map(|(f, e, _)| format!("{f}:{e}"))
+            .collect();
+        assert_eq!(
+            refs,
+            vec![
+                "resources:../base",
+                "resources:https://github.com/x/y",
+                "resources:cm.yaml",
+                "components:../comp",
+                "patchesStrategicMerge:psm.yaml",
+                "patches.path:p.yaml",
+                "configMapGenerator.files:f.txt",
+                "configMapGenerator.files:g.txt",
+                "configMapGenerator.envs:e.env",
+                "openapi.path:schema.json",
+            ]
+        );
+        assert!(is_remote("https://github.com/x/y"));
+        assert!(is_remote("github.com/org/repo//dir?ref=v1"));
+        assert!(!is_remote("../base"));
     }
 
     #[test]

@@ -17,6 +17,14 @@
 //! Every error names the application and the file, directory or program at
 //! fault; paths in errors and in [`ObjectOrigin`]s are repository-relative,
 //! never a temporary directory.
+//!
+//! Every renderer's output goes through one document check (in
+//! [`directory`]): a malformed document fails the app rather than being
+//! skipped, since a skipped object would be pruned. Everything a render
+//! reads stays inside the repository (symlinks, chart files, kustomization
+//! references, transform input, which is a copy), and every renderer is
+//! bounded: YAML nesting depth, jinja fuel and output size, helm/kustomize
+//! output size, subprocess timeouts and descendants.
 
 pub mod directory;
 pub mod helm;
@@ -88,7 +96,9 @@ pub struct Rendered {
     pub renderer: RendererKind,
     pub manifests: Vec<Manifest>,
     /// Things the user should know that did not stop the render (skipped
-    /// non-object documents, ignored missing value files, empty output).
+    /// kustomize configuration documents, ignored missing value files, empty
+    /// output). A document that is not a valid object is an error, never a
+    /// warning.
     pub warnings: Vec<String>,
 }
 
@@ -183,6 +193,13 @@ pub enum RenderError {
         command: String,
         after: Duration,
     },
+    #[error("application \"{app}\": `{command}` printed more than {} MiB; refusing output that large", limit / (1024 * 1024))]
+    OutputTooLarge {
+        app: String,
+        command: String,
+        /// Bytes.
+        limit: usize,
+    },
     #[error("application \"{app}\": transform program {} is not executable (chmod +x it and commit the mode)", path.display())]
     NotExecutable { app: String, path: PathBuf },
     #[error("application \"{app}\": {}: {}{error}", file.display(), doc_label(*doc))]
@@ -203,6 +220,16 @@ pub enum RenderError {
     Unsupported { app: String, reason: String },
     #[error("application \"{app}\": {} leads outside the repository (symlinks and \"..\" must stay inside it)", path.display())]
     PathEscapes { app: String, path: PathBuf },
+    #[error("application \"{app}\": {}: {field} entry \"{entry}\" leads outside the repository (a kustomization may use other directories of the repository, such as ../base, but nothing beyond it)", file.display())]
+    KustomizeEscapes {
+        app: String,
+        /// Repository-relative kustomization file.
+        file: PathBuf,
+        /// e.g. `resources`, `configMapGenerator.files`.
+        field: String,
+        /// The entry as written.
+        entry: String,
+    },
     #[error("application \"{app}\": {}: {source}", path.display())]
     Io {
         app: String,
@@ -228,10 +255,12 @@ impl RenderError {
             | RenderError::Transform { app, .. }
             | RenderError::Timeout { app, .. }
             | RenderError::NotExecutable { app, .. }
+            | RenderError::OutputTooLarge { app, .. }
             | RenderError::InvalidObject { app, .. }
             | RenderError::BadOption { app, .. }
             | RenderError::Unsupported { app, .. }
             | RenderError::PathEscapes { app, .. }
+            | RenderError::KustomizeEscapes { app, .. }
             | RenderError::Io { app, .. } => app,
         }
     }

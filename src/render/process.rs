@@ -1,8 +1,11 @@
 //! Running the renderers' external programs (helm, kustomize, transform
 //! commands): never through a shell, stdin closed, stdout and stderr
 //! captured, in a process group of their own so that a timeout kills the whole
-//! tree the program started, not just its first process. Also the PATH lookup
-//! used to find those programs.
+//! tree the program started, not just its first process. On Linux each
+//! program also runs under a [`reaper`] that kills every descendant when the
+//! program exits, times out or kubesync goes away — including descendants
+//! that left the process group with `setsid`. Also the PATH lookup used to
+//! find those programs.
 //!
 //! This is the only place in `render` that spawns processes; it knows nothing
 //! about applications or error messages (callers map [`RunError`]).
@@ -18,10 +21,24 @@ use std::time::{Duration, Instant};
 
 use wait_timeout::ChildExt;
 
-/// Most stdout kept (helm output of a large chart fits many times over).
-const STDOUT_CAP: usize = 256 * 1024 * 1024;
-/// Most stderr kept: its tail.
-const STDERR_CAP: usize = 64 * 1024;
+#[cfg(target_os = "linux")]
+mod reaper;
+
+/// Most stdout kept when it is the program's output (helm output of a large
+/// chart fits many times over); more is [`Output::stdout_overflowed`].
+pub(crate) const STDOUT_CAP: usize = 256 * 1024 * 1024;
+/// Most stderr kept, and most stdout when it is not used: the tail.
+const TAIL_CAP: usize = 64 * 1024;
+
+/// What to keep of a program's stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stdout {
+    /// It is the program's output: keep up to this many bytes (callers use
+    /// [`STDOUT_CAP`]); past that the pipe is closed and the overflow flagged.
+    Keep(usize),
+    /// It is not used: read it all, keep only its last 64 KiB.
+    Tail,
+}
 /// How long to wait for the output pipes to close after the program exited
 /// before killing whatever it left behind in its process group.
 const LINGER: Duration = Duration::from_secs(2);
@@ -30,8 +47,19 @@ const LINGER: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub(crate) struct Output {
     pub status: ExitStatus,
+    /// What was kept of stdout (see [`Stdout`]).
     pub stdout: Vec<u8>,
+    /// How many bytes the program wrote to stdout in all.
+    pub stdout_len: u64,
+    /// The last 64 KiB of stderr.
     pub stderr: Vec<u8>,
+}
+
+impl Output {
+    /// Whether stdout was larger than what [`Stdout::Keep`] keeps.
+    pub fn stdout_overflowed(&self) -> bool {
+        self.stdout_len > self.stdout.len() as u64
+    }
 }
 
 #[derive(Debug)]
@@ -40,33 +68,40 @@ pub(crate) enum RunError {
     Spawn(std::io::Error),
     /// Waiting for it failed.
     Wait(std::io::Error),
-    /// It ran longer than the timeout and was killed, with its process group.
+    /// It ran longer than the timeout and was killed, with everything it
+    /// started (its process group; on Linux every descendant).
     TimedOut,
 }
 
 /// Runs `cmd` to completion or until `timeout`, capturing its output.
-pub(crate) fn run(mut cmd: Command, timeout: Duration) -> Result<Output, RunError> {
+pub(crate) fn run(mut cmd: Command, timeout: Duration, keep: Stdout) -> Result<Output, RunError> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    #[cfg(target_os = "linux")]
+    reaper::install(&mut cmd);
     let mut child = cmd.spawn().map_err(RunError::Spawn)?;
     let pgid = child.id() as libc::pid_t;
 
-    let (tx, rx) = mpsc::channel::<(bool, Vec<u8>)>();
+    let (tx, rx) = mpsc::channel::<(bool, Captured)>();
     let mut readers = 0;
     if let Some(out) = child.stdout.take() {
         let tx = tx.clone();
         readers += 1;
         std::thread::spawn(move || {
-            let _ = tx.send((true, read_capped(out, STDOUT_CAP, false)));
+            let captured = match keep {
+                Stdout::Keep(cap) => read_capped(out, cap, false),
+                Stdout::Tail => read_capped(out, TAIL_CAP, true),
+            };
+            let _ = tx.send((true, captured));
         });
     }
     if let Some(err) = child.stderr.take() {
         let tx = tx.clone();
         readers += 1;
         std::thread::spawn(move || {
-            let _ = tx.send((false, read_capped(err, STDERR_CAP, true)));
+            let _ = tx.send((false, read_capped(err, TAIL_CAP, true)));
         });
     }
     drop(tx);
@@ -74,16 +109,12 @@ pub(crate) fn run(mut cmd: Command, timeout: Duration) -> Result<Output, RunErro
     let status = match child.wait_timeout(timeout) {
         Ok(Some(status)) => status,
         Ok(None) => {
-            kill_group(pgid);
-            let _ = child.kill();
-            let _ = child.wait();
+            stop(&mut child, pgid);
             let _ = collect(&rx, readers, Duration::from_secs(1));
             return Err(RunError::TimedOut);
         }
         Err(e) => {
-            kill_group(pgid);
-            let _ = child.kill();
-            let _ = child.wait();
+            stop(&mut child, pgid);
             return Err(RunError::Wait(e));
         }
     };
@@ -97,33 +128,46 @@ pub(crate) fn run(mut cmd: Command, timeout: Duration) -> Result<Output, RunErro
         }
     }
     if got.len() < readers {
-        // Something the program started still holds the pipes open; the
-        // group still exists, so its id cannot have been reused.
+        // Something the program started still holds the pipes open (without
+        // the reaper, or where it cannot list children). Without the reaper
+        // the group still exists, so its id cannot have been reused; with it,
+        // the group held only the reaper, already gone, so it is left alone.
+        #[cfg(not(target_os = "linux"))]
         kill_group(pgid);
         let (stdout, stderr) = collect(&rx, readers - got.len(), Duration::from_secs(1));
         got.push((true, stdout));
         got.push((false, stderr));
     }
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    for (is_out, bytes) in got {
-        if is_out {
-            stdout.extend(bytes);
-        } else {
-            stderr.extend(bytes);
-        }
+    let mut stdout = Captured::default();
+    let mut stderr = Captured::default();
+    for (is_out, part) in got {
+        let into = if is_out { &mut stdout } else { &mut stderr };
+        into.total += part.total;
+        into.bytes.extend(part.bytes);
     }
     Ok(Output {
         status,
-        stdout,
-        stderr,
+        stdout: stdout.bytes,
+        stdout_len: stdout.total,
+        stderr: stderr.bytes,
     })
 }
 
-fn collect(rx: &mpsc::Receiver<(bool, Vec<u8>)>, n: usize, wait: Duration) -> (Vec<u8>, Vec<u8>) {
+/// What a reader kept of a pipe, and how much it read.
+#[derive(Debug, Default)]
+struct Captured {
+    bytes: Vec<u8>,
+    total: u64,
+}
+
+fn collect(
+    rx: &mpsc::Receiver<(bool, Captured)>,
+    n: usize,
+    wait: Duration,
+) -> (Captured, Captured) {
     let deadline = Instant::now() + wait;
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
+    let mut stdout = Captured::default();
+    let mut stderr = Captured::default();
     for _ in 0..n {
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok((true, b)) => stdout = b,
@@ -134,6 +178,22 @@ fn collect(rx: &mpsc::Receiver<(bool, Vec<u8>)>, n: usize, wait: Duration) -> (V
     (stdout, stderr)
 }
 
+/// Kills a running program and everything it started.
+fn stop(child: &mut std::process::Child, pgid: libc::pid_t) {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = pgid;
+        reaper::stop(child, Duration::from_secs(2));
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        kill_group(pgid);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+#[cfg_attr(target_os = "linux", allow(dead_code))]
 fn kill_group(pgid: libc::pid_t) {
     if pgid > 0 {
         // SAFETY: kill(2) with a negative pid signals the process group we
@@ -144,29 +204,42 @@ fn kill_group(pgid: libc::pid_t) {
     }
 }
 
-/// Reads `r` to its end, keeping at most `cap` bytes: the first ones, or the
-/// last ones when `keep_tail`.
-fn read_capped(mut r: impl Read, cap: usize, keep_tail: bool) -> Vec<u8> {
-    let mut out = Vec::new();
+/// Reads `r` keeping at most `cap` bytes: the first ones (then it stops at
+/// the first byte over the cap, counted in `total`), or, when `keep_tail`,
+/// the last ones of everything to the end (memory stays within twice `cap`,
+/// and each byte is moved at most once more).
+fn read_capped(mut r: impl Read, cap: usize, keep_tail: bool) -> Captured {
+    let mut out = Captured::default();
     let mut buf = [0u8; 8192];
     loop {
         match r.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
+                out.total += n as u64;
                 if keep_tail {
-                    out.extend_from_slice(&buf[..n]);
-                    if out.len() > cap {
-                        let excess = out.len() - cap;
-                        out.drain(..excess);
+                    out.bytes.extend_from_slice(&buf[..n]);
+                    if out.bytes.len() > 2 * cap {
+                        let excess = out.bytes.len() - cap;
+                        out.bytes.drain(..excess);
                     }
-                } else if out.len() < cap {
-                    let take = n.min(cap - out.len());
-                    out.extend_from_slice(&buf[..take]);
+                } else {
+                    let take = n.min(cap - out.bytes.len());
+                    out.bytes.extend_from_slice(&buf[..take]);
+                    if take < n {
+                        // Over the cap: stop reading; closing the pipe ends
+                        // a program still writing (EPIPE), rather than
+                        // draining it to the end.
+                        break;
+                    }
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => break,
         }
+    }
+    if keep_tail && out.bytes.len() > cap {
+        let excess = out.bytes.len() - cap;
+        out.bytes.drain(..excess);
     }
     out
 }
@@ -224,6 +297,7 @@ mod tests {
         let out = run(
             sh("echo out; echo err >&2; exit 3"),
             Duration::from_secs(10),
+            Stdout::Keep(STDOUT_CAP),
         )
         .unwrap();
         assert_eq!(out.stdout, b"out\n");
@@ -237,7 +311,7 @@ mod tests {
         let marker = dir.path().join("survivor");
         let script = format!("(sleep 2; touch {}) & sleep 30", marker.to_string_lossy());
         let start = Instant::now();
-        let err = run(sh(&script), Duration::from_millis(300)).unwrap_err();
+        let err = run(sh(&script), Duration::from_millis(300), Stdout::Tail).unwrap_err();
         assert!(matches!(err, RunError::TimedOut), "{err:?}");
         assert!(start.elapsed() < Duration::from_secs(5));
         std::thread::sleep(Duration::from_millis(2500));
@@ -247,9 +321,93 @@ mod tests {
     #[test]
     fn leftover_background_children_do_not_hang_the_caller() {
         let start = Instant::now();
-        let out = run(sh("sleep 30 & echo done"), Duration::from_secs(20)).unwrap();
+        let out = run(
+            sh("sleep 30 & echo done"),
+            Duration::from_secs(20),
+            Stdout::Keep(STDOUT_CAP),
+        )
+        .unwrap();
         assert_eq!(out.stdout, b"done\n");
         assert!(start.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn unused_stdout_is_drained_keeping_only_its_tail() {
+        // 64 MiB through a pipe; only the last 64 KiB stays in memory.
+        let out = run(
+            sh("head -c 67108864 /dev/zero; printf end"),
+            Duration::from_secs(60),
+            Stdout::Tail,
+        )
+        .unwrap();
+        assert_eq!(out.stdout_len, 64 * 1024 * 1024 + 3);
+        assert_eq!(out.stdout.len(), TAIL_CAP);
+        assert!(out.stdout.ends_with(b"end"));
+        let kept = read_capped(&b"abcdef"[..], 4, false);
+        assert_eq!(kept.bytes.as_slice(), b"abcd");
+        assert!(kept.total > 4);
+        let out = run(sh("yes"), Duration::from_secs(60), Stdout::Keep(1 << 20)).unwrap();
+        assert_eq!(out.stdout.len(), 1 << 20);
+        assert!(out.stdout_overflowed());
+        let tail = read_capped(&b"abcdef"[..], 4, true);
+        assert_eq!((tail.bytes.as_slice(), tail.total), (&b"cdef"[..], 6));
+    }
+
+    #[test]
+    fn descendants_that_left_the_group_die_with_the_program() {
+        let dir = tempfile::tempdir().unwrap();
+        let done = dir.path().join("after-exit");
+        let timed = dir.path().join("after-timeout");
+        let script = format!(
+            "setsid sh -c 'sleep 1; touch {}' & echo started",
+            done.to_string_lossy()
+        );
+        let start = Instant::now();
+        let out = run(
+            sh(&script),
+            Duration::from_secs(20),
+            Stdout::Keep(STDOUT_CAP),
+        )
+        .unwrap();
+        assert_eq!(out.stdout, b"started\n");
+        assert!(start.elapsed() < Duration::from_secs(5));
+        let script = format!(
+            "setsid sh -c 'sleep 1; touch {}' & sleep 30",
+            timed.to_string_lossy()
+        );
+        let err = run(sh(&script), Duration::from_millis(300), Stdout::Tail).unwrap_err();
+        assert!(matches!(err, RunError::TimedOut), "{err:?}");
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(!done.exists(), "a setsid child outlived its program");
+        assert!(!timed.exists(), "a setsid child outlived the timeout");
+    }
+
+    #[test]
+    fn exit_codes_and_signals_pass_through_the_reaper() {
+        let out = run(
+            sh("exit 7"),
+            Duration::from_secs(10),
+            Stdout::Keep(STDOUT_CAP),
+        )
+        .unwrap();
+        assert_eq!(status_text(out.status), "exit status 7");
+        let out = run(
+            sh("kill -TERM $$"),
+            Duration::from_secs(10),
+            Stdout::Keep(STDOUT_CAP),
+        )
+        .unwrap();
+        assert_eq!(status_text(out.status), "killed by signal 15");
+        let err = run(
+            Command::new("/nonexistent/program"),
+            Duration::from_secs(10),
+            Stdout::Keep(STDOUT_CAP),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, RunError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound),
+            "{err:?}"
+        );
     }
 
     #[test]

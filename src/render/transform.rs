@@ -12,10 +12,15 @@
 //!   `["sh", "-c", "…"]` to get a shell.
 //! - A program containing `/` is relative to the app directory and must stay
 //!   inside the repository and be executable; a bare name is looked up on PATH.
-//! - It runs in the app directory with stdin closed and with `INDIR` (the app
-//!   directory, absolute), `OUTDIR` (a fresh empty temporary directory),
-//!   `KUBESYNC_APP`, `KUBESYNC_NAMESPACE` and `KUBESYNC_REVISION` set
-//!   (empty when there is no namespace / for a work tree). The rest of the
+//! - It runs with stdin closed, in `INDIR`: a fresh temporary **copy** of the
+//!   app directory (symlinks followed, and refused when they lead outside the
+//!   repository; `.git` left out), so whatever it writes there reaches
+//!   neither the checkout nor the other apps rendered from it. A program
+//!   inside the app directory runs from the copy. `OUTDIR` is a fresh empty
+//!   temporary directory, and the only place output is read from. Also set:
+//!   `KUBESYNC_APP`, `KUBESYNC_NAMESPACE` and `KUBESYNC_REVISION`
+//!   (empty when there is no namespace / for a work tree). Its stdout is not
+//!   used: it is drained, keeping only a 64 KiB tail. The rest of the
 //!   environment is limited to an allow-list (PATH, HOME, USER, LANG, LC_*,
 //!   TZ, TMPDIR, proxy and CA settings) plus what the embedder configured, so
 //!   kubesync's own credentials never reach user scripts.
@@ -79,10 +84,20 @@ pub(crate) fn render(
         .canonicalize()
         .map_err(|e| ctx.io("(transform OUTDIR)", e))?;
 
+    let indir_tmp = tempfile::Builder::new()
+        .prefix("kubesync-in-")
+        .tempdir()
+        .map_err(|e| ctx.io("(transform INDIR)", e))?;
+    let indir = indir_tmp
+        .path()
+        .canonicalize()
+        .map_err(|e| ctx.io("(transform INDIR)", e))?;
+    copy_app_dir(ctx, &ctx.app_dir, &indir, Path::new(""), &mut Vec::new())?;
+
     let namespace = ctx.app.destination.namespace.clone().unwrap_or_default();
     let revision = ctx.revision.unwrap_or("").to_string();
     let vars: Vec<(&str, String)> = vec![
-        ("INDIR", ctx.app_dir.to_string_lossy().into_owned()),
+        ("INDIR", indir.to_string_lossy().into_owned()),
         ("OUTDIR", outdir.to_string_lossy().into_owned()),
         ("KUBESYNC_APP", app.clone()),
         ("KUBESYNC_NAMESPACE", namespace),
@@ -94,10 +109,15 @@ pub(crate) fn render(
         .or_else(|| std::env::var_os("PATH"))
         .unwrap_or_default();
     let resolved = resolve_program(ctx, &program, &search_path)?;
+    // A program of the app's own runs from the copy, like everything it reads.
+    let run_path = match resolved.strip_prefix(&ctx.app_dir) {
+        Ok(rel) => indir.join(rel),
+        Err(_) => resolved.clone(),
+    };
 
-    let mut cmd = Command::new(&resolved);
+    let mut cmd = Command::new(&run_path);
     cmd.args(opts.command.iter().skip(1).map(|a| substitute(a, &vars)))
-        .current_dir(&ctx.app_dir)
+        .current_dir(&indir)
         .env_clear()
         .env("PATH", &search_path);
     for (k, v) in std::env::vars_os() {
@@ -113,7 +133,8 @@ pub(crate) fn render(
         cmd.env(k, v);
     }
     tracing::debug!(command = %shown, "running transform");
-    let out = process::run(cmd, opts.timeout).map_err(|e| match e {
+    // Its stdout is not read as output: drained, only its tail kept.
+    let out = process::run(cmd, opts.timeout, process::Stdout::Tail).map_err(|e| match e {
         RunError::TimedOut => RenderError::Timeout {
             app: app.clone(),
             command: shown.clone(),
@@ -153,7 +174,8 @@ pub(crate) fn render(
             app: &app,
             root: &outdir,
             recurse: true,
-            allowed: &[&outdir, &ctx.repo_root],
+            hidden: false,
+            allowed: &[&outdir, &indir, &ctx.repo_root],
             label: &label,
         },
         &|rel| is_manifest_file(rel),
@@ -165,11 +187,62 @@ pub(crate) fn render(
     if files.is_empty() && !out.stdout.iter().all(u8::is_ascii_whitespace) {
         collected.warnings.push(format!(
             "transform command `{shown}` wrote no .yaml, .yml or .json files to $OUTDIR but printed {} bytes on stdout; kubesync reads only $OUTDIR",
-            out.stdout.len()
+            out.stdout_len
         ));
     }
     drop(outdir_tmp);
+    drop(indir_tmp);
     Ok(collected.into_rendered(RendererKind::Transform))
+}
+
+/// Copies directory `src` (canonical) into `dst`, following symlinks that
+/// stay inside the repository and refusing the others; `rel` is `src`
+/// relative to the app directory, `open` the directories being copied (a
+/// symlink loop is copied once).
+fn copy_app_dir(
+    ctx: &Ctx,
+    src: &Path,
+    dst: &Path,
+    rel: &Path,
+    open: &mut Vec<PathBuf>,
+) -> Result<(), RenderError> {
+    let io = |rel: &Path, e: std::io::Error| ctx.io(ctx.label_in_app(rel), e);
+    open.push(src.to_path_buf());
+    let entries = std::fs::read_dir(src).map_err(|e| io(rel, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io(rel, e))?;
+        let name = entry.file_name();
+        if name == ".git" {
+            continue;
+        }
+        let path = entry.path();
+        let rel = rel.join(&name);
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| io(&rel, e))?;
+        let real = if meta.file_type().is_symlink() {
+            let Ok(target) = path.canonicalize() else {
+                // A broken link: nothing to copy.
+                continue;
+            };
+            if !target.starts_with(&ctx.repo_root) {
+                return Err(ctx.escapes(ctx.label_in_app(&rel)));
+            }
+            target
+        } else {
+            path
+        };
+        let to = dst.join(&name);
+        if real.is_dir() {
+            if open.contains(&real) {
+                continue;
+            }
+            std::fs::create_dir(&to).map_err(|e| io(&rel, e))?;
+            copy_app_dir(ctx, &real, &to, &rel, open)?;
+        } else if real.is_file() {
+            std::fs::copy(&real, &to).map_err(|e| io(&rel, e))?;
+        }
+    }
+    open.pop();
+    Ok(())
 }
 
 /// Replaces `$NAME` and `${NAME}` for kubesync's own variables only.
