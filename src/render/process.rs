@@ -81,7 +81,7 @@ pub(crate) fn run(mut cmd: Command, timeout: Duration, keep: Stdout) -> Result<O
         .process_group(0);
     #[cfg(target_os = "linux")]
     reaper::install(&mut cmd);
-    let mut child = cmd.spawn().map_err(RunError::Spawn)?;
+    let mut child = spawn_retrying_busy(&mut cmd).map_err(RunError::Spawn)?;
     let pgid = child.id() as libc::pid_t;
 
     let (tx, rx) = mpsc::channel::<(bool, Captured)>();
@@ -280,6 +280,25 @@ pub fn find_in_path(name: &OsStr, path: &OsStr) -> Option<PathBuf> {
         .filter(|dir| !dir.as_os_str().is_empty())
         .map(|dir| dir.join(name))
         .find(|candidate| is_executable(candidate))
+}
+
+/// Spawns `cmd`, retrying briefly while exec fails with ETXTBSY ("Text file
+/// busy"). A script written just before it runs (a transform's input is a
+/// fresh copy) can be briefly held open for writing by a child another
+/// thread forked meanwhile, until that child execs or closes its
+/// descriptors: a window of microseconds that parallel renders do hit.
+fn spawn_retrying_busy(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+    let mut delay = std::time::Duration::from_millis(2);
+    for _ in 0..10 {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(std::time::Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+    cmd.spawn()
 }
 
 #[cfg(test)]
