@@ -399,3 +399,32 @@ async fn transient_errors_are_ridden_out_and_summarised_once() {
         assert!(cm(&emu, name, "cm4").await.is_some());
     }
 }
+
+/// Item 2: a typo in `kind` (or a non-string `apiVersion`) in a synced file
+/// fails the app; the live object is kept, never pruned as "left git".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typo_in_kind_fails_the_app_and_deletes_nothing() {
+    let emu = emulator(fast_simulation()).await;
+    let repo = Repo::new();
+    repo.app("web", &spec("web"));
+    repo.write("objects/web/a.yaml", &configmap("a", "k: v"));
+    repo.write("objects/web/b.yaml", &configmap("b", "k: v"));
+    assert!(sync_repo(&repo, &emu).await.all_good());
+    for typo in [
+        "apiVersion: v1\nKind: ConfigMap\nmetadata: {name: a}\ndata: {k: v}\n",
+        "apiVersion: 5\nkind: ConfigMap\nmetadata: {name: a}\ndata: {k: v}\n",
+        "apiVersion: v1\nkind: {a: b}\nmetadata: {name: a}\ndata: {k: v}\n",
+    ] {
+        repo.write("objects/web/a.yaml", typo);
+        let before = writes(&emu);
+        let report = sync_repo(&repo, &emu).await;
+        let web = app(&report, "web");
+        assert!(failure(web).contains("objects/web/a.yaml"), "{web:#?}");
+        assert!(cm(&emu, "web", "a").await.is_some(), "pruned after {typo}");
+        assert!(cm(&emu, "web", "b").await.is_some());
+        // Only the Application's status may be written, no object.
+        let served = emu.requests();
+        assert_eq!(served.count("delete", "configmaps"), 0, "{typo}");
+        assert!(writes(&emu) - before <= 2, "{typo}");
+    }
+}
