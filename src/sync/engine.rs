@@ -8,7 +8,7 @@
 //! until Established), prune the previous inventory's leftovers (never after
 //! a failure), wait for health, write the status back.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -19,7 +19,8 @@ use super::prepare::{
     is_subset, prepare, DesiredObject, PrepareContext, SyncMode, SystemNamespaces,
     BUILTIN_SYSTEM_NAMESPACES, DESIRED_HASH_ANNOTATION,
 };
-use super::report::{is_ready, Action, AppOutcome, AppReport, Change, SyncReport};
+use super::report::{Action, AppOutcome, AppReport, Change, SyncReport};
+use super::schedule::Schedule;
 use super::status::{self, InventoryEntry};
 use crate::cluster::{ClusterClient, ClusterError, Propagation};
 use crate::diff::{ObjectDiff, SyncStatus};
@@ -87,99 +88,23 @@ pub async fn run(
     let selected: Vec<&AppNode> = tree
         .depth_first()
         .into_iter()
-        .filter(|n| {
-            opts.only
-                .as_ref()
-                .map(|o| o.contains(&n.app.name))
-                .unwrap_or(true)
-        })
+        .filter(|n| opts.only.as_ref().is_none_or(|o| o.contains(&n.app.name)))
         .collect();
-    let selected_names: HashSet<AppName> = selected.iter().map(|n| n.app.name.clone()).collect();
-    let shared = Shared::new(tree);
-
+    let names: Vec<AppName> = selected.iter().map(|n| n.app.name.clone()).collect();
     if opts.write_status && !opts.dry_run {
         if let Err(e) = ensure_status_crd(client).await {
             tracing::warn!("cannot install the Application CRD, status will not be written: {e}");
         }
     }
-
-    // Done apps: name → ready for dependents?
-    let mut done: HashMap<AppName, bool> = HashMap::new();
-    // Root causes for blocked apps.
-    let mut causes: HashMap<AppName, Vec<AppName>> = HashMap::new();
-    let mut reports: HashMap<AppName, AppReport> = HashMap::new();
-    let mut pending: Vec<&AppNode> = selected.clone();
-    let mut running = FuturesUnordered::new();
-    let sys = &shared;
-
-    loop {
-        // Start (or block) every pending app whose prerequisites are done.
-        let mut i = 0;
-        while i < pending.len() {
-            let node = pending[i];
-            let prereqs: Vec<AppName> = graph
-                .prerequisites(&node.app.name)
-                .into_iter()
-                .map(|(p, _)| p)
-                .filter(|p| selected_names.contains(p))
-                .collect();
-            if prereqs.iter().any(|p| !done.contains_key(p)) {
-                i += 1;
-                continue;
-            }
-            let failed: Vec<&AppName> = prereqs
-                .iter()
-                .filter(|p| done.get(*p) == Some(&false))
-                .collect();
-            if !failed.is_empty() {
-                let mut by: BTreeSet<AppName> = BTreeSet::new();
-                for f in failed {
-                    match causes.get(f) {
-                        Some(c) => by.extend(c.iter().cloned()),
-                        None => {
-                            by.insert(f.clone());
-                        }
-                    }
-                }
-                let by: Vec<AppName> = by.into_iter().collect();
-                let report = blocked_report(node, by.clone());
-                causes.insert(node.app.name.clone(), by);
-                done.insert(node.app.name.clone(), false);
-                progress.finished(&report);
-                if opts.write_status && !opts.dry_run {
-                    write_status(client, node, &report).await;
-                }
-                reports.insert(node.app.name.clone(), report);
-                pending.remove(i);
-                i = 0; // a newly blocked app may unblock the scan of others
-                continue;
-            }
-            if running.len() >= opts.parallel.max(1) {
-                i += 1;
-                continue;
-            }
-            pending.remove(i);
-            progress.started(&node.app.name);
-            running.push(async move { (node, sync_app(node, client, opts, sys).await) });
-        }
-        let Some((node, report)) = running.next().await else {
-            break;
-        };
-        let ok = report.outcome.is_success() && (opts.dry_run || is_ready(report.health.health));
-        done.insert(node.app.name.clone(), ok);
-        progress.finished(&report);
-        reports.insert(node.app.name.clone(), report);
-    }
-    // Anything still pending could never start (only possible with a cycle,
-    // which the graph rejects); report it rather than lose it.
-    for node in pending {
-        let report = blocked_report(node, Vec::new());
-        reports.insert(node.app.name.clone(), report);
-    }
-    let apps = selected
-        .iter()
-        .filter_map(|n| reports.remove(&n.app.name))
-        .collect();
+    let run = Run {
+        nodes: selected.iter().map(|n| (n.app.name.clone(), *n)).collect(),
+        client,
+        opts,
+        progress,
+        shared: Shared::new(tree),
+    };
+    let mut reports = run.drive(Schedule::new(graph, &names)).await;
+    let apps = names.iter().filter_map(|n| reports.remove(n)).collect();
     let orphaned = if opts.only.is_none() && opts.write_status {
         orphaned_apps(tree, client).await
     } else {
@@ -189,6 +114,65 @@ pub async fn run(
         apps,
         orphaned,
         duration: start.elapsed(),
+    }
+}
+
+/// One sync run: the selected apps and what every app's sync shares.
+struct Run<'a> {
+    nodes: HashMap<AppName, &'a AppNode>,
+    client: &'a ClusterClient,
+    opts: &'a SyncOptions,
+    progress: &'a dyn Progress,
+    shared: Shared,
+}
+
+impl Run<'_> {
+    /// Starts every app the schedule offers (up to `parallel` at once),
+    /// records each as it finishes, and reports the apps it blocks.
+    async fn drive(&self, mut schedule: Schedule) -> HashMap<AppName, AppReport> {
+        let mut reports = HashMap::new();
+        let mut running = FuturesUnordered::new();
+        loop {
+            let free = self.opts.parallel.max(1).saturating_sub(schedule.running());
+            for name in schedule.ready().into_iter().take(free) {
+                schedule.start(&name);
+                let node = self.nodes[&name];
+                self.progress.started(&name);
+                running.push(async move {
+                    (
+                        node,
+                        sync_app(node, self.client, self.opts, &self.shared).await,
+                    )
+                });
+            }
+            let Some((node, report)) = running.next().await else {
+                break;
+            };
+            let ok = report.outcome.is_success()
+                && (self.opts.dry_run || report.health.health.is_ready());
+            self.progress.finished(&report);
+            reports.insert(node.app.name.clone(), report);
+            for (name, by) in schedule.finish(&node.app.name, ok) {
+                let report = self.blocked(self.nodes[&name], by).await;
+                reports.insert(name, report);
+            }
+        }
+        // Anything still pending could never start (only possible with a
+        // cycle, which the graph rejects); report it rather than lose it.
+        for name in schedule.stuck() {
+            reports.insert(name.clone(), blocked_report(self.nodes[&name], Vec::new()));
+        }
+        reports
+    }
+
+    /// Reports (and records in the cluster) an app that will never start.
+    async fn blocked(&self, node: &AppNode, by: Vec<AppName>) -> AppReport {
+        let report = blocked_report(node, by);
+        self.progress.finished(&report);
+        if self.opts.write_status && !self.opts.dry_run {
+            write_status(self.client, node, &report).await;
+        }
+        report
     }
 }
 
@@ -454,7 +438,7 @@ impl AppSync<'_> {
             if current_wave.is_some() && current_wave != Some(group[0].wave) && !dry {
                 let deadline = self.deadline();
                 let h = self.wait_healthy(&applied_waves, deadline).await;
-                if !is_ready(h.health) {
+                if !h.health.is_ready() {
                     for d in group {
                         report.changes.push(change(
                             &d.object_ref,
@@ -580,7 +564,7 @@ impl AppSync<'_> {
         } else {
             let deadline = self.deadline();
             report.health = self.wait_healthy(&watched, deadline).await;
-            if !is_ready(report.health.health) {
+            if !report.health.health.is_ready() {
                 report.outcome = AppOutcome::TimedOut {
                     after_secs: self.timeout().as_secs(),
                 };
@@ -1113,7 +1097,7 @@ impl AppSync<'_> {
     async fn wait_healthy(&self, objects: &[&DesiredObject], deadline: Instant) -> HealthStatus {
         loop {
             let h = self.current_health(objects).await;
-            if is_ready(h.health) || Instant::now() >= deadline {
+            if h.health.is_ready() || Instant::now() >= deadline {
                 return h;
             }
             tokio::time::sleep(

@@ -9,10 +9,12 @@
 mod engine;
 pub mod prepare;
 mod report;
+pub mod schedule;
 pub mod status;
 
 pub use engine::{
     diff, ensure_status_crd, list_applications, run, system_namespaces, AppDiff, Progress, Quiet,
     SyncOptions,
 };
-pub use report::{is_ready, Action, ActionCounts, AppOutcome, AppReport, Change, SyncReport};
+pub use report::{Action, ActionCounts, AppOutcome, AppReport, Change, SyncReport};
+pub use schedule::Schedule;

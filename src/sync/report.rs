@@ -196,7 +196,7 @@ impl SyncReport {
         self.apps.iter().all(|a| {
             a.outcome == AppOutcome::Succeeded
                 && a.sync == SyncStatus::Synced
-                && is_ready(a.health.health)
+                && a.health.health.is_ready()
         }) || self
             .apps
             .iter()
@@ -220,12 +220,6 @@ impl SyncReport {
         }
         t
     }
-}
-
-/// Whether a health lets dependents start: Healthy, or Suspended (a paused
-/// Deployment or suspended CronJob is as its owner wants it).
-pub fn is_ready(h: Health) -> bool {
-    matches!(h, Health::Healthy | Health::Suspended)
 }
 
 mod secs {

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::report::{is_ready, AppOutcome, AppReport};
+use super::report::{AppOutcome, AppReport};
 use crate::diff::SyncStatus;
 use crate::model::{Application, ObjectRef, KUBESYNC_API_VERSION};
 
@@ -154,7 +154,7 @@ pub fn build_status(
     now: &str,
 ) -> Value {
     let prev = |p: &str| previous.and_then(|v| v.pointer(p)).cloned();
-    let healthy = report.outcome == AppOutcome::Succeeded && is_ready(report.health.health);
+    let healthy = report.outcome == AppOutcome::Succeeded && report.health.health.is_ready();
     let deployed = if healthy {
         json!(report.revision)
     } else {
@@ -171,7 +171,7 @@ pub fn build_status(
         ),
         condition(
             "Healthy",
-            is_ready(report.health.health),
+            report.health.health.is_ready(),
             report.health.health.as_str(),
             &report.health.message,
             previous,
