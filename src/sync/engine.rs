@@ -15,11 +15,12 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
 use tracing::Instrument;
 
+use super::change::{Action, Change, ChangeError, Note, SkipReason};
 use super::prepare::{
     is_subset, prepare, DesiredObject, PrepareContext, SyncMode, SystemNamespaces,
     BUILTIN_SYSTEM_NAMESPACES, DESIRED_HASH_ANNOTATION,
 };
-use super::report::{Action, AppOutcome, AppReport, Change, SyncReport};
+use super::report::{AppOutcome, AppReport, SyncReport};
 use super::schedule::Schedule;
 use super::status::{self, InventoryEntry};
 use crate::cluster::{ClusterClient, ClusterError, Propagation};
@@ -424,12 +425,10 @@ impl AppSync<'_> {
         for group in groups {
             if failed {
                 for d in group {
-                    report.changes.push(change(
+                    report.changes.push(Change::skipped(
                         &d.object_ref,
-                        Action::Skipped,
                         dry,
-                        "not attempted: an earlier object failed",
-                        false,
+                        SkipReason::AfterFailure,
                     ));
                 }
                 continue;
@@ -440,12 +439,10 @@ impl AppSync<'_> {
                 let h = self.wait_healthy(&applied_waves, deadline).await;
                 if !h.health.is_ready() {
                     for d in group {
-                        report.changes.push(change(
+                        report.changes.push(Change::skipped(
                             &d.object_ref,
-                            Action::Skipped,
                             dry,
-                            "not attempted: an earlier sync wave is not healthy",
-                            false,
+                            SkipReason::WaveNotHealthy,
                         ));
                     }
                     failed = true;
@@ -460,13 +457,13 @@ impl AppSync<'_> {
                     .collect()
                     .await;
             let mut results = results;
-            if results.iter().any(|c| c.action == Action::Failed) {
+            if results.iter().any(Change::is_failure) {
                 failed = true;
             }
             // CRDs must be Established before anything uses them.
             if !failed && !dry && group[0].phase == super::prepare::Phase::Crds {
                 for (d, c) in group.iter().zip(results.iter_mut()) {
-                    if !written(c) {
+                    if !c.holds_desired() {
                         continue;
                     }
                     let wait = self.timeout();
@@ -476,7 +473,8 @@ impl AppSync<'_> {
                         .await
                     {
                         failed = true;
-                        *c = change(&d.object_ref, Action::Failed, dry, &e.to_string(), false);
+                        *c =
+                            Change::failed(&d.object_ref, dry, ChangeError::Cluster(e.to_string()));
                     }
                 }
                 self.client.invalidate_discovery();
@@ -485,7 +483,7 @@ impl AppSync<'_> {
                 group
                     .iter()
                     .zip(results.iter())
-                    .filter(|(_, c)| written(c))
+                    .filter(|(_, c)| c.holds_desired())
                     .map(|(d, _)| *d),
             );
             report.changes.extend(results);
@@ -503,7 +501,7 @@ impl AppSync<'_> {
         let mut kept: Vec<InventoryEntry> = Vec::new();
         for old in leftovers {
             let (c, keep) = self.leftover(old, failed, prune, &namespaces).await;
-            if c.action == Action::Failed {
+            if c.is_failure() {
                 failed = true;
             }
             if keep {
@@ -530,22 +528,14 @@ impl AppSync<'_> {
                 report
                     .changes
                     .iter()
-                    .any(|c| c.object == d.object_ref && written(c))
+                    .any(|c| c.object == d.object_ref && c.holds_desired())
             })
             .collect();
         if failed {
             let first = report
                 .changes
                 .iter()
-                .find(|c| c.action == Action::Failed)
-                .map(|c| {
-                    let who = c.object.to_string();
-                    if c.message.starts_with(&who) {
-                        c.message.clone()
-                    } else {
-                        format!("{who}: {}", c.message)
-                    }
-                })
+                .find_map(Change::failure)
                 .unwrap_or_else(|| report.health.message.clone());
             report.outcome = AppOutcome::Failed { message: first };
             // Every object the app meant to write, the failed ones included
@@ -830,33 +820,28 @@ impl AppSync<'_> {
             .copied();
         let ns_mode = ns_state.flatten();
         if d.mode == SyncMode::Off || ns_mode == Some(SyncMode::Off) {
-            return change(r, Action::Skipped, false, "kubesync.dev/sync: off", true);
+            let reason = if d.mode == SyncMode::Off {
+                SkipReason::SyncOff
+            } else {
+                SkipReason::SyncOffOnNamespace
+            };
+            return Change::skipped(r, false, reason);
         }
         let live = match self.client.get(r).await {
             Ok(l) => l,
             // The kind is served only once a CRD of this app is applied: in a
             // dry run that never happens, so the object would be created.
             Err(ClusterError::UnknownKind { .. }) if self.opts.dry_run => {
-                return change(
-                    r,
-                    Action::Created,
-                    true,
-                    "would be created (its CRD is created first)",
-                    false,
-                )
+                return Change::done(r, Action::Created, true).noted(Note::AfterItsCrd)
             }
-            Err(e) => return change(r, Action::Failed, self.opts.dry_run, &e.to_string(), false),
+            Err(e) => {
+                return Change::failed(r, self.opts.dry_run, ChangeError::Cluster(e.to_string()))
+            }
         };
         let live_mode = live.as_ref().map(super::prepare::sync_mode);
         if let Some(l) = &live {
             if live_mode == Some(SyncMode::Off) {
-                return change(
-                    r,
-                    Action::Skipped,
-                    false,
-                    "kubesync.dev/sync: off (on the live object)",
-                    true,
-                );
+                return Change::skipped(r, false, SkipReason::SyncOffOnLive);
             }
             let hash_matches = l
                 .pointer("/metadata/annotations")
@@ -864,7 +849,7 @@ impl AppSync<'_> {
                 .and_then(Value::as_str)
                 == Some(d.hash.as_str());
             if hash_matches && self.converged(d, l).await {
-                return change(r, Action::Unchanged, false, "", true);
+                return Change::done(r, Action::Unchanged, false);
             }
         }
         let dry = self.opts.dry_run
@@ -874,13 +859,7 @@ impl AppSync<'_> {
         // A dry-run create into a namespace this run would create first
         // cannot be checked by the server; report it as a create.
         if dry && live.is_none() && r.namespace.is_some() && ns_state == Some(None) {
-            return change(
-                r,
-                Action::Created,
-                true,
-                "would be created (with its namespace)",
-                false,
-            );
+            return Change::done(r, Action::Created, true).noted(Note::WithItsNamespace);
         }
         match self.client.apply(&d.object, dry).await {
             Ok(result) => {
@@ -897,12 +876,11 @@ impl AppSync<'_> {
                     Some(_) => Action::Configured,
                 };
                 tracing::info!(object = %r, %action, dry_run = dry, "applied");
-                let in_sync = !dry || action == Action::Unchanged;
-                change(r, action, dry, "", in_sync)
+                Change::done(r, action, dry)
             }
             Err(e) => {
                 tracing::warn!(object = %r, "apply failed: {e}");
-                change(r, Action::Failed, dry, &e.to_string(), false)
+                Change::failed(r, dry, ChangeError::Cluster(e.to_string()))
             }
         }
     }
@@ -919,47 +897,26 @@ impl AppSync<'_> {
     ) -> (Change, bool) {
         let r = &old.object;
         let dry = self.opts.dry_run;
-        let keep = |message: &str, in_sync: bool| {
-            (change(r, Action::Skipped, dry, message, in_sync), true)
-        };
-        if failed {
-            return keep(
-                "no longer in git; not pruned because the sync failed",
-                false,
-            );
-        }
-        if !prune {
-            return keep("no longer in git; prune is off", false);
-        }
-        if old.sync_off {
+        let me = &self.node.app.name;
+        let reason = if failed {
+            Some(SkipReason::SyncFailed)
+        } else if !prune {
+            Some(SkipReason::PruneOff)
+        } else if old.sync_off {
             // Released: kubesync stops tracking it and never deletes it.
-            let c = change(
-                r,
-                Action::Skipped,
-                dry,
-                "no longer in git; kept and released: it was kubesync.dev/sync: off in git",
-                true,
-            );
-            return (c, false);
-        }
-        if let Some(other) = self.shared.wanted_by_other(r, &self.node.app.name) {
+            Some(SkipReason::Released)
+        } else if let Some(to) = self.shared.wanted_by_other(r, me) {
             // Handed over: the other app applies it (and owns it from now on).
-            let c = change(
-                r,
-                Action::Skipped,
-                dry,
-                &format!("no longer in this app; kept: now rendered by \"{other}\""),
-                true,
-            );
-            return (c, false);
-        }
-        if let Some(unrendered) = self.shared.unrendered.first() {
-            return keep(
-                &format!(
-                    "no longer in git; not pruned: application \"{unrendered}\" failed to render and may now render it (pruned once every app renders)"
-                ),
-                false,
-            );
+            Some(SkipReason::HandedOver { to: to.clone() })
+        } else {
+            self.shared
+                .unrendered
+                .first()
+                .map(|app| SkipReason::Unrendered { app: app.clone() })
+        };
+        if let Some(reason) = reason {
+            let keep = reason.keeps_tracking();
+            return (Change::skipped(r, dry, reason), keep);
         }
         let c = self.prune_one(r, dry, namespaces).await;
         let keep = c.action != Action::Pruned;
@@ -1002,28 +959,16 @@ impl AppSync<'_> {
             .copied()
             .flatten();
         if ns_mode == Some(SyncMode::Off) {
-            return change(
-                r,
-                Action::Skipped,
-                dry,
-                "no longer in git; kept: its namespace is kubesync.dev/sync: off",
-                true,
-            );
+            return Change::skipped(r, dry, SkipReason::KeptSyncOffNamespace);
         }
         let live = match self.client.get(r).await {
-            Ok(None) => return change(r, Action::Pruned, dry, "already gone", true),
+            Ok(None) => return Change::gone(r, dry),
             Ok(Some(live)) => live,
-            Err(e) => return change(r, Action::Failed, dry, &format!("prune failed: {e}"), false),
+            Err(e) => return Change::failed(r, dry, ChangeError::Prune(e.to_string())),
         };
         let mode = super::prepare::sync_mode(&live);
         if mode == SyncMode::Off {
-            return change(
-                r,
-                Action::Skipped,
-                dry,
-                "no longer in git; kept: kubesync.dev/sync: off",
-                true,
-            );
+            return Change::skipped(r, dry, SkipReason::KeptSyncOff);
         }
         // Only prune what this app applied: its label and its tracking id.
         let owner = live
@@ -1039,13 +984,7 @@ impl AppSync<'_> {
                 .map(|t| t.starts_with(&format!("{me}:")))
                 .unwrap_or(false)
         {
-            return change(
-                r,
-                Action::Skipped,
-                dry,
-                "no longer in git; kept: not applied by this app",
-                true,
-            );
+            return Change::skipped(r, dry, SkipReason::NotOwned);
         }
         let cascading = (r.group.is_empty() && r.kind == "Namespace")
             || (r.group == "apiextensions.k8s.io" && r.kind == "CustomResourceDefinition");
@@ -1055,29 +994,18 @@ impl AppSync<'_> {
             .and_then(Value::as_str)
             == Some("allow");
         if cascading && !allowed {
-            return change(
-                r,
-                Action::Skipped,
-                dry,
-                &format!("no longer in git; kept: deleting a {} deletes everything in it (annotate it {PRUNE_ANNOTATION}=allow to let kubesync prune it)", r.kind),
-                true,
-            );
+            let kind = r.kind.clone();
+            return Change::skipped(r, dry, SkipReason::Cascading { kind });
         }
         if dry || mode == SyncMode::DryRun || ns_mode == Some(SyncMode::DryRun) {
-            return change(r, Action::Pruned, true, "would be pruned", false);
+            return Change::done(r, Action::Pruned, true).noted(Note::WouldBePruned);
         }
         match self.client.delete(r, Propagation::Background).await {
             Ok(_) => {
                 tracing::info!(object = %r, "pruned");
-                change(r, Action::Pruned, false, "", true)
+                Change::done(r, Action::Pruned, false)
             }
-            Err(e) => change(
-                r,
-                Action::Failed,
-                false,
-                &format!("prune failed: {e}"),
-                false,
-            ),
+            Err(e) => Change::failed(r, false, ChangeError::Prune(e.to_string())),
         }
     }
 
@@ -1122,16 +1050,6 @@ fn named(r: &ObjectRef, h: HealthStatus) -> HealthStatus {
 /// Annotation that lets kubesync prune a Namespace or CRD.
 pub const PRUNE_ANNOTATION: &str = "kubesync.dev/prune";
 
-/// Whether a change left the object as desired in the cluster (really written
-/// or already in sync): the objects whose health is waited for.
-fn written(c: &Change) -> bool {
-    !c.dry_run
-        && matches!(
-            c.action,
-            Action::Created | Action::Configured | Action::Unchanged
-        )
-}
-
 fn namespace_ref(name: &str) -> ObjectRef {
     ObjectRef {
         group: String::new(),
@@ -1145,16 +1063,6 @@ fn namespace_ref(name: &str) -> ObjectRef {
 fn rv(obj: &Value) -> Option<&str> {
     obj.pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
-}
-
-fn change(r: &ObjectRef, action: Action, dry_run: bool, message: &str, in_sync: bool) -> Change {
-    Change {
-        object: r.clone(),
-        action,
-        dry_run,
-        message: message.to_string(),
-        in_sync,
-    }
 }
 
 /// Installs the Application CRD and the status namespace when missing.

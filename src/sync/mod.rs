@@ -6,15 +6,17 @@
 //! `cluster`; `status` builds the Application objects and their status;
 //! `report` is the change set every view is drawn from.
 
+mod change;
 mod engine;
 pub mod prepare;
 mod report;
 pub mod schedule;
 pub mod status;
 
+pub use change::{Action, Change, ChangeError, Note, SkipReason};
 pub use engine::{
     diff, ensure_status_crd, list_applications, run, system_namespaces, AppDiff, Progress, Quiet,
     SyncOptions,
 };
-pub use report::{Action, ActionCounts, AppOutcome, AppReport, Change, SyncReport};
+pub use report::{ActionCounts, AppOutcome, AppReport, SyncReport};
 pub use schedule::Schedule;

@@ -2,56 +2,14 @@
 //! outcome, sync status and health. Every view — the CLI table, JSON output,
 //! Application status, metrics — is drawn from this, never recomputed.
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::change::{Action, Change};
 use crate::diff::SyncStatus;
 use crate::health::{Health, HealthStatus};
-use crate::model::{AppName, ObjectRef, Tier};
-
-/// What happened to one object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Action {
-    Created,
-    Configured,
-    Unchanged,
-    Pruned,
-    /// Left alone: `kubesync.dev/sync: off`, prune disabled, or not attempted.
-    Skipped,
-    Failed,
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Action::Created => "created",
-            Action::Configured => "configured",
-            Action::Unchanged => "unchanged",
-            Action::Pruned => "pruned",
-            Action::Skipped => "skipped",
-            Action::Failed => "failed",
-        })
-    }
-}
-
-/// One entry of the change set.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Change {
-    pub object: ObjectRef,
-    pub action: Action,
-    /// Whether the write was a server-side dry run (nothing persisted).
-    pub dry_run: bool,
-    /// Why it was skipped or failed; empty otherwise.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub message: String,
-    /// Whether the object matches git after this sync (false for a dry-run
-    /// create/configure, a failure, or an extra object left unpruned).
-    pub in_sync: bool,
-}
+use crate::model::{AppName, Tier};
 
 /// How one application's sync ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::change::Change;
 use super::report::{AppOutcome, AppReport};
 use crate::diff::SyncStatus;
 use crate::model::{Application, ObjectRef, KUBESYNC_API_VERSION};
@@ -193,10 +194,7 @@ pub fn build_status(
     // cluster still runs what was last applied: keep that sync state,
     // health and revision, and say what happened in conditions and
     // operationState only.
-    let applied = report
-        .changes
-        .iter()
-        .any(|c| !c.dry_run && c.action != super::Action::Skipped);
+    let applied = report.changes.iter().any(Change::attempted);
     let keep_previous = !applied
         && !matches!(
             report.outcome,
@@ -233,13 +231,7 @@ pub fn build_status(
         prev("/reconciledAt").unwrap_or(json!(now))
     };
     status["reconciledAt"] = last_sync;
-    let wrote = report.changes.iter().any(|c| {
-        !c.dry_run
-            && matches!(
-                c.action,
-                super::Action::Created | super::Action::Configured | super::Action::Pruned
-            )
-    });
+    let wrote = report.changes.iter().any(Change::wrote);
     if wrote || prev("/lastSyncedAt").is_none() {
         status["lastSyncedAt"] = json!(now);
     } else {
@@ -283,9 +275,7 @@ fn condition(
 /// differently; a no-op re-sync keeps the previous one (so that a converged
 /// cluster sees no status write).
 fn operation_state(report: &AppReport, previous: Option<&Value>) -> Value {
-    let wrote = report.changes.iter().any(|c| {
-        !matches!(c.action, super::Action::Unchanged | super::Action::Skipped) && !c.dry_run
-    });
+    let wrote = report.changes.iter().any(Change::wrote);
     let prev = previous.and_then(|p| p.get("operationState"));
     let same_phase =
         prev.and_then(|p| p.get("phase")).and_then(Value::as_str) == Some(report.outcome.label());
