@@ -309,6 +309,12 @@ impl Change {
         self.action == Action::Failed
     }
 
+    /// This change stops the app's sync: nothing after it is applied and
+    /// nothing is pruned (a failure, or a sync wave that never got ready).
+    pub fn halts(&self) -> bool {
+        self.is_failure() || self.reason == Some(SkipReason::WaveNotHealthy)
+    }
+
     /// The sentence users read: why it was skipped, failed, or the remark;
     /// empty for a plain write.
     pub fn message(&self) -> String {

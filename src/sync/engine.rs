@@ -342,6 +342,49 @@ async fn sync_app(
     report
 }
 
+/// What one app's sync works from.
+struct Plan {
+    /// The app's Application object as the previous sync left it.
+    previous: Option<Value>,
+    desired: Vec<DesiredObject>,
+    /// The previous sync's inventory.
+    inventory: Vec<InventoryEntry>,
+    prune: bool,
+}
+
+/// The desired objects in apply groups: consecutive objects of one sync
+/// wave and one phase (they arrive sorted by wave, then phase).
+fn groups(desired: &[DesiredObject]) -> Vec<Vec<&DesiredObject>> {
+    let mut groups: Vec<Vec<&DesiredObject>> = Vec::new();
+    for d in desired {
+        match groups.last_mut() {
+            Some(g) if g[0].wave == d.wave && g[0].phase == d.phase => g.push(d),
+            _ => groups.push(vec![d]),
+        }
+    }
+    groups
+}
+
+/// What the app owns after this sync: every desired object (those turned
+/// off in git marked so), and the leftovers it kept.
+fn inventory(desired: &[DesiredObject], kept: Vec<InventoryEntry>) -> Vec<InventoryEntry> {
+    let mut out: Vec<InventoryEntry> = desired
+        .iter()
+        .map(|d| InventoryEntry::new(d.object_ref.clone(), d.mode == SyncMode::Off))
+        .collect();
+    out.extend(kept);
+    out
+}
+
+/// Synced when every change left its object as git wants it.
+fn sync_status(changes: &[Change]) -> SyncStatus {
+    if changes.iter().all(|c| c.in_sync) {
+        SyncStatus::Synced
+    } else {
+        SyncStatus::OutOfSync
+    }
+}
+
 struct AppSync<'a> {
     node: &'a AppNode,
     client: &'a ClusterClient,
@@ -351,31 +394,50 @@ struct AppSync<'a> {
 
 impl AppSync<'_> {
     async fn run(&self) -> AppReport {
-        let node = self.node;
-        let app = &node.app;
-        let dry = self.opts.dry_run;
-        let mut report = base_report(node, AppOutcome::Succeeded);
-        if let Some(f) = node.failure() {
+        let mut report = base_report(self.node, AppOutcome::Succeeded);
+        if let Some(f) = self.node.failure() {
             report.outcome = AppOutcome::Failed {
                 message: f.message.clone(),
             };
-            if self.opts.write_status && !dry {
-                write_status(self.client, node, &report).await;
+            if self.opts.write_status && !self.opts.dry_run {
+                write_status(self.client, self.node, &report).await;
             }
             return report;
         }
-
-        let (previous, desired) = match self.prepared().await {
+        let plan = match self.plan().await {
             Ok(p) => p,
             Err((message, previous)) => return self.fail(report, message, previous.as_ref()).await,
         };
-        let previous_inventory = previous
+        if let Err(message) = self.ensure_destination().await {
+            return self.fail(report, message, plan.previous.as_ref()).await;
+        }
+        let leftover_refs: Vec<ObjectRef> =
+            plan.inventory.iter().map(|e| e.object.clone()).collect();
+        let namespaces = self.namespace_modes(&plan.desired, &leftover_refs).await;
+        self.apply_groups(&plan.desired, &namespaces, &mut report)
+            .await;
+        let kept = self.prune_leftovers(&plan, &namespaces, &mut report).await;
+        let inventory = inventory(&plan.desired, kept);
+        report.sync = sync_status(&report.changes);
+        self.settle_health(&plan.desired, &mut report).await;
+        self.write_back(&report, &inventory, plan.previous.as_ref())
+            .await;
+        report
+    }
+
+    /// What this sync works from: the previous Application object and its
+    /// inventory, the prepared desired objects, whether to prune. Refuses a
+    /// render of nothing that would prune everything the app applied.
+    async fn plan(&self) -> Result<Plan, (String, Option<Value>)> {
+        let app = &self.node.app;
+        let (previous, desired) = self.prepared().await?;
+        let inventory = previous
             .as_ref()
             .map(status::inventory_of)
             .unwrap_or_default();
         let prune = self.opts.prune.unwrap_or_else(|| app.sync_policy.prune());
         // Objects a render of nothing would prune (not those handed over).
-        let applied_before = previous_inventory
+        let applied_before = inventory
             .iter()
             .filter(|e| !e.sync_off && self.shared.wanted_by_other(&e.object, &app.name).is_none())
             .count();
@@ -384,160 +446,143 @@ impl AppSync<'_> {
                 "renders no objects; refusing to prune the {applied_before} object(s) it applied before \
                  (set syncPolicy.automated.allowEmpty: true if the app really should be empty)"
             );
-            return self.fail(report, message, previous.as_ref()).await;
+            return Err((message, previous));
         }
-        let namespace = app
-            .destination
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".to_string());
+        Ok(Plan {
+            previous,
+            desired,
+            inventory,
+            prune,
+        })
+    }
 
-        // The destination namespace.
-        if app.sync_policy.create_namespace && app.destination.namespace.is_some() {
-            if let Err(e) = self.ensure_namespace(&namespace, dry).await {
-                return self
-                    .fail(
-                        report,
-                        format!("cannot create namespace \"{namespace}\": {e}"),
-                        previous.as_ref(),
-                    )
-                    .await;
-            }
-        }
-        // The namespaces the app touches: whether they exist, and their sync mode.
-        let previous_refs: Vec<ObjectRef> = previous_inventory
-            .iter()
-            .map(|e| e.object.clone())
-            .collect();
-        let namespaces = self.namespace_modes(&desired, &previous_refs).await;
+    /// Creates the destination namespace when the app asks for it.
+    async fn ensure_destination(&self) -> Result<(), String> {
+        let app = &self.node.app;
+        let (true, Some(namespace)) = (
+            app.sync_policy.create_namespace,
+            app.destination.namespace.as_ref(),
+        ) else {
+            return Ok(());
+        };
+        self.ensure_namespace(namespace, self.opts.dry_run)
+            .await
+            .map_err(|e| format!("cannot create namespace \"{namespace}\": {e}"))
+    }
 
-        // Apply, wave by wave, phase by phase.
-        let mut failed = false;
-        let mut groups: Vec<Vec<&DesiredObject>> = Vec::new();
-        for d in &desired {
-            match groups.last_mut() {
-                Some(g) if g[0].wave == d.wave && g[0].phase == d.phase => g.push(d),
-                _ => groups.push(vec![d]),
-            }
-        }
-        let mut applied_waves: Vec<&DesiredObject> = Vec::new();
+    /// Applies the desired objects group by group (a group: one phase of
+    /// one sync wave). A later wave waits until the earlier ones are ready;
+    /// after a failure, or a wave that never gets ready, the rest is skipped.
+    async fn apply_groups(
+        &self,
+        desired: &[DesiredObject],
+        namespaces: &HashMap<String, Option<SyncMode>>,
+        report: &mut AppReport,
+    ) {
+        let dry = self.opts.dry_run;
+        let mut ready_before: Vec<&DesiredObject> = Vec::new();
         let mut current_wave: Option<i32> = None;
-        for group in groups {
-            if failed {
-                for d in group {
-                    report.changes.push(Change::skipped(
-                        &d.object_ref,
-                        dry,
-                        SkipReason::AfterFailure,
-                    ));
-                }
+        for group in groups(desired) {
+            let skip = |reason: SkipReason| {
+                let skipped = group
+                    .iter()
+                    .map(|d| Change::skipped(&d.object_ref, dry, reason.clone()));
+                skipped.collect::<Vec<_>>()
+            };
+            if report.changes.iter().any(Change::halts) {
+                report.changes.extend(skip(SkipReason::AfterFailure));
                 continue;
             }
-            // A later wave waits for the earlier waves to be ready.
-            if current_wave.is_some() && current_wave != Some(group[0].wave) && !dry {
-                let deadline = self.deadline();
-                let h = self.wait_healthy(&applied_waves, deadline).await;
+            let wave = group[0].wave;
+            if current_wave.is_some_and(|w| w != wave) && !dry {
+                let h = self.wait_healthy(&ready_before, self.deadline()).await;
                 if !h.health.is_ready() {
-                    for d in group {
-                        report.changes.push(Change::skipped(
-                            &d.object_ref,
-                            dry,
-                            SkipReason::WaveNotHealthy,
-                        ));
-                    }
-                    failed = true;
+                    report.changes.extend(skip(SkipReason::WaveNotHealthy));
                     report.health = h;
                     continue;
                 }
             }
-            current_wave = Some(group[0].wave);
-            let results: Vec<Change> =
-                futures::stream::iter(group.iter().map(|d| self.apply_one(d, &namespaces)))
-                    .buffered(self.opts.apply_concurrency.max(1))
-                    .collect()
-                    .await;
-            let mut results = results;
-            if results.iter().any(Change::is_failure) {
-                failed = true;
-            }
-            // CRDs must be Established before anything uses them.
-            if !failed && !dry && group[0].phase == super::prepare::Phase::Crds {
-                for (d, c) in group.iter().zip(results.iter_mut()) {
-                    if !c.holds_desired() {
-                        continue;
-                    }
-                    let wait = self.timeout();
-                    if let Err(e) = self
-                        .client
-                        .wait_crd_established(&d.object_ref.name, wait)
-                        .await
-                    {
-                        failed = true;
-                        *c =
-                            Change::failed(&d.object_ref, dry, ChangeError::Cluster(e.to_string()));
-                    }
-                }
-                self.client.invalidate_discovery();
-            }
-            applied_waves.extend(
+            current_wave = Some(wave);
+            let results = self.apply_group(&group, namespaces).await;
+            ready_before.extend(
                 group
                     .iter()
-                    .zip(results.iter())
+                    .zip(&results)
                     .filter(|(_, c)| c.holds_desired())
                     .map(|(d, _)| *d),
             );
             report.changes.extend(results);
         }
+    }
 
-        // Prune leftovers of the previous inventory — never after a failure.
-        let leftovers: Vec<&InventoryEntry> = previous_inventory
-            .iter()
-            .filter(|old| {
-                !desired
-                    .iter()
-                    .any(|d| d.object_ref.same_object(&old.object))
-            })
-            .collect();
-        let mut kept: Vec<InventoryEntry> = Vec::new();
-        for old in leftovers {
-            let (c, keep) = self.leftover(old, failed, prune, &namespaces).await;
-            if c.is_failure() {
-                failed = true;
+    /// Applies one group concurrently; CRDs are then waited for until
+    /// Established, so that anything after them can use their kinds.
+    async fn apply_group(
+        &self,
+        group: &[&DesiredObject],
+        namespaces: &HashMap<String, Option<SyncMode>>,
+    ) -> Vec<Change> {
+        let mut results: Vec<Change> =
+            futures::stream::iter(group.iter().map(|d| self.apply_one(d, namespaces)))
+                .buffered(self.opts.apply_concurrency.max(1))
+                .collect()
+                .await;
+        let crds = group[0].phase == super::prepare::Phase::Crds;
+        if crds && !self.opts.dry_run && !results.iter().any(Change::is_failure) {
+            for (d, c) in group.iter().zip(results.iter_mut()) {
+                if !c.holds_desired() {
+                    continue;
+                }
+                let wait = self
+                    .client
+                    .wait_crd_established(&d.object_ref.name, self.timeout());
+                if let Err(e) = wait.await {
+                    *c = Change::failed(&d.object_ref, false, ChangeError::Cluster(e.to_string()));
+                }
             }
+            self.client.invalidate_discovery();
+        }
+        results
+    }
+
+    /// Decides every leftover of the previous inventory (see [`Self::leftover`])
+    /// and returns those that stay in the inventory.
+    async fn prune_leftovers(
+        &self,
+        plan: &Plan,
+        namespaces: &HashMap<String, Option<SyncMode>>,
+        report: &mut AppReport,
+    ) -> Vec<InventoryEntry> {
+        let leftovers = plan.inventory.iter().filter(|old| {
+            !plan
+                .desired
+                .iter()
+                .any(|d| d.object_ref.same_object(&old.object))
+        });
+        let mut kept = Vec::new();
+        for old in leftovers {
+            // Never prune after a failure (a failed prune included).
+            let failed = report.changes.iter().any(Change::halts);
+            let (c, keep) = self.leftover(old, failed, plan.prune, namespaces).await;
             if keep {
                 kept.push(old.clone());
             }
             report.changes.push(c);
         }
+        kept
+    }
 
-        // The inventory: what this app now owns (leftovers it kept stay in it).
-        let mut inventory: Vec<InventoryEntry> = desired
-            .iter()
-            .map(|d| InventoryEntry::new(d.object_ref.clone(), d.mode == SyncMode::Off))
-            .collect();
-        inventory.extend(kept);
-
-        report.sync = if report.changes.iter().all(|c| c.in_sync) {
-            SyncStatus::Synced
-        } else {
-            SyncStatus::OutOfSync
-        };
-        let watched: Vec<&DesiredObject> = desired
-            .iter()
-            .filter(|d| {
-                report
-                    .changes
-                    .iter()
-                    .any(|c| c.object == d.object_ref && c.holds_desired())
-            })
-            .collect();
-        if failed {
-            let first = report
+    /// The outcome and health: after a failure, the health of everything
+    /// the app meant to write; after a dry run, what is there; else waits
+    /// (up to the app's timeout) for what was written to be ready.
+    async fn settle_health(&self, desired: &[DesiredObject], report: &mut AppReport) {
+        if report.changes.iter().any(Change::halts) {
+            let message = report
                 .changes
                 .iter()
                 .find_map(Change::failure)
                 .unwrap_or_else(|| report.health.message.clone());
-            report.outcome = AppOutcome::Failed { message: first };
+            report.outcome = AppOutcome::Failed { message };
             // Every object the app meant to write, the failed ones included
             // (absent ones are Missing): a failed app is never Healthy
             // because its few written objects are, nor for having none.
@@ -548,22 +593,37 @@ impl AppSync<'_> {
             } else {
                 self.current_health(&meant).await
             };
-        } else if dry {
+            return;
+        }
+        let watched: Vec<&DesiredObject> = desired
+            .iter()
+            .filter(|d| {
+                let holds = |c: &Change| c.object == d.object_ref && c.holds_desired();
+                report.changes.iter().any(holds)
+            })
+            .collect();
+        if self.opts.dry_run {
             report.outcome = AppOutcome::DryRun;
             report.health = self.current_health(&watched).await;
-        } else {
-            let deadline = self.deadline();
-            report.health = self.wait_healthy(&watched, deadline).await;
-            if !report.health.health.is_ready() {
-                report.outcome = AppOutcome::TimedOut {
-                    after_secs: self.timeout().as_secs(),
-                };
-            }
+            return;
         }
-        if self.opts.write_status && !dry {
-            write_status_with(self.client, node, &report, &inventory, previous.as_ref()).await;
+        report.health = self.wait_healthy(&watched, self.deadline()).await;
+        if !report.health.health.is_ready() {
+            let after_secs = self.timeout().as_secs();
+            report.outcome = AppOutcome::TimedOut { after_secs };
         }
-        report
+    }
+
+    /// Records the sync in the app's Application object (not in a dry run).
+    async fn write_back(
+        &self,
+        report: &AppReport,
+        inventory: &[InventoryEntry],
+        previous: Option<&Value>,
+    ) {
+        if self.opts.write_status && !self.opts.dry_run {
+            write_status_with(self.client, self.node, report, inventory, previous).await;
+        }
     }
 
     /// The app's previous Application object and its prepared desired
@@ -721,6 +781,8 @@ impl AppSync<'_> {
         now.checked_add(self.timeout()).unwrap_or(now)
     }
 
+    /// Ends a sync that wrote nothing: the app failed with `message`, and
+    /// keeps the inventory `previous` recorded.
     async fn fail(
         &self,
         mut report: AppReport,
@@ -728,10 +790,8 @@ impl AppSync<'_> {
         previous: Option<&Value>,
     ) -> AppReport {
         report.outcome = AppOutcome::Failed { message };
-        if self.opts.write_status && !self.opts.dry_run {
-            let inv = previous.map(status::inventory_of).unwrap_or_default();
-            write_status_with(self.client, self.node, &report, &inv, previous).await;
-        }
+        let inventory = previous.map(status::inventory_of).unwrap_or_default();
+        self.write_back(&report, &inventory, previous).await;
         report
     }
 
