@@ -22,7 +22,7 @@ use super::prepare::{
 };
 use super::report::{AppOutcome, AppReport, SyncReport};
 use super::schedule::Schedule;
-use super::status::{self, InventoryEntry};
+use super::status::{self, ApplicationStatus, InventoryEntry};
 use crate::cluster::{ClusterClient, ClusterError, Propagation};
 use crate::diff::{ObjectDiff, SyncStatus};
 use crate::graph::AppGraph;
@@ -1188,19 +1188,24 @@ async fn write_status_with(
             return;
         }
     }
-    let prev_status = previous.and_then(|p| p.get("status"));
+    let prev_status = previous
+        .filter(|p| p.get("status").is_some())
+        .map(ApplicationStatus::of);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let new_status = status::build_status(report, inventory, prev_status, &now);
-    if prev_status == Some(&new_status) {
+    let new_status = status::build_status(report, inventory, prev_status.as_ref(), &now);
+    if prev_status.as_ref() == Some(&new_status) {
         return;
     }
-    if let Err(e) = client
-        .patch_status(
-            &status::application_ref(node.app.name.as_str()),
-            &new_status,
-        )
-        .await
-    {
+    let app_ref = status::application_ref(node.app.name.as_str());
+    let written = serde_json::to_value(&new_status).map_err(|e| e.to_string());
+    let patched = match written {
+        Ok(v) => client
+            .patch_status(&app_ref, &v)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = patched {
         tracing::warn!(app = %node.app.name, "cannot write the Application status: {e}");
     }
 }
