@@ -867,25 +867,26 @@ impl AppSync<'_> {
         out
     }
 
+    /// Applies one desired object, unless it is turned off (in git, on its
+    /// namespace or on the live object) or already converged.
     async fn apply_one(
         &self,
         d: &DesiredObject,
         namespaces: &HashMap<String, Option<SyncMode>>,
     ) -> Change {
         let r = &d.object_ref;
+        // `None`: the namespace does not exist yet; `Some(mode)`: it does.
         let ns_state = r
             .namespace
             .as_ref()
             .and_then(|n| namespaces.get(n))
             .copied();
         let ns_mode = ns_state.flatten();
-        if d.mode == SyncMode::Off || ns_mode == Some(SyncMode::Off) {
-            let reason = if d.mode == SyncMode::Off {
-                SkipReason::SyncOff
-            } else {
-                SkipReason::SyncOffOnNamespace
-            };
-            return Change::skipped(r, false, reason);
+        if d.mode == SyncMode::Off {
+            return Change::skipped(r, false, SkipReason::SyncOff);
+        }
+        if ns_mode == Some(SyncMode::Off) {
+            return Change::skipped(r, false, SkipReason::SyncOffOnNamespace);
         }
         let live = match self.client.get(r).await {
             Ok(l) => l,
@@ -903,27 +904,28 @@ impl AppSync<'_> {
             if live_mode == Some(SyncMode::Off) {
                 return Change::skipped(r, false, SkipReason::SyncOffOnLive);
             }
-            let hash_matches = l
-                .pointer("/metadata/annotations")
-                .and_then(|a| a.get(DESIRED_HASH_ANNOTATION))
-                .and_then(Value::as_str)
-                == Some(d.hash.as_str());
-            if hash_matches && self.converged(d, l).await {
+            if annotation(l, DESIRED_HASH_ANNOTATION) == Some(d.hash.as_str())
+                && self.converged(d, l).await
+            {
                 return Change::done(r, Action::Unchanged, false);
             }
         }
         let dry = self.opts.dry_run
-            || d.mode == SyncMode::DryRun
-            || ns_mode == Some(SyncMode::DryRun)
-            || live_mode == Some(SyncMode::DryRun);
+            || [Some(d.mode), ns_mode, live_mode].contains(&Some(SyncMode::DryRun));
         // A dry-run create into a namespace this run would create first
         // cannot be checked by the server; report it as a create.
         if dry && live.is_none() && r.namespace.is_some() && ns_state == Some(None) {
             return Change::done(r, Action::Created, true).noted(Note::WithItsNamespace);
         }
+        self.write_one(d, live.as_ref(), dry).await
+    }
+
+    /// The server-side apply of one object, and what it did to `live`.
+    async fn write_one(&self, d: &DesiredObject, live: Option<&Value>, dry: bool) -> Change {
+        let r = &d.object_ref;
         match self.client.apply(&d.object, dry).await {
             Ok(result) => {
-                let action = match &live {
+                let action = match live {
                     None => Action::Created,
                     Some(l) if rv(l) == rv(&result) && !dry => Action::Unchanged,
                     Some(l)
@@ -1002,16 +1004,13 @@ impl AppSync<'_> {
         }
     }
 
-    /// Deletes one leftover, unless it must be kept: turned off, not this
-    /// app's, or a Namespace or CRD (whose deletion cascades to everything in
-    /// it) without `kubesync.dev/prune: allow`.
+    /// Deletes one leftover, unless it must be kept (see [`keep_leftover`]).
     async fn prune_one(
         &self,
         r: &ObjectRef,
         dry: bool,
         namespaces: &HashMap<String, Option<SyncMode>>,
     ) -> Change {
-        let me = &self.node.app.name;
         let ns_mode = r
             .namespace
             .as_ref()
@@ -1026,37 +1025,10 @@ impl AppSync<'_> {
             Ok(Some(live)) => live,
             Err(e) => return Change::failed(r, dry, ChangeError::Prune(e.to_string())),
         };
+        if let Some(reason) = keep_leftover(r, &live, &self.node.app.name) {
+            return Change::skipped(r, dry, reason);
+        }
         let mode = super::prepare::sync_mode(&live);
-        if mode == SyncMode::Off {
-            return Change::skipped(r, dry, SkipReason::KeptSyncOff);
-        }
-        // Only prune what this app applied: its label and its tracking id.
-        let owner = live
-            .pointer("/metadata/labels")
-            .and_then(|l| l.get(APP_LABEL))
-            .and_then(Value::as_str);
-        let tracking = live
-            .pointer("/metadata/annotations")
-            .and_then(|a| a.get(crate::model::TRACKING_ANNOTATION))
-            .and_then(Value::as_str);
-        if owner != Some(me.as_str())
-            || !tracking
-                .map(|t| t.starts_with(&format!("{me}:")))
-                .unwrap_or(false)
-        {
-            return Change::skipped(r, dry, SkipReason::NotOwned);
-        }
-        let cascading = (r.group.is_empty() && r.kind == "Namespace")
-            || (r.group == "apiextensions.k8s.io" && r.kind == "CustomResourceDefinition");
-        let allowed = live
-            .pointer("/metadata/annotations")
-            .and_then(|a| a.get(PRUNE_ANNOTATION))
-            .and_then(Value::as_str)
-            == Some("allow");
-        if cascading && !allowed {
-            let kind = r.kind.clone();
-            return Change::skipped(r, dry, SkipReason::Cascading { kind });
-        }
         if dry || mode == SyncMode::DryRun || ns_mode == Some(SyncMode::DryRun) {
             return Change::done(r, Action::Pruned, true).noted(Note::WouldBePruned);
         }
@@ -1105,6 +1077,39 @@ fn named(r: &ObjectRef, h: HealthStatus) -> HealthStatus {
     } else {
         HealthStatus::new(h.health, format!("{r}: {}", h.message))
     }
+}
+
+/// Why a live leftover must be kept, if it must: turned off, not applied
+/// by `me` (its label and tracking id), or a Namespace or CRD — whose
+/// deletion cascades to everything in it — without `kubesync.dev/prune: allow`.
+fn keep_leftover(r: &ObjectRef, live: &Value, me: &AppName) -> Option<SkipReason> {
+    if super::prepare::sync_mode(live) == SyncMode::Off {
+        return Some(SkipReason::KeptSyncOff);
+    }
+    let owner = live
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(APP_LABEL))
+        .and_then(Value::as_str);
+    let tracked = annotation(live, crate::model::TRACKING_ANNOTATION)
+        .and_then(|t| t.strip_prefix(me.as_str()))
+        .is_some_and(|rest| rest.starts_with(':'));
+    if owner != Some(me.as_str()) || !tracked {
+        return Some(SkipReason::NotOwned);
+    }
+    let cascading = (r.group.is_empty() && r.kind == "Namespace")
+        || (r.group == "apiextensions.k8s.io" && r.kind == "CustomResourceDefinition");
+    if cascading && annotation(live, PRUNE_ANNOTATION) != Some("allow") {
+        let kind = r.kind.clone();
+        return Some(SkipReason::Cascading { kind });
+    }
+    None
+}
+
+/// The value of one annotation of a live object.
+fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.pointer("/metadata/annotations")
+        .and_then(|a| a.get(key))
+        .and_then(Value::as_str)
 }
 
 /// Annotation that lets kubesync prune a Namespace or CRD.
