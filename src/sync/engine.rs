@@ -632,65 +632,65 @@ impl AppSync<'_> {
     async fn prepared(
         &self,
     ) -> Result<(Option<Value>, Vec<DesiredObject>), (String, Option<Value>)> {
+        let previous = self.previous().await.map_err(|m| (m, None))?;
+        match self.desired().await {
+            Ok(desired) => Ok((previous, desired)),
+            Err(message) => Err((message, previous)),
+        }
+    }
+
+    /// The app's Application object as the last sync left it (its status
+    /// holds the inventory prune works from).
+    async fn previous(&self) -> Result<Option<Value>, String> {
+        if !self.opts.write_status {
+            return Ok(None);
+        }
+        let name = &self.node.app.name;
+        match self.client.get(&status::application_ref(name.as_str())).await {
+            Ok(p) => Ok(p),
+            // No Application CRD yet (a dry run on a fresh cluster): no history.
+            Err(ClusterError::UnknownKind { .. }) => Ok(None),
+            Err(e) => Err(format!(
+                "cannot read the previous inventory of application \"{name}\" from the cluster (nothing was written): {e}"
+            )),
+        }
+    }
+
+    /// Every object the app renders, prepared (guardrails checked, apply
+    /// order) before anything is written; any refusal refuses the app.
+    async fn desired(&self) -> Result<Vec<DesiredObject>, String> {
         let app = &self.node.app;
-        // The previous inventory (for prune) lives in the app's status.
-        let app_ref = status::application_ref(app.name.as_str());
-        let previous = if self.opts.write_status {
-            match self.client.get(&app_ref).await {
-                Ok(p) => p,
-                // No Application CRD yet (a dry run on a fresh cluster): no history.
-                Err(ClusterError::UnknownKind { .. }) => None,
-                Err(e) => {
-                    return Err((
-                        format!("cannot read the previous inventory of application \"{}\" from the cluster (nothing was written): {e}", app.name),
-                        None,
-                    ))
-                }
-            }
-        } else {
-            None
-        };
-        // Prepare everything before writing anything.
         let manifests: Vec<&Manifest> = self
             .node
             .manifests()
             .iter()
             .filter(|m| !is_application(&m.object))
             .collect();
-        let namespace = app
-            .destination
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".to_string());
-        let scopes = match self.scopes(&manifests).await {
-            Ok(s) => s,
-            Err(message) => return Err((message, previous)),
-        };
+        let namespace = app.destination.namespace.as_deref().unwrap_or("default");
+        let scopes = self.scopes(&manifests).await?;
         let ctx = PrepareContext {
             app: &app.name,
             tier: app.tier,
-            namespace: &namespace,
+            namespace,
             system_namespaces: &self.shared.namespaces,
         };
-        match prepare(&ctx, &manifests, |r| {
+        let prepared = prepare(&ctx, &manifests, |r| {
             scopes
                 .get(&(r.group.clone(), r.kind.clone()))
                 .cloned()
                 .unwrap_or_else(|| Err(format!("no scope known for {}", r.kind_group())))
-        }) {
+        });
+        let refusal = match prepared {
             Ok(d) => match self.claimed_by_others(&d) {
-                None => Ok((previous, d)),
-                Some(message) => Err((format!("refused before any write: {message}"), previous)),
+                None => return Ok(d),
+                Some(message) => message,
             },
             Err(refusals) => {
-                let message = refusals
-                    .iter()
-                    .map(|r| r.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                Err((format!("refused before any write: {message}"), previous))
+                let texts: Vec<String> = refusals.iter().map(|r| r.to_string()).collect();
+                texts.join("; ")
             }
-        }
+        };
+        Err(format!("refused before any write: {refusal}"))
     }
 
     /// Objects another app of the tree renders too: two apps owning one
