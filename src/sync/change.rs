@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-use super::engine::PRUNE_ANNOTATION;
+use super::prune::PRUNE_ANNOTATION;
 use crate::model::{AppName, ObjectRef};
 
 /// What happened to one object.
