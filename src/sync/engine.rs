@@ -127,7 +127,7 @@ impl Run<'_> {
     async fn drive(&self, mut schedule: Schedule) -> HashMap<AppName, AppReport> {
         let mut reports = HashMap::new();
         let mut running = FuturesUnordered::new();
-        loop {
+        while !schedule.is_done() {
             let free = self.opts.parallel.max(1).saturating_sub(schedule.running());
             for name in schedule.ready().into_iter().take(free) {
                 schedule.start(&name);
@@ -143,8 +143,7 @@ impl Run<'_> {
             let Some((node, report)) = running.next().await else {
                 break;
             };
-            let ok = report.outcome.is_success()
-                && (self.opts.dry_run || report.health.health.is_ready());
+            let ok = report.lets_dependents_start(self.opts.dry_run);
             self.progress.finished(&report);
             reports.insert(node.app.name.clone(), report);
             for (name, by) in schedule.finish(&node.app.name, ok) {

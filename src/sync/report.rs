@@ -77,6 +77,12 @@ impl AppReport {
         c
     }
 
+    /// Whether apps waiting for this one may start: it succeeded and is
+    /// ready (in a dry run, nothing is waited for, so success suffices).
+    pub fn lets_dependents_start(&self, dry_run: bool) -> bool {
+        self.outcome.is_success() && (dry_run || self.health.health.is_ready())
+    }
+
     /// The one-line message shown in tables: the failure, the blocker, or
     /// the health message.
     pub fn message(&self) -> String {
