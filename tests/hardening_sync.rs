@@ -108,10 +108,10 @@ async fn a_moved_object_is_not_pruned_while_its_new_app_fails_to_render() {
     let kept = change_of(app(&second, "a"), "moving");
     assert_eq!(kept.action, Action::Skipped, "{kept:#?}");
     assert!(
-        kept.message
+        kept.message()
             .contains("application \"b\" failed to render and may now render it"),
         "{}",
-        kept.message
+        kept.message()
     );
     assert!(cm(&emu, "shared", "moving").await.is_some(), "pruned");
     // Still in `a`'s inventory: pruned later if it really left git.
@@ -205,7 +205,7 @@ async fn an_object_turned_off_in_git_is_never_pruned() {
     let c = change_of(app(&report, "web"), "keep");
     assert_eq!(c.action, Action::Skipped);
     assert!(
-        c.message.contains("kubesync.dev/sync: off in git"),
+        c.message().contains("kubesync.dev/sync: off in git"),
         "{c:#?}"
     );
     assert!(cm(&emu, "web", "keep").await.is_some(), "pruned");

@@ -17,6 +17,7 @@ use super::{GlobalArgs, Outcome, OutputFormat};
 use crate::cluster::{ClusterClient, ClusterOptions};
 use crate::diff::{ObjectDiffKind, SyncStatus};
 use crate::model::{parse_duration, AppName};
+use crate::sync::status::ApplicationStatus;
 use crate::sync::{self, SyncOptions, SyncReport};
 
 /// How to reach the cluster.
@@ -426,26 +427,21 @@ pub async fn status(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs)
                 "MESSAGE",
             ]);
             for a in &rows {
+                let st = ApplicationStatus::of(a);
                 t.row(vec![
                     s(a, "/metadata/name"),
                     or_dash(s(a, "/spec/tier")),
                     or_dash(s(a, "/spec/destination/namespace")),
-                    or_dash(s(a, "/status/sync/status")),
-                    or_dash(s(a, "/status/health/status")),
-                    or_dash(s(a, "/status/sync/revision")),
-                    s(a, "/status/operationState/message"),
+                    or_dash(sync_word(&st)),
+                    or_dash(health_word(&st)),
+                    or_dash(st.sync.map(|s| s.revision).unwrap_or_default()),
+                    st.operation_state.map(|o| o.message).unwrap_or_default(),
                 ]);
             }
             print!("{}", t.render());
         }
     }
-    let all_good = rows.iter().all(|a| {
-        s(a, "/status/sync/status") == "Synced"
-            && matches!(
-                s(a, "/status/health/status").as_str(),
-                "Healthy" | "Suspended"
-            )
-    });
+    let all_good = rows.iter().all(|a| ApplicationStatus::of(a).is_good());
     if all_good {
         Outcome::Ok
     } else {
@@ -497,20 +493,30 @@ pub(super) async fn live_statuses(
             return None;
         }
     };
-    let s = |v: &Value, p: &str| {
-        v.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
     Some(
         list.iter()
             .map(|a| {
-                (
-                    s(a, "/metadata/name"),
-                    (s(a, "/status/sync/status"), s(a, "/status/health/status")),
-                )
+                let name = a.pointer("/metadata/name").and_then(Value::as_str);
+                let st = ApplicationStatus::of(a);
+                let words = (sync_word(&st), health_word(&st));
+                (name.unwrap_or("").to_string(), words)
             })
             .collect(),
     )
+}
+
+/// `Synced` / `OutOfSync`, empty when never recorded.
+fn sync_word(st: &ApplicationStatus) -> String {
+    st.sync
+        .as_ref()
+        .map(|s| s.status.to_string())
+        .unwrap_or_default()
+}
+
+/// `Healthy`, `Degraded`, …, empty when never recorded.
+fn health_word(st: &ApplicationStatus) -> String {
+    st.health
+        .as_ref()
+        .map(|h| h.status.to_string())
+        .unwrap_or_default()
 }

@@ -19,7 +19,7 @@ mod text;
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::ObjectRef;
@@ -28,7 +28,7 @@ pub use normalize::normalize;
 pub use text::{unified_yaml_diff, MASK_CHANGED, MASK_HIDDEN, MASK_UNCHANGED};
 
 /// Whether the cluster matches the desired state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncStatus {
     Synced,
     OutOfSync,

@@ -97,6 +97,13 @@ impl Health {
         self.max(other)
     }
 
+    /// Whether this health lets dependents start (and an app count as
+    /// deployed): Healthy, or Suspended — a paused Deployment or suspended
+    /// CronJob is as its owner wants it. The one definition of "ready".
+    pub fn is_ready(self) -> bool {
+        matches!(self, Health::Healthy | Health::Suspended)
+    }
+
     /// The name as Kubernetes status fields and Argo CD spell it: `Healthy`.
     pub fn as_str(self) -> &'static str {
         match self {

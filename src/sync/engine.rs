@@ -1,31 +1,27 @@
-//! The engine: ordered, parallel, readiness-gated sync of the app graph.
-//!
-//! Apps whose prerequisites are all done and ready start, up to `parallel`
-//! at once; a failed, timed-out or blocked app blocks everything that waits
-//! for it (reported Blocked, never attempted) while independent branches
-//! carry on. Inside an app: prepare (guardrails before any write), ensure the
-//! namespace, apply wave by wave and phase by phase (CRDs are waited for
-//! until Established), prune the previous inventory's leftovers (never after
-//! a failure), wait for health, write the status back.
+//! The engine's entry points: [`run`] syncs the selected apps in dependency
+//! order — a [`Schedule`] (pure) says which apps may start and which a
+//! failure blocks; this module starts them, up to `parallel` at once, and
+//! records blocked apps — and [`diff`] compares without writing. Also the
+//! status IO: installing the Application CRD and writing each app's
+//! Application object and status (built by `status`). One app's sync is
+//! `app`'s.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
-use tracing::Instrument;
 
-use super::prepare::{
-    is_subset, prepare, DesiredObject, PrepareContext, SyncMode, SystemNamespaces,
-    BUILTIN_SYSTEM_NAMESPACES, DESIRED_HASH_ANNOTATION,
-};
-use super::report::{is_ready, Action, AppOutcome, AppReport, Change, SyncReport};
-use super::status::{self, InventoryEntry};
-use crate::cluster::{ClusterClient, ClusterError, Propagation};
+use super::app::{blocked_report, namespace_ref, sync_app, AppSync};
+use super::prepare::is_subset;
+use super::report::{AppReport, SyncReport};
+use super::schedule::Schedule;
+use super::shared::Shared;
+use super::status::{self, ApplicationStatus, InventoryEntry};
+use crate::cluster::{ClusterClient, ClusterError};
 use crate::diff::{ObjectDiff, SyncStatus};
 use crate::graph::AppGraph;
-use crate::health::{self, Health, HealthStatus};
-use crate::model::{is_application, AppName, Manifest, ObjectRef, Tier, APP_LABEL};
+use crate::model::{AppName, ObjectRef};
 use crate::tree::{AppNode, AppTree};
 
 /// How a sync runs.
@@ -87,99 +83,23 @@ pub async fn run(
     let selected: Vec<&AppNode> = tree
         .depth_first()
         .into_iter()
-        .filter(|n| {
-            opts.only
-                .as_ref()
-                .map(|o| o.contains(&n.app.name))
-                .unwrap_or(true)
-        })
+        .filter(|n| opts.only.as_ref().is_none_or(|o| o.contains(&n.app.name)))
         .collect();
-    let selected_names: HashSet<AppName> = selected.iter().map(|n| n.app.name.clone()).collect();
-    let shared = Shared::new(tree);
-
+    let names: Vec<AppName> = selected.iter().map(|n| n.app.name.clone()).collect();
     if opts.write_status && !opts.dry_run {
         if let Err(e) = ensure_status_crd(client).await {
             tracing::warn!("cannot install the Application CRD, status will not be written: {e}");
         }
     }
-
-    // Done apps: name → ready for dependents?
-    let mut done: HashMap<AppName, bool> = HashMap::new();
-    // Root causes for blocked apps.
-    let mut causes: HashMap<AppName, Vec<AppName>> = HashMap::new();
-    let mut reports: HashMap<AppName, AppReport> = HashMap::new();
-    let mut pending: Vec<&AppNode> = selected.clone();
-    let mut running = FuturesUnordered::new();
-    let sys = &shared;
-
-    loop {
-        // Start (or block) every pending app whose prerequisites are done.
-        let mut i = 0;
-        while i < pending.len() {
-            let node = pending[i];
-            let prereqs: Vec<AppName> = graph
-                .prerequisites(&node.app.name)
-                .into_iter()
-                .map(|(p, _)| p)
-                .filter(|p| selected_names.contains(p))
-                .collect();
-            if prereqs.iter().any(|p| !done.contains_key(p)) {
-                i += 1;
-                continue;
-            }
-            let failed: Vec<&AppName> = prereqs
-                .iter()
-                .filter(|p| done.get(*p) == Some(&false))
-                .collect();
-            if !failed.is_empty() {
-                let mut by: BTreeSet<AppName> = BTreeSet::new();
-                for f in failed {
-                    match causes.get(f) {
-                        Some(c) => by.extend(c.iter().cloned()),
-                        None => {
-                            by.insert(f.clone());
-                        }
-                    }
-                }
-                let by: Vec<AppName> = by.into_iter().collect();
-                let report = blocked_report(node, by.clone());
-                causes.insert(node.app.name.clone(), by);
-                done.insert(node.app.name.clone(), false);
-                progress.finished(&report);
-                if opts.write_status && !opts.dry_run {
-                    write_status(client, node, &report).await;
-                }
-                reports.insert(node.app.name.clone(), report);
-                pending.remove(i);
-                i = 0; // a newly blocked app may unblock the scan of others
-                continue;
-            }
-            if running.len() >= opts.parallel.max(1) {
-                i += 1;
-                continue;
-            }
-            pending.remove(i);
-            progress.started(&node.app.name);
-            running.push(async move { (node, sync_app(node, client, opts, sys).await) });
-        }
-        let Some((node, report)) = running.next().await else {
-            break;
-        };
-        let ok = report.outcome.is_success() && (opts.dry_run || is_ready(report.health.health));
-        done.insert(node.app.name.clone(), ok);
-        progress.finished(&report);
-        reports.insert(node.app.name.clone(), report);
-    }
-    // Anything still pending could never start (only possible with a cycle,
-    // which the graph rejects); report it rather than lose it.
-    for node in pending {
-        let report = blocked_report(node, Vec::new());
-        reports.insert(node.app.name.clone(), report);
-    }
-    let apps = selected
-        .iter()
-        .filter_map(|n| reports.remove(&n.app.name))
-        .collect();
+    let run = Run {
+        nodes: selected.iter().map(|n| (n.app.name.clone(), *n)).collect(),
+        client,
+        opts,
+        progress,
+        shared: Shared::new(tree),
+    };
+    let mut reports = run.drive(Schedule::new(graph, &names)).await;
+    let apps = names.iter().filter_map(|n| reports.remove(n)).collect();
     let orphaned = if opts.only.is_none() && opts.write_status {
         orphaned_apps(tree, client).await
     } else {
@@ -189,6 +109,64 @@ pub async fn run(
         apps,
         orphaned,
         duration: start.elapsed(),
+    }
+}
+
+/// One sync run: the selected apps and what every app's sync shares.
+struct Run<'a> {
+    nodes: HashMap<AppName, &'a AppNode>,
+    client: &'a ClusterClient,
+    opts: &'a SyncOptions,
+    progress: &'a dyn Progress,
+    shared: Shared,
+}
+
+impl Run<'_> {
+    /// Starts every app the schedule offers (up to `parallel` at once),
+    /// records each as it finishes, and reports the apps it blocks.
+    async fn drive(&self, mut schedule: Schedule) -> HashMap<AppName, AppReport> {
+        let mut reports = HashMap::new();
+        let mut running = FuturesUnordered::new();
+        while !schedule.is_done() {
+            let free = self.opts.parallel.max(1).saturating_sub(schedule.running());
+            for name in schedule.ready().into_iter().take(free) {
+                schedule.start(&name);
+                let node = self.nodes[&name];
+                self.progress.started(&name);
+                running.push(async move {
+                    (
+                        node,
+                        sync_app(node, self.client, self.opts, &self.shared).await,
+                    )
+                });
+            }
+            let Some((node, report)) = running.next().await else {
+                break;
+            };
+            let ok = report.lets_dependents_start(self.opts.dry_run);
+            self.progress.finished(&report);
+            reports.insert(node.app.name.clone(), report);
+            for (name, by) in schedule.finish(&node.app.name, ok) {
+                let report = self.blocked(self.nodes[&name], by).await;
+                reports.insert(name, report);
+            }
+        }
+        // Anything still pending could never start (only possible with a
+        // cycle, which the graph rejects); report it rather than lose it.
+        for name in schedule.stuck() {
+            reports.insert(name.clone(), blocked_report(self.nodes[&name], Vec::new()));
+        }
+        reports
+    }
+
+    /// Reports (and records in the cluster) an app that will never start.
+    async fn blocked(&self, node: &AppNode, by: Vec<AppName>) -> AppReport {
+        let report = blocked_report(node, by);
+        self.progress.finished(&report);
+        if self.opts.write_status && !self.opts.dry_run {
+            write_status(self.client, node, &report).await;
+        }
+        report
     }
 }
 
@@ -214,963 +192,6 @@ async fn orphaned_apps(tree: &AppTree, client: &ClusterClient) -> Vec<AppName> {
         .collect();
     out.sort();
     out
-}
-
-/// Namespaces owned by the system tier: reserved (the built-ins, kubesync's
-/// own, system apps' destinations) and declared (Namespace objects system
-/// apps render).
-pub fn system_namespaces(tree: &AppTree) -> SystemNamespaces {
-    let mut out = SystemNamespaces::default();
-    out.reserved
-        .extend(BUILTIN_SYSTEM_NAMESPACES.iter().map(|s| s.to_string()));
-    out.reserved.insert(status::STATUS_NAMESPACE.to_string());
-    for n in tree.nodes().iter().filter(|n| n.app.tier == Tier::System) {
-        if let Some(ns) = &n.app.destination.namespace {
-            out.reserved.insert(ns.clone());
-        }
-        for m in n.objects() {
-            if m.kind() == "Namespace" && m.api_version() == "v1" {
-                if let Ok(r) = m.object_ref() {
-                    out.declared.insert(r.name);
-                }
-            }
-        }
-    }
-    out
-}
-
-/// What the whole tree wants, shared by every app's sync: the system
-/// namespaces, and which app renders each object (so that an object moved
-/// from one app to another is handed over, never pruned).
-pub(crate) struct Shared {
-    namespaces: SystemNamespaces,
-    /// Scope of every custom kind a CRD in the tree defines.
-    crd_scopes: HashMap<(String, String), bool>,
-    /// (group, kind, name) → (namespace as rendered or defaulted, app).
-    wanted: WantedBy,
-    /// Apps of the tree whose render failed this run: what they want now is
-    /// unknown, so no app prunes anything (a leftover may have moved to them).
-    unrendered: Vec<AppName>,
-}
-
-impl Shared {
-    fn new(tree: &AppTree) -> Self {
-        let mut wanted: WantedBy = HashMap::new();
-        for n in tree.nodes() {
-            let default_ns = n
-                .app
-                .destination
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".into());
-            for m in n.objects() {
-                if let Ok(r) = m.object_ref() {
-                    let ns = r.namespace.clone().or_else(|| Some(default_ns.clone()));
-                    wanted
-                        .entry((r.group, r.kind, r.name))
-                        .or_default()
-                        .push((ns, n.app.name.clone()));
-                }
-            }
-        }
-        Shared {
-            namespaces: system_namespaces(tree),
-            crd_scopes: crd_scopes(tree.nodes().iter().flat_map(|n| n.objects())),
-            wanted,
-            unrendered: tree.failed().map(|n| n.app.name.clone()).collect(),
-        }
-    }
-
-    /// Another app of the tree that renders `r`, if any. `r` has its
-    /// namespace resolved (`None`: cluster-scoped, so any namespace matches).
-    fn wanted_by_other(&self, r: &ObjectRef, me: &AppName) -> Option<&AppName> {
-        self.wanted
-            .get(&(r.group.clone(), r.kind.clone(), r.name.clone()))?
-            .iter()
-            .find(|(ns, app)| app != me && (r.namespace.is_none() || *ns == r.namespace))
-            .map(|(_, app)| app)
-    }
-}
-
-/// (group, kind, name) → every (namespace, app) that renders such an object.
-type WantedBy = HashMap<(String, String, String), Vec<(Option<String>, AppName)>>;
-
-/// (group, kind) → namespaced, for every CRD among `manifests`.
-fn crd_scopes<'a>(
-    manifests: impl Iterator<Item = &'a Manifest>,
-) -> HashMap<(String, String), bool> {
-    let mut out = HashMap::new();
-    for m in manifests.filter(|m| m.kind() == "CustomResourceDefinition") {
-        let o = &m.object;
-        if let (Some(g), Some(k)) = (
-            o.pointer("/spec/group").and_then(Value::as_str),
-            o.pointer("/spec/names/kind").and_then(Value::as_str),
-        ) {
-            let namespaced = o.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster");
-            out.insert((g.to_string(), k.to_string()), namespaced);
-        }
-    }
-    out
-}
-
-/// The longest wait kubesync accepts (a typo such as `--timeout 9999999h`
-/// must not overflow the clock); the model refuses longer durations.
-const MAX_WAIT: Duration = crate::model::MAX_DURATION;
-
-fn base_report(node: &AppNode, outcome: AppOutcome) -> AppReport {
-    AppReport {
-        name: node.app.name.clone(),
-        tier: node.app.tier,
-        namespace: node.app.destination.namespace.clone(),
-        revision: node.revision_label(),
-        outcome,
-        sync: SyncStatus::OutOfSync,
-        health: HealthStatus::new(Health::Unknown, ""),
-        changes: Vec::new(),
-        duration: Duration::ZERO,
-    }
-}
-
-fn blocked_report(node: &AppNode, by: Vec<AppName>) -> AppReport {
-    base_report(node, AppOutcome::Blocked { by })
-}
-
-/// Syncs one app: never panics, always returns a report.
-async fn sync_app(
-    node: &AppNode,
-    client: &ClusterClient,
-    opts: &SyncOptions,
-    shared: &Shared,
-) -> AppReport {
-    let start = Instant::now();
-    let span = tracing::info_span!("sync", app = %node.app.name);
-    let mut report = AppSync {
-        node,
-        client,
-        opts,
-        shared,
-    }
-    .run()
-    .instrument(span)
-    .await;
-    report.duration = start.elapsed();
-    report
-}
-
-struct AppSync<'a> {
-    node: &'a AppNode,
-    client: &'a ClusterClient,
-    opts: &'a SyncOptions,
-    shared: &'a Shared,
-}
-
-impl AppSync<'_> {
-    async fn run(&self) -> AppReport {
-        let node = self.node;
-        let app = &node.app;
-        let dry = self.opts.dry_run;
-        let mut report = base_report(node, AppOutcome::Succeeded);
-        if let Some(f) = node.failure() {
-            report.outcome = AppOutcome::Failed {
-                message: f.message.clone(),
-            };
-            if self.opts.write_status && !dry {
-                write_status(self.client, node, &report).await;
-            }
-            return report;
-        }
-
-        let (previous, desired) = match self.prepared().await {
-            Ok(p) => p,
-            Err((message, previous)) => return self.fail(report, message, previous.as_ref()).await,
-        };
-        let previous_inventory = previous
-            .as_ref()
-            .map(status::inventory_of)
-            .unwrap_or_default();
-        let prune = self.opts.prune.unwrap_or_else(|| app.sync_policy.prune());
-        // Objects a render of nothing would prune (not those handed over).
-        let applied_before = previous_inventory
-            .iter()
-            .filter(|e| !e.sync_off && self.shared.wanted_by_other(&e.object, &app.name).is_none())
-            .count();
-        if desired.is_empty() && prune && applied_before > 0 && !app.sync_policy.allow_empty() {
-            let message = format!(
-                "renders no objects; refusing to prune the {applied_before} object(s) it applied before \
-                 (set syncPolicy.automated.allowEmpty: true if the app really should be empty)"
-            );
-            return self.fail(report, message, previous.as_ref()).await;
-        }
-        let namespace = app
-            .destination
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".to_string());
-
-        // The destination namespace.
-        if app.sync_policy.create_namespace && app.destination.namespace.is_some() {
-            if let Err(e) = self.ensure_namespace(&namespace, dry).await {
-                return self
-                    .fail(
-                        report,
-                        format!("cannot create namespace \"{namespace}\": {e}"),
-                        previous.as_ref(),
-                    )
-                    .await;
-            }
-        }
-        // The namespaces the app touches: whether they exist, and their sync mode.
-        let previous_refs: Vec<ObjectRef> = previous_inventory
-            .iter()
-            .map(|e| e.object.clone())
-            .collect();
-        let namespaces = self.namespace_modes(&desired, &previous_refs).await;
-
-        // Apply, wave by wave, phase by phase.
-        let mut failed = false;
-        let mut groups: Vec<Vec<&DesiredObject>> = Vec::new();
-        for d in &desired {
-            match groups.last_mut() {
-                Some(g) if g[0].wave == d.wave && g[0].phase == d.phase => g.push(d),
-                _ => groups.push(vec![d]),
-            }
-        }
-        let mut applied_waves: Vec<&DesiredObject> = Vec::new();
-        let mut current_wave: Option<i32> = None;
-        for group in groups {
-            if failed {
-                for d in group {
-                    report.changes.push(change(
-                        &d.object_ref,
-                        Action::Skipped,
-                        dry,
-                        "not attempted: an earlier object failed",
-                        false,
-                    ));
-                }
-                continue;
-            }
-            // A later wave waits for the earlier waves to be ready.
-            if current_wave.is_some() && current_wave != Some(group[0].wave) && !dry {
-                let deadline = self.deadline();
-                let h = self.wait_healthy(&applied_waves, deadline).await;
-                if !is_ready(h.health) {
-                    for d in group {
-                        report.changes.push(change(
-                            &d.object_ref,
-                            Action::Skipped,
-                            dry,
-                            "not attempted: an earlier sync wave is not healthy",
-                            false,
-                        ));
-                    }
-                    failed = true;
-                    report.health = h;
-                    continue;
-                }
-            }
-            current_wave = Some(group[0].wave);
-            let results: Vec<Change> =
-                futures::stream::iter(group.iter().map(|d| self.apply_one(d, &namespaces)))
-                    .buffered(self.opts.apply_concurrency.max(1))
-                    .collect()
-                    .await;
-            let mut results = results;
-            if results.iter().any(|c| c.action == Action::Failed) {
-                failed = true;
-            }
-            // CRDs must be Established before anything uses them.
-            if !failed && !dry && group[0].phase == super::prepare::Phase::Crds {
-                for (d, c) in group.iter().zip(results.iter_mut()) {
-                    if !written(c) {
-                        continue;
-                    }
-                    let wait = self.timeout();
-                    if let Err(e) = self
-                        .client
-                        .wait_crd_established(&d.object_ref.name, wait)
-                        .await
-                    {
-                        failed = true;
-                        *c = change(&d.object_ref, Action::Failed, dry, &e.to_string(), false);
-                    }
-                }
-                self.client.invalidate_discovery();
-            }
-            applied_waves.extend(
-                group
-                    .iter()
-                    .zip(results.iter())
-                    .filter(|(_, c)| written(c))
-                    .map(|(d, _)| *d),
-            );
-            report.changes.extend(results);
-        }
-
-        // Prune leftovers of the previous inventory — never after a failure.
-        let leftovers: Vec<&InventoryEntry> = previous_inventory
-            .iter()
-            .filter(|old| {
-                !desired
-                    .iter()
-                    .any(|d| d.object_ref.same_object(&old.object))
-            })
-            .collect();
-        let mut kept: Vec<InventoryEntry> = Vec::new();
-        for old in leftovers {
-            let (c, keep) = self.leftover(old, failed, prune, &namespaces).await;
-            if c.action == Action::Failed {
-                failed = true;
-            }
-            if keep {
-                kept.push(old.clone());
-            }
-            report.changes.push(c);
-        }
-
-        // The inventory: what this app now owns (leftovers it kept stay in it).
-        let mut inventory: Vec<InventoryEntry> = desired
-            .iter()
-            .map(|d| InventoryEntry::new(d.object_ref.clone(), d.mode == SyncMode::Off))
-            .collect();
-        inventory.extend(kept);
-
-        report.sync = if report.changes.iter().all(|c| c.in_sync) {
-            SyncStatus::Synced
-        } else {
-            SyncStatus::OutOfSync
-        };
-        let watched: Vec<&DesiredObject> = desired
-            .iter()
-            .filter(|d| {
-                report
-                    .changes
-                    .iter()
-                    .any(|c| c.object == d.object_ref && written(c))
-            })
-            .collect();
-        if failed {
-            let first = report
-                .changes
-                .iter()
-                .find(|c| c.action == Action::Failed)
-                .map(|c| {
-                    let who = c.object.to_string();
-                    if c.message.starts_with(&who) {
-                        c.message.clone()
-                    } else {
-                        format!("{who}: {}", c.message)
-                    }
-                })
-                .unwrap_or_else(|| report.health.message.clone());
-            report.outcome = AppOutcome::Failed { message: first };
-            // Every object the app meant to write, the failed ones included
-            // (absent ones are Missing): a failed app is never Healthy
-            // because its few written objects are, nor for having none.
-            let meant: Vec<&DesiredObject> =
-                desired.iter().filter(|d| d.mode == SyncMode::On).collect();
-            report.health = if meant.is_empty() {
-                HealthStatus::new(Health::Unknown, "not assessed: the sync failed")
-            } else {
-                self.current_health(&meant).await
-            };
-        } else if dry {
-            report.outcome = AppOutcome::DryRun;
-            report.health = self.current_health(&watched).await;
-        } else {
-            let deadline = self.deadline();
-            report.health = self.wait_healthy(&watched, deadline).await;
-            if !is_ready(report.health.health) {
-                report.outcome = AppOutcome::TimedOut {
-                    after_secs: self.timeout().as_secs(),
-                };
-            }
-        }
-        if self.opts.write_status && !dry {
-            write_status_with(self.client, node, &report, &inventory, previous.as_ref()).await;
-        }
-        report
-    }
-
-    /// The app's previous Application object and its prepared desired
-    /// objects; on error, the message and the previous object.
-    #[allow(clippy::type_complexity)]
-    async fn prepared(
-        &self,
-    ) -> Result<(Option<Value>, Vec<DesiredObject>), (String, Option<Value>)> {
-        let app = &self.node.app;
-        // The previous inventory (for prune) lives in the app's status.
-        let app_ref = status::application_ref(app.name.as_str());
-        let previous = if self.opts.write_status {
-            match self.client.get(&app_ref).await {
-                Ok(p) => p,
-                // No Application CRD yet (a dry run on a fresh cluster): no history.
-                Err(ClusterError::UnknownKind { .. }) => None,
-                Err(e) => {
-                    return Err((
-                        format!("cannot read the previous inventory of application \"{}\" from the cluster (nothing was written): {e}", app.name),
-                        None,
-                    ))
-                }
-            }
-        } else {
-            None
-        };
-        // Prepare everything before writing anything.
-        let manifests: Vec<&Manifest> = self
-            .node
-            .manifests()
-            .iter()
-            .filter(|m| !is_application(&m.object))
-            .collect();
-        let namespace = app
-            .destination
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".to_string());
-        let scopes = match self.scopes(&manifests).await {
-            Ok(s) => s,
-            Err(message) => return Err((message, previous)),
-        };
-        let ctx = PrepareContext {
-            app: &app.name,
-            tier: app.tier,
-            namespace: &namespace,
-            system_namespaces: &self.shared.namespaces,
-        };
-        match prepare(&ctx, &manifests, |r| {
-            scopes
-                .get(&(r.group.clone(), r.kind.clone()))
-                .cloned()
-                .unwrap_or_else(|| Err(format!("no scope known for {}", r.kind_group())))
-        }) {
-            Ok(d) => match self.claimed_by_others(&d) {
-                None => Ok((previous, d)),
-                Some(message) => Err((format!("refused before any write: {message}"), previous)),
-            },
-            Err(refusals) => {
-                let message = refusals
-                    .iter()
-                    .map(|r| r.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                Err((format!("refused before any write: {message}"), previous))
-            }
-        }
-    }
-
-    /// Objects another app of the tree renders too: two apps owning one
-    /// object would rewrite it in turn on every run, so neither writes it
-    /// until one of them gives it up.
-    fn claimed_by_others(&self, desired: &[DesiredObject]) -> Option<String> {
-        let me = &self.node.app.name;
-        let claims: Vec<String> = desired
-            .iter()
-            .filter_map(|d| {
-                let other = self.shared.wanted_by_other(&d.object_ref, me)?;
-                Some(format!(
-                    "{} ({}): also rendered by application \"{other}\"; an object belongs to one application (remove it from one of them)",
-                    d.object_ref, d.origin
-                ))
-            })
-            .collect();
-        (!claims.is_empty()).then(|| claims.join("; "))
-    }
-
-    /// Per object, what a sync would change: server-side dry-run apply
-    /// compared with the live object, plus inventory leftovers.
-    async fn diff(&self) -> Result<Vec<ObjectDiff>, String> {
-        let (previous, desired) = self.prepared().await.map_err(|(m, _)| m)?;
-        let mut out = Vec::new();
-        for d in &desired {
-            if d.mode == SyncMode::Off {
-                continue;
-            }
-            let live = self
-                .client
-                .get(&d.object_ref)
-                .await
-                .map_err(|e| e.to_string())?;
-            if live
-                .as_ref()
-                .map(|l| super::prepare::sync_mode(l) == SyncMode::Off)
-                .unwrap_or(false)
-            {
-                continue;
-            }
-            let predicted = match &live {
-                // A create cannot be dry-run before its namespace exists; the
-                // desired object is the prediction.
-                None => Some(d.object.clone()),
-                Some(_) => Some(
-                    self.client
-                        .apply(&d.object, true)
-                        .await
-                        .map_err(|e| e.to_string())?,
-                ),
-            };
-            out.push(crate::diff::compare(
-                d.object_ref.clone(),
-                predicted.as_ref(),
-                live.as_ref(),
-            ));
-        }
-        let inventory = previous
-            .as_ref()
-            .map(status::inventory_of)
-            .unwrap_or_default();
-        for old in inventory {
-            // Objects turned off in git are never pruned: no difference to show.
-            if old.sync_off
-                || desired
-                    .iter()
-                    .any(|d| d.object_ref.same_object(&old.object))
-            {
-                continue;
-            }
-            if let Ok(Some(live)) = self.client.get(&old.object).await {
-                out.push(crate::diff::compare(old.object.clone(), None, Some(&live)));
-            }
-        }
-        Ok(out)
-    }
-
-    fn timeout(&self) -> Duration {
-        self.opts
-            .timeout
-            .unwrap_or(self.node.app.sync_policy.wait_timeout)
-            .min(MAX_WAIT)
-    }
-
-    fn deadline(&self) -> Instant {
-        let now = Instant::now();
-        now.checked_add(self.timeout()).unwrap_or(now)
-    }
-
-    async fn fail(
-        &self,
-        mut report: AppReport,
-        message: String,
-        previous: Option<&Value>,
-    ) -> AppReport {
-        report.outcome = AppOutcome::Failed { message };
-        if self.opts.write_status && !self.opts.dry_run {
-            let inv = previous.map(status::inventory_of).unwrap_or_default();
-            write_status_with(self.client, self.node, &report, &inv, previous).await;
-        }
-        report
-    }
-
-    /// Scope of every (group, kind) the app renders: from discovery, or from
-    /// a CRD the same app renders (its custom resources apply in one pass).
-    async fn scopes(
-        &self,
-        manifests: &[&Manifest],
-    ) -> Result<HashMap<(String, String), Result<bool, String>>, String> {
-        // CRDs of this app are applied first; CRDs of apps this one depends
-        // on are applied before it starts (and in a dry run, never).
-        let own = crd_scopes(manifests.iter().copied());
-        let crd_scopes = |key: &(String, String)| {
-            own.get(key)
-                .or_else(|| self.shared.crd_scopes.get(key))
-                .copied()
-        };
-        let mut out = HashMap::new();
-        for m in manifests {
-            let Ok(r) = m.object_ref() else { continue };
-            let key = (r.group.clone(), r.kind.clone());
-            if out.contains_key(&key) {
-                continue;
-            }
-            let scope = match self.client.resolve(&r).await {
-                Ok(res) => Ok(res.namespaced),
-                Err(ClusterError::UnknownKind { .. }) if crd_scopes(&key).is_some() => Ok(crd_scopes(&key).unwrap_or(true)),
-                Err(ClusterError::UnknownKind { kind, api_version, .. }) => Err(format!(
-                    "the cluster does not serve kind {kind} in {api_version} (is its CRD installed by an app this one depends on?)"
-                )),
-                Err(e) => return Err(format!("cannot look up kind {}: {e}", r.kind_group())),
-            };
-            out.insert(key, scope);
-        }
-        Ok(out)
-    }
-
-    async fn ensure_namespace(&self, ns: &str, dry: bool) -> Result<(), ClusterError> {
-        if self.client.get(&namespace_ref(ns)).await?.is_some() {
-            return Ok(());
-        }
-        let obj = serde_json::json!({
-            "apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": ns, "labels": {APP_LABEL: self.node.app.name.as_str()}}
-        });
-        self.client.apply(&obj, dry).await.map(|_| ())
-    }
-
-    /// The namespaces the app's objects (and leftovers) live in: `None` when
-    /// the namespace does not exist yet, else its `kubesync.dev/sync` mode.
-    async fn namespace_modes(
-        &self,
-        desired: &[DesiredObject],
-        leftovers: &[ObjectRef],
-    ) -> HashMap<String, Option<SyncMode>> {
-        let mut out = HashMap::new();
-        let namespaces: BTreeSet<&String> = desired
-            .iter()
-            .map(|d| &d.object_ref)
-            .chain(leftovers.iter())
-            .filter_map(|r| r.namespace.as_ref())
-            .collect();
-        for ns in namespaces {
-            let r = namespace_ref(ns);
-            let mode = match self.client.get(&r).await {
-                Ok(Some(live)) => Some(super::prepare::sync_mode(&live)),
-                Ok(None) => None,
-                // Unknown: treat as existing and on; the apply reports the error.
-                Err(_) => Some(SyncMode::On),
-            };
-            out.insert(ns.clone(), mode);
-        }
-        out
-    }
-
-    async fn apply_one(
-        &self,
-        d: &DesiredObject,
-        namespaces: &HashMap<String, Option<SyncMode>>,
-    ) -> Change {
-        let r = &d.object_ref;
-        let ns_state = r
-            .namespace
-            .as_ref()
-            .and_then(|n| namespaces.get(n))
-            .copied();
-        let ns_mode = ns_state.flatten();
-        if d.mode == SyncMode::Off || ns_mode == Some(SyncMode::Off) {
-            return change(r, Action::Skipped, false, "kubesync.dev/sync: off", true);
-        }
-        let live = match self.client.get(r).await {
-            Ok(l) => l,
-            // The kind is served only once a CRD of this app is applied: in a
-            // dry run that never happens, so the object would be created.
-            Err(ClusterError::UnknownKind { .. }) if self.opts.dry_run => {
-                return change(
-                    r,
-                    Action::Created,
-                    true,
-                    "would be created (its CRD is created first)",
-                    false,
-                )
-            }
-            Err(e) => return change(r, Action::Failed, self.opts.dry_run, &e.to_string(), false),
-        };
-        let live_mode = live.as_ref().map(super::prepare::sync_mode);
-        if let Some(l) = &live {
-            if live_mode == Some(SyncMode::Off) {
-                return change(
-                    r,
-                    Action::Skipped,
-                    false,
-                    "kubesync.dev/sync: off (on the live object)",
-                    true,
-                );
-            }
-            let hash_matches = l
-                .pointer("/metadata/annotations")
-                .and_then(|a| a.get(DESIRED_HASH_ANNOTATION))
-                .and_then(Value::as_str)
-                == Some(d.hash.as_str());
-            if hash_matches && self.converged(d, l).await {
-                return change(r, Action::Unchanged, false, "", true);
-            }
-        }
-        let dry = self.opts.dry_run
-            || d.mode == SyncMode::DryRun
-            || ns_mode == Some(SyncMode::DryRun)
-            || live_mode == Some(SyncMode::DryRun);
-        // A dry-run create into a namespace this run would create first
-        // cannot be checked by the server; report it as a create.
-        if dry && live.is_none() && r.namespace.is_some() && ns_state == Some(None) {
-            return change(
-                r,
-                Action::Created,
-                true,
-                "would be created (with its namespace)",
-                false,
-            );
-        }
-        match self.client.apply(&d.object, dry).await {
-            Ok(result) => {
-                let action = match &live {
-                    None => Action::Created,
-                    Some(l) if rv(l) == rv(&result) && !dry => Action::Unchanged,
-                    Some(l)
-                        if dry
-                            && crate::diff::compare(r.clone(), Some(&result), Some(l)).kind
-                                == crate::diff::ObjectDiffKind::Same =>
-                    {
-                        Action::Unchanged
-                    }
-                    Some(_) => Action::Configured,
-                };
-                tracing::info!(object = %r, %action, dry_run = dry, "applied");
-                let in_sync = !dry || action == Action::Unchanged;
-                change(r, action, dry, "", in_sync)
-            }
-            Err(e) => {
-                tracing::warn!(object = %r, "apply failed: {e}");
-                change(r, Action::Failed, dry, &e.to_string(), false)
-            }
-        }
-    }
-
-    /// Decides one leftover of the previous inventory (an object this app
-    /// applied that it no longer renders): prune it, or keep it and say why.
-    /// Returns the change and whether the object stays in the inventory.
-    async fn leftover(
-        &self,
-        old: &InventoryEntry,
-        failed: bool,
-        prune: bool,
-        namespaces: &HashMap<String, Option<SyncMode>>,
-    ) -> (Change, bool) {
-        let r = &old.object;
-        let dry = self.opts.dry_run;
-        let keep = |message: &str, in_sync: bool| {
-            (change(r, Action::Skipped, dry, message, in_sync), true)
-        };
-        if failed {
-            return keep(
-                "no longer in git; not pruned because the sync failed",
-                false,
-            );
-        }
-        if !prune {
-            return keep("no longer in git; prune is off", false);
-        }
-        if old.sync_off {
-            // Released: kubesync stops tracking it and never deletes it.
-            let c = change(
-                r,
-                Action::Skipped,
-                dry,
-                "no longer in git; kept and released: it was kubesync.dev/sync: off in git",
-                true,
-            );
-            return (c, false);
-        }
-        if let Some(other) = self.shared.wanted_by_other(r, &self.node.app.name) {
-            // Handed over: the other app applies it (and owns it from now on).
-            let c = change(
-                r,
-                Action::Skipped,
-                dry,
-                &format!("no longer in this app; kept: now rendered by \"{other}\""),
-                true,
-            );
-            return (c, false);
-        }
-        if let Some(unrendered) = self.shared.unrendered.first() {
-            return keep(
-                &format!(
-                    "no longer in git; not pruned: application \"{unrendered}\" failed to render and may now render it (pruned once every app renders)"
-                ),
-                false,
-            );
-        }
-        let c = self.prune_one(r, dry, namespaces).await;
-        let keep = c.action != Action::Pruned;
-        (c, keep)
-    }
-
-    /// Whether a live object that carries the desired hash (git has not
-    /// changed since kubesync applied it) still holds what git declares.
-    /// Git's text is compared first; when the server stored it in another
-    /// form (quantities such as `0.5` → `500m`, defaulted fields), the server
-    /// is asked what an apply would leave (a dry run, never a write), so a
-    /// converged object costs no write on a real API server either.
-    async fn converged(&self, d: &DesiredObject, live: &Value) -> bool {
-        if is_subset(&super::prepare::comparable(&d.object), live) {
-            return true;
-        }
-        match self.client.apply(&d.object, true).await {
-            Ok(predicted) => {
-                crate::diff::compare(d.object_ref.clone(), Some(&predicted), Some(live)).kind
-                    == crate::diff::ObjectDiffKind::Same
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// Deletes one leftover, unless it must be kept: turned off, not this
-    /// app's, or a Namespace or CRD (whose deletion cascades to everything in
-    /// it) without `kubesync.dev/prune: allow`.
-    async fn prune_one(
-        &self,
-        r: &ObjectRef,
-        dry: bool,
-        namespaces: &HashMap<String, Option<SyncMode>>,
-    ) -> Change {
-        let me = &self.node.app.name;
-        let ns_mode = r
-            .namespace
-            .as_ref()
-            .and_then(|n| namespaces.get(n))
-            .copied()
-            .flatten();
-        if ns_mode == Some(SyncMode::Off) {
-            return change(
-                r,
-                Action::Skipped,
-                dry,
-                "no longer in git; kept: its namespace is kubesync.dev/sync: off",
-                true,
-            );
-        }
-        let live = match self.client.get(r).await {
-            Ok(None) => return change(r, Action::Pruned, dry, "already gone", true),
-            Ok(Some(live)) => live,
-            Err(e) => return change(r, Action::Failed, dry, &format!("prune failed: {e}"), false),
-        };
-        let mode = super::prepare::sync_mode(&live);
-        if mode == SyncMode::Off {
-            return change(
-                r,
-                Action::Skipped,
-                dry,
-                "no longer in git; kept: kubesync.dev/sync: off",
-                true,
-            );
-        }
-        // Only prune what this app applied: its label and its tracking id.
-        let owner = live
-            .pointer("/metadata/labels")
-            .and_then(|l| l.get(APP_LABEL))
-            .and_then(Value::as_str);
-        let tracking = live
-            .pointer("/metadata/annotations")
-            .and_then(|a| a.get(crate::model::TRACKING_ANNOTATION))
-            .and_then(Value::as_str);
-        if owner != Some(me.as_str())
-            || !tracking
-                .map(|t| t.starts_with(&format!("{me}:")))
-                .unwrap_or(false)
-        {
-            return change(
-                r,
-                Action::Skipped,
-                dry,
-                "no longer in git; kept: not applied by this app",
-                true,
-            );
-        }
-        let cascading = (r.group.is_empty() && r.kind == "Namespace")
-            || (r.group == "apiextensions.k8s.io" && r.kind == "CustomResourceDefinition");
-        let allowed = live
-            .pointer("/metadata/annotations")
-            .and_then(|a| a.get(PRUNE_ANNOTATION))
-            .and_then(Value::as_str)
-            == Some("allow");
-        if cascading && !allowed {
-            return change(
-                r,
-                Action::Skipped,
-                dry,
-                &format!("no longer in git; kept: deleting a {} deletes everything in it (annotate it {PRUNE_ANNOTATION}=allow to let kubesync prune it)", r.kind),
-                true,
-            );
-        }
-        if dry || mode == SyncMode::DryRun || ns_mode == Some(SyncMode::DryRun) {
-            return change(r, Action::Pruned, true, "would be pruned", false);
-        }
-        match self.client.delete(r, Propagation::Background).await {
-            Ok(_) => {
-                tracing::info!(object = %r, "pruned");
-                change(r, Action::Pruned, false, "", true)
-            }
-            Err(e) => change(
-                r,
-                Action::Failed,
-                false,
-                &format!("prune failed: {e}"),
-                false,
-            ),
-        }
-    }
-
-    async fn current_health(&self, objects: &[&DesiredObject]) -> HealthStatus {
-        let mut statuses = Vec::with_capacity(objects.len());
-        for d in objects {
-            statuses.push(match self.client.get(&d.object_ref).await {
-                Ok(Some(live)) => named(&d.object_ref, health::assess(&live)),
-                Ok(None) => named(&d.object_ref, health::missing()),
-                Err(e) => HealthStatus::new(Health::Unknown, format!("{}: {e}", d.object_ref)),
-            });
-        }
-        health::aggregate(statuses.iter())
-    }
-
-    /// Polls health until every object is ready or the deadline passes.
-    async fn wait_healthy(&self, objects: &[&DesiredObject], deadline: Instant) -> HealthStatus {
-        loop {
-            let h = self.current_health(objects).await;
-            if is_ready(h.health) || Instant::now() >= deadline {
-                return h;
-            }
-            tokio::time::sleep(
-                self.opts
-                    .poll_interval
-                    .min(deadline.saturating_duration_since(Instant::now())),
-            )
-            .await;
-        }
-    }
-}
-
-/// Prefixes a non-empty health message with the object it is about.
-fn named(r: &ObjectRef, h: HealthStatus) -> HealthStatus {
-    if h.message.is_empty() || h.health == Health::Healthy {
-        h
-    } else {
-        HealthStatus::new(h.health, format!("{r}: {}", h.message))
-    }
-}
-
-/// Annotation that lets kubesync prune a Namespace or CRD.
-pub const PRUNE_ANNOTATION: &str = "kubesync.dev/prune";
-
-/// Whether a change left the object as desired in the cluster (really written
-/// or already in sync): the objects whose health is waited for.
-fn written(c: &Change) -> bool {
-    !c.dry_run
-        && matches!(
-            c.action,
-            Action::Created | Action::Configured | Action::Unchanged
-        )
-}
-
-fn namespace_ref(name: &str) -> ObjectRef {
-    ObjectRef {
-        group: String::new(),
-        version: "v1".into(),
-        kind: "Namespace".into(),
-        namespace: None,
-        name: name.into(),
-    }
-}
-
-fn rv(obj: &Value) -> Option<&str> {
-    obj.pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-}
-
-fn change(r: &ObjectRef, action: Action, dry_run: bool, message: &str, in_sync: bool) -> Change {
-    Change {
-        object: r.clone(),
-        action,
-        dry_run,
-        message: message.to_string(),
-        in_sync,
-    }
 }
 
 /// Installs the Application CRD and the status namespace when missing.
@@ -1201,7 +222,7 @@ pub async fn ensure_status_crd(client: &ClusterClient) -> Result<(), ClusterErro
 
 /// Writes the status of an app that applied nothing (render failed or
 /// blocked), keeping the inventory it had.
-async fn write_status(client: &ClusterClient, node: &AppNode, report: &AppReport) {
+pub(super) async fn write_status(client: &ClusterClient, node: &AppNode, report: &AppReport) {
     let previous = client
         .get(&status::application_ref(node.app.name.as_str()))
         .await
@@ -1216,7 +237,7 @@ async fn write_status(client: &ClusterClient, node: &AppNode, report: &AppReport
 
 /// Writes the Application object (when its spec changed) and its status
 /// (when it changed): a converged re-sync writes nothing.
-async fn write_status_with(
+pub(super) async fn write_status_with(
     client: &ClusterClient,
     node: &AppNode,
     report: &AppReport,
@@ -1236,19 +257,24 @@ async fn write_status_with(
             return;
         }
     }
-    let prev_status = previous.and_then(|p| p.get("status"));
+    let prev_status = previous
+        .filter(|p| p.get("status").is_some())
+        .map(ApplicationStatus::of);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let new_status = status::build_status(report, inventory, prev_status, &now);
-    if prev_status == Some(&new_status) {
+    let new_status = status::build_status(report, inventory, prev_status.as_ref(), &now);
+    if prev_status.as_ref() == Some(&new_status) {
         return;
     }
-    if let Err(e) = client
-        .patch_status(
-            &status::application_ref(node.app.name.as_str()),
-            &new_status,
-        )
-        .await
-    {
+    let app_ref = status::application_ref(node.app.name.as_str());
+    let written = serde_json::to_value(&new_status).map_err(|e| e.to_string());
+    let patched = match written {
+        Ok(v) => client
+            .patch_status(&app_ref, &v)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = patched {
         tracing::warn!(app = %node.app.name, "cannot write the Application status: {e}");
     }
 }

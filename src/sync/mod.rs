@@ -1,18 +1,33 @@
 //! The sync engine: brings the cluster to the state of the app tree in
 //! dependency order, gated on readiness, and returns a change set.
 //!
-//! `prepare` (pure) turns rendered manifests into apply-ready objects and
-//! enforces the guardrails; `engine` schedules apps and does the IO through
-//! `cluster`; `status` builds the Application objects and their status;
-//! `report` is the change set every view is drawn from.
+//! Pure: `prepare` turns rendered manifests into apply-ready objects and
+//! enforces the guardrails; `schedule` orders apps over the graph (which may
+//! start, which a failure blocks, with root causes); `change` is one entry
+//! of the change set (action and typed reason); `report` the per-app and
+//! per-run change set every view is drawn from; `status` the typed
+//! Application status built from it; `shared` what the whole tree wants.
+//!
+//! IO: `engine` drives the schedule and writes status; `app` runs one app's
+//! sync as named steps, with `apply` (waves, phases, CRDs) and `prune`
+//! (leftovers and the rules that keep them).
 
+mod app;
+mod apply;
+mod change;
 mod engine;
 pub mod prepare;
+mod prune;
 mod report;
+pub mod schedule;
+mod shared;
 pub mod status;
 
+pub use change::{Action, Change, ChangeError, Note, SkipReason};
 pub use engine::{
-    diff, ensure_status_crd, list_applications, run, system_namespaces, AppDiff, Progress, Quiet,
-    SyncOptions,
+    diff, ensure_status_crd, list_applications, run, AppDiff, Progress, Quiet, SyncOptions,
 };
-pub use report::{is_ready, Action, ActionCounts, AppOutcome, AppReport, Change, SyncReport};
+pub use prune::PRUNE_ANNOTATION;
+pub use report::{ActionCounts, AppOutcome, AppReport, SyncReport};
+pub use schedule::Schedule;
+pub use shared::system_namespaces;

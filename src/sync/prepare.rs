@@ -171,128 +171,125 @@ pub fn prepare(
     let mut refusals = Vec::new();
     let mut seen: BTreeSet<(String, String, Option<String>, String)> = BTreeSet::new();
     for m in manifests {
-        let mut r = match m.object_ref() {
-            Ok(r) => r,
-            Err(e) => {
-                refusals.push(Refusal {
-                    object: m.origin.to_string(),
-                    reason: e.to_string(),
-                });
-                continue;
-            }
-        };
-        let namespaced = match scope(&r) {
-            Ok(n) => n,
-            Err(e) => {
-                refusals.push(Refusal {
-                    object: format!("{r} ({})", m.origin),
-                    reason: e,
-                });
-                continue;
-            }
-        };
-        let mut obj = m.object.clone();
-        if namespaced {
-            if r.namespace.is_none() {
-                r.namespace = Some(ctx.namespace.to_string());
-                set_path(
-                    &mut obj,
-                    &["metadata", "namespace"],
-                    Value::String(ctx.namespace.to_string()),
+        match prepare_one(ctx, m, &mut scope) {
+            Ok(d) => {
+                let r = &d.object_ref;
+                let key = (
+                    r.group.clone(),
+                    r.kind.clone(),
+                    r.namespace.clone(),
+                    r.name.clone(),
                 );
+                if seen.insert(key) {
+                    out.push(d);
+                } else {
+                    refusals.push(Refusal {
+                        object: format!("{r} ({})", m.origin),
+                        reason: "rendered twice in this application".into(),
+                    });
+                }
             }
-        } else if r.namespace.is_some() {
-            // The real server ignores a namespace on cluster-scoped objects; so do we.
-            r.namespace = None;
-            if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-                meta.remove("namespace");
-            }
+            Err(refusal) => refusals.push(refusal),
         }
-        if let Err(reason) = guardrail(ctx, &r, namespaced) {
-            refusals.push(Refusal {
-                object: format!("{r} ({})", m.origin),
-                reason,
-            });
-            continue;
-        }
-        if !seen.insert((
-            r.group.clone(),
-            r.kind.clone(),
-            r.namespace.clone(),
-            r.name.clone(),
-        )) {
-            refusals.push(Refusal {
-                object: format!("{r} ({})", m.origin),
-                reason: "rendered twice in this application".into(),
-            });
-            continue;
-        }
-        let wave = m
-            .annotation(SYNC_WAVE_ANNOTATION)
-            .map(|w| {
-                w.trim()
-                    .parse::<i32>()
-                    .map_err(|_| format!("{SYNC_WAVE_ANNOTATION} \"{w}\" is not an integer"))
-            })
-            .transpose();
-        let wave = match wave {
-            Ok(w) => w.unwrap_or(0),
-            Err(reason) => {
-                refusals.push(Refusal {
-                    object: format!("{r} ({})", m.origin),
-                    reason,
-                });
-                continue;
-            }
-        };
-        let mode = sync_mode(&obj);
-        set_path(
-            &mut obj,
-            &["metadata", "labels", APP_LABEL],
-            Value::String(ctx.app.to_string()),
-        );
-        set_path(
-            &mut obj,
-            &["metadata", "annotations", TRACKING_ANNOTATION],
-            Value::String(tracking_id(ctx.app, &r)),
-        );
-        let hash = desired_hash(&obj);
-        set_path(
-            &mut obj,
-            &["metadata", "annotations", DESIRED_HASH_ANNOTATION],
-            Value::String(hash.clone()),
-        );
-        out.push(DesiredObject {
-            phase: phase_of(&r.group, &r.kind, namespaced),
-            object_ref: r,
-            object: obj,
-            origin: m.origin.clone(),
-            namespaced,
-            wave,
-            mode,
-            hash,
-        });
     }
     if !refusals.is_empty() {
         return Err(refusals);
     }
-    out.sort_by(|a, b| {
-        (
-            a.wave,
-            a.phase,
-            &a.object_ref.kind,
-            &a.object_ref.namespace,
-            &a.object_ref.name,
-        )
-            .cmp(&(
-                b.wave,
-                b.phase,
-                &b.object_ref.kind,
-                &b.object_ref.namespace,
-                &b.object_ref.name,
-            ))
-    });
+    out.sort_by(|a, b| apply_order(a).cmp(&apply_order(b)));
     Ok(out)
+}
+
+/// The sort key of apply order: wave, phase, then kind, namespace, name.
+fn apply_order(d: &DesiredObject) -> (i32, Phase, &String, &Option<String>, &String) {
+    let r = &d.object_ref;
+    (d.wave, d.phase, &r.kind, &r.namespace, &r.name)
+}
+
+/// One manifest made apply-ready: its namespace settled by its scope, the
+/// guardrails checked, its wave read, and kubesync's label, tracking id and
+/// desired hash stamped on it.
+fn prepare_one(
+    ctx: &PrepareContext,
+    m: &Manifest,
+    scope: &mut impl FnMut(&ObjectRef) -> Result<bool, String>,
+) -> Result<DesiredObject, Refusal> {
+    let mut r = m.object_ref().map_err(|e| Refusal {
+        object: m.origin.to_string(),
+        reason: e.to_string(),
+    })?;
+    let refused = |r: &ObjectRef, reason: String| Refusal {
+        object: format!("{r} ({})", m.origin),
+        reason,
+    };
+    let namespaced = scope(&r).map_err(|e| refused(&r, e))?;
+    let mut obj = m.object.clone();
+    place(&mut r, &mut obj, namespaced, ctx.namespace);
+    guardrail(ctx, &r, namespaced).map_err(|e| refused(&r, e))?;
+    let wave = wave_of(m).map_err(|e| refused(&r, e))?;
+    let mode = sync_mode(&obj);
+    let hash = stamp(&mut obj, ctx.app, &r);
+    Ok(DesiredObject {
+        phase: phase_of(&r.group, &r.kind, namespaced),
+        object_ref: r,
+        object: obj,
+        origin: m.origin.clone(),
+        namespaced,
+        wave,
+        mode,
+        hash,
+    })
+}
+
+/// A namespaced object without a namespace goes to the app's; a
+/// cluster-scoped one loses any namespace (the real server ignores it too).
+fn place(r: &mut ObjectRef, obj: &mut Value, namespaced: bool, namespace: &str) {
+    if namespaced {
+        if r.namespace.is_none() {
+            r.namespace = Some(namespace.to_string());
+            set_path(
+                obj,
+                &["metadata", "namespace"],
+                Value::String(namespace.to_string()),
+            );
+        }
+    } else if r.namespace.is_some() {
+        r.namespace = None;
+        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("namespace");
+        }
+    }
+}
+
+/// The object's sync wave (0 without the annotation).
+fn wave_of(m: &Manifest) -> Result<i32, String> {
+    let Some(w) = m.annotation(SYNC_WAVE_ANNOTATION) else {
+        return Ok(0);
+    };
+    w.trim()
+        .parse::<i32>()
+        .map_err(|_| format!("{SYNC_WAVE_ANNOTATION} \"{w}\" is not an integer"))
+}
+
+/// Stamps the app label, the tracking id and the desired hash (of the
+/// object with the first two); returns the hash.
+fn stamp(obj: &mut Value, app: &AppName, r: &ObjectRef) -> String {
+    set_path(
+        obj,
+        &["metadata", "labels", APP_LABEL],
+        Value::String(app.to_string()),
+    );
+    set_path(
+        obj,
+        &["metadata", "annotations", TRACKING_ANNOTATION],
+        Value::String(tracking_id(app, r)),
+    );
+    let hash = desired_hash(obj);
+    set_path(
+        obj,
+        &["metadata", "annotations", DESIRED_HASH_ANNOTATION],
+        Value::String(hash.clone()),
+    );
+    hash
 }
 
 /// The tier rule: an app-tier app writes only namespaced objects, outside the

@@ -2,56 +2,14 @@
 //! outcome, sync status and health. Every view — the CLI table, JSON output,
 //! Application status, metrics — is drawn from this, never recomputed.
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::change::{Action, Change};
 use crate::diff::SyncStatus;
 use crate::health::{Health, HealthStatus};
-use crate::model::{AppName, ObjectRef, Tier};
-
-/// What happened to one object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Action {
-    Created,
-    Configured,
-    Unchanged,
-    Pruned,
-    /// Left alone: `kubesync.dev/sync: off`, prune disabled, or not attempted.
-    Skipped,
-    Failed,
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Action::Created => "created",
-            Action::Configured => "configured",
-            Action::Unchanged => "unchanged",
-            Action::Pruned => "pruned",
-            Action::Skipped => "skipped",
-            Action::Failed => "failed",
-        })
-    }
-}
-
-/// One entry of the change set.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Change {
-    pub object: ObjectRef,
-    pub action: Action,
-    /// Whether the write was a server-side dry run (nothing persisted).
-    pub dry_run: bool,
-    /// Why it was skipped or failed; empty otherwise.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub message: String,
-    /// Whether the object matches git after this sync (false for a dry-run
-    /// create/configure, a failure, or an extra object left unpruned).
-    pub in_sync: bool,
-}
+use crate::model::{AppName, Tier};
 
 /// How one application's sync ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -117,6 +75,12 @@ impl AppReport {
             }
         }
         c
+    }
+
+    /// Whether apps waiting for this one may start: it succeeded and is
+    /// ready (in a dry run, nothing is waited for, so success suffices).
+    pub fn lets_dependents_start(&self, dry_run: bool) -> bool {
+        self.outcome.is_success() && (dry_run || self.health.health.is_ready())
     }
 
     /// The one-line message shown in tables: the failure, the blocker, or
@@ -196,7 +160,7 @@ impl SyncReport {
         self.apps.iter().all(|a| {
             a.outcome == AppOutcome::Succeeded
                 && a.sync == SyncStatus::Synced
-                && is_ready(a.health.health)
+                && a.health.health.is_ready()
         }) || self
             .apps
             .iter()
@@ -220,12 +184,6 @@ impl SyncReport {
         }
         t
     }
-}
-
-/// Whether a health lets dependents start: Healthy, or Suspended (a paused
-/// Deployment or suspended CronJob is as its owner wants it).
-pub fn is_ready(h: Health) -> bool {
-    matches!(h, Health::Healthy | Health::Suspended)
 }
 
 mod secs {

@@ -2,13 +2,16 @@
 //! object kubesync keeps per app (in [`STATUS_NAMESPACE`]), and the status it
 //! carries — sync status and applied revision, health, deployed revision
 //! (set once Healthy: the seeds' "applied" vs "deployed"), inventory,
-//! conditions and timestamps. Pure: builds JSON; `engine` writes it.
+//! conditions and timestamps — typed as [`ApplicationStatus`], the one
+//! reader and writer of that JSON. Pure: `engine` does the IO.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::report::{is_ready, AppOutcome, AppReport};
+use super::change::Change;
+use super::report::{AppOutcome, AppReport};
 use crate::diff::SyncStatus;
+use crate::health::{Health, HealthStatus};
 use crate::model::{Application, ObjectRef, KUBESYNC_API_VERSION};
 
 /// Namespace holding kubesync's Application objects.
@@ -130,18 +133,163 @@ impl InventoryEntry {
     }
 }
 
+/// The status of a kubesync Application object: what the last sync applied
+/// and found. Written by [`build_status`], read back by everyone (the next
+/// sync's prune, `kubesync status`, `kubesync tree`) through
+/// [`ApplicationStatus::of`] — never by JSON pointers.
+///
+/// Reading is lenient, field by field: a status written by an older
+/// kubesync, or one with a malformed field, still yields every field that
+/// parses (a bad field reads as absent, a bad inventory entry is dropped).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationStatus {
+    #[serde(default, deserialize_with = "lenient")]
+    pub sync: Option<SyncState>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub health: Option<HealthState>,
+    /// The revision last seen Healthy (the seeds' "deployed", as opposed to
+    /// the applied `sync.revision`).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deployed_revision: Option<String>,
+    #[serde(default, deserialize_with = "lenient_list")]
+    pub inventory: Vec<InventoryEntry>,
+    #[serde(default, deserialize_with = "lenient_list")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub operation_state: Option<OperationState>,
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reconciled_at: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_synced_at: Option<String>,
+}
+
+/// `status.sync`: whether the cluster matched git, at which revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncState {
+    pub status: SyncStatus,
+    #[serde(default)]
+    pub revision: String,
+}
+
+/// `status.health`: always with its `message` (empty when there is none),
+/// as kubesync has always written it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthState {
+    pub status: Health,
+    #[serde(default)]
+    pub message: String,
+}
+
+impl From<&HealthStatus> for HealthState {
+    fn from(h: &HealthStatus) -> Self {
+        HealthState {
+            status: h.health,
+            message: h.message.clone(),
+        }
+    }
+}
+
+/// One entry of `status.conditions`, Kubernetes-style.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: ConditionStatus,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub last_transition_time: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConditionStatus {
+    True,
+    False,
+    Unknown,
+}
+
+/// `status.operationState`: how the last sync that did something ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationState {
+    /// An [`AppOutcome`] label: `Succeeded`, `Failed`, …
+    pub phase: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+impl ApplicationStatus {
+    /// The status of an Application object (default when it has none).
+    pub fn of(app_object: &Value) -> Self {
+        app_object
+            .get("status")
+            .and_then(|s| serde_json::from_value(s.clone()).ok())
+            .unwrap_or_default()
+    }
+
+    /// Synced and ready: nothing for a person to look at.
+    pub fn is_good(&self) -> bool {
+        self.sync.as_ref().map(|s| s.status) == Some(SyncStatus::Synced)
+            && self.health.as_ref().is_some_and(|h| h.status.is_ready())
+    }
+
+    /// The same status, timestamps aside.
+    fn same_as(&self, other: &Self) -> bool {
+        let strip = |s: &Self| {
+            let mut s = s.clone();
+            s.reconciled_at = None;
+            s.last_synced_at = None;
+            s.conditions
+                .iter_mut()
+                .for_each(|c| c.last_transition_time.clear());
+            s
+        };
+        strip(self) == strip(other)
+    }
+}
+
+/// A field that does not parse reads as absent.
+fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let v = Value::deserialize(d)?;
+    Ok(serde_json::from_value(v).ok())
+}
+
+/// A list whose entries that do not parse are dropped.
+fn lenient_list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let v = Value::deserialize(d)?;
+    let items = v.as_array().cloned().unwrap_or_default();
+    Ok(items
+        .into_iter()
+        .filter_map(|i| serde_json::from_value(i).ok())
+        .collect())
+}
+
 /// Reads the inventory a previous sync recorded in an Application's status.
 pub fn inventory_of(app_object: &Value) -> Vec<InventoryEntry> {
-    app_object
-        .pointer("/status/inventory")
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|i| serde_json::from_value::<InventoryEntry>(i.clone()).ok())
-                .collect()
-        })
-        .unwrap_or_default()
+    ApplicationStatus::of(app_object).inventory
 }
 
 /// The status for an app after a sync. `previous` is the status it had, so
@@ -150,163 +298,129 @@ pub fn inventory_of(app_object: &Value) -> Vec<InventoryEntry> {
 pub fn build_status(
     report: &AppReport,
     inventory: &[InventoryEntry],
-    previous: Option<&Value>,
+    previous: Option<&ApplicationStatus>,
     now: &str,
-) -> Value {
-    let prev = |p: &str| previous.and_then(|v| v.pointer(p)).cloned();
-    let healthy = report.outcome == AppOutcome::Succeeded && is_ready(report.health.health);
-    let deployed = if healthy {
-        json!(report.revision)
+) -> ApplicationStatus {
+    let prev = previous.cloned().unwrap_or_default();
+    let ready = report.health.health.is_ready();
+    let deployed_revision = if report.outcome == AppOutcome::Succeeded && ready {
+        Some(report.revision.clone())
     } else {
-        prev("/deployedRevision").unwrap_or(Value::Null)
+        prev.deployed_revision.clone()
     };
-    let conditions = vec![
-        condition(
-            "Synced",
-            report.sync == SyncStatus::Synced,
-            &report.sync.to_string(),
-            "",
-            previous,
-            now,
-        ),
-        condition(
-            "Healthy",
-            is_ready(report.health.health),
-            report.health.health.as_str(),
-            &report.health.message,
-            previous,
-            now,
-        ),
-        condition(
-            "SyncFailed",
-            !report.outcome.is_success() && report.outcome != AppOutcome::Succeeded,
-            report.outcome.label(),
-            &match &report.outcome {
-                AppOutcome::Succeeded | AppOutcome::DryRun => String::new(),
-                _ => report.message(),
-            },
-            previous,
-            now,
-        ),
-    ];
-    // When nothing was applied (blocked, refused, render failed), the
-    // cluster still runs what was last applied: keep that sync state,
-    // health and revision, and say what happened in conditions and
-    // operationState only.
-    let applied = report
-        .changes
-        .iter()
-        .any(|c| !c.dry_run && c.action != super::Action::Skipped);
+    let (sync, health) = sync_and_health(report, &prev);
+    let mut status = ApplicationStatus {
+        sync: Some(sync),
+        health: Some(health),
+        deployed_revision,
+        inventory: inventory.to_vec(),
+        conditions: conditions(report, &prev, now),
+        operation_state: Some(operation_state(report, &prev)),
+        reconciled_at: None,
+        last_synced_at: None,
+    };
+    // Timestamps move only when the rest of the status does.
+    let changed = previous.is_none_or(|p| !status.same_as(p));
+    status.reconciled_at = match prev.reconciled_at {
+        Some(t) if !changed => Some(t),
+        _ => Some(now.to_string()),
+    };
+    let wrote = report.changes.iter().any(Change::wrote);
+    status.last_synced_at = match prev.last_synced_at {
+        Some(t) if !wrote => Some(t),
+        _ => Some(now.to_string()),
+    };
+    status
+}
+
+/// When nothing was applied (blocked, refused, render failed), the cluster
+/// still runs what was last applied: keep that sync state and health, and
+/// say what happened in conditions and operationState only.
+fn sync_and_health(report: &AppReport, prev: &ApplicationStatus) -> (SyncState, HealthState) {
+    let applied = report.changes.iter().any(Change::attempted);
     let keep_previous = !applied
         && !matches!(
             report.outcome,
             AppOutcome::Succeeded | AppOutcome::TimedOut { .. }
         );
-    let (sync, health) = match (keep_previous, prev("/sync"), prev("/health")) {
-        (true, Some(sync), Some(health)) => (sync, health),
+    match (keep_previous, &prev.sync, &prev.health) {
+        (true, Some(sync), Some(health)) => (sync.clone(), health.clone()),
         _ => (
-            json!({"status": report.sync.to_string(), "revision": report.revision}),
-            json!({"status": report.health.health.as_str(), "message": report.health.message}),
+            SyncState {
+                status: report.sync,
+                revision: report.revision.clone(),
+            },
+            HealthState::from(&report.health),
         ),
-    };
-    let mut status = json!({
-        "sync": sync,
-        "health": health,
-        "inventory": inventory,
-        "conditions": conditions,
-        "operationState": operation_state(report, previous),
-    });
-    // A merge patch drops null keys, so none are written (else every
-    // comparison with the stored status would differ).
-    if !deployed.is_null() {
-        status["deployedRevision"] = deployed;
     }
-    // Timestamps move only when the rest of the status does.
-    let mut without_times = status.clone();
-    strip_times(&mut without_times);
-    let mut prev_without = previous.cloned().unwrap_or(Value::Null);
-    strip_times(&mut prev_without);
-    let changed = without_times != prev_without;
-    let last_sync = if changed || prev("/reconciledAt").is_none() {
-        json!(now)
-    } else {
-        prev("/reconciledAt").unwrap_or(json!(now))
-    };
-    status["reconciledAt"] = last_sync;
-    let wrote = report.changes.iter().any(|c| {
-        !c.dry_run
-            && matches!(
-                c.action,
-                super::Action::Created | super::Action::Configured | super::Action::Pruned
-            )
-    });
-    if wrote || prev("/lastSyncedAt").is_none() {
-        status["lastSyncedAt"] = json!(now);
-    } else {
-        status["lastSyncedAt"] = prev("/lastSyncedAt").unwrap_or(Value::Null);
-    }
-    status
 }
 
-fn condition(
-    kind: &str,
-    ok: bool,
-    reason: &str,
-    message: &str,
-    previous: Option<&Value>,
-    now: &str,
-) -> Value {
-    let status = if ok { "True" } else { "False" };
-    let prev = previous
-        .and_then(|p| p.get("conditions"))
-        .and_then(Value::as_array)
-        .and_then(|cs| {
-            cs.iter()
-                .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
-        });
-    let transition = match prev {
-        Some(c) if c.get("status").and_then(Value::as_str) == Some(status) => {
-            c.get("lastTransitionTime").cloned().unwrap_or(json!(now))
-        }
-        _ => json!(now),
+fn conditions(report: &AppReport, prev: &ApplicationStatus, now: &str) -> Vec<Condition> {
+    let failed = !report.outcome.is_success();
+    let failure = if failed {
+        report.message()
+    } else {
+        String::new()
     };
-    json!({
-        "type": kind,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": transition,
+    let health = &report.health;
+    [
+        (
+            "Synced",
+            report.sync == SyncStatus::Synced,
+            report.sync.as_str(),
+            String::new(),
+        ),
+        (
+            "Healthy",
+            health.health.is_ready(),
+            health.health.as_str(),
+            health.message.clone(),
+        ),
+        ("SyncFailed", failed, report.outcome.label(), failure),
+    ]
+    .into_iter()
+    .map(|(kind, ok, reason, message)| {
+        let status = if ok {
+            ConditionStatus::True
+        } else {
+            ConditionStatus::False
+        };
+        // The transition time moves only when the condition flips.
+        let last_transition_time = prev
+            .conditions
+            .iter()
+            .find(|c| c.kind == kind && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| now.to_string());
+        Condition {
+            kind: kind.to_string(),
+            status,
+            reason: reason.to_string(),
+            message,
+            last_transition_time,
+        }
     })
+    .collect()
 }
 
 /// The last operation: replaced when this sync wrote something or ended
 /// differently; a no-op re-sync keeps the previous one (so that a converged
 /// cluster sees no status write).
-fn operation_state(report: &AppReport, previous: Option<&Value>) -> Value {
-    let wrote = report.changes.iter().any(|c| {
-        !matches!(c.action, super::Action::Unchanged | super::Action::Skipped) && !c.dry_run
-    });
-    let prev = previous.and_then(|p| p.get("operationState"));
-    let same_phase =
-        prev.and_then(|p| p.get("phase")).and_then(Value::as_str) == Some(report.outcome.label());
-    match prev {
-        Some(p) if !wrote && same_phase && report.outcome == AppOutcome::Succeeded => p.clone(),
-        _ => json!({"phase": report.outcome.label(), "message": report.message()}),
-    }
-}
-
-fn strip_times(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            m.remove("reconciledAt");
-            m.remove("lastSyncedAt");
-            m.remove("lastTransitionTime");
-            for x in m.values_mut() {
-                strip_times(x);
-            }
+fn operation_state(report: &AppReport, prev: &ApplicationStatus) -> OperationState {
+    let wrote = report.changes.iter().any(Change::wrote);
+    match &prev.operation_state {
+        Some(p)
+            if !wrote
+                && p.phase == report.outcome.label()
+                && report.outcome == AppOutcome::Succeeded =>
+        {
+            p.clone()
         }
-        Value::Array(a) => a.iter_mut().for_each(strip_times),
-        _ => {}
+        _ => OperationState {
+            phase: report.outcome.label().to_string(),
+            message: report.message(),
+        },
     }
 }
 
@@ -339,7 +453,7 @@ mod tests {
             None,
             "t1",
         );
-        assert_eq!(ok["deployedRevision"], "abc1234");
+        assert_eq!(ok.deployed_revision.as_deref(), Some("abc1234"));
         let slow = build_status(
             &report(
                 AppOutcome::TimedOut { after_secs: 5 },
@@ -350,8 +464,8 @@ mod tests {
             "t2",
         );
         // Still the previously deployed revision: applied is not deployed.
-        assert_eq!(slow["deployedRevision"], "abc1234");
-        assert_eq!(slow["health"]["status"], "Progressing");
+        assert_eq!(slow.deployed_revision.as_deref(), Some("abc1234"));
+        assert_eq!(slow.health.map(|h| h.status), Some(Health::Progressing));
     }
 
     #[test]
@@ -360,6 +474,64 @@ mod tests {
         let first = build_status(&r, &[], None, "t1");
         let second = build_status(&r, &[], Some(&first), "t2");
         assert_eq!(first, second);
+    }
+
+    /// The JSON kubesync has always written (`json!`-built before the status
+    /// was typed): existing clusters' statuses must read, and write back
+    /// byte-for-byte the same, or every converged app would be rewritten.
+    #[test]
+    fn todays_json_round_trips() {
+        let wire = serde_json::json!({
+            "sync": {"status": "Synced", "revision": "abc1234"},
+            "health": {"status": "Healthy", "message": ""},
+            "deployedRevision": "abc1234",
+            "inventory": [
+                {"group": "", "version": "v1", "kind": "ConfigMap", "namespace": "web", "name": "conf"},
+                {"group": "apps", "version": "v1", "kind": "Deployment", "namespace": "web", "name": "web", "syncOff": true},
+                {"group": "", "version": "v1", "kind": "Namespace", "name": "web"}
+            ],
+            "conditions": [
+                {"type": "Synced", "status": "True", "reason": "Synced", "message": "", "lastTransitionTime": "t1"},
+                {"type": "Healthy", "status": "True", "reason": "Healthy", "message": "", "lastTransitionTime": "t1"},
+                {"type": "SyncFailed", "status": "False", "reason": "Succeeded", "message": "", "lastTransitionTime": "t1"}
+            ],
+            "operationState": {"phase": "Succeeded", "message": "1 created"},
+            "reconciledAt": "t1",
+            "lastSyncedAt": "t1"
+        });
+        let obj = serde_json::json!({"status": wire.clone()});
+        let typed = ApplicationStatus::of(&obj);
+        assert_eq!(typed.inventory.len(), 3);
+        assert!(typed.inventory[1].sync_off);
+        assert!(typed.is_good());
+        assert_eq!(serde_json::to_value(&typed).unwrap(), wire);
+        // And a re-sync of the same report writes the same shape.
+        let mut r = report(AppOutcome::Succeeded, HealthStatus::healthy(""));
+        r.changes = vec![];
+        let again = build_status(&r, &typed.inventory, Some(&typed), "t2");
+        let again = serde_json::to_value(&again).unwrap();
+        assert_eq!(again["health"], wire["health"]);
+        assert_eq!(again["conditions"][0], wire["conditions"][0]);
+    }
+
+    #[test]
+    fn a_malformed_field_reads_as_absent_and_the_rest_survives() {
+        let obj = serde_json::json!({"status": {
+            "health": {"status": "Sad"},
+            "sync": "Synced",
+            "inventory": [{"kind": "ConfigMap"}, {"group": "", "version": "v1", "kind": "ConfigMap", "name": "a", "namespace": "x"}],
+            "lastSyncedAt": "t0"
+        }});
+        let s = ApplicationStatus::of(&obj);
+        assert_eq!(s.health, None);
+        assert_eq!(s.sync, None);
+        assert_eq!(s.inventory.len(), 1);
+        assert_eq!(s.last_synced_at.as_deref(), Some("t0"));
+        assert!(!s.is_good());
+        assert_eq!(
+            ApplicationStatus::of(&serde_json::json!({})),
+            ApplicationStatus::default()
+        );
     }
 
     #[test]

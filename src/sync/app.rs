@@ -1,0 +1,485 @@
+//! One app's sync, as named steps: [`AppSync::run`] plans (reads the
+//! previous inventory, prepares every object before any write), ensures the
+//! destination namespace, applies (`apply`), prunes leftovers (`prune`),
+//! settles the outcome and health, and writes the status back. Every step
+//! adds to the app's change set; whether the sync failed is read from it
+//! ([`Change::halts`]), never kept on the side.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tracing::Instrument;
+
+use super::change::Change;
+use super::engine::{write_status, write_status_with, SyncOptions};
+use super::prepare::{prepare, DesiredObject, PrepareContext, SyncMode};
+use super::report::{AppOutcome, AppReport};
+use super::shared::{crd_scopes, Shared};
+use super::status::{self, InventoryEntry};
+use crate::cluster::{ClusterClient, ClusterError};
+use crate::diff::{ObjectDiff, SyncStatus};
+use crate::health::{self, Health, HealthStatus};
+use crate::model::{is_application, AppName, Manifest, ObjectRef};
+use crate::tree::AppNode;
+
+/// The longest wait kubesync accepts (a typo such as `--timeout 9999999h`
+/// must not overflow the clock); the model refuses longer durations.
+pub(super) const MAX_WAIT: Duration = crate::model::MAX_DURATION;
+
+pub(super) fn base_report(node: &AppNode, outcome: AppOutcome) -> AppReport {
+    AppReport {
+        name: node.app.name.clone(),
+        tier: node.app.tier,
+        namespace: node.app.destination.namespace.clone(),
+        revision: node.revision_label(),
+        outcome,
+        sync: SyncStatus::OutOfSync,
+        health: HealthStatus::new(Health::Unknown, ""),
+        changes: Vec::new(),
+        duration: Duration::ZERO,
+    }
+}
+
+pub(super) fn blocked_report(node: &AppNode, by: Vec<AppName>) -> AppReport {
+    base_report(node, AppOutcome::Blocked { by })
+}
+
+/// Syncs one app: never panics, always returns a report.
+pub(super) async fn sync_app(
+    node: &AppNode,
+    client: &ClusterClient,
+    opts: &SyncOptions,
+    shared: &Shared,
+) -> AppReport {
+    let start = Instant::now();
+    let span = tracing::info_span!("sync", app = %node.app.name);
+    let mut report = AppSync {
+        node,
+        client,
+        opts,
+        shared,
+    }
+    .run()
+    .instrument(span)
+    .await;
+    report.duration = start.elapsed();
+    report
+}
+
+/// What one app's sync works from.
+pub(super) struct Plan {
+    /// The app's Application object as the previous sync left it.
+    pub(super) previous: Option<Value>,
+    pub(super) desired: Vec<DesiredObject>,
+    /// The previous sync's inventory.
+    pub(super) inventory: Vec<InventoryEntry>,
+    pub(super) prune: bool,
+}
+
+/// What the app owns after this sync: every desired object (those turned
+/// off in git marked so), and the leftovers it kept.
+pub(super) fn inventory(
+    desired: &[DesiredObject],
+    kept: Vec<InventoryEntry>,
+) -> Vec<InventoryEntry> {
+    let mut out: Vec<InventoryEntry> = desired
+        .iter()
+        .map(|d| InventoryEntry::new(d.object_ref.clone(), d.mode == SyncMode::Off))
+        .collect();
+    out.extend(kept);
+    out
+}
+
+/// Synced when every change left its object as git wants it.
+pub(super) fn sync_status(changes: &[Change]) -> SyncStatus {
+    if changes.iter().all(|c| c.in_sync) {
+        SyncStatus::Synced
+    } else {
+        SyncStatus::OutOfSync
+    }
+}
+
+/// One app's sync in progress: the app, the cluster, the run's options and
+/// what the whole tree wants. Its steps live here, in `apply` and in `prune`.
+pub(super) struct AppSync<'a> {
+    pub(super) node: &'a AppNode,
+    pub(super) client: &'a ClusterClient,
+    pub(super) opts: &'a SyncOptions,
+    pub(super) shared: &'a Shared,
+}
+
+impl AppSync<'_> {
+    /// The steps, in order; a step that cannot go on ends the sync with the
+    /// app Failed and its inventory unchanged.
+    pub(super) async fn run(&self) -> AppReport {
+        let mut report = base_report(self.node, AppOutcome::Succeeded);
+        if let Some(f) = self.node.failure() {
+            report.outcome = AppOutcome::Failed {
+                message: f.message.clone(),
+            };
+            if self.opts.write_status && !self.opts.dry_run {
+                write_status(self.client, self.node, &report).await;
+            }
+            return report;
+        }
+        let plan = match self.plan().await {
+            Ok(p) => p,
+            Err((message, previous)) => return self.fail(report, message, previous.as_ref()).await,
+        };
+        if let Err(message) = self.ensure_destination().await {
+            return self.fail(report, message, plan.previous.as_ref()).await;
+        }
+        let leftover_refs: Vec<ObjectRef> =
+            plan.inventory.iter().map(|e| e.object.clone()).collect();
+        let namespaces = self.namespace_modes(&plan.desired, &leftover_refs).await;
+        self.apply_groups(&plan.desired, &namespaces, &mut report)
+            .await;
+        let kept = self.prune_leftovers(&plan, &namespaces, &mut report).await;
+        let inventory = inventory(&plan.desired, kept);
+        report.sync = sync_status(&report.changes);
+        self.settle_health(&plan.desired, &mut report).await;
+        self.write_back(&report, &inventory, plan.previous.as_ref())
+            .await;
+        report
+    }
+
+    /// What this sync works from: the previous Application object and its
+    /// inventory, the prepared desired objects, whether to prune. Refuses a
+    /// render of nothing that would prune everything the app applied.
+    pub(super) async fn plan(&self) -> Result<Plan, (String, Option<Value>)> {
+        let app = &self.node.app;
+        let (previous, desired) = self.prepared().await?;
+        let inventory = previous
+            .as_ref()
+            .map(status::inventory_of)
+            .unwrap_or_default();
+        let prune = self.opts.prune.unwrap_or_else(|| app.sync_policy.prune());
+        // Objects a render of nothing would prune (not those handed over).
+        let applied_before = inventory
+            .iter()
+            .filter(|e| !e.sync_off && self.shared.wanted_by_other(&e.object, &app.name).is_none())
+            .count();
+        if desired.is_empty() && prune && applied_before > 0 && !app.sync_policy.allow_empty() {
+            let message = format!(
+                "renders no objects; refusing to prune the {applied_before} object(s) it applied before \
+                 (set syncPolicy.automated.allowEmpty: true if the app really should be empty)"
+            );
+            return Err((message, previous));
+        }
+        Ok(Plan {
+            previous,
+            desired,
+            inventory,
+            prune,
+        })
+    }
+
+    /// The outcome and health: after a failure, the health of everything
+    /// the app meant to write; after a dry run, what is there; else waits
+    /// (up to the app's timeout) for what was written to be ready.
+    pub(super) async fn settle_health(&self, desired: &[DesiredObject], report: &mut AppReport) {
+        if report.changes.iter().any(Change::halts) {
+            let message = report
+                .changes
+                .iter()
+                .find_map(Change::failure)
+                .unwrap_or_else(|| report.health.message.clone());
+            report.outcome = AppOutcome::Failed { message };
+            // Every object the app meant to write, the failed ones included
+            // (absent ones are Missing): a failed app is never Healthy
+            // because its few written objects are, nor for having none.
+            let meant: Vec<&DesiredObject> =
+                desired.iter().filter(|d| d.mode == SyncMode::On).collect();
+            report.health = if meant.is_empty() {
+                HealthStatus::new(Health::Unknown, "not assessed: the sync failed")
+            } else {
+                self.current_health(&meant).await
+            };
+            return;
+        }
+        let watched: Vec<&DesiredObject> = desired
+            .iter()
+            .filter(|d| {
+                let holds = |c: &Change| c.object == d.object_ref && c.holds_desired();
+                report.changes.iter().any(holds)
+            })
+            .collect();
+        if self.opts.dry_run {
+            report.outcome = AppOutcome::DryRun;
+            report.health = self.current_health(&watched).await;
+            return;
+        }
+        report.health = self.wait_healthy(&watched, self.deadline()).await;
+        if !report.health.health.is_ready() {
+            let after_secs = self.timeout().as_secs();
+            report.outcome = AppOutcome::TimedOut { after_secs };
+        }
+    }
+
+    /// Records the sync in the app's Application object (not in a dry run).
+    pub(super) async fn write_back(
+        &self,
+        report: &AppReport,
+        inventory: &[InventoryEntry],
+        previous: Option<&Value>,
+    ) {
+        if self.opts.write_status && !self.opts.dry_run {
+            write_status_with(self.client, self.node, report, inventory, previous).await;
+        }
+    }
+
+    /// The app's previous Application object and its prepared desired
+    /// objects; on error, the message and the previous object.
+    #[allow(clippy::type_complexity)]
+    pub(super) async fn prepared(
+        &self,
+    ) -> Result<(Option<Value>, Vec<DesiredObject>), (String, Option<Value>)> {
+        let previous = self.previous().await.map_err(|m| (m, None))?;
+        match self.desired().await {
+            Ok(desired) => Ok((previous, desired)),
+            Err(message) => Err((message, previous)),
+        }
+    }
+
+    /// The app's Application object as the last sync left it (its status
+    /// holds the inventory prune works from).
+    pub(super) async fn previous(&self) -> Result<Option<Value>, String> {
+        if !self.opts.write_status {
+            return Ok(None);
+        }
+        let name = &self.node.app.name;
+        match self.client.get(&status::application_ref(name.as_str())).await {
+            Ok(p) => Ok(p),
+            // No Application CRD yet (a dry run on a fresh cluster): no history.
+            Err(ClusterError::UnknownKind { .. }) => Ok(None),
+            Err(e) => Err(format!(
+                "cannot read the previous inventory of application \"{name}\" from the cluster (nothing was written): {e}"
+            )),
+        }
+    }
+
+    /// Every object the app renders, prepared (guardrails checked, apply
+    /// order) before anything is written; any refusal refuses the app.
+    pub(super) async fn desired(&self) -> Result<Vec<DesiredObject>, String> {
+        let app = &self.node.app;
+        let manifests: Vec<&Manifest> = self
+            .node
+            .manifests()
+            .iter()
+            .filter(|m| !is_application(&m.object))
+            .collect();
+        let namespace = app.destination.namespace.as_deref().unwrap_or("default");
+        let scopes = self.scopes(&manifests).await?;
+        let ctx = PrepareContext {
+            app: &app.name,
+            tier: app.tier,
+            namespace,
+            system_namespaces: &self.shared.namespaces,
+        };
+        let prepared = prepare(&ctx, &manifests, |r| {
+            scopes
+                .get(&(r.group.clone(), r.kind.clone()))
+                .cloned()
+                .unwrap_or_else(|| Err(format!("no scope known for {}", r.kind_group())))
+        });
+        let refusal = match prepared {
+            Ok(d) => match self.claimed_by_others(&d) {
+                None => return Ok(d),
+                Some(message) => message,
+            },
+            Err(refusals) => {
+                let texts: Vec<String> = refusals.iter().map(|r| r.to_string()).collect();
+                texts.join("; ")
+            }
+        };
+        Err(format!("refused before any write: {refusal}"))
+    }
+
+    /// Objects another app of the tree renders too: two apps owning one
+    /// object would rewrite it in turn on every run, so neither writes it
+    /// until one of them gives it up.
+    pub(super) fn claimed_by_others(&self, desired: &[DesiredObject]) -> Option<String> {
+        let me = &self.node.app.name;
+        let claims: Vec<String> = desired
+            .iter()
+            .filter_map(|d| {
+                let other = self.shared.wanted_by_other(&d.object_ref, me)?;
+                Some(format!(
+                    "{} ({}): also rendered by application \"{other}\"; an object belongs to one application (remove it from one of them)",
+                    d.object_ref, d.origin
+                ))
+            })
+            .collect();
+        (!claims.is_empty()).then(|| claims.join("; "))
+    }
+
+    /// Per object, what a sync would change: server-side dry-run apply
+    /// compared with the live object, plus inventory leftovers.
+    pub(super) async fn diff(&self) -> Result<Vec<ObjectDiff>, String> {
+        let (previous, desired) = self.prepared().await.map_err(|(m, _)| m)?;
+        let mut out = Vec::new();
+        for d in &desired {
+            if d.mode == SyncMode::Off {
+                continue;
+            }
+            let live = self
+                .client
+                .get(&d.object_ref)
+                .await
+                .map_err(|e| e.to_string())?;
+            if live
+                .as_ref()
+                .map(|l| super::prepare::sync_mode(l) == SyncMode::Off)
+                .unwrap_or(false)
+            {
+                continue;
+            }
+            let predicted = match &live {
+                // A create cannot be dry-run before its namespace exists; the
+                // desired object is the prediction.
+                None => Some(d.object.clone()),
+                Some(_) => Some(
+                    self.client
+                        .apply(&d.object, true)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                ),
+            };
+            out.push(crate::diff::compare(
+                d.object_ref.clone(),
+                predicted.as_ref(),
+                live.as_ref(),
+            ));
+        }
+        let inventory = previous
+            .as_ref()
+            .map(status::inventory_of)
+            .unwrap_or_default();
+        for old in inventory {
+            // Objects turned off in git are never pruned: no difference to show.
+            if old.sync_off
+                || desired
+                    .iter()
+                    .any(|d| d.object_ref.same_object(&old.object))
+            {
+                continue;
+            }
+            if let Ok(Some(live)) = self.client.get(&old.object).await {
+                out.push(crate::diff::compare(old.object.clone(), None, Some(&live)));
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) fn timeout(&self) -> Duration {
+        self.opts
+            .timeout
+            .unwrap_or(self.node.app.sync_policy.wait_timeout)
+            .min(MAX_WAIT)
+    }
+
+    pub(super) fn deadline(&self) -> Instant {
+        let now = Instant::now();
+        now.checked_add(self.timeout()).unwrap_or(now)
+    }
+
+    /// Ends a sync that wrote nothing: the app failed with `message`, and
+    /// keeps the inventory `previous` recorded.
+    pub(super) async fn fail(
+        &self,
+        mut report: AppReport,
+        message: String,
+        previous: Option<&Value>,
+    ) -> AppReport {
+        report.outcome = AppOutcome::Failed { message };
+        let inventory = previous.map(status::inventory_of).unwrap_or_default();
+        self.write_back(&report, &inventory, previous).await;
+        report
+    }
+
+    /// Scope of every (group, kind) the app renders: from discovery, or from
+    /// a CRD the same app renders (its custom resources apply in one pass).
+    pub(super) async fn scopes(
+        &self,
+        manifests: &[&Manifest],
+    ) -> Result<HashMap<(String, String), Result<bool, String>>, String> {
+        // CRDs of this app are applied first; CRDs of apps this one depends
+        // on are applied before it starts (and in a dry run, never).
+        let own = crd_scopes(manifests.iter().copied());
+        let crd_scopes = |key: &(String, String)| {
+            own.get(key)
+                .or_else(|| self.shared.crd_scopes.get(key))
+                .copied()
+        };
+        let mut out = HashMap::new();
+        for m in manifests {
+            let Ok(r) = m.object_ref() else { continue };
+            let key = (r.group.clone(), r.kind.clone());
+            if out.contains_key(&key) {
+                continue;
+            }
+            let scope = match self.client.resolve(&r).await {
+                Ok(res) => Ok(res.namespaced),
+                Err(ClusterError::UnknownKind { .. }) if crd_scopes(&key).is_some() => Ok(crd_scopes(&key).unwrap_or(true)),
+                Err(ClusterError::UnknownKind { kind, api_version, .. }) => Err(format!(
+                    "the cluster does not serve kind {kind} in {api_version} (is its CRD installed by an app this one depends on?)"
+                )),
+                Err(e) => return Err(format!("cannot look up kind {}: {e}", r.kind_group())),
+            };
+            out.insert(key, scope);
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn current_health(&self, objects: &[&DesiredObject]) -> HealthStatus {
+        let mut statuses = Vec::with_capacity(objects.len());
+        for d in objects {
+            statuses.push(match self.client.get(&d.object_ref).await {
+                Ok(Some(live)) => named(&d.object_ref, health::assess(&live)),
+                Ok(None) => named(&d.object_ref, health::missing()),
+                Err(e) => HealthStatus::new(Health::Unknown, format!("{}: {e}", d.object_ref)),
+            });
+        }
+        health::aggregate(statuses.iter())
+    }
+
+    /// Polls health until every object is ready or the deadline passes.
+    pub(super) async fn wait_healthy(
+        &self,
+        objects: &[&DesiredObject],
+        deadline: Instant,
+    ) -> HealthStatus {
+        loop {
+            let h = self.current_health(objects).await;
+            if h.health.is_ready() || Instant::now() >= deadline {
+                return h;
+            }
+            tokio::time::sleep(
+                self.opts
+                    .poll_interval
+                    .min(deadline.saturating_duration_since(Instant::now())),
+            )
+            .await;
+        }
+    }
+}
+
+/// Prefixes a non-empty health message with the object it is about.
+fn named(r: &ObjectRef, h: HealthStatus) -> HealthStatus {
+    if h.message.is_empty() || h.health == Health::Healthy {
+        h
+    } else {
+        HealthStatus::new(h.health, format!("{r}: {}", h.message))
+    }
+}
+
+pub(super) fn namespace_ref(name: &str) -> ObjectRef {
+    ObjectRef {
+        group: String::new(),
+        version: "v1".into(),
+        kind: "Namespace".into(),
+        namespace: None,
+        name: name.into(),
+    }
+}

@@ -1,0 +1,158 @@
+//! Pruning one app's leftovers: objects of its previous inventory it no
+//! longer renders. The rules, in order: never after a failure; not with
+//! prune off; released when git had turned them off; handed over when
+//! another app renders them now; frozen tree-wide while any app failed to
+//! render; kept when turned off (namespace or live object), not applied by
+//! this app, or a Namespace/CRD without `kubesync.dev/prune: allow`.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::app::{AppSync, Plan};
+use super::change::{Action, Change, ChangeError, Note, SkipReason};
+use super::prepare::SyncMode;
+use super::report::AppReport;
+use super::status::InventoryEntry;
+use crate::cluster::Propagation;
+use crate::model::{AppName, ObjectRef, APP_LABEL};
+
+impl AppSync<'_> {
+    /// Decides every leftover of the previous inventory (see [`Self::leftover`])
+    /// and returns those that stay in the inventory.
+    pub(super) async fn prune_leftovers(
+        &self,
+        plan: &Plan,
+        namespaces: &HashMap<String, Option<SyncMode>>,
+        report: &mut AppReport,
+    ) -> Vec<InventoryEntry> {
+        let leftovers = plan.inventory.iter().filter(|old| {
+            !plan
+                .desired
+                .iter()
+                .any(|d| d.object_ref.same_object(&old.object))
+        });
+        let mut kept = Vec::new();
+        for old in leftovers {
+            // Never prune after a failure (a failed prune included).
+            let failed = report.changes.iter().any(Change::halts);
+            let (c, keep) = self.leftover(old, failed, plan.prune, namespaces).await;
+            if keep {
+                kept.push(old.clone());
+            }
+            report.changes.push(c);
+        }
+        kept
+    }
+
+    /// Decides one leftover of the previous inventory (an object this app
+    /// applied that it no longer renders): prune it, or keep it and say why.
+    /// Returns the change and whether the object stays in the inventory.
+    pub(super) async fn leftover(
+        &self,
+        old: &InventoryEntry,
+        failed: bool,
+        prune: bool,
+        namespaces: &HashMap<String, Option<SyncMode>>,
+    ) -> (Change, bool) {
+        let r = &old.object;
+        let dry = self.opts.dry_run;
+        let me = &self.node.app.name;
+        let reason = if failed {
+            Some(SkipReason::SyncFailed)
+        } else if !prune {
+            Some(SkipReason::PruneOff)
+        } else if old.sync_off {
+            // Released: kubesync stops tracking it and never deletes it.
+            Some(SkipReason::Released)
+        } else if let Some(to) = self.shared.wanted_by_other(r, me) {
+            // Handed over: the other app applies it (and owns it from now on).
+            Some(SkipReason::HandedOver { to: to.clone() })
+        } else {
+            self.shared
+                .unrendered
+                .first()
+                .map(|app| SkipReason::Unrendered { app: app.clone() })
+        };
+        if let Some(reason) = reason {
+            let keep = reason.keeps_tracking();
+            return (Change::skipped(r, dry, reason), keep);
+        }
+        let c = self.prune_one(r, dry, namespaces).await;
+        let keep = c.action != Action::Pruned;
+        (c, keep)
+    }
+
+    /// Deletes one leftover, unless it must be kept (see [`keep_leftover`]).
+    pub(super) async fn prune_one(
+        &self,
+        r: &ObjectRef,
+        dry: bool,
+        namespaces: &HashMap<String, Option<SyncMode>>,
+    ) -> Change {
+        let ns_mode = r
+            .namespace
+            .as_ref()
+            .and_then(|n| namespaces.get(n))
+            .copied()
+            .flatten();
+        if ns_mode == Some(SyncMode::Off) {
+            return Change::skipped(r, dry, SkipReason::KeptSyncOffNamespace);
+        }
+        let live = match self.client.get(r).await {
+            Ok(None) => return Change::gone(r, dry),
+            Ok(Some(live)) => live,
+            Err(e) => return Change::failed(r, dry, ChangeError::Prune(e.to_string())),
+        };
+        if let Some(reason) = keep_leftover(r, &live, &self.node.app.name) {
+            return Change::skipped(r, dry, reason);
+        }
+        let mode = super::prepare::sync_mode(&live);
+        if dry || mode == SyncMode::DryRun || ns_mode == Some(SyncMode::DryRun) {
+            return Change::done(r, Action::Pruned, true).noted(Note::WouldBePruned);
+        }
+        match self.client.delete(r, Propagation::Background).await {
+            Ok(_) => {
+                tracing::info!(object = %r, "pruned");
+                Change::done(r, Action::Pruned, false)
+            }
+            Err(e) => Change::failed(r, false, ChangeError::Prune(e.to_string())),
+        }
+    }
+}
+
+/// Why a live leftover must be kept, if it must: turned off, not applied
+/// by `me` (its label and tracking id), or a Namespace or CRD — whose
+/// deletion cascades to everything in it — without `kubesync.dev/prune: allow`.
+fn keep_leftover(r: &ObjectRef, live: &Value, me: &AppName) -> Option<SkipReason> {
+    if super::prepare::sync_mode(live) == SyncMode::Off {
+        return Some(SkipReason::KeptSyncOff);
+    }
+    let owner = live
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(APP_LABEL))
+        .and_then(Value::as_str);
+    let tracked = annotation(live, crate::model::TRACKING_ANNOTATION)
+        .and_then(|t| t.strip_prefix(me.as_str()))
+        .is_some_and(|rest| rest.starts_with(':'));
+    if owner != Some(me.as_str()) || !tracked {
+        return Some(SkipReason::NotOwned);
+    }
+    let cascading = (r.group.is_empty() && r.kind == "Namespace")
+        || (r.group == "apiextensions.k8s.io" && r.kind == "CustomResourceDefinition");
+    if cascading && annotation(live, PRUNE_ANNOTATION) != Some("allow") {
+        let kind = r.kind.clone();
+        return Some(SkipReason::Cascading { kind });
+    }
+    None
+}
+
+/// The value of one annotation of a live object.
+pub(super) fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.pointer("/metadata/annotations")
+        .and_then(|a| a.get(key))
+        .and_then(Value::as_str)
+}
+
+/// Annotation that lets kubesync prune a Namespace or CRD.
+pub const PRUNE_ANNOTATION: &str = "kubesync.dev/prune";
