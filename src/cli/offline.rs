@@ -369,16 +369,7 @@ pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
                         ""
                     };
                     let _ = writeln!(out, "---\n# Source: {}: {}{note}", n.app.name, m.origin);
-                    match serde_yaml::to_string(&object) {
-                        Ok(y) => out.push_str(&y),
-                        Err(e) => {
-                            eprintln!(
-                                "error: application \"{}\": cannot print {}: {e}",
-                                n.app.name, m.origin
-                            );
-                            return Outcome::Failed;
-                        }
-                    }
+                    out.push_str(&crate::model::yaml_emit::to_string(&object));
                 }
             }
             print!("{out}");
