@@ -1,12 +1,14 @@
 //! The command line: clap definitions and dispatch. Thin by design: parse,
 //! call the modules that do the work, print. Exit codes mean something:
 //! 0 everything ok, 1 something failed (or is out of sync), 2 a usage or
-//! configuration error (bad manifest, cycle, unknown dependency).
+//! configuration error (bad manifest, cycle, unknown dependency). A reader
+//! that closes standard output early is not an error: exit 0 (see `stdio`).
 
 mod offline;
 mod online;
 mod output;
 mod progress;
+mod stdio;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +16,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::source::RepoOverride;
+use stdio::errln;
 
 /// What an exit code means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,13 +204,19 @@ pub fn main() -> ExitCode {
             match args.clone().run().await {
                 Ok(()) => Outcome::Ok,
                 Err(e) => {
-                    eprintln!("error: {e:#}");
+                    errln!("error: {e:#}");
                     Outcome::Failed
                 }
             }
         }),
     };
-    outcome.into()
+    match stdio::state() {
+        // The reader has what it wanted (`kubesync render | head`).
+        stdio::Stdout::Closed => Outcome::Ok,
+        stdio::Stdout::Failed if outcome == Outcome::Ok => Outcome::Failed,
+        _ => outcome,
+    }
+    .into()
 }
 
 fn run_async<F: std::future::Future<Output = Outcome>>(f: F) -> Outcome {
@@ -217,7 +226,7 @@ fn run_async<F: std::future::Future<Output = Outcome>>(f: F) -> Outcome {
     {
         Ok(rt) => rt.block_on(f),
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             Outcome::Failed
         }
     }
@@ -229,6 +238,20 @@ fn run_async_value<T, F: std::future::Future<Output = T>>(f: F) -> Option<T> {
         .build()
         .ok()
         .map(|rt| rt.block_on(f))
+}
+
+/// Colour only for a person at a terminal: stderr is a terminal and
+/// `NO_COLOR` is unset or empty (<https://no-color.org>).
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    )
+}
+
+fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 fn init_logging(verbose: u8) {
@@ -245,6 +268,22 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
         .with_target(false)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsStr::new(""))));
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None));
+        assert!(!colour(false, Some(OsStr::new("1"))));
+    }
 }

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde_json::{json, Value};
 
 use super::output::{or_dash, Table};
+use super::stdio::{errln, out, outln};
 use super::{GlobalArgs, Outcome, OutputFormat};
 use crate::graph::{AppGraph, EdgeKind, GraphError};
 use crate::model::{is_application, load_root, looks_like_application, AppName};
@@ -51,23 +52,24 @@ impl Loaded {
     pub fn report_problems(&self) {
         for n in self.tree.failed() {
             if let Some(f) = n.failure() {
-                eprintln!("error: application \"{}\": {}", n.app.name, f.message);
+                errln!("error: application \"{}\": {}", n.app.name, f.message);
             }
         }
         if let Err(errs) = &self.graph {
             for e in errs {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
             }
         }
     }
 }
 
-/// Loads the root, expands and renders the whole tree. Errors that stop
-/// everything (an unreadable or invalid root, a source setup error) are
-/// printed and returned as the exit code.
+/// Loads the root, expands and renders the whole tree, and prints each app's
+/// render warnings to stderr. Errors that stop everything (an unreadable or
+/// invalid root, a source setup error) are printed and returned as the exit
+/// code.
 pub fn load(global: &GlobalArgs) -> Result<Loaded, Outcome> {
     let roots = load_root(&global.root).map_err(|e| {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
         Outcome::Usage
     })?;
     let sources = Sources::new(SourceOptions {
@@ -76,7 +78,7 @@ pub fn load(global: &GlobalArgs) -> Result<Loaded, Outcome> {
         cache_dir: global.cache_dir.clone(),
     })
     .map_err(|e| {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
         Outcome::Usage
     })?;
     let renderer = Renderer::new();
@@ -89,6 +91,12 @@ pub fn load(global: &GlobalArgs) -> Result<Loaded, Outcome> {
             ..ExpandOptions::default()
         },
     );
+    // Each app's render warnings, once, whatever the command.
+    for n in tree.depth_first() {
+        for w in n.warnings() {
+            errln!("warning: application \"{}\": {w}", n.app.name);
+        }
+    }
     let graph = tree.graph();
     Ok(Loaded { tree, graph })
 }
@@ -152,7 +160,7 @@ pub fn tree(global: &GlobalArgs, live: Option<&LiveStatus>) -> Outcome {
                 }
                 t.row(row);
             }
-            print!("{}", t.render());
+            out!("{}", t.render());
         }
         OutputFormat::Json => {
             let apps: Vec<Value> = tree
@@ -171,9 +179,9 @@ pub fn tree(global: &GlobalArgs, live: Option<&LiveStatus>) -> Outcome {
                 "levels": levels_json(&loaded.graph),
                 "errors": graph_errors_json(&loaded.graph),
             });
-            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         }
-        OutputFormat::Dot => print!("{}", dot(tree, &loaded.graph)),
+        OutputFormat::Dot => out!("{}", dot(tree, &loaded.graph)),
     }
     loaded.report_problems();
     loaded.outcome()
@@ -316,7 +324,7 @@ pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
     };
     if loaded.has_config_errors() {
         loaded.report_problems();
-        eprintln!("error: the application tree is misconfigured; nothing was printed");
+        errln!("error: the application tree is misconfigured; nothing was printed");
         return Outcome::Usage;
     }
     let tree = &loaded.tree;
@@ -336,10 +344,10 @@ pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
     if !failed.is_empty() {
         for n in &failed {
             if let Some(f) = n.failure() {
-                eprintln!("error: application \"{}\": {}", n.app.name, f.message);
+                errln!("error: application \"{}\": {}", n.app.name, f.message);
             }
         }
-        eprintln!(
+        errln!(
             "error: {} of {} application(s) failed to render; nothing was printed",
             failed.len(),
             selected.len()
@@ -353,7 +361,7 @@ pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
                 .flat_map(|n| n.manifests().iter().map(|m| without_credentials(&m.object)))
                 .collect();
             let list = json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items});
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&list).unwrap_or_default()
             );
@@ -372,12 +380,7 @@ pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
                     out.push_str(&crate::model::yaml_emit::to_string(&object));
                 }
             }
-            print!("{out}");
-        }
-    }
-    for n in &selected {
-        for w in n.warnings() {
-            eprintln!("warning: application \"{}\": {w}", n.app.name);
+            out!("{out}");
         }
     }
     Outcome::Ok
@@ -440,7 +443,7 @@ pub fn plan(global: &GlobalArgs) -> Outcome {
                         .collect::<Vec<_>>())
                 })
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&json!({"levels": levels})).unwrap_or_default()
             );
@@ -452,14 +455,14 @@ pub fn plan(global: &GlobalArgs) -> Outcome {
                 .iter()
                 .map(|n| n.objects().count())
                 .sum();
-            println!(
+            outln!(
                 "{} applications, {} objects, {} levels",
                 loaded.tree.len(),
                 total,
                 levels.len()
             );
             for (i, level) in levels.iter().enumerate() {
-                println!("\nlevel {i}:");
+                outln!("\nlevel {i}:");
                 let mut t = Table::new(&["  APP", "TIER", "RENDERER", "OBJECTS", "WAITS FOR"]);
                 for a in level {
                     let Some(n) = loaded.tree.get(a) else {
@@ -480,7 +483,7 @@ pub fn plan(global: &GlobalArgs) -> Outcome {
                         or_dash(waits.join(",")),
                     ]);
                 }
-                print!("{}", t.render());
+                out!("{}", t.render());
             }
         }
     }
@@ -508,7 +511,7 @@ pub(super) fn resolve_names(
                     .iter()
                     .map(|n| n.app.name.as_str())
                     .collect();
-                eprintln!(
+                errln!(
                     "error: no application named \"{a}\" in the tree of {} (known: {})",
                     global.root.display(),
                     known.into_iter().collect::<Vec<_>>().join(", ")

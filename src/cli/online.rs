@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::offline::{load, resolve_names, Loaded};
 use super::output::{or_dash, Table};
 use super::progress::Display;
+use super::stdio::{errln, out, outln};
 use super::{GlobalArgs, Outcome, OutputFormat};
 use crate::cluster::{ClusterClient, ClusterOptions};
 use crate::diff::{ObjectDiffKind, SyncStatus};
@@ -93,7 +94,7 @@ pub(super) async fn connect(args: &ClusterArgs) -> Result<ClusterClient, Outcome
             Ok(c)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             Err(Outcome::Usage)
         }
     }
@@ -134,7 +135,7 @@ fn progress(graph: &crate::graph::AppGraph, only: Option<&BTreeSet<AppName>>) ->
 fn print_report(report: &SyncReport, output: OutputFormat) {
     match output {
         OutputFormat::Json => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(report).unwrap_or_default()
             );
@@ -162,7 +163,7 @@ fn print_report(report: &SyncReport, output: OutputFormat) {
                     a.message(),
                 ]);
             }
-            print!("{}", t.render());
+            out!("{}", t.render());
             let totals = report.totals();
             let good = report
                 .apps
@@ -170,13 +171,13 @@ fn print_report(report: &SyncReport, output: OutputFormat) {
                 .filter(|a| a.outcome.is_success())
                 .count();
             if !report.orphaned.is_empty() {
-                println!(
+                outln!(
                     "\nwarning: {} application(s) in the cluster are no longer in the tree: {} (their objects are kept; delete them with kubectl when you mean to)",
                     report.orphaned.len(),
                     report.orphaned.iter().map(AppName::as_str).collect::<Vec<_>>().join(", ")
                 );
             }
-            println!(
+            outln!(
                 "\n{good}/{} applications succeeded in {:.1}s: {} created, {} configured, {} unchanged, {} pruned, {} skipped, {} failed",
                 report.apps.len(),
                 report.duration.as_secs_f64(),
@@ -204,7 +205,7 @@ fn outcome_of(report: &SyncReport) -> Outcome {
 fn note_retries(client: &ClusterClient) {
     let retries = client.request_stats().retries;
     if retries > 0 {
-        eprintln!("note: {retries} request(s) were retried after transient API errors (429/5xx/connection); -vv shows each");
+        errln!("note: {retries} request(s) were retried after transient API errors (429/5xx/connection); -vv shows each");
     }
 }
 
@@ -227,7 +228,7 @@ pub async fn bootstrap(
         Ok(c) => c,
         Err(o) => return o,
     };
-    eprintln!(
+    errln!(
         "bootstrapping {} applications from {} into {}",
         loaded.tree.len(),
         global.root.display(),
@@ -321,12 +322,12 @@ pub async fn diff(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs) -
                     })
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         }
         _ => {
             for d in &diffs {
                 if let Some(e) = &d.error {
-                    println!("=== {}: cannot compare: {e}", d.name);
+                    outln!("=== {}: cannot compare: {e}", d.name);
                     continue;
                 }
                 let changed: Vec<_> = d
@@ -337,7 +338,7 @@ pub async fn diff(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs) -
                 if changed.is_empty() {
                     continue;
                 }
-                println!(
+                outln!(
                     "=== {} ({} of {} objects out of sync)",
                     d.name,
                     changed.len(),
@@ -350,10 +351,10 @@ pub async fn diff(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs) -
                         ObjectDiffKind::Extra => "no longer in git",
                         ObjectDiffKind::Same => "same",
                     };
-                    println!("--- {} {what}", o.object);
-                    print!("{}", o.diff);
+                    outln!("--- {} {what}", o.object);
+                    out!("{}", o.diff);
                     if !o.diff.ends_with('\n') && !o.diff.is_empty() {
-                        println!();
+                        outln!();
                     }
                 }
             }
@@ -361,7 +362,7 @@ pub async fn diff(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs) -
                 .iter()
                 .filter(|d| d.sync_status() == SyncStatus::OutOfSync)
                 .count();
-            eprintln!("{n} of {} applications out of sync", diffs.len());
+            errln!("{n} of {} applications out of sync", diffs.len());
         }
     }
     if out_of_sync {
@@ -380,7 +381,7 @@ pub async fn status(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs)
     let list = match sync::list_applications(&client).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: cannot read Application objects from {}: {e} (has `kubesync bootstrap` run against this cluster?)", client.describe());
+            errln!("error: cannot read Application objects from {}: {e} (has `kubesync bootstrap` run against this cluster?)", client.describe());
             return Outcome::Failed;
         }
     };
@@ -400,7 +401,7 @@ pub async fn status(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs)
             .iter()
             .any(|a| a.pointer("/metadata/name").and_then(Value::as_str) == Some(*w))
         {
-            eprintln!("error: no Application \"{w}\" in {}", client.describe());
+            errln!("error: no Application \"{w}\" in {}", client.describe());
             return Outcome::Usage;
         }
     }
@@ -411,7 +412,7 @@ pub async fn status(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs)
             .to_string()
     };
     match global.output {
-        OutputFormat::Json => println!(
+        OutputFormat::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&rows).unwrap_or_default()
         ),
@@ -436,7 +437,7 @@ pub async fn status(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs)
                     s(a, "/status/operationState/message"),
                 ]);
             }
-            print!("{}", t.render());
+            out!("{}", t.render());
         }
     }
     let all_good = rows.iter().all(|a| {
@@ -480,11 +481,11 @@ pub(super) async fn live_statuses(
         match tokio::time::timeout(Duration::from_secs(10), ClusterClient::connect(opts)).await {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {
-                eprintln!("warning: no live status: {e}");
+                errln!("warning: no live status: {e}");
                 return None;
             }
             Err(_) => {
-                eprintln!("warning: no live status: the cluster did not answer within 10s");
+                errln!("warning: no live status: the cluster did not answer within 10s");
                 return None;
             }
         };
@@ -493,7 +494,7 @@ pub(super) async fn live_statuses(
         // No Application CRD: nothing synced here yet; every app shows as unknown.
         Err(crate::cluster::ClusterError::UnknownKind { .. }) => Vec::new(),
         Err(e) => {
-            eprintln!("warning: no live status from {}: {e}", client.describe());
+            errln!("warning: no live status from {}: {e}", client.describe());
             return None;
         }
     };
