@@ -116,3 +116,53 @@ fn logs_are_plain_off_a_terminal_and_each_warning_is_said_once() {
         }
     }
 }
+
+#[test]
+fn the_error_that_ends_a_command_is_printed_once() {
+    let repo = Repo::new();
+    repo.app("web", "");
+    repo.write(
+        "objects/web/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\n",
+    );
+    let root = repo.root();
+    let root = root.to_str().expect("utf-8 path");
+    let missing = repo.path().join("missing.yaml");
+    let missing = missing.to_str().expect("utf-8 path");
+    for (args, code, message) in [
+        (
+            vec!["--root", root, "render", "nope"],
+            2,
+            "error: no application named \"nope\"",
+        ),
+        (
+            vec!["--root", missing, "plan"],
+            2,
+            "cannot read the root manifest",
+        ),
+        (
+            vec![
+                "--root",
+                root,
+                "sync",
+                "nope",
+                "--server",
+                "http://127.0.0.1:1",
+            ],
+            2,
+            "error: no application named \"nope\"",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_kubesync"))
+            .args(&args)
+            .env_remove("KUBECONFIG")
+            .env("HOME", repo.path())
+            .output()
+            .expect("run kubesync");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", text(&out));
+        assert_eq!(stderr.matches(message).count(), 1, "{args:?}: {stderr}");
+        assert_eq!(stderr.matches("error:").count(), 1, "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out));
+    }
+}

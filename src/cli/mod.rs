@@ -4,6 +4,7 @@
 //! configuration error (bad manifest, cycle, unknown dependency). A reader
 //! that closes standard output early is not an error: exit 0 (see `stdio`).
 
+mod error;
 mod offline;
 mod online;
 mod output;
@@ -16,6 +17,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::source::RepoOverride;
+use error::CliError;
 use stdio::errln;
 
 /// What an exit code means.
@@ -169,7 +171,25 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.global.verbose);
-    let outcome = match cli.command {
+    let outcome = match run(&cli) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            errln!("error: {e}");
+            e.outcome()
+        }
+    };
+    match stdio::state() {
+        // The reader has what it wanted (`kubesync render | head`).
+        stdio::Stdout::Closed => Outcome::Ok,
+        stdio::Stdout::Failed if outcome == Outcome::Ok => Outcome::Failed,
+        _ => outcome,
+    }
+    .into()
+}
+
+/// Runs the command; the error that ends it, if any, is printed by [`main`].
+fn run(cli: &Cli) -> Result<Outcome, CliError> {
+    match cli.command {
         Command::Tree { ref cluster } => {
             let live = run_async_value(online::live_statuses(cluster));
             offline::tree(&cli.global, live.flatten().as_ref())
@@ -201,35 +221,20 @@ pub fn main() -> ExitCode {
             ref cluster,
         } => run_async(online::status(&cli.global, apps, cluster)),
         Command::Emulator(ref args) => run_async(async {
-            match args.clone().run().await {
-                Ok(()) => Outcome::Ok,
-                Err(e) => {
-                    errln!("error: {e:#}");
-                    Outcome::Failed
-                }
-            }
+            args.clone().run().await.map_err(CliError::Emulator)?;
+            Ok(Outcome::Ok)
         }),
-    };
-    match stdio::state() {
-        // The reader has what it wanted (`kubesync render | head`).
-        stdio::Stdout::Closed => Outcome::Ok,
-        stdio::Stdout::Failed if outcome == Outcome::Ok => Outcome::Failed,
-        _ => outcome,
     }
-    .into()
 }
 
-fn run_async<F: std::future::Future<Output = Outcome>>(f: F) -> Outcome {
-    match tokio::runtime::Builder::new_multi_thread()
+fn run_async<F: std::future::Future<Output = Result<Outcome, CliError>>>(
+    f: F,
+) -> Result<Outcome, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt.block_on(f),
-        Err(e) => {
-            errln!("error: cannot start the async runtime: {e}");
-            Outcome::Failed
-        }
-    }
+        .map_err(CliError::Runtime)?
+        .block_on(f)
 }
 
 fn run_async_value<T, F: std::future::Future<Output = T>>(f: F) -> Option<T> {

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
+use super::error::CliError;
 use super::output::{or_dash, Table};
 use super::stdio::{errln, out, outln};
 use super::{GlobalArgs, Outcome, OutputFormat};
@@ -64,22 +65,14 @@ impl Loaded {
 }
 
 /// Loads the root, expands and renders the whole tree, and prints each app's
-/// render warnings to stderr. Errors that stop everything (an unreadable or
-/// invalid root, a source setup error) are printed and returned as the exit
-/// code.
-pub fn load(global: &GlobalArgs) -> Result<Loaded, Outcome> {
-    let roots = load_root(&global.root).map_err(|e| {
-        errln!("error: {e}");
-        Outcome::Usage
-    })?;
+/// render warnings to stderr. Fails only on what stops everything: an
+/// unreadable or invalid root, a source setup error.
+pub fn load(global: &GlobalArgs) -> Result<Loaded, CliError> {
+    let roots = load_root(&global.root)?;
     let sources = Sources::new(SourceOptions {
         root_manifest: global.root.clone(),
         overrides: global.repo_overrides.clone(),
         cache_dir: global.cache_dir.clone(),
-    })
-    .map_err(|e| {
-        errln!("error: {e}");
-        Outcome::Usage
     })?;
     let renderer = Renderer::new();
     let tree = expand(
@@ -117,11 +110,8 @@ fn status_word(node: &AppNode) -> &'static str {
 pub type LiveStatus = std::collections::HashMap<String, (String, String)>;
 
 /// `kubesync tree`
-pub fn tree(global: &GlobalArgs, live: Option<&LiveStatus>) -> Outcome {
-    let loaded = match load(global) {
-        Ok(l) => l,
-        Err(o) => return o,
-    };
+pub fn tree(global: &GlobalArgs, live: Option<&LiveStatus>) -> Result<Outcome, CliError> {
+    let loaded = load(global)?;
     let tree = &loaded.tree;
     match global.output {
         OutputFormat::Text => {
@@ -184,7 +174,7 @@ pub fn tree(global: &GlobalArgs, live: Option<&LiveStatus>) -> Outcome {
         OutputFormat::Dot => out!("{}", dot(tree, &loaded.graph)),
     }
     loaded.report_problems();
-    loaded.outcome()
+    Ok(loaded.outcome())
 }
 
 /// Tree-drawing prefixes (`├─ `, `│  └─ `) in depth-first order.
@@ -317,23 +307,19 @@ fn dot(tree: &AppTree, graph: &Result<AppGraph, Vec<GraphError>>) -> String {
 }
 
 /// `kubesync render [APP]...`
-pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
-    let loaded = match load(global) {
-        Ok(l) => l,
-        Err(o) => return o,
-    };
+pub fn render(global: &GlobalArgs, apps: &[String]) -> Result<Outcome, CliError> {
+    let loaded = load(global)?;
     if loaded.has_config_errors() {
         loaded.report_problems();
-        errln!("error: the application tree is misconfigured; nothing was printed");
-        return Outcome::Usage;
+        return Err(CliError::Misconfigured {
+            consequence: "nothing was printed",
+        });
     }
     let tree = &loaded.tree;
     let selected: Vec<&AppNode> = if apps.is_empty() {
         tree.depth_first()
     } else {
-        if let Err(o) = resolve_names(&loaded, apps, global) {
-            return o;
-        }
+        resolve_names(&loaded, apps, global)?;
         let mut seen = BTreeSet::new();
         apps.iter()
             .filter_map(|a| tree.get_str(a))
@@ -347,12 +333,10 @@ pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
                 errln!("error: application \"{}\": {}", n.app.name, f.message);
             }
         }
-        errln!(
-            "error: {} of {} application(s) failed to render; nothing was printed",
-            failed.len(),
-            selected.len()
-        );
-        return Outcome::Failed;
+        return Err(CliError::RenderFailed {
+            failed: failed.len(),
+            total: selected.len(),
+        });
     }
     match global.output {
         OutputFormat::Json => {
@@ -383,7 +367,7 @@ pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
             out!("{out}");
         }
     }
-    Outcome::Ok
+    Ok(Outcome::Ok)
 }
 
 /// `obj` as `render` may print it: an Application (either kind) with the
@@ -414,14 +398,13 @@ fn without_credentials(obj: &Value) -> Cow<'_, Value> {
 }
 
 /// `kubesync plan`
-pub fn plan(global: &GlobalArgs) -> Outcome {
-    let loaded = match load(global) {
-        Ok(l) => l,
-        Err(o) => return o,
-    };
+pub fn plan(global: &GlobalArgs) -> Result<Outcome, CliError> {
+    let loaded = load(global)?;
     let Ok(graph) = &loaded.graph else {
         loaded.report_problems();
-        return Outcome::Usage;
+        return Err(CliError::Misconfigured {
+            consequence: "nothing was printed",
+        });
     };
     let levels = graph.levels();
     match global.output {
@@ -488,7 +471,7 @@ pub fn plan(global: &GlobalArgs) -> Outcome {
         }
     }
     loaded.report_problems();
-    loaded.outcome()
+    Ok(loaded.outcome())
 }
 
 /// The named apps of the tree; an unknown name is a usage error that lists
@@ -497,7 +480,7 @@ pub(super) fn resolve_names(
     loaded: &Loaded,
     apps: &[String],
     global: &GlobalArgs,
-) -> Result<BTreeSet<AppName>, Outcome> {
+) -> Result<BTreeSet<AppName>, CliError> {
     let mut out = BTreeSet::new();
     for a in apps {
         match loaded.tree.get_str(a) {
@@ -505,18 +488,17 @@ pub(super) fn resolve_names(
                 out.insert(n.app.name.clone());
             }
             None => {
-                let known: BTreeSet<&str> = loaded
+                let known: BTreeSet<String> = loaded
                     .tree
                     .nodes()
                     .iter()
-                    .map(|n| n.app.name.as_str())
+                    .map(|n| n.app.name.to_string())
                     .collect();
-                errln!(
-                    "error: no application named \"{a}\" in the tree of {} (known: {})",
-                    global.root.display(),
-                    known.into_iter().collect::<Vec<_>>().join(", ")
-                );
-                return Err(Outcome::Usage);
+                return Err(CliError::UnknownApp {
+                    name: a.clone(),
+                    root: global.root.clone(),
+                    known: known.into_iter().collect(),
+                });
             }
         }
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::error::CliError;
 use super::offline::{load, resolve_names, Loaded};
 use super::output::{or_dash, Table};
 use super::progress::Display;
@@ -79,7 +80,7 @@ impl SyncArgs {
     }
 }
 
-pub(super) async fn connect(args: &ClusterArgs) -> Result<ClusterClient, Outcome> {
+pub(super) async fn connect(args: &ClusterArgs) -> Result<ClusterClient, CliError> {
     let opts = ClusterOptions {
         kubeconfig: args.kubeconfig.clone(),
         context: args.context.clone(),
@@ -88,22 +89,17 @@ pub(super) async fn connect(args: &ClusterArgs) -> Result<ClusterClient, Outcome
         force_conflicts: !args.no_force,
         ..ClusterOptions::default()
     };
-    match ClusterClient::connect(opts).await {
-        Ok(c) => {
-            tracing::info!("connected to {}", c.describe());
-            Ok(c)
-        }
-        Err(e) => {
-            errln!("error: {e}");
-            Err(Outcome::Usage)
-        }
-    }
+    let client = ClusterClient::connect(opts)
+        .await
+        .map_err(|e| CliError::Connect(Box::new(e)))?;
+    tracing::info!("connected to {}", client.describe());
+    Ok(client)
 }
 
 /// Loads the tree and checks it can be ordered; configuration errors (see
 /// [`Loaded::has_config_errors`]) stop here with exit 2, before the cluster
 /// is contacted, exactly as `tree` and `plan` report them.
-fn load_ordered(global: &GlobalArgs) -> Result<(Loaded, crate::graph::AppGraph), Outcome> {
+fn load_ordered(global: &GlobalArgs) -> Result<(Loaded, crate::graph::AppGraph), CliError> {
     let loaded = load(global)?;
     match &loaded.graph {
         Ok(g) if !loaded.has_config_errors() => {
@@ -112,7 +108,9 @@ fn load_ordered(global: &GlobalArgs) -> Result<(Loaded, crate::graph::AppGraph),
         }
         _ => {
             loaded.report_problems();
-            Err(Outcome::Usage)
+            Err(CliError::Misconfigured {
+                consequence: "the cluster was not contacted",
+            })
         }
     }
 }
@@ -215,19 +213,13 @@ pub async fn bootstrap(
     root: Option<PathBuf>,
     cluster: &ClusterArgs,
     args: &SyncArgs,
-) -> Outcome {
+) -> Result<Outcome, CliError> {
     let mut global = global.clone();
     if let Some(r) = root {
         global.root = r;
     }
-    let (loaded, graph) = match load_ordered(&global) {
-        Ok(x) => x,
-        Err(o) => return o,
-    };
-    let client = match connect(cluster).await {
-        Ok(c) => c,
-        Err(o) => return o,
-    };
+    let (loaded, graph) = load_ordered(&global)?;
+    let client = connect(cluster).await?;
     errln!(
         "bootstrapping {} applications from {} into {}",
         loaded.tree.len(),
@@ -244,7 +236,7 @@ pub async fn bootstrap(
     .await;
     print_report(&report, global.output);
     note_retries(&client);
-    outcome_of(&report)
+    Ok(outcome_of(&report))
 }
 
 /// `kubesync sync APP…`
@@ -254,24 +246,15 @@ pub async fn sync(
     with_deps: bool,
     cluster: &ClusterArgs,
     args: &SyncArgs,
-) -> Outcome {
-    let (loaded, graph) = match load_ordered(global) {
-        Ok(x) => x,
-        Err(o) => return o,
-    };
-    let names = match resolve_names(&loaded, apps, global) {
-        Ok(n) => n,
-        Err(o) => return o,
-    };
+) -> Result<Outcome, CliError> {
+    let (loaded, graph) = load_ordered(global)?;
+    let names = resolve_names(&loaded, apps, global)?;
     let only: BTreeSet<AppName> = if with_deps {
         graph.with_prerequisites(&names.iter().cloned().collect())
     } else {
         names
     };
-    let client = match connect(cluster).await {
-        Ok(c) => c,
-        Err(o) => return o,
-    };
+    let client = connect(cluster).await?;
     let display = progress(&graph, Some(&only));
     let opts = SyncOptions {
         only: Some(only),
@@ -280,27 +263,22 @@ pub async fn sync(
     let report = sync::run(&loaded.tree, &graph, &client, &opts, &display).await;
     print_report(&report, global.output);
     note_retries(&client);
-    outcome_of(&report)
+    Ok(outcome_of(&report))
 }
 
 /// `kubesync diff [APP…]`
-pub async fn diff(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs) -> Outcome {
-    let (loaded, _graph) = match load_ordered(global) {
-        Ok(x) => x,
-        Err(o) => return o,
-    };
+pub async fn diff(
+    global: &GlobalArgs,
+    apps: &[String],
+    cluster: &ClusterArgs,
+) -> Result<Outcome, CliError> {
+    let (loaded, _graph) = load_ordered(global)?;
     let only = if apps.is_empty() {
         None
     } else {
-        match resolve_names(&loaded, apps, global) {
-            Ok(n) => Some(n),
-            Err(o) => return o,
-        }
+        Some(resolve_names(&loaded, apps, global)?)
     };
-    let client = match connect(cluster).await {
-        Ok(c) => c,
-        Err(o) => return o,
-    };
+    let client = connect(cluster).await?;
     let diffs = sync::diff(&loaded.tree, &client, only.as_ref()).await;
     let out_of_sync = diffs
         .iter()
@@ -365,26 +343,27 @@ pub async fn diff(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs) -
             errln!("{n} of {} applications out of sync", diffs.len());
         }
     }
-    if out_of_sync {
+    Ok(if out_of_sync {
         Outcome::Failed
     } else {
         Outcome::Ok
-    }
+    })
 }
 
 /// `kubesync status [APP…]`: the Application objects' status in the cluster.
-pub async fn status(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs) -> Outcome {
-    let client = match connect(cluster).await {
-        Ok(c) => c,
-        Err(o) => return o,
-    };
-    let list = match sync::list_applications(&client).await {
-        Ok(l) => l,
-        Err(e) => {
-            errln!("error: cannot read Application objects from {}: {e} (has `kubesync bootstrap` run against this cluster?)", client.describe());
-            return Outcome::Failed;
-        }
-    };
+pub async fn status(
+    global: &GlobalArgs,
+    apps: &[String],
+    cluster: &ClusterArgs,
+) -> Result<Outcome, CliError> {
+    let client = connect(cluster).await?;
+    let list =
+        sync::list_applications(&client)
+            .await
+            .map_err(|source| CliError::ReadApplications {
+                cluster: client.describe(),
+                source: Box::new(source),
+            })?;
     let wanted: BTreeSet<&str> = apps.iter().map(String::as_str).collect();
     let rows: Vec<&Value> = list
         .iter()
@@ -401,8 +380,10 @@ pub async fn status(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs)
             .iter()
             .any(|a| a.pointer("/metadata/name").and_then(Value::as_str) == Some(*w))
         {
-            errln!("error: no Application \"{w}\" in {}", client.describe());
-            return Outcome::Usage;
+            return Err(CliError::NoApplication {
+                name: w.to_string(),
+                cluster: client.describe(),
+            });
         }
     }
     let s = |v: &Value, p: &str| {
@@ -447,11 +428,11 @@ pub async fn status(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs)
                 "Healthy" | "Suspended"
             )
     });
-    if all_good {
+    Ok(if all_good {
         Outcome::Ok
     } else {
         Outcome::Failed
-    }
+    })
 }
 
 /// Sync status and health of each app as recorded in the cluster, for
