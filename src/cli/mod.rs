@@ -1,12 +1,15 @@
 //! The command line: clap definitions and dispatch. Thin by design: parse,
 //! call the modules that do the work, print. Exit codes mean something:
 //! 0 everything ok, 1 something failed (or is out of sync), 2 a usage or
-//! configuration error (bad manifest, cycle, unknown dependency).
+//! configuration error (bad manifest, cycle, unknown dependency). A reader
+//! that closes standard output early is not an error: exit 0 (see `stdio`).
 
+mod error;
 mod offline;
 mod online;
 mod output;
 mod progress;
+mod stdio;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +17,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::source::RepoOverride;
+use error::CliError;
+use stdio::errln;
 
 /// What an exit code means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +171,25 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.global.verbose);
-    let outcome = match cli.command {
+    let outcome = match run(&cli) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            errln!("error: {e}");
+            e.outcome()
+        }
+    };
+    match stdio::state() {
+        // The reader has what it wanted (`kubesync render | head`).
+        stdio::Stdout::Closed => Outcome::Ok,
+        stdio::Stdout::Failed if outcome == Outcome::Ok => Outcome::Failed,
+        _ => outcome,
+    }
+    .into()
+}
+
+/// Runs the command; the error that ends it, if any, is printed by [`main`].
+fn run(cli: &Cli) -> Result<Outcome, CliError> {
+    match cli.command {
         Command::Tree { ref cluster } => {
             let live = run_async_value(online::live_statuses(cluster));
             offline::tree(&cli.global, live.flatten().as_ref())
@@ -198,29 +221,20 @@ pub fn main() -> ExitCode {
             ref cluster,
         } => run_async(online::status(&cli.global, apps, cluster)),
         Command::Emulator(ref args) => run_async(async {
-            match args.clone().run().await {
-                Ok(()) => Outcome::Ok,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    Outcome::Failed
-                }
-            }
+            args.clone().run().await.map_err(CliError::Emulator)?;
+            Ok(Outcome::Ok)
         }),
-    };
-    outcome.into()
+    }
 }
 
-fn run_async<F: std::future::Future<Output = Outcome>>(f: F) -> Outcome {
-    match tokio::runtime::Builder::new_multi_thread()
+fn run_async<F: std::future::Future<Output = Result<Outcome, CliError>>>(
+    f: F,
+) -> Result<Outcome, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt.block_on(f),
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            Outcome::Failed
-        }
-    }
+        .map_err(CliError::Runtime)?
+        .block_on(f)
 }
 
 fn run_async_value<T, F: std::future::Future<Output = T>>(f: F) -> Option<T> {
@@ -229,6 +243,20 @@ fn run_async_value<T, F: std::future::Future<Output = T>>(f: F) -> Option<T> {
         .build()
         .ok()
         .map(|rt| rt.block_on(f))
+}
+
+/// Colour only for a person at a terminal: stderr is a terminal and
+/// `NO_COLOR` is unset or empty (<https://no-color.org>).
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    )
+}
+
+fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 fn init_logging(verbose: u8) {
@@ -245,6 +273,22 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
         .with_target(false)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsStr::new(""))));
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None));
+        assert!(!colour(false, Some(OsStr::new("1"))));
+    }
 }

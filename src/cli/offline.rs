@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
+use super::error::CliError;
 use super::output::{or_dash, Table};
+use super::stdio::{errln, out, outln};
 use super::{GlobalArgs, Outcome, OutputFormat};
 use crate::graph::{AppGraph, EdgeKind, GraphError};
 use crate::model::{is_application, load_root, looks_like_application, AppName};
@@ -51,33 +53,26 @@ impl Loaded {
     pub fn report_problems(&self) {
         for n in self.tree.failed() {
             if let Some(f) = n.failure() {
-                eprintln!("error: application \"{}\": {}", n.app.name, f.message);
+                errln!("error: application \"{}\": {}", n.app.name, f.message);
             }
         }
         if let Err(errs) = &self.graph {
             for e in errs {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
             }
         }
     }
 }
 
-/// Loads the root, expands and renders the whole tree. Errors that stop
-/// everything (an unreadable or invalid root, a source setup error) are
-/// printed and returned as the exit code.
-pub fn load(global: &GlobalArgs) -> Result<Loaded, Outcome> {
-    let roots = load_root(&global.root).map_err(|e| {
-        eprintln!("error: {e}");
-        Outcome::Usage
-    })?;
+/// Loads the root, expands and renders the whole tree, and prints each app's
+/// render warnings to stderr. Fails only on what stops everything: an
+/// unreadable or invalid root, a source setup error.
+pub fn load(global: &GlobalArgs) -> Result<Loaded, CliError> {
+    let roots = load_root(&global.root)?;
     let sources = Sources::new(SourceOptions {
         root_manifest: global.root.clone(),
         overrides: global.repo_overrides.clone(),
         cache_dir: global.cache_dir.clone(),
-    })
-    .map_err(|e| {
-        eprintln!("error: {e}");
-        Outcome::Usage
     })?;
     let renderer = Renderer::new();
     let tree = expand(
@@ -89,6 +84,12 @@ pub fn load(global: &GlobalArgs) -> Result<Loaded, Outcome> {
             ..ExpandOptions::default()
         },
     );
+    // Each app's render warnings, once, whatever the command.
+    for n in tree.depth_first() {
+        for w in n.warnings() {
+            errln!("warning: application \"{}\": {w}", n.app.name);
+        }
+    }
     let graph = tree.graph();
     Ok(Loaded { tree, graph })
 }
@@ -109,11 +110,8 @@ fn status_word(node: &AppNode) -> &'static str {
 pub type LiveStatus = std::collections::HashMap<String, (String, String)>;
 
 /// `kubesync tree`
-pub fn tree(global: &GlobalArgs, live: Option<&LiveStatus>) -> Outcome {
-    let loaded = match load(global) {
-        Ok(l) => l,
-        Err(o) => return o,
-    };
+pub fn tree(global: &GlobalArgs, live: Option<&LiveStatus>) -> Result<Outcome, CliError> {
+    let loaded = load(global)?;
     let tree = &loaded.tree;
     match global.output {
         OutputFormat::Text => {
@@ -152,7 +150,7 @@ pub fn tree(global: &GlobalArgs, live: Option<&LiveStatus>) -> Outcome {
                 }
                 t.row(row);
             }
-            print!("{}", t.render());
+            out!("{}", t.render());
         }
         OutputFormat::Json => {
             let apps: Vec<Value> = tree
@@ -171,12 +169,12 @@ pub fn tree(global: &GlobalArgs, live: Option<&LiveStatus>) -> Outcome {
                 "levels": levels_json(&loaded.graph),
                 "errors": graph_errors_json(&loaded.graph),
             });
-            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         }
-        OutputFormat::Dot => print!("{}", dot(tree, &loaded.graph)),
+        OutputFormat::Dot => out!("{}", dot(tree, &loaded.graph)),
     }
     loaded.report_problems();
-    loaded.outcome()
+    Ok(loaded.outcome())
 }
 
 /// Tree-drawing prefixes (`├─ `, `│  └─ `) in depth-first order.
@@ -309,23 +307,19 @@ fn dot(tree: &AppTree, graph: &Result<AppGraph, Vec<GraphError>>) -> String {
 }
 
 /// `kubesync render [APP]...`
-pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
-    let loaded = match load(global) {
-        Ok(l) => l,
-        Err(o) => return o,
-    };
+pub fn render(global: &GlobalArgs, apps: &[String]) -> Result<Outcome, CliError> {
+    let loaded = load(global)?;
     if loaded.has_config_errors() {
         loaded.report_problems();
-        eprintln!("error: the application tree is misconfigured; nothing was printed");
-        return Outcome::Usage;
+        return Err(CliError::Misconfigured {
+            consequence: "nothing was printed",
+        });
     }
     let tree = &loaded.tree;
     let selected: Vec<&AppNode> = if apps.is_empty() {
         tree.depth_first()
     } else {
-        if let Err(o) = resolve_names(&loaded, apps, global) {
-            return o;
-        }
+        resolve_names(&loaded, apps, global)?;
         let mut seen = BTreeSet::new();
         apps.iter()
             .filter_map(|a| tree.get_str(a))
@@ -336,15 +330,13 @@ pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
     if !failed.is_empty() {
         for n in &failed {
             if let Some(f) = n.failure() {
-                eprintln!("error: application \"{}\": {}", n.app.name, f.message);
+                errln!("error: application \"{}\": {}", n.app.name, f.message);
             }
         }
-        eprintln!(
-            "error: {} of {} application(s) failed to render; nothing was printed",
-            failed.len(),
-            selected.len()
-        );
-        return Outcome::Failed;
+        return Err(CliError::RenderFailed {
+            failed: failed.len(),
+            total: selected.len(),
+        });
     }
     match global.output {
         OutputFormat::Json => {
@@ -353,7 +345,7 @@ pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
                 .flat_map(|n| n.manifests().iter().map(|m| without_credentials(&m.object)))
                 .collect();
             let list = json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items});
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&list).unwrap_or_default()
             );
@@ -369,27 +361,13 @@ pub fn render(global: &GlobalArgs, apps: &[String]) -> Outcome {
                         ""
                     };
                     let _ = writeln!(out, "---\n# Source: {}: {}{note}", n.app.name, m.origin);
-                    match serde_yaml::to_string(&object) {
-                        Ok(y) => out.push_str(&y),
-                        Err(e) => {
-                            eprintln!(
-                                "error: application \"{}\": cannot print {}: {e}",
-                                n.app.name, m.origin
-                            );
-                            return Outcome::Failed;
-                        }
-                    }
+                    out.push_str(&crate::model::yaml_emit::to_string(&object));
                 }
             }
-            print!("{out}");
+            out!("{out}");
         }
     }
-    for n in &selected {
-        for w in n.warnings() {
-            eprintln!("warning: application \"{}\": {w}", n.app.name);
-        }
-    }
-    Outcome::Ok
+    Ok(Outcome::Ok)
 }
 
 /// `obj` as `render` may print it: an Application (either kind) with the
@@ -420,14 +398,13 @@ fn without_credentials(obj: &Value) -> Cow<'_, Value> {
 }
 
 /// `kubesync plan`
-pub fn plan(global: &GlobalArgs) -> Outcome {
-    let loaded = match load(global) {
-        Ok(l) => l,
-        Err(o) => return o,
-    };
+pub fn plan(global: &GlobalArgs) -> Result<Outcome, CliError> {
+    let loaded = load(global)?;
     let Ok(graph) = &loaded.graph else {
         loaded.report_problems();
-        return Outcome::Usage;
+        return Err(CliError::Misconfigured {
+            consequence: "nothing was printed",
+        });
     };
     let levels = graph.levels();
     match global.output {
@@ -449,7 +426,7 @@ pub fn plan(global: &GlobalArgs) -> Outcome {
                         .collect::<Vec<_>>())
                 })
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&json!({"levels": levels})).unwrap_or_default()
             );
@@ -461,14 +438,14 @@ pub fn plan(global: &GlobalArgs) -> Outcome {
                 .iter()
                 .map(|n| n.objects().count())
                 .sum();
-            println!(
+            outln!(
                 "{} applications, {} objects, {} levels",
                 loaded.tree.len(),
                 total,
                 levels.len()
             );
             for (i, level) in levels.iter().enumerate() {
-                println!("\nlevel {i}:");
+                outln!("\nlevel {i}:");
                 let mut t = Table::new(&["  APP", "TIER", "RENDERER", "OBJECTS", "WAITS FOR"]);
                 for a in level {
                     let Some(n) = loaded.tree.get(a) else {
@@ -489,12 +466,12 @@ pub fn plan(global: &GlobalArgs) -> Outcome {
                         or_dash(waits.join(",")),
                     ]);
                 }
-                print!("{}", t.render());
+                out!("{}", t.render());
             }
         }
     }
     loaded.report_problems();
-    loaded.outcome()
+    Ok(loaded.outcome())
 }
 
 /// The named apps of the tree; an unknown name is a usage error that lists
@@ -503,7 +480,7 @@ pub(super) fn resolve_names(
     loaded: &Loaded,
     apps: &[String],
     global: &GlobalArgs,
-) -> Result<BTreeSet<AppName>, Outcome> {
+) -> Result<BTreeSet<AppName>, CliError> {
     let mut out = BTreeSet::new();
     for a in apps {
         match loaded.tree.get_str(a) {
@@ -511,18 +488,17 @@ pub(super) fn resolve_names(
                 out.insert(n.app.name.clone());
             }
             None => {
-                let known: BTreeSet<&str> = loaded
+                let known: BTreeSet<String> = loaded
                     .tree
                     .nodes()
                     .iter()
-                    .map(|n| n.app.name.as_str())
+                    .map(|n| n.app.name.to_string())
                     .collect();
-                eprintln!(
-                    "error: no application named \"{a}\" in the tree of {} (known: {})",
-                    global.root.display(),
-                    known.into_iter().collect::<Vec<_>>().join(", ")
-                );
-                return Err(Outcome::Usage);
+                return Err(CliError::UnknownApp {
+                    name: a.clone(),
+                    root: global.root.clone(),
+                    known: known.into_iter().collect(),
+                });
             }
         }
     }

@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::error::CliError;
 use super::offline::{load, resolve_names, Loaded};
 use super::output::{or_dash, Table};
 use super::progress::Display;
+use super::stdio::{errln, out, outln};
 use super::{GlobalArgs, Outcome, OutputFormat};
 use crate::cluster::{ClusterClient, ClusterOptions};
 use crate::diff::{ObjectDiffKind, SyncStatus};
@@ -79,7 +81,7 @@ impl SyncArgs {
     }
 }
 
-pub(super) async fn connect(args: &ClusterArgs) -> Result<ClusterClient, Outcome> {
+pub(super) async fn connect(args: &ClusterArgs) -> Result<ClusterClient, CliError> {
     let opts = ClusterOptions {
         kubeconfig: args.kubeconfig.clone(),
         context: args.context.clone(),
@@ -88,22 +90,17 @@ pub(super) async fn connect(args: &ClusterArgs) -> Result<ClusterClient, Outcome
         force_conflicts: !args.no_force,
         ..ClusterOptions::default()
     };
-    match ClusterClient::connect(opts).await {
-        Ok(c) => {
-            tracing::info!("connected to {}", c.describe());
-            Ok(c)
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Err(Outcome::Usage)
-        }
-    }
+    let client = ClusterClient::connect(opts)
+        .await
+        .map_err(|e| CliError::Connect(Box::new(e)))?;
+    tracing::info!("connected to {}", client.describe());
+    Ok(client)
 }
 
 /// Loads the tree and checks it can be ordered; configuration errors (see
 /// [`Loaded::has_config_errors`]) stop here with exit 2, before the cluster
 /// is contacted, exactly as `tree` and `plan` report them.
-fn load_ordered(global: &GlobalArgs) -> Result<(Loaded, crate::graph::AppGraph), Outcome> {
+fn load_ordered(global: &GlobalArgs) -> Result<(Loaded, crate::graph::AppGraph), CliError> {
     let loaded = load(global)?;
     match &loaded.graph {
         Ok(g) if !loaded.has_config_errors() => {
@@ -112,7 +109,9 @@ fn load_ordered(global: &GlobalArgs) -> Result<(Loaded, crate::graph::AppGraph),
         }
         _ => {
             loaded.report_problems();
-            Err(Outcome::Usage)
+            Err(CliError::Misconfigured {
+                consequence: "the cluster was not contacted",
+            })
         }
     }
 }
@@ -135,7 +134,7 @@ fn progress(graph: &crate::graph::AppGraph, only: Option<&BTreeSet<AppName>>) ->
 fn print_report(report: &SyncReport, output: OutputFormat) {
     match output {
         OutputFormat::Json => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(report).unwrap_or_default()
             );
@@ -163,7 +162,7 @@ fn print_report(report: &SyncReport, output: OutputFormat) {
                     a.message(),
                 ]);
             }
-            print!("{}", t.render());
+            out!("{}", t.render());
             let totals = report.totals();
             let good = report
                 .apps
@@ -171,13 +170,13 @@ fn print_report(report: &SyncReport, output: OutputFormat) {
                 .filter(|a| a.outcome.is_success())
                 .count();
             if !report.orphaned.is_empty() {
-                println!(
+                outln!(
                     "\nwarning: {} application(s) in the cluster are no longer in the tree: {} (their objects are kept; delete them with kubectl when you mean to)",
                     report.orphaned.len(),
                     report.orphaned.iter().map(AppName::as_str).collect::<Vec<_>>().join(", ")
                 );
             }
-            println!(
+            outln!(
                 "\n{good}/{} applications succeeded in {:.1}s: {} created, {} configured, {} unchanged, {} pruned, {} skipped, {} failed",
                 report.apps.len(),
                 report.duration.as_secs_f64(),
@@ -205,7 +204,7 @@ fn outcome_of(report: &SyncReport) -> Outcome {
 fn note_retries(client: &ClusterClient) {
     let retries = client.request_stats().retries;
     if retries > 0 {
-        eprintln!("note: {retries} request(s) were retried after transient API errors (429/5xx/connection); -vv shows each");
+        errln!("note: {retries} request(s) were retried after transient API errors (429/5xx/connection); -vv shows each");
     }
 }
 
@@ -215,20 +214,14 @@ pub async fn bootstrap(
     root: Option<PathBuf>,
     cluster: &ClusterArgs,
     args: &SyncArgs,
-) -> Outcome {
+) -> Result<Outcome, CliError> {
     let mut global = global.clone();
     if let Some(r) = root {
         global.root = r;
     }
-    let (loaded, graph) = match load_ordered(&global) {
-        Ok(x) => x,
-        Err(o) => return o,
-    };
-    let client = match connect(cluster).await {
-        Ok(c) => c,
-        Err(o) => return o,
-    };
-    eprintln!(
+    let (loaded, graph) = load_ordered(&global)?;
+    let client = connect(cluster).await?;
+    errln!(
         "bootstrapping {} applications from {} into {}",
         loaded.tree.len(),
         global.root.display(),
@@ -244,7 +237,7 @@ pub async fn bootstrap(
     .await;
     print_report(&report, global.output);
     note_retries(&client);
-    outcome_of(&report)
+    Ok(outcome_of(&report))
 }
 
 /// `kubesync sync APP…`
@@ -254,24 +247,15 @@ pub async fn sync(
     with_deps: bool,
     cluster: &ClusterArgs,
     args: &SyncArgs,
-) -> Outcome {
-    let (loaded, graph) = match load_ordered(global) {
-        Ok(x) => x,
-        Err(o) => return o,
-    };
-    let names = match resolve_names(&loaded, apps, global) {
-        Ok(n) => n,
-        Err(o) => return o,
-    };
+) -> Result<Outcome, CliError> {
+    let (loaded, graph) = load_ordered(global)?;
+    let names = resolve_names(&loaded, apps, global)?;
     let only: BTreeSet<AppName> = if with_deps {
         graph.with_prerequisites(&names.iter().cloned().collect())
     } else {
         names
     };
-    let client = match connect(cluster).await {
-        Ok(c) => c,
-        Err(o) => return o,
-    };
+    let client = connect(cluster).await?;
     let display = progress(&graph, Some(&only));
     let opts = SyncOptions {
         only: Some(only),
@@ -280,27 +264,22 @@ pub async fn sync(
     let report = sync::run(&loaded.tree, &graph, &client, &opts, &display).await;
     print_report(&report, global.output);
     note_retries(&client);
-    outcome_of(&report)
+    Ok(outcome_of(&report))
 }
 
 /// `kubesync diff [APP…]`
-pub async fn diff(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs) -> Outcome {
-    let (loaded, _graph) = match load_ordered(global) {
-        Ok(x) => x,
-        Err(o) => return o,
-    };
+pub async fn diff(
+    global: &GlobalArgs,
+    apps: &[String],
+    cluster: &ClusterArgs,
+) -> Result<Outcome, CliError> {
+    let (loaded, _graph) = load_ordered(global)?;
     let only = if apps.is_empty() {
         None
     } else {
-        match resolve_names(&loaded, apps, global) {
-            Ok(n) => Some(n),
-            Err(o) => return o,
-        }
+        Some(resolve_names(&loaded, apps, global)?)
     };
-    let client = match connect(cluster).await {
-        Ok(c) => c,
-        Err(o) => return o,
-    };
+    let client = connect(cluster).await?;
     let diffs = sync::diff(&loaded.tree, &client, only.as_ref()).await;
     let out_of_sync = diffs
         .iter()
@@ -322,12 +301,12 @@ pub async fn diff(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs) -
                     })
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         }
         _ => {
             for d in &diffs {
                 if let Some(e) = &d.error {
-                    println!("=== {}: cannot compare: {e}", d.name);
+                    outln!("=== {}: cannot compare: {e}", d.name);
                     continue;
                 }
                 let changed: Vec<_> = d
@@ -338,7 +317,7 @@ pub async fn diff(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs) -
                 if changed.is_empty() {
                     continue;
                 }
-                println!(
+                outln!(
                     "=== {} ({} of {} objects out of sync)",
                     d.name,
                     changed.len(),
@@ -351,10 +330,10 @@ pub async fn diff(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs) -
                         ObjectDiffKind::Extra => "no longer in git",
                         ObjectDiffKind::Same => "same",
                     };
-                    println!("--- {} {what}", o.object);
-                    print!("{}", o.diff);
+                    outln!("--- {} {what}", o.object);
+                    out!("{}", o.diff);
                     if !o.diff.ends_with('\n') && !o.diff.is_empty() {
-                        println!();
+                        outln!();
                     }
                 }
             }
@@ -362,29 +341,30 @@ pub async fn diff(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs) -
                 .iter()
                 .filter(|d| d.sync_status() == SyncStatus::OutOfSync)
                 .count();
-            eprintln!("{n} of {} applications out of sync", diffs.len());
+            errln!("{n} of {} applications out of sync", diffs.len());
         }
     }
-    if out_of_sync {
+    Ok(if out_of_sync {
         Outcome::Failed
     } else {
         Outcome::Ok
-    }
+    })
 }
 
 /// `kubesync status [APP…]`: the Application objects' status in the cluster.
-pub async fn status(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs) -> Outcome {
-    let client = match connect(cluster).await {
-        Ok(c) => c,
-        Err(o) => return o,
-    };
-    let list = match sync::list_applications(&client).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: cannot read Application objects from {}: {e} (has `kubesync bootstrap` run against this cluster?)", client.describe());
-            return Outcome::Failed;
-        }
-    };
+pub async fn status(
+    global: &GlobalArgs,
+    apps: &[String],
+    cluster: &ClusterArgs,
+) -> Result<Outcome, CliError> {
+    let client = connect(cluster).await?;
+    let list =
+        sync::list_applications(&client)
+            .await
+            .map_err(|source| CliError::ReadApplications {
+                cluster: client.describe(),
+                source: Box::new(source),
+            })?;
     let wanted: BTreeSet<&str> = apps.iter().map(String::as_str).collect();
     let rows: Vec<&Value> = list
         .iter()
@@ -401,8 +381,10 @@ pub async fn status(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs)
             .iter()
             .any(|a| a.pointer("/metadata/name").and_then(Value::as_str) == Some(*w))
         {
-            eprintln!("error: no Application \"{w}\" in {}", client.describe());
-            return Outcome::Usage;
+            return Err(CliError::NoApplication {
+                name: w.to_string(),
+                cluster: client.describe(),
+            });
         }
     }
     let s = |v: &Value, p: &str| {
@@ -412,7 +394,7 @@ pub async fn status(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs)
             .to_string()
     };
     match global.output {
-        OutputFormat::Json => println!(
+        OutputFormat::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&rows).unwrap_or_default()
         ),
@@ -438,15 +420,15 @@ pub async fn status(global: &GlobalArgs, apps: &[String], cluster: &ClusterArgs)
                     st.operation_state.map(|o| o.message).unwrap_or_default(),
                 ]);
             }
-            print!("{}", t.render());
+            out!("{}", t.render());
         }
     }
     let all_good = rows.iter().all(|a| ApplicationStatus::of(a).is_good());
-    if all_good {
+    Ok(if all_good {
         Outcome::Ok
     } else {
         Outcome::Failed
-    }
+    })
 }
 
 /// Sync status and health of each app as recorded in the cluster, for
@@ -476,11 +458,11 @@ pub(super) async fn live_statuses(
         match tokio::time::timeout(Duration::from_secs(10), ClusterClient::connect(opts)).await {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {
-                eprintln!("warning: no live status: {e}");
+                errln!("warning: no live status: {e}");
                 return None;
             }
             Err(_) => {
-                eprintln!("warning: no live status: the cluster did not answer within 10s");
+                errln!("warning: no live status: the cluster did not answer within 10s");
                 return None;
             }
         };
@@ -489,7 +471,7 @@ pub(super) async fn live_statuses(
         // No Application CRD: nothing synced here yet; every app shows as unknown.
         Err(crate::cluster::ClusterError::UnknownKind { .. }) => Vec::new(),
         Err(e) => {
-            eprintln!("warning: no live status from {}: {e}", client.describe());
+            errln!("warning: no live status from {}: {e}", client.describe());
             return None;
         }
     };

@@ -9,6 +9,7 @@ use std::io::Write as _;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use super::stdio::errln;
 use crate::model::AppName;
 use crate::sync::{AppReport, Progress};
 
@@ -149,7 +150,7 @@ impl Progress for Display {
 
     fn finished(&self, r: &AppReport) {
         if !self.tty {
-            eprintln!(
+            errln!(
                 "[{:>6.1}s] {}",
                 self.start.elapsed().as_secs_f64(),
                 self.line(r)

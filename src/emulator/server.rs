@@ -265,12 +265,16 @@ pub async fn serve_forever(
     listen: SocketAddr,
     kubeconfig_out: Option<PathBuf>,
 ) -> anyhow::Result<()> {
+    use std::io::Write as _;
     let handle = Emulator::start(EmulatorConfig { listen, ..config }).await?;
+    // A reader that has gone away (`kubesync emulator | head -1`) does not
+    // stop the emulator.
+    let mut out = std::io::stdout();
     if let Some(path) = &kubeconfig_out {
         handle.write_kubeconfig(path)?;
-        println!("kubeconfig written to {}", path.display());
+        let _ = writeln!(out, "kubeconfig written to {}", path.display());
     }
-    println!("kubesync emulator serving at {}", handle.url());
+    let _ = writeln!(out, "kubesync emulator serving at {}", handle.url());
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;

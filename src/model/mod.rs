@@ -15,6 +15,7 @@ mod names;
 mod object;
 mod revision;
 pub mod yaml;
+pub mod yaml_emit;
 
 pub use app::*;
 pub use argo::deep_merge;

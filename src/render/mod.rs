@@ -627,9 +627,6 @@ impl Renderer {
                 rendered.renderer
             ));
         }
-        for w in &rendered.warnings {
-            tracing::warn!(warning = %w, "render warning");
-        }
         tracing::debug!(
             renderer = %rendered.renderer,
             objects = rendered.manifests.len(),

@@ -352,12 +352,8 @@ fn render_one(
         revision: checkout.revision.id(),
     };
     let state = match renderer.render(&input) {
-        Ok(r) => {
-            for w in &r.warnings {
-                tracing::warn!(app = %app.name, "{w}");
-            }
-            NodeState::Rendered(r)
-        }
+        // Warnings are data ([`AppNode::warnings`]); the caller shows them.
+        Ok(r) => NodeState::Rendered(r),
         Err(e) => fail(
             FailureKind::Render,
             strip_app_prefix(&app.name, e.to_string()),
