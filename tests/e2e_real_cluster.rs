@@ -278,7 +278,7 @@ fn real_cluster_bootstraps_the_example_tree_and_a_rerun_writes_nothing() {
     let out = kubesync(
         &env.kc,
         &root,
-        &["bootstrap", "-o", "json", "--timeout", "60s"],
+        &["bootstrap", "-o", "json", "--timeout", "30s"],
     );
     let report = report_of(&out);
     for app in report["apps"].as_array().expect("apps") {
