@@ -8,15 +8,9 @@
 mod sync_support;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
-use kubesync::cluster::{ClusterClient, ClusterOptions};
 use kubesync::emulator::{EmulatorHandle, FaultConfig, FaultRule};
-use kubesync::model::{load_root, AppName};
-use kubesync::render::Renderer;
-use kubesync::source::{SourceOptions, Sources};
-use kubesync::sync::{self, Action, AppOutcome, AppReport, Quiet, SyncOptions, SyncReport};
-use kubesync::tree::{expand, AppTree, ExpandOptions};
+use kubesync::sync::Action;
 use serde_json::Value;
 use sync_support::*;
 
@@ -24,50 +18,6 @@ const PRUNE_NS: &str = "  destination: {namespace: NS}\n  syncPolicy: {createNam
 
 fn spec(ns: &str) -> String {
     PRUNE_NS.replace("NS", ns)
-}
-
-fn tree_of(root: &Path) -> AppTree {
-    let roots = load_root(root).expect("root manifest");
-    let sources = Sources::new(SourceOptions {
-        root_manifest: root.to_path_buf(),
-        overrides: Vec::new(),
-        cache_dir: None,
-    })
-    .expect("sources");
-    expand(roots, &sources, &Renderer::new(), &ExpandOptions::default())
-}
-
-/// Renders the repository's tree and syncs it in-process; returns the change set.
-async fn sync_repo(repo: &Repo, emu: &EmulatorHandle) -> SyncReport {
-    let root = repo.root();
-    let tree = tokio::task::spawn_blocking(move || tree_of(&root))
-        .await
-        .expect("join");
-    let graph = tree.graph().expect("graph");
-    let client = ClusterClient::connect(ClusterOptions::server(emu.url()))
-        .await
-        .expect("connect");
-    sync::run(&tree, &graph, &client, &SyncOptions::default(), &Quiet).await
-}
-
-fn app<'a>(report: &'a SyncReport, name: &str) -> &'a AppReport {
-    report
-        .get(&AppName::new(name).expect("name"))
-        .unwrap_or_else(|| panic!("no report for {name}: {report:#?}"))
-}
-
-fn failure(r: &AppReport) -> &str {
-    match &r.outcome {
-        AppOutcome::Failed { message } => message,
-        other => panic!("{} did not fail: {other:?}: {r:#?}", r.name),
-    }
-}
-
-fn change_of<'a>(r: &'a AppReport, name: &str) -> &'a kubesync::sync::Change {
-    r.changes
-        .iter()
-        .find(|c| c.object.name == name)
-        .unwrap_or_else(|| panic!("no change for {name} in {}: {:#?}", r.name, r.changes))
 }
 
 async fn cm(emu: &EmulatorHandle, ns: &str, name: &str) -> Option<Value> {

@@ -6,17 +6,10 @@
 
 mod sync_support;
 
-use std::path::Path;
-
 use kubesync::cluster::{ClusterClient, ClusterOptions};
 use kubesync::emulator::{EmulatorHandle, SimulationConfig};
-use kubesync::model::{load_root, AppName};
-use kubesync::render::Renderer;
-use kubesync::source::{SourceOptions, Sources};
-use kubesync::sync::{
-    self, Action, AppOutcome, AppReport, Change, Quiet, SkipReason, SyncOptions, SyncReport,
-};
-use kubesync::tree::{expand, AppTree, ExpandOptions};
+use kubesync::model::AppName;
+use kubesync::sync::{Action, AppOutcome, Change, SkipReason, SyncReport};
 use serde_json::{json, Value};
 use sync_support::*;
 
@@ -28,45 +21,10 @@ fn spec(template: &str, ns: &str) -> String {
     template.replace("NS", ns)
 }
 
-fn tree_of(root: &Path) -> AppTree {
-    let roots = load_root(root).expect("root manifest");
-    let sources = Sources::new(SourceOptions {
-        root_manifest: root.to_path_buf(),
-        overrides: Vec::new(),
-        cache_dir: None,
-    })
-    .expect("sources");
-    expand(roots, &sources, &Renderer::new(), &ExpandOptions::default())
-}
-
 async fn client(emu: &EmulatorHandle) -> ClusterClient {
     ClusterClient::connect(ClusterOptions::server(emu.url()))
         .await
         .expect("connect")
-}
-
-/// Renders the repository's tree and syncs it in-process; returns the change set.
-async fn sync_repo(repo: &Repo, emu: &EmulatorHandle) -> SyncReport {
-    let root = repo.root();
-    let tree = tokio::task::spawn_blocking(move || tree_of(&root))
-        .await
-        .expect("join");
-    let graph = tree.graph().expect("graph");
-    let client = client(emu).await;
-    sync::run(&tree, &graph, &client, &SyncOptions::default(), &Quiet).await
-}
-
-fn app<'a>(report: &'a SyncReport, name: &str) -> &'a AppReport {
-    report
-        .get(&AppName::new(name).expect("name"))
-        .unwrap_or_else(|| panic!("no report for {name}: {report:#?}"))
-}
-
-fn change_of<'a>(r: &'a AppReport, name: &str) -> &'a Change {
-    r.changes
-        .iter()
-        .find(|c| c.object.name == name)
-        .unwrap_or_else(|| panic!("no change for {name} in {}: {:#?}", r.name, r.changes))
 }
 
 /// Asserts `name` in `app` was skipped for `reason`.

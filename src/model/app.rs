@@ -293,6 +293,10 @@ pub struct Application {
     /// `argocd.argoproj.io/sync-wave` (0 when absent): among siblings, a
     /// higher wave waits for every lower wave.
     pub sync_wave: i32,
+    /// The Argo CD project the app names (`spec.project`); kubesync's own
+    /// kind has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
     pub origin: ObjectOrigin,
 }
 
@@ -759,6 +763,7 @@ fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
         depends_on,
         sync_policy,
         sync_wave: ctx.sync_wave(obj)?,
+        project: None,
         origin: ctx.origin.clone(),
     })
 }

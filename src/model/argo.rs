@@ -1,6 +1,7 @@
 //! Mapping of the `argoproj.io/v1alpha1` Application onto the kubesync model.
-//! Argo CD fields kubesync has no use for (project, info, ignoreDifferences,
-//! revisionHistoryLimit, …) are accepted and ignored; sources kubesync cannot
+//! `spec.project` is kept (the tree resolves it to an AppProject whose rules
+//! become guardrails); Argo CD fields kubesync has no use for (info,
+//! ignoreDifferences, revisionHistoryLimit, …) are accepted and ignored; sources kubesync cannot
 //! render become [`RendererSpec::Unsupported`] so that the app fails alone.
 
 use serde_json::Value;
@@ -83,6 +84,7 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
                 depends_on,
                 sync_policy: sync_policy(spec, ctx)?,
                 sync_wave: ctx.sync_wave(obj)?,
+                project: project(spec, ctx)?,
                 origin: ctx.origin.clone(),
             });
         }
@@ -150,8 +152,18 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
         depends_on,
         sync_policy: sync_policy(spec, ctx)?,
         sync_wave: ctx.sync_wave(obj)?,
+        project: project(spec, ctx)?,
         origin: ctx.origin.clone(),
     })
+}
+
+/// `spec.project`, `default` when absent (as Argo CD defaults it).
+fn project(spec: &Value, ctx: &Ctx) -> Result<Option<String>, ModelError> {
+    Ok(Some(
+        ctx.opt_str(spec, "project", "spec.project")?
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| super::DEFAULT_PROJECT.to_string()),
+    ))
 }
 
 /// Argo CD writes `jsonnet: {}` on plain directory apps; only a non-empty

@@ -13,6 +13,7 @@ mod duration;
 mod error;
 mod names;
 mod object;
+mod project;
 mod revision;
 pub mod yaml;
 pub mod yaml_emit;
@@ -26,6 +27,7 @@ pub use object::{
     check_metadata, identity, split_api_version, type_name, Manifest, ObjectError, ObjectOrigin,
     ObjectRef,
 };
+pub use project::{is_app_project, Project, DEFAULT_PROJECT};
 pub use revision::RevisionSpec;
 
 /// API group of kubesync's own Application kind.

@@ -20,7 +20,7 @@ use super::status::{self, InventoryEntry};
 use crate::cluster::{ClusterClient, ClusterError};
 use crate::diff::{ObjectDiff, SyncStatus};
 use crate::health::{self, Health, HealthStatus};
-use crate::model::{is_application, AppName, Manifest, ObjectRef};
+use crate::model::{AppName, Manifest, ObjectRef};
 use crate::tree::AppNode;
 
 /// The longest wait kubesync accepts (a typo such as `--timeout 9999999h`
@@ -263,12 +263,7 @@ impl AppSync<'_> {
     /// order) before anything is written; any refusal refuses the app.
     pub(super) async fn desired(&self) -> Result<Vec<DesiredObject>, String> {
         let app = &self.node.app;
-        let manifests: Vec<&Manifest> = self
-            .node
-            .manifests()
-            .iter()
-            .filter(|m| !is_application(&m.object))
-            .collect();
+        let manifests: Vec<&Manifest> = self.node.objects().collect();
         let namespace = app.destination.namespace.as_deref().unwrap_or("default");
         let scopes = self.scopes(&manifests).await?;
         let ctx = PrepareContext {
@@ -276,6 +271,7 @@ impl AppSync<'_> {
             tier: app.tier,
             namespace,
             system_namespaces: &self.shared.namespaces,
+            project: self.node.project.as_deref(),
         };
         let prepared = prepare(&ctx, &manifests, |r| {
             scopes

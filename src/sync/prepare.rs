@@ -156,6 +156,8 @@ pub struct PrepareContext<'a> {
     /// The app's destination namespace (`default` when none).
     pub namespace: &'a str,
     pub system_namespaces: &'a SystemNamespaces,
+    /// The Argo CD project whose resource lists the app's objects must pass.
+    pub project: Option<&'a crate::model::Project>,
 }
 
 /// Turns rendered manifests into apply-ready objects in apply order.
@@ -295,6 +297,12 @@ fn stamp(obj: &mut Value, app: &AppName, r: &ObjectRef) -> String {
 /// The tier rule: an app-tier app writes only namespaced objects, outside the
 /// system namespaces.
 fn guardrail(ctx: &PrepareContext, r: &ObjectRef, namespaced: bool) -> Result<(), String> {
+    if let Some(why) = ctx
+        .project
+        .and_then(|p| p.refuses_resource(&r.group, &r.kind, namespaced))
+    {
+        return Err(why);
+    }
     if ctx.tier == Tier::System {
         return Ok(());
     }
@@ -507,6 +515,7 @@ mod tests {
             tier,
             namespace: "web",
             system_namespaces: sys,
+            project: None,
         }
     }
 

@@ -19,8 +19,8 @@ use serde::Serialize;
 
 use crate::graph::{AppGraph, GraphError, NodeSpec};
 use crate::model::{
-    is_application, looks_like_application, AppName, Application, Manifest, RevisionSpec, Tier,
-    TIER_ANNOTATION,
+    is_app_project, is_application, looks_like_application, AppName, Application, Manifest,
+    Project, RevisionSpec, Tier, DEFAULT_PROJECT, TIER_ANNOTATION,
 };
 use crate::render::{RenderInput, Rendered, Renderer};
 use crate::source::{Checkout, Sources};
@@ -93,6 +93,9 @@ pub struct AppNode {
     pub revision: Option<RevisionSpec>,
     /// The resolved checkout, when the source could be had.
     pub checkout: Option<Arc<Checkout>>,
+    /// The Argo CD project whose rules apply to this app (`None`: no rules —
+    /// kubesync's own kind, or the implicit `default` project).
+    pub project: Option<Arc<Project>>,
     pub state: NodeState,
 }
 
@@ -112,11 +115,12 @@ impl AppNode {
         }
     }
 
-    /// The rendered objects that are not child Applications.
+    /// The rendered objects that are applied: neither child Applications
+    /// nor AppProjects (which the tree reads).
     pub fn objects(&self) -> impl Iterator<Item = &Manifest> {
         self.manifests()
             .iter()
-            .filter(|m| !is_application(&m.object))
+            .filter(|m| !is_application(&m.object) && !is_app_project(&m.object))
     }
 
     /// The renderer that ran, or the one the spec asks for when it failed.
@@ -257,7 +261,77 @@ pub fn expand(
         }
         frontier = next;
     }
+    resolve_projects(&mut tree);
     tree
+}
+
+/// Reads every AppProject the tree renders and holds each Argo CD
+/// Application to the project it names: a project that does not exist, a
+/// repository or destination the project does not allow, fail that app
+/// before anything is written. The project's resource lists are checked per
+/// object when the app syncs. An AppProject that does not parse fails the
+/// app that rendered it.
+fn resolve_projects(tree: &mut AppTree) {
+    let mut projects: HashMap<String, Arc<Project>> = HashMap::new();
+    let mut bad: Vec<(usize, String)> = Vec::new();
+    for (i, node) in tree.nodes.iter().enumerate() {
+        for m in node
+            .manifests()
+            .iter()
+            .filter(|m| is_app_project(&m.object))
+        {
+            match Project::from_object(&m.object, &m.origin) {
+                Ok(p) => match projects.get(&p.name) {
+                    Some(first) => bad.push((
+                        i,
+                        format!(
+                            "AppProject \"{}\" is defined twice: {} and {}",
+                            p.name, first.origin, p.origin
+                        ),
+                    )),
+                    None => {
+                        projects.insert(p.name.clone(), Arc::new(p));
+                    }
+                },
+                Err(e) => bad.push((i, e.to_string())),
+            }
+        }
+    }
+    for (i, message) in bad {
+        tree.nodes[i].fail(FailureKind::Config, message);
+    }
+    for node in tree.nodes.iter_mut() {
+        let Some(name) = node.app.project.clone() else {
+            continue;
+        };
+        let project = match projects.get(&name) {
+            Some(p) => p.clone(),
+            None if name == DEFAULT_PROJECT => continue,
+            None => {
+                node.fail(
+                    FailureKind::Config,
+                    format!("project \"{name}\" does not exist (no AppProject of that name in the tree)"),
+                );
+                continue;
+            }
+        };
+        let repo = node.repo_url.clone();
+        let refusal = repo
+            .as_deref()
+            .and_then(|url| project.refuses_source(url))
+            .or_else(|| {
+                let d = &node.app.destination;
+                project.refuses_destination(
+                    d.namespace.as_deref().unwrap_or(""),
+                    d.server.as_deref(),
+                    d.name.as_deref(),
+                )
+            });
+        if let Some(why) = refusal {
+            node.fail(FailureKind::Config, why);
+        }
+        node.project = Some(project);
+    }
 }
 
 fn new_node(
@@ -288,6 +362,7 @@ fn new_node(
         repo_url,
         revision,
         checkout: None,
+        project: None,
         state: NodeState::Failed(Failure {
             kind: FailureKind::Render,
             message: "not rendered yet".into(),
@@ -556,6 +631,7 @@ fn placeholder_app(name: AppName, m: &Manifest) -> Application {
         depends_on: Vec::new(),
         sync_policy: SyncPolicy::default(),
         sync_wave: 0,
+        project: None,
         origin: m.origin.clone(),
     }
 }

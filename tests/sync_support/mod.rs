@@ -171,3 +171,69 @@ pub fn deployment(name: &str, image: &str) -> String {
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      containers: [{{name: app, image: \"{image}\"}}]\n"
     )
 }
+
+/// Expands the tree of the root manifest `root` (in-process).
+pub fn tree_of(root: &Path) -> kubesync::tree::AppTree {
+    let roots = kubesync::model::load_root(root).expect("root manifest");
+    let sources = kubesync::source::Sources::new(kubesync::source::SourceOptions {
+        root_manifest: root.to_path_buf(),
+        overrides: Vec::new(),
+        cache_dir: None,
+    })
+    .expect("sources");
+    kubesync::tree::expand(
+        roots,
+        &sources,
+        &kubesync::render::Renderer::new(),
+        &kubesync::tree::ExpandOptions::default(),
+    )
+}
+
+/// Renders the repository's tree and syncs it in-process against `emu`;
+/// returns the change set.
+pub async fn sync_repo(repo: &Repo, emu: &EmulatorHandle) -> kubesync::sync::SyncReport {
+    let root = repo.root();
+    let tree = tokio::task::spawn_blocking(move || tree_of(&root))
+        .await
+        .expect("join");
+    let graph = tree.graph().expect("graph");
+    let client = kubesync::cluster::ClusterClient::connect(
+        kubesync::cluster::ClusterOptions::server(emu.url()),
+    )
+    .await
+    .expect("connect");
+    kubesync::sync::run(
+        &tree,
+        &graph,
+        &client,
+        &kubesync::sync::SyncOptions::default(),
+        &kubesync::sync::Quiet,
+    )
+    .await
+}
+
+/// The report of app `name` (panics, showing the whole report, when absent).
+pub fn app<'a>(
+    report: &'a kubesync::sync::SyncReport,
+    name: &str,
+) -> &'a kubesync::sync::AppReport {
+    report
+        .get(&kubesync::model::AppName::new(name).expect("name"))
+        .unwrap_or_else(|| panic!("no report for {name}: {report:#?}"))
+}
+
+/// The failure message of an app that must have failed.
+pub fn failure(r: &kubesync::sync::AppReport) -> &str {
+    match &r.outcome {
+        kubesync::sync::AppOutcome::Failed { message } => message,
+        other => panic!("{} did not fail: {other:?}: {r:#?}", r.name),
+    }
+}
+
+/// The change for the object named `name` in app report `r`.
+pub fn change_of<'a>(r: &'a kubesync::sync::AppReport, name: &str) -> &'a kubesync::sync::Change {
+    r.changes
+        .iter()
+        .find(|c| c.object.name == name)
+        .unwrap_or_else(|| panic!("no change for {name} in {}: {:#?}", r.name, r.changes))
+}
