@@ -482,7 +482,12 @@ fn real_cluster_crds_guardrails_and_dry_run() {
             ("customresourcedefinition".into(), crd_name.clone()),
             ("clusterrole".into(), format!("{id}-everything")),
         ],
-        apps: vec![defs.clone(), users.clone(), team.clone()],
+        apps: vec![
+            defs.clone(),
+            users.clone(),
+            team.clone(),
+            format!("{id}-escalate"),
+        ],
     };
     let crd = format!(
         "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: {crd_name}}}\nspec:\n  group: {group}\n  scope: Namespaced\n  names: {{kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec: {{type: object, properties: {{size: {{type: integer}}}}}}\n"
@@ -530,13 +535,35 @@ fn real_cluster_crds_guardrails_and_dry_run() {
         );
     }
 
-    let out = kubesync(&env.kc, &repo.root(), &["sync", &defs, &users, &team]);
+    // An app-tier app that renders a system-tier child: the child is refused
+    // (a child never has more power than its parent).
+    let escalate = format!("{id}-escalate");
+    repo.write(
+        &format!("objects/{team}/child.yaml"),
+        &format!("apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata: {{name: {escalate}}}\nspec:\n  tier: system\n  source: {{path: evil}}\n"),
+    );
+    repo.write(
+        "evil/role.yaml",
+        &format!("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {{name: {id}-evil}}\nrules: [{{apiGroups: ['*'], resources: ['*'], verbs: ['*']}}]\n"),
+    );
+    let out = kubesync(
+        &env.kc,
+        &repo.root(),
+        &["sync", &defs, &users, &team, &escalate],
+    );
+    // Exit 2: the tree holds a configuration error (the escalating child).
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(2),
         "the team app must be refused: {}",
         text(&out)
     );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("\"{escalate}\"")),
+        "{}",
+        text(&out)
+    );
+    assert!(kubectl_json(&env.admin, &["get", "clusterrole", &format!("{id}-evil")]).is_none());
     for (ns, name) in [(&defs, "same-app"), (&users, "other-app")] {
         let w = kubectl_json(
             &env.admin,

@@ -190,15 +190,41 @@ fn configuration_errors_exit_2_in_every_offline_command() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn configuration_errors_exit_2_in_cluster_commands_before_any_write() {
-    let emu = emulator(fast_simulation()).await;
-    let url = emu.url();
+async fn configuration_errors_exit_2_in_cluster_commands_and_fail_only_their_app() {
     for (what, repo, want) in misconfigured_trees() {
+        let emu = emulator(fast_simulation()).await;
+        let url = emu.url();
         for cmd in [&["bootstrap"][..], &["sync", "good"], &["diff"]] {
             let out = run(&repo.root(), &url, cmd).await;
             expect(&out, 2, want);
-            assert_eq!(writes(&emu), 0, "{what}: {cmd:?} wrote to the cluster");
         }
+        // The misconfigured app wrote nothing; an unrelated app synced —
+        // unless the error is its parent's (a duplicate name fails the app
+        // that renders both, so everything under it is Blocked).
+        let good = get(&emu, "/api/v1/namespaces/default/configmaps/a").await;
+        assert_eq!(good.is_some(), what != "duplicate name", "{what}");
+    }
+
+    // A cycle cannot be ordered: nothing is contacted at all.
+    let cycle = Repo::new();
+    write_app(
+        &cycle,
+        "a",
+        "  source: {path: objects/a}\n  dependsOn: [b]\n",
+    );
+    write_app(
+        &cycle,
+        "b",
+        "  source: {path: objects/a}\n  dependsOn: [a]\n",
+    );
+    cycle.write("objects/a/cm.yaml", &configmap("a", "x: y"));
+    let emu = emulator(fast_simulation()).await;
+    let url = emu.url();
+    for cmd in [&["bootstrap"][..], &["sync", "a"], &["diff"]] {
+        let out = run(&cycle.root(), &url, cmd).await;
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(stderr(&out).contains("cycle"), "{}", text(&out));
+        assert_eq!(writes(&emu), 0, "{cmd:?} wrote to the cluster");
     }
 
     // An app whose own render fails is that app's failure: exit 1, and the

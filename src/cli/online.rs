@@ -97,22 +97,38 @@ pub(super) async fn connect(args: &ClusterArgs) -> Result<ClusterClient, CliErro
     Ok(client)
 }
 
-/// Loads the tree and checks it can be ordered; configuration errors (see
-/// [`Loaded::has_config_errors`]) stop here with exit 2, before the cluster
-/// is contacted, exactly as `tree` and `plan` report them.
+/// Loads the tree and checks it can be ordered: a cycle or an unknown
+/// dependency stops here with exit 2, before the cluster is contacted. An
+/// app with a configuration error of its own (an invalid manifest, a
+/// duplicate name, a refused tier or project) fails alone — its dependents
+/// are Blocked, the rest syncs — and the command still exits 2 at the end
+/// ([`finish`]), exactly as `tree` and `plan` report it.
 fn load_ordered(global: &GlobalArgs) -> Result<(Loaded, crate::graph::AppGraph), CliError> {
     let loaded = load(global)?;
     match &loaded.graph {
-        Ok(g) if !loaded.has_config_errors() => {
+        Ok(g) => {
             let g = g.clone();
+            if loaded.has_config_errors() {
+                loaded.report_problems();
+            }
             Ok((loaded, g))
         }
-        _ => {
+        Err(_) => {
             loaded.report_problems();
             Err(CliError::Misconfigured {
                 consequence: "the cluster was not contacted",
             })
         }
+    }
+}
+
+/// The exit of a cluster command: 2 when the tree holds a configuration
+/// error (that app failed alone), else what the run says.
+fn finish(loaded: &Loaded, outcome: Outcome) -> Outcome {
+    if loaded.has_config_errors() {
+        Outcome::Usage
+    } else {
+        outcome
     }
 }
 
@@ -237,7 +253,7 @@ pub async fn bootstrap(
     .await;
     print_report(&report, global.output);
     note_retries(&client);
-    Ok(outcome_of(&report))
+    Ok(finish(&loaded, outcome_of(&report)))
 }
 
 /// `kubesync sync APP…`
@@ -264,7 +280,7 @@ pub async fn sync(
     let report = sync::run(&loaded.tree, &graph, &client, &opts, &display).await;
     print_report(&report, global.output);
     note_retries(&client);
-    Ok(outcome_of(&report))
+    Ok(finish(&loaded, outcome_of(&report)))
 }
 
 /// `kubesync diff [APP…]`
@@ -344,11 +360,12 @@ pub async fn diff(
             errln!("{n} of {} applications out of sync", diffs.len());
         }
     }
-    Ok(if out_of_sync {
+    let outcome = if out_of_sync {
         Outcome::Failed
     } else {
         Outcome::Ok
-    })
+    };
+    Ok(finish(&loaded, outcome))
 }
 
 /// `kubesync status [APP…]`: the Application objects' status in the cluster.
