@@ -114,6 +114,7 @@ fn corpus() -> Vec<Case> {
         // Argo CD Applications.
         case("an Argo CD spec that is a list", &[("apps/web.yaml", &argo("[1, 2]"))], 2, &["apps/web.yaml", "spec: must be a mapping, found a sequence"]),
         case("an Argo CD config-management plugin", &[("apps/web.yaml", &argo("{project: default, source: {repoURL: '', path: objects/web, plugin: {name: cmp}}, destination: {namespace: web}}")), ok], 1, &["web", "plugin"]),
+        case("a plugin on an unreachable repository", &[("apps/web.yaml", &argo("{project: default, source: {repoURL: 'https://127.0.0.1:9/org/repo.git', path: x, plugin: {name: cmp}}, destination: {namespace: web}}"))], 1, &["web", "config management plugins", "use a transform command"]),
         case("an unreachable repository", &[("apps/web.yaml", &app_source("{repoURL: 'https://user:s3cret@127.0.0.1:9/org/repo.git', path: objects/web}"))], 1, &["web", "127.0.0.1:9"]),
         // Renderers.
         case("a helm value file that does not exist", &[("apps/web.yaml", &app_source("{path: objects/chart, helm: {valueFiles: [missing.yaml]}}")), ("objects/chart/Chart.yaml", "apiVersion: v2\nname: c\nversion: 0.1.0\n")], 1, &["web", "missing.yaml"]),

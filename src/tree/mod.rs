@@ -412,6 +412,12 @@ fn render_one(
     let app = &node.app;
     let _span = tracing::info_span!("render", app = %app.name).entered();
     let fail = |kind, message: String| NodeState::Failed(Failure { kind, message });
+    // A source kubesync cannot render (a config-management plugin, …) fails
+    // before its repository is fetched: the fetch could only fail for
+    // another reason, or cost time for nothing.
+    if let crate::model::RendererSpec::Unsupported(reason) = &app.source.renderer {
+        return (None, fail(FailureKind::Render, reason.clone()));
+    }
     let checkout = match sources.checkout(node.repo_url.as_deref(), node.revision.as_ref()) {
         Ok(c) => c,
         Err(e) => return (None, fail(FailureKind::Source, e.to_string())),
