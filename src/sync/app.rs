@@ -17,7 +17,7 @@ use super::prepare::{prepare, DesiredObject, PrepareContext, SyncMode};
 use super::report::{AppOutcome, AppReport};
 use super::shared::{crd_scopes, Shared};
 use super::status::{self, InventoryEntry};
-use crate::cluster::{ClusterClient, ClusterError};
+use crate::cluster::{ClusterClient, ClusterError, LiveCache};
 use crate::diff::{ObjectDiff, SyncStatus};
 use crate::health::{self, Health, HealthStatus};
 use crate::model::{is_application, AppName, Manifest, ObjectRef};
@@ -48,7 +48,7 @@ pub(super) fn blocked_report(node: &AppNode, by: Vec<AppName>) -> AppReport {
 /// Syncs one app: never panics, always returns a report.
 pub(super) async fn sync_app(
     node: &AppNode,
-    client: &ClusterClient,
+    live: &LiveCache,
     opts: &SyncOptions,
     shared: &Shared,
 ) -> AppReport {
@@ -56,7 +56,8 @@ pub(super) async fn sync_app(
     let span = tracing::info_span!("sync", app = %node.app.name);
     let mut report = AppSync {
         node,
-        client,
+        client: live.client(),
+        live,
         opts,
         shared,
     }
@@ -100,11 +101,13 @@ pub(super) fn sync_status(changes: &[Change]) -> SyncStatus {
     }
 }
 
-/// One app's sync in progress: the app, the cluster, the run's options and
+/// One app's sync in progress: the app, the cluster (written through
+/// `client`, read through the run's `live` cache), the run's options and
 /// what the whole tree wants. Its steps live here, in `apply` and in `prune`.
 pub(super) struct AppSync<'a> {
     pub(super) node: &'a AppNode,
     pub(super) client: &'a ClusterClient,
+    pub(super) live: &'a LiveCache,
     pub(super) opts: &'a SyncOptions,
     pub(super) shared: &'a Shared,
 }
@@ -119,7 +122,7 @@ impl AppSync<'_> {
                 message: f.message.clone(),
             };
             if self.opts.write_status && !self.opts.dry_run {
-                write_status(self.client, self.node, &report).await;
+                write_status(self.live, self.node, &report).await;
             }
             return report;
         }
@@ -249,7 +252,8 @@ impl AppSync<'_> {
             return Ok(None);
         }
         let name = &self.node.app.name;
-        match self.client.get(&status::application_ref(name.as_str())).await {
+        let app_ref = status::application_ref(name.as_str());
+        match self.live.get(&app_ref, status::APPLICATION_SELECTOR).await {
             Ok(p) => Ok(p),
             // No Application CRD yet (a dry run on a fresh cluster): no history.
             Err(ClusterError::UnknownKind { .. }) => Ok(None),
@@ -432,10 +436,15 @@ impl AppSync<'_> {
         Ok(out)
     }
 
+    /// The live object `r` as this run sees it (see [`LiveCache::get`]).
+    pub(super) async fn read(&self, r: &ObjectRef) -> Result<Option<Value>, ClusterError> {
+        self.live.get(r, selector_for(r)).await
+    }
+
     pub(super) async fn current_health(&self, objects: &[&DesiredObject]) -> HealthStatus {
         let mut statuses = Vec::with_capacity(objects.len());
         for d in objects {
-            statuses.push(match self.client.get(&d.object_ref).await {
+            statuses.push(match self.read(&d.object_ref).await {
                 Ok(Some(live)) => named(&d.object_ref, health::assess(&live)),
                 Ok(None) => named(&d.object_ref, health::missing()),
                 Err(e) => HealthStatus::new(Health::Unknown, format!("{}: {e}", d.object_ref)),
@@ -444,24 +453,56 @@ impl AppSync<'_> {
         health::aggregate(statuses.iter())
     }
 
-    /// Polls health until every object is ready or the deadline passes.
+    /// Waits until every object is ready or the deadline passes: woken by
+    /// the watch events of their kinds, re-reading them from the server
+    /// every `watch_fallback` in case a watch missed one; objects whose kind
+    /// is not watched are polled every `poll_interval`.
     pub(super) async fn wait_healthy(
         &self,
         objects: &[&DesiredObject],
         deadline: Instant,
     ) -> HealthStatus {
+        let refs: Vec<&ObjectRef> = objects.iter().map(|d| &d.object_ref).collect();
+        let mut reread_at = Instant::now() + self.opts.watch_fallback;
         loop {
+            // Subscribed before reading, so no change after the read is missed.
+            let mut changes = self.live.subscribe(refs.iter().copied());
             let h = self.current_health(objects).await;
             if h.health.is_ready() || Instant::now() >= deadline {
                 return h;
             }
-            tokio::time::sleep(
-                self.opts
-                    .poll_interval
-                    .min(deadline.saturating_duration_since(Instant::now())),
-            )
-            .await;
+            if !changes.is_watched() && self.live.subscribe(refs.iter().copied()).is_watched() {
+                continue; // the read above started the watches
+            }
+            let watched = changes.is_watched();
+            let wake = if watched {
+                reread_at
+            } else {
+                Instant::now() + self.opts.poll_interval
+            };
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep_until(wake.min(deadline).into()) => {
+                    if watched && Instant::now() >= reread_at {
+                        for r in &refs {
+                            let _ = self.live.refresh(r).await;
+                        }
+                        reread_at = Instant::now() + self.opts.watch_fallback;
+                    }
+                }
+            }
         }
+    }
+}
+
+/// The label that marks the objects of `r`'s kind kubesync wrote: every
+/// applied object carries `kubesync.dev/app`; kubesync's own Application
+/// objects carry their tier.
+pub(super) fn selector_for(r: &ObjectRef) -> &'static str {
+    if r.group == status::KUBESYNC_GROUP {
+        status::APPLICATION_SELECTOR
+    } else {
+        crate::model::APP_LABEL
     }
 }
 

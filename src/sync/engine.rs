@@ -1,7 +1,9 @@
 //! The engine's entry points: [`run`] syncs the selected apps in dependency
 //! order — a [`Schedule`] (pure) says which apps may start and which a
 //! failure blocks; this module starts them, up to `parallel` at once, and
-//! records blocked apps — and [`diff`] compares without writing. Also the
+//! records blocked apps — and [`diff`] compares without writing. A run
+//! reads the cluster through one [`LiveCache`] (list+watch per kind, so waits
+//! wake on events and a converged re-sync reads by list). Also the
 //! status IO: installing the Application CRD and writing each app's
 //! Application object and status (built by `status`). One app's sync is
 //! `app`'s.
@@ -18,7 +20,7 @@ use super::report::{AppReport, SyncReport};
 use super::schedule::Schedule;
 use super::shared::Shared;
 use super::status::{self, ApplicationStatus, InventoryEntry};
-use crate::cluster::{ClusterClient, ClusterError};
+use crate::cluster::{CacheScope, ClusterClient, ClusterError, LiveCache};
 use crate::diff::{ObjectDiff, SyncStatus};
 use crate::graph::AppGraph;
 use crate::model::{AppName, ObjectRef};
@@ -27,7 +29,8 @@ use crate::tree::{AppNode, AppTree};
 /// How a sync runs.
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
-    /// Apps syncing at once.
+    /// Apps syncing at once (they mostly wait on the API server and on
+    /// readiness, so more than the CPU count).
     pub parallel: usize,
     /// Server-side dry run: report what would change, write nothing.
     pub dry_run: bool,
@@ -40,8 +43,12 @@ pub struct SyncOptions {
     pub only: Option<BTreeSet<AppName>>,
     /// Write Application objects and their status.
     pub write_status: bool,
-    /// How often health is polled while waiting.
+    /// How often health is polled while waiting on objects whose kind is
+    /// not watched (it could not be listed).
     pub poll_interval: Duration,
+    /// While waiting on watched objects (woken by their events), how often
+    /// they are read again anyway, in case a watch missed a change.
+    pub watch_fallback: Duration,
     /// Objects applied at once within one phase of one app.
     pub apply_concurrency: usize,
 }
@@ -49,17 +56,25 @@ pub struct SyncOptions {
 impl Default for SyncOptions {
     fn default() -> Self {
         SyncOptions {
-            parallel: 4,
+            parallel: DEFAULT_PARALLEL,
             dry_run: false,
             prune: None,
             timeout: None,
             only: None,
             write_status: true,
             poll_interval: Duration::from_millis(200),
+            watch_fallback: Duration::from_secs(2),
             apply_concurrency: 8,
         }
     }
 }
+
+/// Apps syncing at once by default (`--parallel`).
+pub const DEFAULT_PARALLEL: usize = 16;
+
+/// Up to this many namespaces in a run, the cache lists and watches each
+/// kind per namespace; beyond, once per kind across the cluster.
+const NAMESPACED_CACHE_LIMIT: usize = 4;
 
 /// Receives progress as apps start and finish (the CLI's display).
 pub trait Progress: Send + Sync {
@@ -86,14 +101,19 @@ pub async fn run(
         .filter(|n| opts.only.as_ref().is_none_or(|o| o.contains(&n.app.name)))
         .collect();
     let names: Vec<AppName> = selected.iter().map(|n| n.app.name.clone()).collect();
+    let live = LiveCache::new(client.clone(), cache_scope(&selected));
     if opts.write_status && !opts.dry_run {
-        if let Err(e) = ensure_status_crd(client).await {
-            tracing::warn!("cannot install the Application CRD, status will not be written: {e}");
+        match ensure_status(client).await {
+            Ok(true) => live.created_namespace(status::STATUS_NAMESPACE),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(
+                "cannot install the Application CRD, status will not be written: {e}"
+            ),
         }
     }
     let run = Run {
         nodes: selected.iter().map(|n| (n.app.name.clone(), *n)).collect(),
-        client,
+        live: &live,
         opts,
         progress,
         shared: Shared::new(tree),
@@ -112,10 +132,30 @@ pub async fn run(
     }
 }
 
+/// Per kind and namespace when the selected apps touch few namespaces (a
+/// `kubesync sync APP`), else per kind across the cluster (a bootstrap).
+fn cache_scope(selected: &[&AppNode]) -> CacheScope {
+    let mut namespaces = BTreeSet::new();
+    namespaces.insert(status::STATUS_NAMESPACE.to_string());
+    for n in selected {
+        namespaces.extend(n.app.destination.namespace.clone());
+        for m in n.objects() {
+            if let Ok(r) = m.object_ref() {
+                namespaces.extend(r.namespace);
+            }
+        }
+    }
+    if namespaces.len() <= NAMESPACED_CACHE_LIMIT {
+        CacheScope::Namespace
+    } else {
+        CacheScope::Cluster
+    }
+}
+
 /// One sync run: the selected apps and what every app's sync shares.
 struct Run<'a> {
     nodes: HashMap<AppName, &'a AppNode>,
-    client: &'a ClusterClient,
+    live: &'a LiveCache,
     opts: &'a SyncOptions,
     progress: &'a dyn Progress,
     shared: Shared,
@@ -136,7 +176,7 @@ impl Run<'_> {
                 running.push(async move {
                     (
                         node,
-                        sync_app(node, self.client, self.opts, &self.shared).await,
+                        sync_app(node, self.live, self.opts, &self.shared).await,
                     )
                 });
             }
@@ -164,7 +204,7 @@ impl Run<'_> {
         let report = blocked_report(node, by);
         self.progress.finished(&report);
         if self.opts.write_status && !self.opts.dry_run {
-            write_status(self.client, node, &report).await;
+            write_status(self.live, node, &report).await;
         }
         report
     }
@@ -196,6 +236,11 @@ async fn orphaned_apps(tree: &AppTree, client: &ClusterClient) -> Vec<AppName> {
 
 /// Installs the Application CRD and the status namespace when missing.
 pub async fn ensure_status_crd(client: &ClusterClient) -> Result<(), ClusterError> {
+    ensure_status(client).await.map(|_| ())
+}
+
+/// [`ensure_status_crd`]; `true` when it created the status namespace.
+async fn ensure_status(client: &ClusterClient) -> Result<bool, ClusterError> {
     let crd_ref = ObjectRef {
         group: "apiextensions.k8s.io".into(),
         version: "v1".into(),
@@ -216,18 +261,21 @@ pub async fn ensure_status_crd(client: &ClusterClient) -> Result<(), ClusterErro
         .is_none()
     {
         client.apply(&status::status_namespace(), false).await?;
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Writes the status of an app that applied nothing (render failed or
 /// blocked), keeping the inventory it had.
-pub(super) async fn write_status(client: &ClusterClient, node: &AppNode, report: &AppReport) {
-    let previous = client
-        .get(&status::application_ref(node.app.name.as_str()))
+pub(super) async fn write_status(live: &LiveCache, node: &AppNode, report: &AppReport) {
+    let app_ref = status::application_ref(node.app.name.as_str());
+    let previous = live
+        .get(&app_ref, status::APPLICATION_SELECTOR)
         .await
         .ok()
         .flatten();
+    let client = live.client();
     let inv = previous
         .as_ref()
         .map(status::inventory_of)
@@ -311,6 +359,7 @@ pub async fn diff(
         dry_run: true,
         ..SyncOptions::default()
     };
+    let live = LiveCache::new(client.clone(), CacheScope::Namespace);
     let mut out = Vec::new();
     for node in tree.depth_first() {
         if only.map(|o| !o.contains(&node.app.name)).unwrap_or(false) {
@@ -322,6 +371,7 @@ pub async fn diff(
                 AppSync {
                     node,
                     client,
+                    live: &live,
                     opts: &opts,
                     shared: &shared,
                 }
