@@ -127,19 +127,47 @@ impl LiveCache {
     /// selection; else from the server (one GET), unless the object would
     /// live in a namespace this run created (then it cannot exist unlabelled).
     pub async fn get(&self, r: &ObjectRef, selector: &str) -> Result<Option<Value>, ClusterError> {
+        self.inspect(r, selector, |v| v.cloned()).await
+    }
+
+    /// [`Self::get`] without a copy: `f` sees the object where it is kept.
+    pub async fn inspect<T>(
+        &self,
+        r: &ObjectRef,
+        selector: &str,
+        f: impl FnOnce(Option<&Value>) -> T,
+    ) -> Result<T, ClusterError> {
         let resolved = self.client.resolve(r).await?;
         let namespace = r.namespace.as_deref().filter(|_| resolved.namespaced);
         let kind = self.kind(&resolved, r, namespace, selector).await;
         if kind.listed.get() == Some(&true) {
             let key = (namespace.map(str::to_string), r.name.clone());
-            if let Some(v) = kind.objects.lock().get(&key) {
-                return Ok(Some(v.clone()));
+            {
+                let objects = kind.objects.lock();
+                if let Some(v) = objects.get(&key) {
+                    return Ok(f(Some(v)));
+                }
             }
             if namespace.is_some_and(|ns| self.created_namespaces.lock().contains(ns)) {
-                return Ok(None);
+                return Ok(f(None));
             }
         }
-        self.client.get(r).await
+        let live = self.client.get(r).await?;
+        Ok(f(live.as_ref()))
+    }
+
+    /// Lists and watches the kinds of `refs` (one sample per kind and
+    /// namespace is enough) all at once, ahead of the reads that need them.
+    /// Kinds that cannot be listed or are not served yet are left alone.
+    pub async fn warm<'a>(&self, refs: impl IntoIterator<Item = (&'a ObjectRef, &'a str)>) {
+        let starts = refs.into_iter().map(|(r, selector)| async move {
+            let Ok(resolved) = self.client.resolve(r).await else {
+                return;
+            };
+            let namespace = r.namespace.as_deref().filter(|_| resolved.namespaced);
+            self.kind(&resolved, r, namespace, selector).await;
+        });
+        futures::future::join_all(starts).await;
     }
 
     /// Reads `r` from the server and records what it found (the fallback of

@@ -444,35 +444,50 @@ impl AppSync<'_> {
     pub(super) async fn current_health(&self, objects: &[&DesiredObject]) -> HealthStatus {
         let mut statuses = Vec::with_capacity(objects.len());
         for d in objects {
-            statuses.push(match self.read(&d.object_ref).await {
-                Ok(Some(live)) => named(&d.object_ref, health::assess(&live)),
-                Ok(None) => named(&d.object_ref, health::missing()),
-                Err(e) => HealthStatus::new(Health::Unknown, format!("{}: {e}", d.object_ref)),
-            });
+            statuses.push(self.object_health(&d.object_ref).await);
         }
         health::aggregate(statuses.iter())
     }
 
-    /// Waits until every object is ready or the deadline passes: woken by
-    /// the watch events of their kinds, re-reading them from the server
-    /// every `watch_fallback` in case a watch missed one; objects whose kind
-    /// is not watched are polled every `poll_interval`.
+    /// One object's health as this run sees it (Missing when absent).
+    async fn object_health(&self, r: &ObjectRef) -> HealthStatus {
+        let assessed = self.live.inspect(r, selector_for(r), |live| match live {
+            Some(live) => named(r, health::assess(live)),
+            None => named(r, health::missing()),
+        });
+        match assessed.await {
+            Ok(h) => h,
+            Err(e) => HealthStatus::new(Health::Unknown, format!("{r}: {e}")),
+        }
+    }
+
+    /// Waits until every object has been ready or the deadline passes:
+    /// woken by the watch events of the kinds still waited on (an object
+    /// once ready is not read again), re-reading those objects from the
+    /// server every `watch_fallback` in case a watch missed a change;
+    /// objects whose kind is not watched are polled every `poll_interval`.
     pub(super) async fn wait_healthy(
         &self,
         objects: &[&DesiredObject],
         deadline: Instant,
     ) -> HealthStatus {
-        let refs: Vec<&ObjectRef> = objects.iter().map(|d| &d.object_ref).collect();
+        let mut latest: Vec<Option<HealthStatus>> = vec![None; objects.len()];
+        let mut pending: Vec<usize> = (0..objects.len()).collect();
         let mut reread_at = Instant::now() + self.opts.watch_fallback;
         loop {
+            let refs = || pending.iter().map(|&i| &objects[i].object_ref);
             // Subscribed before reading, so no change after the read is missed.
-            let mut changes = self.live.subscribe(refs.iter().copied());
-            let h = self.current_health(objects).await;
-            if h.health.is_ready() || Instant::now() >= deadline {
-                return h;
+            let mut changes = self.live.subscribe(refs());
+            for &i in &pending {
+                latest[i] = Some(self.object_health(&objects[i].object_ref).await);
             }
-            if !changes.is_watched() && self.live.subscribe(refs.iter().copied()).is_watched() {
-                continue; // the read above started the watches
+            pending.retain(|&i| !latest[i].as_ref().is_some_and(|h| h.health.is_ready()));
+            if pending.is_empty() || Instant::now() >= deadline {
+                return health::aggregate(latest.iter().flatten());
+            }
+            let refs = || pending.iter().map(|&i| &objects[i].object_ref);
+            if !changes.is_watched() && self.live.subscribe(refs()).is_watched() {
+                continue; // the reads above started the watches
             }
             let watched = changes.is_watched();
             let wake = if watched {
@@ -484,7 +499,7 @@ impl AppSync<'_> {
                 _ = changes.changed() => {}
                 _ = tokio::time::sleep_until(wake.min(deadline).into()) => {
                     if watched && Instant::now() >= reread_at {
-                        for r in &refs {
+                        for r in refs() {
                             let _ = self.live.refresh(r).await;
                         }
                         reread_at = Instant::now() + self.opts.watch_fallback;
@@ -495,12 +510,16 @@ impl AppSync<'_> {
     }
 }
 
-/// The label that marks the objects of `r`'s kind kubesync wrote: every
-/// applied object carries `kubesync.dev/app`; kubesync's own Application
-/// objects carry their tier.
+/// Which objects of `r`'s kind a run lists and watches: those kubesync
+/// wrote (every applied object carries `kubesync.dev/app`; kubesync's own
+/// Application objects carry their tier) — an object outside the selection
+/// costs a GET — except Namespaces, which are few and all listed, so that a
+/// missing namespace (and everything in it) costs no read.
 pub(super) fn selector_for(r: &ObjectRef) -> &'static str {
     if r.group == status::KUBESYNC_GROUP {
         status::APPLICATION_SELECTOR
+    } else if r.group.is_empty() && r.kind == "Namespace" {
+        ""
     } else {
         crate::model::APP_LABEL
     }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
 
-use super::app::{blocked_report, namespace_ref, sync_app, AppSync};
+use super::app::{blocked_report, namespace_ref, selector_for, sync_app, AppSync};
 use super::prepare::is_subset;
 use super::report::{AppReport, SyncReport};
 use super::schedule::Schedule;
@@ -111,6 +111,12 @@ pub async fn run(
             ),
         }
     }
+    live.warm(
+        kinds_in_play(&selected, opts.write_status)
+            .iter()
+            .map(|r| (r, selector_for(r))),
+    )
+    .await;
     let run = Run {
         nodes: selected.iter().map(|n| (n.app.name.clone(), *n)).collect(),
         live: &live,
@@ -150,6 +156,39 @@ fn cache_scope(selected: &[&AppNode]) -> CacheScope {
     } else {
         CacheScope::Cluster
     }
+}
+
+/// One object per kind and namespace the selected apps will read (their
+/// objects, namespaces and Application objects), so that the cache lists
+/// them all at once before the first app starts.
+fn kinds_in_play(selected: &[&AppNode], with_status: bool) -> Vec<ObjectRef> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    let mut add = |r: ObjectRef| {
+        if seen.insert((r.group.clone(), r.kind.clone(), r.namespace.clone())) {
+            out.push(r);
+        }
+    };
+    if with_status {
+        if let Some(n) = selected.first() {
+            add(status::application_ref(n.app.name.as_str()));
+        }
+    }
+    for n in selected {
+        let dest = n.app.destination.namespace.as_deref();
+        if let Some(ns) = dest {
+            add(namespace_ref(ns));
+        }
+        for m in n.objects() {
+            if let Ok(mut r) = m.object_ref() {
+                if r.namespace.is_none() {
+                    r.namespace = Some(dest.unwrap_or("default").to_string());
+                }
+                add(r);
+            }
+        }
+    }
+    out
 }
 
 /// One sync run: the selected apps and what every app's sync shares.
