@@ -124,8 +124,9 @@ impl LiveCache {
 
     /// The live object `r` (`None`: it does not exist): from the cache when
     /// its kind is watched with `selector` and the object is in the
-    /// selection; else from the server (one GET), unless the object would
-    /// live in a namespace this run created (then it cannot exist unlabelled).
+    /// selection; else from the server (one GET), unless the selection is
+    /// everything (`""`) or the object would live in a namespace this run
+    /// created (then it cannot exist unlabelled).
     pub async fn get(&self, r: &ObjectRef, selector: &str) -> Result<Option<Value>, ClusterError> {
         self.inspect(r, selector, |v| v.cloned()).await
     }
@@ -148,7 +149,11 @@ impl LiveCache {
                     return Ok(f(Some(v)));
                 }
             }
-            if namespace.is_some_and(|ns| self.created_namespaces.lock().contains(ns)) {
+            // Absent from a selection of everything, or in a namespace this
+            // run created: it does not exist.
+            if selector.is_empty()
+                || namespace.is_some_and(|ns| self.created_namespaces.lock().contains(ns))
+            {
                 return Ok(f(None));
             }
         }

@@ -46,15 +46,17 @@ pub(super) fn blocked_report(node: &AppNode, by: Vec<AppName>) -> AppReport {
 }
 
 /// Syncs one app: never panics, always returns a report.
+/// Also returns the status write a successful sync leaves to the caller
+/// (see [`AppSync::run`]).
 pub(super) async fn sync_app(
     node: &AppNode,
     live: &LiveCache,
     opts: &SyncOptions,
     shared: &Shared,
-) -> AppReport {
+) -> (AppReport, Option<StatusWrite>) {
     let start = Instant::now();
     let span = tracing::info_span!("sync", app = %node.app.name);
-    let mut report = AppSync {
+    let (mut report, write) = AppSync {
         node,
         client: live.client(),
         live,
@@ -65,7 +67,14 @@ pub(super) async fn sync_app(
     .instrument(span)
     .await;
     report.duration = start.elapsed();
-    report
+    (report, write)
+}
+
+/// The Application status write that ends a sync which applied: the
+/// engine does it off the critical path (dependents start first).
+pub(super) struct StatusWrite {
+    pub(super) inventory: Vec<InventoryEntry>,
+    pub(super) previous: Option<Value>,
 }
 
 /// What one app's sync works from.
@@ -114,8 +123,10 @@ pub(super) struct AppSync<'a> {
 
 impl AppSync<'_> {
     /// The steps, in order; a step that cannot go on ends the sync with the
-    /// app Failed and its inventory unchanged.
-    pub(super) async fn run(&self) -> AppReport {
+    /// app Failed and its inventory unchanged. Once the app applied, its
+    /// status write is returned for the caller to make (none in a dry run
+    /// or without status).
+    pub(super) async fn run(&self) -> (AppReport, Option<StatusWrite>) {
         let mut report = base_report(self.node, AppOutcome::Succeeded);
         if let Some(f) = self.node.failure() {
             report.outcome = AppOutcome::Failed {
@@ -124,14 +135,19 @@ impl AppSync<'_> {
             if self.opts.write_status && !self.opts.dry_run {
                 write_status(self.live, self.node, &report).await;
             }
-            return report;
+            return (report, None);
         }
         let plan = match self.plan().await {
             Ok(p) => p,
-            Err((message, previous)) => return self.fail(report, message, previous.as_ref()).await,
+            Err((message, previous)) => {
+                return (self.fail(report, message, previous.as_ref()).await, None)
+            }
         };
         if let Err(message) = self.ensure_destination().await {
-            return self.fail(report, message, plan.previous.as_ref()).await;
+            return (
+                self.fail(report, message, plan.previous.as_ref()).await,
+                None,
+            );
         }
         let leftover_refs: Vec<ObjectRef> =
             plan.inventory.iter().map(|e| e.object.clone()).collect();
@@ -142,9 +158,11 @@ impl AppSync<'_> {
         let inventory = inventory(&plan.desired, kept);
         report.sync = sync_status(&report.changes);
         self.settle_health(&plan.desired, &mut report).await;
-        self.write_back(&report, &inventory, plan.previous.as_ref())
-            .await;
-        report
+        let write = (self.opts.write_status && !self.opts.dry_run).then(|| StatusWrite {
+            inventory,
+            previous: plan.previous,
+        });
+        (report, write)
     }
 
     /// What this sync works from: the previous Application object and its

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
 
-use super::app::{blocked_report, namespace_ref, selector_for, sync_app, AppSync};
+use super::app::{blocked_report, namespace_ref, selector_for, sync_app, AppSync, StatusWrite};
 use super::prepare::is_subset;
 use super::report::{AppReport, SyncReport};
 use super::schedule::Schedule;
@@ -206,6 +206,8 @@ impl Run<'_> {
     async fn drive(&self, mut schedule: Schedule) -> HashMap<AppName, AppReport> {
         let mut reports = HashMap::new();
         let mut running = FuturesUnordered::new();
+        // Status writes of finished apps: made while dependents already run.
+        let mut writes = FuturesUnordered::new();
         while !schedule.is_done() {
             let free = self.opts.parallel.max(1).saturating_sub(schedule.running());
             for name in schedule.ready().into_iter().take(free) {
@@ -219,17 +221,35 @@ impl Run<'_> {
                     )
                 });
             }
-            let Some((node, report)) = running.next().await else {
+            let next = loop {
+                tokio::select! {
+                    next = running.next() => break next,
+                    Some(()) = writes.next(), if !writes.is_empty() => {}
+                }
+            };
+            let Some((node, (report, write))) = next else {
                 break;
             };
             let ok = report.lets_dependents_start(self.opts.dry_run);
             self.progress.finished(&report);
+            if let Some(StatusWrite {
+                inventory,
+                previous,
+            }) = write
+            {
+                let report = report.clone();
+                let client = self.live.client();
+                writes.push(async move {
+                    write_status_with(client, node, &report, &inventory, previous.as_ref()).await
+                });
+            }
             reports.insert(node.app.name.clone(), report);
             for (name, by) in schedule.finish(&node.app.name, ok) {
                 let report = self.blocked(self.nodes[&name], by).await;
                 reports.insert(name, report);
             }
         }
+        while writes.next().await.is_some() {}
         // Anything still pending could never start (only possible with a
         // cycle, which the graph rejects); report it rather than lose it.
         for name in schedule.stuck() {
