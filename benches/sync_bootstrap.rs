@@ -1,11 +1,31 @@
-//! Benchmark: bootstrap of a generated 200-app × 10-object tree against the
-//! emulator, side by side with `kubectl apply --server-side -f` of the same
-//! manifests app by app against a fresh emulator; then a no-op re-sync.
+//! Benchmark: bootstrap of generated 200-app × 10-object trees, then a no-op
+//! re-sync, side by side with one `kubectl apply --server-side -f all.yaml`
+//! of the same objects.
 //!
-//! Prints both wall times, their ratio, the no-op re-sync time and its write
-//! count, and kubesync's peak resident memory (from `wait4`).
+//! Two trees with the same objects (ConfigMaps, a Secret, RBAC, a Service
+//! and a Deployment per app, each app in its own namespace):
+//! - flat: every 10th app depends on the one 10 before it;
+//! - chained: 20 chains of 10 apps, each app depending on the one before it
+//!   in its chain (10 levels, each gated on a Deployment becoming ready).
 //!
-//! Both emulators run as `kubesync emulator` child processes.
+//! Against the emulator (default), each run gets a fresh `kubesync emulator`
+//! child process with `--ready-delay-ms 20` (Deployments become ready 20 ms
+//! after they are written), and kubesync runs with `--qps 0` (no client-side
+//! rate limit: the figure measures the engine, not the limiter). Reads and
+//! writes are counted by the emulator (`/emulator/requests`) and by kubesync
+//! itself (its `-v` request line).
+//!
+//! Against a real cluster: set `KUBESYNC_BENCH_KUBECONFIG` to an admin
+//! kubeconfig (e.g. the one `scripts/control-plane up` prints). Every run
+//! uses fresh app and namespace names (a per-run tag), nothing is cleaned up
+//! (use a disposable cluster), counts come from kubesync's own request line,
+//! and kubesync runs with its default `--qps` unless `KUBESYNC_BENCH_QPS` is
+//! set.
+//!
+//! Environment: `KUBESYNC_BENCH_BIN` (another kubesync binary),
+//! `KUBESYNC_BENCH_PARALLEL` (passed as `--parallel`),
+//! `KUBESYNC_BENCH_QPS` (passed as `--qps`), `KUBESYNC_BENCH_CASES`
+//! (`flat,chained`), `KUBESYNC_BENCH_KUBECTL=0` skips kubectl.
 //!
 //! Run: `cargo bench --bench sync_bootstrap` (needs `kubectl` on PATH).
 
@@ -17,85 +37,236 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const APPS: usize = 200;
+const CHAIN: usize = 10;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    Flat,
+    Chained,
+}
+
+impl Layout {
+    fn name(self) -> &'static str {
+        match self {
+            Layout::Flat => "flat",
+            Layout::Chained => "chained",
+        }
+    }
+
+    /// The app `i` depends on, if any.
+    fn prerequisite(self, i: usize) -> Option<usize> {
+        match self {
+            Layout::Flat => (i >= CHAIN && i.is_multiple_of(CHAIN)).then(|| i - CHAIN),
+            Layout::Chained => (!i.is_multiple_of(CHAIN)).then(|| i - 1),
+        }
+    }
+}
+
+/// Where the runs go: fresh emulators, or one real cluster.
+enum Target {
+    Emulator,
+    Real { kubeconfig: PathBuf },
+}
+
+/// One measured run and what it sent.
+struct Run {
+    wall: Duration,
+    rss_kb: u64,
+    /// (reads, writes) as kubesync counted them (`-v` line), if printed.
+    own: Option<(u64, u64)>,
+    /// (gets, lists, watches, writes) as the emulator counted them.
+    server: Option<(u64, u64, u64, u64)>,
+}
 
 fn main() {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let repo = tmp.path();
-    generate(repo);
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_kubesync"));
-
-    // Each emulator runs in its own process, so that this harness stays small
-    // and the child's peak RSS (which Linux takes over from the forking
-    // parent until exec) measures kubesync alone.
-    let emu = EmulatorProcess::start(&bin, repo, "a");
-    let (ks_wall, ks_rss, ok) = run_kubesync(&bin, repo, &emu.url);
-    assert!(ok, "kubesync bootstrap failed");
-    emu.reset_requests();
-    let (noop_wall, noop_rss, ok) = run_kubesync(&bin, repo, &emu.url);
-    assert!(ok, "kubesync re-sync failed");
-    let counts = emu.requests();
-    let verb = |v: &str| {
-        counts
-            .pointer(&format!("/byVerb/{v}"))
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0)
+    // KUBESYNC_BENCH_BIN: another build (e.g. an older one, for before/after).
+    let bin = std::env::var_os("KUBESYNC_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kubesync")));
+    let target = match std::env::var_os("KUBESYNC_BENCH_KUBECONFIG") {
+        Some(k) => Target::Real {
+            kubeconfig: PathBuf::from(k),
+        },
+        None => Target::Emulator,
     };
-    let writes: u64 = ["create", "update", "patch", "delete", "deletecollection"]
-        .iter()
-        .map(|v| verb(v))
-        .sum();
-    let reads = verb("get") + verb("list");
-    drop(emu);
-
-    // kubectl apply --server-side, app by app, into another fresh emulator.
-    let emu2 = EmulatorProcess::start(&bin, repo, "b");
-    let cache = repo.join("kubectl-cache");
-    let start = Instant::now();
-    for i in 0..APPS {
-        let status = Command::new("kubectl")
-            .args(["apply", "--server-side", "--field-manager", "bench", "-f"])
-            .arg(repo.join(format!("kubectl/app-{i:03}.yaml")))
-            .arg("--kubeconfig")
-            .arg(&emu2.kubeconfig)
-            .arg("--cache-dir")
-            .arg(&cache)
-            .stdout(Stdio::null())
-            .status()
-            .expect("run kubectl");
-        assert!(status.success(), "kubectl apply app-{i:03}");
+    // Fresh names per run on a real cluster (it keeps what earlier runs made).
+    let tag = match target {
+        Target::Emulator => String::new(),
+        Target::Real { .. } => format!(
+            "{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() % 100_000)
+                .unwrap_or(0)
+        ),
+    };
+    let cases: Vec<Layout> = std::env::var("KUBESYNC_BENCH_CASES")
+        .unwrap_or_else(|_| "flat,chained".into())
+        .split(',')
+        .filter_map(|c| match c.trim() {
+            "flat" => Some(Layout::Flat),
+            "chained" => Some(Layout::Chained),
+            _ => None,
+        })
+        .collect();
+    let mut extra: Vec<String> = Vec::new();
+    if let Ok(p) = std::env::var("KUBESYNC_BENCH_PARALLEL") {
+        extra.extend(["--parallel".into(), p]);
     }
-    let kubectl_wall = start.elapsed();
-    drop(emu2);
+    let qps = std::env::var("KUBESYNC_BENCH_QPS")
+        .ok()
+        .or_else(|| matches!(target, Target::Emulator).then(|| "0".into()));
+    if let Some(q) = &qps {
+        if supports(&bin, "--qps") {
+            extra.extend(["--qps".into(), q.clone()]);
+        }
+    }
 
-    println!("sync benchmark: {APPS} apps × 10 objects");
+    let mut rows: Vec<(String, Run)> = Vec::new();
+    for layout in &cases {
+        let prefix = format!("{}{tag}", &layout.name()[..1]);
+        let repo = tmp.path().join(layout.name());
+        generate(&repo, *layout, &prefix);
+        let (boot, noop) = bench_kubesync(&bin, &repo, &target, &extra);
+        rows.push((format!("kubesync bootstrap, {}", layout.name()), boot));
+        rows.push((format!("kubesync no-op re-sync, {}", layout.name()), noop));
+    }
+    let kubectl = (std::env::var("KUBESYNC_BENCH_KUBECTL").as_deref() != Ok("0")).then(|| {
+        let repo = tmp.path().join("kubectl");
+        let prefix = format!("k{tag}");
+        write(&repo.join("all.yaml"), &all_yaml(&prefix));
+        bench_kubectl(&bin, &repo, &target)
+    });
+    if let Some(k) = kubectl {
+        rows.push(("kubectl apply --server-side -f all.yaml".into(), k));
+    }
+
+    let on = match &target {
+        Target::Emulator => "emulator, --ready-delay-ms 20".to_string(),
+        Target::Real { kubeconfig } => format!("real cluster ({})", kubeconfig.display()),
+    };
+    println!("sync benchmark: {APPS} apps × 10 objects; {on}; kubesync flags: {extra:?}");
     println!(
-        "{:<48} {:>10}",
-        "kubesync bootstrap (ordered, health-gated)",
-        secs(ks_wall)
+        "{:<44} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "run", "wall", "RSS MB", "reads", "writes", "srv get", "srv list", "srv wtch", "srv wr"
     );
-    println!(
-        "{:<48} {:>10}",
-        "kubectl apply --server-side, app by app",
-        secs(kubectl_wall)
-    );
-    println!(
-        "{:<48} {:>9.2}x",
-        "ratio kubesync / kubectl",
-        ks_wall.as_secs_f64() / kubectl_wall.as_secs_f64()
-    );
-    println!("{:<48} {:>10}", "no-op re-sync", secs(noop_wall));
-    println!("{:<48} {:>10}", "no-op re-sync writes", writes);
-    println!("{:<48} {:>10}", "no-op re-sync reads (get+list)", reads);
-    println!(
-        "{:<48} {:>7.1} MB",
-        "kubesync peak RSS (bootstrap)",
-        ks_rss as f64 / 1024.0
-    );
-    println!(
-        "{:<48} {:>7.1} MB",
-        "kubesync peak RSS (re-sync)",
-        noop_rss as f64 / 1024.0
-    );
+    let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+    for (name, r) in &rows {
+        println!(
+            "{:<44} {:>9} {:>8.1} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            name,
+            secs(r.wall),
+            r.rss_kb as f64 / 1024.0,
+            opt(r.own.map(|o| o.0)),
+            opt(r.own.map(|o| o.1)),
+            opt(r.server.map(|s| s.0)),
+            opt(r.server.map(|s| s.1)),
+            opt(r.server.map(|s| s.2)),
+            opt(r.server.map(|s| s.3)),
+        );
+    }
+    if let Some((_, k)) = rows.iter().find(|(n, _)| n.starts_with("kubectl")) {
+        for (name, r) in rows.iter().filter(|(n, _)| n.contains("bootstrap")) {
+            println!(
+                "{:<44} {:>8.2}x",
+                format!("ratio {name} / kubectl"),
+                r.wall.as_secs_f64() / k.wall.as_secs_f64()
+            );
+        }
+    }
+}
+
+/// Whether `kubesync bootstrap --help` mentions `flag` (the bench also runs
+/// older binaries, for before/after figures).
+fn supports(bin: &Path, flag: &str) -> bool {
+    Command::new(bin)
+        .args(["bootstrap", "--help"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(flag))
+        .unwrap_or(false)
+}
+
+/// Bootstrap, then a no-op re-sync, of the tree in `repo`.
+fn bench_kubesync(bin: &Path, repo: &Path, target: &Target, extra: &[String]) -> (Run, Run) {
+    match target {
+        Target::Emulator => {
+            let emu = EmulatorProcess::start(bin, repo, "a");
+            let args = ["--server".to_string(), emu.url.clone()];
+            let mut boot = run_kubesync(bin, repo, &args, extra);
+            boot.server = Some(emu.take_requests());
+            let mut noop = run_kubesync(bin, repo, &args, extra);
+            noop.server = Some(emu.take_requests());
+            (boot, noop)
+        }
+        Target::Real { kubeconfig } => {
+            let args = ["--kubeconfig".to_string(), kubeconfig.display().to_string()];
+            let boot = run_kubesync(bin, repo, &args, extra);
+            let noop = run_kubesync(bin, repo, &args, extra);
+            (boot, noop)
+        }
+    }
+}
+
+/// One process of `kubectl apply --server-side -f all.yaml`.
+fn bench_kubectl(bin: &Path, repo: &Path, target: &Target) -> Run {
+    let emu = matches!(target, Target::Emulator).then(|| EmulatorProcess::start(bin, repo, "k"));
+    let kubeconfig = match (target, &emu) {
+        (Target::Real { kubeconfig }, _) => kubeconfig.clone(),
+        (_, Some(e)) => e.kubeconfig.clone(),
+        (_, None) => unreachable!("an emulator target starts an emulator"),
+    };
+    let mut cmd = Command::new("kubectl");
+    cmd.args(["apply", "--server-side", "--field-manager", "bench", "-f"])
+        .arg(repo.join("all.yaml"))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("--cache-dir")
+        .arg(repo.join("kubectl-cache"))
+        .stdout(Stdio::null());
+    let m = common::measure(cmd);
+    assert!(m.success, "kubectl apply failed");
+    let server = emu.as_ref().map(EmulatorProcess::take_requests);
+    Run {
+        wall: m.wall,
+        rss_kb: m.peak_rss_kb,
+        own: None,
+        server,
+    }
+}
+
+/// Runs `kubesync bootstrap -v` and reads its request line from stderr.
+fn run_kubesync(bin: &Path, repo: &Path, target_args: &[String], extra: &[String]) -> Run {
+    let log = repo.join("kubesync.log");
+    let stderr = std::fs::File::create(&log).expect("log file");
+    let mut cmd = Command::new(bin);
+    cmd.args(["bootstrap", "--root", "root.yaml", "-v"])
+        .args(target_args)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .current_dir(repo)
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    let m = common::measure(cmd);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(m.success, "kubesync bootstrap failed:\n{text}");
+    // The line reads "… requests: N reads (…), M writes (…) …".
+    let own = text
+        .lines()
+        .find(|l| l.contains("requests:"))
+        .and_then(|l| {
+            let n = |word: &str| -> Option<u64> {
+                let before = l.split(word).next()?;
+                before.split_whitespace().last()?.parse().ok()
+            };
+            Some((n(" reads")?, n(" writes")?))
+        });
+    Run {
+        wall: m.wall,
+        rss_kb: m.peak_rss_kb,
+        own,
+        server: None,
+    }
 }
 
 /// `kubesync emulator` as a child process on a free loopback port.
@@ -152,12 +323,22 @@ impl EmulatorProcess {
             .unwrap_or_default()
     }
 
-    fn requests(&self) -> serde_json::Value {
-        serde_json::from_str(&self.http("GET", "/emulator/requests")).expect("request counts")
-    }
-
-    fn reset_requests(&self) {
+    /// (gets, lists, watches, writes) since the last call; resets the counts.
+    fn take_requests(&self) -> (u64, u64, u64, u64) {
+        let counts: serde_json::Value =
+            serde_json::from_str(&self.http("GET", "/emulator/requests")).expect("request counts");
         self.http("DELETE", "/emulator/requests");
+        let verb = |v: &str| {
+            counts
+                .pointer(&format!("/byVerb/{v}"))
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0)
+        };
+        let writes = ["create", "update", "patch", "delete", "deletecollection"]
+            .iter()
+            .map(|v| verb(v))
+            .sum();
+        (verb("get"), verb("list"), verb("watch"), writes)
     }
 }
 
@@ -170,25 +351,6 @@ impl Drop for EmulatorProcess {
 
 fn secs(d: Duration) -> String {
     format!("{:.3}s", d.as_secs_f64())
-}
-
-/// Runs `kubesync bootstrap` and returns (wall, peak RSS KiB, success).
-fn run_kubesync(bin: &Path, repo: &Path, url: &str) -> (Duration, u64, bool) {
-    let mut cmd = Command::new(bin);
-    cmd.args([
-        "bootstrap",
-        "--root",
-        "root.yaml",
-        "--server",
-        url,
-        "--parallel",
-        "8",
-    ])
-    .current_dir(repo)
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    let m = common::measure(cmd);
-    (m.wall, m.peak_rss_kb, m.success)
 }
 
 fn write(path: &Path, text: &str) {
@@ -229,18 +391,32 @@ fn objects(i: usize, ns: Option<&str>) -> String {
     s
 }
 
-fn generate(repo: &Path) {
+/// Every app's namespace and objects in one stream, for one kubectl process.
+fn all_yaml(prefix: &str) -> String {
+    let mut s = String::new();
+    for i in 0..APPS {
+        let name = format!("{prefix}-{i:03}");
+        let _ = write!(
+            s,
+            "---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n{}",
+            objects(i, Some(&name))
+        );
+    }
+    s
+}
+
+/// The app-of-apps tree: a root and `APPS` apps named `PREFIX-NNN`, each
+/// syncing its objects into its own namespace.
+fn generate(repo: &Path, layout: Layout, prefix: &str) {
     write(
         &repo.join("root.yaml"),
-        "apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata: {name: root}\nspec:\n  tier: system\n  source: {path: apps}\n",
+        &format!("apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata: {{name: {prefix}-root}}\nspec:\n  tier: system\n  source: {{path: apps}}\n"),
     );
     for i in 0..APPS {
-        let name = format!("app-{i:03}");
-        // A few levels of dependencies: every 10th app waits for the one 10 before it.
-        let deps = if i >= 10 && i % 10 == 0 {
-            format!("  dependsOn: [app-{:03}]\n", i - 10)
-        } else {
-            String::new()
+        let name = format!("{prefix}-{i:03}");
+        let deps = match layout.prerequisite(i) {
+            Some(p) => format!("  dependsOn: [{prefix}-{p:03}]\n"),
+            None => String::new(),
         };
         write(
             &repo.join(format!("apps/{name}.yaml")),
@@ -251,13 +427,6 @@ fn generate(repo: &Path) {
         write(
             &repo.join(format!("objects/{name}/objects.yaml")),
             &objects(i, None),
-        );
-        write(
-            &repo.join(format!("kubectl/{name}.yaml")),
-            &format!(
-                "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n{}",
-                objects(i, Some(&name))
-            ),
         );
     }
 }

@@ -296,3 +296,83 @@ fn json_of_a_skip_has_message_and_reason() {
         assert_eq!(v["message"], words);
     }
 }
+
+/// Syncs the repository's tree in-process with `opts` through `c`.
+async fn sync_with(repo: &Repo, c: &ClusterClient, opts: &SyncOptions) -> SyncReport {
+    let root = repo.root();
+    let tree = tokio::task::spawn_blocking(move || tree_of(&root))
+        .await
+        .expect("join");
+    let graph = tree.graph().expect("graph");
+    sync::run(&tree, &graph, c, opts, &Quiet).await
+}
+
+/// A chain of apps gated on Deployments: with polling and the fallback
+/// re-read both far beyond the wait timeout, only watch events can tell the
+/// engine a Deployment became ready — every app must still succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_wake_on_watch_events() {
+    let emu = emulator(fast_simulation()).await;
+    let c = client(&emu).await;
+    let repo = Repo::new();
+    for (name, deps) in [("first", ""), ("second", "first"), ("third", "second")] {
+        let mut extra = spec(PRUNE, name);
+        if !deps.is_empty() {
+            extra.push_str(&format!("  dependsOn: [{deps}]\n"));
+        }
+        repo.app(name, &extra);
+        repo.write(
+            &format!("objects/{name}/web.yaml"),
+            &deployment("web", "nginx:1.27"),
+        );
+    }
+    let opts = SyncOptions {
+        poll_interval: std::time::Duration::from_secs(3600),
+        watch_fallback: std::time::Duration::from_secs(3600),
+        timeout: Some(std::time::Duration::from_secs(30)),
+        ..SyncOptions::default()
+    };
+    let report = sync_with(&repo, &c, &opts).await;
+    assert!(report.all_good(), "{report:#?}");
+    for name in ["first", "second", "third"] {
+        assert_eq!(app(&report, name).outcome, AppOutcome::Succeeded);
+    }
+}
+
+/// A re-sync of a converged tree writes nothing and reads by list: no GET
+/// per object (the GETs left are discovery and the status CRD checks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converged_resync_reads_by_list_and_writes_nothing() {
+    let emu = emulator(fast_simulation()).await;
+    let repo = Repo::new();
+    for name in ["alpha", "beta", "gamma"] {
+        repo.app(name, &spec(PRUNE, name));
+        for i in 0..4 {
+            repo.write(
+                &format!("objects/{name}/cm{i}.yaml"),
+                &configmap(&format!("cm{i}"), "k: v"),
+            );
+        }
+        repo.write(
+            &format!("objects/{name}/web.yaml"),
+            &deployment("web", "nginx:1.27"),
+        );
+    }
+    let first = sync_with(&repo, &client(&emu).await, &SyncOptions::default()).await;
+    assert!(first.all_good(), "{first:#?}");
+    let c = client(&emu).await;
+    let before = c.request_stats();
+    let second = sync_with(&repo, &c, &SyncOptions::default()).await;
+    assert!(second.all_good(), "{second:#?}");
+    let used = c.request_stats().since(&before);
+    assert_eq!(used.writes(), 0, "{}", used.summary());
+    // 15 objects, 3 namespaces and 3 Application objects: an old-style
+    // re-sync sent a GET for each; discovery (4 API groups) and the CRD and
+    // status-namespace checks remain.
+    let gets = used.reads - used.lists;
+    assert!(gets <= 6, "{}", used.summary());
+    // At most one list per kind and namespace: ConfigMaps and Deployments
+    // in each of the 3 namespaces, Namespaces, Application objects, and the
+    // orphaned-Application check.
+    assert!(used.lists <= 9, "{}", used.summary());
+}

@@ -90,8 +90,10 @@ pub struct GlobalArgs {
     #[arg(long, short = 'o', value_enum, global = true, default_value = "text")]
     pub output: OutputFormat,
 
-    /// How many applications render (and later sync) at once.
-    #[arg(long, global = true, env = "KUBESYNC_PARALLEL", default_value_t = 4)]
+    /// How many applications sync at once (they mostly wait on the API
+    /// server and on readiness; `--qps` bounds the request rate). Renders
+    /// run at most this many at once, and no more than the CPUs allow.
+    #[arg(long, global = true, env = "KUBESYNC_PARALLEL", default_value_t = crate::sync::DEFAULT_PARALLEL)]
     pub parallel: usize,
 
     /// Where clones of remote repositories are cached (default: a temporary directory).

@@ -80,7 +80,10 @@ pub fn load(global: &GlobalArgs) -> Result<Loaded, CliError> {
         &sources,
         &renderer,
         &ExpandOptions {
-            parallel: global.parallel.max(1),
+            // Renders are CPU-bound (helm, kustomize): at most the CPU-based default.
+            parallel: global
+                .parallel
+                .clamp(1, ExpandOptions::default().parallel.max(4)),
             ..ExpandOptions::default()
         },
     );

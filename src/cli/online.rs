@@ -43,6 +43,11 @@ pub struct ClusterArgs {
     /// taking the fields over (git wins by default, as with Argo CD self-heal).
     #[arg(long)]
     pub no_force: bool,
+    /// Client-side limit on API requests per second (bursts of up to 300),
+    /// so a large sync does not crowd a shared API server; 429 answers are
+    /// honoured regardless. 0: no limit. Never applied to --emulator.
+    #[arg(long, env = "KUBESYNC_QPS", value_name = "N", default_value_t = crate::cluster::DEFAULT_QPS)]
+    pub qps: f64,
 }
 
 /// How a sync behaves.
@@ -88,6 +93,7 @@ pub(super) async fn connect(args: &ClusterArgs) -> Result<ClusterClient, CliErro
         server: args.server.clone(),
         emulator: args.emulator,
         force_conflicts: !args.no_force,
+        qps: args.qps,
         ..ClusterOptions::default()
     };
     let client = ClusterClient::connect(opts)
@@ -217,10 +223,15 @@ fn outcome_of(report: &SyncReport) -> Outcome {
 
 /// One line, once, when the API server needed retries: transient errors
 /// are logged per request only at debug level.
-fn note_retries(client: &ClusterClient) {
-    let retries = client.request_stats().retries;
-    if retries > 0 {
+/// With `-v`, also the requests the command sent (reads, watches, writes).
+fn note_retries(client: &ClusterClient, verbose: u8) {
+    let stats = client.request_stats();
+    if stats.retries > 0 {
+        let retries = stats.retries;
         errln!("note: {retries} request(s) were retried after transient API errors (429/5xx/connection); -vv shows each");
+    }
+    if verbose > 0 {
+        errln!("requests: {}", stats.summary());
     }
 }
 
@@ -252,7 +263,7 @@ pub async fn bootstrap(
     )
     .await;
     print_report(&report, global.output);
-    note_retries(&client);
+    note_retries(&client, global.verbose);
     Ok(finish(&loaded, outcome_of(&report)))
 }
 
@@ -279,7 +290,7 @@ pub async fn sync(
     };
     let report = sync::run(&loaded.tree, &graph, &client, &opts, &display).await;
     print_report(&report, global.output);
-    note_retries(&client);
+    note_retries(&client, global.verbose);
     Ok(finish(&loaded, outcome_of(&report)))
 }
 

@@ -20,6 +20,7 @@ use tokio::sync::Mutex as AsyncMutex;
 use super::connect::{self, ClusterOptions, Target, READ_TIMEOUT};
 use super::discovery::{parse_resource_list, DiscoveryCache, GroupVersionKinds, Resolved};
 use super::error::{error_chain, ClusterError, Failure};
+use super::ratelimit::RateLimiter;
 use super::retry::RetryPolicy;
 use super::retry_after::RetryAfterLayer;
 use super::stats::{Counters, RequestKind, RequestStats};
@@ -69,6 +70,8 @@ struct Inner {
     /// Serialises discovery fetches so a cold cache is filled once.
     discovery_fetch: AsyncMutex<()>,
     counters: Counters,
+    /// The client-side rate limit (`None`: unlimited).
+    limiter: Option<RateLimiter>,
     emulator: Option<EmulatorHandle>,
 }
 
@@ -134,6 +137,10 @@ impl ClusterClient {
                 discovery: DiscoveryCache::default(),
                 discovery_fetch: AsyncMutex::new(()),
                 counters: Counters::default(),
+                limiter: match emulator {
+                    Some(_) => None,
+                    None => RateLimiter::new(opts.qps, opts.burst),
+                },
                 emulator,
             }),
         };
@@ -429,14 +436,31 @@ impl ClusterClient {
         label_selector: &str,
     ) -> Result<Vec<Value>, ClusterError> {
         let resolved = self.resolve_gvk(gvk).await?;
+        let (items, _) = self
+            .list_resolved(&resolved, namespace, label_selector)
+            .await?;
+        Ok(items)
+    }
+
+    /// [`Self::list`] of a resolved kind, with the list's resourceVersion
+    /// (where a watch of the same selection starts).
+    pub async fn list_resolved(
+        &self,
+        resolved: &Resolved,
+        namespace: Option<&str>,
+        label_selector: &str,
+    ) -> Result<(Vec<Value>, String), ClusterError> {
+        let ar = &resolved.api_resource;
+        let gvk = GroupVersionKind::gvk(&ar.group, &ar.version, &ar.kind);
         let namespace = namespace.filter(|_| resolved.namespaced);
         let label = match namespace {
-            Some(ns) => format!("{} in namespace {ns}", gvk_label(gvk)),
-            None => gvk_label(gvk),
+            Some(ns) => format!("{} in namespace {ns}", gvk_label(&gvk)),
+            None => gvk_label(&gvk),
         };
         let path = resolved.collection_path(namespace);
         let mut items = Vec::new();
         let mut continue_token: Option<String> = None;
+        let mut version = None;
         loop {
             let lp = ListParams {
                 label_selector: (!label_selector.is_empty()).then(|| label_selector.to_string()),
@@ -445,11 +469,17 @@ impl ClusterClient {
                 ..ListParams::default()
             };
             let page = self
-                .request(RequestKind::Read, &label, || {
+                .request(RequestKind::List, &label, || {
                     Request::new(path.as_str()).list(&lp)
                 })
                 .await
                 .map_err(|f| f.into_cluster_error(label.clone()))?;
+            if version.is_none() {
+                version = page
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+            }
             let next = page
                 .pointer("/metadata/continue")
                 .and_then(Value::as_str)
@@ -457,12 +487,7 @@ impl ClusterClient {
                 .map(str::to_string);
             if let Some(Value::Array(page_items)) = page.get("items") {
                 for mut item in page_items.iter().cloned() {
-                    if let Some(o) = item.as_object_mut() {
-                        o.entry("apiVersion")
-                            .or_insert_with(|| json!(resolved.api_resource.api_version));
-                        o.entry("kind")
-                            .or_insert_with(|| json!(resolved.api_resource.kind));
-                    }
+                    with_type(&mut item, resolved);
                     items.push(item);
                 }
             }
@@ -471,7 +496,50 @@ impl ClusterClient {
                 None => break,
             }
         }
-        Ok(items)
+        Ok((items, version.unwrap_or_default()))
+    }
+
+    /// Watches a resolved kind from `resource_version` (from
+    /// [`Self::list_resolved`]) for up to `timeout_secs`, with bookmarks.
+    /// Counted as one watch; not retried and not rate-limited (the caller
+    /// re-watches or relists: see `cache`). Objects carry `apiVersion` and
+    /// `kind`.
+    pub(crate) async fn watch_resolved(
+        &self,
+        resolved: &Resolved,
+        namespace: Option<&str>,
+        label_selector: &str,
+        resource_version: &str,
+        timeout_secs: u32,
+    ) -> Result<
+        impl futures::Stream<Item = Result<kube::core::WatchEvent<Value>, kube::Error>> + use<>,
+        kube::Error,
+    > {
+        let namespace = namespace.filter(|_| resolved.namespaced);
+        let path = resolved.collection_path(namespace);
+        // Bookmarks are on by default.
+        let mut wp = kube::core::params::WatchParams::default().timeout(timeout_secs);
+        if !label_selector.is_empty() {
+            wp = wp.labels(label_selector);
+        }
+        let req = Request::new(path.as_str())
+            .watch(&wp, resource_version)
+            .map_err(kube::Error::BuildRequest)?;
+        self.inner.counters.sent(RequestKind::Watch);
+        let stream = self.inner.client.request_events::<Value>(req).await?;
+        let resolved = resolved.clone();
+        Ok(futures::StreamExt::map(
+            stream,
+            move |ev: Result<kube::core::WatchEvent<Value>, kube::Error>| {
+                use kube::core::WatchEvent as E;
+                ev.map(|mut ev| {
+                    if let E::Added(o) | E::Modified(o) | E::Deleted(o) = &mut ev {
+                        with_type(o, &resolved);
+                    }
+                    ev
+                })
+            },
+        ))
     }
 
     /// Whether namespace `ns` exists (a terminating namespace still exists).
@@ -603,10 +671,27 @@ impl ClusterClient {
                 || counters.retried(),
                 || {
                     counters.sent(kind);
-                    attempt()
+                    let attempt = attempt();
+                    async move {
+                        if let Some(l) = &self.inner.limiter {
+                            l.acquire().await;
+                        }
+                        attempt.await
+                    }
                 },
             )
             .await
+    }
+}
+
+/// Gives a listed or watched object its `apiVersion` and `kind` (list items
+/// may come without them).
+fn with_type(item: &mut Value, resolved: &Resolved) {
+    if let Some(o) = item.as_object_mut() {
+        o.entry("apiVersion")
+            .or_insert_with(|| json!(resolved.api_resource.api_version));
+        o.entry("kind")
+            .or_insert_with(|| json!(resolved.api_resource.kind));
     }
 }
 

@@ -24,6 +24,14 @@ pub const FIELD_MANAGER: &str = "kubesync";
 /// How long kubesync waits for any single response (connect excluded).
 pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Default client-side request rate (`--qps`) for real API servers: Flux's
+/// and Argo CD's default (50/s). The in-process emulator is not limited.
+pub const DEFAULT_QPS: f64 = 50.0;
+
+/// Default burst above the rate: a small app syncs without waiting (Flux's
+/// default, also kubectl's discovery burst).
+pub const DEFAULT_BURST: u32 = 300;
+
 /// Which cluster to talk to and how to write to it.
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
@@ -43,6 +51,12 @@ pub struct ClusterOptions {
     pub force_conflicts: bool,
     /// Retries of transient failures.
     pub retry: RetryPolicy,
+    /// Client-side request rate limit in requests per second; `0` (the
+    /// library's default) for none. The CLI's `--qps` defaults to
+    /// [`DEFAULT_QPS`]. Never applied to the in-process emulator.
+    pub qps: f64,
+    /// Requests allowed at once above the rate.
+    pub burst: u32,
 }
 
 impl Default for ClusterOptions {
@@ -55,6 +69,8 @@ impl Default for ClusterOptions {
             field_manager: FIELD_MANAGER.to_string(),
             force_conflicts: true,
             retry: RetryPolicy::default(),
+            qps: 0.0,
+            burst: DEFAULT_BURST,
         }
     }
 }

@@ -24,19 +24,26 @@
 //! not land in `default` by accident.
 //!
 //! Layout: `connect` (options, target selection, the no-cluster hint),
-//! `client` (the verbs), `discovery` (the cache), `retry` (policy and loop),
-//! `retry_after` (Retry-After header → Status), `error`, `stats`.
+//! `client` (the verbs), `cache` (a run's list+watch view of live objects,
+//! which waits wake on), `discovery` (the cache of kinds), `retry` (policy
+//! and loop), `retry_after` (Retry-After header → Status), `ratelimit`
+//! (`--qps`), `error`, `stats`.
 
+mod cache;
 mod client;
 mod connect;
 mod discovery;
 mod error;
+mod ratelimit;
 mod retry;
 mod retry_after;
 mod stats;
 
+pub use cache::{CacheScope, LiveCache, Subscription};
 pub use client::{with_default_namespace, ClusterClient, DeleteOutcome, Propagation};
-pub use connect::{ClusterOptions, FIELD_MANAGER, NO_CLUSTER_HINT, READ_TIMEOUT};
+pub use connect::{
+    ClusterOptions, DEFAULT_BURST, DEFAULT_QPS, FIELD_MANAGER, NO_CLUSTER_HINT, READ_TIMEOUT,
+};
 pub use discovery::Resolved;
 pub use error::ClusterError;
 pub use kube::core::GroupVersionKind;

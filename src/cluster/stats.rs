@@ -1,7 +1,8 @@
 //! Request statistics of one [`super::ClusterClient`] (and its clones): how
 //! many write requests it sent, by kind, plus reads and retries. Tests use
 //! [`RequestStats::writes`] to assert that a dry run wrote nothing; the
-//! controller can export them as metrics.
+//! controller can export them as metrics; `-v` prints them after a sync
+//! ([`RequestStats::summary`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -17,8 +18,13 @@ pub struct RequestStats {
     pub status_patches: u64,
     /// Deletes.
     pub deletes: u64,
-    /// Gets, lists, discovery and version requests.
+    /// Gets, lists, discovery and version requests (each page of a list
+    /// counts once). Watches are counted apart.
     pub reads: u64,
+    /// Of `reads`: list pages.
+    pub lists: u64,
+    /// Watch requests (long-lived streams; each (re)start counts once).
+    pub watches: u64,
     /// Retries of any request.
     pub retries: u64,
 }
@@ -28,6 +34,39 @@ impl RequestStats {
     /// deletes (dry-run applies excluded).
     pub fn writes(&self) -> u64 {
         self.applies + self.status_patches + self.deletes
+    }
+
+    /// The counts since `earlier` (a snapshot of the same client).
+    pub fn since(&self, earlier: &RequestStats) -> RequestStats {
+        RequestStats {
+            applies: self.applies - earlier.applies,
+            dry_run_applies: self.dry_run_applies - earlier.dry_run_applies,
+            status_patches: self.status_patches - earlier.status_patches,
+            deletes: self.deletes - earlier.deletes,
+            reads: self.reads - earlier.reads,
+            lists: self.lists - earlier.lists,
+            watches: self.watches - earlier.watches,
+            retries: self.retries - earlier.retries,
+        }
+    }
+
+    /// One line for people and scripts: `N reads (G gets, L lists), W watches,
+    /// M writes (A applies, S status patches, D deletes), R dry-run applies,
+    /// T retries`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} reads ({} gets, {} lists), {} watches, {} writes ({} applies, {} status patches, {} deletes), {} dry-run applies, {} retries",
+            self.reads,
+            self.reads - self.lists,
+            self.lists,
+            self.watches,
+            self.writes(),
+            self.applies,
+            self.status_patches,
+            self.deletes,
+            self.dry_run_applies,
+            self.retries
+        )
     }
 }
 
@@ -39,6 +78,9 @@ pub(crate) enum RequestKind {
     StatusPatch,
     Delete,
     Read,
+    /// One page of a list (also a read).
+    List,
+    Watch,
 }
 
 impl RequestKind {
@@ -49,6 +91,8 @@ impl RequestKind {
             RequestKind::StatusPatch => "patch status",
             RequestKind::Delete => "delete",
             RequestKind::Read => "read",
+            RequestKind::List => "list",
+            RequestKind::Watch => "watch",
         }
     }
 }
@@ -61,6 +105,8 @@ pub(crate) struct Counters {
     status_patches: AtomicU64,
     deletes: AtomicU64,
     reads: AtomicU64,
+    lists: AtomicU64,
+    watches: AtomicU64,
     retries: AtomicU64,
 }
 
@@ -72,6 +118,11 @@ impl Counters {
             RequestKind::StatusPatch => &self.status_patches,
             RequestKind::Delete => &self.deletes,
             RequestKind::Read => &self.reads,
+            RequestKind::List => {
+                self.reads.fetch_add(1, Ordering::Relaxed);
+                &self.lists
+            }
+            RequestKind::Watch => &self.watches,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -87,6 +138,8 @@ impl Counters {
             status_patches: self.status_patches.load(Ordering::Relaxed),
             deletes: self.deletes.load(Ordering::Relaxed),
             reads: self.reads.load(Ordering::Relaxed),
+            lists: self.lists.load(Ordering::Relaxed),
+            watches: self.watches.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
         }
     }
@@ -109,5 +162,13 @@ mod tests {
         assert_eq!(s.writes(), 3);
         assert_eq!(s.dry_run_applies, 1);
         assert_eq!(s.retries, 1);
+        c.sent(RequestKind::List);
+        c.sent(RequestKind::Watch);
+        let t = c.snapshot();
+        assert_eq!((t.reads, t.lists, t.watches), (2, 1, 1));
+        assert_eq!(t.since(&s).reads, 1);
+        assert!(t
+            .summary()
+            .starts_with("2 reads (1 gets, 1 lists), 1 watches, 3 writes"));
     }
 }

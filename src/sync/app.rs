@@ -17,7 +17,7 @@ use super::prepare::{prepare, DesiredObject, PrepareContext, SyncMode};
 use super::report::{AppOutcome, AppReport};
 use super::shared::{crd_scopes, Shared};
 use super::status::{self, InventoryEntry};
-use crate::cluster::{ClusterClient, ClusterError};
+use crate::cluster::{ClusterClient, ClusterError, LiveCache};
 use crate::diff::{ObjectDiff, SyncStatus};
 use crate::health::{self, Health, HealthStatus};
 use crate::model::{AppName, Manifest, ObjectRef};
@@ -46,17 +46,20 @@ pub(super) fn blocked_report(node: &AppNode, by: Vec<AppName>) -> AppReport {
 }
 
 /// Syncs one app: never panics, always returns a report.
+/// Also returns the status write a successful sync leaves to the caller
+/// (see [`AppSync::run`]).
 pub(super) async fn sync_app(
     node: &AppNode,
-    client: &ClusterClient,
+    live: &LiveCache,
     opts: &SyncOptions,
     shared: &Shared,
-) -> AppReport {
+) -> (AppReport, Option<StatusWrite>) {
     let start = Instant::now();
     let span = tracing::info_span!("sync", app = %node.app.name);
-    let mut report = AppSync {
+    let (mut report, write) = AppSync {
         node,
-        client,
+        client: live.client(),
+        live,
         opts,
         shared,
     }
@@ -64,7 +67,14 @@ pub(super) async fn sync_app(
     .instrument(span)
     .await;
     report.duration = start.elapsed();
-    report
+    (report, write)
+}
+
+/// The Application status write that ends a sync which applied: the
+/// engine does it off the critical path (dependents start first).
+pub(super) struct StatusWrite {
+    pub(super) inventory: Vec<InventoryEntry>,
+    pub(super) previous: Option<Value>,
 }
 
 /// What one app's sync works from.
@@ -100,35 +110,44 @@ pub(super) fn sync_status(changes: &[Change]) -> SyncStatus {
     }
 }
 
-/// One app's sync in progress: the app, the cluster, the run's options and
+/// One app's sync in progress: the app, the cluster (written through
+/// `client`, read through the run's `live` cache), the run's options and
 /// what the whole tree wants. Its steps live here, in `apply` and in `prune`.
 pub(super) struct AppSync<'a> {
     pub(super) node: &'a AppNode,
     pub(super) client: &'a ClusterClient,
+    pub(super) live: &'a LiveCache,
     pub(super) opts: &'a SyncOptions,
     pub(super) shared: &'a Shared,
 }
 
 impl AppSync<'_> {
     /// The steps, in order; a step that cannot go on ends the sync with the
-    /// app Failed and its inventory unchanged.
-    pub(super) async fn run(&self) -> AppReport {
+    /// app Failed and its inventory unchanged. Once the app applied, its
+    /// status write is returned for the caller to make (none in a dry run
+    /// or without status).
+    pub(super) async fn run(&self) -> (AppReport, Option<StatusWrite>) {
         let mut report = base_report(self.node, AppOutcome::Succeeded);
         if let Some(f) = self.node.failure() {
             report.outcome = AppOutcome::Failed {
                 message: f.message.clone(),
             };
             if self.opts.write_status && !self.opts.dry_run {
-                write_status(self.client, self.node, &report).await;
+                write_status(self.live, self.node, &report).await;
             }
-            return report;
+            return (report, None);
         }
         let plan = match self.plan().await {
             Ok(p) => p,
-            Err((message, previous)) => return self.fail(report, message, previous.as_ref()).await,
+            Err((message, previous)) => {
+                return (self.fail(report, message, previous.as_ref()).await, None)
+            }
         };
         if let Err(message) = self.ensure_destination().await {
-            return self.fail(report, message, plan.previous.as_ref()).await;
+            return (
+                self.fail(report, message, plan.previous.as_ref()).await,
+                None,
+            );
         }
         let leftover_refs: Vec<ObjectRef> =
             plan.inventory.iter().map(|e| e.object.clone()).collect();
@@ -139,9 +158,11 @@ impl AppSync<'_> {
         let inventory = inventory(&plan.desired, kept);
         report.sync = sync_status(&report.changes);
         self.settle_health(&plan.desired, &mut report).await;
-        self.write_back(&report, &inventory, plan.previous.as_ref())
-            .await;
-        report
+        let write = (self.opts.write_status && !self.opts.dry_run).then(|| StatusWrite {
+            inventory,
+            previous: plan.previous,
+        });
+        (report, write)
     }
 
     /// What this sync works from: the previous Application object and its
@@ -249,7 +270,8 @@ impl AppSync<'_> {
             return Ok(None);
         }
         let name = &self.node.app.name;
-        match self.client.get(&status::application_ref(name.as_str())).await {
+        let app_ref = status::application_ref(name.as_str());
+        match self.live.get(&app_ref, status::APPLICATION_SELECTOR).await {
             Ok(p) => Ok(p),
             // No Application CRD yet (a dry run on a fresh cluster): no history.
             Err(ClusterError::UnknownKind { .. }) => Ok(None),
@@ -428,36 +450,92 @@ impl AppSync<'_> {
         Ok(out)
     }
 
+    /// The live object `r` as this run sees it (see [`LiveCache::get`]).
+    pub(super) async fn read(&self, r: &ObjectRef) -> Result<Option<Value>, ClusterError> {
+        self.live.get(r, selector_for(r)).await
+    }
+
     pub(super) async fn current_health(&self, objects: &[&DesiredObject]) -> HealthStatus {
         let mut statuses = Vec::with_capacity(objects.len());
         for d in objects {
-            statuses.push(match self.client.get(&d.object_ref).await {
-                Ok(Some(live)) => named(&d.object_ref, health::assess(&live)),
-                Ok(None) => named(&d.object_ref, health::missing()),
-                Err(e) => HealthStatus::new(Health::Unknown, format!("{}: {e}", d.object_ref)),
-            });
+            statuses.push(self.object_health(&d.object_ref).await);
         }
         health::aggregate(statuses.iter())
     }
 
-    /// Polls health until every object is ready or the deadline passes.
+    /// One object's health as this run sees it (Missing when absent).
+    async fn object_health(&self, r: &ObjectRef) -> HealthStatus {
+        let assessed = self.live.inspect(r, selector_for(r), |live| match live {
+            Some(live) => named(r, health::assess(live)),
+            None => named(r, health::missing()),
+        });
+        match assessed.await {
+            Ok(h) => h,
+            Err(e) => HealthStatus::new(Health::Unknown, format!("{r}: {e}")),
+        }
+    }
+
+    /// Waits until every object has been ready or the deadline passes:
+    /// woken by the watch events of the kinds still waited on (an object
+    /// once ready is not read again), re-reading those objects from the
+    /// server every `watch_fallback` in case a watch missed a change;
+    /// objects whose kind is not watched are polled every `poll_interval`.
     pub(super) async fn wait_healthy(
         &self,
         objects: &[&DesiredObject],
         deadline: Instant,
     ) -> HealthStatus {
+        let mut latest: Vec<Option<HealthStatus>> = vec![None; objects.len()];
+        let mut pending: Vec<usize> = (0..objects.len()).collect();
+        let mut reread_at = Instant::now() + self.opts.watch_fallback;
         loop {
-            let h = self.current_health(objects).await;
-            if h.health.is_ready() || Instant::now() >= deadline {
-                return h;
+            let refs = || pending.iter().map(|&i| &objects[i].object_ref);
+            // Subscribed before reading, so no change after the read is missed.
+            let mut changes = self.live.subscribe(refs());
+            for &i in &pending {
+                latest[i] = Some(self.object_health(&objects[i].object_ref).await);
             }
-            tokio::time::sleep(
-                self.opts
-                    .poll_interval
-                    .min(deadline.saturating_duration_since(Instant::now())),
-            )
-            .await;
+            pending.retain(|&i| !latest[i].as_ref().is_some_and(|h| h.health.is_ready()));
+            if pending.is_empty() || Instant::now() >= deadline {
+                return health::aggregate(latest.iter().flatten());
+            }
+            let refs = || pending.iter().map(|&i| &objects[i].object_ref);
+            if !changes.is_watched() && self.live.subscribe(refs()).is_watched() {
+                continue; // the reads above started the watches
+            }
+            let watched = changes.is_watched();
+            let wake = if watched {
+                reread_at
+            } else {
+                Instant::now() + self.opts.poll_interval
+            };
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep_until(wake.min(deadline).into()) => {
+                    if watched && Instant::now() >= reread_at {
+                        for r in refs() {
+                            let _ = self.live.refresh(r).await;
+                        }
+                        reread_at = Instant::now() + self.opts.watch_fallback;
+                    }
+                }
+            }
         }
+    }
+}
+
+/// Which objects of `r`'s kind a run lists and watches: those kubesync
+/// wrote (every applied object carries `kubesync.dev/app`; kubesync's own
+/// Application objects carry their tier) — an object outside the selection
+/// costs a GET — except Namespaces, which are few and all listed, so that a
+/// missing namespace (and everything in it) costs no read.
+pub(super) fn selector_for(r: &ObjectRef) -> &'static str {
+    if r.group == status::KUBESYNC_GROUP {
+        status::APPLICATION_SELECTOR
+    } else if r.group.is_empty() && r.kind == "Namespace" {
+        ""
+    } else {
+        crate::model::APP_LABEL
     }
 }
 

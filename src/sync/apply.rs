@@ -127,7 +127,7 @@ impl AppSync<'_> {
         if ns_mode == Some(SyncMode::Off) {
             return Change::skipped(r, false, SkipReason::SyncOffOnNamespace);
         }
-        let live = match self.client.get(r).await {
+        let live = match self.read(r).await {
             Ok(l) => l,
             // The kind is served only once a CRD of this app is applied: in a
             // dry run that never happens, so the object would be created.
@@ -169,6 +169,9 @@ impl AppSync<'_> {
         let r = &d.object_ref;
         match self.client.apply(&d.object, dry).await {
             Ok(result) => {
+                if !dry {
+                    self.live.applied(&result);
+                }
                 let action = match live {
                     None => Action::Created,
                     Some(l) if rv(l) == rv(&result) && !dry => Action::Unchanged,
@@ -181,6 +184,10 @@ impl AppSync<'_> {
                     }
                     Some(_) => Action::Configured,
                 };
+                if !dry && action == Action::Created && r.group.is_empty() && r.kind == "Namespace"
+                {
+                    self.live.created_namespace(&r.name);
+                }
                 tracing::info!(object = %r, %action, dry_run = dry, "applied");
                 Change::done(r, action, dry)
             }
@@ -211,14 +218,19 @@ impl AppSync<'_> {
     }
 
     pub(super) async fn ensure_namespace(&self, ns: &str, dry: bool) -> Result<(), ClusterError> {
-        if self.client.get(&namespace_ref(ns)).await?.is_some() {
+        if self.read(&namespace_ref(ns)).await?.is_some() {
             return Ok(());
         }
         let obj = serde_json::json!({
             "apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": ns, "labels": {APP_LABEL: self.node.app.name.as_str()}}
         });
-        self.client.apply(&obj, dry).await.map(|_| ())
+        let created = self.client.apply(&obj, dry).await?;
+        if !dry {
+            self.live.applied(&created);
+            self.live.created_namespace(ns);
+        }
+        Ok(())
     }
 
     /// The namespaces the app's objects (and leftovers) live in: `None` when
@@ -237,7 +249,7 @@ impl AppSync<'_> {
             .collect();
         for ns in namespaces {
             let r = namespace_ref(ns);
-            let mode = match self.client.get(&r).await {
+            let mode = match self.read(&r).await {
                 Ok(Some(live)) => Some(super::prepare::sync_mode(&live)),
                 Ok(None) => None,
                 // Unknown: treat as existing and on; the apply reports the error.

@@ -1,7 +1,9 @@
 //! The engine's entry points: [`run`] syncs the selected apps in dependency
 //! order — a [`Schedule`] (pure) says which apps may start and which a
 //! failure blocks; this module starts them, up to `parallel` at once, and
-//! records blocked apps — and [`diff`] compares without writing. Also the
+//! records blocked apps — and [`diff`] compares without writing. A run
+//! reads the cluster through one [`LiveCache`] (list+watch per kind, so waits
+//! wake on events and a converged re-sync reads by list). Also the
 //! status IO: installing the Application CRD and writing each app's
 //! Application object and status (built by `status`). One app's sync is
 //! `app`'s.
@@ -12,13 +14,13 @@ use std::time::{Duration, Instant};
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
 
-use super::app::{blocked_report, namespace_ref, sync_app, AppSync};
+use super::app::{blocked_report, namespace_ref, selector_for, sync_app, AppSync, StatusWrite};
 use super::prepare::is_subset;
 use super::report::{AppReport, SyncReport};
 use super::schedule::Schedule;
 use super::shared::Shared;
 use super::status::{self, ApplicationStatus, InventoryEntry};
-use crate::cluster::{ClusterClient, ClusterError};
+use crate::cluster::{CacheScope, ClusterClient, ClusterError, LiveCache};
 use crate::diff::{ObjectDiff, SyncStatus};
 use crate::graph::AppGraph;
 use crate::model::{AppName, ObjectRef};
@@ -27,7 +29,8 @@ use crate::tree::{AppNode, AppTree};
 /// How a sync runs.
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
-    /// Apps syncing at once.
+    /// Apps syncing at once (they mostly wait on the API server and on
+    /// readiness, so more than the CPU count).
     pub parallel: usize,
     /// Server-side dry run: report what would change, write nothing.
     pub dry_run: bool,
@@ -40,8 +43,12 @@ pub struct SyncOptions {
     pub only: Option<BTreeSet<AppName>>,
     /// Write Application objects and their status.
     pub write_status: bool,
-    /// How often health is polled while waiting.
+    /// How often health is polled while waiting on objects whose kind is
+    /// not watched (it could not be listed).
     pub poll_interval: Duration,
+    /// While waiting on watched objects (woken by their events), how often
+    /// they are read again anyway, in case a watch missed a change.
+    pub watch_fallback: Duration,
     /// Objects applied at once within one phase of one app.
     pub apply_concurrency: usize,
 }
@@ -49,17 +56,25 @@ pub struct SyncOptions {
 impl Default for SyncOptions {
     fn default() -> Self {
         SyncOptions {
-            parallel: 4,
+            parallel: DEFAULT_PARALLEL,
             dry_run: false,
             prune: None,
             timeout: None,
             only: None,
             write_status: true,
             poll_interval: Duration::from_millis(200),
+            watch_fallback: Duration::from_secs(2),
             apply_concurrency: 8,
         }
     }
 }
+
+/// Apps syncing at once by default (`--parallel`).
+pub const DEFAULT_PARALLEL: usize = 16;
+
+/// Up to this many namespaces in a run, the cache lists and watches each
+/// kind per namespace; beyond, once per kind across the cluster.
+const NAMESPACED_CACHE_LIMIT: usize = 4;
 
 /// Receives progress as apps start and finish (the CLI's display).
 pub trait Progress: Send + Sync {
@@ -86,14 +101,25 @@ pub async fn run(
         .filter(|n| opts.only.as_ref().is_none_or(|o| o.contains(&n.app.name)))
         .collect();
     let names: Vec<AppName> = selected.iter().map(|n| n.app.name.clone()).collect();
+    let live = LiveCache::new(client.clone(), cache_scope(&selected));
     if opts.write_status && !opts.dry_run {
-        if let Err(e) = ensure_status_crd(client).await {
-            tracing::warn!("cannot install the Application CRD, status will not be written: {e}");
+        match ensure_status(client).await {
+            Ok(true) => live.created_namespace(status::STATUS_NAMESPACE),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(
+                "cannot install the Application CRD, status will not be written: {e}"
+            ),
         }
     }
+    live.warm(
+        kinds_in_play(&selected, opts.write_status)
+            .iter()
+            .map(|r| (r, selector_for(r))),
+    )
+    .await;
     let run = Run {
         nodes: selected.iter().map(|n| (n.app.name.clone(), *n)).collect(),
-        client,
+        live: &live,
         opts,
         progress,
         shared: Shared::new(tree),
@@ -112,10 +138,63 @@ pub async fn run(
     }
 }
 
+/// Per kind and namespace when the selected apps touch few namespaces (a
+/// `kubesync sync APP`), else per kind across the cluster (a bootstrap).
+fn cache_scope(selected: &[&AppNode]) -> CacheScope {
+    let mut namespaces = BTreeSet::new();
+    namespaces.insert(status::STATUS_NAMESPACE.to_string());
+    for n in selected {
+        namespaces.extend(n.app.destination.namespace.clone());
+        for m in n.objects() {
+            if let Ok(r) = m.object_ref() {
+                namespaces.extend(r.namespace);
+            }
+        }
+    }
+    if namespaces.len() <= NAMESPACED_CACHE_LIMIT {
+        CacheScope::Namespace
+    } else {
+        CacheScope::Cluster
+    }
+}
+
+/// One object per kind and namespace the selected apps will read (their
+/// objects, namespaces and Application objects), so that the cache lists
+/// them all at once before the first app starts.
+fn kinds_in_play(selected: &[&AppNode], with_status: bool) -> Vec<ObjectRef> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    let mut add = |r: ObjectRef| {
+        if seen.insert((r.group.clone(), r.kind.clone(), r.namespace.clone())) {
+            out.push(r);
+        }
+    };
+    if with_status {
+        if let Some(n) = selected.first() {
+            add(status::application_ref(n.app.name.as_str()));
+        }
+    }
+    for n in selected {
+        let dest = n.app.destination.namespace.as_deref();
+        if let Some(ns) = dest {
+            add(namespace_ref(ns));
+        }
+        for m in n.objects() {
+            if let Ok(mut r) = m.object_ref() {
+                if r.namespace.is_none() {
+                    r.namespace = Some(dest.unwrap_or("default").to_string());
+                }
+                add(r);
+            }
+        }
+    }
+    out
+}
+
 /// One sync run: the selected apps and what every app's sync shares.
 struct Run<'a> {
     nodes: HashMap<AppName, &'a AppNode>,
-    client: &'a ClusterClient,
+    live: &'a LiveCache,
     opts: &'a SyncOptions,
     progress: &'a dyn Progress,
     shared: Shared,
@@ -127,6 +206,8 @@ impl Run<'_> {
     async fn drive(&self, mut schedule: Schedule) -> HashMap<AppName, AppReport> {
         let mut reports = HashMap::new();
         let mut running = FuturesUnordered::new();
+        // Status writes of finished apps: made while dependents already run.
+        let mut writes = FuturesUnordered::new();
         while !schedule.is_done() {
             let free = self.opts.parallel.max(1).saturating_sub(schedule.running());
             for name in schedule.ready().into_iter().take(free) {
@@ -136,21 +217,39 @@ impl Run<'_> {
                 running.push(async move {
                     (
                         node,
-                        sync_app(node, self.client, self.opts, &self.shared).await,
+                        sync_app(node, self.live, self.opts, &self.shared).await,
                     )
                 });
             }
-            let Some((node, report)) = running.next().await else {
+            let next = loop {
+                tokio::select! {
+                    next = running.next() => break next,
+                    Some(()) = writes.next(), if !writes.is_empty() => {}
+                }
+            };
+            let Some((node, (report, write))) = next else {
                 break;
             };
             let ok = report.lets_dependents_start(self.opts.dry_run);
             self.progress.finished(&report);
+            if let Some(StatusWrite {
+                inventory,
+                previous,
+            }) = write
+            {
+                let report = report.clone();
+                let client = self.live.client();
+                writes.push(async move {
+                    write_status_with(client, node, &report, &inventory, previous.as_ref()).await
+                });
+            }
             reports.insert(node.app.name.clone(), report);
             for (name, by) in schedule.finish(&node.app.name, ok) {
                 let report = self.blocked(self.nodes[&name], by).await;
                 reports.insert(name, report);
             }
         }
+        while writes.next().await.is_some() {}
         // Anything still pending could never start (only possible with a
         // cycle, which the graph rejects); report it rather than lose it.
         for name in schedule.stuck() {
@@ -164,7 +263,7 @@ impl Run<'_> {
         let report = blocked_report(node, by);
         self.progress.finished(&report);
         if self.opts.write_status && !self.opts.dry_run {
-            write_status(self.client, node, &report).await;
+            write_status(self.live, node, &report).await;
         }
         report
     }
@@ -196,6 +295,11 @@ async fn orphaned_apps(tree: &AppTree, client: &ClusterClient) -> Vec<AppName> {
 
 /// Installs the Application CRD and the status namespace when missing.
 pub async fn ensure_status_crd(client: &ClusterClient) -> Result<(), ClusterError> {
+    ensure_status(client).await.map(|_| ())
+}
+
+/// [`ensure_status_crd`]; `true` when it created the status namespace.
+async fn ensure_status(client: &ClusterClient) -> Result<bool, ClusterError> {
     let crd_ref = ObjectRef {
         group: "apiextensions.k8s.io".into(),
         version: "v1".into(),
@@ -216,18 +320,21 @@ pub async fn ensure_status_crd(client: &ClusterClient) -> Result<(), ClusterErro
         .is_none()
     {
         client.apply(&status::status_namespace(), false).await?;
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Writes the status of an app that applied nothing (render failed or
 /// blocked), keeping the inventory it had.
-pub(super) async fn write_status(client: &ClusterClient, node: &AppNode, report: &AppReport) {
-    let previous = client
-        .get(&status::application_ref(node.app.name.as_str()))
+pub(super) async fn write_status(live: &LiveCache, node: &AppNode, report: &AppReport) {
+    let app_ref = status::application_ref(node.app.name.as_str());
+    let previous = live
+        .get(&app_ref, status::APPLICATION_SELECTOR)
         .await
         .ok()
         .flatten();
+    let client = live.client();
     let inv = previous
         .as_ref()
         .map(status::inventory_of)
@@ -311,6 +418,7 @@ pub async fn diff(
         dry_run: true,
         ..SyncOptions::default()
     };
+    let live = LiveCache::new(client.clone(), CacheScope::Namespace);
     let mut out = Vec::new();
     for node in tree.depth_first() {
         if only.map(|o| !o.contains(&node.app.name)).unwrap_or(false) {
@@ -322,6 +430,7 @@ pub async fn diff(
                 AppSync {
                     node,
                     client,
+                    live: &live,
                     opts: &opts,
                     shared: &shared,
                 }

@@ -99,7 +99,7 @@ impl AppSync<'_> {
         if ns_mode == Some(SyncMode::Off) {
             return Change::skipped(r, dry, SkipReason::KeptSyncOffNamespace);
         }
-        let live = match self.client.get(r).await {
+        let live = match self.read(r).await {
             Ok(None) => return Change::gone(r, dry),
             Ok(Some(live)) => live,
             Err(e) => return Change::failed(r, dry, ChangeError::Prune(e.to_string())),
@@ -113,6 +113,7 @@ impl AppSync<'_> {
         }
         match self.client.delete(r, Propagation::Background).await {
             Ok(_) => {
+                self.live.deleted(r);
                 tracing::info!(object = %r, "pruned");
                 Change::done(r, Action::Pruned, false)
             }

@@ -19,6 +19,13 @@ pub const STATUS_NAMESPACE: &str = "kubesync-system";
 /// Name of the Application CRD.
 pub const CRD_NAME: &str = "applications.kubesync.dev";
 
+/// The API group of kubesync's own kinds.
+pub const KUBESYNC_GROUP: &str = "kubesync.dev";
+
+/// The label every Application object kubesync writes carries (its tier):
+/// the selection a run lists and watches Application objects by.
+pub const APPLICATION_SELECTOR: &str = "kubesync.dev/tier";
+
 /// The CustomResourceDefinition for kubesync's Application kind, with
 /// printer columns so `kubectl get applications -A` shows the state.
 pub fn application_crd() -> Value {

@@ -1,0 +1,501 @@
+//! [`LiveCache`]: one run's view of the live objects it reads, kept by
+//! list+watch instead of a GET per object and a poll per wait.
+//!
+//! The first read of a kind lists it once — cluster-wide, or per namespace
+//! ([`CacheScope`]) — restricted by a label selector the caller names (for
+//! kubesync: the objects it applied), then watches the same selection and
+//! keeps the copies current (a `410 Gone` or a broken stream relists; a
+//! failed watch is retried after a pause). A kind that cannot be listed (no
+//! permission, say) is read with GETs, as before. Reads of an object absent
+//! from the selection ask the server (the object may exist without the
+//! label), except in namespaces this run created ([`LiveCache::created_namespace`]).
+//!
+//! Waiters subscribe to the kinds they care about ([`LiveCache::subscribe`])
+//! and wake on the first change — so a dependent app starts on the event
+//! that makes its prerequisite ready, not on the next poll.
+//!
+//! Writes go to the server as before; their results are recorded here
+//! ([`LiveCache::applied`], [`LiveCache::deleted`]) so a run reads its own
+//! writes. Watch tasks stop when the cache is dropped.
+//!
+//! It owns no policy: which selector marks kubesync's objects and which
+//! scope is cheaper are the caller's (`sync`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::core::WatchEvent;
+use parking_lot::Mutex;
+use serde_json::Value;
+use tokio::sync::{watch, OnceCell};
+
+use super::client::ClusterClient;
+use super::discovery::Resolved;
+use super::error::ClusterError;
+use crate::model::ObjectRef;
+
+/// How long one watch request lasts (below the client's read timeout).
+const WATCH_SECS: u32 = 45;
+
+/// Pause before re-watching after a watch failed.
+const WATCH_RETRY: Duration = Duration::from_secs(1);
+
+/// What one list+watch covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheScope {
+    /// One list+watch per kind across all namespaces (few requests; needs
+    /// cluster-wide list and watch).
+    Cluster,
+    /// One list+watch per kind and namespace (when a run touches few).
+    Namespace,
+}
+
+/// A run's cache of live objects (see the module docs).
+pub struct LiveCache {
+    client: ClusterClient,
+    scope: CacheScope,
+    kinds: Mutex<HashMap<KindKey, Arc<KindCache>>>,
+    created_namespaces: Mutex<HashSet<String>>,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+/// One list+watch: a kind, a namespace (or all), a label selector.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct KindKey {
+    group: String,
+    kind: String,
+    namespace: Option<String>,
+    selector: String,
+}
+
+/// The objects of one list+watch, by (namespace, name).
+struct KindCache {
+    /// Set by the first list: `true` when cached, `false` when the kind
+    /// could not be listed (reads go to the server).
+    listed: OnceCell<bool>,
+    objects: Mutex<HashMap<(Option<String>, String), Value>>,
+    /// Bumped on every change.
+    changed: watch::Sender<u64>,
+    selector: String,
+}
+
+/// Changes a waiter wakes on: taken before it reads, so that no change in
+/// between is missed.
+pub struct Subscription {
+    receivers: Vec<watch::Receiver<u64>>,
+}
+
+impl Subscription {
+    /// Whether any kind subscribed to is watched (else [`Self::changed`]
+    /// never returns and the caller must poll).
+    pub fn is_watched(&self) -> bool {
+        !self.receivers.is_empty()
+    }
+
+    /// Returns once any subscribed kind changed since the subscription (or
+    /// the last call); never, when nothing is watched.
+    pub async fn changed(&mut self) {
+        if self.receivers.is_empty() {
+            return std::future::pending().await;
+        }
+        let waits = self.receivers.iter_mut().map(|r| Box::pin(r.changed()));
+        // A closed channel (its watch task ended) counts as a change; the
+        // caller reads again and, finding nothing new, waits on its poll.
+        let _ = futures::future::select_all(waits).await;
+    }
+}
+
+impl LiveCache {
+    pub fn new(client: ClusterClient, scope: CacheScope) -> Self {
+        LiveCache {
+            client,
+            scope,
+            kinds: Mutex::new(HashMap::new()),
+            created_namespaces: Mutex::new(HashSet::new()),
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn client(&self) -> &ClusterClient {
+        &self.client
+    }
+
+    /// The live object `r` (`None`: it does not exist): from the cache when
+    /// its kind is watched with `selector` and the object is in the
+    /// selection; else from the server (one GET), unless the selection is
+    /// everything (`""`) or the object would live in a namespace this run
+    /// created (then it cannot exist unlabelled).
+    pub async fn get(&self, r: &ObjectRef, selector: &str) -> Result<Option<Value>, ClusterError> {
+        self.inspect(r, selector, |v| v.cloned()).await
+    }
+
+    /// [`Self::get`] without a copy: `f` sees the object where it is kept.
+    pub async fn inspect<T>(
+        &self,
+        r: &ObjectRef,
+        selector: &str,
+        f: impl FnOnce(Option<&Value>) -> T,
+    ) -> Result<T, ClusterError> {
+        let resolved = self.client.resolve(r).await?;
+        let namespace = r.namespace.as_deref().filter(|_| resolved.namespaced);
+        let kind = self.kind(&resolved, r, namespace, selector).await;
+        if kind.listed.get() == Some(&true) {
+            let key = (namespace.map(str::to_string), r.name.clone());
+            {
+                let objects = kind.objects.lock();
+                if let Some(v) = objects.get(&key) {
+                    return Ok(f(Some(v)));
+                }
+            }
+            // Absent from a selection of everything, or in a namespace this
+            // run created: it does not exist.
+            if selector.is_empty()
+                || namespace.is_some_and(|ns| self.created_namespaces.lock().contains(ns))
+            {
+                return Ok(f(None));
+            }
+        }
+        let live = self.client.get(r).await?;
+        Ok(f(live.as_ref()))
+    }
+
+    /// Lists and watches the kinds of `refs` (one sample per kind and
+    /// namespace is enough) all at once, ahead of the reads that need them.
+    /// Kinds that cannot be listed or are not served yet are left alone.
+    pub async fn warm<'a>(&self, refs: impl IntoIterator<Item = (&'a ObjectRef, &'a str)>) {
+        let starts = refs.into_iter().map(|(r, selector)| async move {
+            let Ok(resolved) = self.client.resolve(r).await else {
+                return;
+            };
+            let namespace = r.namespace.as_deref().filter(|_| resolved.namespaced);
+            self.kind(&resolved, r, namespace, selector).await;
+        });
+        futures::future::join_all(starts).await;
+    }
+
+    /// Reads `r` from the server and records what it found (the fallback of
+    /// a wait, in case a watch missed a change).
+    pub async fn refresh(&self, r: &ObjectRef) -> Result<Option<Value>, ClusterError> {
+        let live = self.client.get(r).await?;
+        match &live {
+            Some(v) => self.applied(v),
+            None => self.deleted(r),
+        }
+        Ok(live)
+    }
+
+    /// Records an object the server returned from a write (not a dry run).
+    pub fn applied(&self, obj: &Value) {
+        let Ok(r) = ObjectRef::from_object(obj) else {
+            return;
+        };
+        for kind in self.entries_for(&r) {
+            if selects(&kind.selector, obj) {
+                kind.put(obj.clone());
+            } else {
+                kind.remove(&r.namespace, &r.name);
+            }
+        }
+    }
+
+    /// Records that `r` was deleted.
+    pub fn deleted(&self, r: &ObjectRef) {
+        for kind in self.entries_for(r) {
+            kind.remove(&r.namespace, &r.name);
+        }
+    }
+
+    /// Records that this run created namespace `ns`: nothing else can be in
+    /// it, so reads of objects there need not ask the server.
+    pub fn created_namespace(&self, ns: &str) {
+        self.created_namespaces.lock().insert(ns.to_string());
+    }
+
+    /// Subscribes to changes of the kinds of `refs` (those already read).
+    pub fn subscribe<'a>(&self, refs: impl IntoIterator<Item = &'a ObjectRef>) -> Subscription {
+        let mut receivers = Vec::new();
+        let mut seen = HashSet::new();
+        for r in refs {
+            for kind in self.entries_for(r) {
+                if kind.listed.get() == Some(&true) && seen.insert(Arc::as_ptr(&kind)) {
+                    receivers.push(kind.changed.subscribe());
+                }
+            }
+        }
+        Subscription { receivers }
+    }
+
+    /// The list+watch entries that may hold `r` (any selector).
+    fn entries_for(&self, r: &ObjectRef) -> Vec<Arc<KindCache>> {
+        let kinds = self.kinds.lock();
+        kinds
+            .iter()
+            .filter(|(k, _)| {
+                k.group == r.group
+                    && k.kind == r.kind
+                    && (k.namespace.is_none() || k.namespace == r.namespace)
+            })
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// The entry for `r`'s kind (listed and watched on first use).
+    async fn kind(
+        &self,
+        resolved: &Resolved,
+        r: &ObjectRef,
+        namespace: Option<&str>,
+        selector: &str,
+    ) -> Arc<KindCache> {
+        let key = KindKey {
+            group: r.group.clone(),
+            kind: r.kind.clone(),
+            namespace: match self.scope {
+                CacheScope::Cluster => None,
+                CacheScope::Namespace => namespace.map(str::to_string),
+            },
+            selector: selector.to_string(),
+        };
+        let kind = self
+            .kinds
+            .lock()
+            .entry(key.clone())
+            .or_insert_with(|| {
+                Arc::new(KindCache {
+                    listed: OnceCell::new(),
+                    objects: Mutex::new(HashMap::new()),
+                    changed: watch::channel(0).0,
+                    selector: selector.to_string(),
+                })
+            })
+            .clone();
+        kind.listed
+            .get_or_init(|| self.start(resolved, &key, kind.clone()))
+            .await;
+        kind
+    }
+
+    /// Lists the selection and starts its watch; `false` when it cannot be listed.
+    async fn start(&self, resolved: &Resolved, key: &KindKey, kind: Arc<KindCache>) -> bool {
+        let ns = key.namespace.as_deref();
+        match self.client.list_resolved(resolved, ns, &key.selector).await {
+            Ok((items, version)) => {
+                kind.replace(items);
+                let follow = follow(
+                    self.client.clone(),
+                    resolved.clone(),
+                    key.namespace.clone(),
+                    kind,
+                    version,
+                );
+                self.tasks.lock().push(tokio::spawn(follow).abort_handle());
+                true
+            }
+            Err(e) => {
+                tracing::debug!(kind = %key.kind, "cannot list, reading objects one by one: {e}");
+                false
+            }
+        }
+    }
+}
+
+impl Drop for LiveCache {
+    fn drop(&mut self) {
+        for t in self.tasks.lock().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl KindCache {
+    fn key_of(obj: &Value) -> Option<(Option<String>, String)> {
+        let meta = obj.get("metadata")?;
+        let name = meta.get("name")?.as_str()?.to_string();
+        let ns = meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Some((ns, name))
+    }
+
+    /// Stores `obj` unless the copy held is newer (a write's result may
+    /// arrive before the watch event of an older change).
+    fn put(&self, obj: Value) {
+        let Some(key) = Self::key_of(&obj) else {
+            return;
+        };
+        {
+            let mut objects = self.objects.lock();
+            if let Some(held) = objects.get(&key) {
+                if let (Some(old), Some(new)) = (version_number(held), version_number(&obj)) {
+                    if new < old {
+                        return;
+                    }
+                }
+            }
+            objects.insert(key, obj);
+        }
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    fn remove(&self, ns: &Option<String>, name: &str) {
+        let removed = self
+            .objects
+            .lock()
+            .remove(&(ns.clone(), name.to_string()))
+            .is_some();
+        if removed {
+            self.changed.send_modify(|n| *n += 1);
+        }
+    }
+
+    fn replace(&self, items: Vec<Value>) {
+        let objects = items
+            .into_iter()
+            .filter_map(|o| Some((Self::key_of(&o)?, o)))
+            .collect();
+        *self.objects.lock() = objects;
+        self.changed.send_modify(|n| *n += 1);
+    }
+}
+
+/// Follows one selection: watches from `version`, applies every event,
+/// re-watches when a watch ends, relists on `410 Gone`.
+async fn follow(
+    client: ClusterClient,
+    resolved: Resolved,
+    namespace: Option<String>,
+    kind: Arc<KindCache>,
+    mut version: String,
+) {
+    let ns = namespace.as_deref();
+    loop {
+        let gone = match client
+            .watch_resolved(&resolved, ns, &kind.selector, &version, WATCH_SECS)
+            .await
+        {
+            Ok(stream) => {
+                let mut stream = std::pin::pin!(stream);
+                let mut gone = false;
+                while let Some(event) = stream.next().await {
+                    match event {
+                        Ok(WatchEvent::Added(o) | WatchEvent::Modified(o)) => {
+                            version = object_version(&o).unwrap_or(version);
+                            kind.put(o);
+                        }
+                        Ok(WatchEvent::Deleted(o)) => {
+                            version = object_version(&o).unwrap_or(version);
+                            if let Some((ns, name)) = KindCache::key_of(&o) {
+                                kind.remove(&ns, &name);
+                            }
+                        }
+                        Ok(WatchEvent::Bookmark(b)) => version = b.metadata.resource_version,
+                        Ok(WatchEvent::Error(s)) => {
+                            gone = s.code == 410;
+                            if !gone {
+                                tracing::debug!(kind = %resolved.api_resource.kind, "watch error: {}", s.message);
+                                tokio::time::sleep(WATCH_RETRY).await;
+                            }
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::debug!(kind = %resolved.api_resource.kind, "watch ended: {e}");
+                            break;
+                        }
+                    }
+                }
+                gone
+            }
+            Err(kube::Error::Api(s)) if s.code == 410 => true,
+            Err(e) => {
+                tracing::debug!(kind = %resolved.api_resource.kind, "cannot watch: {e}");
+                tokio::time::sleep(WATCH_RETRY).await;
+                false
+            }
+        };
+        if gone {
+            match client.list_resolved(&resolved, ns, &kind.selector).await {
+                Ok((items, v)) => {
+                    kind.replace(items);
+                    version = v;
+                }
+                Err(e) => {
+                    tracing::debug!(kind = %resolved.api_resource.kind, "cannot relist: {e}");
+                    tokio::time::sleep(WATCH_RETRY).await;
+                }
+            }
+        }
+    }
+}
+
+fn object_version(o: &Value) -> Option<String> {
+    o.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// The resourceVersion as a number, where the server uses numbers (etcd
+/// revisions, the emulator); opaque versions are never compared.
+fn version_number(o: &Value) -> Option<u64> {
+    o.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)?
+        .parse()
+        .ok()
+}
+
+/// Whether `obj` is in `selector`'s selection. Handles what kubesync asks
+/// for: `""` (all) and comma-separated `key` (exists) or `key=value` terms.
+fn selects(selector: &str, obj: &Value) -> bool {
+    let labels = obj.pointer("/metadata/labels");
+    selector
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .all(|term| {
+            let (key, value) = match term.split_once('=') {
+                Some((k, v)) => (k.trim(), Some(v.trim())),
+                None => (term, None),
+            };
+            let have = labels.and_then(|l| l.get(key)).and_then(Value::as_str);
+            match value {
+                None => have.is_some(),
+                Some(v) => have == Some(v),
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn selectors() {
+        let o = json!({"metadata": {"labels": {"kubesync.dev/app": "web", "tier": "x"}}});
+        assert!(selects("", &o));
+        assert!(selects("kubesync.dev/app", &o));
+        assert!(selects("kubesync.dev/app=web,tier", &o));
+        assert!(!selects("kubesync.dev/app=db", &o));
+        assert!(!selects("other", &json!({"metadata": {}})));
+    }
+
+    #[test]
+    fn older_versions_do_not_replace_newer() {
+        let k = KindCache {
+            listed: OnceCell::new(),
+            objects: Mutex::new(HashMap::new()),
+            changed: watch::channel(0).0,
+            selector: String::new(),
+        };
+        let v = |rv: &str, n: i64| json!({"metadata": {"name": "a", "namespace": "x", "resourceVersion": rv}, "n": n});
+        k.put(v("10", 1));
+        k.put(v("9", 2));
+        let held = k.objects.lock()[&(Some("x".into()), "a".into())]["n"].clone();
+        assert_eq!(held, 1);
+        k.put(v("11", 3));
+        let held = k.objects.lock()[&(Some("x".into()), "a".into())]["n"].clone();
+        assert_eq!(held, 3);
+    }
+}
