@@ -19,6 +19,7 @@ use super::patch;
 use super::resources::{types_from_crd, ResourceType};
 use super::selector::{match_labels_string, FieldSelector, LabelSelector};
 use super::store::{EventType, ObjectKey, State, WatchEvent};
+use super::typed;
 use super::util::{b64_decode, b64_encode, child_mut, meta_str, now, obj_mut, random_suffix};
 use super::validation;
 
@@ -29,6 +30,9 @@ pub struct WriteOptions {
     pub dry_run: bool,
     /// The field manager recorded in `managedFields`.
     pub field_manager: String,
+    /// `fieldValidation=Strict`: an unknown field fails the request instead
+    /// of being dropped.
+    pub strict: bool,
 }
 
 impl WriteOptions {
@@ -37,6 +41,7 @@ impl WriteOptions {
         WriteOptions {
             dry_run: false,
             field_manager: manager.to_string(),
+            strict: false,
         }
     }
 }
@@ -315,7 +320,9 @@ fn prepare_body(
             out.insert(k, v);
         }
     }
-    Ok(Value::Object(out))
+    let mut out = Value::Object(out);
+    typed::canonicalize_quantities(rt, &mut out)?;
+    Ok(out)
 }
 
 /// Copies the server-owned metadata of `old` onto `new`.
@@ -542,7 +549,8 @@ impl Cluster {
         body: Value,
         opts: &WriteOptions,
     ) -> Result<Value, ApiError> {
-        let obj = prepare_body(rt, ns, body, None)?;
+        let mut obj = prepare_body(rt, ns, body, None)?;
+        typed::decode_body(rt, &mut obj, opts.strict)?;
         let mut st = self.lock();
         self.insert_new(&mut st, rt, obj, opts, true)
     }
@@ -672,7 +680,8 @@ impl Cluster {
             let out = self.commit_update(&mut st, rt, &old, new, opts, sub, true)?;
             return Ok(scale_of(&out));
         }
-        let body = prepare_body(rt, ns, body, Some(name))?;
+        let mut body = prepare_body(rt, ns, body, Some(name))?;
+        typed::decode_body(rt, &mut body, opts.strict)?;
         match meta_str(&body, "resourceVersion") {
             Some(rv) if !rv.is_empty() => check_rv(rt, name, &old, Some(rv))?,
             _ if rt.crd.is_some() => {
@@ -717,6 +726,7 @@ impl Cluster {
                 return Ok((scale_of(&out), false));
             }
             let applied = prepare_body(rt, ns, patch_body.clone(), Some(name))?;
+            typed::check_apply(rt, name, &applied)?;
             let manager = opts.field_manager.as_str();
             let api_version = rt.api_version();
             return match old {
@@ -773,7 +783,8 @@ impl Cluster {
             let out = self.commit_update(&mut st, rt, &old, new, opts, sub, true)?;
             return Ok((scale_of(&out), false));
         }
-        let patched = prepare_body(rt, ns, patched, Some(name))?;
+        let mut patched = prepare_body(rt, ns, patched, Some(name))?;
+        typed::decode_body(rt, &mut patched, opts.strict)?;
         Ok((
             self.commit_update(&mut st, rt, &old, patched, opts, sub, true)?,
             false,

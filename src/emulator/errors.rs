@@ -206,8 +206,11 @@ impl ApiError {
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
         });
+        // Some failures (a typed-patch error) carry no reason at all.
+        if !self.reason.is_empty() {
+            status["reason"] = json!(self.reason);
+        }
         if let Some(d) = &self.details {
             let mut details = Map::new();
             if let Some(n) = &d.name {

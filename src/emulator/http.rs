@@ -547,6 +547,7 @@ async fn serve_resource(
         Ok(WriteOptions {
             dry_run: dry_run(q)?,
             field_manager: field_manager(q, user_agent),
+            strict: q.get("fieldValidation").map(String::as_str) == Some("Strict"),
         })
     };
     match verb {
