@@ -834,7 +834,12 @@ impl Cluster {
             }
             None => {}
         }
-        let causes = validation::validate_metadata_maps(&new);
+        let mut causes = validation::validate_metadata_maps(&new);
+        if sub.is_none() {
+            causes.extend(validation::validate_immutable(
+                &rt.group, &rt.plural, old, &new,
+            ));
+        }
         if !causes.is_empty() {
             return Err(ApiError::invalid(&rt.group, &rt.kind, &name, causes));
         }
@@ -918,6 +923,18 @@ impl Cluster {
             .get(&gr, &key_ns, name)
             .cloned()
             .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+        if rt.group.is_empty()
+            && rt.plural == "namespaces"
+            && matches!(name, "default" | "kube-system" | "kube-public")
+        {
+            // The NamespaceLifecycle admission plugin's immortal namespaces.
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
+            )
+            .with(name, "", "namespaces"));
+        }
         if let Some(uid) = &opts.precondition_uid {
             if *uid != uid_of(&old) {
                 return Err(ApiError::conflict(

@@ -52,6 +52,11 @@ pub fn on_create(rt: &ResourceType, obj: &mut Value, cluster_ip: impl FnOnce() -
                 .entry("phase")
                 .or_insert_with(|| json!("Pending"));
         }
+        ("networking.k8s.io", "ingresses") => {
+            child_mut(obj, "status")
+                .entry("loadBalancer")
+                .or_insert_with(|| json!({}));
+        }
         ("", "persistentvolumeclaims") => {
             child_mut(obj, "status")
                 .entry("phase")

@@ -66,7 +66,7 @@ impl ApiError {
         }
     }
 
-    fn with(mut self, name: &str, group: &str, kind: &str) -> Self {
+    pub(crate) fn with(mut self, name: &str, group: &str, kind: &str) -> Self {
         let d = self.details.get_or_insert_with(Default::default);
         d.name = (!name.is_empty()).then(|| name.to_string());
         d.group = (!group.is_empty()).then(|| group.to_string());

@@ -1,6 +1,7 @@
 //! Object validation the real API server performs on every kind: object
 //! names (per the kind's naming rule), label keys and values, and the
-//! messages it reports. Schema validation of specs is out of scope.
+//! messages it reports, and the immutable fields of an update. Schema
+//! validation of specs is out of scope.
 
 use std::sync::LazyLock;
 
@@ -227,6 +228,67 @@ pub fn validate_metadata_maps(obj: &Value) -> Vec<Cause> {
     causes
 }
 
+fn immutable_invalid(field: &str, value: &Value) -> Cause {
+    Cause {
+        reason: "FieldValueInvalid".into(),
+        message: format!("Invalid value: {value}: field is immutable"),
+        field: field.into(),
+    }
+}
+
+fn immutable_forbidden(field: &str) -> Cause {
+    Cause {
+        reason: "FieldValueForbidden".into(),
+        message: "Forbidden: field is immutable when `immutable` is set".into(),
+        field: field.into(),
+    }
+}
+
+/// Causes for an update of `old` into `new` that changes a field the real
+/// server keeps immutable: workload selectors, a Job's pod template, a
+/// StatefulSet's service name, and the contents of a ConfigMap or Secret
+/// created with `immutable: true`.
+pub fn validate_immutable(group: &str, plural: &str, old: &Value, new: &Value) -> Vec<Cause> {
+    let changed = |ptr: &str| old.pointer(ptr) != new.pointer(ptr);
+    let value = |ptr: &str| new.pointer(ptr).cloned().unwrap_or(Value::Null);
+    let mut causes = Vec::new();
+    match (group, plural) {
+        ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets") => {
+            if changed("/spec/selector") {
+                causes.push(immutable_invalid("spec.selector", &value("/spec/selector")));
+            }
+            if plural == "statefulsets" && changed("/spec/serviceName") {
+                causes.push(immutable_invalid(
+                    "spec.serviceName",
+                    &value("/spec/serviceName"),
+                ));
+            }
+        }
+        ("batch", "jobs") => {
+            if changed("/spec/template") {
+                causes.push(immutable_invalid(
+                    "spec.template",
+                    &value("/spec/template/metadata"),
+                ));
+            }
+        }
+        ("", "configmaps" | "secrets") => {
+            if old.get("immutable") == Some(&Value::Bool(true)) {
+                for key in ["data", "binaryData"] {
+                    if old.get(key) != new.get(key) {
+                        causes.push(immutable_forbidden(key));
+                    }
+                }
+                if changed("/immutable") {
+                    causes.push(immutable_forbidden("immutable"));
+                }
+            }
+        }
+        _ => {}
+    }
+    causes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +306,23 @@ mod tests {
         assert!(!validate_name(NameRule::Dns1035, "1abc").is_empty());
         assert!(validate_name(NameRule::PathSegment, "system:admin").is_empty());
         assert!(!validate_name(NameRule::PathSegment, "a/b").is_empty());
+    }
+
+    #[test]
+    fn immutable_fields() {
+        let d = serde_json::json!({"spec": {"selector": {"matchLabels": {"app": "a"}}}});
+        let mut d2 = d.clone();
+        d2["spec"]["selector"]["matchLabels"]["v"] = serde_json::json!("2");
+        let c = validate_immutable("apps", "deployments", &d, &d2);
+        assert_eq!(c[0].field, "spec.selector");
+        assert!(c[0].message.ends_with("field is immutable"));
+        assert!(validate_immutable("apps", "deployments", &d, &d).is_empty());
+        let cm = serde_json::json!({"immutable": true, "data": {"a": "1"}});
+        let cm2 = serde_json::json!({"immutable": true, "data": {"a": "2"}});
+        assert_eq!(
+            validate_immutable("", "configmaps", &cm, &cm2)[0].field,
+            "data"
+        );
     }
 
     #[test]
