@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use super::errors::{ApiError, Cause};
 use super::resources::ResourceType;
 use super::util::{b64_encode, child_mut, meta_str, obj_mut};
+use super::workload_defaults;
 
 /// Defaults applied to a new object before it is stored. `cluster_ip` is the
 /// next free service IP.
@@ -133,8 +134,14 @@ fn common(rt: &ResourceType, obj: &mut Value, _old: Option<&Value>) {
             spec.entry("parallelism").or_insert_with(|| json!(1));
             spec.entry("backoffLimit").or_insert_with(|| json!(6));
         }
+        ("", "persistentvolumeclaims") => {
+            child_mut(obj, "spec")
+                .entry("volumeMode")
+                .or_insert_with(|| json!("Filesystem"));
+        }
         _ => {}
     }
+    workload_defaults::apply(&rt.group, &rt.plural, obj);
 }
 
 fn child_mut_value<'a>(v: &'a mut Value, key: &str) -> &'a mut Value {

@@ -50,6 +50,7 @@ pub mod typed;
 mod util;
 pub mod validation;
 pub mod watch;
+mod workload_defaults;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
