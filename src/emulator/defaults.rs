@@ -11,6 +11,8 @@ use super::resources::ResourceType;
 use super::util::{b64_encode, child_mut, meta_str, obj_mut};
 use super::workload_defaults;
 
+const TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
 /// Defaults applied to a new object before it is stored. `cluster_ip` is the
 /// next free service IP.
 pub fn on_create(rt: &ResourceType, obj: &mut Value, cluster_ip: impl FnOnce() -> String) {
@@ -48,7 +50,15 @@ pub fn on_create(rt: &ResourceType, obj: &mut Value, cluster_ip: impl FnOnce() -
                 .entry("loadBalancer")
                 .or_insert_with(|| json!({}));
         }
+        ("apps", "daemonsets") => {
+            child_mut(child_mut_value(obj, "metadata"), "annotations")
+                .entry(TEMPLATE_GENERATION)
+                .or_insert_with(|| json!("1"));
+        }
         ("", "pods") => {
+            child_mut(obj, "spec")
+                .entry("enableServiceLinks")
+                .or_insert_with(|| json!(true));
             child_mut(obj, "status")
                 .entry("phase")
                 .or_insert_with(|| json!("Pending"));
@@ -70,6 +80,24 @@ pub fn on_create(rt: &ResourceType, obj: &mut Value, cluster_ip: impl FnOnce() -
 /// Defaults applied on every update, after the client's changes.
 pub fn on_update(rt: &ResourceType, old: &Value, obj: &mut Value) {
     common(rt, obj, Some(old));
+    if rt.group == "apps" && rt.plural == "daemonsets" {
+        // The DaemonSet's template generation counts template changes.
+        let prev = old
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(TEMPLATE_GENERATION))
+            .and_then(Value::as_str)
+            .and_then(|g| g.parse::<u64>().ok());
+        if let Some(prev) = prev {
+            let next = if old.pointer("/spec/template") != obj.pointer("/spec/template") {
+                prev + 1
+            } else {
+                prev
+            };
+            child_mut(child_mut_value(obj, "metadata"), "annotations")
+                .entry(TEMPLATE_GENERATION)
+                .or_insert_with(|| json!(next.to_string()));
+        }
+    }
     if rt.group.is_empty() && rt.plural == "services" {
         // clusterIP is allocated once and immutable; an update omitting it keeps it.
         for key in ["clusterIP", "clusterIPs"] {

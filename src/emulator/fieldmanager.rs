@@ -417,7 +417,27 @@ fn compare(
         }
         (Shape::List(a), Shape::List(b)) => compare_lists(field, a, b, l, r, path, cmp),
         (Shape::List(a), Shape::Absent) => compare_lists(field, a, &[], l, r, path, cmp),
-        (Shape::Absent, Shape::List(b)) => compare_lists(field, &[], b, l, r, path, cmp),
+        (Shape::Absent, Shape::List(b)) => {
+            // A list inside a new list item is a member itself, as the
+            // server records it; one whose parent existed is not.
+            if cmp.containers.is_some()
+                && !parent_present
+                && !path.is_empty()
+                && listkeys::list_type(field, &[b]) != ListType::Atomic
+            {
+                cmp.added.insert(path);
+            }
+            compare_lists(field, &[], b, l, r, path, cmp)
+        }
+        (Shape::Absent, Shape::Leaf(Value::Object(m)))
+            if m.is_empty()
+                && parent_present
+                && cmp
+                    .containers
+                    .is_some_and(|typed| exists_when_empty(field, typed)) =>
+        {
+            // An empty struct that every typed object has is no change.
+        }
         (Shape::Absent, _) => cmp.added.insert(path),
         (_, Shape::Absent) => cmp.removed.insert(path),
         (ls, rs) => {
@@ -1357,7 +1377,9 @@ mod tests {
         assert_eq!(
             e.fields.to_fields_v1(),
             // The labels map is new, so it is a member itself (`.`), as on
-            // the real server; `spec`, `template` (non-pointer structs) are not.
+            // the real server; `spec`, `template` (non-pointer structs) are
+            // not; nor is `containers` (its parent existed), but `ports`, in
+            // a new container, is.
             json!({
                 "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
                 "f:spec": {
@@ -1365,7 +1387,7 @@ mod tests {
                     "f:selector": {},
                     "f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"app\"}": {
                         ".": {}, "f:image": {}, "f:name": {},
-                        "f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}}
+                        "f:ports": {".": {}, "k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}}
                     }}}}
                 }
             })
