@@ -179,6 +179,12 @@ fn finalizers(obj: &Value) -> usize {
 }
 
 /// Everything but metadata and status: a change here bumps generation.
+/// Kinds whose DELETE answers the deleted object rather than a `Status`
+/// (their registries set `ReturnDeletedObject`).
+fn returns_deleted_object(rt: &ResourceType) -> bool {
+    rt.group.is_empty() && matches!(rt.plural.as_str(), "pods" | "services" | "serviceaccounts")
+}
+
 fn spec_view(obj: &Value) -> Value {
     let mut v = obj.clone();
     if let Some(m) = v.as_object_mut() {
@@ -628,11 +634,7 @@ impl Cluster {
         if rt.status {
             obj_mut(&mut obj).remove("status");
         }
-        let next_ip = &self.next_ip;
-        defaults::on_create(rt, &mut obj, || {
-            let n = next_ip.fetch_add(1, Ordering::Relaxed);
-            format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff)
-        });
+        defaults::on_create(rt, &mut obj);
         if is_crd(rt) {
             defaults::validate_crd(&obj)?;
             defaults::establish_crd(&mut obj, &ts);
@@ -647,6 +649,11 @@ impl Cluster {
                 None,
             );
         }
+        let next_ip = &self.next_ip;
+        defaults::allocate(rt, &mut obj, || {
+            let n = next_ip.fetch_add(1, Ordering::Relaxed);
+            format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff)
+        });
         if opts.dry_run {
             return Ok(present(rt, &obj));
         }
@@ -965,8 +972,10 @@ impl Cluster {
         let terminating = |mut o: Value| {
             let meta = child_mut(&mut o, "metadata");
             meta.entry("deletionTimestamp").or_insert_with(|| json!(ts));
-            meta.entry("deletionGracePeriodSeconds")
-                .or_insert_with(|| json!(0));
+            if !is_namespace(rt) {
+                meta.entry("deletionGracePeriodSeconds")
+                    .or_insert_with(|| json!(0));
+            }
             o
         };
         if is_namespace(rt) {
@@ -1001,7 +1010,7 @@ impl Cluster {
             return Ok(present(rt, &stored));
         }
         if opts.dry_run {
-            return Ok(if rt.plural == "pods" {
+            return Ok(if returns_deleted_object(rt) {
                 present(rt, &old)
             } else {
                 success_status(&rt.group, &rt.plural, name, &uid_of(&old))
@@ -1009,7 +1018,7 @@ impl Cluster {
         }
         let removed = st.remove(&gr, &key_ns, name).unwrap_or(old);
         self.after_remove(st, rt, &removed, opts.propagation);
-        Ok(if rt.plural == "pods" && rt.group.is_empty() {
+        Ok(if returns_deleted_object(rt) {
             present(rt, &removed)
         } else {
             success_status(&rt.group, &rt.plural, name, &uid_of(&removed))

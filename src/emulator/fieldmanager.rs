@@ -366,6 +366,9 @@ const VALUE_STRUCTS: &[&str] = &[
     "loadBalancer",
 ];
 
+/// List fields of built-in kinds that an empty typed object has (as null).
+const LISTS_IN_EMPTY: &[&str] = &["containers", "rules", "versions"];
+
 /// Whether `field`, with a parent that exists in the old object (really or
 /// as an empty typed struct), exists in an empty typed object.
 fn exists_when_empty(field: Option<&str>, typed: bool) -> bool {
@@ -404,7 +407,13 @@ fn compare(
     match (ls, rs) {
         (Shape::Absent, Shape::Absent) => {}
         (Shape::Map(a), Shape::Map(b)) => compare_maps(Some(a), Some(b), path, cmp, true),
-        (Shape::Map(a), Shape::Absent) => compare_maps(Some(a), None, path, cmp, true),
+        (Shape::Map(a), Shape::Absent) => {
+            // A removed map takes its own membership (`.`) with it.
+            if cmp.containers.is_some() && !path.is_empty() {
+                cmp.removed.insert(path);
+            }
+            compare_maps(Some(a), None, path, cmp, true)
+        }
         (Shape::Absent, Shape::Map(b)) => {
             let mut present = false;
             if let Some(typed) = cmp.containers {
@@ -416,16 +425,25 @@ fn compare(
             compare_maps(None, Some(b), path, cmp, present)
         }
         (Shape::List(a), Shape::List(b)) => compare_lists(field, a, b, l, r, path, cmp),
-        (Shape::List(a), Shape::Absent) => compare_lists(field, a, &[], l, r, path, cmp),
+        (Shape::List(a), Shape::Absent) => {
+            if cmp.containers.is_some() && !path.is_empty() {
+                cmp.removed.insert(path);
+            }
+            compare_lists(field, a, &[], l, r, path, cmp)
+        }
         (Shape::Absent, Shape::List(b)) => {
-            // A list inside a new list item is a member itself, as the
-            // server records it; one whose parent existed is not.
-            if cmp.containers.is_some()
-                && !parent_present
-                && !path.is_empty()
-                && listkeys::list_type(field, &[b]) != ListType::Atomic
-            {
-                cmp.added.insert(path);
+            // A new list is a member itself, unless the typed empty object
+            // has it already (a Go slice without `omitempty` encodes as
+            // null: a pod spec's `containers`, a role's `rules`).
+            if let Some(typed) = cmp.containers {
+                let in_empty =
+                    typed && parent_present && field.is_some_and(|f| LISTS_IN_EMPTY.contains(&f));
+                if !in_empty
+                    && !path.is_empty()
+                    && listkeys::list_type(field, &[b]) != ListType::Atomic
+                {
+                    cmp.added.insert(path);
+                }
             }
             compare_lists(field, &[], b, l, r, path, cmp)
         }

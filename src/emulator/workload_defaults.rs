@@ -64,6 +64,7 @@ pub fn apply(group: &str, plural: &str, obj: &mut Value) {
         ("batch", "jobs") => {
             let spec = child_mut(obj, "spec");
             default(spec, "completionMode", json!("NonIndexed"));
+            default(spec, "manualSelector", json!(false));
             default(spec, "suspend", json!(false));
             default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
             template(obj, "/spec/template/spec");
