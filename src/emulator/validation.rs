@@ -264,24 +264,20 @@ pub fn validate_immutable(group: &str, plural: &str, old: &Value, new: &Value) -
                 ));
             }
         }
-        ("batch", "jobs") => {
-            if changed("/spec/template") {
-                causes.push(immutable_invalid(
-                    "spec.template",
-                    &value("/spec/template/metadata"),
-                ));
-            }
+        ("batch", "jobs") if changed("/spec/template") => {
+            causes.push(immutable_invalid(
+                "spec.template",
+                &value("/spec/template/metadata"),
+            ));
         }
-        ("", "configmaps" | "secrets") => {
-            if old.get("immutable") == Some(&Value::Bool(true)) {
-                for key in ["data", "binaryData"] {
-                    if old.get(key) != new.get(key) {
-                        causes.push(immutable_forbidden(key));
-                    }
+        ("", "configmaps" | "secrets") if old.get("immutable") == Some(&Value::Bool(true)) => {
+            for key in ["data", "binaryData"] {
+                if old.get(key) != new.get(key) {
+                    causes.push(immutable_forbidden(key));
                 }
-                if changed("/immutable") {
-                    causes.push(immutable_forbidden("immutable"));
-                }
+            }
+            if changed("/immutable") {
+                causes.push(immutable_forbidden("immutable"));
             }
         }
         _ => {}
