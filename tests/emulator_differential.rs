@@ -39,7 +39,6 @@ const KNOWN_MISMATCHES: &[(&str, &str)] = &[
     ("delete/precondition-uid", "a failed uid precondition names the kind (ConfigMap) in details.kind; the real server names the resource"),
     ("deployment/json-patch-annotation", "annotation changes do not bump a Deployment's generation (the real strategy counts them; the emulator's deployment controller writes its revision annotation on the main resource, so it cannot)"),
     ("fields/unknown-strict-merge-patch", "fieldValidation=Strict on a merge patch with an unknown field answers 400 (strict decoding error); the real server answers 422 Invalid naming the patch"),
-    ("finalizer/add-finalizer-while-deleting-refused", "a finalizer can be added to an object that is being deleted (the real server answers 422)"),
     ("finalizer/remove-then-gone", "removing the last finalizer of a deleting object: its resourceVersion and the patch's managedFields differ"),
     ("get/unknown-group", "an unknown API group answers a JSON Status; the real server answers the plain text `404 page not found`"),
     ("immutable/pvc-storage-class", "PVCs get no `kubernetes.io/pvc-protection` finalizer (admission)"),
@@ -51,7 +50,6 @@ const KNOWN_MISMATCHES: &[(&str, &str)] = &[
     ("list/limit-continue", "list items carry apiVersion and kind (the real server omits them for built-in kinds)"),
     ("list/set-selector", "list items carry apiVersion and kind (the real server omits them for built-in kinds)"),
     ("namespace/create-into-terminating", "deleting a namespace removes it and its contents at once, so a create into it answers 404 namespace not found, not 403 (being terminated)"),
-    ("patch/json-replace-missing-path", "JSON patch `replace` of a missing map key fails; the real server (evanphx/json-patch) adds it"),
     ("patch/json-test-fails", "a failed JSON patch `test` answers a Status with empty details omitted and another message"),
     ("patch/strategic-merges-containers", "strategic merge patch appends new list items after the existing ones; the real server puts the patch's items first"),
     ("patch/wrong-content-type", "an unsupported patch content type answers another message and no empty details"),
@@ -69,13 +67,7 @@ const KNOWN_MISMATCHES: &[(&str, &str)] = &[
     ("ssa/field-kept-when-other-manager-owns", "an apply that changes nothing still gets a managedFields time (the real server leaves the entry without one)"),
     ("ssa/same-value-shared-ownership", "an apply that changes nothing still gets a managedFields time (the real server leaves the entry without one)"),
     ("validate/cronjob-bad-schedule", "spec validation of built-in kinds is not emulated (CronJob schedule)"),
-    ("validate/deployment-missing-selector", "spec validation of built-in kinds is not emulated (Deployment selector required)"),
-    ("validate/deployment-no-containers", "spec validation of built-in kinds is not emulated (containers required)"),
-    ("validate/job-restart-always", "spec validation of built-in kinds is not emulated (Job restartPolicy)"),
-    ("validate/negative-replicas", "spec validation of built-in kinds is not emulated (replicas >= 0)"),
-    ("validate/selector-mismatch", "spec validation of built-in kinds is not emulated (selector must match template labels)"),
     ("validate/service-name-dns1035", "Service names are checked as DNS-1035 labels; v1.37 accepts RFC 1123 labels (relaxed Service name validation)"),
-    ("validate/service-port-out-of-range", "spec validation of built-in kinds is not emulated (Service port range)"),
 ];
 
 // ---------------------------------------------------------------------------

@@ -635,6 +635,10 @@ impl Cluster {
             obj_mut(&mut obj).remove("status");
         }
         defaults::on_create(rt, &mut obj);
+        let causes = validation::validate_spec(&rt.group, &rt.plural, &obj);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(&rt.group, &rt.kind, &name, causes));
+        }
         if is_crd(rt) {
             defaults::validate_crd(&obj)?;
             defaults::establish_crd(&mut obj, &ts);
@@ -851,6 +855,12 @@ impl Cluster {
             return Err(ApiError::invalid(&rt.group, &rt.kind, &name, causes));
         }
         defaults::on_update(rt, old, &mut new);
+        if sub.is_none() {
+            let causes = validation::validate_spec(&rt.group, &rt.plural, &new);
+            if !causes.is_empty() {
+                return Err(ApiError::invalid(&rt.group, &rt.kind, &name, causes));
+            }
+        }
         if is_crd(rt) {
             defaults::validate_crd(&new)?;
             defaults::establish_crd(&mut new, &ts);
