@@ -19,6 +19,7 @@ use super::patch;
 use super::resources::{types_from_crd, ResourceType};
 use super::selector::{match_labels_string, FieldSelector, LabelSelector};
 use super::store::{EventType, ObjectKey, State, WatchEvent};
+use super::typed;
 use super::util::{b64_decode, b64_encode, child_mut, meta_str, now, obj_mut, random_suffix};
 use super::validation;
 
@@ -29,6 +30,9 @@ pub struct WriteOptions {
     pub dry_run: bool,
     /// The field manager recorded in `managedFields`.
     pub field_manager: String,
+    /// `fieldValidation=Strict`: an unknown field fails the request instead
+    /// of being dropped.
+    pub strict: bool,
 }
 
 impl WriteOptions {
@@ -37,6 +41,7 @@ impl WriteOptions {
         WriteOptions {
             dry_run: false,
             field_manager: manager.to_string(),
+            strict: false,
         }
     }
 }
@@ -174,6 +179,12 @@ fn finalizers(obj: &Value) -> usize {
 }
 
 /// Everything but metadata and status: a change here bumps generation.
+/// Kinds whose DELETE answers the deleted object rather than a `Status`
+/// (their registries set `ReturnDeletedObject`).
+fn returns_deleted_object(rt: &ResourceType) -> bool {
+    rt.group.is_empty() && matches!(rt.plural.as_str(), "pods" | "services" | "serviceaccounts")
+}
+
 fn spec_view(obj: &Value) -> Value {
     let mut v = obj.clone();
     if let Some(m) = v.as_object_mut() {
@@ -315,7 +326,9 @@ fn prepare_body(
             out.insert(k, v);
         }
     }
-    Ok(Value::Object(out))
+    let mut out = Value::Object(out);
+    typed::canonicalize_quantities(rt, &mut out)?;
+    Ok(out)
 }
 
 /// Copies the server-owned metadata of `old` onto `new`.
@@ -542,7 +555,8 @@ impl Cluster {
         body: Value,
         opts: &WriteOptions,
     ) -> Result<Value, ApiError> {
-        let obj = prepare_body(rt, ns, body, None)?;
+        let mut obj = prepare_body(rt, ns, body, None)?;
+        typed::decode_body(rt, &mut obj, opts.strict)?;
         let mut st = self.lock();
         self.insert_new(&mut st, rt, obj, opts, true)
     }
@@ -620,11 +634,11 @@ impl Cluster {
         if rt.status {
             obj_mut(&mut obj).remove("status");
         }
-        let next_ip = &self.next_ip;
-        defaults::on_create(rt, &mut obj, || {
-            let n = next_ip.fetch_add(1, Ordering::Relaxed);
-            format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff)
-        });
+        defaults::on_create(rt, &mut obj);
+        let causes = validation::validate_spec(&rt.group, &rt.plural, &obj);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(&rt.group, &rt.kind, &name, causes));
+        }
         if is_crd(rt) {
             defaults::validate_crd(&obj)?;
             defaults::establish_crd(&mut obj, &ts);
@@ -639,6 +653,11 @@ impl Cluster {
                 None,
             );
         }
+        let next_ip = &self.next_ip;
+        defaults::allocate(rt, &mut obj, || {
+            let n = next_ip.fetch_add(1, Ordering::Relaxed);
+            format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff)
+        });
         if opts.dry_run {
             return Ok(present(rt, &obj));
         }
@@ -672,7 +691,8 @@ impl Cluster {
             let out = self.commit_update(&mut st, rt, &old, new, opts, sub, true)?;
             return Ok(scale_of(&out));
         }
-        let body = prepare_body(rt, ns, body, Some(name))?;
+        let mut body = prepare_body(rt, ns, body, Some(name))?;
+        typed::decode_body(rt, &mut body, opts.strict)?;
         match meta_str(&body, "resourceVersion") {
             Some(rv) if !rv.is_empty() => check_rv(rt, name, &old, Some(rv))?,
             _ if rt.crd.is_some() => {
@@ -717,6 +737,7 @@ impl Cluster {
                 return Ok((scale_of(&out), false));
             }
             let applied = prepare_body(rt, ns, patch_body.clone(), Some(name))?;
+            typed::check_apply(rt, name, &applied)?;
             let manager = opts.field_manager.as_str();
             let api_version = rt.api_version();
             return match old {
@@ -773,7 +794,8 @@ impl Cluster {
             let out = self.commit_update(&mut st, rt, &old, new, opts, sub, true)?;
             return Ok((scale_of(&out), false));
         }
-        let patched = prepare_body(rt, ns, patched, Some(name))?;
+        let mut patched = prepare_body(rt, ns, patched, Some(name))?;
+        typed::decode_body(rt, &mut patched, opts.strict)?;
         Ok((
             self.commit_update(&mut st, rt, &old, patched, opts, sub, true)?,
             false,
@@ -823,11 +845,22 @@ impl Cluster {
             }
             None => {}
         }
-        let causes = validation::validate_metadata_maps(&new);
+        let mut causes = validation::validate_metadata_maps(&new);
+        if sub.is_none() {
+            causes.extend(validation::validate_immutable(
+                &rt.group, &rt.plural, old, &new,
+            ));
+        }
         if !causes.is_empty() {
             return Err(ApiError::invalid(&rt.group, &rt.kind, &name, causes));
         }
         defaults::on_update(rt, old, &mut new);
+        if sub.is_none() {
+            let causes = validation::validate_spec(&rt.group, &rt.plural, &new);
+            if !causes.is_empty() {
+                return Err(ApiError::invalid(&rt.group, &rt.kind, &name, causes));
+            }
+        }
         if is_crd(rt) {
             defaults::validate_crd(&new)?;
             defaults::establish_crd(&mut new, &ts);
@@ -907,6 +940,18 @@ impl Cluster {
             .get(&gr, &key_ns, name)
             .cloned()
             .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+        if rt.group.is_empty()
+            && rt.plural == "namespaces"
+            && matches!(name, "default" | "kube-system" | "kube-public")
+        {
+            // The NamespaceLifecycle admission plugin's immortal namespaces.
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
+            )
+            .with(name, "", "namespaces"));
+        }
         if let Some(uid) = &opts.precondition_uid {
             if *uid != uid_of(&old) {
                 return Err(ApiError::conflict(
@@ -937,8 +982,10 @@ impl Cluster {
         let terminating = |mut o: Value| {
             let meta = child_mut(&mut o, "metadata");
             meta.entry("deletionTimestamp").or_insert_with(|| json!(ts));
-            meta.entry("deletionGracePeriodSeconds")
-                .or_insert_with(|| json!(0));
+            if !is_namespace(rt) {
+                meta.entry("deletionGracePeriodSeconds")
+                    .or_insert_with(|| json!(0));
+            }
             o
         };
         if is_namespace(rt) {
@@ -973,7 +1020,7 @@ impl Cluster {
             return Ok(present(rt, &stored));
         }
         if opts.dry_run {
-            return Ok(if rt.plural == "pods" {
+            return Ok(if returns_deleted_object(rt) {
                 present(rt, &old)
             } else {
                 success_status(&rt.group, &rt.plural, name, &uid_of(&old))
@@ -981,7 +1028,7 @@ impl Cluster {
         }
         let removed = st.remove(&gr, &key_ns, name).unwrap_or(old);
         self.after_remove(st, rt, &removed, opts.propagation);
-        Ok(if rt.plural == "pods" && rt.group.is_empty() {
+        Ok(if returns_deleted_object(rt) {
             present(rt, &removed)
         } else {
             success_status(&rt.group, &rt.plural, name, &uid_of(&removed))

@@ -9,16 +9,16 @@ use serde_json::{json, Value};
 use super::errors::{ApiError, Cause};
 use super::resources::ResourceType;
 use super::util::{b64_encode, child_mut, meta_str, obj_mut};
+use super::workload_defaults;
 
-/// Defaults applied to a new object before it is stored. `cluster_ip` is the
-/// next free service IP.
-pub fn on_create(rt: &ResourceType, obj: &mut Value, cluster_ip: impl FnOnce() -> String) {
+const TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+/// Defaults applied to a new object before it is stored (and before its
+/// creator's field ownership is recorded: the creator owns them).
+pub fn on_create(rt: &ResourceType, obj: &mut Value) {
     common(rt, obj, None);
     match (rt.group.as_str(), rt.plural.as_str()) {
         ("", "namespaces") => {
-            let spec = child_mut(obj, "spec");
-            spec.entry("finalizers")
-                .or_insert_with(|| json!(["kubernetes"]));
             child_mut(obj, "status").insert("phase".into(), json!("Active"));
         }
         ("", "services") => {
@@ -29,28 +29,41 @@ pub fn on_create(rt: &ResourceType, obj: &mut Value, cluster_ip: impl FnOnce() -
                 .as_str()
                 .unwrap_or("ClusterIP")
                 .to_string();
-            if ty != "ExternalName" && !spec.contains_key("clusterIP") {
-                let ip = cluster_ip();
-                spec.insert("clusterIP".into(), json!(ip));
-                spec.insert("clusterIPs".into(), json!([ip]));
-            }
+            spec.entry("sessionAffinity")
+                .or_insert_with(|| json!("None"));
             if ty != "ExternalName" {
-                spec.entry("sessionAffinity")
-                    .or_insert_with(|| json!("None"));
-                spec.entry("ipFamilies").or_insert_with(|| json!(["IPv4"]));
-                spec.entry("ipFamilyPolicy")
-                    .or_insert_with(|| json!("SingleStack"));
                 spec.entry("internalTrafficPolicy")
                     .or_insert_with(|| json!("Cluster"));
+            }
+            if ty == "LoadBalancer" || ty == "NodePort" {
+                spec.entry("externalTrafficPolicy")
+                    .or_insert_with(|| json!("Cluster"));
+            }
+            if ty == "LoadBalancer" {
+                spec.entry("allocateLoadBalancerNodePorts")
+                    .or_insert_with(|| json!(true));
             }
             child_mut(obj, "status")
                 .entry("loadBalancer")
                 .or_insert_with(|| json!({}));
         }
+        ("apps", "daemonsets") => {
+            child_mut(child_mut_value(obj, "metadata"), "annotations")
+                .entry(TEMPLATE_GENERATION)
+                .or_insert_with(|| json!("1"));
+        }
         ("", "pods") => {
+            child_mut(obj, "spec")
+                .entry("enableServiceLinks")
+                .or_insert_with(|| json!(true));
             child_mut(obj, "status")
                 .entry("phase")
                 .or_insert_with(|| json!("Pending"));
+        }
+        ("networking.k8s.io", "ingresses") => {
+            child_mut(obj, "status")
+                .entry("loadBalancer")
+                .or_insert_with(|| json!({}));
         }
         ("", "persistentvolumeclaims") => {
             child_mut(obj, "status")
@@ -61,9 +74,141 @@ pub fn on_create(rt: &ResourceType, obj: &mut Value, cluster_ip: impl FnOnce() -
     }
 }
 
+/// What the server allocates for a new object after recording its creator's
+/// field ownership (so nobody owns it): a Service's cluster IPs, IP
+/// families and node ports. `cluster_ip` is the next free service IP.
+pub fn allocate(rt: &ResourceType, obj: &mut Value, cluster_ip: impl FnOnce() -> String) {
+    match (rt.group.as_str(), rt.plural.as_str()) {
+        ("", "services") => allocate_service(obj, cluster_ip),
+        ("", "namespaces") => {
+            child_mut(obj, "spec")
+                .entry("finalizers")
+                .or_insert_with(|| json!(["kubernetes"]));
+        }
+        ("", "pods") => admit_pod(obj),
+        ("batch", "jobs") => job_selector(obj),
+        _ => {}
+    }
+}
+
+/// What admission adds to a new pod: the default ServiceAccount, priority,
+/// the not-ready/unreachable tolerations (300 s), and generation 1.
+fn admit_pod(obj: &mut Value) {
+    child_mut(obj, "metadata").insert("generation".into(), json!(1));
+    let spec = child_mut(obj, "spec");
+    let sa = spec
+        .get("serviceAccountName")
+        .cloned()
+        .unwrap_or_else(|| json!("default"));
+    spec.entry("serviceAccountName").or_insert(sa.clone());
+    spec.entry("serviceAccount").or_insert(sa);
+    spec.entry("priority").or_insert_with(|| json!(0));
+    spec.entry("preemptionPolicy")
+        .or_insert_with(|| json!("PreemptLowerPriority"));
+    let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
+    if let Some(list) = tolerations.as_array_mut() {
+        for key in [
+            "node.kubernetes.io/not-ready",
+            "node.kubernetes.io/unreachable",
+        ] {
+            let has = list.iter().any(|t| {
+                t.get("key").and_then(Value::as_str) == Some(key)
+                    && t.get("effect").and_then(Value::as_str) == Some("NoExecute")
+            });
+            if !has {
+                list.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+            }
+        }
+    }
+}
+
+/// A Job's generated selector and pod template labels (unless it selects
+/// manually).
+fn job_selector(obj: &mut Value) {
+    let uid = meta_str(obj, "uid").unwrap_or_default().to_string();
+    let name = meta_str(obj, "name").unwrap_or_default().to_string();
+    let spec = child_mut(obj, "spec");
+    if spec.get("manualSelector") == Some(&json!(true)) || spec.contains_key("selector") {
+        return;
+    }
+    spec.insert(
+        "selector".into(),
+        json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
+    );
+    let template = obj_mut(spec.entry("template").or_insert_with(|| json!({})));
+    let meta = obj_mut(template.entry("metadata").or_insert_with(|| json!({})));
+    let labels = obj_mut(meta.entry("labels").or_insert_with(|| json!({})));
+    for (k, v) in [
+        ("batch.kubernetes.io/controller-uid", &uid),
+        ("batch.kubernetes.io/job-name", &name),
+        ("controller-uid", &uid),
+        ("job-name", &name),
+    ] {
+        labels.entry(k).or_insert_with(|| json!(v));
+    }
+}
+
+fn allocate_service(obj: &mut Value, cluster_ip: impl FnOnce() -> String) {
+    let seed = meta_str(obj, "uid")
+        .unwrap_or_default()
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let spec = child_mut(obj, "spec");
+    let ty = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_string();
+    if ty == "ExternalName" {
+        return;
+    }
+    match spec.get("clusterIP").and_then(Value::as_str) {
+        Some(ip) if !ip.is_empty() => {
+            let ip = ip.to_string();
+            spec.entry("clusterIPs").or_insert_with(|| json!([ip]));
+        }
+        _ => {
+            let ip = cluster_ip();
+            spec.insert("clusterIP".into(), json!(ip));
+            spec.insert("clusterIPs".into(), json!([ip]));
+        }
+    }
+    spec.entry("ipFamilies").or_insert_with(|| json!(["IPv4"]));
+    spec.entry("ipFamilyPolicy")
+        .or_insert_with(|| json!("SingleStack"));
+    if ty == "LoadBalancer" || ty == "NodePort" {
+        if let Some(Value::Array(ports)) = spec.get_mut("ports") {
+            for (i, p) in ports.iter_mut().enumerate() {
+                if let Some(p) = p.as_object_mut() {
+                    let port = 30000 + (seed.wrapping_add(i as u32) % 2768);
+                    p.entry("nodePort").or_insert_with(|| json!(port));
+                }
+            }
+        }
+    }
+}
+
 /// Defaults applied on every update, after the client's changes.
 pub fn on_update(rt: &ResourceType, old: &Value, obj: &mut Value) {
     common(rt, obj, Some(old));
+    if rt.group == "apps" && rt.plural == "daemonsets" {
+        // The DaemonSet's template generation counts template changes.
+        let prev = old
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(TEMPLATE_GENERATION))
+            .and_then(Value::as_str)
+            .and_then(|g| g.parse::<u64>().ok());
+        if let Some(prev) = prev {
+            let next = if old.pointer("/spec/template") != obj.pointer("/spec/template") {
+                prev + 1
+            } else {
+                prev
+            };
+            child_mut(child_mut_value(obj, "metadata"), "annotations")
+                .entry(TEMPLATE_GENERATION)
+                .or_insert_with(|| json!(next.to_string()));
+        }
+    }
     if rt.group.is_empty() && rt.plural == "services" {
         // clusterIP is allocated once and immutable; an update omitting it keeps it.
         for key in ["clusterIP", "clusterIPs"] {
@@ -128,8 +273,14 @@ fn common(rt: &ResourceType, obj: &mut Value, _old: Option<&Value>) {
             spec.entry("parallelism").or_insert_with(|| json!(1));
             spec.entry("backoffLimit").or_insert_with(|| json!(6));
         }
+        ("", "persistentvolumeclaims") => {
+            child_mut(obj, "spec")
+                .entry("volumeMode")
+                .or_insert_with(|| json!("Filesystem"));
+        }
         _ => {}
     }
+    workload_defaults::apply(&rt.group, &rt.plural, obj);
 }
 
 fn child_mut_value<'a>(v: &'a mut Value, key: &str) -> &'a mut Value {
@@ -283,10 +434,27 @@ mod tests {
         let reg = Registry::default();
         let rt = reg.lookup("", "v1", "secrets").expect("secrets");
         let mut s = json!({"metadata": {"name": "s"}, "stringData": {"k": "hi"}});
-        on_create(&rt, &mut s, || unreachable!());
+        on_create(&rt, &mut s);
         assert_eq!(s["data"]["k"], "aGk=");
         assert_eq!(s["type"], "Opaque");
         assert!(s.get("stringData").is_none());
+    }
+
+    #[test]
+    fn service_allocation_is_separate_from_defaults() {
+        let reg = Registry::default();
+        let rt = reg.lookup("", "v1", "services").expect("services");
+        let mut s = json!({"metadata": {"name": "s", "uid": "u"},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 443}]}});
+        on_create(&rt, &mut s);
+        assert!(s["spec"].get("clusterIP").is_none());
+        assert_eq!(s["spec"]["allocateLoadBalancerNodePorts"], true);
+        allocate(&rt, &mut s, || "10.96.0.9".into());
+        assert_eq!(s["spec"]["clusterIPs"], json!(["10.96.0.9"]));
+        assert!(s["spec"]["ports"][0]["nodePort"].is_u64());
+        let mut headless = json!({"metadata": {"name": "h"}, "spec": {"clusterIP": "None"}});
+        allocate(&rt, &mut headless, || unreachable!());
+        assert_eq!(headless["spec"]["clusterIPs"], json!(["None"]));
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl ApiError {
         }
     }
 
-    fn with(mut self, name: &str, group: &str, kind: &str) -> Self {
+    pub(crate) fn with(mut self, name: &str, group: &str, kind: &str) -> Self {
         let d = self.details.get_or_insert_with(Default::default);
         d.name = (!name.is_empty()).then(|| name.to_string());
         d.group = (!group.is_empty()).then(|| group.to_string());
@@ -206,8 +206,11 @@ impl ApiError {
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
         });
+        // Some failures (a typed-patch error) carry no reason at all.
+        if !self.reason.is_empty() {
+            status["reason"] = json!(self.reason);
+        }
         if let Some(d) = &self.details {
             let mut details = Map::new();
             if let Some(n) = &d.name {

@@ -316,6 +316,11 @@ struct Comparison {
     added: FieldSet,
     modified: FieldSet,
     removed: FieldSet,
+    /// Record a map or struct that appears as a member itself (`.` in
+    /// FieldsV1), as the server's typed comparison does for an `Update`.
+    /// `Some(typed)`: `typed` says the object is a built-in kind, whose
+    /// non-pointer structs exist (empty) even when absent in JSON.
+    containers: Option<bool>,
 }
 
 impl Comparison {
@@ -342,12 +347,44 @@ fn shape<'a>(v: Option<&'a Value>, field: Option<&str>) -> Shape<'a> {
     }
 }
 
+/// Fields of built-in kinds whose Go type is a non-pointer struct: they
+/// exist in an empty typed object, so creating them is not an addition of
+/// the struct itself (no `.` in an `Update` entry) unless their parent was
+/// added too.
+const VALUE_STRUCTS: &[&str] = &[
+    "spec",
+    "status",
+    "template",
+    "jobTemplate",
+    "strategy",
+    "updateStrategy",
+    "resources",
+    "scaleTargetRef",
+    "target",
+    "port",
+    "backend",
+    "loadBalancer",
+];
+
+/// List fields of built-in kinds that an empty typed object has (as null).
+const LISTS_IN_EMPTY: &[&str] = &["containers", "rules", "versions"];
+
+/// Whether `field`, with a parent that exists in the old object (really or
+/// as an empty typed struct), exists in an empty typed object.
+fn exists_when_empty(field: Option<&str>, typed: bool) -> bool {
+    match field {
+        None | Some("metadata") => true,
+        Some(f) => typed && VALUE_STRUCTS.contains(&f),
+    }
+}
+
 fn compare(
     l: Option<&Value>,
     r: Option<&Value>,
     field: Option<&str>,
     path: &mut Vec<Element>,
     cmp: &mut Comparison,
+    parent_present: bool,
 ) {
     let empty_map = Map::new();
     let (ls, rs) = (shape(l, field), shape(r, field));
@@ -369,12 +406,56 @@ fn compare(
     };
     match (ls, rs) {
         (Shape::Absent, Shape::Absent) => {}
-        (Shape::Map(a), Shape::Map(b)) => compare_maps(Some(a), Some(b), path, cmp),
-        (Shape::Map(a), Shape::Absent) => compare_maps(Some(a), None, path, cmp),
-        (Shape::Absent, Shape::Map(b)) => compare_maps(None, Some(b), path, cmp),
+        (Shape::Map(a), Shape::Map(b)) => compare_maps(Some(a), Some(b), path, cmp, true),
+        (Shape::Map(a), Shape::Absent) => {
+            // A removed map takes its own membership (`.`) with it.
+            if cmp.containers.is_some() && !path.is_empty() {
+                cmp.removed.insert(path);
+            }
+            compare_maps(Some(a), None, path, cmp, true)
+        }
+        (Shape::Absent, Shape::Map(b)) => {
+            let mut present = false;
+            if let Some(typed) = cmp.containers {
+                present = parent_present && exists_when_empty(field, typed);
+                if !present && !path.is_empty() {
+                    cmp.added.insert(path);
+                }
+            }
+            compare_maps(None, Some(b), path, cmp, present)
+        }
         (Shape::List(a), Shape::List(b)) => compare_lists(field, a, b, l, r, path, cmp),
-        (Shape::List(a), Shape::Absent) => compare_lists(field, a, &[], l, r, path, cmp),
-        (Shape::Absent, Shape::List(b)) => compare_lists(field, &[], b, l, r, path, cmp),
+        (Shape::List(a), Shape::Absent) => {
+            if cmp.containers.is_some() && !path.is_empty() {
+                cmp.removed.insert(path);
+            }
+            compare_lists(field, a, &[], l, r, path, cmp)
+        }
+        (Shape::Absent, Shape::List(b)) => {
+            // A new list is a member itself, unless the typed empty object
+            // has it already (a Go slice without `omitempty` encodes as
+            // null: a pod spec's `containers`, a role's `rules`).
+            if let Some(typed) = cmp.containers {
+                let in_empty =
+                    typed && parent_present && field.is_some_and(|f| LISTS_IN_EMPTY.contains(&f));
+                if !in_empty
+                    && !path.is_empty()
+                    && listkeys::list_type(field, &[b]) != ListType::Atomic
+                {
+                    cmp.added.insert(path);
+                }
+            }
+            compare_lists(field, &[], b, l, r, path, cmp)
+        }
+        (Shape::Absent, Shape::Leaf(Value::Object(m)))
+            if m.is_empty()
+                && parent_present
+                && cmp
+                    .containers
+                    .is_some_and(|typed| exists_when_empty(field, typed)) =>
+        {
+            // An empty struct that every typed object has is no change.
+        }
         (Shape::Absent, _) => cmp.added.insert(path),
         (_, Shape::Absent) => cmp.removed.insert(path),
         (ls, rs) => {
@@ -383,14 +464,14 @@ fn compare(
                 cmp.modified.insert(path);
             }
             match ls {
-                Shape::Map(a) => compare_maps(Some(a), None, path, cmp),
+                Shape::Map(a) => compare_maps(Some(a), None, path, cmp, true),
                 Shape::List(a) if listkeys::list_type(field, &[a]) != ListType::Atomic => {
                     compare_lists(field, a, &[], l, None, path, cmp)
                 }
                 _ => {}
             }
             match rs {
-                Shape::Map(b) => compare_maps(None, Some(b), path, cmp),
+                Shape::Map(b) => compare_maps(None, Some(b), path, cmp, true),
                 Shape::List(b) if listkeys::list_type(field, &[b]) != ListType::Atomic => {
                     compare_lists(field, &[], b, None, r, path, cmp)
                 }
@@ -405,7 +486,9 @@ fn compare_maps(
     r: Option<&Map<String, Value>>,
     path: &mut Vec<Element>,
     cmp: &mut Comparison,
+    present: bool,
 ) {
+    let present = present || l.is_some();
     let mut keys: Vec<&String> = l.map(|m| m.keys().collect()).unwrap_or_default();
     if let Some(r) = r {
         for k in r.keys() {
@@ -422,6 +505,7 @@ fn compare_maps(
             Some(k),
             path,
             cmp,
+            present,
         );
         path.pop();
     }
@@ -480,15 +564,27 @@ fn compare_lists(
             ri.and_then(Value::as_object),
             path,
             cmp,
+            false,
         );
         path.pop();
     }
 }
 
-fn diff(old: Option<&Value>, new: Option<&Value>) -> Comparison {
-    let mut cmp = Comparison::default();
-    compare(old, new, None, &mut Vec::new(), &mut cmp);
+fn diff(old: Option<&Value>, new: Option<&Value>, containers: Option<bool>) -> Comparison {
+    let mut cmp = Comparison {
+        containers,
+        ..Comparison::default()
+    };
+    compare(old, new, None, &mut Vec::new(), &mut cmp, true);
     cmp
+}
+
+/// Built-in kinds' groups: none, or a `*.k8s.io` group.
+fn is_builtin(api_version: &str) -> bool {
+    match api_version.rsplit_once('/') {
+        None => true,
+        Some((group, _)) => !group.contains('.') || group.ends_with(".k8s.io"),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -753,7 +849,7 @@ pub fn apply_subresource(
         remove_path(&mut merged, None, &p, &mut Vec::new(), &keep);
     }
 
-    let cmp = diff(live_plain.as_ref(), Some(&merged));
+    let cmp = diff(live_plain.as_ref(), Some(&merged), None);
     let changed = cmp.changed();
 
     let mut conflicts = Vec::new();
@@ -839,7 +935,11 @@ pub fn record_update(
     };
     let old_plain = old.map(without_managed_fields);
     let new_plain = without_managed_fields(new);
-    let cmp = diff(old_plain.as_ref(), Some(&new_plain));
+    let cmp = diff(
+        old_plain.as_ref(),
+        Some(&new_plain),
+        Some(is_builtin(api_version)),
+    );
     let mut changed = cmp.changed();
     strip_ignored(&mut changed, subresource);
     let mut removed = cmp.removed;
@@ -1294,14 +1394,18 @@ mod tests {
         assert_eq!(e.time.as_deref(), Some(T0));
         assert_eq!(
             e.fields.to_fields_v1(),
+            // The labels map is new, so it is a member itself (`.`), as on
+            // the real server; `spec`, `template` (non-pointer structs) are
+            // not; nor is `containers` (its parent existed), but `ports`, in
+            // a new container, is.
             json!({
-                "f:metadata": {"f:labels": {"f:app": {}}},
+                "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
                 "f:spec": {
                     "f:replicas": {},
                     "f:selector": {},
                     "f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"app\"}": {
                         ".": {}, "f:image": {}, "f:name": {},
-                        "f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}}
+                        "f:ports": {".": {}, "k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}}
                     }}}}
                 }
             })

@@ -426,6 +426,32 @@ async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
     }
 }
 
+/// A list as the real server encodes it: built-in kinds' items without
+/// their own `apiVersion`/`kind` (typed lists omit them), custom resources'
+/// lists with `metadata.continue` always present.
+fn wire_list(rt: &ResourceType, mut list: Value) -> Value {
+    if !list
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k.ends_with("List"))
+    {
+        return list;
+    }
+    if rt.crd.is_some() {
+        if let Some(meta) = list.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.entry("continue").or_insert_with(|| json!(""));
+        }
+        return list;
+    }
+    if let Some(items) = list.get_mut("items").and_then(Value::as_array_mut) {
+        for item in items.iter_mut().filter_map(Value::as_object_mut) {
+            item.remove("apiVersion");
+            item.remove("kind");
+        }
+    }
+    list
+}
+
 fn list_options(q: &Query, rt: &ResourceType) -> Result<ListOptions, ApiError> {
     let limit = match q.get("limit").filter(|l| !l.is_empty()) {
         Some(l) => Some(l.parse::<usize>().map_err(|_| {
@@ -547,6 +573,7 @@ async fn serve_resource(
         Ok(WriteOptions {
             dry_run: dry_run(q)?,
             field_manager: field_manager(q, user_agent),
+            strict: q.get("fieldValidation").map(String::as_str) == Some("Strict"),
         })
     };
     match verb {
@@ -563,7 +590,7 @@ async fn serve_resource(
                 cluster,
                 &rt,
                 accept,
-                cluster.list(&rt, ns, &opts)?,
+                wire_list(&rt, cluster.list(&rt, ns, &opts)?),
             ))
         }
         "watch" => {
@@ -715,7 +742,7 @@ async fn serve_resource(
             let list = list_options(q, &rt)?;
             Ok(json_response(
                 200,
-                &cluster.delete_collection(&rt, ns, &list, &opts)?,
+                &wire_list(&rt, cluster.delete_collection(&rt, ns, &list, &opts)?),
             ))
         }
         _ => Err(ApiError::method_not_allowed()),

@@ -201,12 +201,24 @@ pub fn is_merged_primitive_list(field: &str) -> bool {
 /// Whether the map held by `field` is atomic (owned and replaced whole), as
 /// `LabelSelector` is: a `selector` with `matchLabels`/`matchExpressions`.
 pub fn is_atomic_map(field: Option<&str>, value: &Value) -> bool {
-    matches!(
-        field,
-        Some("selector" | "labelSelector" | "namespaceSelector")
-    ) && value
-        .as_object()
-        .is_some_and(|m| m.contains_key("matchLabels") || m.contains_key("matchExpressions"))
+    let Some(m) = value.as_object() else {
+        return false;
+    };
+    match field {
+        // LabelSelector is an atomic struct; a Service's (or
+        // ReplicationController's) `selector` and a pod's `nodeSelector` are
+        // atomic maps.
+        Some("selector") => true,
+        Some("labelSelector" | "namespaceSelector") => {
+            m.contains_key("matchLabels") || m.contains_key("matchExpressions")
+        }
+        // Atomic references (`x-kubernetes-map-type: atomic`).
+        Some(
+            "nodeSelector" | "configMapKeyRef" | "secretKeyRef" | "configMapRef" | "secretRef"
+            | "fieldRef" | "resourceFieldRef",
+        ) => true,
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -21,8 +21,11 @@
 //! Known simplifications: one stored version per resource (CRD versions are
 //! served without conversion); lists always read the latest state (a
 //! `resourceVersion` on a list is ignored, continue tokens resume by key);
-//! spec schemas are not validated (`fieldValidation=Strict` accepts unknown
-//! fields); deleting a namespace removes its contents immediately.
+//! built-in kinds' bodies are checked against k8s-openapi's types (`typed`:
+//! unknown fields, wrong types, quantities) but their values are not
+//! validated beyond names and labels; custom resources are not checked
+//! against their schemas; deleting a namespace removes its contents
+//! immediately.
 
 pub mod accounting;
 pub mod cluster;
@@ -43,9 +46,11 @@ pub mod selector;
 mod server;
 pub mod store;
 mod table;
+pub mod typed;
 mod util;
 pub mod validation;
 pub mod watch;
+mod workload_defaults;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -257,10 +257,11 @@ fn apply_op(doc: &mut Value, kind: &str, op: &Map<String, Value>) -> Result<(), 
                 ))
             };
             match parent {
-                Value::Object(m) => match m.get_mut(&key) {
-                    Some(slot) => *slot = value,
-                    None => return Err(missing_key()),
-                },
+                // As the server's json-patch (v4) does, a missing object key
+                // is set, not refused.
+                Value::Object(m) => {
+                    m.insert(key, value);
+                }
                 Value::Array(a) => {
                     let i = resolve_index(&key, a.len(), 0).map_err(|_| missing_key())?;
                     match a.get_mut(i) {
@@ -703,9 +704,9 @@ mod tests {
                 "error in remove for path: '/nope': Unable to remove nonexistent key: nope: missing value",
             ),
             (
-                json!({"foo":"bar"}),
-                json!([{"op":"replace","path":"/nope","value":1}]),
-                "replace operation does not apply: doc is missing key: /nope: missing value",
+                json!({"foo":[1]}),
+                json!([{"op":"replace","path":"/foo/5","value":1}]),
+                "replace operation does not apply: doc is missing key: /foo/5: missing value",
             ),
             (
                 json!({"foo":[1]}),

@@ -1,6 +1,7 @@
 //! Object validation the real API server performs on every kind: object
 //! names (per the kind's naming rule), label keys and values, and the
-//! messages it reports. Schema validation of specs is out of scope.
+//! messages it reports, and the immutable fields of an update. Schema
+//! validation of specs is out of scope.
 
 use std::sync::LazyLock;
 
@@ -227,6 +228,213 @@ pub fn validate_metadata_maps(obj: &Value) -> Vec<Cause> {
     causes
 }
 
+fn required(field: &str, detail: &str) -> Cause {
+    Cause {
+        reason: "FieldValueRequired".into(),
+        message: if detail.is_empty() {
+            "Required value".into()
+        } else {
+            format!("Required value: {detail}")
+        },
+        field: field.into(),
+    }
+}
+
+fn invalid_value(field: &str, value: &Value, msg: &str) -> Cause {
+    Cause {
+        reason: "FieldValueInvalid".into(),
+        message: format!("Invalid value: {value}: {msg}"),
+        field: field.into(),
+    }
+}
+
+/// Causes for a pod template of a workload at `prefix` (`spec.template`).
+fn validate_template(obj: &Value, ptr: &str, prefix: &str, causes: &mut Vec<Cause>) {
+    let containers = obj
+        .pointer(&format!("{ptr}/spec/containers"))
+        .and_then(Value::as_array);
+    if containers.is_none_or(|c| c.is_empty()) {
+        causes.push(required(&format!("{prefix}.spec.containers"), ""));
+    }
+}
+
+/// Causes for the spec of a built-in kind, checked the way the real server
+/// checks the fields tools most often get wrong: workload selectors (present,
+/// matching the template's labels), containers present, replicas not
+/// negative, a Job's restart policy, Service port ranges.
+pub fn validate_spec(group: &str, plural: &str, obj: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    match (group, plural) {
+        ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets") => {
+            if let Some(r) = obj.pointer("/spec/replicas").and_then(Value::as_i64) {
+                if r < 0 {
+                    causes.push(invalid_value(
+                        "spec.replicas",
+                        &Value::from(r),
+                        "must be greater than or equal to 0",
+                    ));
+                }
+            }
+            let selector = obj.pointer("/spec/selector");
+            let labels = obj
+                .pointer("/spec/template/metadata/labels")
+                .cloned()
+                .unwrap_or(Value::Null);
+            let label_map = labels.as_object();
+            match selector {
+                None | Some(Value::Null) => {
+                    causes.push(required("spec.selector", ""));
+                    causes.push(invalid_value(
+                        "spec.template.metadata.labels",
+                        &labels,
+                        "`selector` does not match template `labels`",
+                    ));
+                }
+                Some(sel) => {
+                    let matches = sel
+                        .get("matchLabels")
+                        .and_then(Value::as_object)
+                        .into_iter()
+                        .flatten()
+                        .all(|(k, v)| label_map.and_then(|l| l.get(k)) == Some(v));
+                    let has_terms = sel
+                        .get("matchLabels")
+                        .is_some_and(|m| m.as_object().is_some_and(|m| !m.is_empty()))
+                        || sel
+                            .get("matchExpressions")
+                            .and_then(Value::as_array)
+                            .is_some_and(|e| !e.is_empty());
+                    if !has_terms {
+                        causes.push(invalid_value(
+                            "spec.selector",
+                            sel,
+                            "empty selector is invalid for deployment",
+                        ));
+                    } else if !matches {
+                        causes.push(invalid_value(
+                            "spec.template.metadata.labels",
+                            &labels,
+                            "`selector` does not match template `labels`",
+                        ));
+                    }
+                }
+            }
+            validate_template(obj, "/spec/template", "spec.template", &mut causes);
+        }
+        ("batch", "jobs") => {
+            validate_template(obj, "/spec/template", "spec.template", &mut causes);
+            let policy = obj
+                .pointer("/spec/template/spec/restartPolicy")
+                .and_then(Value::as_str);
+            if !matches!(policy, Some("OnFailure" | "Never")) {
+                causes.push(required(
+                    "spec.template.spec.restartPolicy",
+                    "valid values: \"OnFailure\", \"Never\"",
+                ));
+            }
+        }
+        ("", "services") => {
+            let ports = obj.pointer("/spec/ports").and_then(Value::as_array);
+            for (i, p) in ports.into_iter().flatten().enumerate() {
+                for key in ["port", "targetPort"] {
+                    if let Some(n) = p.get(key).and_then(Value::as_i64) {
+                        if !(1..=65535).contains(&n) {
+                            causes.push(invalid_value(
+                                &format!("spec.ports[{i}].{key}"),
+                                &Value::from(n),
+                                "must be between 1 and 65535, inclusive",
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    causes
+}
+
+fn immutable_invalid(field: &str, value: &Value) -> Cause {
+    Cause {
+        reason: "FieldValueInvalid".into(),
+        message: format!("Invalid value: {value}: field is immutable"),
+        field: field.into(),
+    }
+}
+
+fn immutable_forbidden(field: &str) -> Cause {
+    Cause {
+        reason: "FieldValueForbidden".into(),
+        message: "Forbidden: field is immutable when `immutable` is set".into(),
+        field: field.into(),
+    }
+}
+
+/// Causes for an update of `old` into `new` that changes a field the real
+/// server keeps immutable: new finalizers on an object being deleted,
+/// workload selectors, a Job's pod template, a StatefulSet's service name,
+/// and the contents of a ConfigMap or Secret created with `immutable: true`.
+pub fn validate_immutable(group: &str, plural: &str, old: &Value, new: &Value) -> Vec<Cause> {
+    let changed = |ptr: &str| old.pointer(ptr) != new.pointer(ptr);
+    let value = |ptr: &str| new.pointer(ptr).cloned().unwrap_or(Value::Null);
+    let mut causes = Vec::new();
+    if old.pointer("/metadata/deletionTimestamp").is_some() {
+        let finalizers = |o: &Value| -> Vec<String> {
+            o.pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        };
+        let before = finalizers(old);
+        let added: Vec<String> = finalizers(new)
+            .into_iter()
+            .filter(|f| !before.contains(f))
+            .collect();
+        if !added.is_empty() {
+            causes.push(Cause {
+                reason: "FieldValueForbidden".into(),
+                message: format!(
+                    "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
+                ),
+                field: "metadata.finalizers".into(),
+            });
+        }
+    }
+    match (group, plural) {
+        ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets") => {
+            if changed("/spec/selector") {
+                causes.push(immutable_invalid("spec.selector", &value("/spec/selector")));
+            }
+            if plural == "statefulsets" && changed("/spec/serviceName") {
+                causes.push(immutable_invalid(
+                    "spec.serviceName",
+                    &value("/spec/serviceName"),
+                ));
+            }
+        }
+        ("batch", "jobs") if changed("/spec/template") => {
+            causes.push(immutable_invalid(
+                "spec.template",
+                &value("/spec/template/metadata"),
+            ));
+        }
+        ("", "configmaps" | "secrets") if old.get("immutable") == Some(&Value::Bool(true)) => {
+            for key in ["data", "binaryData"] {
+                if old.get(key) != new.get(key) {
+                    causes.push(immutable_forbidden(key));
+                }
+            }
+            if changed("/immutable") {
+                causes.push(immutable_forbidden("immutable"));
+            }
+        }
+        _ => {}
+    }
+    causes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +452,45 @@ mod tests {
         assert!(!validate_name(NameRule::Dns1035, "1abc").is_empty());
         assert!(validate_name(NameRule::PathSegment, "system:admin").is_empty());
         assert!(!validate_name(NameRule::PathSegment, "a/b").is_empty());
+    }
+
+    #[test]
+    fn immutable_fields() {
+        let d = serde_json::json!({"spec": {"selector": {"matchLabels": {"app": "a"}}}});
+        let mut d2 = d.clone();
+        d2["spec"]["selector"]["matchLabels"]["v"] = serde_json::json!("2");
+        let c = validate_immutable("apps", "deployments", &d, &d2);
+        assert_eq!(c[0].field, "spec.selector");
+        assert!(c[0].message.ends_with("field is immutable"));
+        assert!(validate_immutable("apps", "deployments", &d, &d).is_empty());
+        let cm = serde_json::json!({"immutable": true, "data": {"a": "1"}});
+        let cm2 = serde_json::json!({"immutable": true, "data": {"a": "2"}});
+        assert_eq!(
+            validate_immutable("", "configmaps", &cm, &cm2)[0].field,
+            "data"
+        );
+    }
+
+    #[test]
+    fn workload_specs() {
+        let ok = serde_json::json!({"spec": {"selector": {"matchLabels": {"app": "a"}},
+            "template": {"metadata": {"labels": {"app": "a", "x": "y"}},
+                "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+        assert!(validate_spec("apps", "deployments", &ok).is_empty());
+        let mut other = ok.clone();
+        other["spec"]["selector"]["matchLabels"]["app"] = serde_json::json!("b");
+        let c = validate_spec("apps", "deployments", &other);
+        assert_eq!(c[0].field, "spec.template.metadata.labels");
+        let mut none = ok.clone();
+        none["spec"]
+            .as_object_mut()
+            .expect("spec")
+            .remove("selector");
+        let fields: Vec<_> = validate_spec("apps", "deployments", &none)
+            .into_iter()
+            .map(|c| c.field)
+            .collect();
+        assert_eq!(fields, ["spec.selector", "spec.template.metadata.labels"]);
     }
 
     #[test]
