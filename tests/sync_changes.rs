@@ -9,7 +9,9 @@ mod sync_support;
 use kubesync::cluster::{ClusterClient, ClusterOptions};
 use kubesync::emulator::{EmulatorHandle, SimulationConfig};
 use kubesync::model::AppName;
-use kubesync::sync::{Action, AppOutcome, Change, SkipReason, SyncReport};
+use kubesync::sync::{
+    self, Action, AppOutcome, Change, Quiet, SkipReason, SyncOptions, SyncReport,
+};
 use serde_json::{json, Value};
 use sync_support::*;
 
