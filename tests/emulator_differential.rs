@@ -26,13 +26,6 @@ use serde_json::{json, Map, Value};
 /// Cases whose responses differ, each with why. The README's "Not emulated"
 /// list is the summary of this table.
 const KNOWN_MISMATCHES: &[(&str, &str)] = &[
-    ("crd/apply-unknown-field", "custom resources: apply of a field the CRD schema does not declare is accepted (the real server answers 500 \"failed to create typed patch object\")"),
-    ("crd/prune-unknown", "custom resources: fields the CRD schema does not declare are stored, not pruned"),
-    ("crd/prune-unknown-strict", "custom resources: fieldValidation=Strict does not reject fields the CRD schema does not declare"),
-    ("crd/schema-enum", "custom resources are not validated against the CRD's openAPIV3Schema (enum)"),
-    ("crd/schema-maximum", "custom resources are not validated against the CRD's openAPIV3Schema (maximum)"),
-    ("crd/schema-required", "custom resources are not validated against the CRD's openAPIV3Schema (required)"),
-    ("crd/schema-wrong-type", "custom resources are not validated against the CRD's openAPIV3Schema (type)"),
     ("delete/foreground-propagation", "foreground deletion removes the object at once and answers a Status (the real server answers the object, with the foregroundDeletion finalizer, and lets the garbage collector finish)"),
     ("delete/precondition-uid", "a failed uid precondition names the kind (ConfigMap) in details.kind; the real server names the resource"),
     ("deployment/json-patch-annotation", "annotation changes do not bump a Deployment's generation (the real strategy counts them; the emulator's deployment controller writes its revision annotation on the main resource, so it cannot)"),
