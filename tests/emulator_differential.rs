@@ -51,8 +51,6 @@ const KNOWN_MISMATCHES: &[(&str, &str)] = &[
     ("pvc/merge-patch-label", "PVCs get no `kubernetes.io/pvc-protection` finalizer (admission)"),
     ("pvc/strategic-patch-label", "PVCs get no `kubernetes.io/pvc-protection` finalizer (admission)"),
     ("quantity/pvc-storage-1024Mi", "PVCs get no `kubernetes.io/pvc-protection` finalizer (admission)"),
-    ("ssa/field-kept-when-other-manager-owns", "an apply that changes nothing still gets a managedFields time (the real server leaves the entry without one)"),
-    ("ssa/same-value-shared-ownership", "an apply that changes nothing still gets a managedFields time (the real server leaves the entry without one)"),
     ("validate/cronjob-bad-schedule", "spec validation of built-in kinds is not emulated (CronJob schedule)"),
     ("validate/service-name-dns1035", "Service names are checked as DNS-1035 labels; v1.37 accepts RFC 1123 labels (relaxed Service name validation)"),
 ];
