@@ -865,15 +865,12 @@ impl Cluster {
                 &rt.group, &rt.plural, old, &new,
             ));
         }
-        if !causes.is_empty() {
-            return Err(ApiError::invalid(&rt.group, &rt.kind, &name, causes));
-        }
         defaults::on_update(rt, old, &mut new);
         if sub.is_none() {
-            let causes = validation::validate_spec(&rt.group, &rt.plural, &new);
-            if !causes.is_empty() {
-                return Err(ApiError::invalid(&rt.group, &rt.kind, &name, causes));
-            }
+            causes.extend(validation::validate_spec(&rt.group, &rt.plural, &new));
+        }
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(&rt.group, &rt.kind, &name, causes));
         }
         check_custom(st, rt, &name, &mut new, opts.strict)?;
         if is_crd(rt) {
