@@ -12,11 +12,12 @@ use parking_lot::{Mutex, MutexGuard};
 use serde_json::{json, Map, Value};
 use tokio::sync::{broadcast, mpsc};
 
+use super::crdschema;
 use super::defaults;
 use super::errors::{success_status, ApiError, Cause, Details};
 use super::fieldmanager::{self, Conflict};
 use super::patch;
-use super::resources::{types_from_crd, ResourceType};
+use super::resources::{types_from_crd, GroupResource, ResourceType};
 use super::selector::{match_labels_string, FieldSelector, LabelSelector};
 use super::store::{EventType, ObjectKey, State, WatchEvent};
 use super::typed;
@@ -639,6 +640,7 @@ impl Cluster {
         if !causes.is_empty() {
             return Err(ApiError::invalid(&rt.group, &rt.kind, &name, causes));
         }
+        check_custom(st, rt, &name, &mut obj, opts.strict)?;
         if is_crd(rt) {
             defaults::validate_crd(&obj)?;
             defaults::establish_crd(&mut obj, &ts);
@@ -738,6 +740,18 @@ impl Cluster {
             }
             let applied = prepare_body(rt, ns, patch_body.clone(), Some(name))?;
             typed::check_apply(rt, name, &applied)?;
+            if let Some(schema) = custom_schema(&st, rt) {
+                let mut probe = applied.clone();
+                let f = crdschema::check(&schema, &mut probe, false);
+                let problem = f
+                    .unknown
+                    .first()
+                    .map(|p| format!(".{p}: field not declared in schema"))
+                    .or_else(|| f.typed.first().cloned());
+                if let Some(problem) = problem {
+                    return Err(typed::typed_patch_error(rt, name, &problem));
+                }
+            }
             let manager = opts.field_manager.as_str();
             let api_version = rt.api_version();
             return match old {
@@ -851,16 +865,14 @@ impl Cluster {
                 &rt.group, &rt.plural, old, &new,
             ));
         }
+        defaults::on_update(rt, old, &mut new);
+        if sub.is_none() {
+            causes.extend(validation::validate_spec(&rt.group, &rt.plural, &new));
+        }
         if !causes.is_empty() {
             return Err(ApiError::invalid(&rt.group, &rt.kind, &name, causes));
         }
-        defaults::on_update(rt, old, &mut new);
-        if sub.is_none() {
-            let causes = validation::validate_spec(&rt.group, &rt.plural, &new);
-            if !causes.is_empty() {
-                return Err(ApiError::invalid(&rt.group, &rt.kind, &name, causes));
-            }
-        }
+        check_custom(st, rt, &name, &mut new, opts.strict)?;
         if is_crd(rt) {
             defaults::validate_crd(&new)?;
             defaults::establish_crd(&mut new, &ts);
@@ -1136,6 +1148,39 @@ impl Cluster {
 }
 
 /// Serve (or re-serve) the types of a CRD object.
+/// The `openAPIV3Schema` of a custom resource's version, from its CRD.
+fn custom_schema(st: &State, rt: &ResourceType) -> Option<Value> {
+    let crd_name = rt.crd.as_deref()?;
+    let gr = GroupResource {
+        group: CRD_RESOURCE.0.to_string(),
+        resource: CRD_RESOURCE.1.to_string(),
+    };
+    let crd = st.get(&gr, "", crd_name)?;
+    crdschema::version_schema(crd, &rt.version).cloned()
+}
+
+/// A custom resource against its schema: 422 for invalid values, 400 for
+/// undeclared fields under `fieldValidation=Strict`, else they are pruned.
+fn check_custom(
+    st: &State,
+    rt: &ResourceType,
+    name: &str,
+    obj: &mut Value,
+    strict: bool,
+) -> Result<(), ApiError> {
+    let Some(schema) = custom_schema(st, rt) else {
+        return Ok(());
+    };
+    let f = crdschema::check(&schema, obj, !strict);
+    if strict && !f.unknown.is_empty() {
+        return Err(typed::strict_error(rt, &f.unknown));
+    }
+    if !f.causes.is_empty() {
+        return Err(ApiError::invalid(&rt.group, &rt.kind, name, f.causes));
+    }
+    Ok(())
+}
+
 fn register_crd(st: &mut State, crd: &Value) {
     let name = meta_str(crd, "name").unwrap_or_default().to_string();
     if let Some(types) = types_from_crd(crd) {

@@ -882,14 +882,14 @@ pub fn apply_subresource(
     for e in &mut entries {
         e.fields = e.fields.difference(&changed).difference(&cmp.removed);
     }
+    // As on the server, an apply stamps its entry's time only when it
+    // changed the object; otherwise the entry keeps the time it had (none,
+    // for a manager new to the object).
     let object_changed = live_plain.as_ref() != Some(&merged);
-    let time = match &previous {
-        Some(prev)
-            if !object_changed && prev.fields == new_set && prev.api_version == api_version =>
-        {
-            prev.time.clone()
-        }
-        _ => Some(time.to_string()),
+    let time = if object_changed {
+        Some(time.to_string())
+    } else {
+        previous.as_ref().and_then(|prev| prev.time.clone())
     };
     entries.push(ManagedEntry {
         manager: manager.to_string(),

@@ -23,13 +23,15 @@
 //! `resourceVersion` on a list is ignored, continue tokens resume by key);
 //! built-in kinds' bodies are checked against k8s-openapi's types (`typed`:
 //! unknown fields, wrong types, quantities) but their values are not
-//! validated beyond names and labels; custom resources are not checked
-//! against their schemas; deleting a namespace removes its contents
-//! immediately.
+//! validated beyond names, labels, immutable fields and the common spec
+//! mistakes (`validation`); custom resources are checked against their
+//! CRD's structural schema (`crdschema`: types, enums, bounds, required,
+//! pruning); deleting a namespace removes its contents immediately.
 
 pub mod accounting;
 pub mod cluster;
 pub mod controllers;
+pub mod crdschema;
 mod defaults;
 pub mod discovery;
 pub mod errors;

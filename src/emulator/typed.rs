@@ -287,18 +287,37 @@ pub fn check_apply(rt: &ResourceType, name: &str, applied: &Value) -> Result<(),
             None => return Ok(()),
         },
     };
+    Err(typed_patch_error(rt, name, &problem))
+}
+
+/// The 500 of an applied configuration that does not fit the schema.
+pub fn typed_patch_error(rt: &ResourceType, name: &str, problem: &str) -> ApiError {
     let gv = if rt.group.is_empty() {
         format!("/{}", rt.version)
     } else {
         format!("{}/{}", rt.group, rt.version)
     };
-    Err(ApiError::new(
+    ApiError::new(
         500,
         "",
         format!(
             "failed to create typed patch object (/{name}; {gv}, Kind={}): {problem}",
             rt.kind
         ),
+    )
+}
+
+/// The 400 of a strict decoding that met undeclared fields.
+pub fn strict_error(rt: &ResourceType, unknown: &[String]) -> ApiError {
+    let list: Vec<String> = unknown
+        .iter()
+        .map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.')))
+        .collect();
+    ApiError::bad_request(format!(
+        "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
+        list.join(", "),
+        kind = rt.kind,
+        v = rt.version
     ))
 }
 
@@ -318,14 +337,7 @@ pub fn decode_body(rt: &ResourceType, obj: &mut Value, strict: bool) -> Result<(
         return Ok(());
     }
     if strict {
-        let list: Vec<String> = paths
-            .iter()
-            .map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.')))
-            .collect();
-        return Err(cannot(format!(
-            "strict decoding error: {}",
-            list.join(", ")
-        )));
+        return Err(strict_error(rt, &paths));
     }
     for p in &paths {
         remove_path(obj, p);

@@ -333,6 +333,18 @@ pub fn validate_spec(group: &str, plural: &str, obj: &Value) -> Vec<Cause> {
                 ));
             }
         }
+        ("", "secrets") => {
+            let required_keys: &[&str] = match obj.get("type").and_then(Value::as_str) {
+                Some("kubernetes.io/tls") => &["tls.crt", "tls.key"],
+                Some("kubernetes.io/dockerconfigjson") => &[".dockerconfigjson"],
+                _ => &[],
+            };
+            for key in required_keys {
+                if obj.pointer("/data").and_then(|d| d.get(*key)).is_none() {
+                    causes.push(required(&format!("data[{key}]"), ""));
+                }
+            }
+        }
         ("", "services") => {
             let ports = obj.pointer("/spec/ports").and_then(Value::as_array);
             for (i, p) in ports.into_iter().flatten().enumerate() {
@@ -419,6 +431,14 @@ pub fn validate_immutable(group: &str, plural: &str, old: &Value, new: &Value) -
                 "spec.template",
                 &value("/spec/template/metadata"),
             ));
+        }
+        ("", "secrets") if changed("/type") && old.get("type").is_some() => {
+            causes.push(immutable_invalid("type", &value("/type")));
+            if old.get("immutable") == Some(&Value::Bool(true))
+                && old.get("data") != new.get("data")
+            {
+                causes.push(immutable_forbidden("data"));
+            }
         }
         ("", "configmaps" | "secrets") if old.get("immutable") == Some(&Value::Bool(true)) => {
             for key in ["data", "binaryData"] {
