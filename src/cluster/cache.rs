@@ -9,6 +9,7 @@
 //! permission, say) is read with GETs, as before. Reads of an object absent
 //! from the selection ask the server (the object may exist without the
 //! label), except in namespaces this run created ([`LiveCache::created_namespace`]).
+//! A kind whose watch is refused (401/403) is read with GETs from then on.
 //!
 //! Waiters subscribe to the kinds they care about ([`LiveCache::subscribe`])
 //! and wake on the first change — so a dependent app starts on the event
@@ -22,6 +23,7 @@
 //! scope is cheaper are the caller's (`sync`).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,6 +81,16 @@ struct KindCache {
     /// Bumped on every change.
     changed: watch::Sender<u64>,
     selector: String,
+    /// Set when the watch is refused (401/403): the copies are no longer
+    /// kept current, so reads go to the server and waits poll.
+    refused: AtomicBool,
+}
+
+impl KindCache {
+    /// Whether reads may be served from this entry.
+    fn usable(&self) -> bool {
+        self.listed.get() == Some(&true) && !self.refused.load(Ordering::Relaxed)
+    }
 }
 
 /// Changes a waiter wakes on: taken before it reads, so that no change in
@@ -141,7 +153,7 @@ impl LiveCache {
         let resolved = self.client.resolve(r).await?;
         let namespace = r.namespace.as_deref().filter(|_| resolved.namespaced);
         let kind = self.kind(&resolved, r, namespace, selector).await;
-        if kind.listed.get() == Some(&true) {
+        if kind.usable() {
             let key = (namespace.map(str::to_string), r.name.clone());
             {
                 let objects = kind.objects.lock();
@@ -219,7 +231,7 @@ impl LiveCache {
         let mut seen = HashSet::new();
         for r in refs {
             for kind in self.entries_for(r) {
-                if kind.listed.get() == Some(&true) && seen.insert(Arc::as_ptr(&kind)) {
+                if kind.usable() && seen.insert(Arc::as_ptr(&kind)) {
                     receivers.push(kind.changed.subscribe());
                 }
             }
@@ -268,6 +280,7 @@ impl LiveCache {
                     objects: Mutex::new(HashMap::new()),
                     changed: watch::channel(0).0,
                     selector: selector.to_string(),
+                    refused: AtomicBool::new(false),
                 })
             })
             .clone();
@@ -409,6 +422,13 @@ async fn follow(
                 gone
             }
             Err(kube::Error::Api(s)) if s.code == 410 => true,
+            Err(kube::Error::Api(s)) if s.code == 401 || s.code == 403 => {
+                tracing::debug!(kind = %resolved.api_resource.kind, "watch refused, reading objects one by one: {}", s.message);
+                kind.refused.store(true, Ordering::Relaxed);
+                // Waiters subscribed to this kind wake, and poll from now on.
+                kind.changed.send_modify(|n| *n += 1);
+                return;
+            }
             Err(e) => {
                 tracing::debug!(kind = %resolved.api_resource.kind, "cannot watch: {e}");
                 tokio::time::sleep(WATCH_RETRY).await;
@@ -488,6 +508,7 @@ mod tests {
             objects: Mutex::new(HashMap::new()),
             changed: watch::channel(0).0,
             selector: String::new(),
+            refused: AtomicBool::new(false),
         };
         let v = |rv: &str, n: i64| json!({"metadata": {"name": "a", "namespace": "x", "resourceVersion": rv}, "n": n});
         k.put(v("10", 1));

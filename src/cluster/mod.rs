@@ -3,11 +3,13 @@
 //! in-cluster configuration), resolves kinds through cached discovery, and
 //! performs the few verbs the engine needs: server-side apply (field manager
 //! `kubesync`, forced unless `--no-force`, optionally dry-run), get, list by
-//! label selector, delete, status merge patch, namespace checks and waiting
-//! for a CRD to be Established.
+//! label selector, watch, delete, status merge patch, namespace checks and
+//! waiting for a CRD to be Established. [`LiveCache`] keeps a run's view of
+//! live objects by list+watch.
 //!
 //! Every call runs under one [`RetryPolicy`] (429 honouring Retry-After, 5xx
-//! and transport failures; never other 4xx), is counted in [`RequestStats`],
+//! and transport failures; never other 4xx) and the client-side rate limit
+//! (`--qps`; watches excepted), is counted in [`RequestStats`],
 //! and fails with a [`ClusterError`] naming the object and carrying the
 //! server's message — never credentials.
 //!
