@@ -142,6 +142,54 @@ impl Drop for Cleanup<'_> {
     }
 }
 
+/// Removes what the example tree put into the shared cluster, so that the
+/// tests after it (the emulator's differential test among them) see a
+/// cluster without its default IngressClass (which admission would add to
+/// every Ingress), its never-available APIService, its RBAC, CRD and
+/// namespaces — every cluster-scoped object kubesync labelled, except the
+/// namespaces the cluster's own identities live in — and its Application
+/// objects.
+struct ExampleTreeCleanup<'a> {
+    kc: &'a str,
+}
+
+impl Drop for ExampleTreeCleanup<'_> {
+    fn drop(&mut self) {
+        for kind in [
+            "apiservices.apiregistration.k8s.io",
+            "ingressclasses.networking.k8s.io",
+            "clusterrolebindings.rbac.authorization.k8s.io",
+            "clusterroles.rbac.authorization.k8s.io",
+            "customresourcedefinitions.apiextensions.k8s.io",
+        ] {
+            let _ = kubectl(
+                self.kc,
+                &["delete", kind, "-l", "kubesync.dev/app", "--wait=false"],
+            );
+        }
+        let _ = kubectl(
+            self.kc,
+            &[
+                "delete",
+                "namespaces",
+                "-l",
+                "kubesync.dev/app,kubernetes.io/metadata.name notin (kubesync-system,kube-system,default)",
+                "--wait=false",
+            ],
+        );
+        let _ = kubectl(
+            self.kc,
+            &[
+                "delete",
+                "applications.kubesync.dev",
+                "-n",
+                "kubesync-system",
+                "--all",
+            ],
+        );
+    }
+}
+
 /// Write requests (create, update, patch, delete — dry runs excluded) the
 /// audit log recorded for kubesync's user since `mark` (a line count).
 struct Audit {
@@ -274,6 +322,7 @@ fn real_cluster_bootstraps_the_example_tree_and_a_rerun_writes_nothing() {
     let Some(env) = env() else { return };
     let _one = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
     let _lb = LoadBalancerProvider::start(&env.admin);
+    let _gone = ExampleTreeCleanup { kc: &env.admin };
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("bootstrap/root.yaml");
     let out = kubesync(
         &env.kc,
