@@ -301,25 +301,6 @@ fn argocd_unsupported_sources_fail_alone() {
 }
 
 #[test]
-fn durations() {
-    for (s, secs) in [
-        ("30s", 30.0),
-        ("5m", 300.0),
-        ("1h30m", 5400.0),
-        ("90", 90.0),
-        ("500ms", 0.5),
-    ] {
-        assert_eq!(parse_duration(s).unwrap().as_secs_f64(), secs, "{s}");
-    }
-    for bad in ["", "5", "m", "5x", "1h-3m"] {
-        if bad == "5" {
-            continue;
-        }
-        assert!(parse_duration(bad).is_err(), "{bad}");
-    }
-}
-
-#[test]
 fn repo_paths_normalise() {
     assert_eq!(RepoPath::new("./a//b/").unwrap().as_str(), "a/b");
     assert!(RepoPath::new("").unwrap().is_root());
