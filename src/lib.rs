@@ -14,6 +14,7 @@ pub mod emulator;
 pub mod graph;
 pub mod health;
 pub mod model;
+pub mod page;
 pub mod render;
 pub mod source;
 pub mod sync;
