@@ -207,17 +207,28 @@ fn http_clone_fetch_and_ls_remote_with_the_right_credentials() {
     let head = refs.iter().find(|r| r.name == "HEAD").expect("HEAD");
     assert_eq!(head.oid, repos.head());
 
-    assert_eq!(checkout_text(&repos.sources(auth.clone()), &url).unwrap(), cm(1));
+    assert_eq!(
+        checkout_text(&repos.sources(auth.clone()), &url).unwrap(),
+        cm(1)
+    );
     // A new commit: the next run's Sources fetches into the same cache.
     let second = repos.commit(cm(2));
-    assert_eq!(checkout_text(&repos.sources(auth.clone()), &url).unwrap(), cm(2));
+    assert_eq!(
+        checkout_text(&repos.sources(auth.clone()), &url).unwrap(),
+        cm(2)
+    );
     let refs = ls_remote(&url, &auth).expect("ls-remote");
-    assert!(refs.iter().any(|r| r.name == "refs/heads/main" && r.oid == second));
+    assert!(refs
+        .iter()
+        .any(|r| r.name == "refs/heads/main" && r.oid == second));
 
     // REPOCREDS-style defaults and credentials in the URL work too.
     let env_like = GitAuth::default().with_basic(USER, PASSWORD);
     assert!(ls_remote(&url, &env_like).is_ok());
-    let in_url = format!("http://{USER}:{PASSWORD}@127.0.0.1:{}/config.git", server.port);
+    let in_url = format!(
+        "http://{USER}:{PASSWORD}@127.0.0.1:{}/config.git",
+        server.port
+    );
     assert!(ls_remote(&in_url, &GitAuth::default()).is_ok());
     // A token entry (any user name; this server wants ours).
     let token = GitAuth::default().with_entry(&url, basic(USER, PASSWORD));
@@ -233,17 +244,28 @@ fn http_wrong_or_missing_credentials_fail_clearly() {
 
     let wrong = GitAuth::default().with_entry(&url, basic(USER, "wrong-password"));
     let err = ls_remote(&url, &wrong).unwrap_err();
-    assert_auth_error(&err, &url, &["refused user \"deploy\"", "--git-credentials entry"]);
+    assert_auth_error(
+        &err,
+        &url,
+        &["refused user \"deploy\"", "--git-credentials entry"],
+    );
     let err = checkout_text(&repos.sources(wrong), &url).unwrap_err();
     assert_auth_error(&err, &url, &["refused"]);
 
     let err = ls_remote(&url, &GitAuth::default()).unwrap_err();
-    assert_auth_error(&err, &url, &["authentication required", "--git-credentials"]);
+    assert_auth_error(
+        &err,
+        &url,
+        &["authentication required", "--git-credentials"],
+    );
     let err = checkout_text(&repos.sources(GitAuth::default()), &url).unwrap_err();
     assert_auth_error(&err, &url, &["authentication required"]);
 
     // Wrong credentials written into the URL: the error shows it without them.
-    let in_url = format!("http://{USER}:wrong-password@127.0.0.1:{}/config.git", server.port);
+    let in_url = format!(
+        "http://{USER}:wrong-password@127.0.0.1:{}/config.git",
+        server.port
+    );
     let err = ls_remote(&in_url, &GitAuth::default()).unwrap_err();
     assert_auth_error(&err, &url, &["refused"]);
     // The longest prefix wins: a right entry for the repository beats a
@@ -268,7 +290,10 @@ fn http_credentials_file_through_the_cli() {
     std::fs::write(dir.join("password"), format!("{PASSWORD}\n")).unwrap();
     std::fs::write(
         dir.join("creds.yaml"),
-        format!("- url: http://127.0.0.1:{}/\n  username: {USER}\n  passwordFile: password\n", server.port),
+        format!(
+            "- url: http://127.0.0.1:{}/\n  username: {USER}\n  passwordFile: password\n",
+            server.port
+        ),
     )
     .unwrap();
     std::fs::write(
@@ -302,12 +327,19 @@ fn http_credentials_file_through_the_cli() {
         )
     };
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("name: c"), "{}", text(&ok));
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).contains("name: c"),
+        "{}",
+        text(&ok)
+    );
     assert!(!text(&ok).contains(PASSWORD));
     let bad = run(&[]);
     assert_ne!(bad.status.code(), Some(0));
     let t = text(&bad);
-    assert!(t.contains(&format!("cannot fetch {url}")) && t.contains("authentication required"), "{t}");
+    assert!(
+        t.contains(&format!("cannot fetch {url}")) && t.contains("authentication required"),
+        "{t}"
+    );
     assert!(!t.contains(PASSWORD), "{t}");
 }
 
@@ -324,11 +356,24 @@ struct Sshd {
 
 fn keygen(path: &Path, passphrase: &str) {
     let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", passphrase, "-C", "kubesync-test", "-f"])
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            passphrase,
+            "-C",
+            "kubesync-test",
+            "-f",
+        ])
         .arg(path)
         .output()
         .expect("ssh-keygen");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn free_port() -> u16 {
@@ -403,11 +448,19 @@ impl Sshd {
             let _ = child.kill();
             let _ = child.wait();
         }
-        panic!("sshd did not start: {}", std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default());
+        panic!(
+            "sshd did not start: {}",
+            std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default()
+        );
     }
 
     fn url(&self, repo: &Path) -> String {
-        format!("ssh://{}@127.0.0.1:{}{}", self.user, self.port, repo.display())
+        format!(
+            "ssh://{}@127.0.0.1:{}{}",
+            self.user,
+            self.port,
+            repo.display()
+        )
     }
 
     /// A known_hosts file listing this server with `key`'s public half.
@@ -461,10 +514,18 @@ fn ssh_clone_fetch_and_ls_remote_with_the_right_key_and_known_host() {
         .with_ssh_key(key(sshd.dir.join("client_key"), None));
 
     let refs = ls_remote(&url, &auth).unwrap_or_else(|e| panic!("{e}\nsshd log:\n{}", sshd.log()));
-    assert!(refs.iter().any(|r| r.name == "refs/heads/main" && r.oid == repos.head()));
-    assert_eq!(checkout_text(&repos.sources(auth.clone()), &url).unwrap(), cm(1));
+    assert!(refs
+        .iter()
+        .any(|r| r.name == "refs/heads/main" && r.oid == repos.head()));
+    assert_eq!(
+        checkout_text(&repos.sources(auth.clone()), &url).unwrap(),
+        cm(1)
+    );
     repos.commit(cm(2));
-    assert_eq!(checkout_text(&repos.sources(auth.clone()), &url).unwrap(), cm(2));
+    assert_eq!(
+        checkout_text(&repos.sources(auth.clone()), &url).unwrap(),
+        cm(2)
+    );
 
     // A passphrase-protected key, from a --git-credentials entry for the host.
     let locked = GitAuth::default().with_known_hosts(&known).with_entry(
@@ -474,11 +535,13 @@ fn ssh_clone_fetch_and_ls_remote_with_the_right_key_and_known_host() {
     assert!(ls_remote(&url, &locked).is_ok());
     // The key inline (as a Secret's `sshPrivateKey`).
     let text = std::fs::read_to_string(sshd.dir.join("client_key")).unwrap();
-    let inline = GitAuth::default().with_known_hosts(&known).with_ssh_key(SshKey {
-        user: None,
-        key: KeySource::Inline(Secret::new(text)),
-        passphrase: None,
-    });
+    let inline = GitAuth::default()
+        .with_known_hosts(&known)
+        .with_ssh_key(SshKey {
+            user: None,
+            key: KeySource::Inline(Secret::new(text)),
+            passphrase: None,
+        });
     assert!(ls_remote(&url, &inline).is_ok());
 }
 
@@ -493,15 +556,29 @@ fn ssh_unknown_or_changed_host_key_and_wrong_key_are_refused() {
 
     let empty = sshd.dir.join("empty_known_hosts");
     std::fs::write(&empty, "").unwrap();
-    let unknown = GitAuth::default().with_known_hosts(&empty).with_ssh_key(client.clone());
+    let unknown = GitAuth::default()
+        .with_known_hosts(&empty)
+        .with_ssh_key(client.clone());
     let err = ls_remote(&url, &unknown).unwrap_err();
     let name = format!("[127.0.0.1]:{}", sshd.port);
-    assert_auth_error(&err, &url, &["host key verification failed", &name, "is not in", "SHA256:", "ssh-keyscan"]);
+    assert_auth_error(
+        &err,
+        &url,
+        &[
+            "host key verification failed",
+            &name,
+            "is not in",
+            "SHA256:",
+            "ssh-keyscan",
+        ],
+    );
     let err = checkout_text(&repos.sources(unknown), &url).unwrap_err();
     assert_auth_error(&err, &url, &["is not in"]);
 
     let changed = sshd.known_hosts("changed_known_hosts", "other_key");
-    let mismatch = GitAuth::default().with_known_hosts(&changed).with_ssh_key(client);
+    let mismatch = GitAuth::default()
+        .with_known_hosts(&changed)
+        .with_ssh_key(client);
     let err = ls_remote(&url, &mismatch).unwrap_err();
     assert_auth_error(&err, &url, &["does not match", "intercepting"]);
 
@@ -510,7 +587,11 @@ fn ssh_unknown_or_changed_host_key_and_wrong_key_are_refused() {
         .with_known_hosts(&known)
         .with_ssh_key(key(sshd.dir.join("other_key"), None));
     let err = ls_remote(&url, &wrong).unwrap_err();
-    assert_auth_error(&err, &url, &["refused the ssh key", &format!("user \"{}\"", sshd.user)]);
+    assert_auth_error(
+        &err,
+        &url,
+        &["refused the ssh key", &format!("user \"{}\"", sshd.user)],
+    );
 
     let locked_wrong = GitAuth::default()
         .with_known_hosts(&known)

@@ -309,10 +309,10 @@ impl Runner {
                         ..seen.record.clone()
                     };
                     let lease = seen.lease.clone();
-                    match self.replace(lease, &record, start).await? {
-                        true => return Ok(Round::Leading),
-                        false => {} // changed meanwhile: read it
+                    if self.replace(lease, &record, start).await? {
+                        return Ok(Round::Leading);
                     }
+                    // Changed meanwhile: read it below.
                 }
             }
         }
@@ -353,9 +353,10 @@ impl Runner {
                 let Some(lease) = current else {
                     return Ok(Round::Standby);
                 };
-                match self.replace(lease, &rec, start).await? {
-                    true => Ok(Round::Leading),
-                    false => Ok(Round::Standby),
+                if self.replace(lease, &rec, start).await? {
+                    Ok(Round::Leading)
+                } else {
+                    Ok(Round::Standby)
                 }
             }
         }

@@ -166,18 +166,34 @@ pub struct GitAuthArgs {
     /// `url`, `username`, `password` or `token`, `sshPrivateKey`,
     /// `sshPassphrase`), or a directory of such files and directories. The
     /// longest matching prefix wins.
-    #[arg(long = "git-credentials", value_name = "PATH", global = true, env = "KUBESYNC_GIT_CREDENTIALS", value_delimiter = ',')]
+    #[arg(
+        long = "git-credentials",
+        value_name = "PATH",
+        global = true,
+        env = "KUBESYNC_GIT_CREDENTIALS",
+        value_delimiter = ','
+    )]
     pub git_credentials: Vec<PathBuf>,
     /// The ssh key for ssh:// and git@host:path repositories no
     /// --git-credentials entry covers (default: the ssh agent).
-    #[arg(long, value_name = "FILE", global = true, env = "KUBESYNC_SSH_PRIVATE_KEY")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        global = true,
+        env = "KUBESYNC_SSH_PRIVATE_KEY"
+    )]
     pub ssh_private_key: Option<PathBuf>,
     /// A file holding the passphrase of --ssh-private-key.
     #[arg(long, value_name = "FILE", global = true, requires = "ssh_private_key")]
     pub ssh_passphrase_file: Option<PathBuf>,
     /// The known_hosts file ssh host keys are checked against; an unknown
     /// host or a changed key is refused [default: ~/.ssh/known_hosts].
-    #[arg(long, value_name = "FILE", global = true, env = "KUBESYNC_SSH_KNOWN_HOSTS")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        global = true,
+        env = "KUBESYNC_SSH_KNOWN_HOSTS"
+    )]
     pub ssh_known_hosts: Option<PathBuf>,
 }
 
@@ -285,7 +301,10 @@ impl GitAuth {
             }
             None if ssh => {
                 auth.ssh = self.default_ssh.clone();
-                auth.source = self.default_ssh.as_ref().map(|_| "--ssh-private-key".into());
+                auth.source = self
+                    .default_ssh
+                    .as_ref()
+                    .map(|_| "--ssh-private-key".into());
             }
             None => {
                 auth.basic = self.default_basic.clone();
@@ -307,11 +326,7 @@ pub(crate) fn is_ssh(url: &str) -> bool {
             scheme.to_ascii_lowercase().as_str(),
             "ssh" | "git+ssh" | "ssh+git"
         ),
-        None => {
-            !s.starts_with('/')
-                && s.find(':')
-                    .is_some_and(|c| !s[..c].contains('/') && c >= 2)
-        }
+        None => !s.starts_with('/') && s.find(':').is_some_and(|c| !s[..c].contains('/') && c >= 2),
     }
 }
 
@@ -372,10 +387,7 @@ fn load_path(path: &Path) -> Result<Vec<Entry>, CredentialsError> {
     for p in names {
         if p.is_dir() && p.join("url").is_file() {
             out.push(load_secret_dir(&p)?);
-        } else if p.is_file()
-            && p.extension()
-                .is_some_and(|x| x == "yaml" || x == "yml")
-        {
+        } else if p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
             out.extend(load_yaml(&p)?);
         }
     }
@@ -414,7 +426,10 @@ fn entry_of(path: &Path, what: &str, f: Fields) -> Result<Entry, CredentialsErro
     let credential = match (f.password, f.token, f.ssh_key) {
         (Some(password), None, None) => Credential::Basic {
             user: f.username.filter(|u| !u.is_empty()).ok_or_else(|| {
-                invalid(path, format!("{what} ({clean}): `password` needs a `username`"))
+                invalid(
+                    path,
+                    format!("{what} ({clean}): `password` needs a `username`"),
+                )
             })?,
             password,
         },
@@ -500,7 +515,12 @@ fn load_yaml(path: &Path) -> Result<Vec<Entry>, CredentialsError> {
         Value::Sequence(s) => s.clone(),
         Value::Mapping(m) => match m.get("credentials") {
             Some(Value::Sequence(s)) => s.clone(),
-            _ => return Err(invalid(path, "expected a list of entries, or `credentials:` with one")),
+            _ => {
+                return Err(invalid(
+                    path,
+                    "expected a list of entries, or `credentials:` with one",
+                ))
+            }
         },
         Value::Null => Vec::new(),
         _ => return Err(invalid(path, "expected a list of entries")),
@@ -516,7 +536,10 @@ fn load_yaml(path: &Path) -> Result<Vec<Entry>, CredentialsError> {
             match m.get(k) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(invalid(path, format!("{what}: `{k}` must be a string (quote it)"))),
+                Some(_) => Err(invalid(
+                    path,
+                    format!("{what}: `{k}` must be a string (quote it)"),
+                )),
             }
         };
         for k in m.keys() {
@@ -524,7 +547,10 @@ fn load_yaml(path: &Path) -> Result<Vec<Entry>, CredentialsError> {
             if !YAML_KEYS.contains(&name) {
                 return Err(invalid(
                     path,
-                    format!("{what}: unknown key `{name}` (known: {})", YAML_KEYS.join(", ")),
+                    format!(
+                        "{what}: unknown key `{name}` (known: {})",
+                        YAML_KEYS.join(", ")
+                    ),
                 ));
             }
         }
@@ -534,21 +560,24 @@ fn load_yaml(path: &Path) -> Result<Vec<Entry>, CredentialsError> {
                 None => Ok(None),
             }
         };
-        let either = |inline: Option<String>, file: Option<String>, key: &str| {
-            match (inline, file) {
-                (Some(_), Some(_)) => Err(invalid(
-                    path,
-                    format!("{what}: give `{key}` or `{key}File`, not both"),
-                )),
-                (Some(v), None) => Ok(Some(Secret::new(v))),
-                (None, f) => from_file(f),
-            }
+        let either = |inline: Option<String>, file: Option<String>, key: &str| match (inline, file)
+        {
+            (Some(_), Some(_)) => Err(invalid(
+                path,
+                format!("{what}: give `{key}` or `{key}File`, not both"),
+            )),
+            (Some(v), None) => Ok(Some(Secret::new(v))),
+            (None, f) => from_file(f),
         };
         let url = get("url")?;
         let username = get("username")?;
         let password = either(get("password")?, get("passwordFile")?, "password")?;
         let token = either(get("token")?, get("tokenFile")?, "token")?;
-        let passphrase = either(get("sshPassphrase")?, get("sshPassphraseFile")?, "sshPassphrase")?;
+        let passphrase = either(
+            get("sshPassphrase")?,
+            get("sshPassphraseFile")?,
+            "sshPassphrase",
+        )?;
         let ssh_key = match (get("sshPrivateKey")?, get("sshPrivateKeyFile")?) {
             (Some(_), Some(_)) => {
                 return Err(invalid(
@@ -599,10 +628,21 @@ mod tests {
 
     #[test]
     fn ssh_urls() {
-        for u in ["ssh://git@h/x", "git+ssh://h/x", "git@github.com:org/repo", "host:path"] {
+        for u in [
+            "ssh://git@h/x",
+            "git+ssh://h/x",
+            "git@github.com:org/repo",
+            "host:path",
+        ] {
             assert!(is_ssh(u), "{u}");
         }
-        for u in ["https://h/x", "file:///x", "/abs/path", "http://h:80/x", "C:/x"] {
+        for u in [
+            "https://h/x",
+            "file:///x",
+            "/abs/path",
+            "http://h:80/x",
+            "C:/x",
+        ] {
             assert!(!is_ssh(u), "{u}");
         }
     }
@@ -628,9 +668,18 @@ mod tests {
             .with_basic("env", "e");
         let user = |u: &str| auth.for_url(u).basic.map(|c| c.user);
         assert_eq!(user("https://git.example.com/other/x"), Some("host".into()));
-        assert_eq!(user("https://git.example.com/team/x.git"), Some("team".into()));
-        assert_eq!(user("https://git.example.com/team/special"), Some("repo".into()));
-        assert_eq!(user("https://git.example.com/teamwork/x"), Some("host".into()));
+        assert_eq!(
+            user("https://git.example.com/team/x.git"),
+            Some("team".into())
+        );
+        assert_eq!(
+            user("https://git.example.com/team/special"),
+            Some("repo".into())
+        );
+        assert_eq!(
+            user("https://git.example.com/teamwork/x"),
+            Some("host".into())
+        );
         assert_eq!(user("https://elsewhere.example/x"), Some("env".into()));
         assert_eq!(user("https://u:pw@elsewhere.example/x"), Some("u".into()));
         let ssh = auth.for_url("ssh://git@git.example.com/team/x.git");
@@ -694,8 +743,14 @@ mod tests {
         let b = |u: &str| auth.for_url(u).basic.unwrap();
         assert_eq!(b("https://git.example.com/org/r").password, "hunter2");
         let t = b("https://tokens.example.com/r");
-        assert_eq!((t.user.as_str(), t.password.as_str()), (TOKEN_USER, "tok-secret"));
-        assert_eq!(b("https://secret.example.com/x.git").password, "from-secret");
+        assert_eq!(
+            (t.user.as_str(), t.password.as_str()),
+            (TOKEN_USER, "tok-secret")
+        );
+        assert_eq!(
+            b("https://secret.example.com/x.git").password,
+            "from-secret"
+        );
         let k = auth.for_url("ssh://git@git.example.com/org/r").ssh.unwrap();
         assert_eq!(k.user.as_deref(), Some("deploy"));
         // The directory of both is read the same way.
@@ -706,20 +761,38 @@ mod tests {
         .unwrap();
         assert_eq!(all.entries.len(), 4);
         // Debug never shows a secret.
-        let dbg = format!("{auth:?} {:?}", auth.for_url("https://git.example.com/org/r"));
-        assert!(!dbg.contains("hunter2") && !dbg.contains("tok-secret"), "{dbg}");
+        let dbg = format!(
+            "{auth:?} {:?}",
+            auth.for_url("https://git.example.com/org/r")
+        );
+        assert!(
+            !dbg.contains("hunter2") && !dbg.contains("tok-secret"),
+            "{dbg}"
+        );
     }
 
     #[test]
     fn bad_files_are_named_without_secrets() {
         let dir = tempfile::tempdir().unwrap();
         let cases = [
-            ("- url: https://h/x\n  password: 12345\n  username: u\n", "must be a string"),
-            ("- url: https://h/x\n  passwrd: hunter2\n", "unknown key `passwrd`"),
-            ("- url: https://h/x\n  password: hunter2\n", "needs a `username`"),
+            (
+                "- url: https://h/x\n  password: 12345\n  username: u\n",
+                "must be a string",
+            ),
+            (
+                "- url: https://h/x\n  passwrd: hunter2\n",
+                "unknown key `passwrd`",
+            ),
+            (
+                "- url: https://h/x\n  password: hunter2\n",
+                "needs a `username`",
+            ),
             ("- url: https://u:hunter2@h/x\n  token: t\n", "not in `url`"),
             ("- username: u\n  password: hunter2\n", "`url` is required"),
-            ("- url: https://h/x\n  token: a\n  password: hunter2\n  username: u\n", "give one of"),
+            (
+                "- url: https://h/x\n  token: a\n  password: hunter2\n  username: u\n",
+                "give one of",
+            ),
             ("- url: https://h/x\n", "needs `password`"),
             ("password: [hunter2\n", "not valid YAML"),
         ];

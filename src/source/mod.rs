@@ -32,9 +32,9 @@ pub use credentials::{
     Credential, CredentialsError, GitAuth, GitAuthArgs, KeySource, RemoteAuth, Secret, SshKey,
     TOKEN_USER,
 };
+pub use error::SourceError;
 pub use known_hosts::{HostKeyVerdict, KnownHosts};
 pub use remote::{ls_remote, RemoteRef};
-pub use error::SourceError;
 pub use revision::version_cmp;
 pub use sources::{RepoInfo, SourceOptions, Sources, ENV_PASSWORD, ENV_REPOCREDS, ENV_USERNAME};
 pub use url::{normalize_url, redact_url, RepoOverride};

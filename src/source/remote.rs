@@ -100,12 +100,7 @@ pub(crate) fn update_mirror(
     }
 }
 
-fn fetch(
-    repo: &Repository,
-    url: &str,
-    shown: &str,
-    auth: &RemoteAuth,
-) -> Result<(), SourceError> {
+fn fetch(repo: &Repository, url: &str, shown: &str, auth: &RemoteAuth) -> Result<(), SourceError> {
     let failure = Failure::default();
     let fail = |e: git2::Error| failure.error(shown, auth, &e);
     let mut remote = repo.remote_anonymous(url).map_err(fail)?;
@@ -113,7 +108,9 @@ fn fetch(
     opts.remote_callbacks(callbacks(auth, url, failure.clone()))
         .prune(FetchPrune::On)
         .download_tags(AutotagOption::All);
-    remote.fetch(&REFSPECS, Some(&mut opts), None).map_err(fail)?;
+    remote
+        .fetch(&REFSPECS, Some(&mut opts), None)
+        .map_err(fail)?;
     match remote.default_branch() {
         Ok(buf) => match buf.as_str() {
             Ok(head) if head.starts_with("refs/heads/") => {
