@@ -600,3 +600,37 @@ fn ssh_unknown_or_changed_host_key_and_wrong_key_are_refused() {
     assert!(matches!(err, SourceError::Auth { .. }), "{err:?}");
     assert!(!err.to_string().contains("wrong-password"), "{err}");
 }
+
+/// A broken credentials file is a configuration error (exit 2) naming the
+/// file and the entry, before any repository is contacted; the secret in it
+/// is not echoed.
+#[test]
+fn a_bad_credentials_file_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root.yaml");
+    std::fs::write(
+        &root,
+        "apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata:\n  name: local\n\
+         spec:\n  source:\n    path: .\n  destination:\n    namespace: default\n",
+    )
+    .unwrap();
+    let creds = dir.path().join("creds.yaml");
+    std::fs::write(
+        &creds,
+        format!("- url: https://git.example.com/org\n  username: u\n  pasword: {PASSWORD}\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kubesync"))
+        .arg("--root")
+        .arg(&root)
+        .arg("--git-credentials")
+        .arg(&creds)
+        .arg("render")
+        .output()
+        .expect("run kubesync");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&creds.display().to_string()), "{err}");
+    assert!(err.contains("entry 1: unknown key `pasword`"), "{err}");
+    assert!(!err.contains(PASSWORD), "{err}");
+}

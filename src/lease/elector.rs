@@ -84,7 +84,9 @@ impl Leadership {
     }
 
     /// A receiver that changes to `true` on acquiring the lease and to
-    /// `false` on losing it (stepping down, deposed, released).
+    /// `false` on losing it (stepping down, deposed, released). Once the
+    /// elector has ended (released, aborted, dropped) `changed()` returns an
+    /// error: treat that as "not leader" (and `is_leader()` says so).
     pub fn subscribe(&self) -> watch::Receiver<bool> {
         self.rx.clone()
     }
