@@ -179,7 +179,9 @@ async fn failover_after_kill(client: &kube::Client, name: &str) {
     let (a, b, sampler, _) = elect_two(client, name).await;
     let (leader, standby) = leader_first(a, b);
     let killed = Instant::now();
+    let old = leader.leadership();
     leader.abort();
+    assert!(!old.is_leader(), "an aborted elector's view is not leader");
     until(Duration::from_secs(10), "the standby takes over", || {
         standby.is_leader()
     })

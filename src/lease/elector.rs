@@ -166,17 +166,21 @@ impl LeaderElector {
     /// Ends the election at once without touching the lease — what a
     /// killed process does; a standby takes over when the lease expires.
     pub fn abort(mut self) {
+        self.end();
+    }
+
+    /// Stops the task; this process's view turns "not leader" at once.
+    fn end(&mut self) {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+        *self.leadership.valid_until.lock() = Some(Instant::now());
     }
 }
 
 impl Drop for LeaderElector {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        self.end();
     }
 }
 
