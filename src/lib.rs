@@ -13,6 +13,7 @@ pub mod diff;
 pub mod emulator;
 pub mod graph;
 pub mod health;
+pub mod lease;
 pub mod model;
 pub mod page;
 pub mod render;
