@@ -596,6 +596,11 @@ impl Drop for Registry {
 }
 
 fn registry() -> Option<Registry> {
+    registry_with(None)
+}
+
+/// A registry; with `htpasswd`, every request needs those Basic credentials.
+fn registry_with(htpasswd: Option<(&str, &str)>) -> Option<Registry> {
     let bin = kubesync::render::find_in_path(
         "docker-registry".as_ref(),
         &std::env::var_os("PATH").unwrap_or_default(),
@@ -615,10 +620,24 @@ fn registry() -> Option<Registry> {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let config = dir.path().join("config.yml");
+    let mut auth = String::new();
+    if let Some((user, password)) = htpasswd {
+        let file = dir.path().join("htpasswd");
+        let out = std::process::Command::new("htpasswd")
+            .args(["-Bbn", user, password])
+            .output()
+            .expect("htpasswd (apache2-utils; .ci/run installs it)");
+        assert!(out.status.success(), "htpasswd failed");
+        std::fs::write(&file, &out.stdout).unwrap();
+        auth = format!(
+            "auth:\n  htpasswd: {{realm: kubesync-test, path: {}}}\n",
+            file.display()
+        );
+    }
     std::fs::write(
         &config,
         format!(
-            "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: {addr}\n",
+            "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: {addr}\n{auth}",
             dir.path().join("data").display()
         ),
     )
@@ -637,10 +656,8 @@ fn registry() -> Option<Registry> {
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while std::time::Instant::now() < deadline {
-        if ureq::get(&format!("http://{}/v2/", reg.addr))
-            .call()
-            .is_ok()
-        {
+        // Any HTTP answer (a 401 too) means it is up.
+        if TcpStream::connect(&reg.addr).is_ok() {
             return Some(reg);
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -650,11 +667,35 @@ fn registry() -> Option<Registry> {
 
 /// Pushes a chart as `helm push` lays it out: config blob, chart layer, manifest.
 fn push(addr: &str, repository: &str, tag: &str, tgz: &[u8], config: &str) {
+    push_as(addr, repository, tag, tgz, config, None)
+}
+
+fn push_as(
+    addr: &str,
+    repository: &str,
+    tag: &str,
+    tgz: &[u8],
+    config: &str,
+    basic: Option<(&str, &str)>,
+) {
+    let authorization = basic.map(|(u, p)| {
+        use base64::Engine;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+        )
+    });
+    let with_auth = |req: ureq::RequestBuilder<ureq::typestate::WithBody>| match &authorization {
+        Some(a) => req.header("Authorization", a),
+        None => req,
+    };
     let upload = |data: &[u8]| -> String {
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(data)));
-        let resp = ureq::post(&format!("http://{addr}/v2/{repository}/blobs/uploads/"))
-            .send_empty()
-            .expect("start upload");
+        let resp = with_auth(ureq::post(&format!(
+            "http://{addr}/v2/{repository}/blobs/uploads/"
+        )))
+        .send_empty()
+        .expect("start upload");
         let location = resp.headers()["location"].to_str().unwrap().to_string();
         let location = if location.starts_with('/') {
             format!("http://{addr}{location}")
@@ -662,7 +703,7 @@ fn push(addr: &str, repository: &str, tag: &str, tgz: &[u8], config: &str) {
             location
         };
         let sep = if location.contains('?') { '&' } else { '?' };
-        ureq::put(&format!("{location}{sep}digest={digest}"))
+        with_auth(ureq::put(&format!("{location}{sep}digest={digest}")))
             .header("Content-Type", "application/octet-stream")
             .send(data)
             .expect("upload blob");
@@ -676,10 +717,12 @@ fn push(addr: &str, repository: &str, tag: &str, tgz: &[u8], config: &str) {
         "config": {"mediaType": kubesync::chart::oci::CHART_CONFIG, "digest": config_digest, "size": config.len()},
         "layers": [{"mediaType": kubesync::chart::oci::CHART_LAYER, "digest": layer_digest, "size": tgz.len()}],
     });
-    ureq::put(&format!("http://{addr}/v2/{repository}/manifests/{tag}"))
-        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-        .send(manifest.to_string().as_bytes())
-        .expect("put manifest");
+    with_auth(ureq::put(&format!(
+        "http://{addr}/v2/{repository}/manifests/{tag}"
+    )))
+    .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+    .send(manifest.to_string().as_bytes())
+    .expect("put manifest");
 }
 
 #[test]
@@ -744,6 +787,38 @@ fn oci_charts_come_from_a_registry() {
     );
     let cms = configmaps(&expand(&repo, &[], "", None), "shop");
     assert_eq!(cms[0].1["version"], "1.0.0");
+}
+
+#[test]
+fn a_registry_behind_basic_auth_needs_the_credentials_file() {
+    let Some(reg) = registry_with(Some(("robot", "t0ken"))) else {
+        return;
+    };
+    push_as(
+        &reg.addr,
+        "private/web",
+        "1.0.0",
+        &web("1.0.0"),
+        "{}",
+        Some(("robot", "t0ken")),
+    );
+    let repo = Repo::new();
+    let oci = format!("oci://{}/private", reg.addr);
+    repo.write(
+        "apps/web.yaml",
+        &argo_chart_app("web", &oci, "web", "1.x", ""),
+    );
+    let m = failure_of(&expand(&repo, &[], "", None), "web");
+    assert_eq!(
+        m,
+        format!("chart \"web\": the repository {oci} refused access (401 Unauthorized); check its entry in --helm-repo-credentials")
+    );
+    let creds = format!(
+        "repositories:\n- url: oci://{}\n  username: robot\n  password: t0ken\n",
+        reg.addr
+    );
+    let tree = expand(&repo, &[], &creds, None);
+    assert_eq!(configmaps(&tree, "web")[0].1["version"], "1.0.0");
 }
 
 // ------------------------------------------------- argocd-example-apps

@@ -48,7 +48,7 @@ pub enum DependencyError {
         /// The chart, repository-relative.
         chart: String,
         dependency: String,
-        error: ChartError,
+        error: Box<ChartError>,
     },
     /// The chart's dependency list, its lock or a `file://` path is wrong.
     Invalid { chart: String, message: String },
@@ -271,7 +271,7 @@ impl ChartFetcher {
                     .map_err(|error| DependencyError::Fetch {
                         chart: label.to_string(),
                         dependency: d.name.clone(),
-                        error,
+                        error: Box::new(error),
                     })?;
             let target = charts.join(format!("{}-{}.tgz", d.name, got.version));
             std::fs::copy(&got.archive, &target)

@@ -313,15 +313,27 @@ fn argocd_chart_and_multi_source_apps_are_read() {
         "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: x}\nspec:\n  sources:\n  - {repoURL: oci://r.example.com/charts, chart: web, targetRevision: 1.x, helm: {valueFiles: [$values/prod.yaml]}}\n  - {repoURL: https://x/y.git, ref: values}\n  - {repoURL: https://x/z.git, path: b, targetRevision: main}\n",
     )
     .unwrap();
-    assert_eq!(app.source.chart.as_ref().map(|c| c.name.as_str()), Some("web"));
+    assert_eq!(
+        app.source.chart.as_ref().map(|c| c.name.as_str()),
+        Some("web")
+    );
     assert_eq!(app.extra_sources.len(), 2);
     assert!(app.extra_sources[0].ref_only);
     assert_eq!(app.extra_sources[0].ref_name.as_deref(), Some("values"));
     assert!(!app.extra_sources[1].ref_only);
     for (sources, want) in [
-        ("[{path: a, helm: {valueFiles: [$nope/v.yaml]}}]", "names ref \"nope\""),
-        ("[{path: a, ref: v}, {path: b, ref: v}]", "\"v\" is used by two sources"),
-        ("[{chart: web}]", "spec.sources[0].repoURL: is required with spec.sources[0].chart"),
+        (
+            "[{path: a, helm: {valueFiles: [$nope/v.yaml]}}]",
+            "names ref \"nope\"",
+        ),
+        (
+            "[{path: a, ref: v}, {path: b, ref: v}]",
+            "\"v\" is used by two sources",
+        ),
+        (
+            "[{chart: web}]",
+            "spec.sources[0].repoURL: is required with spec.sources[0].chart",
+        ),
         ("[{path: a, ref: 'a/b'}]", "not a valid ref name"),
     ] {
         let e = parse_yaml(&format!(
