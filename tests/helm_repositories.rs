@@ -566,12 +566,42 @@ fn multi_source_apps_merge_their_sources_and_read_ref_value_files() {
         "apps/badref.yaml",
         "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: badref}\nspec:\n  sources:\n  - path: extra\n    helm: {valueFiles: [$nope/values.yaml]}\n  - ref: values\n",
     );
+    repo.write(
+        "apps/project.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata: {name: fenced-in}\nspec:\n  sourceRepos: ['https://git.example.com/*']\n  destinations: [{namespace: '*', server: '*'}]\n",
+    );
+    repo.write(
+        "apps/fenced.yaml",
+        &format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {{name: fenced}}\nspec:\n  project: fenced-in\n  destination: {{namespace: fenced}}\n  sources:\n  - repoURL: https://git.example.com/values\n    ref: values\n  - repoURL: {url}\n    chart: web\n    targetRevision: 1.0.0\n",
+            url = charts.url
+        ),
+    );
+    repo.write(
+        "apps/gitchart.yaml",
+        &argo_chart_app(
+            "gitchart",
+            "https://github.com/example/charts.git",
+            "web",
+            "1.0.0",
+            "",
+        ),
+    );
     let tree = expand(&repo, &[], "", None);
     let cms = configmaps(&tree, "multi");
     let web = &cms.iter().find(|(n, _)| n == "web-cm").expect("web-cm").1;
     assert_eq!(web["greeting"], "from-ref");
     assert_eq!(web["version"], "1.0.0");
     assert!(cms.iter().any(|(n, _)| n == "extra-cm"), "{cms:?}");
+    // Every source's repository is held to the app's project.
+    let m = failure_of(&tree, "fenced");
+    assert!(m.contains(&charts.url) && m.contains("fenced-in"), "{m}");
+    // A git repository is not a chart repository.
+    let m = failure_of(&tree, "gitchart");
+    assert!(
+        m.contains("is a git repository") && m.contains("use `path:`"),
+        "{m}"
+    );
     let m = failure_of(&tree, "badref");
     assert!(
         m.contains("spec.sources[0].helm.valueFiles[0]") && m.contains("\"nope\""),
@@ -819,6 +849,127 @@ fn a_registry_behind_basic_auth_needs_the_credentials_file() {
     );
     let tree = expand(&repo, &[], &creds, None);
     assert_eq!(configmaps(&tree, "web")[0].1["version"], "1.0.0");
+}
+
+type Handler = dyn Fn(&str, Option<&str>) -> (u16, Vec<(String, String)>, Vec<u8>) + Send + Sync;
+
+/// A tiny HTTP server on loopback answering every GET with `handler(path, authorization)`.
+fn http_server(handler: Arc<Handler>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let handler = Arc::clone(&handler);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut first = String::new();
+                if reader.read_line(&mut first).is_err() {
+                    return;
+                }
+                let mut authorization = None;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = line.split_once(':') {
+                        if k.eq_ignore_ascii_case("authorization") {
+                            authorization = Some(v.trim().to_string());
+                        }
+                    }
+                }
+                let path = first.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let (status, headers, body) = handler(&path, authorization.as_deref());
+                let mut head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                    body.len()
+                );
+                for (k, v) in headers {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
+                head.push_str("\r\n");
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_registry_with_bearer_token_auth_is_answered_through_its_token_service() {
+    use base64::Engine;
+    let tgz = web("1.1.0");
+    let layer = format!("sha256:{}", hex::encode(Sha256::digest(&tgz)));
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "config": {"mediaType": kubesync::chart::oci::CHART_CONFIG, "digest": "sha256:00", "size": 2},
+        "layers": [{"mediaType": kubesync::chart::oci::CHART_LAYER, "digest": layer, "size": tgz.len()}],
+    })
+    .to_string();
+    let scopes = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let addr = Arc::new(std::sync::OnceLock::<String>::new());
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("robot:t0ken")
+    );
+    let handler: Arc<Handler> = {
+        let (scopes, addr, layer) = (Arc::clone(&scopes), Arc::clone(&addr), layer.clone());
+        Arc::new(move |path: &str, auth: Option<&str>| {
+            if let Some(query) = path.strip_prefix("/token?") {
+                scopes.lock().unwrap().push(query.to_string());
+                return if auth == Some(basic.as_str()) {
+                    (200, vec![], br#"{"token":"tok-123"}"#.to_vec())
+                } else {
+                    (401, vec![], vec![])
+                };
+            }
+            if auth != Some("Bearer tok-123") {
+                let realm = format!(
+                    "Bearer realm=\"http://{}/token\",service=\"fake\",scope=\"repository:charts/web:pull\"",
+                    addr.get().cloned().unwrap_or_default()
+                );
+                return (401, vec![("WWW-Authenticate".into(), realm)], vec![]);
+            }
+            match path {
+                "/v2/charts/web/tags/list" => (
+                    200,
+                    vec![],
+                    br#"{"name":"charts/web","tags":["1.0.0","1.1.0","latest"]}"#.to_vec(),
+                ),
+                "/v2/charts/web/manifests/1.1.0" => (200, vec![], manifest.clone().into_bytes()),
+                p if p == format!("/v2/charts/web/blobs/{layer}") => (200, vec![], tgz.clone()),
+                _ => (404, vec![], vec![]),
+            }
+        })
+    };
+    let bound = http_server(handler);
+    addr.set(bound.clone()).unwrap();
+    let repo = Repo::new();
+    let oci = format!("oci://{bound}/charts");
+    repo.write(
+        "apps/web.yaml",
+        &argo_chart_app("web", &oci, "web", "1.x", ""),
+    );
+    // Anonymous: the token service refuses, the app says 401 naming chart and URL.
+    let m = failure_of(&expand(&repo, &[], "", None), "web");
+    assert!(
+        m.contains("chart \"web\"") && m.contains(&oci) && m.contains("401"),
+        "{m}"
+    );
+    let creds = format!(
+        "repositories:\n- url: oci://{bound}/charts\n  username: robot\n  password: t0ken\n"
+    );
+    let tree = expand(&repo, &[], &creds, None);
+    assert_eq!(configmaps(&tree, "web")[0].1["version"], "1.1.0");
+    let scopes = scopes.lock().unwrap();
+    assert!(
+        scopes
+            .iter()
+            .all(|q| q.contains("service=fake")
+                && q.contains("scope=repository%3Acharts%2Fweb%3Apull")),
+        "{scopes:?}"
+    );
 }
 
 // ------------------------------------------------- argocd-example-apps

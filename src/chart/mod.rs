@@ -230,6 +230,16 @@ impl ChartFetcher {
             return Ok(RepoKind::Local(dir.clone()));
         }
         let u = url.trim();
+        if u.ends_with(".git") || u.starts_with("git@") || u.starts_with("ssh://") {
+            return Err(self.err(
+                chart,
+                url,
+                ChartErrorKind::Invalid(
+                    "is a git repository; `chart:` needs a Helm chart repository (https://… serving index.yaml) or an OCI registry (oci://…) — for a chart kept in git, use `path:`"
+                        .into(),
+                ),
+            ));
+        }
         if u.starts_with("http://") || u.starts_with("https://") {
             return Ok(RepoKind::Http);
         }

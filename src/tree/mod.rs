@@ -318,10 +318,11 @@ fn resolve_projects(tree: &mut AppTree) {
                 continue;
             }
         };
-        let repo = node.repo_url.clone();
-        let refusal = repo
-            .as_deref()
-            .and_then(|url| project.refuses_source(url))
+        // Every source's repository (a multi-source app's too) must be allowed.
+        let refusal = std::iter::once(node.repo_url.clone())
+            .chain(node.app.extra_sources.iter().map(|s| s.repo_url.clone()))
+            .flatten()
+            .find_map(|url| project.refuses_source(&url))
             .or_else(|| {
                 let d = &node.app.destination;
                 project.refuses_destination(
