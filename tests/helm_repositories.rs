@@ -972,6 +972,171 @@ fn a_registry_with_bearer_token_auth_is_answered_through_its_token_service() {
     );
 }
 
+/// `openssl s_server -WWW` serving a directory over HTTPS with a certificate
+/// issued by a test CA (written to `ca.pem` in the directory).
+struct TlsServer {
+    child: std::process::Child,
+    url: String,
+    ca: PathBuf,
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tls_server(dir: &Path) -> Option<TlsServer> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if kubesync::render::find_in_path("openssl".as_ref(), &path).is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!("openssl is not installed (.ci/run installs it)");
+        }
+        eprintln!("skipping: openssl is not installed");
+        return None;
+    }
+    let sh = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sh(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=kubesync test CA",
+    ]);
+    sh(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    sh(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+    ]);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("openssl")
+        .args(["s_server", "-accept", &format!("127.0.0.1:{port}")])
+        .args(["-cert", "srv.pem", "-key", "srv.key", "-WWW", "-quiet"])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let server = TlsServer {
+        child,
+        url: format!("https://127.0.0.1:{port}/charts"),
+        ca: dir.join("ca.pem"),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "openssl s_server did not listen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Some(server)
+}
+
+#[test]
+fn an_https_repository_with_a_private_ca_needs_ca_file_or_insecure_skip_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let charts = dir.path().join("charts");
+    std::fs::create_dir_all(&charts).unwrap();
+    let tgz = web("1.0.0");
+    std::fs::write(charts.join("web-1.0.0.tgz"), &tgz).unwrap();
+    std::fs::write(
+        charts.join("index.yaml"),
+        format!(
+            "apiVersion: v1\nentries:\n  web:\n  - version: 1.0.0\n    urls: [web-1.0.0.tgz]\n    digest: {}\n",
+            hex::encode(Sha256::digest(&tgz))
+        ),
+    )
+    .unwrap();
+    let Some(server) = tls_server(dir.path()) else {
+        return;
+    };
+    let repo = Repo::new();
+    repo.write(
+        "apps/web.yaml",
+        &argo_chart_app("web", &server.url, "web", "1.x", ""),
+    );
+    let m = failure_of(&expand(&repo, &[], "", None), "web");
+    assert!(
+        m.starts_with(&format!(
+            "chart \"web\" needs the repository {}, which cannot be reached:",
+            server.url
+        )) && m.to_lowercase().contains("cert"),
+        "{m}"
+    );
+    let with_ca = format!(
+        "repositories:\n- url: {}\n  caFile: {}\n",
+        server.url,
+        server.ca.display()
+    );
+    assert_eq!(
+        configmaps(&expand(&repo, &[], &with_ca, None), "web")[0].1["version"],
+        "1.0.0"
+    );
+    let insecure = format!(
+        "repositories:\n- url: {}\n  insecureSkipVerify: true\n",
+        server.url
+    );
+    assert_eq!(
+        configmaps(&expand(&repo, &[], &insecure, None), "web")[0].1["version"],
+        "1.0.0"
+    );
+}
+
 // ------------------------------------------------- argocd-example-apps
 
 /// A stand-in for stable/wordpress 9.0.3 (same name and version, with its
