@@ -518,6 +518,59 @@ fn chart_dependencies_are_fetched_into_a_copy_never_into_the_repository() {
 }
 
 #[test]
+fn vendored_dependencies_are_used_as_they_are_and_tags_switch_them() {
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}/charts", closed.local_addr().unwrap());
+    drop(closed);
+    let repo = Repo::new();
+    repo.write(
+        "apps/shop.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: shop}\nspec:\n  source: {path: shop}\n",
+    );
+    // Both dependencies are vendored: the (unreachable) repository is never asked.
+    write_chart(
+        &repo.path().join("shop"),
+        "shop",
+        "0.1.0",
+        &format!(
+            "dependencies:\n- name: web\n  version: ^1.0.0\n  repository: {dead}\n- name: extras\n  version: 0.1.0\n  repository: {dead}\n  tags: [optional]\n"
+        ),
+        &[
+            ("values.yaml", "tags: {optional: false}\n"),
+            (
+                "charts/extras/Chart.yaml",
+                "apiVersion: v2\nname: extras\nversion: 0.1.0\n",
+            ),
+            (
+                "charts/extras/templates/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extras-cm}\n",
+            ),
+        ],
+    );
+    std::fs::write(repo.path().join("shop/charts/web-1.0.0.tgz"), web("1.0.0")).unwrap();
+    let tree = expand(&repo, &[], "", None);
+    let cms = configmaps(&tree, "shop");
+    let names: Vec<&str> = cms.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        vec!["web-cm"],
+        "the tag switches extras off: {cms:?}"
+    );
+    // A vendored archive that does not satisfy the constraint is fetched
+    // again — here from a repository that cannot be reached, which says so.
+    std::fs::write(
+        repo.path().join("shop/Chart.yaml"),
+        format!("apiVersion: v2\nname: shop\nversion: 0.1.0\ndependencies:\n- name: web\n  version: ^2.0.0\n  repository: {dead}\n"),
+    )
+    .unwrap();
+    let m = failure_of(&expand(&repo, &[], "", None), "shop");
+    assert!(
+        m.starts_with(&format!("dependency \"web\" of chart shop: chart \"web\" needs the repository {dead}, which cannot be reached")),
+        "{m}"
+    );
+}
+
+#[test]
 fn a_dependency_that_cannot_be_fetched_names_the_chart_the_dependency_and_the_url() {
     let charts = standard_repo();
     let repo = dependency_repo(&charts, None);
