@@ -8,7 +8,13 @@
 //! the tree still expands. Structural mistakes (a duplicate name, an app that
 //! renders itself, absurd depth) fail the app that made them.
 //!
-//! This module composes `source` and `render`; it does not talk to a cluster.
+//! A source naming a `chart:` is fetched from its Helm repository or OCI
+//! registry, a chart's missing dependencies are filled into a temporary copy
+//! before it renders (`chart`), and a multi-source app renders each of its
+//! sources (its `ref` sources lending their files to `$ref/…` value files)
+//! into one set of objects.
+//!
+//! This module composes `source`, `chart` and `render`; it does not talk to a cluster.
 
 use std::collections::HashMap;
 use std::fmt;
