@@ -1025,6 +1025,47 @@ fn a_registry_with_bearer_token_auth_is_answered_through_its_token_service() {
     );
 }
 
+#[test]
+fn an_oci_layer_whose_bytes_do_not_match_its_digest_is_refused() {
+    let honest = web("1.0.0");
+    let layer = format!("sha256:{}", hex::encode(Sha256::digest(&honest)));
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "layers": [{"mediaType": kubesync::chart::oci::CHART_LAYER, "digest": layer, "size": honest.len()}],
+    })
+    .to_string();
+    let tampered = web("6.6.6");
+    let handler: Arc<Handler> = Arc::new(move |path: &str, _auth: Option<&str>| match path {
+        "/v2/charts/web/manifests/1.0.0" => (200, vec![], manifest.clone().into_bytes()),
+        p if p.starts_with("/v2/charts/web/blobs/") => (200, vec![], tampered.clone()),
+        _ => (404, vec![], vec![]),
+    });
+    let addr = http_server(handler);
+    let repo = Repo::new();
+    let oci = format!("oci://{addr}/charts");
+    repo.write(
+        "apps/web.yaml",
+        &argo_chart_app("web", &oci, "web", "1.0.0", ""),
+    );
+    let m = failure_of(&expand(&repo, &[], "", None), "web");
+    assert!(
+        m.starts_with(&format!(
+            "chart \"web\" from {oci}: the archive's digest is sha256:"
+        )) && m.contains(&format!("not the {layer} the repository lists")),
+        "{m}"
+    );
+    // A version the registry does not have lists what it has (here: tags/list is 404).
+    repo.write(
+        "apps/web.yaml",
+        &argo_chart_app("web", &oci, "web", "2.0.0", ""),
+    );
+    let m = failure_of(&expand(&repo, &[], "", None), "web");
+    assert!(
+        m.contains("no version matching \"2.0.0\"") && m.contains(&oci),
+        "{m}"
+    );
+}
+
 /// `openssl s_server -WWW` serving a directory over HTTPS with a certificate
 /// issued by a test CA (written to `ca.pem` in the directory).
 struct TlsServer {
