@@ -118,6 +118,9 @@ impl Http {
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            // Credentials follow a redirect on the same host only (a
+            // registry's blob redirect to object storage carries none).
+            .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
             .timeout_global(Some(REQUEST_TIMEOUT))
             .user_agent(concat!("kubesync/", env!("CARGO_PKG_VERSION")))
             .tls_config(tls.build())
