@@ -7,6 +7,7 @@
 //! cluster-facing modules, with `cli` as a thin shell on top. `emulator`
 //! stands in for a Kubernetes API server in tests and offline runs.
 
+pub mod chart;
 pub mod cli;
 pub mod cluster;
 pub mod diff;

@@ -20,12 +20,7 @@ fn render_in(
 ) -> Result<std::sync::Arc<Rendered>, RenderError> {
     let root = tmp.path("repo");
     let app_dir = root.join(app.source.path.as_path());
-    renderer.render(&RenderInput {
-        app,
-        repo_root: &root,
-        app_dir: &app_dir,
-        revision: None,
-    })
+    renderer.render(&RenderInput::new(app, &root, &app_dir, None))
 }
 
 fn err_text(r: Result<std::sync::Arc<Rendered>, RenderError>) -> String {

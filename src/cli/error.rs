@@ -59,6 +59,9 @@ pub enum CliError {
     /// The emulator stopped with an error.
     #[error("{0:#}")]
     Emulator(anyhow::Error),
+    /// A settings file (such as --helm-repo-credentials) is unreadable or invalid.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl CliError {
@@ -72,7 +75,8 @@ impl CliError {
             | CliError::Misconfigured { .. }
             | CliError::UnknownApp { .. }
             | CliError::Connect(_)
-            | CliError::NoApplication { .. } => Outcome::Usage,
+            | CliError::NoApplication { .. }
+            | CliError::Config(_) => Outcome::Usage,
             CliError::RenderFailed { .. }
             | CliError::ReadApplications { .. }
             | CliError::Runtime(_)

@@ -96,6 +96,18 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "KUBESYNC_PARALLEL", default_value_t = crate::sync::DEFAULT_PARALLEL)]
     pub parallel: usize,
 
+    /// Credentials and TLS settings for Helm chart repositories and OCI
+    /// registries, per URL prefix: a YAML file `repositories: [{url,
+    /// username, password | passwordEnv, caFile, insecureSkipVerify,
+    /// plainHttp}]`.
+    #[arg(
+        long,
+        global = true,
+        env = "KUBESYNC_HELM_REPO_CREDENTIALS",
+        value_name = "FILE"
+    )]
+    pub helm_repo_credentials: Option<PathBuf>,
+
     /// Where clones of remote repositories are cached (default: a temporary directory).
     #[arg(long, global = true, env = "KUBESYNC_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,

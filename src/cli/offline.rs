@@ -10,6 +10,7 @@ use super::error::CliError;
 use super::output::{or_dash, Table};
 use super::stdio::{errln, out, outln};
 use super::{GlobalArgs, Outcome, OutputFormat};
+use crate::chart::HelmRepoCredentials;
 use crate::graph::{AppGraph, EdgeKind, GraphError};
 use crate::model::{is_application, load_root, looks_like_application, AppName};
 use crate::render::Renderer;
@@ -74,6 +75,10 @@ pub fn load(global: &GlobalArgs) -> Result<Loaded, CliError> {
         overrides: global.repo_overrides.clone(),
         cache_dir: global.cache_dir.clone(),
         git_auth: Some(GitAuth::load(&global.git_auth)?),
+        helm_credentials: match &global.helm_repo_credentials {
+            Some(path) => HelmRepoCredentials::load(path).map_err(CliError::Config)?,
+            None => HelmRepoCredentials::default(),
+        },
     })?;
     let renderer = Renderer::new();
     let tree = expand(

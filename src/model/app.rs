@@ -212,6 +212,48 @@ pub struct Source {
     pub target_revision: Option<RevisionSpec>,
     pub path: RepoPath,
     pub renderer: RendererSpec,
+    /// A chart from a Helm chart repository or OCI registry (Argo CD's
+    /// `chart:`): `repo_url` is the repository, `path` is unused and the
+    /// chart's own directory is what renders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart: Option<ChartRef>,
+    /// Argo CD multi-source `ref:`: other sources' value files reach this
+    /// source's files as `$NAME/path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ref_name: Option<String>,
+    /// A `ref:` source naming neither `path` nor `chart`: it only lends its
+    /// files to other sources and renders nothing itself.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ref_only: bool,
+}
+
+impl Source {
+    /// A source of `repo_url` at `path`, rendered by `renderer` (no chart, no `ref`).
+    pub fn new(
+        repo_url: Option<String>,
+        target_revision: Option<RevisionSpec>,
+        path: RepoPath,
+        renderer: RendererSpec,
+    ) -> Self {
+        Source {
+            repo_url,
+            target_revision,
+            path,
+            renderer,
+            chart: None,
+            ref_name: None,
+            ref_only: false,
+        }
+    }
+}
+
+/// A chart named in a Helm repository: its name and the version or semver
+/// constraint asked for (`1.2.3`, `1.2.x`, `>=1.0 <2`, `*`; empty = the
+/// highest non-prerelease version).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ChartRef {
+    pub name: String,
+    pub version: String,
 }
 
 /// Where an application's objects go.
@@ -285,6 +327,11 @@ pub struct Application {
     pub flavor: Flavor,
     pub tier: Tier,
     pub source: Source,
+    /// Further sources of an Argo CD multi-source app (`spec.sources[1..]`,
+    /// `source` being the first): each renders into the same app, except
+    /// `ref`-only sources, which lend their files to the others' value files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_sources: Vec<Source>,
     pub destination: Destination,
     /// Explicit dependencies (`spec.dependsOn`, or the
     /// `kubesync.dev/depends-on` annotation on an Argo CD Application).
@@ -753,12 +800,8 @@ fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
         name,
         flavor: Flavor::Kubesync,
         tier,
-        source: Source {
-            repo_url,
-            target_revision,
-            path,
-            renderer,
-        },
+        source: Source::new(repo_url, target_revision, path, renderer),
+        extra_sources: Vec::new(),
         destination,
         depends_on,
         sync_policy,

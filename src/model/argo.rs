@@ -3,14 +3,17 @@
 //! become guardrails); Argo CD fields kubesync has no use for (info,
 //! ignoreDifferences, revisionHistoryLimit, …) are accepted and ignored; sources kubesync cannot
 //! render become [`RendererSpec::Unsupported`] so that the app fails alone.
+//! `spec.sources` maps onto `source` (the first) and `extra_sources`; a
+//! `chart:` source onto [`ChartRef`] (its `targetRevision` is a chart version
+//! or constraint, never a git revision).
 
 use serde_json::Value;
 
 use super::app::{wrong_type, Ctx};
 use super::{
-    Application, Automated, Destination, DirectoryOptions, Flavor, HelmOptions, HelmParameter,
-    KustomizeOptions, ModelError, RendererSpec, Source, SyncPolicy, Tier, DEPENDS_ON_ANNOTATION,
-    TIER_ANNOTATION,
+    Application, Automated, ChartRef, Destination, DirectoryOptions, Flavor, HelmOptions,
+    HelmParameter, KustomizeOptions, ModelError, RendererSpec, Source, SyncPolicy, Tier,
+    DEPENDS_ON_ANNOTATION, TIER_ANNOTATION,
 };
 
 pub(super) fn parse(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
@@ -56,61 +59,101 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
         ));
     }
 
-    let (source_v, source_path) = match (spec.get("source"), spec.get("sources")) {
-        (Some(s), _) if s.is_object() => (s.clone(), "spec.source".to_string()),
-        (_, Some(Value::Array(list))) if list.len() == 1 => {
-            (list[0].clone(), "spec.sources[0]".to_string())
+    // `spec.sources`, when given, wins over `spec.source` (as in Argo CD).
+    let mut sources = match (spec.get("sources"), spec.get("source")) {
+        (Some(Value::Array(list)), _) if !list.is_empty() => {
+            let mut out = Vec::with_capacity(list.len());
+            for (i, s) in list.iter().enumerate() {
+                let sp = format!("spec.sources[{i}]");
+                if !s.is_object() {
+                    return Err(ctx.err(&sp, wrong_type("a mapping", s)));
+                }
+                out.push(parse_source(s, &sp, ctx)?);
+            }
+            out
         }
-        (_, Some(Value::Array(list))) if list.len() > 1 => {
-            // Multi-source applications fail alone, with the reason.
-            let repo_url = list[0]
-                .get("repoURL")
-                .and_then(Value::as_str)
-                .map(String::from);
-            return Ok(Application {
-                name,
-                flavor: Flavor::ArgoCd,
-                tier,
-                source: Source {
-                    repo_url,
-                    target_revision: None,
-                    path: super::RepoPath::root(),
-                    renderer: RendererSpec::Unsupported(format!(
-                        "multi-source applications (spec.sources with {} entries) are not supported",
-                        list.len()
-                    )),
-                },
-                destination: destination(spec, ctx)?,
-                depends_on,
-                sync_policy: sync_policy(spec, ctx)?,
-                sync_wave: ctx.sync_wave(obj)?,
-                project: project(spec, ctx)?,
-                origin: ctx.origin.clone(),
-            });
+        (Some(Value::Array(_)) | None | Some(Value::Null), Some(s)) if s.is_object() => {
+            vec![parse_source(s, "spec.source", ctx)?]
         }
-        (Some(other), _) => return Err(ctx.err("spec.source", wrong_type("a mapping", other))),
+        (Some(other @ Value::Object(_)), _) | (Some(other @ Value::String(_)), _) => {
+            return Err(ctx.err("spec.sources", wrong_type("a sequence", other)))
+        }
+        (_, Some(other)) if !other.is_null() => {
+            return Err(ctx.err("spec.source", wrong_type("a mapping", other)))
+        }
         _ => return Err(ctx.err("spec.source", "is required")),
     };
-    let sp = source_path.as_str();
+    check_refs(&sources, ctx)?;
+    let source = sources.remove(0);
+
+    Ok(Application {
+        name,
+        flavor: Flavor::ArgoCd,
+        tier,
+        source,
+        extra_sources: sources,
+        destination: destination(spec, ctx)?,
+        depends_on,
+        sync_policy: sync_policy(spec, ctx)?,
+        sync_wave: ctx.sync_wave(obj)?,
+        project: project(spec, ctx)?,
+        origin: ctx.origin.clone(),
+    })
+}
+
+/// One source (`spec.source` or an entry of `spec.sources`), `sp` naming it.
+fn parse_source(source_v: &Value, sp: &str, ctx: &Ctx) -> Result<Source, ModelError> {
     let repo_url = ctx
-        .opt_str(&source_v, "repoURL", &format!("{sp}.repoURL"))?
+        .opt_str(source_v, "repoURL", &format!("{sp}.repoURL"))?
         .filter(|s| !s.is_empty());
-    let target_revision = ctx.revision(
-        ctx.opt_str(&source_v, "targetRevision", &format!("{sp}.targetRevision"))?,
-        &format!("{sp}.targetRevision"),
-    )?;
-    let chart = ctx.opt_str(&source_v, "chart", &format!("{sp}.chart"))?;
+    let raw_revision = ctx.opt_str(source_v, "targetRevision", &format!("{sp}.targetRevision"))?;
+    let chart = ctx
+        .opt_str(source_v, "chart", &format!("{sp}.chart"))?
+        .filter(|c| !c.trim().is_empty());
+    let ref_name = ctx
+        .opt_str(source_v, "ref", &format!("{sp}.ref"))?
+        .filter(|r| !r.is_empty());
+    if let Some(r) = &ref_name {
+        if !r
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(ctx.err(
+                &format!("{sp}.ref"),
+                format!("\"{r}\" is not a valid ref name (letters, digits, - and _)"),
+            ));
+        }
+    }
+    let present = |k: &str| !matches!(source_v.get(k), None | Some(Value::Null));
     let path = ctx.repo_path(
-        ctx.opt_str(&source_v, "path", &format!("{sp}.path"))?,
+        ctx.opt_str(source_v, "path", &format!("{sp}.path"))?,
         &format!("{sp}.path"),
     )?;
+    // A chart from a Helm repository: targetRevision is the chart version or
+    // a semver constraint, not a git revision.
+    let chart = match chart.filter(|_| !present("path")) {
+        Some(name) => {
+            if repo_url.is_none() {
+                return Err(ctx.err(
+                    &format!("{sp}.repoURL"),
+                    format!("is required with {sp}.chart (the Helm repository or OCI registry of chart \"{name}\")"),
+                ));
+            }
+            Some(ChartRef {
+                name: name.trim().to_string(),
+                version: raw_revision.clone().unwrap_or_default().trim().to_string(),
+            })
+        }
+        None => None,
+    };
+    let target_revision = if chart.is_some() {
+        None
+    } else {
+        ctx.revision(raw_revision, &format!("{sp}.targetRevision"))?
+    };
+    let ref_only = ref_name.is_some() && chart.is_none() && !present("path");
 
-    let present = |k: &str| !matches!(source_v.get(k), None | Some(Value::Null));
-    let renderer = if let Some(chart) = chart.filter(|_| !present("path")) {
-        RendererSpec::Unsupported(format!(
-            "Helm repository charts ({sp}.chart: \"{chart}\") are not supported; vendor the chart into git and use {sp}.path"
-        ))
-    } else if present("plugin") {
+    let renderer = if present("plugin") {
         RendererSpec::Unsupported(format!(
             "config management plugins ({sp}.plugin) are not supported; use a transform command in a kubesync Application"
         ))
@@ -137,24 +180,53 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
     } else {
         RendererSpec::Auto
     };
-
-    Ok(Application {
-        name,
-        flavor: Flavor::ArgoCd,
-        tier,
-        source: Source {
-            repo_url,
-            target_revision,
-            path,
-            renderer,
-        },
-        destination: destination(spec, ctx)?,
-        depends_on,
-        sync_policy: sync_policy(spec, ctx)?,
-        sync_wave: ctx.sync_wave(obj)?,
-        project: project(spec, ctx)?,
-        origin: ctx.origin.clone(),
+    Ok(Source {
+        chart,
+        ref_name,
+        ref_only,
+        ..Source::new(repo_url, target_revision, path, renderer)
     })
+}
+
+/// `ref` names are unique, and every `$NAME/…` value file names one of them.
+fn check_refs(sources: &[Source], ctx: &Ctx) -> Result<(), ModelError> {
+    let mut names: Vec<&str> = Vec::new();
+    for (i, s) in sources.iter().enumerate() {
+        if let Some(r) = &s.ref_name {
+            if names.contains(&r.as_str()) {
+                return Err(ctx.err(
+                    &format!("spec.sources[{i}].ref"),
+                    format!("\"{r}\" is used by two sources"),
+                ));
+            }
+            names.push(r);
+        }
+    }
+    for (i, s) in sources.iter().enumerate() {
+        let RendererSpec::Helm(h) = &s.renderer else {
+            continue;
+        };
+        for (k, f) in h.value_files.iter().enumerate() {
+            let Some(rest) = f.strip_prefix('$') else {
+                continue;
+            };
+            let name = rest.split('/').next().unwrap_or("");
+            if !names.contains(&name) {
+                let field = if sources.len() > 1 {
+                    format!("spec.sources[{i}].helm.valueFiles[{k}]")
+                } else {
+                    format!("spec.source.helm.valueFiles[{k}]")
+                };
+                return Err(ctx.err(
+                    &field,
+                    format!(
+                        "\"{f}\" names ref \"{name}\", but no source of spec.sources has `ref: {name}`"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `spec.project`, `default` when absent (as Argo CD defaults it).

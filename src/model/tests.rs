@@ -282,11 +282,6 @@ fn argocd_unsupported_sources_fail_alone() {
             "source: {repoURL: https://x/y.git, path: p, directory: {jsonnet: {tlas: [{name: a, value: b}]}}}",
             "jsonnet",
         ),
-        ("source: {repoURL: https://charts.example.com, chart: redis, targetRevision: 1.0.0}", "Helm repository charts"),
-        (
-            "sources: [{repoURL: https://x/y.git, path: a}, {repoURL: https://x/z.git, path: b}]",
-            "multi-source applications",
-        ),
     ];
     for (source, want) in cases {
         let app = parse_yaml(&format!(
@@ -297,6 +292,56 @@ fn argocd_unsupported_sources_fail_alone() {
             RendererSpec::Unsupported(reason) => assert!(reason.contains(want), "{reason}"),
             other => panic!("{source}: {other:?}"),
         }
+    }
+}
+
+#[test]
+fn argocd_chart_and_multi_source_apps_are_read() {
+    let app = parse_yaml(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: x}\nspec:\n  source: {repoURL: https://charts.example.com, chart: redis, targetRevision: '>=1.0 <2'}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        app.source.chart,
+        Some(ChartRef {
+            name: "redis".into(),
+            version: ">=1.0 <2".into()
+        })
+    );
+    assert_eq!(app.source.target_revision, None);
+    let app = parse_yaml(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: x}\nspec:\n  sources:\n  - {repoURL: oci://r.example.com/charts, chart: web, targetRevision: 1.x, helm: {valueFiles: [$values/prod.yaml]}}\n  - {repoURL: https://x/y.git, ref: values}\n  - {repoURL: https://x/z.git, path: b, targetRevision: main}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        app.source.chart.as_ref().map(|c| c.name.as_str()),
+        Some("web")
+    );
+    assert_eq!(app.extra_sources.len(), 2);
+    assert!(app.extra_sources[0].ref_only);
+    assert_eq!(app.extra_sources[0].ref_name.as_deref(), Some("values"));
+    assert!(!app.extra_sources[1].ref_only);
+    for (sources, want) in [
+        (
+            "[{path: a, helm: {valueFiles: [$nope/v.yaml]}}]",
+            "names ref \"nope\"",
+        ),
+        (
+            "[{path: a, ref: v}, {path: b, ref: v}]",
+            "\"v\" is used by two sources",
+        ),
+        (
+            "[{chart: web}]",
+            "spec.sources[0].repoURL: is required with spec.sources[0].chart",
+        ),
+        ("[{path: a, ref: 'a/b'}]", "not a valid ref name"),
+    ] {
+        let e = parse_yaml(&format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {{name: x}}\nspec:\n  sources: {sources}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(want), "{sources}: {e}");
     }
 }
 

@@ -24,8 +24,10 @@
 //!   the file, checked before helm runs, so `.Files.Get` cannot read what the
 //!   repository does not hold. Value files are held to the same rule.
 //!
-//! Chart dependencies are not fetched (`helm dependency build` is the
-//! repository's job: commit `charts/*.tgz`).
+//! Chart dependencies missing from `charts/` are fetched before this runs
+//! (`chart::deps`, by the tree): helm then renders a temporary copy of the
+//! chart ([`super::RenderInput::chart_dir`]). A value file `$NAME/path`
+//! reads the multi-source `ref` source NAME.
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -53,10 +55,13 @@ pub(crate) fn render(
     let mut warnings = Vec::new();
     check_chart_files(ctx)?;
 
+    // A prepared copy (dependencies filled in) renders instead of the
+    // repository's own directory, which is never written.
+    let chart_dir = ctx.chart_dir.as_deref().unwrap_or(&ctx.app_dir);
     let mut args: Vec<String> = vec![
         "template".into(),
         ctx.app.helm_release_name().to_string(),
-        ctx.app_dir.to_string_lossy().into_owned(),
+        chart_dir.to_string_lossy().into_owned(),
         "--namespace".into(),
         ctx.app
             .destination
@@ -110,7 +115,7 @@ pub(crate) fn render(
     args.extend(set_args(&opts.parameters));
 
     let mut cmd = Command::new(helm);
-    cmd.args(&args).current_dir(&ctx.app_dir);
+    cmd.args(&args).current_dir(chart_dir);
     if let Some(p) = path_env {
         cmd.env("PATH", p);
     }
@@ -189,6 +194,27 @@ fn check_chart_files(ctx: &Ctx) -> Result<(), RenderError> {
 
 /// Resolves a value file: `Some(canonical path)`, or `None` if it does not exist.
 fn resolve_value_file(ctx: &Ctx, vf: &str) -> Result<Option<PathBuf>, RenderError> {
+    // `$NAME/path`: a file of the multi-source `ref` source NAME.
+    if let Some(rest) = vf.strip_prefix('$') {
+        let (name, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let label = PathBuf::from(vf);
+        let Some((_, root)) = ctx.refs.iter().find(|(n, _)| n == name) else {
+            return Err(RenderError::BadOption {
+                app: ctx.app_name(),
+                option: "helm.valueFiles".into(),
+                message: format!("\"{vf}\" names ref \"{name}\", which no source of the app has"),
+            });
+        };
+        let norm = normalize_lexically(&root.join(path))
+            .filter(|p| p.starts_with(root))
+            .ok_or_else(|| ctx.escapes(&label))?;
+        return match norm.canonicalize() {
+            Ok(real) if real.starts_with(root) => Ok(Some(real)),
+            Ok(_) => Err(ctx.escapes(&label)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ctx.io(label, e)),
+        };
+    }
     let label = ctx.app_label().join(vf);
     let joined = match vf.strip_prefix('/') {
         Some(rest) => ctx.repo_root.join(rest),

@@ -88,6 +88,32 @@ pub struct RenderInput<'a> {
     pub app_dir: &'a Path,
     /// Revision label for templates and the cache: a full commit sha, or None for an uncommitted work tree (not cached).
     pub revision: Option<&'a str>,
+    /// The chart directory helm renders instead of `app_dir`: a temporary
+    /// copy of it with its dependencies filled in (`chart::deps`). Value
+    /// files and messages still refer to `app_dir`.
+    pub chart_dir: Option<&'a Path>,
+    /// Multi-source `ref` sources: a value file `$NAME/path` is `path` in
+    /// the directory of the source named NAME (and must stay inside it).
+    pub refs: &'a [(String, PathBuf)],
+}
+
+impl<'a> RenderInput<'a> {
+    /// An input with no prepared chart and no refs.
+    pub fn new(
+        app: &'a Application,
+        repo_root: &'a Path,
+        app_dir: &'a Path,
+        revision: Option<&'a str>,
+    ) -> Self {
+        RenderInput {
+            app,
+            repo_root,
+            app_dir,
+            revision,
+            chart_dir: None,
+            refs: &[],
+        }
+    }
 }
 
 /// The objects one application renders to, in a deterministic order.
@@ -339,6 +365,10 @@ pub(crate) struct Ctx<'a> {
     /// `app_dir` relative to `repo_root` (empty for the root itself).
     pub app_rel: PathBuf,
     pub revision: Option<&'a str>,
+    /// What helm renders when it is not `app_dir` (see [`RenderInput::chart_dir`]).
+    pub chart_dir: Option<PathBuf>,
+    /// Canonical directories of the multi-source `ref` sources, by name.
+    pub refs: Vec<(String, PathBuf)>,
 }
 
 impl Ctx<'_> {
@@ -707,12 +737,23 @@ impl Renderer {
                 source: std::io::Error::other("the source path is not a directory"),
             });
         }
+        let mut refs = Vec::with_capacity(input.refs.len());
+        for (name, dir) in input.refs {
+            let real = dir.canonicalize().map_err(|e| RenderError::Io {
+                app: input.app.name.to_string(),
+                path: PathBuf::from(format!("${name}")),
+                source: e,
+            })?;
+            refs.push((name.clone(), real));
+        }
         Ok(Ctx {
             app: input.app,
             repo_root,
             app_dir,
             app_rel,
             revision: input.revision,
+            chart_dir: input.chart_dir.map(Path::to_path_buf),
+            refs,
         })
     }
 
@@ -721,7 +762,11 @@ impl Renderer {
             return None;
         }
         let revision = input.revision?;
-        let spec = serde_json::to_string(&input.app.source.renderer).ok()?;
+        let mut spec = serde_json::to_string(&input.app.source.renderer).ok()?;
+        // The refs' contents feed value files: a different ref is a different render.
+        for (name, dir) in &ctx.refs {
+            spec.push_str(&format!("|${name}={}", dir.display()));
+        }
         Some(CacheKey {
             revision: revision.to_string(),
             repo_root: ctx.repo_root.clone(),

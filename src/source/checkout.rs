@@ -25,6 +25,13 @@ pub enum Revision {
         /// The revision as the application asked for it.
         spec: RevisionSpec,
     },
+    /// A chart fetched from a Helm repository or OCI registry.
+    Chart {
+        /// The chart version chosen.
+        version: String,
+        /// sha256 of the chart archive, hex.
+        digest: String,
+    },
 }
 
 impl Revision {
@@ -33,6 +40,7 @@ impl Revision {
         match self {
             Revision::WorkTree => "worktree".to_string(),
             Revision::Commit { sha, .. } => sha.chars().take(7).collect(),
+            Revision::Chart { version, .. } => version.clone(),
         }
     }
 
@@ -41,6 +49,7 @@ impl Revision {
         match self {
             Revision::WorkTree => None,
             Revision::Commit { sha, .. } => Some(sha),
+            Revision::Chart { digest, .. } => Some(digest),
         }
     }
 }
@@ -51,6 +60,9 @@ impl fmt::Display for Revision {
         match self {
             Revision::WorkTree => f.write_str("worktree"),
             Revision::Commit { spec, .. } => write!(f, "{} ({spec})", self.short()),
+            Revision::Chart { version, digest } => {
+                write!(f, "{version} (sha256:{})", &digest[..digest.len().min(12)])
+            }
         }
     }
 }

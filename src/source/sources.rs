@@ -40,6 +40,8 @@ pub struct SourceOptions {
     /// Credentials and trusted ssh host keys for remotes (the environment's
     /// defaults when None: see [`GitAuth::from_env`]).
     pub git_auth: Option<GitAuth>,
+    /// Settings (credentials, CA, TLS) for Helm chart repositories and OCI registries.
+    pub helm_credentials: crate::chart::HelmRepoCredentials,
 }
 
 /// The root repository, for display.
@@ -118,6 +120,7 @@ pub struct Sources {
     auth: GitAuth,
     checkouts: Memo<(String, Option<RevisionSpec>), Arc<Checkout>>,
     mirrors: Memo<String, PathBuf>,
+    charts: crate::chart::ChartFetcher,
 }
 
 impl std::fmt::Debug for Sources {
@@ -136,6 +139,7 @@ impl Sources {
         let root_origin_key = root.origin.as_deref().map(normalize_url);
 
         let mut overrides = Vec::new();
+        let mut chart_overrides = Vec::new();
         for o in &opts.overrides {
             let dir = std::fs::canonicalize(&o.path).map_err(|e| SourceError::io(&o.path, e))?;
             if !dir.is_dir() {
@@ -150,6 +154,7 @@ impl Sources {
                 Err(_) => (false, false),
             };
             tracing::debug!(url = %redact_url(&o.url), path = %dir.display(), git, "repo override");
+            chart_overrides.push((o.url.clone(), dir.clone()));
             overrides.push((
                 normalize_url(&o.url),
                 LocalRepo {
@@ -175,7 +180,10 @@ impl Sources {
             }
         };
 
+        let charts =
+            crate::chart::ChartFetcher::new(&cache, chart_overrides, opts.helm_credentials);
         Ok(Sources {
+            charts,
             root,
             root_local,
             root_origin_key,
@@ -191,6 +199,12 @@ impl Sources {
     /// The root repository's identity (for display) and its `origin` remote URL if any.
     pub fn root_repo(&self) -> &RepoInfo {
         &self.root
+    }
+
+    /// Fetches Helm charts from chart repositories and OCI registries (and
+    /// chart dependencies), with the same overrides and cache directory.
+    pub fn charts(&self) -> &crate::chart::ChartFetcher {
+        &self.charts
     }
 
     /// Where exports and mirrors are kept.

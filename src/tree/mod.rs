@@ -8,7 +8,13 @@
 //! the tree still expands. Structural mistakes (a duplicate name, an app that
 //! renders itself, absurd depth) fail the app that made them.
 //!
-//! This module composes `source` and `render`; it does not talk to a cluster.
+//! A source naming a `chart:` is fetched from its Helm repository or OCI
+//! registry, a chart's missing dependencies are filled into a temporary copy
+//! before it renders (`chart`), and a multi-source app renders each of its
+//! sources (its `ref` sources lending their files to `$ref/…` value files)
+//! into one set of objects.
+//!
+//! This module composes `source`, `chart` and `render`; it does not talk to a cluster.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -91,6 +97,9 @@ pub struct AppNode {
     pub repo_url: Option<String>,
     /// Revision after inheritance (`None`: the work tree / default branch).
     pub revision: Option<RevisionSpec>,
+    /// The parent's repository and revision (what a multi-source app's
+    /// sources that name no `repoURL` read; `None`: the root repository).
+    pub inherited: (Option<String>, Option<RevisionSpec>),
     /// The resolved checkout, when the source could be had.
     pub checkout: Option<Arc<Checkout>>,
     /// The Argo CD project whose rules apply to this app (`None`: no rules —
@@ -315,10 +324,11 @@ fn resolve_projects(tree: &mut AppTree) {
                 continue;
             }
         };
-        let repo = node.repo_url.clone();
-        let refusal = repo
-            .as_deref()
-            .and_then(|url| project.refuses_source(url))
+        // Every source's repository (a multi-source app's too) must be allowed.
+        let refusal = std::iter::once(node.repo_url.clone())
+            .chain(node.app.extra_sources.iter().map(|s| s.repo_url.clone()))
+            .flatten()
+            .find_map(|url| project.refuses_source(&url))
             .or_else(|| {
                 let d = &node.app.destination;
                 project.refuses_destination(
@@ -359,6 +369,10 @@ fn new_node(
         parent,
         children: Vec::new(),
         depth,
+        inherited: (
+            parent_repo.cloned().flatten(),
+            parent_revision.cloned().flatten(),
+        ),
         repo_url,
         revision,
         checkout: None,
@@ -411,36 +425,211 @@ fn render_one(
 ) -> (Option<Arc<Checkout>>, NodeState) {
     let app = &node.app;
     let _span = tracing::info_span!("render", app = %app.name).entered();
-    let fail = |kind, message: String| NodeState::Failed(Failure { kind, message });
     // A source kubesync cannot render (a config-management plugin, …) fails
-    // before its repository is fetched: the fetch could only fail for
+    // before any repository is fetched: the fetch could only fail for
     // another reason, or cost time for nothing.
-    if let crate::model::RendererSpec::Unsupported(reason) = &app.source.renderer {
-        return (None, fail(FailureKind::Render, reason.clone()));
+    for s in std::iter::once(&app.source).chain(&app.extra_sources) {
+        if let crate::model::RendererSpec::Unsupported(reason) = &s.renderer {
+            return (None, fail(FailureKind::Render, reason.clone()));
+        }
     }
-    let checkout = match sources.checkout(node.repo_url.as_deref(), node.revision.as_ref()) {
-        Ok(c) => c,
-        Err(e) => return (None, fail(FailureKind::Source, e.to_string())),
+    if app.extra_sources.is_empty() {
+        return match fetch_source(
+            &app.source,
+            node.repo_url.as_deref(),
+            node.revision.as_ref(),
+            sources,
+        ) {
+            Ok((checkout, dir)) => {
+                let state = match render_source(app, &checkout, &dir, &[], sources, renderer) {
+                    Ok(r) => NodeState::Rendered(r),
+                    Err(f) => NodeState::Failed(f),
+                };
+                (Some(checkout), state)
+            }
+            Err((checkout, f)) => (checkout, NodeState::Failed(f)),
+        };
+    }
+    render_multi(node, sources, renderer)
+}
+
+fn fail(kind: FailureKind, message: String) -> NodeState {
+    NodeState::Failed(Failure { kind, message })
+}
+
+/// A source's content on disk: the checkout and the directory to render.
+/// A chart source is fetched from its Helm repository or OCI registry.
+#[allow(clippy::type_complexity)]
+fn fetch_source(
+    source: &crate::model::Source,
+    repo_url: Option<&str>,
+    revision: Option<&RevisionSpec>,
+    sources: &Sources,
+) -> Result<(Arc<Checkout>, std::path::PathBuf), (Option<Arc<Checkout>>, Failure)> {
+    let failure = |message: String| Failure {
+        kind: FailureKind::Source,
+        message,
     };
-    let app_dir = match checkout.resolve(&app.source.path) {
-        Ok(d) => d,
-        Err(e) => return (Some(checkout), fail(FailureKind::Source, e.to_string())),
+    if let Some(chart) = &source.chart {
+        let url = repo_url.unwrap_or_default();
+        let got = sources
+            .charts()
+            .fetch(url, &chart.name, &chart.version)
+            .map_err(|e| (None, failure(e.to_string())))?;
+        let checkout = Arc::new(Checkout::new(
+            crate::source::redact_url(url),
+            got.dir.clone(),
+            crate::source::Revision::Chart {
+                version: got.version,
+                digest: got.digest,
+            },
+        ));
+        return Ok((checkout, got.dir));
+    }
+    let checkout = sources
+        .checkout(repo_url, revision)
+        .map_err(|e| (None, failure(e.to_string())))?;
+    match checkout.resolve(&source.path) {
+        Ok(dir) => Ok((checkout, dir)),
+        Err(e) => Err((Some(checkout), failure(e.to_string()))),
+    }
+}
+
+/// Renders one source of `app` from `dir` in `checkout`, with the chart's
+/// missing dependencies filled in first when it is a Helm chart.
+fn render_source(
+    app: &Application,
+    checkout: &Checkout,
+    dir: &std::path::Path,
+    refs: &[(String, std::path::PathBuf)],
+    sources: &Sources,
+    renderer: &Renderer,
+) -> Result<Arc<Rendered>, Failure> {
+    use crate::model::RendererSpec;
+    let is_chart = matches!(
+        app.source.renderer,
+        RendererSpec::Auto | RendererSpec::Helm(_)
+    ) && dir.join("Chart.yaml").is_file();
+    let prepared = if is_chart {
+        let label = dir
+            .strip_prefix(&checkout.dir)
+            .ok()
+            .map(|p| p.display().to_string())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| ".".into());
+        sources
+            .charts()
+            .prepare_dependencies(dir, &checkout.dir, &label)
+            .map_err(|e| Failure {
+                kind: FailureKind::Source,
+                message: e.to_string(),
+            })?
+    } else {
+        None
     };
     let input = RenderInput {
         app,
         repo_root: &checkout.dir,
-        app_dir: &app_dir,
+        app_dir: dir,
         revision: checkout.revision.id(),
+        chart_dir: prepared.as_ref().map(|p| p.dir()),
+        refs,
     };
-    let state = match renderer.render(&input) {
-        // Warnings are data ([`AppNode::warnings`]); the caller shows them.
-        Ok(r) => NodeState::Rendered(r),
-        Err(e) => fail(
-            FailureKind::Render,
-            strip_app_prefix(&app.name, e.to_string()),
+    // Warnings are data ([`AppNode::warnings`]); the caller shows them.
+    renderer.render(&input).map_err(|e| Failure {
+        kind: FailureKind::Render,
+        message: strip_app_prefix(&app.name, e.to_string()),
+    })
+}
+
+/// A multi-source app: the `ref` sources are fetched first (their files feed
+/// `$NAME/…` value files), then every source that names a path or a chart
+/// is rendered, and their objects are merged into the app's.
+fn render_multi(
+    node: &AppNode,
+    sources: &Sources,
+    renderer: &Renderer,
+) -> (Option<Arc<Checkout>>, NodeState) {
+    let app = &node.app;
+    let all: Vec<&crate::model::Source> = std::iter::once(&app.source)
+        .chain(&app.extra_sources)
+        .collect();
+    let location = |i: usize, s: &crate::model::Source| -> (Option<String>, Option<RevisionSpec>) {
+        if i == 0 {
+            return (node.repo_url.clone(), node.revision.clone());
+        }
+        // A source naming no repository reads the parent's, at the
+        // parent's revision (as the app's first source would).
+        let (parent_url, parent_rev) = &node.inherited;
+        let url = s.repo_url.clone().or_else(|| parent_url.clone());
+        let rev = s
+            .target_revision
+            .clone()
+            .or_else(|| (url == *parent_url).then(|| parent_rev.clone()).flatten());
+        (url, rev)
+    };
+    let label = |i: usize, m: String| format!("spec.sources[{i}]: {m}");
+    let mut refs = Vec::new();
+    for (i, s) in all.iter().enumerate() {
+        let Some(name) = &s.ref_name else { continue };
+        let (url, rev) = location(i, s);
+        let fetched = if s.chart.is_some() {
+            fetch_source(s, url.as_deref(), rev.as_ref(), sources).map(|(c, _)| c)
+        } else {
+            sources.checkout(url.as_deref(), rev.as_ref()).map_err(|e| {
+                (
+                    None,
+                    Failure {
+                        kind: FailureKind::Source,
+                        message: e.to_string(),
+                    },
+                )
+            })
+        };
+        match fetched {
+            Ok(c) => refs.push((name.clone(), c.dir.clone())),
+            Err((c, f)) => return (c, fail(f.kind, label(i, f.message))),
+        }
+    }
+    let mut first: Option<Arc<Checkout>> = None;
+    let mut merged: Option<Rendered> = None;
+    for (i, s) in all.iter().enumerate() {
+        if s.ref_only {
+            continue;
+        }
+        let (url, rev) = location(i, s);
+        let (checkout, dir) = match fetch_source(s, url.as_deref(), rev.as_ref(), sources) {
+            Ok(x) => x,
+            Err((c, f)) => return (first.or(c), fail(f.kind, label(i, f.message))),
+        };
+        let one = Application {
+            source: (*s).clone(),
+            extra_sources: Vec::new(),
+            ..app.clone()
+        };
+        let rendered = match render_source(&one, &checkout, &dir, &refs, sources, renderer) {
+            Ok(r) => r,
+            Err(f) => return (first.or(Some(checkout)), fail(f.kind, label(i, f.message))),
+        };
+        first.get_or_insert(checkout);
+        match &mut merged {
+            None => merged = Some((*rendered).clone()),
+            Some(m) => {
+                m.manifests.extend(rendered.manifests.iter().cloned());
+                m.warnings.extend(rendered.warnings.iter().cloned());
+            }
+        }
+    }
+    match merged {
+        Some(m) => (first, NodeState::Rendered(Arc::new(m))),
+        None => (
+            first,
+            fail(
+                FailureKind::Config,
+                "every source of spec.sources is a `ref` source; none names a path or a chart to render".into(),
+            ),
         ),
-    };
-    (Some(checkout), state)
+    }
 }
 
 /// Turns the Application objects node `i` rendered into child nodes.
@@ -627,12 +816,13 @@ fn placeholder_app(name: AppName, m: &Manifest) -> Application {
             Flavor::Kubesync
         },
         tier: Tier::App,
-        source: Source {
-            repo_url: None,
-            target_revision: None,
-            path: RepoPath::root(),
-            renderer: RendererSpec::Unsupported("invalid manifest".into()),
-        },
+        source: Source::new(
+            None,
+            None,
+            RepoPath::root(),
+            RendererSpec::Unsupported("invalid manifest".into()),
+        ),
+        extra_sources: Vec::new(),
         destination: Destination::default(),
         depends_on: Vec::new(),
         sync_policy: SyncPolicy::default(),

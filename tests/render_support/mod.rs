@@ -82,12 +82,7 @@ pub fn render(
     revision: Option<&str>,
 ) -> Result<Arc<Rendered>, RenderError> {
     let app_dir = repo.root().join(app.source.path.as_path());
-    renderer.render(&RenderInput {
-        app,
-        repo_root: repo.root(),
-        app_dir: &app_dir,
-        revision,
-    })
+    renderer.render(&RenderInput::new(app, repo.root(), &app_dir, revision))
 }
 
 /// `Kind/name` of every object, in order.
