@@ -185,6 +185,9 @@ pub enum RendererSpec {
     /// A source kubesync cannot render (an Argo CD plugin, jsonnet, …); the
     /// app fails at render time with this reason, the rest of the tree goes on.
     Unsupported(String),
+    /// Not a source: an ApplicationSet, whose generators produce the app's
+    /// children (see `tree::appset`).
+    ApplicationSet(Box<super::AppSetSpec>),
 }
 
 impl RendererSpec {
@@ -198,6 +201,7 @@ impl RendererSpec {
             RendererSpec::Kustomize(_) => "kustomize",
             RendererSpec::Transform(_) => "transform",
             RendererSpec::Unsupported(_) => "unsupported",
+            RendererSpec::ApplicationSet(_) => "applicationset",
         }
     }
 }
@@ -309,6 +313,12 @@ impl Application {
         match (api_version, obj.get("kind").and_then(Value::as_str)) {
             (KUBESYNC_API_VERSION, Some("Application")) => parse_kubesync(obj, &ctx),
             (ARGOCD_API_VERSION, Some("Application")) => argo::parse(obj, &ctx),
+            (KUBESYNC_API_VERSION, Some("ApplicationSet")) => {
+                super::appset::parse(obj, &ctx, Flavor::Kubesync)
+            }
+            (ARGOCD_API_VERSION, Some("ApplicationSet")) => {
+                super::appset::parse(obj, &ctx, Flavor::ArgoCd)
+            }
             (_, Some("Application")) => Err(ctx.err(
                 "apiVersion",
                 format!(
@@ -331,13 +341,15 @@ impl Application {
     }
 }
 
-/// Whether `obj` is an Application of a kind kubesync reads (either group).
+/// Whether `obj` is an Application or ApplicationSet of a kind kubesync
+/// reads (either group): a node of the tree, never applied as an object.
 pub fn is_application(obj: &Value) -> bool {
-    obj.get("kind").and_then(Value::as_str) == Some("Application")
-        && matches!(
-            obj.get("apiVersion").and_then(Value::as_str),
-            Some(KUBESYNC_API_VERSION | ARGOCD_API_VERSION)
-        )
+    super::is_application_set(obj)
+        || (obj.get("kind").and_then(Value::as_str) == Some("Application")
+            && matches!(
+                obj.get("apiVersion").and_then(Value::as_str),
+                Some(KUBESYNC_API_VERSION | ARGOCD_API_VERSION)
+            ))
 }
 
 /// Whether `obj` claims to be an Application in some group (used to report a
@@ -376,7 +388,7 @@ pub fn load_root(path: &Path) -> Result<Vec<Application>, ModelError> {
         if !is_application(&value) && !looks_like_application(&value) {
             return Err(err(
                 doc,
-                "the root manifest may only contain Application objects".into(),
+                "the root manifest may only contain Application or ApplicationSet objects".into(),
             ));
         }
         apps.push(Application::from_object(&value, &origin)?);

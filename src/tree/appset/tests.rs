@@ -1,0 +1,2 @@
+//! Table tests of the generators and templates, with Argo CD's documented
+//! examples where they exist.
