@@ -56,6 +56,12 @@ pub enum CliError {
     /// The emulator stopped with an error.
     #[error("{0:#}")]
     Emulator(anyhow::Error),
+    /// A flag's value is malformed.
+    #[error("{0}")]
+    Usage(String),
+    /// Namespace labels for `namespaceDirectories` label gates could not be read.
+    #[error("cannot read namespace labels for the namespaceDirectories label gates: {0}")]
+    NamespaceLabels(Box<ClusterError>),
 }
 
 impl CliError {
@@ -68,11 +74,13 @@ impl CliError {
             | CliError::Misconfigured { .. }
             | CliError::UnknownApp { .. }
             | CliError::Connect(_)
-            | CliError::NoApplication { .. } => Outcome::Usage,
+            | CliError::NoApplication { .. }
+            | CliError::Usage(_) => Outcome::Usage,
             CliError::RenderFailed { .. }
             | CliError::ReadApplications { .. }
             | CliError::Runtime(_)
-            | CliError::Emulator(_) => Outcome::Failed,
+            | CliError::Emulator(_)
+            | CliError::NamespaceLabels(_) => Outcome::Failed,
         }
     }
 }

@@ -465,8 +465,7 @@ struct SourceRepos<'a> {
     sources: &'a Sources,
     /// The set's repository and revision, for generators that name neither.
     repo: Option<&'a str>,
-    revision: Option<&'a RevisionSpec>,
-    /// The checkout of the set's own repository, once read.
+    /// The first checkout of the set's own repository a generator read.
     own: Mutex<Option<Arc<Checkout>>>,
 }
 
@@ -480,9 +479,9 @@ impl appset::Repos for SourceRepos<'_> {
             .sources
             .checkout(repo, revision)
             .map_err(|e| e.to_string())?;
-        if repo == self.repo && revision == self.revision {
+        if repo == self.repo {
             if let Ok(mut own) = self.own.lock() {
-                *own = Some(co.clone());
+                own.get_or_insert_with(|| co.clone());
             }
         }
         Ok(co)
@@ -502,7 +501,6 @@ fn expand_set(
     let repos = SourceRepos {
         sources,
         repo: node.repo_url.as_deref(),
-        revision: node.revision.as_ref(),
         own: Mutex::new(None),
     };
     let ctx = appset::SetContext {

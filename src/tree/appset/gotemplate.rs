@@ -1382,7 +1382,7 @@ mod tests {
             ("{{ end }}", "unexpected {{end}}"),
             ("{{ template \"x\" }}", "not supported"),
             ("{{ env \"HOME\" }}", "removed by Argo CD"),
-            ("{{ \"x }}", "unterminated string"),
+            ("{{ \"x }}", "unclosed action"),
         ] {
             let e = render(src, &data(), MissingKey::Default).unwrap_err();
             assert!(e.0.contains(want), "{src}: {e}");
