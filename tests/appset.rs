@@ -431,3 +431,45 @@ spec:
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--cluster-name (CLUSTER_NAME)"), "{}", text(&out));
 }
+
+#[test]
+fn the_example_bootstraps_into_the_emulator() {
+    let project = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let args = [
+        "--root",
+        "examples/argocd-applicationset/root.yaml",
+        "--repo-override",
+        "https://github.com/example-org/gitops-demo.git=.",
+    ];
+    let kubesync = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_kubesync"))
+            .args(args)
+            .args(extra)
+            .current_dir(project)
+            .env("PATH", path_with_helm())
+            .env_remove("KUBECONFIG")
+            .env_remove("CLUSTER_NAME")
+            .output()
+            .expect("run kubesync")
+    };
+    let render = kubesync(&["render", "apps", "-o", "json"]);
+    let bootstrap = kubesync(&["bootstrap", "--emulator"]);
+    assert!(render.status.success(), "{}", text(&render));
+    let list: Value = serde_json::from_slice(&render.stdout).expect("json");
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i.pointer("/metadata/name").and_then(Value::as_str))
+        .collect();
+    assert_eq!(names, ["guestbook-dev", "guestbook-staging", "redis-dev", "redis-staging"]);
+    let staging = &list["items"][1];
+    assert_eq!(staging.pointer("/metadata/annotations/example.com~1replicas"), Some(&json!("2")));
+    assert_eq!(list["items"][0].pointer("/metadata/annotations/example.com~1replicas"), None);
+
+    assert!(bootstrap.status.success(), "{}", text(&bootstrap));
+    let stdout = String::from_utf8_lossy(&bootstrap.stdout).to_string();
+    assert!(stdout.contains("7/7 applications succeeded"), "{}", text(&bootstrap));
+    assert!(stdout.contains("config-in-cluster.json"), "{}", text(&bootstrap));
+    assert!(!stdout.contains("remote-eu"), "{}", text(&bootstrap));
+}

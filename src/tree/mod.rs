@@ -463,9 +463,7 @@ fn render_one(
 /// Reads repositories for a set's git generators through `source`.
 struct SourceRepos<'a> {
     sources: &'a Sources,
-    /// The set's repository and revision, for generators that name neither.
-    repo: Option<&'a str>,
-    /// The first checkout of the set's own repository a generator read.
+    /// The first checkout a generator read (the set's revision in `tree`).
     own: Mutex<Option<Arc<Checkout>>>,
 }
 
@@ -479,10 +477,8 @@ impl appset::Repos for SourceRepos<'_> {
             .sources
             .checkout(repo, revision)
             .map_err(|e| e.to_string())?;
-        if repo == self.repo {
-            if let Ok(mut own) = self.own.lock() {
-                own.get_or_insert_with(|| co.clone());
-            }
+        if let Ok(mut own) = self.own.lock() {
+            own.get_or_insert_with(|| co.clone());
         }
         Ok(co)
     }
@@ -500,7 +496,6 @@ fn expand_set(
     let _span = tracing::info_span!("expand", set = %node.app.name).entered();
     let repos = SourceRepos {
         sources,
-        repo: node.repo_url.as_deref(),
         own: Mutex::new(None),
     };
     let ctx = appset::SetContext {
