@@ -19,7 +19,12 @@ use sync_support::*;
 fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
         .current_dir(dir)
-        .args(["-c", "init.defaultBranch=main", "-c", "commit.gpgSign=false"])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgSign=false",
+        ])
         .args(args)
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -43,7 +48,10 @@ fn set_repo(root: &str, dirs: &[&str]) -> Repo {
     repo.write("root.yaml", root);
     for d in dirs {
         let name = d.rsplit('/').next().unwrap_or(d);
-        repo.write(&format!("{d}/cm.yaml"), &configmap(&format!("cm-{name}"), "a: \"1\""));
+        repo.write(
+            &format!("{d}/cm.yaml"),
+            &configmap(&format!("cm-{name}"), "a: \"1\""),
+        );
     }
     git(repo.path(), &["init", "-q"]);
     commit(&repo);
@@ -52,7 +60,10 @@ fn set_repo(root: &str, dirs: &[&str]) -> Repo {
 
 fn commit(repo: &Repo) {
     git(repo.path(), &["add", "-A"]);
-    git(repo.path(), &["commit", "-q", "--allow-empty", "-m", "change"]);
+    git(
+        repo.path(),
+        &["commit", "-q", "--allow-empty", "-m", "change"],
+    );
 }
 
 const GIT_DIRECTORIES_SET: &str = r#"
@@ -95,7 +106,9 @@ async fn applicationset_root_with_git_directories_renders_and_syncs() {
         &["addons/guestbook", "addons/redis", "addons/skip"],
     );
     let root = repo.root();
-    let tree = tokio::task::spawn_blocking(move || tree_of(&root)).await.unwrap();
+    let tree = tokio::task::spawn_blocking(move || tree_of(&root))
+        .await
+        .unwrap();
     assert_eq!(names_under(&tree, "addons"), ["guestbook", "redis"]);
     let gb = tree.get_str("guestbook").unwrap();
     assert_eq!(gb.parent.as_ref().map(AppName::as_str), Some("addons"));
@@ -105,17 +118,31 @@ async fn applicationset_root_with_git_directories_renders_and_syncs() {
     let emu = emulator(fast_simulation()).await;
     let report = sync_repo(&repo, &emu).await;
     for name in ["addons", "guestbook", "redis"] {
-        assert_eq!(app(&report, name).outcome, AppOutcome::Succeeded, "{report:#?}");
+        assert_eq!(
+            app(&report, name).outcome,
+            AppOutcome::Succeeded,
+            "{report:#?}"
+        );
     }
-    assert_eq!(change_of(app(&report, "guestbook"), "cm-guestbook").action.to_string(), "created");
-    assert!(get(&emu, "/api/v1/namespaces/redis/configmaps/cm-redis").await.is_some());
-    assert!(get(&emu, "/api/v1/namespaces/skip/configmaps/cm-skip").await.is_none());
-    // The set itself is not an object in the cluster; its status is.
-    assert!(
-        get(&emu, "/apis/kubesync.dev/v1alpha1/namespaces/kubesync-system/applications/addons")
-            .await
-            .is_some()
+    assert_eq!(
+        change_of(app(&report, "guestbook"), "cm-guestbook")
+            .action
+            .to_string(),
+        "created"
     );
+    assert!(get(&emu, "/api/v1/namespaces/redis/configmaps/cm-redis")
+        .await
+        .is_some());
+    assert!(get(&emu, "/api/v1/namespaces/skip/configmaps/cm-skip")
+        .await
+        .is_none());
+    // The set itself is not an object in the cluster; its status is.
+    assert!(get(
+        &emu,
+        "/apis/kubesync.dev/v1alpha1/namespaces/kubesync-system/applications/addons"
+    )
+    .await
+    .is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,27 +172,45 @@ spec:
     repo.write("objects/app/cm.yaml", &configmap("settings", "a: \"1\""));
     repo.write(
         "root.yaml",
-        &set(r#"[{env: dev}, {env: prod}]"#, "{preserveResourcesOnDeletion: true}"),
+        &set(
+            r#"[{env: dev}, {env: prod}]"#,
+            "{preserveResourcesOnDeletion: true}",
+        ),
     );
     let emu = emulator(fast_simulation()).await;
     let first = sync_repo(&repo, &emu).await;
-    assert_eq!(app(&first, "app-prod").outcome, AppOutcome::Succeeded, "{first:#?}");
+    assert_eq!(
+        app(&first, "app-prod").outcome,
+        AppOutcome::Succeeded,
+        "{first:#?}"
+    );
     assert!(first.orphaned.is_empty());
 
     // `prod` leaves the list: its app leaves the tree; its objects and its
     // Application object are kept, and the run reports it.
-    repo.write("root.yaml", &set(r#"[{env: dev}]"#, "{preserveResourcesOnDeletion: true}"));
+    repo.write(
+        "root.yaml",
+        &set(r#"[{env: dev}]"#, "{preserveResourcesOnDeletion: true}"),
+    );
     let second = sync_repo(&repo, &emu).await;
     assert!(second.get(&AppName::new("app-prod").unwrap()).is_none());
     assert_eq!(second.orphaned, [AppName::new("app-prod").unwrap()]);
-    assert!(get(&emu, "/api/v1/namespaces/prod/configmaps/settings").await.is_some());
+    assert!(get(&emu, "/api/v1/namespaces/prod/configmaps/settings")
+        .await
+        .is_some());
     assert_eq!(app(&second, "app-dev").outcome, AppOutcome::Succeeded);
 
     // Any other policy parses and maps onto the same behaviour (documented).
-    repo.write("root.yaml", &set(r#"[{env: dev}]"#, "{applicationsSync: create-only}"));
+    repo.write(
+        "root.yaml",
+        &set(r#"[{env: dev}]"#, "{applicationsSync: create-only}"),
+    );
     let third = sync_repo(&repo, &emu).await;
     assert_eq!(third.orphaned, [AppName::new("app-prod").unwrap()]);
-    repo.write("root.yaml", &set(r#"[{env: dev}]"#, "{applicationsSync: sometimes}"));
+    repo.write(
+        "root.yaml",
+        &set(r#"[{env: dev}]"#, "{applicationsSync: sometimes}"),
+    );
     let out = run(&repo.root(), &emu.url(), &["tree"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
@@ -208,15 +253,31 @@ spec:
     );
     commit(&repo);
     let root = repo.root();
-    let tree = tokio::task::spawn_blocking(move || tree_of(&root)).await.unwrap();
+    let tree = tokio::task::spawn_blocking(move || tree_of(&root))
+        .await
+        .unwrap();
     assert_eq!(names_under(&tree, "root"), ["platform"]);
-    assert_eq!(names_under(&tree, "platform"), ["a-web", "a-db", "b-web", "b-db"]);
+    assert_eq!(
+        names_under(&tree, "platform"),
+        ["a-web", "a-db", "b-web", "b-db"]
+    );
     let emu = emulator(fast_simulation()).await;
     let report = sync_repo(&repo, &emu).await;
-    assert_eq!(app(&report, "b-db").outcome, AppOutcome::Succeeded, "{report:#?}");
-    assert!(get(&emu, "/api/v1/namespaces/b-db/configmaps/cm-b").await.is_some());
+    assert_eq!(
+        app(&report, "b-db").outcome,
+        AppOutcome::Succeeded,
+        "{report:#?}"
+    );
+    assert!(get(&emu, "/api/v1/namespaces/b-db/configmaps/cm-b")
+        .await
+        .is_some());
     // The ApplicationSet was not applied as an object.
-    assert_eq!(app(&report, "root").changes.len(), 0, "{:#?}", app(&report, "root"));
+    assert_eq!(
+        app(&report, "root").changes.len(),
+        0,
+        "{:#?}",
+        app(&report, "root")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -279,7 +340,10 @@ async fn cli_tree_and_plan_show_the_set_as_parent() {
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let lines: Vec<&str> = stdout.lines().collect();
-    assert!(lines[1].starts_with("addons ") && lines[1].contains("applicationset"), "{stdout}");
+    assert!(
+        lines[1].starts_with("addons ") && lines[1].contains("applicationset"),
+        "{stdout}"
+    );
     assert!(lines[2].starts_with("├─ guestbook "), "{stdout}");
     assert!(lines[3].starts_with("└─ redis "), "{stdout}");
 
@@ -290,8 +354,14 @@ async fn cli_tree_and_plan_show_the_set_as_parent() {
     assert!(text_plan.contains("\"addons\""), "{plan:#}");
     let out = offline(&repo.root(), &["plan"]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let gb = stdout.lines().find(|l| l.trim_start().starts_with("guestbook")).expect("guestbook line");
-    assert!(gb.trim_end().ends_with("addons"), "guestbook waits for its set: {stdout}");
+    let gb = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("guestbook"))
+        .expect("guestbook line");
+    assert!(
+        gb.trim_end().ends_with("addons"),
+        "guestbook waits for its set: {stdout}"
+    );
 
     let out = run(&repo.root(), "http://127.0.0.1:9", &["tree", "-o", "json"]).await;
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -336,10 +406,18 @@ spec:
 "#,
     );
     for ns in ["team-a", "team-b", "team-c", "team-d"] {
-        repo.write(&format!("cluster/{ns}/cm.yaml"), &configmap("settings", "a: \"1\""));
+        repo.write(
+            &format!("cluster/{ns}/cm.yaml"),
+            &configmap("settings", "a: \"1\""),
+        );
     }
     let emu = emulator(fast_simulation()).await;
-    for (ns, label) in [("team-a", Some("on")), ("team-b", Some("dry-run")), ("team-c", Some("off")), ("team-d", None)] {
+    for (ns, label) in [
+        ("team-a", Some("on")),
+        ("team-b", Some("dry-run")),
+        ("team-c", Some("off")),
+        ("team-d", None),
+    ] {
         let mut obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
         if let Some(l) = label {
             obj["metadata"]["labels"] = json!({"kube-applier": l});
@@ -357,12 +435,27 @@ spec:
     // team-b's dry run leaves it OutOfSync: exit 1, as for any dry run.
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(stdout.contains("team-b") && stdout.contains("OutOfSync"), "{}", text(&out));
-    assert!(!stdout.contains("team-c") && !stdout.contains("team-d"), "{}", text(&out));
-    assert!(get(&emu, "/api/v1/namespaces/team-a/configmaps/settings").await.is_some());
+    assert!(
+        stdout.contains("team-b") && stdout.contains("OutOfSync"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !stdout.contains("team-c") && !stdout.contains("team-d"),
+        "{}",
+        text(&out)
+    );
+    assert!(get(&emu, "/api/v1/namespaces/team-a/configmaps/settings")
+        .await
+        .is_some());
     for ns in ["team-b", "team-c", "team-d"] {
         assert!(
-            get(&emu, &format!("/api/v1/namespaces/{ns}/configmaps/settings")).await.is_none(),
+            get(
+                &emu,
+                &format!("/api/v1/namespaces/{ns}/configmaps/settings")
+            )
+            .await
+            .is_none(),
             "{ns}: {}",
             text(&out)
         );
@@ -379,10 +472,16 @@ spec:
         .unwrap();
     client.request::<Value>(req).await.expect("PATCH");
     let out = run(&repo.root(), &emu.url(), &["bootstrap"]).await;
-    assert!(String::from_utf8_lossy(&out.stdout).contains("team-d"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("team-d"),
+        "{}",
+        text(&out)
+    );
     assert!(
         eventually(Duration::from_secs(5), || async {
-            get(&emu, "/api/v1/namespaces/team-d/configmaps/settings").await.is_some()
+            get(&emu, "/api/v1/namespaces/team-d/configmaps/settings")
+                .await
+                .is_some()
         })
         .await
     );
@@ -408,7 +507,13 @@ spec:
       syncPolicy: {createNamespace: true}
 "#,
     );
-    for d in ["iowa-a/bedrock-dev", "iowa-a/bedrock-prod", "oregon-b/bedrock-dev", "all-clusters/bedrock-dev", "bedrock-stage"] {
+    for d in [
+        "iowa-a/bedrock-dev",
+        "iowa-a/bedrock-prod",
+        "oregon-b/bedrock-dev",
+        "all-clusters/bedrock-dev",
+        "bedrock-stage",
+    ] {
         let name = d.replace('/', "-");
         repo.write(&format!("{d}/cm.yaml"), &configmap(&name, "a: \"1\""));
     }
@@ -416,20 +521,43 @@ spec:
     let out = run(
         &repo.root(),
         &emu.url(),
-        &["bootstrap", "--cluster-name", "iowa-a", "--managed-namespaces", "bedrock-dev,bedrock-stage"],
+        &[
+            "bootstrap",
+            "--cluster-name",
+            "iowa-a",
+            "--managed-namespaces",
+            "bedrock-dev,bedrock-stage",
+        ],
     )
     .await;
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(stdout.contains("iowa-a-bedrock-dev"), "{stdout}");
     assert!(stdout.contains("iowa-a-bedrock-stage"), "{stdout}");
-    assert!(!stdout.contains("bedrock-prod"), "not a managed namespace: {stdout}");
-    assert!(get(&emu, "/api/v1/namespaces/bedrock-dev/configmaps/iowa-a-bedrock-dev").await.is_some());
-    assert!(get(&emu, "/api/v1/namespaces/bedrock-stage/configmaps/bedrock-stage").await.is_some());
+    assert!(
+        !stdout.contains("bedrock-prod"),
+        "not a managed namespace: {stdout}"
+    );
+    assert!(get(
+        &emu,
+        "/api/v1/namespaces/bedrock-dev/configmaps/iowa-a-bedrock-dev"
+    )
+    .await
+    .is_some());
+    assert!(get(
+        &emu,
+        "/api/v1/namespaces/bedrock-stage/configmaps/bedrock-stage"
+    )
+    .await
+    .is_some());
     // Without a cluster name the set fails alone, saying what to set.
     let out = run(&repo.root(), &emu.url(), &["tree"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--cluster-name (CLUSTER_NAME)"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--cluster-name (CLUSTER_NAME)"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -462,14 +590,36 @@ fn the_example_bootstraps_into_the_emulator() {
         .iter()
         .filter_map(|i| i.pointer("/metadata/name").and_then(Value::as_str))
         .collect();
-    assert_eq!(names, ["guestbook-dev", "guestbook-staging", "redis-dev", "redis-staging"]);
+    assert_eq!(
+        names,
+        [
+            "guestbook-dev",
+            "guestbook-staging",
+            "redis-dev",
+            "redis-staging"
+        ]
+    );
     let staging = &list["items"][1];
-    assert_eq!(staging.pointer("/metadata/annotations/example.com~1replicas"), Some(&json!("2")));
-    assert_eq!(list["items"][0].pointer("/metadata/annotations/example.com~1replicas"), None);
+    assert_eq!(
+        staging.pointer("/metadata/annotations/example.com~1replicas"),
+        Some(&json!("2"))
+    );
+    assert_eq!(
+        list["items"][0].pointer("/metadata/annotations/example.com~1replicas"),
+        None
+    );
 
     assert!(bootstrap.status.success(), "{}", text(&bootstrap));
     let stdout = String::from_utf8_lossy(&bootstrap.stdout).to_string();
-    assert!(stdout.contains("7/7 applications succeeded"), "{}", text(&bootstrap));
-    assert!(stdout.contains("config-in-cluster.json"), "{}", text(&bootstrap));
+    assert!(
+        stdout.contains("7/7 applications succeeded"),
+        "{}",
+        text(&bootstrap)
+    );
+    assert!(
+        stdout.contains("config-in-cluster.json"),
+        "{}",
+        text(&bootstrap)
+    );
     assert!(!stdout.contains("remote-eu"), "{}", text(&bootstrap));
 }

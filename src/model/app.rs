@@ -319,6 +319,12 @@ impl Application {
             (ARGOCD_API_VERSION, Some("ApplicationSet")) => {
                 super::appset::parse(obj, &ctx, Flavor::ArgoCd)
             }
+            (_, Some("ApplicationSet")) => Err(ctx.err(
+                "apiVersion",
+                format!(
+                    "unsupported ApplicationSet apiVersion \"{api_version}\" (expected {KUBESYNC_API_VERSION} or {ARGOCD_API_VERSION})"
+                ),
+            )),
             (_, Some("Application")) => Err(ctx.err(
                 "apiVersion",
                 format!(
@@ -355,12 +361,14 @@ pub fn is_application(obj: &Value) -> bool {
 /// Whether `obj` claims to be an Application in some group (used to report a
 /// wrong apiVersion instead of silently treating it as a plain object).
 pub fn looks_like_application(obj: &Value) -> bool {
-    obj.get("kind").and_then(Value::as_str) == Some("Application")
-        && obj
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .map(|v| v.starts_with("kubesync.") || v.starts_with("argoproj.io/"))
-            .unwrap_or(false)
+    matches!(
+        obj.get("kind").and_then(Value::as_str),
+        Some("Application" | "ApplicationSet")
+    ) && obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .map(|v| v.starts_with("kubesync.") || v.starts_with("argoproj.io/"))
+        .unwrap_or(false)
 }
 
 /// Reads the root manifest: a YAML file holding one or more Applications.

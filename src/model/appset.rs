@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use super::app::{wrong_type, Ctx};
 use super::{
-    Application, Destination, Flavor, ModelError, RendererSpec, RepoPath, Source, SyncPolicy,
-    Tier, DEPENDS_ON_ANNOTATION, TIER_ANNOTATION,
+    Application, Destination, Flavor, ModelError, RendererSpec, RepoPath, Source, SyncPolicy, Tier,
+    DEPENDS_ON_ANNOTATION, TIER_ANNOTATION,
 };
 
 /// What happens to generated Applications when the set stops generating them
@@ -36,7 +36,10 @@ pub enum ApplicationsSync {
 impl ApplicationsSync {
     /// Whether Argo CD would delete an Application the set no longer generates.
     pub fn deletes(self) -> bool {
-        matches!(self, ApplicationsSync::Sync | ApplicationsSync::CreateDelete)
+        matches!(
+            self,
+            ApplicationsSync::Sync | ApplicationsSync::CreateDelete
+        )
     }
 }
 
@@ -122,7 +125,9 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx, generates: Flavor) -> Result<Applica
         Some(Value::Array(list)) if !list.is_empty() => {
             for (i, g) in list.iter().enumerate() {
                 if !g.is_object() {
-                    return Err(ctx.err(&format!("spec.generators[{i}]"), wrong_type("a mapping", g)));
+                    return Err(
+                        ctx.err(&format!("spec.generators[{i}]"), wrong_type("a mapping", g))
+                    );
                 }
             }
             list.clone()
@@ -138,7 +143,9 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx, generates: Flavor) -> Result<Applica
         None | Some(Value::Null) => return Err(ctx.err("spec.template", "is required")),
         Some(other) => return Err(ctx.err("spec.template", wrong_type("a mapping", other))),
     };
-    let go_template = ctx.opt_bool(spec, "goTemplate", "spec.goTemplate")?.unwrap_or(false);
+    let go_template = ctx
+        .opt_bool(spec, "goTemplate", "spec.goTemplate")?
+        .unwrap_or(false);
     let mut missing_key_error = false;
     for (i, o) in ctx
         .string_list(spec, "goTemplateOptions", "spec.goTemplateOptions")?
@@ -151,7 +158,9 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx, generates: Flavor) -> Result<Applica
             other => {
                 return Err(ctx.err(
                     &format!("spec.goTemplateOptions[{i}]"),
-                    format!("\"{other}\" is not a Go template option (missingkey=default|zero|error)"),
+                    format!(
+                        "\"{other}\" is not a Go template option (missingkey=default|zero|error)"
+                    ),
                 ))
             }
         }
@@ -165,7 +174,10 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx, generates: Flavor) -> Result<Applica
     }
     let mut applications_sync = ApplicationsSync::default();
     let mut preserve = false;
-    if ctx.opt_map(spec, "syncPolicy", "spec.syncPolicy")?.is_some() {
+    if ctx
+        .opt_map(spec, "syncPolicy", "spec.syncPolicy")?
+        .is_some()
+    {
         let sp = &spec["syncPolicy"];
         if let Some(v) = ctx.opt_str(sp, "applicationsSync", "spec.syncPolicy.applicationsSync")? {
             applications_sync = match v.as_str() {
@@ -196,7 +208,13 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx, generates: Flavor) -> Result<Applica
         )?,
         Flavor::ArgoCd => ctx.depends_on(
             annotation(DEPENDS_ON_ANNOTATION)
-                .map(|s| s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+                .map(|s| {
+                    s.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default(),
             &format!("metadata.annotations.{DEPENDS_ON_ANNOTATION}"),
         )?,
@@ -228,4 +246,111 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx, generates: Flavor) -> Result<Applica
         project: None,
         origin: ctx.origin.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::ObjectOrigin;
+
+    fn parse_obj(obj: serde_json::Value) -> Result<Application, ModelError> {
+        let origin = ObjectOrigin {
+            file: "set.yaml".into(),
+            doc: 0,
+        };
+        Application::from_object(&obj, &origin)
+    }
+
+    fn argo(spec: serde_json::Value) -> serde_json::Value {
+        json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet", "metadata": {"name": "s"}, "spec": spec})
+    }
+
+    fn set_of(app: &Application) -> &AppSetSpec {
+        match &app.source.renderer {
+            RendererSpec::ApplicationSet(s) => s,
+            other => panic!("not a set: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_both_kinds() {
+        let app = parse_obj(argo(json!({
+            "goTemplate": true,
+            "goTemplateOptions": ["missingkey=error"],
+            "generators": [{"list": {"elements": []}}],
+            "template": {"metadata": {"name": "x"}, "spec": {}},
+            "syncPolicy": {"applicationsSync": "create-update", "preserveResourcesOnDeletion": true}
+        })))
+        .unwrap();
+        assert_eq!(app.tier, Tier::System);
+        assert_eq!(app.source.renderer.kind_name(), "applicationset");
+        let s = set_of(&app);
+        assert!(s.go_template && s.missing_key_error && s.preserve_resources_on_deletion);
+        assert_eq!(s.applications_sync, ApplicationsSync::CreateUpdate);
+        assert!(!s.applications_sync.deletes());
+        assert_eq!(s.generates, Flavor::ArgoCd);
+
+        let own = parse_obj(json!({
+            "apiVersion": "kubesync.dev/v1alpha1", "kind": "ApplicationSet",
+            "metadata": {"name": "ns"},
+            "spec": {"generators": [{"namespaceDirectories": {"path": "cluster"}}], "dependsOn": ["base"]}
+        }))
+        .unwrap();
+        assert_eq!(own.tier, Tier::App);
+        assert_eq!(own.depends_on[0].as_str(), "base");
+        assert_eq!(set_of(&own).template, None);
+        assert_eq!(set_of(&own).generates, Flavor::Kubesync);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let gens = json!([{"list": {"elements": []}}]);
+        let tmpl = json!({"metadata": {"name": "x"}, "spec": {}});
+        for (spec, field, want) in [
+            (json!({"template": tmpl}), "spec.generators", "is required"),
+            (
+                json!({"generators": [], "template": tmpl}),
+                "spec.generators",
+                "at least one",
+            ),
+            (
+                json!({"generators": ["x"], "template": tmpl}),
+                "spec.generators[0]",
+                "a mapping",
+            ),
+            (json!({"generators": gens}), "spec.template", "is required"),
+            (
+                json!({"generators": gens, "template": tmpl, "goTemplateOptions": ["missingkey=maybe"]}),
+                "spec.goTemplateOptions[0]",
+                "not a Go template option",
+            ),
+            (
+                json!({"generators": gens, "template": tmpl, "templatePatch": "x"}),
+                "spec.templatePatch",
+                "goTemplate: true",
+            ),
+            (
+                json!({"generators": gens, "template": tmpl, "syncPolicy": {"applicationsSync": "never"}}),
+                "spec.syncPolicy.applicationsSync",
+                "not a policy",
+            ),
+        ] {
+            let e = parse_obj(argo(spec.clone())).unwrap_err();
+            assert_eq!(e.field, field, "{spec}: {e}");
+            assert!(e.message.contains(want), "{spec}: {e}");
+        }
+        let e = parse_obj(json!({
+            "apiVersion": "kubesync.dev/v1alpha1", "kind": "ApplicationSet", "metadata": {"name": "s"},
+            "spec": {"generators": gens, "generator": []}
+        }))
+        .unwrap_err();
+        assert_eq!(e.field, "spec.generator");
+        let e = parse_obj(json!({"apiVersion": "argoproj.io/v1beta9", "kind": "ApplicationSet", "metadata": {"name": "s"}, "spec": {}})).unwrap_err();
+        assert!(
+            e.message.contains("unsupported ApplicationSet apiVersion"),
+            "{e}"
+        );
+    }
 }

@@ -549,7 +549,11 @@ impl AppTree {
     pub fn namespace_gates(&self) -> Vec<NamespaceGate> {
         let mut out = Vec::new();
         for node in &self.nodes {
-            for m in node.manifests().iter().filter(|m| is_application(&m.object)) {
+            for m in node
+                .manifests()
+                .iter()
+                .filter(|m| is_application(&m.object))
+            {
                 let label = m
                     .object
                     .pointer("/metadata/annotations")
@@ -563,7 +567,9 @@ impl AppTree {
                 let (Some(label), Some(name)) = (label, name) else {
                     continue;
                 };
-                let Some(child) = self.get(&name) else { continue };
+                let Some(child) = self.get(&name) else {
+                    continue;
+                };
                 if child.parent.as_ref() != Some(&node.app.name) {
                     continue;
                 }
@@ -646,7 +652,11 @@ fn mark_dry_run(node: &mut AppNode) {
         return;
     };
     let mut r = (**r).clone();
-    for m in r.manifests.iter_mut().filter(|m| !is_application(&m.object)) {
+    for m in r
+        .manifests
+        .iter_mut()
+        .filter(|m| !is_application(&m.object))
+    {
         if let Some(meta) = m.object.get_mut("metadata").and_then(|v| v.as_object_mut()) {
             let ann = meta
                 .entry("annotations")

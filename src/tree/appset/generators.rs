@@ -47,14 +47,22 @@ pub(super) fn run(
     let kinds: Vec<&String> = m.keys().filter(|k| *k != "selector").collect();
     let kind = match kinds.as_slice() {
         [k] => k.as_str(),
-        [] => return fail(at, format!("names no generator (one of {})", KINDS.join(", "))),
+        [] => {
+            return fail(
+                at,
+                format!("names no generator (one of {})", KINDS.join(", ")),
+            )
+        }
         many => {
             return fail(
                 at,
                 format!(
                     "names {} generators ({}); one per entry",
                     many.len(),
-                    many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    many.iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )
         }
@@ -63,7 +71,10 @@ pub(super) fn run(
     if UNSUPPORTED.contains(&kind) {
         return fail(
             &here,
-            format!("the {kind} generator is not supported by kubesync (supported: {})", KINDS.join(", ")),
+            format!(
+                "the {kind} generator is not supported by kubesync (supported: {})",
+                KINDS.join(", ")
+            ),
         );
     }
     let spec = &m[kind];
@@ -81,7 +92,10 @@ pub(super) fn run(
         other => {
             return fail(
                 at,
-                format!("unknown generator \"{other}\" (supported: {})", KINDS.join(", ")),
+                format!(
+                    "unknown generator \"{other}\" (supported: {})",
+                    KINDS.join(", ")
+                ),
             )
         }
     };
@@ -159,12 +173,10 @@ fn add_values(
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        let r = exp
-            .render_str(&text, params)
-            .map_err(|e| AppSetError {
-                at: format!("{at}.values.{k}"),
-                message: e,
-            })?;
+        let r = exp.render_str(&text, params).map_err(|e| AppSetError {
+            at: format!("{at}.values.{k}"),
+            message: e,
+        })?;
         rendered.insert(k.clone(), Value::String(r));
     }
     if exp.go {
@@ -191,7 +203,12 @@ fn list(exp: &Expansion, spec: &Value, at: &str) -> Result<Vec<ParamSet>, AppSet
         match parsed {
             Value::Array(a) => elements.extend(a),
             Value::Null => {}
-            _ => return fail(&format!("{at}.elementsYaml"), "must be a YAML sequence of mappings"),
+            _ => {
+                return fail(
+                    &format!("{at}.elementsYaml"),
+                    "must be a YAML sequence of mappings",
+                )
+            }
         }
     }
     elements
@@ -206,7 +223,10 @@ fn list(exp: &Expansion, spec: &Value, at: &str) -> Result<Vec<ParamSet>, AppSet
 
 fn clusters(exp: &Expansion, spec: &Value, at: &str) -> Result<Vec<ParamSet>, AppSetError> {
     let env = exp.ctx.env;
-    let name = env.cluster_name.clone().unwrap_or_else(|| IN_CLUSTER_NAME.to_string());
+    let name = env
+        .cluster_name
+        .clone()
+        .unwrap_or_else(|| IN_CLUSTER_NAME.to_string());
     let labels: Map<String, Value> = env
         .cluster_labels
         .iter()
@@ -255,7 +275,12 @@ fn glob(pattern: &str, at: &str) -> Result<GlobMatcher, AppSetError> {
 }
 
 /// `path`, `path.basename`, … for a directory (Argo CD's git parameters).
-fn path_params(exp: &Expansion, dir: &str, file: Option<&str>, prefix: Option<&str>) -> Map<String, Value> {
+fn path_params(
+    exp: &Expansion,
+    dir: &str,
+    file: Option<&str>,
+    prefix: Option<&str>,
+) -> Map<String, Value> {
     let segments: Vec<&str> = if dir.is_empty() || dir == "." {
         Vec::new()
     } else {
@@ -288,7 +313,12 @@ fn path_params(exp: &Expansion, dir: &str, file: Option<&str>, prefix: Option<&s
             None => k.to_string(),
         };
         out.insert(key("path"), p["path"].clone());
-        for k in ["basename", "basenameNormalized", "filename", "filenameNormalized"] {
+        for k in [
+            "basename",
+            "basenameNormalized",
+            "filename",
+            "filenameNormalized",
+        ] {
             if let Some(v) = p.get(k) {
                 out.insert(key(&format!("path.{k}")), v.clone());
             }
@@ -311,7 +341,10 @@ fn git(exp: &Expansion, spec: &Value, at: &str) -> Result<Vec<ParamSet>, AppSetE
     }
     let field = if has_dirs { "directories" } else { "files" };
     let Some(items) = spec[field].as_array() else {
-        return fail(&format!("{at}.{field}"), "must be a sequence of {path, exclude}");
+        return fail(
+            &format!("{at}.{field}"),
+            "must be a sequence of {path, exclude}",
+        );
     };
     let mut include = Vec::new();
     let mut exclude = Vec::new();
@@ -333,9 +366,8 @@ fn git(exp: &Expansion, spec: &Value, at: &str) -> Result<Vec<ParamSet>, AppSetE
             at: at.to_string(),
             message: e,
         })?;
-    let selected = |p: &str| {
-        include.iter().any(|g| g.is_match(p)) && !exclude.iter().any(|g| g.is_match(p))
-    };
+    let selected =
+        |p: &str| include.iter().any(|g| g.is_match(p)) && !exclude.iter().any(|g| g.is_match(p));
     let mut out = Vec::new();
     if has_dirs {
         for d in listing.dirs.iter().filter(|d| selected(d)) {
@@ -352,7 +384,10 @@ fn git(exp: &Expansion, spec: &Value, at: &str) -> Result<Vec<ParamSet>, AppSetE
         }
         let size = std::fs::metadata(&full).map(|m| m.len()).unwrap_or(0);
         if size > MAX_FILE_BYTES {
-            return fail(at, format!("{f} is larger than {} MiB", MAX_FILE_BYTES >> 20));
+            return fail(
+                at,
+                format!("{f} is larger than {} MiB", MAX_FILE_BYTES >> 20),
+            );
         }
         let text = std::fs::read_to_string(&full).map_err(|e| AppSetError {
             at: at.to_string(),
@@ -382,7 +417,12 @@ fn git(exp: &Expansion, spec: &Value, at: &str) -> Result<Vec<ParamSet>, AppSetE
                     _ => fail(at, format!("{f}: each element must be a mapping")),
                 })
                 .collect::<Result<_, _>>()?,
-            _ => return fail(at, format!("{f} must hold a mapping or a sequence of mappings")),
+            _ => {
+                return fail(
+                    at,
+                    format!("{f} must hold a mapping or a sequence of mappings"),
+                )
+            }
         };
         let (dir, filename) = match f.rsplit_once('/') {
             Some((d, n)) => (d, n),
@@ -402,29 +442,45 @@ fn git(exp: &Expansion, spec: &Value, at: &str) -> Result<Vec<ParamSet>, AppSetE
 fn children<'v>(spec: &'v Value, at: &str) -> Result<&'v Vec<Value>, AppSetError> {
     match spec.get("generators") {
         Some(Value::Array(a)) => Ok(a),
-        _ => fail(&format!("{at}.generators"), "is required (a sequence of generators)"),
+        _ => fail(
+            &format!("{at}.generators"),
+            "is required (a sequence of generators)",
+        ),
     }
 }
 
-fn matrix(exp: &Expansion, spec: &Value, at: &str, depth: usize) -> Result<Vec<ParamSet>, AppSetError> {
+fn matrix(
+    exp: &Expansion,
+    spec: &Value,
+    at: &str,
+    depth: usize,
+) -> Result<Vec<ParamSet>, AppSetError> {
     if depth >= MAX_NESTING {
-        return fail(at, format!("matrix and merge generators nest deeper than {MAX_NESTING} levels"));
+        return fail(
+            at,
+            format!("matrix and merge generators nest deeper than {MAX_NESTING} levels"),
+        );
     }
     let gens = children(spec, at)?;
     if gens.len() != 2 {
         return fail(
             &format!("{at}.generators"),
-            format!("a matrix combines exactly two generators, found {}", gens.len()),
+            format!(
+                "a matrix combines exactly two generators, found {}",
+                gens.len()
+            ),
         );
     }
     let first = run(exp, &gens[0], &format!("{at}.generators[0]"), depth + 1)?;
     let mut out = Vec::new();
     for a in first {
         // The second generator may use the first one's parameters.
-        let second_spec = exp.render_value(&gens[1], &a.params).map_err(|e| AppSetError {
-            at: format!("{at}.generators[1]"),
-            message: e,
-        })?;
+        let second_spec = exp
+            .render_value(&gens[1], &a.params)
+            .map_err(|e| AppSetError {
+                at: format!("{at}.generators[1]"),
+                message: e,
+            })?;
         let second = run(exp, &second_spec, &format!("{at}.generators[1]"), depth + 1)?;
         for b in second {
             let params = combine(exp, &a.params, &b.params).map_err(|e| AppSetError {
@@ -434,7 +490,10 @@ fn matrix(exp: &Expansion, spec: &Value, at: &str, depth: usize) -> Result<Vec<P
             out.push(ParamSet {
                 params,
                 template: b.template.clone().or_else(|| a.template.clone()),
-                namespace_label: b.namespace_label.clone().or_else(|| a.namespace_label.clone()),
+                namespace_label: b
+                    .namespace_label
+                    .clone()
+                    .or_else(|| a.namespace_label.clone()),
             });
         }
     }
@@ -444,7 +503,11 @@ fn matrix(exp: &Expansion, spec: &Value, at: &str, depth: usize) -> Result<Vec<P
 /// A matrix's two parameter sets as one: for fasttemplate a key both define
 /// with different values is an error (as in Argo CD); for Go templates the
 /// second is merged over the first.
-fn combine(exp: &Expansion, a: &Map<String, Value>, b: &Map<String, Value>) -> Result<Map<String, Value>, String> {
+fn combine(
+    exp: &Expansion,
+    a: &Map<String, Value>,
+    b: &Map<String, Value>,
+) -> Result<Map<String, Value>, String> {
     if exp.go {
         let mut out = Value::Object(a.clone());
         crate::model::deep_merge(&mut out, &Value::Object(b.clone()));
@@ -482,9 +545,17 @@ fn lookup<'v>(params: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
     Some(cur)
 }
 
-fn merge(exp: &Expansion, spec: &Value, at: &str, depth: usize) -> Result<Vec<ParamSet>, AppSetError> {
+fn merge(
+    exp: &Expansion,
+    spec: &Value,
+    at: &str,
+    depth: usize,
+) -> Result<Vec<ParamSet>, AppSetError> {
     if depth >= MAX_NESTING {
-        return fail(at, format!("matrix and merge generators nest deeper than {MAX_NESTING} levels"));
+        return fail(
+            at,
+            format!("matrix and merge generators nest deeper than {MAX_NESTING} levels"),
+        );
     }
     let keys: Vec<String> = match spec.get("mergeKeys") {
         Some(Value::Array(a)) if !a.is_empty() => a
@@ -499,7 +570,10 @@ fn merge(exp: &Expansion, spec: &Value, at: &str, depth: usize) -> Result<Vec<Pa
     };
     let gens = children(spec, at)?;
     if gens.len() < 2 {
-        return fail(&format!("{at}.generators"), "a merge needs at least two generators");
+        return fail(
+            &format!("{at}.generators"),
+            "a merge needs at least two generators",
+        );
     }
     let key_of = |ps: &ParamSet, gi: usize| -> Result<Option<String>, AppSetError> {
         let mut parts = Vec::new();
@@ -519,7 +593,10 @@ fn merge(exp: &Expansion, spec: &Value, at: &str, depth: usize) -> Result<Vec<Pa
             if index.insert(k.clone(), i).is_some() {
                 return fail(
                     &format!("{at}.generators[0]"),
-                    format!("two parameter sets have the same merge keys ({})", keys.join(", ")),
+                    format!(
+                        "two parameter sets have the same merge keys ({})",
+                        keys.join(", ")
+                    ),
                 );
             }
         }
@@ -532,7 +609,10 @@ fn merge(exp: &Expansion, spec: &Value, at: &str, depth: usize) -> Result<Vec<Pa
             if !seen.insert(k.clone()) {
                 return fail(
                     &gat,
-                    format!("two parameter sets have the same merge keys ({})", keys.join(", ")),
+                    format!(
+                        "two parameter sets have the same merge keys ({})",
+                        keys.join(", ")
+                    ),
                 );
             }
             if let Some(&i) = index.get(&k) {
@@ -572,7 +652,10 @@ pub(super) fn selector_matches(sel: &Value, labels: &Map<String, Value>) -> Resu
             return Err("matchExpressions must be a sequence".into());
         };
         for (i, e) in exprs.iter().enumerate() {
-            let key = e.get("key").and_then(Value::as_str).ok_or(format!("matchExpressions[{i}].key is required"))?;
+            let key = e
+                .get("key")
+                .and_then(Value::as_str)
+                .ok_or(format!("matchExpressions[{i}].key is required"))?;
             let op = e.get("operator").and_then(Value::as_str).unwrap_or("");
             let values: Vec<String> = e
                 .get("values")
@@ -597,7 +680,12 @@ pub(super) fn selector_matches(sel: &Value, labels: &Map<String, Value>) -> Resu
 
 /// The parameters of a namespace directory: `name` and `namespace` (the
 /// directory's name), `path`…, plus `cluster` for the cluster layout.
-fn namespace_params(exp: &Expansion, dir: &str, ns: &str, cluster: Option<&str>) -> Map<String, Value> {
+fn namespace_params(
+    exp: &Expansion,
+    dir: &str,
+    ns: &str,
+    cluster: Option<&str>,
+) -> Map<String, Value> {
     let mut params = path_params(exp, dir, None, None);
     params.insert("name".into(), json!(ns));
     params.insert("namespace".into(), json!(ns));
@@ -608,7 +696,10 @@ fn namespace_params(exp: &Expansion, dir: &str, ns: &str, cluster: Option<&str>)
 }
 
 /// The level-1 directories of `base` in a listing.
-fn children_of<'l>(dirs: &'l [String], base: &str) -> impl Iterator<Item = (&'l str, &'l str)> + 'l {
+fn children_of<'l>(
+    dirs: &'l [String],
+    base: &str,
+) -> impl Iterator<Item = (&'l str, &'l str)> + 'l {
     let prefix = if base == "." || base.is_empty() {
         String::new()
     } else {
@@ -634,19 +725,30 @@ fn base_path(spec: &Value, at: &str) -> Result<String, AppSetError> {
 /// namespace of that name. With `label`, an app is only synced while its
 /// namespace carries that label `on` (or `dry-run`: reported, not written),
 /// which is checked where the cluster is known.
-fn namespace_directories(exp: &Expansion, spec: &Value, at: &str) -> Result<Vec<ParamSet>, AppSetError> {
+fn namespace_directories(
+    exp: &Expansion,
+    spec: &Value,
+    at: &str,
+) -> Result<Vec<ParamSet>, AppSetError> {
     let base = base_path(spec, at)?;
     let label = opt_str(spec, "label", at)?;
     if let Some(l) = &label {
-        crate::model::validate_dns1123_subdomain(l.rsplit('/').next().unwrap_or(l))
-            .map_err(|e| AppSetError {
+        crate::model::validate_dns1123_subdomain(l.rsplit('/').next().unwrap_or(l)).map_err(
+            |e| AppSetError {
                 at: format!("{at}.label"),
                 message: format!("\"{l}\" is not a label key: {e}"),
-            })?;
+            },
+        )?;
     }
     let listing = exp
-        .listing(opt_str(spec, "repoURL", at)?.as_deref(), opt_str(spec, "revision", at)?.as_deref())
-        .map_err(|e| AppSetError { at: at.to_string(), message: e })?;
+        .listing(
+            opt_str(spec, "repoURL", at)?.as_deref(),
+            opt_str(spec, "revision", at)?.as_deref(),
+        )
+        .map_err(|e| AppSetError {
+            at: at.to_string(),
+            message: e,
+        })?;
     let mut out = Vec::new();
     for (dir, ns) in children_of(&listing.dirs, &base) {
         if crate::model::validate_dns1123_label(ns).is_err() {
@@ -665,19 +767,25 @@ fn namespace_directories(exp: &Expansion, spec: &Value, at: &str) -> Result<Vec<
 /// cluster, plus `path/$namespace` for the managed namespaces that have no
 /// cluster-specific directory; with managed namespaces (`namespaces`, else
 /// `MANAGED_NAMESPACES`), only those.
-fn cluster_namespace_directories(exp: &Expansion, spec: &Value, at: &str) -> Result<Vec<ParamSet>, AppSetError> {
+fn cluster_namespace_directories(
+    exp: &Expansion,
+    spec: &Value,
+    at: &str,
+) -> Result<Vec<ParamSet>, AppSetError> {
     let base = base_path(spec, at)?;
-    let cluster = match opt_str(spec, "cluster", at)?.or_else(|| exp.ctx.env.cluster_name.clone()) {
-        Some(c) => c,
-        None => {
-            return fail(
+    let cluster =
+        match opt_str(spec, "cluster", at)?.or_else(|| exp.ctx.env.cluster_name.clone()) {
+            Some(c) => c,
+            None => return fail(
                 at,
                 "names no cluster: set cluster, or run kubesync with --cluster-name (CLUSTER_NAME)",
-            )
-        }
-    };
+            ),
+        };
     if cluster.contains('/') || cluster == ".." || cluster == "." {
-        return fail(&format!("{at}.cluster"), format!("\"{cluster}\" is not a directory name"));
+        return fail(
+            &format!("{at}.cluster"),
+            format!("\"{cluster}\" is not a directory name"),
+        );
     }
     let managed: Option<Vec<String>> = match spec.get("namespaces") {
         None | Some(Value::Null) => exp.ctx.env.managed_namespaces.clone(),
@@ -691,12 +799,27 @@ fn cluster_namespace_directories(exp: &Expansion, spec: &Value, at: &str) -> Res
                 })?,
         ),
         Some(Value::String(s)) => Some(split_list(s)),
-        Some(_) => return fail(&format!("{at}.namespaces"), "must be a sequence of namespace names"),
+        Some(_) => {
+            return fail(
+                &format!("{at}.namespaces"),
+                "must be a sequence of namespace names",
+            )
+        }
     };
     let listing = exp
-        .listing(opt_str(spec, "repoURL", at)?.as_deref(), opt_str(spec, "revision", at)?.as_deref())
-        .map_err(|e| AppSetError { at: at.to_string(), message: e })?;
-    let cluster_dir = if base == "." { cluster.clone() } else { format!("{base}/{cluster}") };
+        .listing(
+            opt_str(spec, "repoURL", at)?.as_deref(),
+            opt_str(spec, "revision", at)?.as_deref(),
+        )
+        .map_err(|e| AppSetError {
+            at: at.to_string(),
+            message: e,
+        })?;
+    let cluster_dir = if base == "." {
+        cluster.clone()
+    } else {
+        format!("{base}/{cluster}")
+    };
     let managed_ok = |ns: &str| managed.as_ref().is_none_or(|m| m.iter().any(|x| x == ns));
     let mut out = Vec::new();
     let mut seen = std::collections::BTreeSet::new();

@@ -30,6 +30,12 @@ impl std::fmt::Display for TemplateError {
     }
 }
 
+/// Largest integer `range` counts to.
+const MAX_RANGE: u64 = 100_000;
+/// Largest output of one template (a template is one string of a set's
+/// template; anything this large is a mistake).
+pub const MAX_OUTPUT: usize = 4 << 20;
+
 fn err<T>(msg: impl Into<String>) -> Result<T, TemplateError> {
     Err(TemplateError(msg.into()))
 }
@@ -110,7 +116,8 @@ fn split(src: &str) -> Result<Vec<Piece>, TemplateError> {
             text = text.trim_start();
         }
         let after = &rest[start + 2..];
-        let trim_left = after.starts_with("- ") || after.starts_with("-\t") || after.starts_with("-\n");
+        let trim_left =
+            after.starts_with("- ") || after.starts_with("-\t") || after.starts_with("-\n");
         if trim_left {
             text = text.trim_end();
         }
@@ -121,7 +128,10 @@ fn split(src: &str) -> Result<Vec<Piece>, TemplateError> {
         let body = &after[body_start..];
         // Find the closing `}}` outside string literals.
         let end = find_close(body).ok_or_else(|| {
-            TemplateError(format!("unclosed action: {{{{{}", body.chars().take(40).collect::<String>()))
+            TemplateError(format!(
+                "unclosed action: {{{{{}",
+                body.chars().take(40).collect::<String>()
+            ))
         })?;
         let mut inner = &body[..end];
         trim_next = false;
@@ -172,7 +182,10 @@ fn find_close(s: &str) -> Option<usize> {
 }
 
 fn field_chain(s: &str) -> Vec<String> {
-    s.split('.').filter(|p| !p.is_empty()).map(String::from).collect()
+    s.split('.')
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 fn lex(src: &str) -> Result<Vec<Tok>, TemplateError> {
@@ -246,7 +259,9 @@ fn lex(src: &str) -> Result<Vec<Tok>, TemplateError> {
                 let Some(len) = chars[start..].iter().position(|&c| c == '`') else {
                     return err(format!("unterminated raw string in \"{src}\""));
                 };
-                out.push(Tok::Lit(Value::String(chars[start..start + len].iter().collect())));
+                out.push(Tok::Lit(Value::String(
+                    chars[start..start + len].iter().collect(),
+                )));
                 i = start + len + 1;
             }
             '\'' => {
@@ -281,7 +296,10 @@ fn lex(src: &str) -> Result<Vec<Tok>, TemplateError> {
                 let chain: String = chars[fstart..i].iter().collect();
                 out.push(Tok::Var(name, field_chain(&chain)));
             }
-            c if c.is_ascii_digit() || ((c == '-' || c == '+') && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) => {
+            c if c.is_ascii_digit()
+                || ((c == '-' || c == '+')
+                    && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) =>
+            {
                 let start = i;
                 i += 1;
                 while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
@@ -291,11 +309,17 @@ fn lex(src: &str) -> Result<Vec<Tok>, TemplateError> {
                 let v = if let Ok(n) = s.parse::<i64>() {
                     Value::from(n)
                 } else if let Some(h) = s.strip_prefix("0x") {
-                    Value::from(i64::from_str_radix(h, 16).map_err(|_| TemplateError(format!("bad number {s}")))?)
+                    Value::from(
+                        i64::from_str_radix(h, 16)
+                            .map_err(|_| TemplateError(format!("bad number {s}")))?,
+                    )
                 } else {
-                    Number::from_f64(s.parse::<f64>().map_err(|_| TemplateError(format!("bad number syntax: \"{s}\"")))?)
-                        .map(Value::Number)
-                        .unwrap_or(Value::Null)
+                    Number::from_f64(
+                        s.parse::<f64>()
+                            .map_err(|_| TemplateError(format!("bad number syntax: \"{s}\"")))?,
+                    )
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null)
                 };
                 out.push(Tok::Lit(v));
             }
@@ -365,7 +389,12 @@ impl PipeParser<'_> {
                     }
                     self.pos -= 1;
                     let _ = chain;
-                    return Ok(Pipe { vars, declare, cmds, text: self.text.to_string() });
+                    return Ok(Pipe {
+                        vars,
+                        declare,
+                        cmds,
+                        text: self.text.to_string(),
+                    });
                 }
                 Tok::RParen(_) => return err(format!("unexpected \")\" in \"{}\"", self.text)),
                 Tok::LParen => {
@@ -394,15 +423,28 @@ impl PipeParser<'_> {
             cmds.push(cur);
         }
         if cmds.is_empty() {
-            return err(format!("missing value for command in \"{{{{{}}}}}\"", self.text));
+            return err(format!(
+                "missing value for command in \"{{{{{}}}}}\"",
+                self.text
+            ));
         }
-        Ok(Pipe { vars, declare, cmds, text: self.text.to_string() })
+        Ok(Pipe {
+            vars,
+            declare,
+            cmds,
+            text: self.text.to_string(),
+        })
     }
 }
 
 fn parse_pipe(text: &str) -> Result<Pipe, TemplateError> {
     let toks = lex(text)?;
-    PipeParser { toks: &toks, pos: 0, text }.pipe(false)
+    PipeParser {
+        toks: &toks,
+        pos: 0,
+        text,
+    }
+    .pipe(false)
 }
 
 enum Stop {
@@ -433,7 +475,9 @@ fn parse_list(pieces: &[Piece], pos: &mut usize) -> Result<(Vec<Node>, Stop), Te
                         nodes.push(node);
                     }
                     "define" | "template" | "block" | "break" | "continue" => {
-                        return err(format!("\"{word}\" is not supported in ApplicationSet templates"))
+                        return err(format!(
+                            "\"{word}\" is not supported in ApplicationSet templates"
+                        ))
                     }
                     _ => nodes.push(Node::Action(parse_pipe(a)?)),
                 }
@@ -443,16 +487,27 @@ fn parse_list(pieces: &[Piece], pos: &mut usize) -> Result<(Vec<Node>, Stop), Te
     Ok((nodes, Stop::Eof))
 }
 
-fn parse_block(word: &str, cond: &str, pieces: &[Piece], pos: &mut usize) -> Result<Node, TemplateError> {
+fn parse_block(
+    word: &str,
+    cond: &str,
+    pieces: &[Piece],
+    pos: &mut usize,
+) -> Result<Node, TemplateError> {
     let pipe = parse_pipe(cond)?;
     let (body, stop) = parse_list(pieces, pos)?;
     let else_ = match stop {
         Stop::End => Vec::new(),
-        Stop::Eof => return err(format!("unexpected EOF: {{{{{word} {cond}}}}} has no {{{{end}}}}")),
+        Stop::Eof => {
+            return err(format!(
+                "unexpected EOF: {{{{{word} {cond}}}}} has no {{{{end}}}}"
+            ))
+        }
         Stop::Else(None) => {
             let (e, stop) = parse_list(pieces, pos)?;
             if !matches!(stop, Stop::End) {
-                return err(format!("{{{{{word} {cond}}}}}: expected {{{{end}}}} after {{{{else}}}}"));
+                return err(format!(
+                    "{{{{{word} {cond}}}}}: expected {{{{end}}}} after {{{{else}}}}"
+                ));
             }
             e
         }
@@ -479,7 +534,10 @@ impl Template {
 
     /// Executes the template with `data` as `.` and `$`.
     pub fn execute(&self, data: &Value, missing: MissingKey) -> Result<String, TemplateError> {
-        let mut st = State { vars: vec![("$".to_string(), data.clone())], missing };
+        let mut st = State {
+            vars: vec![("$".to_string(), data.clone())],
+            missing,
+        };
         let mut out = String::new();
         st.walk(&self.nodes, data, &mut out)?;
         Ok(out)
@@ -515,6 +573,9 @@ impl V {
 impl State {
     fn walk(&mut self, nodes: &[Node], dot: &Value, out: &mut String) -> Result<(), TemplateError> {
         for n in nodes {
+            if out.len() > MAX_OUTPUT {
+                return err(format!("output is larger than {} MiB", MAX_OUTPUT >> 20));
+            }
             match n {
                 Node::Text(t) => out.push_str(t),
                 Node::Action(p) => {
@@ -542,20 +603,33 @@ impl State {
                 }
                 Node::Range(p, body, else_) => {
                     let mark = self.vars.len();
-                    let plain = Pipe { vars: Vec::new(), ..p.clone() };
+                    let plain = Pipe {
+                        vars: Vec::new(),
+                        ..p.clone()
+                    };
                     let v = self.pipe(&plain, dot)?.into_value();
                     let items: Vec<(Value, Value)> = match v {
-                        Value::Array(a) => a.into_iter().enumerate().map(|(i, v)| (Value::from(i), v)).collect(),
+                        Value::Array(a) => a
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, v)| (Value::from(i), v))
+                            .collect(),
                         Value::Object(m) => {
                             let mut keys: Vec<_> = m.into_iter().collect();
                             keys.sort_by(|a, b| a.0.cmp(&b.0));
-                            keys.into_iter().map(|(k, v)| (Value::String(k), v)).collect()
+                            keys.into_iter()
+                                .map(|(k, v)| (Value::String(k), v))
+                                .collect()
                         }
                         Value::Null => Vec::new(),
-                        Value::Number(n) if n.as_u64().is_some() => (0..n.as_u64().unwrap_or(0))
-                            .map(|i| (Value::from(i), Value::from(i)))
-                            .collect(),
-                        other => return err(format!("range can't iterate over {}", go_string(&other))),
+                        Value::Number(n) if n.as_u64().is_some_and(|n| n <= MAX_RANGE) => {
+                            (0..n.as_u64().unwrap_or(0))
+                                .map(|i| (Value::from(i), Value::from(i)))
+                                .collect()
+                        }
+                        other => {
+                            return err(format!("range can't iterate over {}", go_string(&other)))
+                        }
                     };
                     if items.is_empty() {
                         self.walk(else_, dot, out)?;
@@ -599,7 +673,13 @@ impl State {
         Ok(v)
     }
 
-    fn command(&mut self, cmd: &[Arg], dot: &Value, piped: Option<V>, text: &str) -> Result<V, TemplateError> {
+    fn command(
+        &mut self,
+        cmd: &[Arg],
+        dot: &Value,
+        piped: Option<V>,
+        text: &str,
+    ) -> Result<V, TemplateError> {
         let at = |e: TemplateError| TemplateError(format!("at <{text}>: {}", e.0));
         match cmd.first() {
             Some(Arg::Func(name)) => {
@@ -614,7 +694,9 @@ impl State {
             }
             Some(first) => {
                 if cmd.len() > 1 || piped.is_some() {
-                    return Err(at(TemplateError("can't give argument to non-function".into())));
+                    return Err(at(TemplateError(
+                        "can't give argument to non-function".into(),
+                    )));
                 }
                 self.arg(first, dot).map_err(at)
             }
@@ -700,13 +782,19 @@ pub fn go_string(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => number_string(n),
         Value::String(s) => s.clone(),
-        Value::Array(a) => format!("[{}]", a.iter().map(go_string).collect::<Vec<_>>().join(" ")),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(go_string).collect::<Vec<_>>().join(" ")
+        ),
         Value::Object(m) => {
             let mut keys: Vec<_> = m.iter().collect();
             keys.sort_by(|a, b| a.0.cmp(b.0));
             format!(
                 "map[{}]",
-                keys.iter().map(|(k, v)| format!("{k}:{}", go_string(v))).collect::<Vec<_>>().join(" ")
+                keys.iter()
+                    .map(|(k, v)| format!("{k}:{}", go_string(v)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             )
         }
     }
@@ -796,7 +884,13 @@ pub fn normalize(name: &str) -> String {
     let lower = name.to_lowercase();
     let mapped: String = lower
         .chars()
-        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let cut: String = mapped.chars().take(253).collect();
     cut.trim_matches(|c| c == '-' || c == '.').to_string()
@@ -892,11 +986,16 @@ fn printf(format: &str, args: &[V]) -> String {
         let text = match verb {
             'q' => serde_json::to_string(&as_str(arg)).unwrap_or_default(),
             'd' => match arg {
-                V::Val(Value::Number(_)) => as_int(arg, "printf").map(|i| i.to_string()).unwrap_or_default(),
+                V::Val(Value::Number(_)) => as_int(arg, "printf")
+                    .map(|i| i.to_string())
+                    .unwrap_or_default(),
                 other => format!("%!d({})", as_str(other)),
             },
             'f' => {
-                let prec = spec.split_once('.').and_then(|(_, p)| p.parse::<usize>().ok()).unwrap_or(6);
+                let prec = spec
+                    .split_once('.')
+                    .and_then(|(_, p)| p.parse::<usize>().ok())
+                    .unwrap_or(6);
                 format!("{:.*}", prec, as_f64(arg))
             }
             _ => match arg {
@@ -993,21 +1092,29 @@ fn call(name: &str, args: Vec<V>) -> Result<V, TemplateError> {
                         let i = as_int(k, "index")?;
                         match usize::try_from(i).ok().and_then(|i| arr.get(i)) {
                             Some(v) => V::Val(v.clone()),
-                            None => return err(format!("error calling index: index out of range: {i}")),
+                            None => {
+                                return err(format!("error calling index: index out of range: {i}"))
+                            }
                         }
                     }
                     (V::Missing | V::Val(Value::Null), _) => {
                         return err("error calling index: index of untyped nil")
                     }
                     (V::Val(other), _) => {
-                        return err(format!("error calling index: can't index item of type {}", go_type(other)))
+                        return err(format!(
+                            "error calling index: can't index item of type {}",
+                            go_type(other)
+                        ))
                     }
                 };
             }
             Ok(cur)
         }
         "print" => s(a.iter().map(as_str).collect::<Vec<_>>().join("")),
-        "println" => s(format!("{}\n", a.iter().map(as_str).collect::<Vec<_>>().join(" "))),
+        "println" => s(format!(
+            "{}\n",
+            a.iter().map(as_str).collect::<Vec<_>>().join(" ")
+        )),
         "printf" => {
             let Some((f, rest)) = a.split_first() else {
                 return err("wrong number of args for printf: want at least 1 got 0");
@@ -1026,7 +1133,8 @@ fn call(name: &str, args: Vec<V>) -> Result<V, TemplateError> {
         }
         "lt" | "le" | "gt" | "ge" => {
             arity(name, a, 2)?;
-            let o = compare(&a[0], &a[1]).map_err(|e| TemplateError(format!("error calling {name}: {e}")))?;
+            let o = compare(&a[0], &a[1])
+                .map_err(|e| TemplateError(format!("error calling {name}: {e}")))?;
             use std::cmp::Ordering::*;
             let r = match name {
                 "lt" => o == Less,
@@ -1141,7 +1249,9 @@ fn call(name: &str, args: Vec<V>) -> Result<V, TemplateError> {
         }
         "hasPrefix" => {
             arity(name, a, 2)?;
-            Ok(V::Val(Value::Bool(as_str(&a[1]).starts_with(&as_str(&a[0])))))
+            Ok(V::Val(Value::Bool(
+                as_str(&a[1]).starts_with(&as_str(&a[0])),
+            )))
         }
         "hasSuffix" => {
             arity(name, a, 2)?;
@@ -1207,14 +1317,22 @@ fn call(name: &str, args: Vec<V>) -> Result<V, TemplateError> {
             let parts: Vec<Value> = if sep.is_empty() {
                 text.chars().map(|c| Value::String(c.to_string())).collect()
             } else {
-                text.split(sep.as_str()).map(|p| Value::String(p.into())).collect()
+                text.split(sep.as_str())
+                    .map(|p| Value::String(p.into()))
+                    .collect()
             };
             Ok(V::Val(Value::Array(parts)))
         }
-        "list" => Ok(V::Val(Value::Array(args.into_iter().map(V::into_value).collect()))),
+        "list" => Ok(V::Val(Value::Array(
+            args.into_iter().map(V::into_value).collect(),
+        ))),
         "first" => {
             arity(name, a, 1)?;
-            Ok(list_of(&a[0]).into_iter().next().map(V::Val).unwrap_or(V::Missing))
+            Ok(list_of(&a[0])
+                .into_iter()
+                .next()
+                .map(V::Val)
+                .unwrap_or(V::Missing))
         }
         "last" => {
             arity(name, a, 1)?;
@@ -1223,7 +1341,11 @@ fn call(name: &str, args: Vec<V>) -> Result<V, TemplateError> {
         "dict" => {
             let mut m = Map::new();
             for pair in a.chunks(2) {
-                let v = pair.get(1).cloned().map(V::into_value).unwrap_or(Value::String(String::new()));
+                let v = pair
+                    .get(1)
+                    .cloned()
+                    .map(V::into_value)
+                    .unwrap_or(Value::String(String::new()));
                 m.insert(as_str(&pair[0]), v);
             }
             Ok(V::Val(Value::Object(m)))
@@ -1239,7 +1361,11 @@ fn call(name: &str, args: Vec<V>) -> Result<V, TemplateError> {
         "get" => {
             arity(name, a, 2)?;
             Ok(match &a[0] {
-                V::Val(Value::Object(m)) => m.get(&as_str(&a[1])).cloned().map(V::Val).unwrap_or(V::Val(Value::String(String::new()))),
+                V::Val(Value::Object(m)) => m
+                    .get(&as_str(&a[1]))
+                    .cloned()
+                    .map(V::Val)
+                    .unwrap_or(V::Val(Value::String(String::new()))),
                 _ => V::Val(Value::String(String::new())),
             })
         }
@@ -1250,12 +1376,18 @@ fn call(name: &str, args: Vec<V>) -> Result<V, TemplateError> {
                     keys.extend(m.keys().cloned());
                 }
             }
-            Ok(V::Val(Value::Array(keys.into_iter().map(Value::String).collect())))
+            Ok(V::Val(Value::Array(
+                keys.into_iter().map(Value::String).collect(),
+            )))
         }
         // sprig: defaults and flow.
         "default" => {
             arity(name, a, 2)?;
-            Ok(if truthy(&a[1]) { a[1].clone() } else { a[0].clone() })
+            Ok(if truthy(&a[1]) {
+                a[1].clone()
+            } else {
+                a[0].clone()
+            })
         }
         "empty" => {
             arity(name, a, 1)?;
@@ -1264,7 +1396,11 @@ fn call(name: &str, args: Vec<V>) -> Result<V, TemplateError> {
         "coalesce" => Ok(args.into_iter().find(truthy).unwrap_or(V::Missing)),
         "ternary" => {
             arity(name, a, 3)?;
-            Ok(if truthy(&a[2]) { a[0].clone() } else { a[1].clone() })
+            Ok(if truthy(&a[2]) {
+                a[0].clone()
+            } else {
+                a[1].clone()
+            })
         }
         "required" => {
             arity(name, a, 2)?;
@@ -1283,15 +1419,23 @@ fn call(name: &str, args: Vec<V>) -> Result<V, TemplateError> {
             arity(name, a, 1)?;
             Ok(V::Val(Value::from(as_int(&a[0], name).unwrap_or(0))))
         }
-        "add" => Ok(V::Val(Value::from(a.iter().map(|v| as_int(v, name)).sum::<Result<i64, _>>()?))),
+        "add" => Ok(V::Val(Value::from(
+            a.iter().map(|v| as_int(v, name)).sum::<Result<i64, _>>()?,
+        ))),
         "sub" => {
             arity(name, a, 2)?;
-            Ok(V::Val(Value::from(as_int(&a[0], name)? - as_int(&a[1], name)?)))
+            Ok(V::Val(Value::from(
+                as_int(&a[0], name)? - as_int(&a[1], name)?,
+            )))
         }
-        "mul" => Ok(V::Val(Value::from(a.iter().map(|v| as_int(v, name)).product::<Result<i64, _>>()?))),
-        "env" | "expandenv" | "getHostByName" => {
-            err(format!("function \"{name}\" is removed by Argo CD for security"))
-        }
+        "mul" => Ok(V::Val(Value::from(
+            a.iter()
+                .map(|v| as_int(v, name))
+                .product::<Result<i64, _>>()?,
+        ))),
+        "env" | "expandenv" | "getHostByName" => err(format!(
+            "function \"{name}\" is removed by Argo CD for security"
+        )),
         other => err(format!("function \"{other}\" not defined")),
     }
 }
@@ -1358,8 +1502,8 @@ mod tests {
             ("{{ (index .path.segments 0) | upper }}", "APPS"),
         ];
         for (src, want) in cases {
-            let got = render(src, &data(), MissingKey::Default)
-                .unwrap_or_else(|e| panic!("{src}: {e}"));
+            let got =
+                render(src, &data(), MissingKey::Default).unwrap_or_else(|e| panic!("{src}: {e}"));
             assert_eq!(&got, want, "{src}");
         }
     }
@@ -1370,7 +1514,10 @@ mod tests {
         assert_eq!(e.0, "at <.path.nope>: map has no entry for key \"nope\"");
         // Default mode: a missing key prints <no value>; deeper is Go's nil error.
         let e = render("{{ .nope.deeper }}", &data(), MissingKey::Default).unwrap_err();
-        assert!(e.0.contains("nil pointer evaluating interface {}.deeper"), "{e}");
+        assert!(
+            e.0.contains("nil pointer evaluating interface {}.deeper"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1383,6 +1530,11 @@ mod tests {
             ("{{ template \"x\" }}", "not supported"),
             ("{{ env \"HOME\" }}", "removed by Argo CD"),
             ("{{ \"x }}", "unclosed action"),
+            ("{{ range 1000000000 }}x{{ end }}", "can't iterate"),
+            (
+                "{{ range 100000 }}{{ repeat 1000 \"x\" }}{{ end }}",
+                "larger than",
+            ),
         ] {
             let e = render(src, &data(), MissingKey::Default).unwrap_err();
             assert!(e.0.contains(want), "{src}: {e}");

@@ -317,7 +317,9 @@ fn instantiate(exp: &Expansion, base: &Value, ps: &ParamSet) -> Result<Value, St
     };
     for k in tm.keys() {
         if k != "metadata" && k != "spec" {
-            return Err(format!("unknown field \"{k}\" (a template has metadata and spec)"));
+            return Err(format!(
+                "unknown field \"{k}\" (a template has metadata and spec)"
+            ));
         }
     }
     let rendered = exp.render_value(&template, &ps.params)?;

@@ -36,8 +36,16 @@ fn write(dir: &Path, rel: &str, text: &str) {
 fn repo() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     let p = d.path();
-    write(p, "cluster-addons/argo-workflows/kustomization.yaml", "resources: []\n");
-    write(p, "cluster-addons/prometheus-operator/Chart.yaml", "name: x\n");
+    write(
+        p,
+        "cluster-addons/argo-workflows/kustomization.yaml",
+        "resources: []\n",
+    );
+    write(
+        p,
+        "cluster-addons/prometheus-operator/Chart.yaml",
+        "name: x\n",
+    );
     write(p, "cluster-addons/exclude_me/a.yaml", "x: 1\n");
     write(p, "cluster-addons/.hidden/a.yaml", "x: 1\n");
     write(
@@ -50,7 +58,11 @@ fn repo() -> tempfile::TempDir {
         "cluster-config/engineering/prod/config.json",
         r#"{"aws_account": "123456", "asset_id": "11223344", "cluster": {"owner": "cluster-admin@company.com", "name": "engineering-prod", "address": "https://2.4.6.8"}}"#,
     );
-    write(p, "lists/envs.yaml", "- env: dev\n  replicas: 1\n- env: prod\n  replicas: 3\n");
+    write(
+        p,
+        "lists/envs.yaml",
+        "- env: dev\n  replicas: 1\n- env: prod\n  replicas: 3\n",
+    );
     d
 }
 
@@ -116,8 +128,18 @@ impl Case {
         g.manifests
             .iter()
             .map(|m| {
-                let s = |p: &str| m.object.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
-                (s("/metadata/name"), s("/spec/source/path"), s("/spec/destination/namespace"))
+                let s = |p: &str| {
+                    m.object
+                        .pointer(p)
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string()
+                };
+                (
+                    s("/metadata/name"),
+                    s("/spec/source/path"),
+                    s("/spec/destination/namespace"),
+                )
             })
             .collect()
     }
@@ -145,12 +167,31 @@ fn git_directories_fasttemplate_and_go() {
         {"path": "cluster-addons/exclude_me", "exclude": true}
     ]}}]);
     let want = triples(&[
-        ("argo-workflows", "cluster-addons/argo-workflows", "argo-workflows"),
-        ("prometheus-operator", "cluster-addons/prometheus-operator", "prometheus-operator"),
+        (
+            "argo-workflows",
+            "cluster-addons/argo-workflows",
+            "argo-workflows",
+        ),
+        (
+            "prometheus-operator",
+            "cluster-addons/prometheus-operator",
+            "prometheus-operator",
+        ),
     ]);
-    let fast = Case::new(gens.clone(), dir_template("{{path.basename}}", "{{path}}", "{{path.basename}}"));
+    let fast = Case::new(
+        gens.clone(),
+        dir_template("{{path.basename}}", "{{path}}", "{{path.basename}}"),
+    );
     assert_eq!(fast.apps(d.path()), want);
-    let go = Case::new(gens, dir_template("{{.path.basename}}", "{{.path.path}}", "{{ index .path.segments 1 }}")).go();
+    let go = Case::new(
+        gens,
+        dir_template(
+            "{{.path.basename}}",
+            "{{.path.path}}",
+            "{{ index .path.segments 1 }}",
+        ),
+    )
+    .go();
     assert_eq!(go.apps(d.path()), want);
 }
 
@@ -159,7 +200,11 @@ fn git_directories_path_segments_and_normalized() {
     let d = repo();
     let c = Case::new(
         json!([{"git": {"repoURL": "", "revision": "HEAD", "directories": [{"path": "cluster-addons/exclude_me"}]}}]),
-        dir_template("{{path.basenameNormalized}}", "{{path[0]}}/{{path[1]}}", "{{path.basenameNormalized}}"),
+        dir_template(
+            "{{path.basenameNormalized}}",
+            "{{path[0]}}/{{path[1]}}",
+            "{{path.basenameNormalized}}",
+        ),
     );
     assert_eq!(
         c.apps(d.path()),
@@ -187,8 +232,16 @@ fn git_files_flatten_like_argo_docs() {
     assert_eq!(
         fast.apps(d.path()),
         triples(&[
-            ("engineering-dev-guestbook", "cluster-config/engineering/dev/config.json", "dev-engineering"),
-            ("engineering-prod-guestbook", "cluster-config/engineering/prod/config.json", "prod-engineering"),
+            (
+                "engineering-dev-guestbook",
+                "cluster-config/engineering/dev/config.json",
+                "dev-engineering"
+            ),
+            (
+                "engineering-prod-guestbook",
+                "cluster-config/engineering/prod/config.json",
+                "prod-engineering"
+            ),
         ])
     );
     let go = Case::new(
@@ -200,8 +253,16 @@ fn git_files_flatten_like_argo_docs() {
     assert_eq!(
         go.apps(d.path()),
         triples(&[
-            ("engineering-dev-config.json", "cluster-config/engineering/dev", "123456"),
-            ("engineering-prod-config.json", "cluster-config/engineering/prod", "123456"),
+            (
+                "engineering-dev-config.json",
+                "cluster-config/engineering/dev",
+                "123456"
+            ),
+            (
+                "engineering-prod-config.json",
+                "cluster-config/engineering/prod",
+                "123456"
+            ),
         ])
     );
     // A file holding a sequence: one parameter set per element.
@@ -211,7 +272,10 @@ fn git_files_flatten_like_argo_docs() {
     );
     assert_eq!(
         list.apps(d.path()),
-        triples(&[("app-dev", "lists", "dev-1"), ("app-prod", "lists", "prod-3")])
+        triples(&[
+            ("app-dev", "lists", "dev-1"),
+            ("app-prod", "lists", "prod-3")
+        ])
     );
 }
 
@@ -223,13 +287,25 @@ fn list_generator_elements_and_elements_yaml() {
             {"cluster": "engineering-dev", "url": "https://1.2.3.4", "values": {"ns": "dev"}},
             {"cluster": "engineering-prod", "url": "https://2.4.6.8", "values": {"ns": "prod"}}
         ]}}]),
-        dir_template("{{cluster}}-guestbook", "guestbook/{{cluster}}", "{{values.ns}}"),
+        dir_template(
+            "{{cluster}}-guestbook",
+            "guestbook/{{cluster}}",
+            "{{values.ns}}",
+        ),
     );
     assert_eq!(
         c.apps(d.path()),
         triples(&[
-            ("engineering-dev-guestbook", "guestbook/engineering-dev", "dev"),
-            ("engineering-prod-guestbook", "guestbook/engineering-prod", "prod"),
+            (
+                "engineering-dev-guestbook",
+                "guestbook/engineering-dev",
+                "dev"
+            ),
+            (
+                "engineering-prod-guestbook",
+                "guestbook/engineering-prod",
+                "prod"
+            ),
         ])
     );
     let c = Case::new(
@@ -237,7 +313,10 @@ fn list_generator_elements_and_elements_yaml() {
         dir_template("{{ .name }}-{{ .n }}", "p", "ns"),
     )
     .go();
-    assert_eq!(c.apps(d.path()), triples(&[("a-1", "p", "ns"), ("b-2", "p", "ns")]));
+    assert_eq!(
+        c.apps(d.path()),
+        triples(&[("a-1", "p", "ns"), ("b-2", "p", "ns")])
+    );
 }
 
 #[test]
@@ -245,7 +324,10 @@ fn clusters_generator_is_the_local_cluster() {
     let d = repo();
     let tmpl = dir_template("{{name}}-app", "p", "{{nameNormalized}}");
     let c = Case::new(json!([{"clusters": {}}]), tmpl.clone());
-    assert_eq!(c.apps(d.path()), triples(&[("in-cluster-app", "p", "in-cluster")]));
+    assert_eq!(
+        c.apps(d.path()),
+        triples(&[("in-cluster-app", "p", "in-cluster")])
+    );
     let g = c.run(d.path()).unwrap();
     assert_eq!(
         g.manifests[0].object.pointer("/spec/destination/server"),
@@ -263,7 +345,10 @@ fn clusters_generator_is_the_local_cluster() {
         managed_namespaces: None,
     };
     let g = sel.run_with(d.path(), &env).unwrap();
-    assert_eq!(g.manifests[0].object["metadata"]["name"], json!("prod-eu-prod-eu"));
+    assert_eq!(
+        g.manifests[0].object["metadata"]["name"],
+        json!("prod-eu-prod-eu")
+    );
     let exprs = Case::new(
         json!([{"clusters": {"selector": {"matchExpressions": [{"key": "env", "operator": "In", "values": ["prod", "staging"]}]}}}]),
         dir_template("{{.metadata.labels.env}}", "p", "n"),
@@ -279,14 +364,33 @@ fn matrix_git_directories_times_list() {
         {"git": {"repoURL": "", "revision": "HEAD", "directories": [{"path": "cluster-addons/*"}, {"path": "cluster-addons/exclude_me", "exclude": true}]}},
         {"list": {"elements": [{"env": "dev"}, {"env": "prod", "suffix": "{{path.basename}}"}]}}
     ]}}]);
-    let c = Case::new(gens, dir_template("{{path.basename}}-{{env}}", "{{path}}", "{{env}}{{suffix}}"));
+    let c = Case::new(
+        gens,
+        dir_template("{{path.basename}}-{{env}}", "{{path}}", "{{env}}{{suffix}}"),
+    );
     assert_eq!(
         c.apps(d.path()),
         triples(&[
-            ("argo-workflows-dev", "cluster-addons/argo-workflows", "dev{{suffix}}"),
-            ("argo-workflows-prod", "cluster-addons/argo-workflows", "prodargo-workflows"),
-            ("prometheus-operator-dev", "cluster-addons/prometheus-operator", "dev{{suffix}}"),
-            ("prometheus-operator-prod", "cluster-addons/prometheus-operator", "prodprometheus-operator"),
+            (
+                "argo-workflows-dev",
+                "cluster-addons/argo-workflows",
+                "dev{{suffix}}"
+            ),
+            (
+                "argo-workflows-prod",
+                "cluster-addons/argo-workflows",
+                "prodargo-workflows"
+            ),
+            (
+                "prometheus-operator-dev",
+                "cluster-addons/prometheus-operator",
+                "dev{{suffix}}"
+            ),
+            (
+                "prometheus-operator-prod",
+                "cluster-addons/prometheus-operator",
+                "prodprometheus-operator"
+            ),
         ])
     );
     // Go templates: the second generator's spec uses the first's parameters.
@@ -294,7 +398,11 @@ fn matrix_git_directories_times_list() {
         {"list": {"elements": [{"dir": "cluster-config/engineering"}]}},
         {"git": {"repoURL": "", "revision": "HEAD", "files": [{"path": "{{.dir}}/*/config.json"}]}}
     ]}}]);
-    let c = Case::new(gens, dir_template("{{.cluster.name}}", "{{.dir}}", "{{.path.basename}}")).go();
+    let c = Case::new(
+        gens,
+        dir_template("{{.cluster.name}}", "{{.dir}}", "{{.path.basename}}"),
+    )
+    .go();
     assert_eq!(
         c.apps(d.path()),
         triples(&[
@@ -310,7 +418,10 @@ fn matrix_git_directories_times_list() {
     let e = c.run(d.path()).unwrap_err();
     assert_eq!(e.at, "spec.generators[0].matrix");
     assert!(e.message.contains("duplicate key \"a\""), "{e}");
-    let c = Case::new(json!([{"matrix": {"generators": [{"list": {"elements": []}}]}}]), dir_template("x", "p", "n"));
+    let c = Case::new(
+        json!([{"matrix": {"generators": [{"list": {"elements": []}}]}}]),
+        dir_template("x", "p", "n"),
+    );
     assert!(c.run(d.path()).unwrap_err().message.contains("exactly two"));
 }
 
@@ -322,34 +433,84 @@ fn merge_overrides_by_merge_keys() {
         {"list": {"elements": [{"server": "a", "kafka": "true", "redis": "false"}, {"server": "b", "kafka": "true", "redis": "false"}]}},
         {"list": {"elements": [{"server": "b", "redis": "true"}, {"server": "zz", "redis": "true"}]}}
     ]}}]);
-    let c = Case::new(gens.clone(), dir_template("{{server}}", "{{kafka}}", "{{redis}}"));
+    let c = Case::new(
+        gens.clone(),
+        dir_template("{{server}}", "{{kafka}}", "{{redis}}"),
+    );
     assert_eq!(
         c.apps(d.path()),
         triples(&[("a", "true", "false"), ("b", "true", "true")])
     );
-    let go = Case::new(gens, dir_template("{{.server}}", "{{.kafka}}", "{{.redis}}")).go();
-    assert_eq!(go.apps(d.path()), triples(&[("a", "true", "false"), ("b", "true", "true")]));
+    let go = Case::new(
+        gens,
+        dir_template("{{.server}}", "{{.kafka}}", "{{.redis}}"),
+    )
+    .go();
+    assert_eq!(
+        go.apps(d.path()),
+        triples(&[("a", "true", "false"), ("b", "true", "true")])
+    );
     let dup = Case::new(
         json!([{"merge": {"mergeKeys": ["k"], "generators": [
             {"list": {"elements": [{"k": "1"}, {"k": "1"}]}}, {"list": {"elements": []}}]}}]),
         dir_template("x", "p", "n"),
     );
-    assert!(dup.run(d.path()).unwrap_err().message.contains("same merge keys"));
+    assert!(dup
+        .run(d.path())
+        .unwrap_err()
+        .message
+        .contains("same merge keys"));
 }
 
 #[test]
 fn unsupported_and_unknown_generators_name_the_generator() {
     let d = repo();
     for (g, at, want) in [
-        (json!({"scmProvider": {}}), "spec.generators[0].scmProvider", "the scmProvider generator is not supported"),
-        (json!({"pullRequest": {}}), "spec.generators[0].pullRequest", "not supported"),
-        (json!({"clusterDecisionResource": {}}), "spec.generators[0].clusterDecisionResource", "not supported"),
-        (json!({"plugin": {}}), "spec.generators[0].plugin", "not supported"),
-        (json!({"bogus": {}}), "spec.generators[0]", "unknown generator \"bogus\""),
-        (json!({"list": {}, "git": {}}), "spec.generators[0]", "one per entry"),
-        (json!({"git": {"repoURL": "", "directories": [{"path": "x"}], "files": [{"path": "y"}]}}), "spec.generators[0].git", "exactly one of"),
-        (json!({"git": {"repoURL": "https://unreachable.example/x.git", "directories": [{"path": "x"}]}}), "spec.generators[0].git", "cannot reach"),
-        (json!({"git": {"repoURL": "", "directories": [{"path": "["}]}}), "spec.generators[0].git.directories[0].path", "invalid path pattern"),
+        (
+            json!({"scmProvider": {}}),
+            "spec.generators[0].scmProvider",
+            "the scmProvider generator is not supported",
+        ),
+        (
+            json!({"pullRequest": {}}),
+            "spec.generators[0].pullRequest",
+            "not supported",
+        ),
+        (
+            json!({"clusterDecisionResource": {}}),
+            "spec.generators[0].clusterDecisionResource",
+            "not supported",
+        ),
+        (
+            json!({"plugin": {}}),
+            "spec.generators[0].plugin",
+            "not supported",
+        ),
+        (
+            json!({"bogus": {}}),
+            "spec.generators[0]",
+            "unknown generator \"bogus\"",
+        ),
+        (
+            json!({"list": {}, "git": {}}),
+            "spec.generators[0]",
+            "one per entry",
+        ),
+        (
+            json!({"git": {"repoURL": "", "directories": [{"path": "x"}], "files": [{"path": "y"}]}}),
+            "spec.generators[0].git",
+            "exactly one of",
+        ),
+        (
+            json!({"git": {"repoURL": "https://unreachable.example/x.git", "directories": [{"path": "x"}]}}),
+            "spec.generators[0].git",
+            "cannot reach",
+        ),
+        (
+            json!({"git": {"repoURL": "", "directories": [{"path": "["}]}}),
+            "spec.generators[0].git.directories[0].path",
+            "invalid path pattern",
+        ),
     ] {
         let c = Case::new(json!([g]), dir_template("x", "p", "n"));
         let e = c.run(d.path()).unwrap_err();
@@ -361,19 +522,29 @@ fn unsupported_and_unknown_generators_name_the_generator() {
         json!([{"matrix": {"generators": [{"list": {"elements": [{"a": "1"}]}}, {"plugin": {}}]}}]),
         dir_template("x", "p", "n"),
     );
-    assert_eq!(c.run(d.path()).unwrap_err().at, "spec.generators[0].matrix.generators[1].plugin");
+    assert_eq!(
+        c.run(d.path()).unwrap_err().at,
+        "spec.generators[0].matrix.generators[1].plugin"
+    );
 }
 
 #[test]
 fn go_template_missingkey_error_and_default() {
     let d = repo();
     let gens = json!([{"list": {"elements": [{"cluster": "dev"}]}}]);
-    let mut c = Case::new(gens.clone(), dir_template("{{.cluster}}-{{.nope}}", "p", "n")).go();
+    let mut c = Case::new(
+        gens.clone(),
+        dir_template("{{.cluster}}-{{.nope}}", "p", "n"),
+    )
+    .go();
     assert_eq!(c.apps(d.path())[0].0, "dev-<no value>");
     c.missing_error = true;
     let e = c.run(d.path()).unwrap_err();
     assert_eq!(e.at, "spec.generators[0] → spec.template");
-    assert!(e.message.contains("map has no entry for key \"nope\""), "{e}");
+    assert!(
+        e.message.contains("map has no entry for key \"nope\""),
+        "{e}"
+    );
     // Functions Argo CD documents.
     let c = Case::new(
         gens,
@@ -396,10 +567,14 @@ fn template_patch_and_generator_template() {
         dir_template("{{.name}}", "p", "n"),
     )
     .go();
-    c.patch = Some("{{ if .auto }}\nspec:\n  syncPolicy:\n    automated: {prune: true}\n{{ end }}\n");
+    c.patch =
+        Some("{{ if .auto }}\nspec:\n  syncPolicy:\n    automated: {prune: true}\n{{ end }}\n");
     let g = c.run(d.path()).unwrap();
     let a = &g.manifests[0].object;
-    assert_eq!(a.pointer("/spec/syncPolicy/automated/prune"), Some(&json!(true)));
+    assert_eq!(
+        a.pointer("/spec/syncPolicy/automated/prune"),
+        Some(&json!(true))
+    );
     assert_eq!(a.pointer("/metadata/labels/from"), Some(&json!("list")));
     assert_eq!(
         a.pointer("/metadata/annotations/kubesync.dev~1application-set"),
@@ -417,18 +592,26 @@ fn namespace_directories_kube_applier_layout() {
     write(d.path(), "cluster/Not_A_Namespace/cm.yaml", "x");
     write(d.path(), "cluster/file.yaml", "x");
     let spec = |label: Value| {
-        let mut c = Case::new(json!([{"namespaceDirectories": {"path": "cluster", "label": label}}]), json!({}));
+        let mut c = Case::new(
+            json!([{"namespaceDirectories": {"path": "cluster", "label": label}}]),
+            json!({}),
+        );
         c.template = default_template(false);
         c
     };
     let c = spec(Value::Null);
     assert_eq!(
         c.apps(d.path()),
-        triples(&[("team-a", "cluster/team-a", "team-a"), ("team-b", "cluster/team-b", "team-b")])
+        triples(&[
+            ("team-a", "cluster/team-a", "team-a"),
+            ("team-b", "cluster/team-b", "team-b")
+        ])
     );
     let g = spec(json!("kube-applier")).run(d.path()).unwrap();
     assert_eq!(
-        g.manifests[0].object.pointer("/metadata/annotations/kubesync.dev~1namespace-label"),
+        g.manifests[0]
+            .object
+            .pointer("/metadata/annotations/kubesync.dev~1namespace-label"),
         Some(&json!("kube-applier"))
     );
     assert!(spec(json!("bad key!")).run(d.path()).is_err());
@@ -451,7 +634,11 @@ fn cluster_namespace_directories_git_sync_operator_layout() {
     let mut c = Case::new(json!([{"clusterNamespaceDirectories": {}}]), json!({}));
     c.template = default_template(false);
     // No cluster name: a clear error.
-    assert!(c.run(d.path()).unwrap_err().message.contains("CLUSTER_NAME"));
+    assert!(c
+        .run(d.path())
+        .unwrap_err()
+        .message
+        .contains("CLUSTER_NAME"));
     let env = GeneratorEnv {
         cluster_name: Some("iowa-a".into()),
         ..GeneratorEnv::default()
@@ -462,7 +649,10 @@ fn cluster_namespace_directories_git_sync_operator_layout() {
             .map(|m| {
                 (
                     m.object["metadata"]["name"].as_str().unwrap().to_string(),
-                    m.object["spec"]["source"]["path"].as_str().unwrap().to_string(),
+                    m.object["spec"]["source"]["path"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
                 )
             })
             .collect()
@@ -470,7 +660,10 @@ fn cluster_namespace_directories_git_sync_operator_layout() {
     assert_eq!(
         names(c.run_with(d.path(), &env).unwrap()),
         [
-            ("bedrock-demo".to_string(), "iowa-a/bedrock-demo".to_string()),
+            (
+                "bedrock-demo".to_string(),
+                "iowa-a/bedrock-demo".to_string()
+            ),
             ("bedrock-dev".into(), "iowa-a/bedrock-dev".into()),
             ("bedrock-prod".into(), "iowa-a/bedrock-prod".into()),
         ]
@@ -485,7 +678,10 @@ fn cluster_namespace_directories_git_sync_operator_layout() {
     assert_eq!(
         names(c.run_with(d.path(), &env).unwrap()),
         [
-            ("bedrock-prod".to_string(), "iowa-a/bedrock-prod".to_string()),
+            (
+                "bedrock-prod".to_string(),
+                "iowa-a/bedrock-prod".to_string()
+            ),
             ("bedrock-stage".into(), "bedrock-stage".into()),
         ]
     );
@@ -497,6 +693,9 @@ fn cluster_namespace_directories_git_sync_operator_layout() {
     own.template = default_template(false);
     assert_eq!(
         names(own.run_with(d.path(), &env).unwrap()),
-        [("bedrock-dev".to_string(), "oregon-b/bedrock-dev".to_string())]
+        [(
+            "bedrock-dev".to_string(),
+            "oregon-b/bedrock-dev".to_string()
+        )]
     );
 }
