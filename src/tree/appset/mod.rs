@@ -134,12 +134,15 @@ pub(crate) struct Listing {
     pub files: Vec<String>,
 }
 
+/// A git generator's `(repoURL, revision)` as written.
+type ListingKey = (Option<String>, Option<String>);
+
 /// State of one expansion.
 pub(crate) struct Expansion<'a> {
     pub ctx: &'a SetContext<'a>,
     pub go: bool,
     pub missing: MissingKey,
-    listings: RefCell<HashMap<(Option<String>, Option<String>), Arc<Listing>>>,
+    listings: RefCell<HashMap<ListingKey, Arc<Listing>>>,
 }
 
 impl<'a> Expansion<'a> {
