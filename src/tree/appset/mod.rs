@@ -355,6 +355,18 @@ fn instantiate(exp: &Expansion, base: &Value, ps: &ParamSet) -> Result<Value, St
     if !obj["metadata"].is_object() {
         return Err("metadata must be a mapping".into());
     }
+    // fasttemplate leaves a tag naming no parameter as written; in the name
+    // that is always a mistake (the app could not exist), so say which.
+    if let Some(name) = obj.pointer("/metadata/name").and_then(Value::as_str) {
+        if !exp.go && name.contains("{{") && name.contains("}}") {
+            let mut known: Vec<&str> = ps.params.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            return Err(format!(
+                "metadata.name \"{name}\" names a parameter this generator does not produce (its parameters: {})",
+                known.join(", ")
+            ));
+        }
+    }
     let meta = &mut obj["metadata"];
     if !meta.get("annotations").is_some_and(Value::is_object) {
         meta["annotations"] = json!({});

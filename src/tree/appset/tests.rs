@@ -699,3 +699,18 @@ fn cluster_namespace_directories_git_sync_operator_layout() {
         )]
     );
 }
+
+#[test]
+fn a_name_naming_no_parameter_fails_the_set_listing_the_parameters() {
+    let d = repo();
+    let c = Case::new(
+        json!([{"git": {"repoURL": "", "revision": "HEAD", "directories": [{"path": "lists"}]}}]),
+        dir_template("{{path.basenme}}", "p", "n"),
+    );
+    let e = c.run(d.path()).unwrap_err();
+    assert_eq!(e.at, "spec.generators[0] → spec.template");
+    assert!(
+        e.message.contains("\"{{path.basenme}}\" names a parameter this generator does not produce (its parameters: path, path.basename, path.basenameNormalized, path[0])"),
+        "{e}"
+    );
+}
