@@ -623,3 +623,40 @@ fn the_example_bootstraps_into_the_emulator() {
     );
     assert!(!stdout.contains("remote-eu"), "{}", text(&bootstrap));
 }
+
+#[test]
+fn the_seed_layouts_example_bootstraps_into_the_emulator() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kubesync"))
+        .args([
+            "--root",
+            "examples/seed-layouts/root.yaml",
+            "--cluster-name",
+            "iowa-a",
+            "--managed-namespaces",
+            "bedrock-dev,bedrock-stage",
+            "bootstrap",
+            "--emulator",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("KUBECONFIG")
+        .env_remove("CLUSTER_NAME")
+        .env_remove("MANAGED_NAMESPACES")
+        .output()
+        .expect("run kubesync");
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        stdout.contains("6/6 applications succeeded"),
+        "{}",
+        text(&out)
+    );
+    for app in [
+        "team-a",
+        "team-b",
+        "iowa-a-bedrock-dev",
+        "iowa-a-bedrock-stage",
+    ] {
+        assert!(stdout.contains(app), "{app}: {}", text(&out));
+    }
+    assert!(!stdout.contains("all-clusters"), "{}", text(&out));
+}
