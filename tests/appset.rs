@@ -660,3 +660,53 @@ fn the_seed_layouts_example_bootstraps_into_the_emulator() {
     }
     assert!(!stdout.contains("all-clusters"), "{}", text(&out));
 }
+
+#[test]
+fn rolling_sync_steps_order_the_generated_apps() {
+    let repo = Repo::new();
+    repo.write("objects/gb/cm.yaml", &configmap("gb", "a: \"1\""));
+    repo.write(
+        "root.yaml",
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {name: guestbook}
+spec:
+  goTemplate: true
+  generators:
+  - list:
+      elements: [{env: dev}, {env: qa}, {env: prod}]
+  strategy:
+    type: RollingSync
+    rollingSync:
+      steps:
+      - matchExpressions: [{key: envLabel, operator: In, values: [dev]}]
+      - matchExpressions: [{key: envLabel, operator: In, values: [qa]}]
+        maxUpdate: 0
+      - matchExpressions: [{key: envLabel, operator: In, values: [prod]}]
+        maxUpdate: 10%
+  template:
+    metadata:
+      name: 'guestbook-{{.env}}'
+      labels: {envLabel: '{{.env}}'}
+    spec:
+      source: {path: objects/gb}
+      destination: {namespace: '{{.env}}'}
+"#,
+    );
+    let out = offline(&repo.root(), &["plan"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let waits = |app: &str| -> String {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(app))
+            .unwrap_or_else(|| panic!("{app}: {stdout}"))
+            .split_whitespace()
+            .last()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(waits("guestbook-dev "), "guestbook", "{stdout}");
+    assert!(waits("guestbook-qa ").contains("guestbook-dev"), "{stdout}");
+    assert!(waits("guestbook-prod ").contains("guestbook-qa"), "{stdout}");
+}

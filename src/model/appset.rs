@@ -61,6 +61,10 @@ pub struct AppSetSpec {
     pub missing_key_error: bool,
     pub applications_sync: ApplicationsSync,
     pub preserve_resources_on_deletion: bool,
+    /// `strategy: {type: RollingSync}`: each step's `matchExpressions` (on
+    /// the generated Applications' labels), in order. `None`: AllAtOnce.
+    #[serde(default)]
+    pub rolling_sync: Option<Vec<Value>>,
 }
 
 /// Whether `obj` is an ApplicationSet of a kind kubesync reads.
@@ -115,6 +119,7 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx, generates: Flavor) -> Result<Applica
                     "goTemplate",
                     "goTemplateOptions",
                     "syncPolicy",
+                    "strategy",
                     "dependsOn",
                 ],
                 "spec",
@@ -201,6 +206,41 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx, generates: Flavor) -> Result<Applica
             )?
             .unwrap_or(false);
     }
+    let mut rolling_sync = None;
+    if ctx.opt_map(spec, "strategy", "spec.strategy")?.is_some() {
+        let st = &spec["strategy"];
+        match ctx.opt_str(st, "type", "spec.strategy.type")?.as_deref() {
+            None | Some("AllAtOnce") => {}
+            Some("RollingSync") => {
+                let mut steps = Vec::new();
+                let list = match st.pointer("/rollingSync/steps") {
+                    Some(Value::Array(a)) => a.clone(),
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(other) => {
+                        return Err(ctx.err(
+                            "spec.strategy.rollingSync.steps",
+                            wrong_type("a sequence", other),
+                        ))
+                    }
+                };
+                for (i, step) in list.iter().enumerate() {
+                    let field = format!("spec.strategy.rollingSync.steps[{i}].matchExpressions");
+                    match step.get("matchExpressions") {
+                        None | Some(Value::Null) => steps.push(Value::Array(Vec::new())),
+                        Some(e @ Value::Array(_)) => steps.push(e.clone()),
+                        Some(other) => return Err(ctx.err(&field, wrong_type("a sequence", other))),
+                    }
+                }
+                rolling_sync = Some(steps);
+            }
+            Some(other) => {
+                return Err(ctx.err(
+                    "spec.strategy.type",
+                    format!("\"{other}\" is not a strategy (AllAtOnce or RollingSync)"),
+                ))
+            }
+        }
+    }
     let depends_on = match generates {
         Flavor::Kubesync => ctx.depends_on(
             ctx.string_list(spec, "dependsOn", "spec.dependsOn")?,
@@ -228,6 +268,7 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx, generates: Flavor) -> Result<Applica
         missing_key_error,
         applications_sync,
         preserve_resources_on_deletion: preserve,
+        rolling_sync,
     };
     Ok(Application {
         name,

@@ -372,6 +372,27 @@ fn instantiate(exp: &Expansion, base: &Value, ps: &ParamSet) -> Result<Value, St
         meta["annotations"] = json!({});
     }
     meta["annotations"][APPLICATION_SET_ANNOTATION] = json!(exp.ctx.name.as_str());
+    if let Some(steps) = &exp.ctx.spec.rolling_sync {
+        // RollingSync: step N waits for every app of the steps before it to
+        // be Healthy — kubesync's sync waves among siblings. Apps no step
+        // selects come after the last step.
+        let labels = meta
+            .get("labels")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let mut wave = steps.len();
+        for (i, exprs) in steps.iter().enumerate() {
+            let selector = json!({ "matchExpressions": exprs });
+            if generators::selector_matches(&selector, &labels)
+                .map_err(|e| format!("spec.strategy.rollingSync.steps[{i}]: {e}"))?
+            {
+                wave = i;
+                break;
+            }
+        }
+        meta["annotations"][crate::model::SYNC_WAVE_ANNOTATION] = json!(wave.to_string());
+    }
     if let Some(label) = &ps.namespace_label {
         meta["annotations"][NAMESPACE_LABEL_ANNOTATION] = json!(label);
     }

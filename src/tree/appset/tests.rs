@@ -72,6 +72,7 @@ struct Case {
     go: bool,
     missing_error: bool,
     patch: Option<&'static str>,
+    rolling_sync: Option<Vec<Value>>,
 }
 
 impl Case {
@@ -82,6 +83,7 @@ impl Case {
             go: false,
             missing_error: false,
             patch: None,
+            rolling_sync: None,
         }
     }
 
@@ -100,6 +102,7 @@ impl Case {
             missing_key_error: self.missing_error,
             applications_sync: ApplicationsSync::Sync,
             preserve_resources_on_deletion: false,
+            rolling_sync: self.rolling_sync.clone(),
         };
         let name = AppName::new("my-set").unwrap();
         let origin = ObjectOrigin {
@@ -712,5 +715,40 @@ fn a_name_naming_no_parameter_fails_the_set_listing_the_parameters() {
     assert!(
         e.message.contains("\"{{path.basenme}}\" names a parameter this generator does not produce (its parameters: path, path.basename, path.basenameNormalized, path[0])"),
         "{e}"
+    );
+}
+
+#[test]
+fn rolling_sync_steps_become_sync_waves() {
+    let d = repo();
+    let mut c = Case::new(
+        json!([{"list": {"elements": [{"env": "dev"}, {"env": "qa"}, {"env": "prod"}, {"env": "other"}]}}]),
+        json!({"metadata": {"name": "gb-{{env}}", "labels": {"envLabel": "{{env}}"}},
+               "spec": {"source": {"path": "p"}, "destination": {"namespace": "{{env}}"}}}),
+    );
+    let step = |v: &str| json!([{"key": "envLabel", "operator": "In", "values": [v]}]);
+    c.rolling_sync = Some(vec![step("dev"), step("qa"), step("prod")]);
+    let g = c.run(d.path()).unwrap();
+    let waves: Vec<(&str, &str)> = g
+        .manifests
+        .iter()
+        .map(|m| {
+            (
+                m.object["metadata"]["name"].as_str().unwrap(),
+                m.object
+                    .pointer("/metadata/annotations/argocd.argoproj.io~1sync-wave")
+                    .and_then(Value::as_str)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        waves,
+        [
+            ("gb-dev", "0"),
+            ("gb-qa", "1"),
+            ("gb-prod", "2"),
+            ("gb-other", "3")
+        ]
     );
 }
