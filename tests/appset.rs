@@ -708,5 +708,8 @@ spec:
     };
     assert_eq!(waits("guestbook-dev "), "guestbook", "{stdout}");
     assert!(waits("guestbook-qa ").contains("guestbook-dev"), "{stdout}");
-    assert!(waits("guestbook-prod ").contains("guestbook-qa"), "{stdout}");
+    assert!(
+        waits("guestbook-prod ").contains("guestbook-qa"),
+        "{stdout}"
+    );
 }
