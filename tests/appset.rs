@@ -464,6 +464,18 @@ spec:
     assert!(stderr.contains(r#"application "team-c": namespace team-c is not labelled kube-applier=on or dry-run: disabled, not synced"#), "{}", text(&out));
     assert!(stderr.contains(r#"application "team-d""#), "{}", text(&out));
 
+    // `diff` settles the same gates: team-b differs (never written), the
+    // disabled namespaces are not compared.
+    let out = run(&repo.root(), &emu.url(), &["diff"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(stdout.contains("team-b"), "{}", text(&out));
+    assert!(
+        !stdout.contains("team-c") && !stdout.contains("team-d"),
+        "{}",
+        text(&out)
+    );
+
     // Labelling a namespace `on` enables it on the next run.
     let client = emu.kube_client();
     let req = http::Request::patch("/api/v1/namespaces/team-d")
