@@ -575,21 +575,19 @@ fn merge(
             "a merge needs at least two generators",
         );
     }
-    let key_of = |ps: &ParamSet, gi: usize| -> Result<Option<String>, AppSetError> {
-        let mut parts = Vec::new();
-        for k in &keys {
-            match lookup(&ps.params, k) {
-                Some(v) => parts.push(v.to_string()),
-                None => return Ok(None),
-            }
-        }
-        let _ = gi;
-        Ok(Some(parts.join("\u{1f}")))
+    // A parameter set's merge key: its values at `mergeKeys` (`None` when it
+    // lacks one: it takes no part in the merge).
+    let key_of = |ps: &ParamSet| -> Option<String> {
+        let parts: Option<Vec<String>> = keys
+            .iter()
+            .map(|k| lookup(&ps.params, k).map(Value::to_string))
+            .collect();
+        parts.map(|p| p.join("\u{1f}"))
     };
     let mut base = run(exp, &gens[0], &format!("{at}.generators[0]"), depth + 1)?;
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
     for (i, ps) in base.iter().enumerate() {
-        if let Some(k) = key_of(ps, 0)? {
+        if let Some(k) = key_of(ps) {
             if index.insert(k.clone(), i).is_some() {
                 return fail(
                     &format!("{at}.generators[0]"),
@@ -605,7 +603,7 @@ fn merge(
         let gat = format!("{at}.generators[{gi}]");
         let mut seen = std::collections::BTreeSet::new();
         for ps in run(exp, g, &gat, depth + 1)? {
-            let Some(k) = key_of(&ps, gi)? else { continue };
+            let Some(k) = key_of(&ps) else { continue };
             if !seen.insert(k.clone()) {
                 return fail(
                     &gat,
