@@ -62,6 +62,12 @@ pub enum CliError {
     /// A settings file (such as --helm-repo-credentials) is unreadable or invalid.
     #[error("{0}")]
     Config(String),
+    /// A flag's value is malformed.
+    #[error("{0}")]
+    Usage(String),
+    /// Namespace labels for `namespaceDirectories` label gates could not be read.
+    #[error("cannot read namespace labels for the namespaceDirectories label gates: {0}")]
+    NamespaceLabels(Box<ClusterError>),
 }
 
 impl CliError {
@@ -76,11 +82,13 @@ impl CliError {
             | CliError::UnknownApp { .. }
             | CliError::Connect(_)
             | CliError::NoApplication { .. }
-            | CliError::Config(_) => Outcome::Usage,
+            | CliError::Config(_)
+            | CliError::Usage(_) => Outcome::Usage,
             CliError::RenderFailed { .. }
             | CliError::ReadApplications { .. }
             | CliError::Runtime(_)
-            | CliError::Emulator(_) => Outcome::Failed,
+            | CliError::Emulator(_)
+            | CliError::NamespaceLabels(_) => Outcome::Failed,
         }
     }
 }

@@ -118,6 +118,64 @@ pub struct GlobalArgs {
     /// More logging (-v info, -vv debug); RUST_LOG overrides.
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// The name of the cluster kubesync syncs, for ApplicationSet generators:
+    /// the `clusters` generator's one cluster (default `in-cluster`, as in
+    /// Argo CD) and `clusterNamespaceDirectories` (git-sync-operator's
+    /// `$CLUSTER_NAME/$namespace` directories).
+    #[arg(long, global = true, env = "CLUSTER_NAME", value_name = "NAME")]
+    pub cluster_name: Option<String>,
+
+    /// A label of the local cluster, matched by `clusters` generator
+    /// selectors (repeatable; without any, a selector matches no cluster, as
+    /// Argo CD's in-cluster without a labelled cluster Secret).
+    #[arg(
+        long = "cluster-label",
+        global = true,
+        value_name = "KEY=VALUE",
+        env = "KUBESYNC_CLUSTER_LABELS",
+        value_delimiter = ','
+    )]
+    pub cluster_labels: Vec<String>,
+
+    /// The namespaces `clusterNamespaceDirectories` generators manage
+    /// (git-sync-operator's MANAGED_NAMESPACES; comma-separated).
+    #[arg(
+        long,
+        global = true,
+        env = "MANAGED_NAMESPACES",
+        value_name = "NS,…",
+        value_delimiter = ','
+    )]
+    pub managed_namespaces: Vec<String>,
+}
+
+impl GlobalArgs {
+    /// What ApplicationSet generators know of the cluster, from the flags.
+    pub fn generator_env(&self) -> Result<crate::tree::appset::GeneratorEnv, CliError> {
+        let mut labels = std::collections::BTreeMap::new();
+        for l in &self.cluster_labels {
+            let Some((k, v)) = l.split_once('=') else {
+                return Err(CliError::Usage(format!(
+                    "--cluster-label \"{l}\": expected KEY=VALUE"
+                )));
+            };
+            labels.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        let managed: Vec<String> = self
+            .managed_namespaces
+            .iter()
+            .flat_map(|s| s.split([',', ' ']))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        Ok(crate::tree::appset::GeneratorEnv {
+            cluster_name: self.cluster_name.clone().filter(|s| !s.trim().is_empty()),
+            cluster_labels: labels,
+            managed_namespaces: (!managed.is_empty()).then_some(managed),
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -90,6 +90,7 @@ pub fn load(global: &GlobalArgs) -> Result<Loaded, CliError> {
             parallel: global
                 .parallel
                 .clamp(1, ExpandOptions::default().parallel.max(4)),
+            generators: global.generator_env()?,
             ..ExpandOptions::default()
         },
     );

@@ -128,6 +128,67 @@ fn load_ordered(global: &GlobalArgs) -> Result<(Loaded, crate::graph::AppGraph),
     }
 }
 
+/// Settles the tree's namespace label gates (`namespaceDirectories` with a
+/// `label`, kube-applier's mode) with the cluster's namespaces: an app whose
+/// namespace is not labelled `on` or `dry-run` leaves the tree for this run,
+/// a `dry-run` one is reported without writing. No gate, no request.
+async fn settle_gates(
+    loaded: &mut Loaded,
+    graph: &mut crate::graph::AppGraph,
+    client: &ClusterClient,
+) -> Result<(), CliError> {
+    if loaded.tree.namespace_gates().is_empty() {
+        return Ok(());
+    }
+    let gvk = crate::cluster::GroupVersionKind::gvk("", "v1", "Namespace");
+    let list = client
+        .list(&gvk, None, "")
+        .await
+        .map_err(|e| CliError::NamespaceLabels(Box::new(e)))?;
+    let mut labels = std::collections::HashMap::new();
+    for ns in &list {
+        let Some(name) = ns.pointer("/metadata/name").and_then(Value::as_str) else {
+            continue;
+        };
+        let l: std::collections::BTreeMap<String, String> = ns
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        labels.insert(name.to_string(), l);
+    }
+    for (gate, decision) in crate::tree::gate_namespaces(&mut loaded.tree, &labels) {
+        let what = match decision {
+            crate::tree::GateDecision::On => continue,
+            crate::tree::GateDecision::DryRun => "labelled {label}=dry-run: reported, not written",
+            crate::tree::GateDecision::Disabled => {
+                "not labelled {label}=on or dry-run: disabled, not synced"
+            }
+        };
+        errln!(
+            "application \"{}\": namespace {} is {}",
+            gate.app,
+            gate.namespace,
+            what.replace("{label}", &gate.label)
+        );
+    }
+    loaded.graph = loaded.tree.graph();
+    match &loaded.graph {
+        Ok(g) => *graph = g.clone(),
+        Err(_) => {
+            loaded.report_problems();
+            return Err(CliError::Misconfigured {
+                consequence: "nothing was synced",
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The exit of a cluster command: 2 when the tree holds a configuration
 /// error (that app failed alone), else what the run says.
 fn finish(loaded: &Loaded, outcome: Outcome) -> Outcome {
@@ -246,8 +307,9 @@ pub async fn bootstrap(
     if let Some(r) = root {
         global.root = r;
     }
-    let (loaded, graph) = load_ordered(&global)?;
+    let (mut loaded, mut graph) = load_ordered(&global)?;
     let client = connect(cluster).await?;
+    settle_gates(&mut loaded, &mut graph, &client).await?;
     errln!(
         "bootstrapping {} applications from {} into {}",
         loaded.tree.len(),
@@ -275,14 +337,20 @@ pub async fn sync(
     cluster: &ClusterArgs,
     args: &SyncArgs,
 ) -> Result<Outcome, CliError> {
-    let (loaded, graph) = load_ordered(global)?;
+    let (mut loaded, mut graph) = load_ordered(global)?;
     let names = resolve_names(&loaded, apps, global)?;
+    let client = connect(cluster).await?;
+    settle_gates(&mut loaded, &mut graph, &client).await?;
+    // A disabled app named on the command line has nothing to sync.
+    let names: BTreeSet<AppName> = names
+        .into_iter()
+        .filter(|n| loaded.tree.get(n).is_some())
+        .collect();
     let only: BTreeSet<AppName> = if with_deps {
         graph.with_prerequisites(&names.iter().cloned().collect())
     } else {
         names
     };
-    let client = connect(cluster).await?;
     let display = progress(&graph, Some(&only));
     let opts = SyncOptions {
         only: Some(only),
@@ -300,13 +368,14 @@ pub async fn diff(
     apps: &[String],
     cluster: &ClusterArgs,
 ) -> Result<Outcome, CliError> {
-    let (loaded, _graph) = load_ordered(global)?;
+    let (mut loaded, mut graph) = load_ordered(global)?;
     let only = if apps.is_empty() {
         None
     } else {
         Some(resolve_names(&loaded, apps, global)?)
     };
     let client = connect(cluster).await?;
+    settle_gates(&mut loaded, &mut graph, &client).await?;
     let diffs = sync::diff(&loaded.tree, &client, only.as_ref()).await;
     let out_of_sync = diffs
         .iter()

@@ -185,6 +185,9 @@ pub enum RendererSpec {
     /// A source kubesync cannot render (an Argo CD plugin, jsonnet, …); the
     /// app fails at render time with this reason, the rest of the tree goes on.
     Unsupported(String),
+    /// Not a source: an ApplicationSet, whose generators produce the app's
+    /// children (see `tree::appset`).
+    ApplicationSet(Box<super::AppSetSpec>),
 }
 
 impl RendererSpec {
@@ -198,6 +201,7 @@ impl RendererSpec {
             RendererSpec::Kustomize(_) => "kustomize",
             RendererSpec::Transform(_) => "transform",
             RendererSpec::Unsupported(_) => "unsupported",
+            RendererSpec::ApplicationSet(_) => "applicationset",
         }
     }
 }
@@ -356,6 +360,18 @@ impl Application {
         match (api_version, obj.get("kind").and_then(Value::as_str)) {
             (KUBESYNC_API_VERSION, Some("Application")) => parse_kubesync(obj, &ctx),
             (ARGOCD_API_VERSION, Some("Application")) => argo::parse(obj, &ctx),
+            (KUBESYNC_API_VERSION, Some("ApplicationSet")) => {
+                super::appset::parse(obj, &ctx, Flavor::Kubesync)
+            }
+            (ARGOCD_API_VERSION, Some("ApplicationSet")) => {
+                super::appset::parse(obj, &ctx, Flavor::ArgoCd)
+            }
+            (_, Some("ApplicationSet")) => Err(ctx.err(
+                "apiVersion",
+                format!(
+                    "unsupported ApplicationSet apiVersion \"{api_version}\" (expected {KUBESYNC_API_VERSION} or {ARGOCD_API_VERSION})"
+                ),
+            )),
             (_, Some("Application")) => Err(ctx.err(
                 "apiVersion",
                 format!(
@@ -378,24 +394,28 @@ impl Application {
     }
 }
 
-/// Whether `obj` is an Application of a kind kubesync reads (either group).
+/// Whether `obj` is an Application or ApplicationSet of a kind kubesync
+/// reads (either group): a node of the tree, never applied as an object.
 pub fn is_application(obj: &Value) -> bool {
-    obj.get("kind").and_then(Value::as_str) == Some("Application")
-        && matches!(
-            obj.get("apiVersion").and_then(Value::as_str),
-            Some(KUBESYNC_API_VERSION | ARGOCD_API_VERSION)
-        )
+    super::is_application_set(obj)
+        || (obj.get("kind").and_then(Value::as_str) == Some("Application")
+            && matches!(
+                obj.get("apiVersion").and_then(Value::as_str),
+                Some(KUBESYNC_API_VERSION | ARGOCD_API_VERSION)
+            ))
 }
 
 /// Whether `obj` claims to be an Application in some group (used to report a
 /// wrong apiVersion instead of silently treating it as a plain object).
 pub fn looks_like_application(obj: &Value) -> bool {
-    obj.get("kind").and_then(Value::as_str) == Some("Application")
-        && obj
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .map(|v| v.starts_with("kubesync.") || v.starts_with("argoproj.io/"))
-            .unwrap_or(false)
+    matches!(
+        obj.get("kind").and_then(Value::as_str),
+        Some("Application" | "ApplicationSet")
+    ) && obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .map(|v| v.starts_with("kubesync.") || v.starts_with("argoproj.io/"))
+        .unwrap_or(false)
 }
 
 /// Reads the root manifest: a YAML file holding one or more Applications.
@@ -423,7 +443,7 @@ pub fn load_root(path: &Path) -> Result<Vec<Application>, ModelError> {
         if !is_application(&value) && !looks_like_application(&value) {
             return Err(err(
                 doc,
-                "the root manifest may only contain Application objects".into(),
+                "the root manifest may only contain Application or ApplicationSet objects".into(),
             ));
         }
         apps.push(Application::from_object(&value, &origin)?);

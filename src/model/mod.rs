@@ -8,6 +8,7 @@
 //! source is fetched or rendered.
 
 mod app;
+mod appset;
 mod argo;
 mod duration;
 mod error;
@@ -19,6 +20,7 @@ pub mod yaml;
 pub mod yaml_emit;
 
 pub use app::*;
+pub use appset::{is_application_set, AppSetSpec, ApplicationsSync};
 pub use argo::deep_merge;
 pub use duration::{format_duration, parse_duration, DurationError, MAX_DURATION};
 pub use error::ModelError;

@@ -360,7 +360,7 @@ fn load_root_rejects_non_applications() {
     let err = load_root(&p).unwrap_err();
     assert!(
         err.to_string()
-            .ends_with("the root manifest may only contain Application objects"),
+            .ends_with("the root manifest may only contain Application or ApplicationSet objects"),
         "{err}"
     );
     std::fs::write(&p, "").unwrap();

@@ -64,6 +64,8 @@ pub enum RendererKind {
     Helm,
     Kustomize,
     Transform,
+    /// Not a renderer: an ApplicationSet's generated Applications.
+    ApplicationSet,
 }
 
 impl fmt::Display for RendererKind {
@@ -74,6 +76,7 @@ impl fmt::Display for RendererKind {
             RendererKind::Helm => "helm",
             RendererKind::Kustomize => "kustomize",
             RendererKind::Transform => "transform",
+            RendererKind::ApplicationSet => "applicationset",
         })
     }
 }
@@ -619,8 +622,8 @@ impl Renderer {
                     self.search_path(),
                     self.command_timeout,
                 )?,
-                // detect never chooses transform.
-                RendererKind::Transform => {
+                // detect never chooses transform (nor a set).
+                RendererKind::Transform | RendererKind::ApplicationSet => {
                     directory::render(&ctx, &crate::model::DirectoryOptions::default())?
                 }
             },
@@ -647,6 +650,13 @@ impl Renderer {
                 return Err(RenderError::Unsupported {
                     app: ctx.app_name(),
                     reason: reason.clone(),
+                })
+            }
+            // The tree expands sets; a renderer has nothing to render.
+            RendererSpec::ApplicationSet(_) => {
+                return Err(RenderError::Unsupported {
+                    app: ctx.app_name(),
+                    reason: "an ApplicationSet is expanded by the tree, not rendered".into(),
                 })
             }
         };

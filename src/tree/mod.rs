@@ -14,7 +14,15 @@
 //! sources (its `ref` sources lending their files to `$ref/…` value files)
 //! into one set of objects.
 //!
+//! An ApplicationSet is a node like an Application: instead of rendering a
+//! source, it is expanded by its generators ([`appset`]) into Application
+//! objects, which become its children the same way. Namespace gates (apps a
+//! `namespaceDirectories` generator made with a `label`) are settled once the
+//! cluster is known, by [`gate_namespaces`].
+//!
 //! This module composes `source`, `chart` and `render`; it does not talk to a cluster.
+
+pub mod appset;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -39,6 +47,8 @@ pub struct ExpandOptions {
     pub max_depth: usize,
     /// Renders running at once.
     pub parallel: usize,
+    /// What ApplicationSet generators know of the cluster.
+    pub generators: appset::GeneratorEnv,
 }
 
 impl Default for ExpandOptions {
@@ -49,6 +59,7 @@ impl Default for ExpandOptions {
                 .map(|n| n.get())
                 .unwrap_or(2)
                 .clamp(2, 8),
+            generators: appset::GeneratorEnv::default(),
         }
     }
 }
@@ -263,7 +274,7 @@ pub fn expand(
     }
 
     while !frontier.is_empty() {
-        render_all(&mut tree, &frontier, sources, renderer, opts.parallel);
+        render_all(&mut tree, &frontier, sources, renderer, opts);
         let mut next = Vec::new();
         for &i in &frontier {
             adopt_children(&mut tree, i, opts.max_depth, &mut next);
@@ -393,8 +404,9 @@ fn render_all(
     indexes: &[usize],
     sources: &Sources,
     renderer: &Renderer,
-    parallel: usize,
+    opts: &ExpandOptions,
 ) {
+    let parallel = opts.parallel;
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<RenderResult>> = Mutex::new(Vec::new());
     let nodes = &tree.nodes;
@@ -403,7 +415,12 @@ fn render_all(
             s.spawn(|| loop {
                 let k = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&i) = indexes.get(k) else { break };
-                let (checkout, state) = render_one(&nodes[i], sources, renderer);
+                let (checkout, state) = match &nodes[i].app.source.renderer {
+                    crate::model::RendererSpec::ApplicationSet(spec) => {
+                        expand_set(&nodes[i], spec, sources, &opts.generators)
+                    }
+                    _ => render_one(&nodes[i], sources, renderer),
+                };
                 if let Ok(mut r) = results.lock() {
                     r.push((i, checkout, state));
                 }
@@ -630,6 +647,218 @@ fn render_multi(
             ),
         ),
     }
+}
+
+/// Reads repositories for a set's git generators through `source`.
+struct SourceRepos<'a> {
+    sources: &'a Sources,
+    /// The first checkout a generator read (the set's revision in `tree`).
+    own: Mutex<Option<Arc<Checkout>>>,
+}
+
+impl appset::Repos for SourceRepos<'_> {
+    fn checkout(
+        &self,
+        repo: Option<&str>,
+        revision: Option<&RevisionSpec>,
+    ) -> Result<Arc<Checkout>, String> {
+        let co = self
+            .sources
+            .checkout(repo, revision)
+            .map_err(|e| e.to_string())?;
+        if let Ok(mut own) = self.own.lock() {
+            own.get_or_insert_with(|| co.clone());
+        }
+        Ok(co)
+    }
+}
+
+/// Expands an ApplicationSet node: its generated Application objects are its
+/// rendered manifests (the tree adopts them as children); a generator or
+/// template error fails the set alone, naming the generator.
+fn expand_set(
+    node: &AppNode,
+    spec: &crate::model::AppSetSpec,
+    sources: &Sources,
+    env: &appset::GeneratorEnv,
+) -> (Option<Arc<Checkout>>, NodeState) {
+    let _span = tracing::info_span!("expand", set = %node.app.name).entered();
+    let repos = SourceRepos {
+        sources,
+        own: Mutex::new(None),
+    };
+    let ctx = appset::SetContext {
+        name: &node.app.name,
+        spec,
+        origin: &node.app.origin,
+        env,
+        repos: &repos,
+        repo: node.repo_url.as_deref(),
+        revision: node.revision.as_ref(),
+    };
+    let result = appset::generate(&ctx);
+    // The set's revision shows in `tree` when a generator read its repository.
+    let checkout = repos.own.into_inner().ok().flatten();
+    let state = match result {
+        Ok(g) => NodeState::Rendered(Arc::new(Rendered {
+            renderer: crate::render::RendererKind::ApplicationSet,
+            manifests: g.manifests,
+            warnings: g.warnings,
+        })),
+        Err(e) => NodeState::Failed(Failure {
+            kind: FailureKind::Config,
+            message: format!("ApplicationSet \"{}\": {e}", node.app.name),
+        }),
+    };
+    (checkout, state)
+}
+
+/// An app whose namespace a `namespaceDirectories` generator gates on a label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceGate {
+    pub app: AppName,
+    pub namespace: String,
+    /// The label key (kube-applier's `LABEL`).
+    pub label: String,
+}
+
+/// What [`gate_namespaces`] decided for a gated app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateDecision {
+    /// The namespace carries the label `on`: synced.
+    On,
+    /// `dry-run`: synced as a dry run (its objects are marked `kubesync.dev/sync: dry-run`).
+    DryRun,
+    /// No such label, `off`, or no such namespace: left out of the tree.
+    Disabled,
+}
+
+impl AppTree {
+    /// Apps generated with a namespace label gate.
+    pub fn namespace_gates(&self) -> Vec<NamespaceGate> {
+        let mut out = Vec::new();
+        for node in &self.nodes {
+            for m in node
+                .manifests()
+                .iter()
+                .filter(|m| is_application(&m.object))
+            {
+                let label = m
+                    .object
+                    .pointer("/metadata/annotations")
+                    .and_then(|a| a.get(appset::NAMESPACE_LABEL_ANNOTATION))
+                    .and_then(serde_json::Value::as_str);
+                let name = m
+                    .object
+                    .pointer("/metadata/name")
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(|n| AppName::new(n).ok());
+                let (Some(label), Some(name)) = (label, name) else {
+                    continue;
+                };
+                let Some(child) = self.get(&name) else {
+                    continue;
+                };
+                if child.parent.as_ref() != Some(&node.app.name) {
+                    continue;
+                }
+                out.push(NamespaceGate {
+                    app: name,
+                    namespace: child
+                        .app
+                        .destination
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| "default".into()),
+                    label: label.to_string(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Removes `name` and everything below it.
+    fn remove_subtree(&mut self, name: &AppName) {
+        let mut gone = vec![name.clone()];
+        let mut k = 0;
+        while k < gone.len() {
+            if let Some(n) = self.get(&gone[k]) {
+                gone.extend(n.children.iter().cloned());
+            }
+            k += 1;
+        }
+        self.nodes.retain(|n| !gone.contains(&n.app.name));
+        for n in &mut self.nodes {
+            n.children.retain(|c| !gone.contains(c));
+        }
+        self.roots.retain(|r| !gone.contains(r));
+        self.index = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.app.name.clone(), i))
+            .collect();
+    }
+}
+
+/// Settles namespace gates with the cluster's namespace labels (name →
+/// labels; a namespace that does not exist is absent): kube-applier's rule,
+/// an app is synced only while its namespace is labelled `on` or `dry-run`
+/// with the gate's key. A disabled app leaves the tree for this run (what it
+/// applied before is kept, as for any app removed from the tree).
+pub fn gate_namespaces(
+    tree: &mut AppTree,
+    namespace_labels: &HashMap<String, std::collections::BTreeMap<String, String>>,
+) -> Vec<(NamespaceGate, GateDecision)> {
+    let mut out = Vec::new();
+    for gate in tree.namespace_gates() {
+        let value = namespace_labels
+            .get(&gate.namespace)
+            .and_then(|l| l.get(&gate.label))
+            .map(|v| v.trim().to_ascii_lowercase());
+        let decision = match value.as_deref() {
+            Some("on" | "true" | "enabled") => GateDecision::On,
+            Some("dry-run" | "dryrun") => GateDecision::DryRun,
+            _ => GateDecision::Disabled,
+        };
+        match decision {
+            GateDecision::Disabled => tree.remove_subtree(&gate.app),
+            GateDecision::DryRun => {
+                if let Some(&i) = tree.index.get(&gate.app) {
+                    mark_dry_run(&mut tree.nodes[i]);
+                }
+            }
+            GateDecision::On => {}
+        }
+        out.push((gate, decision));
+    }
+    out
+}
+
+/// Marks every object of a rendered node `kubesync.dev/sync: dry-run`.
+fn mark_dry_run(node: &mut AppNode) {
+    let NodeState::Rendered(r) = &node.state else {
+        return;
+    };
+    let mut r = (**r).clone();
+    for m in r
+        .manifests
+        .iter_mut()
+        .filter(|m| !is_application(&m.object))
+    {
+        if let Some(meta) = m.object.get_mut("metadata").and_then(|v| v.as_object_mut()) {
+            let ann = meta
+                .entry("annotations")
+                .or_insert_with(|| serde_json::json!({}));
+            if let Some(a) = ann.as_object_mut() {
+                a.insert(
+                    crate::model::SYNC_ANNOTATION.to_string(),
+                    serde_json::json!("dry-run"),
+                );
+            }
+        }
+    }
+    node.state = NodeState::Rendered(Arc::new(r));
 }
 
 /// Turns the Application objects node `i` rendered into child nodes.
