@@ -1,7 +1,9 @@
 //! One app's sync, as named steps: [`AppSync::run`] plans (reads the
 //! previous inventory, prepares every object before any write), ensures the
-//! destination namespace, applies (`apply`), prunes leftovers (`prune`),
-//! settles the outcome and health, and writes the status back. Every step
+//! destination namespace, runs PreSync hooks, applies (`apply`, with Sync
+//! hooks in their waves), prunes leftovers (`prune`), settles the outcome
+//! and health, runs PostSync or SyncFail hooks (`hooks`), and writes the
+//! status back. Every step
 //! adds to the app's change set; whether the sync failed is read from it
 //! ([`Change::halts`]), never kept on the side.
 
@@ -11,7 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tracing::Instrument;
 
-use super::change::Change;
+use super::change::{Change, HookNotRun, SkipReason};
+use super::hooks;
 use super::engine::{write_status, write_status_with, SyncOptions};
 use super::prepare::{prepare, DesiredObject, PrepareContext, SyncMode};
 use super::report::{AppOutcome, AppReport};
@@ -20,6 +23,7 @@ use super::status::{self, InventoryEntry};
 use crate::cluster::{ClusterClient, ClusterError, LiveCache};
 use crate::diff::{ObjectDiff, SyncStatus};
 use crate::health::{self, Health, HealthStatus};
+use crate::model::hook::{Excluded, HookPhase, Role};
 use crate::model::{AppName, Manifest, ObjectRef};
 use crate::tree::AppNode;
 
@@ -81,7 +85,12 @@ pub(super) struct StatusWrite {
 pub(super) struct Plan {
     /// The app's Application object as the previous sync left it.
     pub(super) previous: Option<Value>,
+    /// The app's ordinary objects (applied, in the inventory).
     pub(super) desired: Vec<DesiredObject>,
+    /// Its resource hooks (run, never in the inventory).
+    pub(super) hooks: Vec<DesiredObject>,
+    /// Objects it renders and never applies (`Skip`, Helm test hooks).
+    pub(super) excluded: Vec<DesiredObject>,
     /// The previous sync's inventory.
     pub(super) inventory: Vec<InventoryEntry>,
     pub(super) prune: bool,
@@ -149,15 +158,50 @@ impl AppSync<'_> {
                 None,
             );
         }
-        let leftover_refs: Vec<ObjectRef> =
-            plan.inventory.iter().map(|e| e.object.clone()).collect();
+        let leftover_refs: Vec<ObjectRef> = plan
+            .inventory
+            .iter()
+            .map(|e| e.object.clone())
+            .chain(plan.hooks.iter().map(|h| h.object_ref.clone()))
+            .collect();
         let namespaces = self.namespace_modes(&plan.desired, &leftover_refs).await;
-        self.apply_groups(&plan.desired, &namespaces, &mut report)
+        report.changes.extend(plan.excluded.iter().map(|d| {
+            let why = match &d.role {
+                Role::Excluded(e) => e.clone(),
+                _ => Excluded::SkipAnnotation,
+            };
+            Change::skipped(&d.object_ref, false, SkipReason::Excluded(why))
+        }));
+        let hooks_run = self.hooks_run(&plan, &namespaces).await;
+        let sync_hooks = match hooks_run {
+            Ok(()) => {
+                let pre = hooks::of_phase(&plan.hooks, HookPhase::PreSync);
+                self.run_hooks(&pre, HookPhase::PreSync, true, &mut report)
+                    .await;
+                hooks::of_phase(&plan.hooks, HookPhase::Sync)
+            }
+            Err(why) => {
+                for phase in [
+                    HookPhase::PreSync,
+                    HookPhase::Sync,
+                    HookPhase::PostSync,
+                    HookPhase::SyncFail,
+                ] {
+                    let of = hooks::of_phase(&plan.hooks, phase);
+                    report.changes.extend(hooks::not_run(&of, phase, why));
+                }
+                Vec::new()
+            }
+        };
+        self.apply_groups(&plan.desired, &sync_hooks, &namespaces, &mut report)
             .await;
         let kept = self.prune_leftovers(&plan, &namespaces, &mut report).await;
         let inventory = inventory(&plan.desired, kept);
         report.sync = sync_status(&report.changes);
         self.settle_health(&plan.desired, &mut report).await;
+        if hooks_run.is_ok() {
+            self.finish_hooks(&plan.hooks, &mut report).await;
+        }
         let write = (self.opts.write_status && !self.opts.dry_run).then(|| StatusWrite {
             inventory,
             previous: plan.previous,
@@ -171,6 +215,12 @@ impl AppSync<'_> {
     pub(super) async fn plan(&self) -> Result<Plan, (String, Option<Value>)> {
         let app = &self.node.app;
         let (previous, desired) = self.prepared().await?;
+        let (hooks, rest): (Vec<_>, Vec<_>) = desired
+            .into_iter()
+            .partition(|d| matches!(d.role, Role::Hook(_)));
+        let (excluded, desired): (Vec<_>, Vec<_>) = rest
+            .into_iter()
+            .partition(|d| matches!(d.role, Role::Excluded(_)));
         let inventory = previous
             .as_ref()
             .map(status::inventory_of)
@@ -191,9 +241,73 @@ impl AppSync<'_> {
         Ok(Plan {
             previous,
             desired,
+            hooks,
+            excluded,
             inventory,
             prune,
         })
+    }
+
+    /// Whether this sync runs the app's hooks: not in a dry run, and only
+    /// when it has something to apply or prune (a converged re-sync makes
+    /// no write; Argo CD, which syncs on request, runs them every time).
+    async fn hooks_run(
+        &self,
+        plan: &Plan,
+        namespaces: &HashMap<String, Option<crate::sync::prepare::SyncMode>>,
+    ) -> Result<(), HookNotRun> {
+        if plan.hooks.is_empty() {
+            return Ok(());
+        }
+        if self.opts.dry_run {
+            return Err(HookNotRun::DryRun);
+        }
+        if self.has_work(plan, namespaces).await {
+            Ok(())
+        } else {
+            Err(HookNotRun::NothingToSync)
+        }
+    }
+
+    /// After the objects: PostSync hooks once the app is Healthy; SyncFail
+    /// hooks when the sync failed (a PostSync failure included) or the app
+    /// never got Healthy. A PostSync failure fails the app.
+    async fn finish_hooks(&self, all: &[DesiredObject], report: &mut AppReport) {
+        let post = hooks::of_phase(all, HookPhase::PostSync);
+        let fail = hooks::of_phase(all, HookPhase::SyncFail);
+        match report.outcome {
+            AppOutcome::Succeeded => {
+                self.run_hooks(&post, HookPhase::PostSync, true, report)
+                    .await;
+                if let Some(message) = report
+                    .changes
+                    .iter()
+                    .filter(|c| c.hook == Some(HookPhase::PostSync))
+                    .find_map(Change::failure)
+                {
+                    report.outcome = AppOutcome::Failed { message };
+                }
+            }
+            AppOutcome::TimedOut { .. } => report.changes.extend(hooks::not_run(
+                &post,
+                HookPhase::PostSync,
+                HookNotRun::NotHealthy,
+            )),
+            _ => report.changes.extend(hooks::not_run(
+                &post,
+                HookPhase::PostSync,
+                HookNotRun::SyncFailed,
+            )),
+        }
+        if report.outcome.is_success() {
+            let ok = HookNotRun::SyncSucceeded;
+            report
+                .changes
+                .extend(hooks::not_run(&fail, HookPhase::SyncFail, ok));
+        } else {
+            self.run_hooks(&fail, HookPhase::SyncFail, false, report)
+                .await;
+        }
     }
 
     /// The outcome and health: after a failure, the health of everything
@@ -321,6 +435,7 @@ impl AppSync<'_> {
         let me = &self.node.app.name;
         let claims: Vec<String> = desired
             .iter()
+            .filter(|d| d.role == Role::Object)
             .filter_map(|d| {
                 let other = self.shared.wanted_by_other(&d.object_ref, me)?;
                 Some(format!(
@@ -338,7 +453,7 @@ impl AppSync<'_> {
         let (previous, desired) = self.prepared().await.map_err(|(m, _)| m)?;
         let mut out = Vec::new();
         for d in &desired {
-            if d.mode == SyncMode::Off {
+            if d.mode == SyncMode::Off || d.role != Role::Object {
                 continue;
             }
             let live = self
@@ -379,7 +494,7 @@ impl AppSync<'_> {
             if old.sync_off
                 || desired
                     .iter()
-                    .any(|d| d.object_ref.same_object(&old.object))
+                    .any(|d| d.role == Role::Object && d.object_ref.same_object(&old.object))
             {
                 continue;
             }
@@ -432,7 +547,7 @@ impl AppSync<'_> {
         };
         let mut out = HashMap::new();
         for m in manifests {
-            let Ok(r) = m.object_ref() else { continue };
+            let Ok(r) = m.object_ref_or_generated() else { continue };
             let key = (r.group.clone(), r.kind.clone());
             if out.contains_key(&key) {
                 continue;

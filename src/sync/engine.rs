@@ -185,7 +185,7 @@ fn kinds_in_play(selected: &[&AppNode], with_status: bool) -> Vec<ObjectRef> {
             add(namespace_ref(ns));
         }
         for m in n.objects() {
-            if let Ok(mut r) = m.object_ref() {
+            if let Ok(mut r) = m.object_ref_or_generated() {
                 if r.namespace.is_none() {
                     r.namespace = Some(dest.unwrap_or("default").to_string());
                 }
