@@ -185,6 +185,7 @@ fn print_report(report: &SyncReport, output: OutputFormat) {
                 ]);
             }
             out!("{}", t.render());
+            print_hooks(report);
             let totals = report.totals();
             let good = report
                 .apps
@@ -211,6 +212,32 @@ fn print_report(report: &SyncReport, output: OutputFormat) {
             );
         }
     }
+}
+
+/// The resource hooks that ran, in the order they ran, one line each:
+/// app, phase, object, what came of it.
+fn print_hooks(report: &SyncReport) {
+    let ran: Vec<(&AppName, &sync::Change)> = report
+        .apps
+        .iter()
+        .flat_map(|a| a.changes.iter().map(move |c| (&a.name, c)))
+        .filter(|(_, c)| c.hook.is_some() && c.action != sync::Action::Skipped)
+        .collect();
+    if ran.is_empty() {
+        return;
+    }
+    let mut t = Table::new(&["APP", "HOOK", "OBJECT", "RESULT"]);
+    for (app, c) in ran {
+        let phase = c.hook.map(|p| p.to_string()).unwrap_or_default();
+        t.row(vec![
+            app.to_string(),
+            phase,
+            c.object.to_string(),
+            c.message(),
+        ]);
+    }
+    outln!("\nhooks:");
+    out!("{}", t.render());
 }
 
 fn outcome_of(report: &SyncReport) -> Outcome {

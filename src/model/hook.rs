@@ -348,7 +348,10 @@ mod tests {
             ("pre-install", vec![HookPhase::PreSync]),
             ("pre-upgrade", vec![HookPhase::PreSync]),
             ("post-install,post-upgrade", vec![HookPhase::PostSync]),
-            ("pre-install,post-install", vec![HookPhase::PreSync, HookPhase::PostSync]),
+            (
+                "pre-install,post-install",
+                vec![HookPhase::PreSync, HookPhase::PostSync],
+            ),
         ];
         for (v, phases) in cases {
             assert_eq!(hook(json!({HELM_HOOK_ANNOTATION: v})).phases, phases, "{v}");
@@ -357,7 +360,10 @@ mod tests {
             HELM_HOOK_DELETE_POLICY_ANNOTATION: "hook-succeeded,before-hook-creation"}));
         assert_eq!(
             h.delete_policies,
-            [DeletePolicy::BeforeHookCreation, DeletePolicy::HookSucceeded]
+            [
+                DeletePolicy::BeforeHookCreation,
+                DeletePolicy::HookSucceeded
+            ]
         );
     }
 
@@ -365,7 +371,10 @@ mod tests {
     fn excluded_and_ordinary_objects() {
         let r = |a: Value| role(&obj(a)).expect("role");
         assert_eq!(r(json!({})), Role::Object);
-        assert_eq!(r(json!({HELM_HOOK_ANNOTATION: "crd-install"})), Role::Object);
+        assert_eq!(
+            r(json!({HELM_HOOK_ANNOTATION: "crd-install"})),
+            Role::Object
+        );
         assert_eq!(
             r(json!({HOOK_ANNOTATION: "Skip"})),
             Role::Excluded(Excluded::SkipAnnotation)
@@ -409,10 +418,15 @@ mod tests {
     #[test]
     fn wave_falls_back_to_hook_weights() {
         assert_eq!(wave(&obj(json!({}))).unwrap(), 0);
-        assert_eq!(wave(&obj(json!({HELM_HOOK_WEIGHT_ANNOTATION: "-2"}))).unwrap(), -2);
         assert_eq!(
-            wave(&obj(json!({SYNC_WAVE_ANNOTATION: "3", HELM_HOOK_WEIGHT_ANNOTATION: "-2"})))
-                .unwrap(),
+            wave(&obj(json!({HELM_HOOK_WEIGHT_ANNOTATION: "-2"}))).unwrap(),
+            -2
+        );
+        assert_eq!(
+            wave(&obj(
+                json!({SYNC_WAVE_ANNOTATION: "3", HELM_HOOK_WEIGHT_ANNOTATION: "-2"})
+            ))
+            .unwrap(),
             3
         );
         assert_eq!(wave(&obj(json!({HOOK_WEIGHT_ANNOTATION: "5"}))).unwrap(), 5);

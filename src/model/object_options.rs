@@ -146,7 +146,10 @@ mod tests {
     #[test]
     fn unknown_options_are_named() {
         let e = with("Prun=false", "").unwrap_err();
-        assert!(e.contains("\"Prun\" is not a per-object sync option"), "{e}");
+        assert!(
+            e.contains("\"Prun\" is not a per-object sync option"),
+            "{e}"
+        );
         let e = with("Prune=no", "").unwrap_err();
         assert!(e.contains("\"Prune=no\""), "{e}");
         let e = with("", "IgnoreEverything").unwrap_err();

@@ -173,9 +173,10 @@ impl Collected {
                 );
             if !generated {
                 ObjectRef::from_object(&value).map_err(|e| match e {
-                    ObjectError::Missing { field: "metadata.name", .. }
-                        if crate::model::hook::generate_name(&value).is_some() =>
-                    {
+                    ObjectError::Missing {
+                        field: "metadata.name",
+                        ..
+                    } if crate::model::hook::generate_name(&value).is_some() => {
                         RenderError::InvalidObject {
                             app: app.to_string(),
                             file: label.to_path_buf(),

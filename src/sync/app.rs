@@ -14,8 +14,8 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use super::change::{Change, HookNotRun, SkipReason};
-use super::hooks;
 use super::engine::{write_status, write_status_with, SyncOptions};
+use super::hooks;
 use super::prepare::{prepare, DesiredObject, PrepareContext, SyncMode};
 use super::report::{AppOutcome, AppReport};
 use super::shared::{crd_scopes, Shared};
@@ -547,7 +547,9 @@ impl AppSync<'_> {
         };
         let mut out = HashMap::new();
         for m in manifests {
-            let Ok(r) = m.object_ref_or_generated() else { continue };
+            let Ok(r) = m.object_ref_or_generated() else {
+                continue;
+            };
             let key = (r.group.clone(), r.kind.clone());
             if out.contains_key(&key) {
                 continue;

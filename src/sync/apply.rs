@@ -55,21 +55,23 @@ impl AppSync<'_> {
         waves.dedup();
         let mut ready_before: Vec<&DesiredObject> = Vec::new();
         for (i, &wave) in waves.iter().enumerate() {
-            let wave_hooks: Vec<&DesiredObject> =
-                sync_hooks.iter().filter(|h| h.wave == wave).copied().collect();
+            let wave_hooks: Vec<&DesiredObject> = sync_hooks
+                .iter()
+                .filter(|h| h.wave == wave)
+                .copied()
+                .collect();
             let halted = report.changes.iter().any(Change::halts);
             if i > 0 && !halted && !dry {
                 let h = self.wait_healthy(&ready_before, self.deadline()).await;
                 if !h.health.is_ready() {
                     report.health = h;
                     for group in all_groups.iter().filter(|g| g[0].wave == wave) {
-                        report.changes.extend(
-                            group
-                                .iter()
-                                .map(|d| Change::skipped(&d.object_ref, dry, SkipReason::WaveNotHealthy)),
-                        );
+                        report.changes.extend(group.iter().map(|d| {
+                            Change::skipped(&d.object_ref, dry, SkipReason::WaveNotHealthy)
+                        }));
                     }
-                    let not_run = hooks::not_run(&wave_hooks, HookPhase::Sync, HookNotRun::NotHealthy);
+                    let not_run =
+                        hooks::not_run(&wave_hooks, HookPhase::Sync, HookNotRun::NotHealthy);
                     report.changes.extend(not_run);
                     continue;
                 }

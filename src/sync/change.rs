@@ -104,7 +104,9 @@ pub enum HookNotRun {
 impl fmt::Display for HookNotRun {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            HookNotRun::NothingToSync => "hook not run: nothing to sync (every object is as git wants it)",
+            HookNotRun::NothingToSync => {
+                "hook not run: nothing to sync (every object is as git wants it)"
+            }
             HookNotRun::DryRun => "hook not run: dry run",
             HookNotRun::SyncFailed => "hook not run: the sync failed before its phase",
             HookNotRun::SyncSucceeded => "hook not run: the sync did not fail",
@@ -249,9 +251,7 @@ impl fmt::Display for Note {
             Note::AlreadyGone => "already gone",
             Note::WouldBePruned => "would be pruned",
             Note::HookSucceeded { deleted: false } => "hook succeeded",
-            Note::HookSucceeded { deleted: true } => {
-                "hook succeeded; deleted (HookSucceeded)"
-            }
+            Note::HookSucceeded { deleted: true } => "hook succeeded; deleted (HookSucceeded)",
             Note::Replaced { recreated: false } => "replaced (Replace=true)",
             Note::Replaced { recreated: true } => {
                 "deleted and created again (Replace=true, Force=true: the replace was refused)"

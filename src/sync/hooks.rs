@@ -72,7 +72,11 @@ pub(super) fn hook_state(live: Option<&Value>) -> HookState {
                 HookState::Succeeded
             } else if let Some(c) = true_cond("Failed") {
                 let text = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-                HookState::Failed(format!("Job failed: {}: {}", text("reason"), text("message")))
+                HookState::Failed(format!(
+                    "Job failed: {}: {}",
+                    text("reason"),
+                    text("message")
+                ))
             } else {
                 HookState::Running("Job running".into())
             }
@@ -112,9 +116,7 @@ pub(super) fn of_phase(hooks: &[DesiredObject], phase: HookPhase) -> Vec<&Desire
 pub(super) fn not_run(hooks: &[&DesiredObject], phase: HookPhase, why: HookNotRun) -> Vec<Change> {
     hooks
         .iter()
-        .map(|h| {
-            Change::skipped(&h.object_ref, false, SkipReason::HookNotRun(why)).in_hook(phase)
-        })
+        .map(|h| Change::skipped(&h.object_ref, false, SkipReason::HookNotRun(why)).in_hook(phase))
         .collect()
 }
 
@@ -250,10 +252,7 @@ impl AppSync<'_> {
             HookState::Failed(m) => fail(&r, m, deleted),
             HookState::Running(m) => fail(
                 &r,
-                format!(
-                    "not finished after {}s ({m})",
-                    self.timeout().as_secs()
-                ),
+                format!("not finished after {}s ({m})", self.timeout().as_secs()),
                 deleted,
             ),
         }
@@ -354,7 +353,10 @@ mod tests {
     #[test]
     fn job_and_pod_states() {
         let job = |conds: Value| json!({"apiVersion": "batch/v1", "kind": "Job", "status": {"conditions": conds}});
-        assert_eq!(hook_state(Some(&job(json!([])))), HookState::Running("Job running".into()));
+        assert_eq!(
+            hook_state(Some(&job(json!([])))),
+            HookState::Running("Job running".into())
+        );
         assert_eq!(
             hook_state(Some(&job(json!([{"type": "Complete", "status": "True"}])))),
             HookState::Succeeded
@@ -368,10 +370,17 @@ mod tests {
                     .into()
             )
         );
-        let pod = |phase: &str| json!({"apiVersion": "v1", "kind": "Pod", "status": {"phase": phase}});
+        let pod =
+            |phase: &str| json!({"apiVersion": "v1", "kind": "Pod", "status": {"phase": phase}});
         assert_eq!(hook_state(Some(&pod("Succeeded"))), HookState::Succeeded);
-        assert!(matches!(hook_state(Some(&pod("Failed"))), HookState::Failed(_)));
-        assert!(matches!(hook_state(Some(&pod("Running"))), HookState::Running(_)));
+        assert!(matches!(
+            hook_state(Some(&pod("Failed"))),
+            HookState::Failed(_)
+        ));
+        assert!(matches!(
+            hook_state(Some(&pod("Running"))),
+            HookState::Running(_)
+        ));
         assert!(matches!(hook_state(None), HookState::Running(_)));
     }
 
