@@ -192,6 +192,24 @@ fn print_report(report: &SyncReport, output: OutputFormat) {
                 .iter()
                 .filter(|a| a.outcome.is_success())
                 .count();
+            for r in &report.removed {
+                let deleted = r
+                    .changes
+                    .iter()
+                    .filter(|c| c.action == sync::Action::Pruned)
+                    .count();
+                let kept = r.changes.len() - deleted;
+                match &r.error {
+                    None => outln!(
+                        "\nremoved application {}: no longer in the tree, deleted with its objects (resources-finalizer.argocd.argoproj.io): {deleted} deleted, {kept} kept",
+                        r.name
+                    ),
+                    Some(e) => outln!(
+                        "\nwarning: removed application {}: {deleted} object(s) deleted, not finished: {e}",
+                        r.name
+                    ),
+                }
+            }
             if !report.orphaned.is_empty() {
                 outln!(
                     "\nwarning: {} application(s) in the cluster are no longer in the tree: {} (their objects are kept; delete them with kubectl when you mean to)",

@@ -296,6 +296,18 @@ impl ClusterClient {
     /// [`Self::normalize`]); a namespace on a cluster-scoped kind is dropped,
     /// as the API server does.
     pub async fn apply(&self, obj: &Value, dry_run: bool) -> Result<Value, ClusterError> {
+        self.apply_validated(obj, dry_run, true).await
+    }
+
+    /// [`Self::apply`]; without `validate` the server ignores unknown and
+    /// duplicate fields instead of refusing them (`fieldValidation=Ignore`,
+    /// Argo CD's `Validate=false`).
+    pub async fn apply_validated(
+        &self,
+        obj: &Value,
+        dry_run: bool,
+        validate: bool,
+    ) -> Result<Value, ClusterError> {
         let r = ObjectRef::from_object(obj).map_err(|message| ClusterError::BadObject {
             object: object_label(obj),
             message: message.to_string(),
@@ -306,6 +318,9 @@ impl ClusterClient {
         let mut pp = PatchParams::apply(&self.inner.field_manager);
         pp.force = self.inner.force_conflicts;
         pp.dry_run = dry_run;
+        if !validate {
+            pp.field_validation = Some(kube::core::params::ValidationDirective::Ignore);
+        }
         let path = resolved.collection_path(r.namespace.as_deref());
         let kind = if dry_run {
             RequestKind::DryRunApply

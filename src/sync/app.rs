@@ -60,16 +60,33 @@ pub(super) async fn sync_app(
 ) -> (AppReport, Option<StatusWrite>) {
     let start = Instant::now();
     let span = tracing::info_span!("sync", app = %node.app.name);
-    let (mut report, write) = AppSync {
+    let sync = AppSync {
         node,
         client: live.client(),
         live,
         opts,
         shared,
+    };
+    let mut attempt = 0;
+    let (mut report, write) = loop {
+        let (report, write) = sync.run().instrument(span.clone()).await;
+        attempt += 1;
+        match sync.retry_after(&report, attempt, start) {
+            Some(wait) => {
+                tracing::info!(app = %node.app.name, attempt, ?wait, "sync failed; retrying (syncPolicy.retry)");
+                tokio::time::sleep(wait).await;
+            }
+            None => {
+                if attempt > 1 {
+                    tracing::info!(app = %node.app.name, retries = attempt - 1, "retried");
+                }
+                break (report, write);
+            }
+        }
+    };
+    if let (AppOutcome::Failed { message }, true) = (&mut report.outcome, attempt > 1) {
+        message.push_str(&format!(" (after {} retries)", attempt - 1));
     }
-    .run()
-    .instrument(span)
-    .await;
     report.duration = start.elapsed();
     (report, write)
 }
@@ -131,6 +148,22 @@ pub(super) struct AppSync<'a> {
 }
 
 impl AppSync<'_> {
+    /// How long to wait before trying a failed sync again (Argo CD's
+    /// `syncPolicy.retry`), or `None`: it did not fail, it cannot succeed
+    /// by trying again (a configuration error, a dry run), or the retries
+    /// are spent. An unlimited retry (a negative limit) stops at the app's
+    /// wait timeout.
+    fn retry_after(&self, report: &AppReport, attempt: u32, start: Instant) -> Option<Duration> {
+        let retry = self.node.app.sync_policy.retry?;
+        let failed = matches!(report.outcome, AppOutcome::Failed { .. });
+        if !failed || self.opts.dry_run || self.node.failure().is_some() {
+            return None;
+        }
+        let wait = retry.backoff(attempt)?;
+        let unlimited_over = retry.limit < 0 && start.elapsed() + wait > self.timeout();
+        (!unlimited_over).then_some(wait)
+    }
+
     /// The steps, in order; a step that cannot go on ends the sync with the
     /// app Failed and its inventory unchanged. Once the app applied, its
     /// status write is returned for the caller to make (none in a dry run

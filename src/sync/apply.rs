@@ -191,7 +191,16 @@ impl AppSync<'_> {
         dry: bool,
     ) -> Change {
         let r = &d.object_ref;
-        match self.client.apply(&d.object, dry).await {
+        if d.options.replace && !dry {
+            if let Some(l) = live {
+                return self.replace_one(d, l).await;
+            }
+        }
+        let applied = self
+            .client
+            .apply_validated(&d.object, dry, d.options.validate)
+            .await;
+        match applied {
             Ok(result) => {
                 if !dry {
                     self.live.applied(&result);
@@ -219,6 +228,76 @@ impl AppSync<'_> {
                 tracing::warn!(object = %r, "apply failed: {e}");
                 Change::failed(r, dry, ChangeError::Cluster(e.to_string()))
             }
+        }
+    }
+
+    /// `Replace=true` on a live object: a replace (PUT) instead of an
+    /// apply; with `Force=true`, when the server refuses the replace (an
+    /// immutable field changed), the object is deleted and created again.
+    pub(super) async fn replace_one(&self, d: &DesiredObject, live: &Value) -> Change {
+        let r = &d.object_ref;
+        let failed = |e: String| Change::failed(r, false, ChangeError::Cluster(e));
+        // The live resourceVersion: custom resources refuse an
+        // unconditional update.
+        let mut body = d.object.clone();
+        if let (Some(v), Some(meta)) = (
+            rv(live),
+            body.get_mut("metadata").and_then(Value::as_object_mut),
+        ) {
+            meta.insert("resourceVersion".into(), Value::String(v.to_string()));
+        }
+        let replaced = match self.client.replace(&body).await {
+            Ok(result) => Ok(result),
+            Err(e) if d.options.force => {
+                tracing::info!(object = %r, "replace refused ({e}); Force=true: recreating");
+                if let Err(e) = self
+                    .client
+                    .delete(r, crate::cluster::Propagation::Foreground)
+                    .await
+                {
+                    return failed(e.to_string());
+                }
+                let deadline = self.deadline();
+                loop {
+                    match self.client.get(r).await {
+                        Ok(None) => break,
+                        Ok(Some(_)) if std::time::Instant::now() < deadline => {
+                            tokio::time::sleep(self.opts.poll_interval).await
+                        }
+                        Ok(Some(_)) => {
+                            return failed(format!("{r}: still being deleted (Force=true)"))
+                        }
+                        Err(e) => return failed(e.to_string()),
+                    }
+                }
+                self.live.deleted(r);
+                return match self
+                    .client
+                    .apply_validated(&d.object, false, d.options.validate)
+                    .await
+                {
+                    Ok(result) => {
+                        self.live.applied(&result);
+                        Change::done(r, Action::Configured, false)
+                            .noted(Note::Replaced { recreated: true })
+                    }
+                    Err(e) => failed(e.to_string()),
+                };
+            }
+            Err(e) => Err(e),
+        };
+        match replaced {
+            Ok(result) => {
+                self.live.applied(&result);
+                let action = if rv(live) == rv(&result) {
+                    Action::Unchanged
+                } else {
+                    Action::Configured
+                };
+                tracing::info!(object = %r, %action, "replaced");
+                Change::done(r, action, false).noted(Note::Replaced { recreated: false })
+            }
+            Err(e) => failed(e.to_string()),
         }
     }
 

@@ -77,6 +77,9 @@ pub enum SkipReason {
     /// A leftover whose live object says `argocd.argoproj.io/sync-options:
     /// Prune=false`.
     PruneDisabled,
+    /// An object of an app removed with the resources finalizer, kept:
+    /// `argocd.argoproj.io/sync-options: Delete=false`.
+    DeleteDisabled,
     /// Rendered, never applied: a `Skip` hook, a Helm test hook, a hook
     /// phase kubesync does not run.
     Excluded(Excluded),
@@ -153,6 +156,7 @@ impl SkipReason {
             SkipReason::NotOwned => "notOwned",
             SkipReason::Cascading { .. } => "cascading",
             SkipReason::PruneDisabled => "pruneDisabled",
+            SkipReason::DeleteDisabled => "deleteDisabled",
             SkipReason::Excluded(Excluded::SkipAnnotation) => "hookSkip",
             SkipReason::Excluded(Excluded::HelmTest) => "helmTestHook",
             SkipReason::Excluded(Excluded::UnsupportedHook(_)) => "unsupportedHook",
@@ -204,6 +208,9 @@ impl fmt::Display for SkipReason {
             SkipReason::PruneDisabled => write!(
                 f,
                 "{GONE} kept: argocd.argoproj.io/sync-options: Prune=false (delete it by hand when you mean to)"
+            ),
+            SkipReason::DeleteDisabled => f.write_str(
+                "its application was removed; kept: argocd.argoproj.io/sync-options: Delete=false",
             ),
             SkipReason::Excluded(e) => write!(f, "{e}"),
             SkipReason::HookNotRun(n) => write!(f, "{n}"),

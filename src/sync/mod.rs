@@ -20,6 +20,7 @@ mod engine;
 mod hooks;
 pub mod prepare;
 mod prune;
+mod removed;
 mod report;
 pub mod schedule;
 mod shared;
@@ -31,6 +32,7 @@ pub use engine::{
     DEFAULT_PARALLEL,
 };
 pub use prune::PRUNE_ANNOTATION;
+pub use removed::{RemovedApp, CASCADE_ANNOTATION};
 pub use report::{ActionCounts, AppOutcome, AppReport, SyncReport};
 pub use schedule::Schedule;
 pub use shared::system_namespaces;
