@@ -68,11 +68,27 @@ struct Cleanup<'a> {
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         let ns = self.ns.as_str();
-        let _ = kubectl(self.kc, &["delete", "namespace", ns, "--ignore-not-found", "--wait=false"]);
+        let _ = kubectl(
+            self.kc,
+            &[
+                "delete",
+                "namespace",
+                ns,
+                "--ignore-not-found",
+                "--wait=false",
+            ],
+        );
         for app in [self.app, "root"] {
             let _ = kubectl(
                 self.kc,
-                &["delete", "applications.kubesync.dev", "-n", "kubesync-system", app, "--ignore-not-found"],
+                &[
+                    "delete",
+                    "applications.kubesync.dev",
+                    "-n",
+                    "kubesync-system",
+                    app,
+                    "--ignore-not-found",
+                ],
             );
         }
     }
@@ -94,7 +110,11 @@ fn a_presync_job_completes_on_the_real_cluster_before_the_deployment_is_applied(
                 .unwrap_or(0)
     );
     let app = "kse2e-hooks";
-    let _cleanup = Cleanup { kc: &kc, ns: ns.clone(), app };
+    let _cleanup = Cleanup {
+        kc: &kc,
+        ns: ns.clone(),
+        app,
+    };
     let repo = Repo::new();
     // The root selects only this app (other tests' Application objects are
     // reported as no longer in the tree, and kept).
@@ -108,8 +128,14 @@ fn a_presync_job_completes_on_the_real_cluster_before_the_deployment_is_applied(
         )
     };
     let dir = format!("objects/{app}");
-    repo.write(&format!("{dir}/migrate.yaml"), &job("migrate", "PreSync", "BeforeHookCreation"));
-    repo.write(&format!("{dir}/smoke.yaml"), &job("smoke", "PostSync", "HookSucceeded"));
+    repo.write(
+        &format!("{dir}/migrate.yaml"),
+        &job("migrate", "PreSync", "BeforeHookCreation"),
+    );
+    repo.write(
+        &format!("{dir}/smoke.yaml"),
+        &job("smoke", "PostSync", "HookSucceeded"),
+    );
     repo.write(&format!("{dir}/web.yaml"), &deployment("web", "nginx:1.27"));
 
     let out = kubesync(&kc, &repo.root(), &["--output", "json", "bootstrap"]);
@@ -124,11 +150,20 @@ fn a_presync_job_completes_on_the_real_cluster_before_the_deployment_is_applied(
     let hooks: Vec<(&str, &str, &str)> = changes
         .iter()
         .filter(|c| c.get("hook").is_some())
-        .map(|c| (str_at(c, "/hook"), str_at(c, "/object/name"), str_at(c, "/action")))
+        .map(|c| {
+            (
+                str_at(c, "/hook"),
+                str_at(c, "/object/name"),
+                str_at(c, "/action"),
+            )
+        })
         .collect();
     assert_eq!(
         hooks,
-        [("PreSync", "migrate", "created"), ("PostSync", "smoke", "created")],
+        [
+            ("PreSync", "migrate", "created"),
+            ("PostSync", "smoke", "created")
+        ],
         "{changes:#?}"
     );
 
@@ -139,12 +174,24 @@ fn a_presync_job_completes_on_the_real_cluster_before_the_deployment_is_applied(
     let completed = str_at(&migrate, "/status/completionTime");
     let created = str_at(&web, "/metadata/creationTimestamp");
     assert!(!completed.is_empty(), "{migrate:#}");
-    assert!(completed <= created, "Job completed {completed}, Deployment created {created}");
+    assert!(
+        completed <= created,
+        "Job completed {completed}, Deployment created {created}"
+    );
     let smoke = kubectl(&kc, &["get", "job", "smoke", "-n", &ns]);
     assert!(!smoke.status.success(), "smoke deleted: {}", text(&smoke));
 
     // Hooks are not in the inventory.
-    let status = kubectl_json(&kc, &["get", "applications.kubesync.dev", app, "-n", "kubesync-system"]);
+    let status = kubectl_json(
+        &kc,
+        &[
+            "get",
+            "applications.kubesync.dev",
+            app,
+            "-n",
+            "kubesync-system",
+        ],
+    );
     let inventory: Vec<&str> = status
         .pointer("/status/inventory")
         .and_then(Value::as_array)

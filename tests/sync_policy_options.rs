@@ -284,3 +284,93 @@ async fn an_app_leaving_the_tree_with_the_resources_finalizer_is_deleted_with_it
         .await
         .is_some());
 }
+
+/// `Validate=false` is sent as `fieldValidation=Ignore`, but a server-side
+/// apply is typed: the real API server (v1.37, checked with `kubectl apply
+/// --server-side --validate=false`) still refuses a field its schema does
+/// not declare, and so does the emulator. The failure names the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_false_cannot_make_server_side_apply_take_undeclared_fields() {
+    let emu = emulator(fast_simulation()).await;
+    let repo = Repo::new();
+    repo.app("v", &spec("val"));
+    repo.write(
+        "objects/v/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: loose\n  annotations: {argocd.argoproj.io/sync-options: Validate=false}\ndata: {k: v}\nsurplus: 1\n",
+    );
+    repo.write("objects/v/ok.yaml", &configmap("ok", "k: v"));
+    let report = sync_repo(&repo, &emu).await;
+    let a = app(&report, "v");
+    let loose = change_of(a, "loose");
+    assert_eq!(loose.action, Action::Failed, "{loose:#?}");
+    assert!(
+        loose
+            .message()
+            .contains(".surplus: field not declared in schema"),
+        "{}",
+        loose.message()
+    );
+}
+
+const WIDGET_CRD: &str = r#"{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+  "metadata": {"name": "widgets.example.com"},
+  "spec": {"group": "example.com", "scope": "Namespaced",
+    "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
+    "versions": [{"name": "v1", "served": true, "storage": true,
+      "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}"#;
+
+/// `SkipDryRunOnMissingResource=true`: a custom resource whose CRD an
+/// earlier wave's operator installs at run time is applied in its wave;
+/// without the option the app is refused before any write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_dry_run_on_missing_resource_waits_for_its_wave() {
+    let emu = emulator(fast_simulation()).await;
+    let widget = |opts: &str| {
+        format!(
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n  annotations: {{argocd.argoproj.io/sync-wave: '1'{opts}}}\nspec: {{size: 1}}\n"
+        )
+    };
+    let repo = Repo::new();
+    repo.app("op", &spec("op"));
+    repo.write("objects/op/operator.yaml", &deployment("operator", "op:1"));
+    repo.write("objects/op/widget.yaml", &widget(""));
+    let refused = sync_repo(&repo, &emu).await;
+    let m = failure(app(&refused, "op"));
+    assert!(m.contains("does not serve kind Widget"), "{m}");
+
+    repo.write(
+        "objects/op/widget.yaml",
+        &widget(", argocd.argoproj.io/sync-options: SkipDryRunOnMissingResource=true"),
+    );
+    // The "operator": installs the CRD once its Deployment exists.
+    let client = emu.kube_client();
+    let installer = tokio::spawn(async move {
+        let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+            kube::Api::namespaced(client.clone(), "op");
+        let found = eventually(std::time::Duration::from_secs(20), || async {
+            deployments
+                .get_opt("operator")
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+        })
+        .await;
+        assert!(found, "operator Deployment never created");
+        let crds: kube::Api<
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        > = kube::Api::all(client);
+        let crd = serde_json::from_str(WIDGET_CRD).expect("crd");
+        crds.create(&kube::api::PostParams::default(), &crd)
+            .await
+            .expect("create crd");
+    });
+    let report = sync_repo(&repo, &emu).await;
+    installer.await.expect("installer");
+    let a = app(&report, "op");
+    assert!(a.outcome.is_success(), "{a:#?}");
+    assert_eq!(change_of(a, "w").action, Action::Created);
+    assert!(get(&emu, "/apis/example.com/v1/namespaces/op/widgets/w")
+        .await
+        .is_some());
+}

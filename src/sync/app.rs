@@ -578,6 +578,14 @@ impl AppSync<'_> {
                 .or_else(|| self.shared.crd_scopes.get(key))
                 .copied()
         };
+        let skips_missing = |key: &(String, String)| {
+            manifests.iter().any(|m| {
+                m.object_ref_or_generated()
+                    .is_ok_and(|r| r.group == key.0 && r.kind == key.1)
+                    && crate::model::object_options::object_options(&m.object)
+                        .is_ok_and(|o| o.skip_dry_run_on_missing)
+            })
+        };
         let mut out = HashMap::new();
         for m in manifests {
             let Ok(r) = m.object_ref_or_generated() else {
@@ -590,6 +598,10 @@ impl AppSync<'_> {
             let scope = match self.client.resolve(&r).await {
                 Ok(res) => Ok(res.namespaced),
                 Err(ClusterError::UnknownKind { .. }) if crd_scopes(&key).is_some() => Ok(crd_scopes(&key).unwrap_or(true)),
+                // SkipDryRunOnMissingResource=true: its CRD is expected to be
+                // served by the time its wave applies (installed by an
+                // earlier wave's operator); taken as namespaced until then.
+                Err(ClusterError::UnknownKind { .. }) if skips_missing(&key) => Ok(true),
                 Err(ClusterError::UnknownKind { kind, api_version, .. }) => Err(format!(
                     "the cluster does not serve kind {kind} in {api_version} (is its CRD installed by an app this one depends on?)"
                 )),
