@@ -267,7 +267,7 @@ impl AppSync<'_> {
             let mut changes = self.live.subscribe([r]);
             let state = self
                 .live
-                .inspect(r, selector_for(r), |l| hook_state(l))
+                .inspect(r, selector_for(r), hook_state)
                 .await
                 .unwrap_or_else(|e| HookState::Running(e.to_string()));
             if !matches!(state, HookState::Running(_)) || Instant::now() >= deadline {

@@ -222,7 +222,7 @@ mod tests {
 
     #[test]
     fn deletion_runs_in_reverse_apply_order() {
-        let mut refs = vec![
+        let mut refs = [
             r("", "Namespace", None),
             r("apiextensions.k8s.io", "CustomResourceDefinition", None),
             r("", "ConfigMap", Some("a")),
