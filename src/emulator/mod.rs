@@ -31,6 +31,7 @@
 pub mod accounting;
 pub mod cluster;
 pub mod controllers;
+pub mod convert;
 pub mod crdschema;
 mod defaults;
 pub mod discovery;
