@@ -374,3 +374,25 @@ async fn skip_dry_run_on_missing_resource_waits_for_its_wave() {
         .await
         .is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_reports_an_app_removed_with_its_objects() {
+    let emu = emulator(fast_simulation()).await;
+    let repo = Repo::new();
+    repo.write("apps/gone.yaml", &argo_child("gone", "cli-gone", true));
+    repo.write("objects/gone/cm.yaml", &configmap("conf", "k: v"));
+    let out = run(&repo.root(), &emu.url(), &["bootstrap"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    repo.remove("apps/gone.yaml");
+    let out = run(&repo.root(), &emu.url(), &["bootstrap"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("removed application gone: no longer in the tree, deleted with its objects (resources-finalizer.argocd.argoproj.io): 1 deleted, 0 kept"),
+        "{}",
+        text(&out)
+    );
+    assert!(get(&emu, "/api/v1/namespaces/cli-gone/configmaps/conf")
+        .await
+        .is_none());
+}
