@@ -246,12 +246,31 @@ fn print_report(report: &SyncReport, output: OutputFormat) {
                 ]);
             }
             out!("{}", t.render());
+            print_hooks(report);
             let totals = report.totals();
             let good = report
                 .apps
                 .iter()
                 .filter(|a| a.outcome.is_success())
                 .count();
+            for r in &report.removed {
+                let deleted = r
+                    .changes
+                    .iter()
+                    .filter(|c| c.action == sync::Action::Pruned)
+                    .count();
+                let kept = r.changes.len() - deleted;
+                match &r.error {
+                    None => outln!(
+                        "\nremoved application {}: no longer in the tree, deleted with its objects (resources-finalizer.argocd.argoproj.io): {deleted} deleted, {kept} kept",
+                        r.name
+                    ),
+                    Some(e) => outln!(
+                        "\nwarning: removed application {}: {deleted} object(s) deleted, not finished: {e}",
+                        r.name
+                    ),
+                }
+            }
             if !report.orphaned.is_empty() {
                 outln!(
                     "\nwarning: {} application(s) in the cluster are no longer in the tree: {} (their objects are kept; delete them with kubectl when you mean to)",
@@ -272,6 +291,32 @@ fn print_report(report: &SyncReport, output: OutputFormat) {
             );
         }
     }
+}
+
+/// The resource hooks that ran, in the order they ran, one line each:
+/// app, phase, object, what came of it.
+fn print_hooks(report: &SyncReport) {
+    let ran: Vec<(&AppName, &sync::Change)> = report
+        .apps
+        .iter()
+        .flat_map(|a| a.changes.iter().map(move |c| (&a.name, c)))
+        .filter(|(_, c)| c.hook.is_some() && c.action != sync::Action::Skipped)
+        .collect();
+    if ran.is_empty() {
+        return;
+    }
+    let mut t = Table::new(&["APP", "HOOK", "OBJECT", "RESULT"]);
+    for (app, c) in ran {
+        let phase = c.hook.map(|p| p.to_string()).unwrap_or_default();
+        t.row(vec![
+            app.to_string(),
+            phase,
+            c.object.to_string(),
+            c.message(),
+        ]);
+    }
+    outln!("\nhooks:");
+    out!("{}", t.render());
 }
 
 fn outcome_of(report: &SyncReport) -> Outcome {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kube::core::params::{
-    DeleteParams, GetParams, ListParams, Patch, PatchParams, PropagationPolicy,
+    DeleteParams, GetParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy,
 };
 use kube::core::{GroupVersionKind, Request};
 use serde_json::{json, Value};
@@ -296,6 +296,18 @@ impl ClusterClient {
     /// [`Self::normalize`]); a namespace on a cluster-scoped kind is dropped,
     /// as the API server does.
     pub async fn apply(&self, obj: &Value, dry_run: bool) -> Result<Value, ClusterError> {
+        self.apply_validated(obj, dry_run, true).await
+    }
+
+    /// [`Self::apply`]; without `validate` the server ignores unknown and
+    /// duplicate fields instead of refusing them (`fieldValidation=Ignore`,
+    /// Argo CD's `Validate=false`).
+    pub async fn apply_validated(
+        &self,
+        obj: &Value,
+        dry_run: bool,
+        validate: bool,
+    ) -> Result<Value, ClusterError> {
         let r = ObjectRef::from_object(obj).map_err(|message| ClusterError::BadObject {
             object: object_label(obj),
             message: message.to_string(),
@@ -306,6 +318,9 @@ impl ClusterClient {
         let mut pp = PatchParams::apply(&self.inner.field_manager);
         pp.force = self.inner.force_conflicts;
         pp.dry_run = dry_run;
+        if !validate {
+            pp.field_validation = Some(kube::core::params::ValidationDirective::Ignore);
+        }
         let path = resolved.collection_path(r.namespace.as_deref());
         let kind = if dry_run {
             RequestKind::DryRunApply
@@ -325,6 +340,56 @@ impl ClusterClient {
             .unwrap_or("");
         tracing::debug!(object = %label, dry_run, resource_version, "applied");
         Ok(live)
+    }
+
+    /// Creates `obj` (a POST: the server fails it when the name is taken,
+    /// and gives it a name from `metadata.generateName` when it has none).
+    /// `r` names its kind and namespace (its name may be the generateName).
+    /// Returns the created object, with the name the server chose.
+    pub async fn create(&self, r: &ObjectRef, obj: &Value) -> Result<Value, ClusterError> {
+        let resolved = self.resolve(r).await?;
+        let (r, path) = self.object_path(r, &resolved)?;
+        let label = r.to_string();
+        let body = serde_json::to_vec(obj).map_err(|e| ClusterError::BadObject {
+            object: label.clone(),
+            message: e.to_string(),
+        })?;
+        let pp = PostParams {
+            field_manager: Some(self.inner.field_manager.clone()),
+            ..PostParams::default()
+        };
+        self.request(RequestKind::Apply, &label, || {
+            Request::new(path.as_str()).create(&pp, body.clone())
+        })
+        .await
+        .map_err(|f| f.into_cluster_error(label.clone()))
+    }
+
+    /// Replaces the whole object (a PUT, Argo CD's `Replace=true`): fields
+    /// git does not declare are dropped, whoever set them. The object must
+    /// exist; its live `resourceVersion` is not required.
+    pub async fn replace(&self, obj: &Value) -> Result<Value, ClusterError> {
+        let r = ObjectRef::from_object(obj).map_err(|message| ClusterError::BadObject {
+            object: object_label(obj),
+            message: message.to_string(),
+        })?;
+        let resolved = self.resolve(&r).await?;
+        let (r, body) = scoped(r, &resolved, obj)?;
+        let label = r.to_string();
+        let path = resolved.collection_path(r.namespace.as_deref());
+        let data = serde_json::to_vec(body.as_ref()).map_err(|e| ClusterError::BadObject {
+            object: label.clone(),
+            message: e.to_string(),
+        })?;
+        let pp = PostParams {
+            field_manager: Some(self.inner.field_manager.clone()),
+            ..PostParams::default()
+        };
+        self.request(RequestKind::Apply, &label, || {
+            Request::new(path.as_str()).replace(&r.name, &pp, data.clone())
+        })
+        .await
+        .map_err(|f| f.into_cluster_error(label.clone()))
     }
 
     /// Resolves `obj`'s kind and gives it `default_namespace` when it is

@@ -148,6 +148,13 @@ fn is_namespace(rt: &ResourceType) -> bool {
 
 /// The stored object as served at `rt`'s version.
 fn present(rt: &ResourceType, obj: &Value) -> Value {
+    let converted;
+    let obj = if super::convert::converts(rt) {
+        converted = super::convert::to_served(rt, obj);
+        &converted
+    } else {
+        obj
+    };
     let mut out = Map::new();
     out.insert("apiVersion".into(), json!(rt.api_version()));
     out.insert("kind".into(), json!(rt.kind));
@@ -570,6 +577,7 @@ impl Cluster {
         opts: &WriteOptions,
         record: bool,
     ) -> Result<Value, ApiError> {
+        obj = super::convert::to_stored(rt, obj);
         let meta = child_mut(&mut obj, "metadata");
         let name = match meta
             .get("name")
@@ -831,6 +839,16 @@ impl Cluster {
         sub: Option<Subresource>,
         record: bool,
     ) -> Result<Value, ApiError> {
+        // A write at another version than the stored one: both sides in
+        // the stored shape.
+        let converted;
+        let old = if super::convert::converts(rt) {
+            converted = super::convert::to_stored(rt, old.clone());
+            new = super::convert::to_stored(rt, new);
+            &converted
+        } else {
+            old
+        };
         let name = meta_str(old, "name").unwrap_or_default().to_string();
         let ts = now();
         carry_system_meta(old, &mut new);

@@ -31,6 +31,7 @@
 pub mod accounting;
 pub mod cluster;
 pub mod controllers;
+pub mod convert;
 pub mod crdschema;
 mod defaults;
 pub mod discovery;
@@ -105,6 +106,12 @@ pub struct EmulatorArgs {
     /// Example: --failing-image '*:broken'
     #[arg(long, value_name = "PATTERN")]
     pub failing_image: Vec<String>,
+    /// Images whose containers exit with an error (glob with `*`, else
+    /// substring); repeatable: a Job running one fails (BackoffLimitExceeded),
+    /// a bare pod with `restartPolicy: Never` fails — e.g. to simulate a
+    /// failing hook. Example: --failing-job-image 'migrate:bad'
+    #[arg(long, value_name = "PATTERN")]
+    pub failing_job_image: Vec<String>,
     /// Inject faults from this JSON file (the body `POST /emulator/faults`
     /// takes), e.g. {"seed":1,"rules":[{"verbs":["patch"],"rate":0.1,"error":{"code":503}}]}
     #[arg(long, value_name = "PATH")]
@@ -131,6 +138,7 @@ impl EmulatorArgs {
                 enabled: !self.no_simulation,
                 ready_delay: std::time::Duration::from_millis(self.ready_delay_ms),
                 failing_images: self.failing_image,
+                failing_jobs: self.failing_job_image,
                 ..SimulationConfig::default()
             },
             faults,

@@ -312,6 +312,17 @@ const BUILTINS: &[Row] = &[
     .status()
     .generation()
     .all(),
+    // Also served at v1 (converted; see `convert`), as the real server does.
+    row(
+        "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        &["hpa"],
+        true,
+    )
+    .status()
+    .generation(),
     row("coordination.k8s.io", "v1", "Lease", "leases", &[], true),
     row(
         "networking.k8s.io",
@@ -585,7 +596,7 @@ mod tests {
         assert!(r
             .groups()
             .iter()
-            .any(|(g, v)| g == "autoscaling" && v == &["v2"]));
+            .any(|(g, v)| g == "autoscaling" && v == &["v2", "v1"]));
     }
 
     #[test]

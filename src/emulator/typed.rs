@@ -222,6 +222,9 @@ fn typed_roundtrip(rt: &ResourceType, v: &Value) -> Option<Result<Value, String>
             ("autoscaling", "v2", "HorizontalPodAutoscaler") => {
                 roundtrip::<autoscaling::v2::HorizontalPodAutoscaler>(v)
             }
+            ("autoscaling", "v1", "HorizontalPodAutoscaler") => {
+                roundtrip::<autoscaling::v1::HorizontalPodAutoscaler>(v)
+            }
             ("policy", "v1", "PodDisruptionBudget") => {
                 roundtrip::<policy::v1::PodDisruptionBudget>(v)
             }

@@ -58,7 +58,7 @@ fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Bytes {
 }
 
 fn as_served(rt: &ResourceType, obj: &Value) -> Value {
-    let mut o = obj.clone();
+    let mut o = super::convert::to_served(rt, obj);
     if let Some(m) = o.as_object_mut() {
         m.insert("apiVersion".into(), json!(rt.api_version()));
         m.insert("kind".into(), json!(rt.kind));

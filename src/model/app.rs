@@ -296,6 +296,56 @@ pub struct SyncPolicy {
     /// Argo CD `syncOptions` as written (`CreateNamespace=true` is also mapped
     /// onto `create_namespace`).
     pub sync_options: Vec<String>,
+    /// Argo CD `syncPolicy.retry`: how a failed sync is tried again.
+    #[serde(default)]
+    pub retry: Option<RetryPolicy>,
+    /// The Argo CD Application carries `resources-finalizer.argocd.argoproj.io`:
+    /// when it leaves the tree, its objects are deleted with it.
+    #[serde(default)]
+    pub cascade_delete: bool,
+}
+
+/// Argo CD's `syncPolicy.retry`: a failed sync is tried again up to `limit`
+/// more times (unlimited when negative — bounded by the app's wait timeout
+/// in kubesync), waiting `duration`, then `factor` times longer each time,
+/// at most `max_duration`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryPolicy {
+    pub limit: i64,
+    #[serde(with = "duration_secs")]
+    pub duration: Duration,
+    pub factor: f64,
+    #[serde(with = "duration_secs")]
+    pub max_duration: Duration,
+}
+
+impl Eq for RetryPolicy {}
+
+impl Default for RetryPolicy {
+    /// Argo CD's defaults: 5 s, doubling, at most 3 min.
+    fn default() -> Self {
+        RetryPolicy {
+            limit: 0,
+            duration: Duration::from_secs(5),
+            factor: 2.0,
+            max_duration: Duration::from_secs(180),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `attempt` (1 for the first retry), or
+    /// `None` when the limit is reached.
+    pub fn backoff(&self, attempt: u32) -> Option<Duration> {
+        if self.limit >= 0 && i64::from(attempt) > self.limit {
+            return None;
+        }
+        let exp = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);
+        let secs = self.duration.as_secs_f64() * self.factor.max(1.0).powi(exp);
+        let capped = secs.min(self.max_duration.as_secs_f64());
+        Some(Duration::try_from_secs_f64(capped).unwrap_or(self.max_duration))
+    }
 }
 
 impl Default for SyncPolicy {
@@ -305,6 +355,8 @@ impl Default for SyncPolicy {
             create_namespace: false,
             wait_timeout: DEFAULT_WAIT_TIMEOUT,
             sync_options: Vec::new(),
+            retry: None,
+            cascade_delete: false,
         }
     }
 }

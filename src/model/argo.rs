@@ -7,13 +7,15 @@
 //! `chart:` source onto [`ChartRef`] (its `targetRevision` is a chart version
 //! or constraint, never a git revision).
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use super::app::{wrong_type, Ctx};
 use super::{
-    Application, Automated, ChartRef, Destination, DirectoryOptions, Flavor, HelmOptions,
-    HelmParameter, KustomizeOptions, ModelError, RendererSpec, Source, SyncPolicy, Tier,
-    DEPENDS_ON_ANNOTATION, TIER_ANNOTATION,
+    parse_duration, Application, Automated, ChartRef, Destination, DirectoryOptions, Flavor,
+    HelmOptions, HelmParameter, KustomizeOptions, ModelError, RendererSpec, RetryPolicy, Source,
+    SyncPolicy, Tier, DEPENDS_ON_ANNOTATION, TIER_ANNOTATION,
 };
 
 pub(super) fn parse(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
@@ -94,7 +96,7 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
         extra_sources: sources,
         destination: destination(spec, ctx)?,
         depends_on,
-        sync_policy: sync_policy(spec, ctx)?,
+        sync_policy: sync_policy_of(obj, spec, ctx)?,
         sync_wave: ctx.sync_wave(obj)?,
         project: project(spec, ctx)?,
         origin: ctx.origin.clone(),
@@ -269,6 +271,23 @@ pub(super) fn destination(spec: &Value, ctx: &Ctx) -> Result<Destination, ModelE
     })
 }
 
+/// Argo CD's finalizer asking that an app's objects be deleted with it
+/// (also with a `/foreground` or `/background` suffix).
+pub const RESOURCES_FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
+
+/// The sync policy, with `cascade_delete` from the Application's finalizers.
+fn sync_policy_of(obj: &Value, spec: &Value, ctx: &Ctx) -> Result<SyncPolicy, ModelError> {
+    let mut policy = sync_policy(spec, ctx)?;
+    policy.cascade_delete = obj
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .any(|f| f == RESOURCES_FINALIZER || f.starts_with(&format!("{RESOURCES_FINALIZER}/")));
+    Ok(policy)
+}
+
 fn sync_policy(spec: &Value, ctx: &Ctx) -> Result<SyncPolicy, ModelError> {
     let mut policy = SyncPolicy::default();
     let Some(_) = ctx.opt_map(spec, "syncPolicy", "spec.syncPolicy")? else {
@@ -296,12 +315,70 @@ fn sync_policy(spec: &Value, ctx: &Ctx) -> Result<SyncPolicy, ModelError> {
             });
         }
     }
+    policy.retry = retry(sp, ctx)?;
     policy.sync_options = ctx.string_list(sp, "syncOptions", "spec.syncPolicy.syncOptions")?;
     policy.create_namespace = policy
         .sync_options
         .iter()
         .any(|o| o.trim() == "CreateNamespace=true");
     Ok(policy)
+}
+
+/// `spec.syncPolicy.retry`: `limit` (an integer), `backoff.duration`,
+/// `backoff.factor` (an integer, as Argo CD's API has it) and
+/// `backoff.maxDuration`; unset fields take Argo CD's defaults.
+fn retry(sp: &Value, ctx: &Ctx) -> Result<Option<RetryPolicy>, ModelError> {
+    let Some(_) = ctx.opt_map(sp, "retry", "spec.syncPolicy.retry")? else {
+        return Ok(None);
+    };
+    let r = &sp["retry"];
+    let mut out = RetryPolicy::default();
+    match r.get("limit") {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(n)) if n.as_i64().is_some() => out.limit = n.as_i64().unwrap_or(0),
+        Some(Value::String(s)) if s.trim().parse::<i64>().is_ok() => {
+            out.limit = s.trim().parse().unwrap_or(0)
+        }
+        Some(other) => {
+            return Err(ctx.err(
+                "spec.syncPolicy.retry.limit",
+                wrong_type("an integer", other),
+            ))
+        }
+    }
+    if ctx
+        .opt_map(r, "backoff", "spec.syncPolicy.retry.backoff")?
+        .is_some()
+    {
+        let b = &r["backoff"];
+        let duration = |key: &str, field: &str| -> Result<Option<Duration>, ModelError> {
+            match ctx.opt_str(b, key, field)? {
+                None => Ok(None),
+                Some(t) => parse_duration(&t)
+                    .map(Some)
+                    .map_err(|e| ctx.err(field, e.to_string())),
+            }
+        };
+        if let Some(d) = duration("duration", "spec.syncPolicy.retry.backoff.duration")? {
+            out.duration = d;
+        }
+        if let Some(d) = duration("maxDuration", "spec.syncPolicy.retry.backoff.maxDuration")? {
+            out.max_duration = d;
+        }
+        match b.get("factor") {
+            None | Some(Value::Null) => {}
+            Some(Value::Number(n)) if n.as_f64().is_some_and(|f| f >= 1.0) => {
+                out.factor = n.as_f64().unwrap_or(2.0)
+            }
+            Some(other) => {
+                return Err(ctx.err(
+                    "spec.syncPolicy.retry.backoff.factor",
+                    format!("must be a number of at least 1, found {other}"),
+                ))
+            }
+        }
+    }
+    Ok(Some(out))
 }
 
 /// Helm options, shared by both kinds (kubesync's `values` is a mapping; Argo

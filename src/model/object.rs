@@ -201,6 +201,9 @@ pub enum ObjectError {
         expected: &'static str,
         found: &'static str,
     },
+    /// `metadata.generateName` without `metadata.name` on an object that is
+    /// not a resource hook.
+    GenerateNameOutsideHook { kind: String, generate_name: String },
 }
 
 impl ObjectError {
@@ -244,6 +247,13 @@ impl fmt::Display for ObjectError {
                 expected,
                 found,
             } => write!(f, "{field} must be {expected}, found {found}"),
+            ObjectError::GenerateNameOutsideHook {
+                kind,
+                generate_name,
+            } => write!(
+                f,
+                "{kind} with metadata.generateName \"{generate_name}\" and no metadata.name: only resource hooks (argocd.argoproj.io/hook, helm.sh/hook) may use generateName, because every other object is applied by name (give it a metadata.name, or make it a hook)"
+            ),
         }
     }
 }
@@ -309,6 +319,22 @@ pub struct Manifest {
 impl Manifest {
     pub fn object_ref(&self) -> Result<ObjectRef, ObjectError> {
         ObjectRef::from_object(&self.object)
+    }
+
+    /// The identity, with `metadata.generateName` standing in for a missing
+    /// name (a hook created under a generated name: the server picks the
+    /// rest).
+    pub fn object_ref_or_generated(&self) -> Result<ObjectRef, ObjectError> {
+        match super::hook::generate_name(&self.object) {
+            Some(prefix) => {
+                let mut named = self.object.clone();
+                if let Some(meta) = named.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.insert("name".into(), Value::String(prefix));
+                }
+                ObjectRef::from_object(&named)
+            }
+            None => self.object_ref(),
+        }
     }
 
     pub fn kind(&self) -> &str {

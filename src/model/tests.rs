@@ -374,3 +374,45 @@ fn load_root_rejects_non_applications() {
         .to_string()
         .contains("cannot read the root manifest"));
 }
+
+#[test]
+fn argocd_retry_policy_with_defaults_and_backoff() {
+    let app = |retry: &str| {
+        parse_yaml(&format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {{name: x}}\nspec:\n  source: {{repoURL: 'https://e.com/r.git', path: x}}\n  destination: {{namespace: x}}\n  syncPolicy:\n    retry: {retry}\n"
+        ))
+    };
+    let r = app("{limit: 3, backoff: {duration: 1s, factor: 3, maxDuration: 5s}}")
+        .expect("parses")
+        .sync_policy
+        .retry
+        .expect("retry");
+    assert_eq!(r.limit, 3);
+    let waits: Vec<_> = (1..=4).map(|a| r.backoff(a)).collect();
+    assert_eq!(
+        waits,
+        [
+            Some(Duration::from_secs(1)),
+            Some(Duration::from_secs(3)),
+            Some(Duration::from_secs(5)),
+            None
+        ]
+    );
+    let d = app("{limit: 1}")
+        .expect("parses")
+        .sync_policy
+        .retry
+        .expect("retry");
+    assert_eq!(d.duration, Duration::from_secs(5));
+    assert_eq!(d.max_duration, Duration::from_secs(180));
+    let unlimited = app("{limit: -1}")
+        .expect("parses")
+        .sync_policy
+        .retry
+        .expect("retry");
+    assert_eq!(unlimited.backoff(100), Some(Duration::from_secs(180)));
+    let e = app("{limit: many}").unwrap_err().to_string();
+    assert!(e.contains("spec.syncPolicy.retry.limit"), "{e}");
+    let e = app("{backoff: {duration: soon}}").unwrap_err().to_string();
+    assert!(e.contains("spec.syncPolicy.retry.backoff.duration"), "{e}");
+}

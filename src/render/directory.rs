@@ -32,7 +32,7 @@ use serde_json::Value;
 use super::{origin, Ctx, RenderError, Rendered, RendererKind};
 use crate::model::{
     check_metadata, identity, is_application, looks_like_application, yaml, DirectoryOptions,
-    Manifest, ObjectRef,
+    Manifest, ObjectError, ObjectRef,
 };
 
 /// Renders a plain directory.
@@ -162,7 +162,35 @@ impl Collected {
         // a configuration error of the tree, reported under its own name).
         if !looks_like_application(&value) && !is_application(&value) {
             check_metadata(&value).map_err(invalid)?;
-            ObjectRef::from_object(&value).map_err(invalid)?;
+            // A hook may be named by `generateName` (created anew each run);
+            // anything else is applied, which takes a name.
+            // (Excluded objects are never applied; an unreadable hook
+            // annotation is refused by the sync, naming the annotation.)
+            let generated = crate::model::hook::generate_name(&value).is_some()
+                && !matches!(
+                    crate::model::hook::role(&value),
+                    Ok(crate::model::hook::Role::Object)
+                );
+            if !generated {
+                ObjectRef::from_object(&value).map_err(|e| match e {
+                    ObjectError::Missing {
+                        field: "metadata.name",
+                        ..
+                    } if crate::model::hook::generate_name(&value).is_some() => {
+                        RenderError::InvalidObject {
+                            app: app.to_string(),
+                            file: label.to_path_buf(),
+                            doc,
+                            error: ObjectError::GenerateNameOutsideHook {
+                                kind: kind.to_string(),
+                                generate_name: crate::model::hook::generate_name(&value)
+                                    .unwrap_or_default(),
+                            },
+                        }
+                    }
+                    e => invalid(e),
+                })?;
+            }
         }
         self.manifests.push(Manifest {
             object: value,

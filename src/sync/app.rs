@@ -1,7 +1,9 @@
 //! One app's sync, as named steps: [`AppSync::run`] plans (reads the
 //! previous inventory, prepares every object before any write), ensures the
-//! destination namespace, applies (`apply`), prunes leftovers (`prune`),
-//! settles the outcome and health, and writes the status back. Every step
+//! destination namespace, runs PreSync hooks, applies (`apply`, with Sync
+//! hooks in their waves), prunes leftovers (`prune`), settles the outcome
+//! and health, runs PostSync or SyncFail hooks (`hooks`), and writes the
+//! status back. Every step
 //! adds to the app's change set; whether the sync failed is read from it
 //! ([`Change::halts`]), never kept on the side.
 
@@ -11,8 +13,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tracing::Instrument;
 
-use super::change::Change;
+use super::change::{Change, HookNotRun, SkipReason};
 use super::engine::{write_status, write_status_with, SyncOptions};
+use super::hooks;
 use super::prepare::{prepare, DesiredObject, PrepareContext, SyncMode};
 use super::report::{AppOutcome, AppReport};
 use super::shared::{crd_scopes, Shared};
@@ -20,6 +23,7 @@ use super::status::{self, InventoryEntry};
 use crate::cluster::{ClusterClient, ClusterError, LiveCache};
 use crate::diff::{ObjectDiff, SyncStatus};
 use crate::health::{self, Health, HealthStatus};
+use crate::model::hook::{Excluded, HookPhase, Role};
 use crate::model::{AppName, Manifest, ObjectRef};
 use crate::tree::AppNode;
 
@@ -56,16 +60,33 @@ pub(super) async fn sync_app(
 ) -> (AppReport, Option<StatusWrite>) {
     let start = Instant::now();
     let span = tracing::info_span!("sync", app = %node.app.name);
-    let (mut report, write) = AppSync {
+    let sync = AppSync {
         node,
         client: live.client(),
         live,
         opts,
         shared,
+    };
+    let mut attempt = 0;
+    let (mut report, write) = loop {
+        let (report, write) = sync.run().instrument(span.clone()).await;
+        attempt += 1;
+        match sync.retry_after(&report, attempt, start) {
+            Some(wait) => {
+                tracing::info!(app = %node.app.name, attempt, ?wait, "sync failed; retrying (syncPolicy.retry)");
+                tokio::time::sleep(wait).await;
+            }
+            None => {
+                if attempt > 1 {
+                    tracing::info!(app = %node.app.name, retries = attempt - 1, "retried");
+                }
+                break (report, write);
+            }
+        }
+    };
+    if let (AppOutcome::Failed { message }, true) = (&mut report.outcome, attempt > 1) {
+        message.push_str(&format!(" (after {} retries)", attempt - 1));
     }
-    .run()
-    .instrument(span)
-    .await;
     report.duration = start.elapsed();
     (report, write)
 }
@@ -81,7 +102,12 @@ pub(super) struct StatusWrite {
 pub(super) struct Plan {
     /// The app's Application object as the previous sync left it.
     pub(super) previous: Option<Value>,
+    /// The app's ordinary objects (applied, in the inventory).
     pub(super) desired: Vec<DesiredObject>,
+    /// Its resource hooks (run, never in the inventory).
+    pub(super) hooks: Vec<DesiredObject>,
+    /// Objects it renders and never applies (`Skip`, Helm test hooks).
+    pub(super) excluded: Vec<DesiredObject>,
     /// The previous sync's inventory.
     pub(super) inventory: Vec<InventoryEntry>,
     pub(super) prune: bool,
@@ -122,6 +148,22 @@ pub(super) struct AppSync<'a> {
 }
 
 impl AppSync<'_> {
+    /// How long to wait before trying a failed sync again (Argo CD's
+    /// `syncPolicy.retry`), or `None`: it did not fail, it cannot succeed
+    /// by trying again (a configuration error, a dry run), or the retries
+    /// are spent. An unlimited retry (a negative limit) stops at the app's
+    /// wait timeout.
+    fn retry_after(&self, report: &AppReport, attempt: u32, start: Instant) -> Option<Duration> {
+        let retry = self.node.app.sync_policy.retry?;
+        let failed = matches!(report.outcome, AppOutcome::Failed { .. });
+        if !failed || self.opts.dry_run || self.node.failure().is_some() {
+            return None;
+        }
+        let wait = retry.backoff(attempt)?;
+        let unlimited_over = retry.limit < 0 && start.elapsed() + wait > self.timeout();
+        (!unlimited_over).then_some(wait)
+    }
+
     /// The steps, in order; a step that cannot go on ends the sync with the
     /// app Failed and its inventory unchanged. Once the app applied, its
     /// status write is returned for the caller to make (none in a dry run
@@ -149,15 +191,50 @@ impl AppSync<'_> {
                 None,
             );
         }
-        let leftover_refs: Vec<ObjectRef> =
-            plan.inventory.iter().map(|e| e.object.clone()).collect();
+        let leftover_refs: Vec<ObjectRef> = plan
+            .inventory
+            .iter()
+            .map(|e| e.object.clone())
+            .chain(plan.hooks.iter().map(|h| h.object_ref.clone()))
+            .collect();
         let namespaces = self.namespace_modes(&plan.desired, &leftover_refs).await;
-        self.apply_groups(&plan.desired, &namespaces, &mut report)
+        report.changes.extend(plan.excluded.iter().map(|d| {
+            let why = match &d.role {
+                Role::Excluded(e) => e.clone(),
+                _ => Excluded::SkipAnnotation,
+            };
+            Change::skipped(&d.object_ref, false, SkipReason::Excluded(why))
+        }));
+        let hooks_run = self.hooks_run(&plan, &namespaces).await;
+        let sync_hooks = match hooks_run {
+            Ok(()) => {
+                let pre = hooks::of_phase(&plan.hooks, HookPhase::PreSync);
+                self.run_hooks(&pre, HookPhase::PreSync, true, &mut report)
+                    .await;
+                hooks::of_phase(&plan.hooks, HookPhase::Sync)
+            }
+            Err(why) => {
+                for phase in [
+                    HookPhase::PreSync,
+                    HookPhase::Sync,
+                    HookPhase::PostSync,
+                    HookPhase::SyncFail,
+                ] {
+                    let of = hooks::of_phase(&plan.hooks, phase);
+                    report.changes.extend(hooks::not_run(&of, phase, why));
+                }
+                Vec::new()
+            }
+        };
+        self.apply_groups(&plan.desired, &sync_hooks, &namespaces, &mut report)
             .await;
         let kept = self.prune_leftovers(&plan, &namespaces, &mut report).await;
         let inventory = inventory(&plan.desired, kept);
         report.sync = sync_status(&report.changes);
         self.settle_health(&plan.desired, &mut report).await;
+        if hooks_run.is_ok() {
+            self.finish_hooks(&plan.hooks, &mut report).await;
+        }
         let write = (self.opts.write_status && !self.opts.dry_run).then(|| StatusWrite {
             inventory,
             previous: plan.previous,
@@ -171,6 +248,12 @@ impl AppSync<'_> {
     pub(super) async fn plan(&self) -> Result<Plan, (String, Option<Value>)> {
         let app = &self.node.app;
         let (previous, desired) = self.prepared().await?;
+        let (hooks, rest): (Vec<_>, Vec<_>) = desired
+            .into_iter()
+            .partition(|d| matches!(d.role, Role::Hook(_)));
+        let (excluded, desired): (Vec<_>, Vec<_>) = rest
+            .into_iter()
+            .partition(|d| matches!(d.role, Role::Excluded(_)));
         let inventory = previous
             .as_ref()
             .map(status::inventory_of)
@@ -191,9 +274,73 @@ impl AppSync<'_> {
         Ok(Plan {
             previous,
             desired,
+            hooks,
+            excluded,
             inventory,
             prune,
         })
+    }
+
+    /// Whether this sync runs the app's hooks: not in a dry run, and only
+    /// when it has something to apply or prune (a converged re-sync makes
+    /// no write; Argo CD, which syncs on request, runs them every time).
+    async fn hooks_run(
+        &self,
+        plan: &Plan,
+        namespaces: &HashMap<String, Option<crate::sync::prepare::SyncMode>>,
+    ) -> Result<(), HookNotRun> {
+        if plan.hooks.is_empty() {
+            return Ok(());
+        }
+        if self.opts.dry_run {
+            return Err(HookNotRun::DryRun);
+        }
+        if self.has_work(plan, namespaces).await {
+            Ok(())
+        } else {
+            Err(HookNotRun::NothingToSync)
+        }
+    }
+
+    /// After the objects: PostSync hooks once the app is Healthy; SyncFail
+    /// hooks when the sync failed (a PostSync failure included) or the app
+    /// never got Healthy. A PostSync failure fails the app.
+    async fn finish_hooks(&self, all: &[DesiredObject], report: &mut AppReport) {
+        let post = hooks::of_phase(all, HookPhase::PostSync);
+        let fail = hooks::of_phase(all, HookPhase::SyncFail);
+        match report.outcome {
+            AppOutcome::Succeeded => {
+                self.run_hooks(&post, HookPhase::PostSync, true, report)
+                    .await;
+                if let Some(message) = report
+                    .changes
+                    .iter()
+                    .filter(|c| c.hook == Some(HookPhase::PostSync))
+                    .find_map(Change::failure)
+                {
+                    report.outcome = AppOutcome::Failed { message };
+                }
+            }
+            AppOutcome::TimedOut { .. } => report.changes.extend(hooks::not_run(
+                &post,
+                HookPhase::PostSync,
+                HookNotRun::NotHealthy,
+            )),
+            _ => report.changes.extend(hooks::not_run(
+                &post,
+                HookPhase::PostSync,
+                HookNotRun::SyncFailed,
+            )),
+        }
+        if report.outcome.is_success() {
+            let ok = HookNotRun::SyncSucceeded;
+            report
+                .changes
+                .extend(hooks::not_run(&fail, HookPhase::SyncFail, ok));
+        } else {
+            self.run_hooks(&fail, HookPhase::SyncFail, false, report)
+                .await;
+        }
     }
 
     /// The outcome and health: after a failure, the health of everything
@@ -321,6 +468,7 @@ impl AppSync<'_> {
         let me = &self.node.app.name;
         let claims: Vec<String> = desired
             .iter()
+            .filter(|d| d.role == Role::Object)
             .filter_map(|d| {
                 let other = self.shared.wanted_by_other(&d.object_ref, me)?;
                 Some(format!(
@@ -338,7 +486,7 @@ impl AppSync<'_> {
         let (previous, desired) = self.prepared().await.map_err(|(m, _)| m)?;
         let mut out = Vec::new();
         for d in &desired {
-            if d.mode == SyncMode::Off {
+            if d.mode == SyncMode::Off || d.role != Role::Object {
                 continue;
             }
             let live = self
@@ -379,7 +527,7 @@ impl AppSync<'_> {
             if old.sync_off
                 || desired
                     .iter()
-                    .any(|d| d.object_ref.same_object(&old.object))
+                    .any(|d| d.role == Role::Object && d.object_ref.same_object(&old.object))
             {
                 continue;
             }
@@ -430,9 +578,19 @@ impl AppSync<'_> {
                 .or_else(|| self.shared.crd_scopes.get(key))
                 .copied()
         };
+        let skips_missing = |key: &(String, String)| {
+            manifests.iter().any(|m| {
+                m.object_ref_or_generated()
+                    .is_ok_and(|r| r.group == key.0 && r.kind == key.1)
+                    && crate::model::object_options::object_options(&m.object)
+                        .is_ok_and(|o| o.skip_dry_run_on_missing)
+            })
+        };
         let mut out = HashMap::new();
         for m in manifests {
-            let Ok(r) = m.object_ref() else { continue };
+            let Ok(r) = m.object_ref_or_generated() else {
+                continue;
+            };
             let key = (r.group.clone(), r.kind.clone());
             if out.contains_key(&key) {
                 continue;
@@ -440,6 +598,10 @@ impl AppSync<'_> {
             let scope = match self.client.resolve(&r).await {
                 Ok(res) => Ok(res.namespaced),
                 Err(ClusterError::UnknownKind { .. }) if crd_scopes(&key).is_some() => Ok(crd_scopes(&key).unwrap_or(true)),
+                // SkipDryRunOnMissingResource=true: its CRD is expected to be
+                // served by the time its wave applies (installed by an
+                // earlier wave's operator); taken as namespaced until then.
+                Err(ClusterError::UnknownKind { .. }) if skips_missing(&key) => Ok(true),
                 Err(ClusterError::UnknownKind { kind, api_version, .. }) => Err(format!(
                     "the cluster does not serve kind {kind} in {api_version} (is its CRD installed by an app this one depends on?)"
                 )),

@@ -9,11 +9,13 @@ use futures::stream::StreamExt;
 use serde_json::Value;
 
 use super::app::{namespace_ref, AppSync};
-use super::change::{Action, Change, ChangeError, Note, SkipReason};
+use super::change::{Action, Change, ChangeError, HookNotRun, Note, SkipReason};
+use super::hooks;
 use super::prepare::{is_subset, DesiredObject, SyncMode, DESIRED_HASH_ANNOTATION};
 use super::prune::annotation;
 use super::report::AppReport;
 use crate::cluster::ClusterError;
+use crate::model::hook::HookPhase;
 use crate::model::{ObjectRef, APP_LABEL};
 
 impl AppSync<'_> {
@@ -31,48 +33,70 @@ impl AppSync<'_> {
             .map_err(|e| format!("cannot create namespace \"{namespace}\": {e}"))
     }
 
-    /// Applies the desired objects group by group (a group: one phase of
-    /// one sync wave). A later wave waits until the earlier ones are ready;
-    /// after a failure, or a wave that never gets ready, the rest is skipped.
+    /// Applies the desired objects wave by wave, group by group (a group:
+    /// one phase of one sync wave), running each wave's Sync hooks after its
+    /// objects. A later wave waits until the earlier ones are ready; after a
+    /// failure, or a wave that never gets ready, the rest is skipped.
     pub(super) async fn apply_groups(
         &self,
         desired: &[DesiredObject],
+        sync_hooks: &[&DesiredObject],
         namespaces: &HashMap<String, Option<SyncMode>>,
         report: &mut AppReport,
     ) {
         let dry = self.opts.dry_run;
+        let all_groups = groups(desired);
+        let mut waves: Vec<i32> = all_groups
+            .iter()
+            .map(|g| g[0].wave)
+            .chain(sync_hooks.iter().map(|h| h.wave))
+            .collect();
+        waves.sort_unstable();
+        waves.dedup();
         let mut ready_before: Vec<&DesiredObject> = Vec::new();
-        let mut current_wave: Option<i32> = None;
-        for group in groups(desired) {
-            let skip = |reason: SkipReason| {
-                let skipped = group
-                    .iter()
-                    .map(|d| Change::skipped(&d.object_ref, dry, reason.clone()));
-                skipped.collect::<Vec<_>>()
-            };
-            if report.changes.iter().any(Change::halts) {
-                report.changes.extend(skip(SkipReason::AfterFailure));
-                continue;
-            }
-            let wave = group[0].wave;
-            if current_wave.is_some_and(|w| w != wave) && !dry {
+        for (i, &wave) in waves.iter().enumerate() {
+            let wave_hooks: Vec<&DesiredObject> = sync_hooks
+                .iter()
+                .filter(|h| h.wave == wave)
+                .copied()
+                .collect();
+            let halted = report.changes.iter().any(Change::halts);
+            if i > 0 && !halted && !dry {
                 let h = self.wait_healthy(&ready_before, self.deadline()).await;
                 if !h.health.is_ready() {
-                    report.changes.extend(skip(SkipReason::WaveNotHealthy));
                     report.health = h;
+                    for group in all_groups.iter().filter(|g| g[0].wave == wave) {
+                        report.changes.extend(group.iter().map(|d| {
+                            Change::skipped(&d.object_ref, dry, SkipReason::WaveNotHealthy)
+                        }));
+                    }
+                    let not_run =
+                        hooks::not_run(&wave_hooks, HookPhase::Sync, HookNotRun::NotHealthy);
+                    report.changes.extend(not_run);
                     continue;
                 }
             }
-            current_wave = Some(wave);
-            let results = self.apply_group(&group, namespaces).await;
-            ready_before.extend(
-                group
-                    .iter()
-                    .zip(&results)
-                    .filter(|(_, c)| c.holds_desired())
-                    .map(|(d, _)| *d),
-            );
-            report.changes.extend(results);
+            for group in all_groups.iter().filter(|g| g[0].wave == wave) {
+                if report.changes.iter().any(Change::halts) {
+                    report.changes.extend(
+                        group
+                            .iter()
+                            .map(|d| Change::skipped(&d.object_ref, dry, SkipReason::AfterFailure)),
+                    );
+                    continue;
+                }
+                let results = self.apply_group(group, namespaces).await;
+                ready_before.extend(
+                    group
+                        .iter()
+                        .zip(&results)
+                        .filter(|(_, c)| c.holds_desired())
+                        .map(|(d, _)| *d),
+                );
+                report.changes.extend(results);
+            }
+            self.run_hooks(&wave_hooks, HookPhase::Sync, true, report)
+                .await;
         }
     }
 
@@ -167,7 +191,16 @@ impl AppSync<'_> {
         dry: bool,
     ) -> Change {
         let r = &d.object_ref;
-        match self.client.apply(&d.object, dry).await {
+        if d.options.replace && !dry {
+            if let Some(l) = live {
+                return self.replace_one(d, l).await;
+            }
+        }
+        let applied = self
+            .client
+            .apply_validated(&d.object, dry, d.options.validate)
+            .await;
+        match applied {
             Ok(result) => {
                 if !dry {
                     self.live.applied(&result);
@@ -195,6 +228,76 @@ impl AppSync<'_> {
                 tracing::warn!(object = %r, "apply failed: {e}");
                 Change::failed(r, dry, ChangeError::Cluster(e.to_string()))
             }
+        }
+    }
+
+    /// `Replace=true` on a live object: a replace (PUT) instead of an
+    /// apply; with `Force=true`, when the server refuses the replace (an
+    /// immutable field changed), the object is deleted and created again.
+    pub(super) async fn replace_one(&self, d: &DesiredObject, live: &Value) -> Change {
+        let r = &d.object_ref;
+        let failed = |e: String| Change::failed(r, false, ChangeError::Cluster(e));
+        // The live resourceVersion: custom resources refuse an
+        // unconditional update.
+        let mut body = d.object.clone();
+        if let (Some(v), Some(meta)) = (
+            rv(live),
+            body.get_mut("metadata").and_then(Value::as_object_mut),
+        ) {
+            meta.insert("resourceVersion".into(), Value::String(v.to_string()));
+        }
+        let replaced = match self.client.replace(&body).await {
+            Ok(result) => Ok(result),
+            Err(e) if d.options.force => {
+                tracing::info!(object = %r, "replace refused ({e}); Force=true: recreating");
+                if let Err(e) = self
+                    .client
+                    .delete(r, crate::cluster::Propagation::Foreground)
+                    .await
+                {
+                    return failed(e.to_string());
+                }
+                let deadline = self.deadline();
+                loop {
+                    match self.client.get(r).await {
+                        Ok(None) => break,
+                        Ok(Some(_)) if std::time::Instant::now() < deadline => {
+                            tokio::time::sleep(self.opts.poll_interval).await
+                        }
+                        Ok(Some(_)) => {
+                            return failed(format!("{r}: still being deleted (Force=true)"))
+                        }
+                        Err(e) => return failed(e.to_string()),
+                    }
+                }
+                self.live.deleted(r);
+                return match self
+                    .client
+                    .apply_validated(&d.object, false, d.options.validate)
+                    .await
+                {
+                    Ok(result) => {
+                        self.live.applied(&result);
+                        Change::done(r, Action::Configured, false)
+                            .noted(Note::Replaced { recreated: true })
+                    }
+                    Err(e) => failed(e.to_string()),
+                };
+            }
+            Err(e) => Err(e),
+        };
+        match replaced {
+            Ok(result) => {
+                self.live.applied(&result);
+                let action = if rv(live) == rv(&result) {
+                    Action::Unchanged
+                } else {
+                    Action::Configured
+                };
+                tracing::info!(object = %r, %action, "replaced");
+                Change::done(r, action, false).noted(Note::Replaced { recreated: false })
+            }
+            Err(e) => failed(e.to_string()),
         }
     }
 

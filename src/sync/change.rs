@@ -12,6 +12,7 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 
 use super::prune::PRUNE_ANNOTATION;
+use crate::model::hook::{DeletePolicy, Excluded, HookPhase};
 use crate::model::{AppName, ObjectRef};
 
 /// What happened to one object.
@@ -73,6 +74,48 @@ pub enum SkipReason {
     /// A leftover Namespace or CRD (deleting it cascades) without
     /// `kubesync.dev/prune: allow`.
     Cascading { kind: String },
+    /// A leftover whose live object says `argocd.argoproj.io/sync-options:
+    /// Prune=false`.
+    PruneDisabled,
+    /// An object of an app removed with the resources finalizer, kept:
+    /// `argocd.argoproj.io/sync-options: Delete=false`.
+    DeleteDisabled,
+    /// Rendered, never applied: a `Skip` hook, a Helm test hook, a hook
+    /// phase kubesync does not run.
+    Excluded(Excluded),
+    /// A hook that did not run in this sync, and why.
+    HookNotRun(HookNotRun),
+}
+
+/// Why a hook did not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookNotRun {
+    /// Every object of the app was already as git wants it: a sync with
+    /// nothing to apply runs no hooks (kubesync syncs on change; Argo CD
+    /// would run them on every sync).
+    NothingToSync,
+    /// A dry run runs no hooks.
+    DryRun,
+    /// The sync failed before this hook's phase.
+    SyncFailed,
+    /// A SyncFail hook: the sync did not fail.
+    SyncSucceeded,
+    /// A PostSync hook: the app did not get Healthy.
+    NotHealthy,
+}
+
+impl fmt::Display for HookNotRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HookNotRun::NothingToSync => {
+                "hook not run: nothing to sync (every object is as git wants it)"
+            }
+            HookNotRun::DryRun => "hook not run: dry run",
+            HookNotRun::SyncFailed => "hook not run: the sync failed before its phase",
+            HookNotRun::SyncSucceeded => "hook not run: the sync did not fail",
+            HookNotRun::NotHealthy => "hook not run: the application did not get Healthy",
+        })
+    }
 }
 
 impl SkipReason {
@@ -85,6 +128,7 @@ impl SkipReason {
                 | SkipReason::SyncFailed
                 | SkipReason::PruneOff
                 | SkipReason::Unrendered { .. }
+                | SkipReason::PruneDisabled
         )
     }
 
@@ -111,6 +155,16 @@ impl SkipReason {
             SkipReason::KeptSyncOff => "keptSyncOff",
             SkipReason::NotOwned => "notOwned",
             SkipReason::Cascading { .. } => "cascading",
+            SkipReason::PruneDisabled => "pruneDisabled",
+            SkipReason::DeleteDisabled => "deleteDisabled",
+            SkipReason::Excluded(Excluded::SkipAnnotation) => "hookSkip",
+            SkipReason::Excluded(Excluded::HelmTest) => "helmTestHook",
+            SkipReason::Excluded(Excluded::UnsupportedHook(_)) => "unsupportedHook",
+            SkipReason::HookNotRun(HookNotRun::NothingToSync) => "nothingToSync",
+            SkipReason::HookNotRun(HookNotRun::DryRun) => "hookDryRun",
+            SkipReason::HookNotRun(HookNotRun::SyncFailed) => "hookAfterFailure",
+            SkipReason::HookNotRun(HookNotRun::SyncSucceeded) => "syncSucceeded",
+            SkipReason::HookNotRun(HookNotRun::NotHealthy) => "hookNotHealthy",
         }
     }
 }
@@ -151,6 +205,15 @@ impl fmt::Display for SkipReason {
                 f,
                 "{GONE} kept: deleting a {kind} deletes everything in it (annotate it {PRUNE_ANNOTATION}=allow to let kubesync prune it)"
             ),
+            SkipReason::PruneDisabled => write!(
+                f,
+                "{GONE} kept: argocd.argoproj.io/sync-options: Prune=false (delete it by hand when you mean to)"
+            ),
+            SkipReason::DeleteDisabled => f.write_str(
+                "its application was removed; kept: argocd.argoproj.io/sync-options: Delete=false",
+            ),
+            SkipReason::Excluded(e) => write!(f, "{e}"),
+            SkipReason::HookNotRun(n) => write!(f, "{n}"),
         }
     }
 }
@@ -166,6 +229,11 @@ pub enum Note {
     AlreadyGone,
     /// A leftover a dry run would delete.
     WouldBePruned,
+    /// A hook that ran to success; `deleted` by its HookSucceeded policy.
+    HookSucceeded { deleted: bool },
+    /// Written with a replace (`Replace=true`); `recreated` when the
+    /// replace was refused and `Force=true` deleted and created it again.
+    Replaced { recreated: bool },
 }
 
 impl Note {
@@ -175,6 +243,9 @@ impl Note {
             Note::AfterItsCrd => "afterItsCrd",
             Note::AlreadyGone => "alreadyGone",
             Note::WouldBePruned => "wouldBePruned",
+            Note::HookSucceeded { .. } => "hookSucceeded",
+            Note::Replaced { recreated: false } => "replaced",
+            Note::Replaced { recreated: true } => "recreated",
         }
     }
 }
@@ -186,6 +257,12 @@ impl fmt::Display for Note {
             Note::AfterItsCrd => "would be created (its CRD is created first)",
             Note::AlreadyGone => "already gone",
             Note::WouldBePruned => "would be pruned",
+            Note::HookSucceeded { deleted: false } => "hook succeeded",
+            Note::HookSucceeded { deleted: true } => "hook succeeded; deleted (HookSucceeded)",
+            Note::Replaced { recreated: false } => "replaced (Replace=true)",
+            Note::Replaced { recreated: true } => {
+                "deleted and created again (Replace=true, Force=true: the replace was refused)"
+            }
         })
     }
 }
@@ -198,6 +275,9 @@ pub enum ChangeError {
     Cluster(String),
     /// Deleting a leftover failed.
     Prune(String),
+    /// A hook failed (or did not finish in time); `deleted` by its
+    /// HookFailed policy.
+    Hook { message: String, deleted: bool },
 }
 
 impl ChangeError {
@@ -205,6 +285,7 @@ impl ChangeError {
         match self {
             ChangeError::Cluster(_) => "clusterError",
             ChangeError::Prune(_) => "pruneFailed",
+            ChangeError::Hook { .. } => "hookFailed",
         }
     }
 }
@@ -214,6 +295,13 @@ impl fmt::Display for ChangeError {
         match self {
             ChangeError::Cluster(m) => f.write_str(m),
             ChangeError::Prune(m) => write!(f, "prune failed: {m}"),
+            ChangeError::Hook { message, deleted } => {
+                write!(f, "hook failed: {message}")?;
+                if *deleted {
+                    write!(f, "; deleted ({})", DeletePolicy::HookFailed)?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -234,6 +322,9 @@ pub struct Change {
     /// Whether the object matches git after this sync (false for a dry-run
     /// create/configure, a failure, or an extra object left unpruned).
     pub in_sync: bool,
+    /// The phase, when the object is a resource hook (never in the
+    /// inventory, never pruned).
+    pub hook: Option<HookPhase>,
 }
 
 impl Change {
@@ -247,7 +338,14 @@ impl Change {
             note: None,
             error: None,
             in_sync: !dry_run || action == Action::Unchanged,
+            hook: None,
         }
+    }
+
+    /// Marks the change as a hook's, in `phase`.
+    pub fn in_hook(mut self, phase: HookPhase) -> Self {
+        self.hook = Some(phase);
+        self
     }
 
     /// A leftover that was already gone: nothing to delete, and in sync.
@@ -341,13 +439,16 @@ impl Change {
     pub fn failure(&self) -> Option<String> {
         match self.error.as_ref()? {
             ChangeError::Cluster(m) => Some(m.clone()),
-            e @ ChangeError::Prune(_) => Some(format!("{}: {e}", self.object)),
+            e @ (ChangeError::Prune(_) | ChangeError::Hook { .. }) => {
+                Some(format!("{}: {e}", self.object))
+            }
         }
     }
 }
 
 /// On the wire (`-o json`): `message` is the reason's sentence, `reason` its
-/// machine name; both absent for a plain write.
+/// machine name; both absent for a plain write; `hook` the phase of a
+/// resource hook.
 impl Serialize for Change {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
@@ -361,6 +462,8 @@ impl Serialize for Change {
             #[serde(skip_serializing_if = "Option::is_none")]
             reason: Option<&'static str>,
             in_sync: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            hook: Option<HookPhase>,
         }
         Wire {
             object: &self.object,
@@ -369,6 +472,7 @@ impl Serialize for Change {
             message: self.message(),
             reason: self.reason_tag(),
             in_sync: self.in_sync,
+            hook: self.hook,
         }
         .serialize(s)
     }

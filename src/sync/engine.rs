@@ -131,14 +131,15 @@ pub async fn run(
     };
     let mut reports = run.drive(Schedule::new(graph, &names)).await;
     let apps = names.iter().filter_map(|n| reports.remove(n)).collect();
-    let orphaned = if opts.only.is_none() && opts.write_status {
-        orphaned_apps(tree, client).await
+    let (orphaned, removed) = if opts.only.is_none() && opts.write_status {
+        super::removed::removed_apps(tree, client, opts.dry_run).await
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     SyncReport {
         apps,
         orphaned,
+        removed,
         duration: start.elapsed(),
     }
 }
@@ -185,7 +186,7 @@ fn kinds_in_play(selected: &[&AppNode], with_status: bool) -> Vec<ObjectRef> {
             add(namespace_ref(ns));
         }
         for m in n.objects() {
-            if let Ok(mut r) = m.object_ref() {
+            if let Ok(mut r) = m.object_ref_or_generated() {
                 if r.namespace.is_none() {
                     r.namespace = Some(dest.unwrap_or("default").to_string());
                 }
@@ -280,24 +281,6 @@ pub async fn list_applications(client: &ClusterClient) -> Result<Vec<Value>, Clu
     client.list(&gvk, Some(status::STATUS_NAMESPACE), "").await
 }
 
-/// Application objects in the cluster whose app is no longer in the tree
-/// (removed from git). They and their objects are kept — deleting an app's
-/// objects because its manifest disappeared is a decision for a person — and
-/// reported so that nothing is left unseen.
-async fn orphaned_apps(tree: &AppTree, client: &ClusterClient) -> Vec<AppName> {
-    let Ok(list) = list_applications(client).await else {
-        return Vec::new();
-    };
-    let mut out: Vec<AppName> = list
-        .iter()
-        .filter_map(|a| a.pointer("/metadata/name").and_then(Value::as_str))
-        .filter_map(|n| AppName::new(n).ok())
-        .filter(|n| tree.get(n).is_none())
-        .collect();
-    out.sort();
-    out
-}
-
 /// Installs the Application CRD and the status namespace when missing.
 pub async fn ensure_status_crd(client: &ClusterClient) -> Result<(), ClusterError> {
     ensure_status(client).await.map(|_| ())
@@ -359,8 +342,14 @@ pub(super) async fn write_status_with(
     let repo = node.checkout.as_ref().map(|c| c.repo.as_str());
     let desired =
         status::application_object(&node.app, node.parent.as_ref().map(AppName::as_str), repo);
+    let cascade = |o: &Value| {
+        o.pointer("/metadata/annotations")
+            .and_then(|a| a.get(super::removed::CASCADE_ANNOTATION))
+            .is_some()
+    };
     let needs_spec = match previous {
-        Some(p) => !is_subset(&desired, p),
+        // (A dropped annotation is not seen by the subset test.)
+        Some(p) => !is_subset(&desired, p) || cascade(p) != cascade(&desired),
         None => true,
     };
     if needs_spec {

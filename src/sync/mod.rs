@@ -9,26 +9,30 @@
 //! Application status built from it; `shared` what the whole tree wants.
 //!
 //! IO: `engine` drives the schedule and writes status; `app` runs one app's
-//! sync as named steps, with `apply` (waves, phases, CRDs) and `prune`
-//! (leftovers and the rules that keep them).
+//! sync as named steps, with `apply` (waves, phases, CRDs), `hooks` (resource
+//! hooks: PreSync, Sync, PostSync, SyncFail) and `prune` (leftovers and the
+//! rules that keep them).
 
 mod app;
 mod apply;
 mod change;
 mod engine;
+mod hooks;
 pub mod prepare;
 mod prune;
+mod removed;
 mod report;
 pub mod schedule;
 mod shared;
 pub mod status;
 
-pub use change::{Action, Change, ChangeError, Note, SkipReason};
+pub use change::{Action, Change, ChangeError, HookNotRun, Note, SkipReason};
 pub use engine::{
     diff, ensure_status_crd, list_applications, run, AppDiff, Progress, Quiet, SyncOptions,
     DEFAULT_PARALLEL,
 };
 pub use prune::PRUNE_ANNOTATION;
+pub use removed::{RemovedApp, CASCADE_ANNOTATION};
 pub use report::{ActionCounts, AppOutcome, AppReport, SyncReport};
 pub use schedule::Schedule;
 pub use shared::system_namespaces;

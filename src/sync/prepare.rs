@@ -10,9 +10,10 @@ use std::fmt;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::model::hook::{self, Role};
+use crate::model::object_options::{object_options, ObjectOptions};
 use crate::model::{
-    AppName, Manifest, ObjectRef, Tier, APP_LABEL, SYNC_ANNOTATION, SYNC_WAVE_ANNOTATION,
-    TRACKING_ANNOTATION,
+    AppName, Manifest, ObjectRef, Tier, APP_LABEL, SYNC_ANNOTATION, TRACKING_ANNOTATION,
 };
 
 /// Annotation holding a hash of the desired object kubesync last applied: a
@@ -122,6 +123,25 @@ pub struct DesiredObject {
     pub mode: SyncMode,
     /// Hash of the desired object (stored in [`DESIRED_HASH_ANNOTATION`]).
     pub hash: String,
+    /// An ordinary object, a resource hook, or left out of the sync.
+    pub role: Role,
+    /// Its `argocd.argoproj.io/sync-options` and compare options.
+    pub options: ObjectOptions,
+}
+
+impl DesiredObject {
+    /// The hook, when the object is one.
+    pub fn hook(&self) -> Option<&hook::Hook> {
+        match &self.role {
+            Role::Hook(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    /// Whether it is created under a generated name (a `generateName` hook).
+    pub fn generated(&self) -> bool {
+        self.hook().is_some_and(|h| h.generate_name.is_some())
+    }
 }
 
 /// Why an object cannot be prepared or may not be written.
@@ -182,7 +202,8 @@ pub fn prepare(
                     r.namespace.clone(),
                     r.name.clone(),
                 );
-                if seen.insert(key) {
+                // Hooks with generateName are new objects each time.
+                if d.generated() || seen.insert(key) {
                     out.push(d);
                 } else {
                     refusals.push(Refusal {
@@ -215,7 +236,7 @@ fn prepare_one(
     m: &Manifest,
     scope: &mut impl FnMut(&ObjectRef) -> Result<bool, String>,
 ) -> Result<DesiredObject, Refusal> {
-    let mut r = m.object_ref().map_err(|e| Refusal {
+    let mut r = m.object_ref_or_generated().map_err(|e| Refusal {
         object: m.origin.to_string(),
         reason: e.to_string(),
     })?;
@@ -227,7 +248,9 @@ fn prepare_one(
     let mut obj = m.object.clone();
     place(&mut r, &mut obj, namespaced, ctx.namespace);
     guardrail(ctx, &r, namespaced).map_err(|e| refused(&r, e))?;
-    let wave = wave_of(m).map_err(|e| refused(&r, e))?;
+    let wave = hook::wave(&m.object).map_err(|e| refused(&r, e))?;
+    let role = hook::role(&m.object).map_err(|e| refused(&r, e))?;
+    let options = object_options(&m.object).map_err(|e| refused(&r, e))?;
     let mode = sync_mode(&obj);
     let hash = stamp(&mut obj, ctx.app, &r);
     Ok(DesiredObject {
@@ -239,6 +262,8 @@ fn prepare_one(
         wave,
         mode,
         hash,
+        role,
+        options,
     })
 }
 
@@ -260,16 +285,6 @@ fn place(r: &mut ObjectRef, obj: &mut Value, namespaced: bool, namespace: &str) 
             meta.remove("namespace");
         }
     }
-}
-
-/// The object's sync wave (0 without the annotation).
-fn wave_of(m: &Manifest) -> Result<i32, String> {
-    let Some(w) = m.annotation(SYNC_WAVE_ANNOTATION) else {
-        return Ok(0);
-    };
-    w.trim()
-        .parse::<i32>()
-        .map_err(|_| format!("{SYNC_WAVE_ANNOTATION} \"{w}\" is not an integer"))
 }
 
 /// Stamps the app label, the tracking id and the desired hash (of the

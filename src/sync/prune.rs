@@ -3,7 +3,10 @@
 //! prune off; released when git had turned them off; handed over when
 //! another app renders them now; frozen tree-wide while any app failed to
 //! render; kept when turned off (namespace or live object), not applied by
-//! this app, or a Namespace/CRD without `kubesync.dev/prune: allow`.
+//! this app, `argocd.argoproj.io/sync-options: Prune=false`, or a
+//! Namespace/CRD without `kubesync.dev/prune: allow`. A leftover kept counts
+//! against the app's sync status unless its live object says
+//! `argocd.argoproj.io/compare-options: IgnoreExtraneous`.
 
 use std::collections::HashMap;
 
@@ -15,6 +18,7 @@ use super::prepare::SyncMode;
 use super::report::AppReport;
 use super::status::InventoryEntry;
 use crate::cluster::Propagation;
+use crate::model::object_options::object_options;
 use crate::model::{AppName, ObjectRef, APP_LABEL};
 
 impl AppSync<'_> {
@@ -76,7 +80,14 @@ impl AppSync<'_> {
         };
         if let Some(reason) = reason {
             let keep = reason.keeps_tracking();
-            return (Change::skipped(r, dry, reason), keep);
+            let mut c = Change::skipped(r, dry, reason);
+            if c.reason == Some(SkipReason::PruneOff) {
+                // IgnoreExtraneous: a leftover kept does not count against sync.
+                if let Ok(Some(live)) = self.read(r).await {
+                    c.in_sync |= ignores_extraneous(&live);
+                }
+            }
+            return (c, keep);
         }
         let c = self.prune_one(r, dry, namespaces).await;
         let keep = c.action != Action::Pruned;
@@ -105,7 +116,9 @@ impl AppSync<'_> {
             Err(e) => return Change::failed(r, dry, ChangeError::Prune(e.to_string())),
         };
         if let Some(reason) = keep_leftover(r, &live, &self.node.app.name) {
-            return Change::skipped(r, dry, reason);
+            let mut c = Change::skipped(r, dry, reason);
+            c.in_sync |= ignores_extraneous(&live);
+            return c;
         }
         let mode = super::prepare::sync_mode(&live);
         if dry || mode == SyncMode::DryRun || ns_mode == Some(SyncMode::DryRun) {
@@ -139,6 +152,10 @@ fn keep_leftover(r: &ObjectRef, live: &Value, me: &AppName) -> Option<SkipReason
     if owner != Some(me.as_str()) || !tracked {
         return Some(SkipReason::NotOwned);
     }
+    // Prune=false (an unreadable annotation keeps the object too).
+    if object_options(live).map_or(true, |o| !o.prune) {
+        return Some(SkipReason::PruneDisabled);
+    }
     let cascading = (r.group.is_empty() && r.kind == "Namespace")
         || (r.group == "apiextensions.k8s.io" && r.kind == "CustomResourceDefinition");
     if cascading && annotation(live, PRUNE_ANNOTATION) != Some("allow") {
@@ -146,6 +163,12 @@ fn keep_leftover(r: &ObjectRef, live: &Value, me: &AppName) -> Option<SkipReason
         return Some(SkipReason::Cascading { kind });
     }
     None
+}
+
+/// Whether a live leftover says `argocd.argoproj.io/compare-options:
+/// IgnoreExtraneous`: kept, it does not make its app OutOfSync.
+fn ignores_extraneous(live: &Value) -> bool {
+    object_options(live).is_ok_and(|o| o.ignore_extraneous)
 }
 
 /// The value of one annotation of a live object.

@@ -150,13 +150,22 @@ pub struct SyncReport {
     /// tree; their objects are kept.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub orphaned: Vec<AppName>,
+    /// Apps no longer in the tree whose Argo CD Application had the
+    /// resources finalizer: deleted with their objects.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<super::removed::RemovedApp>,
     #[serde(with = "secs")]
     pub duration: Duration,
 }
 
 impl SyncReport {
-    /// True when every app succeeded, is Synced and Healthy.
+    /// True when every app succeeded, is Synced and Healthy, and every app
+    /// removed with its objects is gone.
     pub fn all_good(&self) -> bool {
+        self.removed.iter().all(|r| r.error.is_none()) && self.apps_good()
+    }
+
+    fn apps_good(&self) -> bool {
         self.apps.iter().all(|a| {
             a.outcome == AppOutcome::Succeeded
                 && a.sync == SyncStatus::Synced

@@ -86,14 +86,18 @@ pub fn application_object(app: &Application, parent: Option<&str>, repo: Option<
     if let Some(p) = parent {
         labels["kubesync.dev/parent"] = json!(p);
     }
+    let mut metadata = json!({
+        "name": app.name.as_str(),
+        "namespace": STATUS_NAMESPACE,
+        "labels": labels,
+    });
+    if app.sync_policy.cascade_delete {
+        metadata["annotations"] = json!({super::removed::CASCADE_ANNOTATION: "true"});
+    }
     json!({
         "apiVersion": KUBESYNC_API_VERSION,
         "kind": "Application",
-        "metadata": {
-            "name": app.name.as_str(),
-            "namespace": STATUS_NAMESPACE,
-            "labels": labels,
-        },
+        "metadata": metadata,
         "spec": {
             "tier": app.tier.to_string(),
             "source": source,

@@ -82,7 +82,7 @@ pub struct SimulationConfig {
     /// but never ready, the container waiting in `CrashLoopBackOff`.
     pub crashing_images: Vec<String>,
     /// Image patterns whose Job pods exit with an error: the Job fails with
-    /// `BackoffLimitExceeded`.
+    /// `BackoffLimitExceeded`; a bare pod with `restartPolicy: Never` fails too.
     pub failing_jobs: Vec<String>,
     /// What an image reference resolves to (`"nginx:1.25"` →
     /// `"sha256:<64 hex>"`, the `sha256:` prefix optional). Unlisted images

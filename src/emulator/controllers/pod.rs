@@ -2,8 +2,11 @@
 //! `emulator-node`, reports `ContainerCreating` until `ready_delay` has
 //! passed since it was first seen, then runs and becomes Ready — unless an
 //! image is configured to fail (`ImagePullBackOff`) or crash
-//! (`CrashLoopBackOff`). A Job's pod instead finishes: Succeeded, or Failed
-//! when an image matches `failing_jobs`. Status changes only at these stage
+//! (`CrashLoopBackOff`). A pod that runs to completion — a Job's, or a bare
+//! pod with `restartPolicy: Never` or `OnFailure` — instead finishes:
+//! Succeeded, or, when an image matches `failing_jobs`, Failed (`Never`, and
+//! a Job's pod) or restarted until it crash-loops (a bare `OnFailure` pod,
+//! as the kubelet restarts it). Status changes only at these stage
 //! transitions, so repeated reconciles write nothing.
 
 use serde_json::{json, Map, Value};
@@ -57,10 +60,30 @@ fn images(pod: &Value, list: &str) -> Vec<String> {
         .collect()
 }
 
-fn runs_to_completion(pod: &Value) -> bool {
-    super::controller_owners(pod)
+/// How a pod's containers end, as its owner and `restartPolicy` decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifetime {
+    /// Restarted whenever they exit (`Always`, the default): it runs.
+    Serves,
+    /// Runs once; a failure fails the pod (a Job's pod, `Never`).
+    Once,
+    /// Restarted only on failure (a bare `OnFailure` pod): success
+    /// completes it, a failure crash-loops.
+    UntilSuccess,
+}
+
+fn lifetime(pod: &Value) -> Lifetime {
+    if super::controller_owners(pod)
         .iter()
         .any(|(k, _)| *k == Kind::Job)
+    {
+        return Lifetime::Once;
+    }
+    match str_at(pod, "/spec/restartPolicy") {
+        Some("Never") => Lifetime::Once,
+        Some("OnFailure") => Lifetime::UntilSuccess,
+        _ => Lifetime::Serves,
+    }
 }
 
 pub(super) fn reconcile(ctx: &mut Ctx<'_>, ns: &str, name: &str) -> Requeue {
@@ -105,11 +128,11 @@ pub(super) fn reconcile(ctx: &mut Ctx<'_>, ns: &str, name: &str) -> Requeue {
         (Stage::Creating, Some(due - ctx.now))
     } else if matches(&ctx.config.failing_images) {
         (Stage::PullBackOff, None)
-    } else if runs_to_completion(&pod) {
-        if matches(&ctx.config.failing_jobs) {
-            (Stage::Failed, None)
-        } else {
-            (Stage::Succeeded, None)
+    } else if lifetime(&pod) != Lifetime::Serves {
+        match (matches(&ctx.config.failing_jobs), lifetime(&pod)) {
+            (false, _) => (Stage::Succeeded, None),
+            (true, Lifetime::UntilSuccess) => (Stage::CrashLoop, None),
+            (true, _) => (Stage::Failed, None),
         }
     } else if matches(&ctx.config.crashing_images) {
         (Stage::CrashLoop, None)

@@ -1,0 +1,324 @@
+//! Resource hooks and Argo CD sync options against a real API server (the
+//! real-cluster tier: the control plane of `scripts/control-plane up`, where
+//! kwok completes Jobs): a PreSync Job runs to completion before the
+//! Deployment is created, a PostSync Job runs after it, the hooks are kept
+//! or deleted per their policy, are not in the inventory, and a converged
+//! re-run runs none; `Replace=true`/`Force=true` and the resources
+//! finalizer's cascade delete as the real server answers them.
+//! Runs when `KUBESYNC_E2E_KUBECONFIG` is set (as `tests/e2e_real_cluster.rs`);
+//! skipped, with the reason printed, otherwise.
+
+mod sync_support;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+/// One test at a time (they share the `root` Application object).
+static CLUSTER: Mutex<()> = Mutex::new(());
+
+use serde_json::Value;
+use sync_support::{deployment, path_with_helm, text, Repo};
+
+fn kubeconfig() -> Option<String> {
+    match std::env::var("KUBESYNC_E2E_KUBECONFIG") {
+        Ok(kc) if !kc.is_empty() => Some(kc),
+        _ => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "real-cluster hook test skipped: set KUBESYNC_E2E_KUBECONFIG to the kubeconfig of a disposable cluster (scripts/control-plane up) to run it"
+            );
+            None
+        }
+    }
+}
+
+fn kubesync(kc: &str, root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kubesync"))
+        .args(args)
+        .arg("--root")
+        .arg(root)
+        .arg("--kubeconfig")
+        .arg(kc)
+        .env("PATH", path_with_helm())
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("run kubesync")
+}
+
+fn kubectl(kc: &str, args: &[&str]) -> Output {
+    Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kc)
+        .args(args)
+        .output()
+        .expect("run kubectl")
+}
+
+fn kubectl_json(kc: &str, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.extend(["-o", "json"]);
+    let out = kubectl(kc, &a);
+    assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
+    serde_json::from_slice(&out.stdout).expect("kubectl json")
+}
+
+/// Deletes the test's namespace and Application object, even on failure.
+struct Cleanup<'a> {
+    kc: &'a str,
+    ns: String,
+    app: &'static str,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let ns = self.ns.as_str();
+        let _ = kubectl(
+            self.kc,
+            &[
+                "delete",
+                "namespace",
+                ns,
+                "--ignore-not-found",
+                "--wait=false",
+            ],
+        );
+        for app in [self.app, "root"] {
+            let _ = kubectl(
+                self.kc,
+                &[
+                    "delete",
+                    "applications.kubesync.dev",
+                    "-n",
+                    "kubesync-system",
+                    app,
+                    "--ignore-not-found",
+                ],
+            );
+        }
+    }
+}
+
+fn str_at<'a>(v: &'a Value, p: &str) -> &'a str {
+    v.pointer(p).and_then(Value::as_str).unwrap_or_default()
+}
+
+#[test]
+fn a_presync_job_completes_on_the_real_cluster_before_the_deployment_is_applied() {
+    let Some(kc) = kubeconfig() else { return };
+    let _one = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
+    let ns = format!(
+        "kse2e-hooks-{:x}",
+        std::process::id()
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+    );
+    let app = "kse2e-hooks";
+    let _cleanup = Cleanup {
+        kc: &kc,
+        ns: ns.clone(),
+        app,
+    };
+    let repo = Repo::new();
+    // The root selects only this app (other tests' Application objects are
+    // reported as no longer in the tree, and kept).
+    repo.app(
+        app,
+        &format!("  destination: {{namespace: {ns}}}\n  syncPolicy: {{createNamespace: true, wait: {{timeout: 180s}}}}\n"),
+    );
+    let job = |name: &str, phase: &str, policy: &str| {
+        format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\n  annotations:\n    argocd.argoproj.io/hook: {phase}\n    argocd.argoproj.io/hook-delete-policy: {policy}\nspec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{{name: c, image: alpine, command: [sleep, '1']}}]\n"
+        )
+    };
+    let dir = format!("objects/{app}");
+    repo.write(
+        &format!("{dir}/migrate.yaml"),
+        &job("migrate", "PreSync", "BeforeHookCreation"),
+    );
+    repo.write(
+        &format!("{dir}/smoke.yaml"),
+        &job("smoke", "PostSync", "HookSucceeded"),
+    );
+    repo.write(&format!("{dir}/web.yaml"), &deployment("web", "nginx:1.27"));
+
+    let out = kubesync(&kc, &repo.root(), &["--output", "json", "bootstrap"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let changes = report["apps"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["name"] == app))
+        .and_then(|a| a["changes"].as_array())
+        .cloned()
+        .expect("changes");
+    let hooks: Vec<(&str, &str, &str)> = changes
+        .iter()
+        .filter(|c| c.get("hook").is_some())
+        .map(|c| {
+            (
+                str_at(c, "/hook"),
+                str_at(c, "/object/name"),
+                str_at(c, "/action"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hooks,
+        [
+            ("PreSync", "migrate", "created"),
+            ("PostSync", "smoke", "created")
+        ],
+        "{changes:#?}"
+    );
+
+    // The PreSync Job (kept: BeforeHookCreation) completed before the
+    // Deployment was created; the PostSync Job was deleted (HookSucceeded).
+    let migrate = kubectl_json(&kc, &["get", "job", "migrate", "-n", &ns]);
+    let web = kubectl_json(&kc, &["get", "deployment", "web", "-n", &ns]);
+    let completed = str_at(&migrate, "/status/completionTime");
+    let created = str_at(&web, "/metadata/creationTimestamp");
+    assert!(!completed.is_empty(), "{migrate:#}");
+    assert!(
+        completed <= created,
+        "Job completed {completed}, Deployment created {created}"
+    );
+    let smoke = kubectl(&kc, &["get", "job", "smoke", "-n", &ns]);
+    assert!(!smoke.status.success(), "smoke deleted: {}", text(&smoke));
+
+    // Hooks are not in the inventory.
+    let status = kubectl_json(
+        &kc,
+        &[
+            "get",
+            "applications.kubesync.dev",
+            app,
+            "-n",
+            "kubesync-system",
+        ],
+    );
+    let inventory: Vec<&str> = status
+        .pointer("/status/inventory")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|e| str_at(e, "/name"))
+        .collect();
+    assert_eq!(inventory, ["web"], "{status:#}");
+
+    // Converged: no hook runs.
+    let again = kubesync(&kc, &repo.root(), &["--output", "json", "bootstrap"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let report: Value = serde_json::from_slice(&again.stdout).expect("json report");
+    let app_report = report["apps"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["name"] == app))
+        .cloned()
+        .expect("app");
+    let not_run = app_report["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c.get("hook").is_some())
+        .all(|c| c["reason"] == "nothingToSync");
+    assert!(not_run, "{app_report:#}");
+    let uid = str_at(&migrate, "/metadata/uid").to_string();
+    let still = kubectl_json(&kc, &["get", "job", "migrate", "-n", &ns]);
+    assert_eq!(str_at(&still, "/metadata/uid"), uid, "not recreated");
+}
+
+#[test]
+fn replace_force_and_cascade_delete_on_the_real_cluster() {
+    let Some(kc) = kubeconfig() else { return };
+    let _one = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
+    let ns = format!("kse2e-opts-{:x}", std::process::id());
+    let app = "kse2e-opts";
+    let _cleanup = Cleanup {
+        kc: &kc,
+        ns: ns.clone(),
+        app,
+    };
+    let repo = Repo::new();
+    let child = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {app}\n  namespace: argocd\n  finalizers: [resources-finalizer.argocd.argoproj.io]\nspec:\n  source: {{repoURL: '', path: objects/{app}}}\n  destination: {{namespace: {ns}, server: 'https://kubernetes.default.svc'}}\n  syncPolicy: {{syncOptions: [CreateNamespace=true]}}\n"
+    );
+    repo.write(&format!("apps/{app}.yaml"), &child);
+    let job = |image: &str| {
+        format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: once\n  annotations: {{argocd.argoproj.io/sync-options: 'Replace=true,Force=true'}}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{{name: c, image: '{image}'}}]\n"
+        )
+    };
+    let cm = |v: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: conf\n  annotations: {{argocd.argoproj.io/sync-options: Replace=true}}\ndata: {{k: '{v}'}}\n"
+        )
+    };
+    let dir = format!("objects/{app}");
+    repo.write(&format!("{dir}/job.yaml"), &job("alpine:1"));
+    repo.write(&format!("{dir}/cm.yaml"), &cm("1"));
+    let out = kubesync(&kc, &repo.root(), &["bootstrap"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let uid = str_at(
+        &kubectl_json(&kc, &["get", "job", "once", "-n", &ns]),
+        "/metadata/uid",
+    )
+    .to_string();
+
+    repo.write(&format!("{dir}/job.yaml"), &job("alpine:2"));
+    repo.write(&format!("{dir}/cm.yaml"), &cm("2"));
+    let out = kubesync(&kc, &repo.root(), &["--output", "json", "bootstrap"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let changes = report["apps"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["name"] == app))
+        .and_then(|a| a["changes"].as_array())
+        .cloned()
+        .expect("changes");
+    let reason = |name: &str| {
+        changes
+            .iter()
+            .find(|c| c["object"]["name"] == name)
+            .map(|c| str_at(c, "/reason").to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(reason("conf"), "replaced", "{changes:#?}");
+    assert_eq!(reason("once"), "recreated", "{changes:#?}");
+    let job_now = kubectl_json(&kc, &["get", "job", "once", "-n", &ns]);
+    assert_ne!(str_at(&job_now, "/metadata/uid"), uid);
+    let conf = kubectl_json(&kc, &["get", "configmap", "conf", "-n", &ns]);
+    assert_eq!(str_at(&conf, "/data/k"), "2");
+
+    // The app leaves the tree with the resources finalizer: its objects go.
+    std::fs::remove_file(repo.path().join(format!("apps/{app}.yaml"))).expect("remove");
+    let out = kubesync(&kc, &repo.root(), &["--output", "json", "bootstrap"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let removed = report["removed"].as_array().cloned().unwrap_or_default();
+    assert!(
+        removed
+            .iter()
+            .any(|r| r["name"] == app && r.get("error").is_none()),
+        "{report:#}"
+    );
+    assert!(!kubectl(&kc, &["get", "job", "once", "-n", &ns])
+        .status
+        .success());
+    assert!(!kubectl(&kc, &["get", "configmap", "conf", "-n", &ns])
+        .status
+        .success());
+    assert!(!kubectl(
+        &kc,
+        &[
+            "get",
+            "applications.kubesync.dev",
+            app,
+            "-n",
+            "kubesync-system"
+        ]
+    )
+    .status
+    .success());
+}
