@@ -103,6 +103,39 @@ pub struct DirectoryOptions {
     pub include: Option<String>,
     /// Glob a file must not match.
     pub exclude: Option<String>,
+    /// How `*.jsonnet` files of the directory are evaluated (Argo CD's
+    /// `directory.jsonnet`).
+    #[serde(default, skip_serializing_if = "JsonnetOptions::is_empty")]
+    pub jsonnet: JsonnetOptions,
+}
+
+/// One jsonnet external variable or top-level argument: a string, or jsonnet
+/// code when `code` is set (Argo CD's `JsonnetVar`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct JsonnetVar {
+    pub name: String,
+    pub value: String,
+    #[serde(default)]
+    pub code: bool,
+}
+
+/// Options of jsonnet evaluation in a directory app (Argo CD's
+/// `directory.jsonnet`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JsonnetOptions {
+    /// `std.extVar` values.
+    pub ext_vars: Vec<JsonnetVar>,
+    /// Top-level arguments: passed when a file evaluates to a function.
+    pub tlas: Vec<JsonnetVar>,
+    /// Library search directories, relative to the repository root.
+    pub libs: Vec<String>,
+}
+
+impl JsonnetOptions {
+    pub fn is_empty(&self) -> bool {
+        self.ext_vars.is_empty() && self.tlas.is_empty() && self.libs.is_empty()
+    }
 }
 
 /// Options of the minijinja renderer.

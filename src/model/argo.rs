@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::app::{wrong_type, Ctx};
 use super::{
     Application, Automated, Destination, DirectoryOptions, Flavor, HelmOptions, HelmParameter,
-    KustomizeOptions, ModelError, RendererSpec, Source, SyncPolicy, Tier, DEPENDS_ON_ANNOTATION,
+    JsonnetOptions, JsonnetVar, KustomizeOptions, ModelError, RendererSpec, Source, SyncPolicy, Tier, DEPENDS_ON_ANNOTATION,
     TIER_ANNOTATION,
 };
 
@@ -114,12 +114,6 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
         RendererSpec::Unsupported(format!(
             "config management plugins ({sp}.plugin) are not supported; use a transform command in a kubesync Application"
         ))
-    } else if source_v
-        .pointer("/directory/jsonnet")
-        .map(jsonnet_in_use)
-        .unwrap_or(false)
-    {
-        RendererSpec::Unsupported(format!("jsonnet ({sp}.directory.jsonnet) is not supported"))
     } else if present("helm") {
         RendererSpec::Helm(helm_options(&source_v["helm"], ctx, &format!("{sp}.helm"))?)
     } else if present("kustomize") {
@@ -164,21 +158,6 @@ fn project(spec: &Value, ctx: &Ctx) -> Result<Option<String>, ModelError> {
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| super::DEFAULT_PROJECT.to_string()),
     ))
-}
-
-/// Argo CD writes `jsonnet: {}` on plain directory apps; only a non-empty
-/// jsonnet block means jsonnet is in use.
-fn jsonnet_in_use(j: &Value) -> bool {
-    match j {
-        Value::Object(m) => m.values().any(|v| match v {
-            Value::Array(a) => !a.is_empty(),
-            Value::Null => false,
-            Value::Object(o) => !o.is_empty(),
-            _ => true,
-        }),
-        Value::Null => false,
-        _ => true,
-    }
 }
 
 /// `spec.destination`, the same in both kinds.
@@ -366,6 +345,55 @@ pub(super) fn directory_options(
             .unwrap_or(false),
         include: glob("include")?,
         exclude: glob("exclude")?,
+        jsonnet: jsonnet_options(v, ctx, &format!("{path}.jsonnet"))?,
+    })
+}
+
+/// `directory.jsonnet`: `extVars` and `tlas` (`{name, value, code}`) and
+/// `libs` (repository-relative directories).
+fn jsonnet_options(dir: &Value, ctx: &Ctx, path: &str) -> Result<JsonnetOptions, ModelError> {
+    let Some(_) = ctx.opt_map(dir, "jsonnet", path)? else {
+        return Ok(JsonnetOptions::default());
+    };
+    let v = &dir["jsonnet"];
+    let vars = |key: &str| -> Result<Vec<JsonnetVar>, ModelError> {
+        let field = format!("{path}.{key}");
+        let items = match v.get(key) {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Array(items)) => items,
+            Some(other) => return Err(ctx.err(&field, wrong_type("a list", other))),
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let at = format!("{field}[{i}]");
+            if !item.is_object() {
+                return Err(ctx.err(&at, wrong_type("a mapping", item)));
+            }
+            let name = ctx
+                .opt_str(item, "name", &format!("{at}.name"))?
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| ctx.err(&format!("{at}.name"), "is required"))?;
+            if out.iter().any(|o: &JsonnetVar| o.name == name) {
+                return Err(ctx.err(&format!("{at}.name"), format!("\"{name}\" is given twice")));
+            }
+            out.push(JsonnetVar {
+                name,
+                value: ctx.opt_str(item, "value", &format!("{at}.value"))?.unwrap_or_default(),
+                code: ctx.opt_bool(item, "code", &format!("{at}.code"))?.unwrap_or(false),
+            });
+        }
+        Ok(out)
+    };
+    let libs = ctx.string_list(v, "libs", &format!("{path}.libs"))?;
+    for (i, lib) in libs.iter().enumerate() {
+        if lib.trim().is_empty() {
+            return Err(ctx.err(&format!("{path}.libs[{i}]"), "is empty"));
+        }
+    }
+    Ok(JsonnetOptions {
+        ext_vars: vars("extVars")?,
+        tlas: vars("tlas")?,
+        libs,
     })
 }
 

@@ -109,7 +109,8 @@ fn kubesync_defaults_and_renderers() {
         RendererSpec::Directory(DirectoryOptions {
             recurse: true,
             include: Some("*.yaml".into()),
-            exclude: Some("test-*".into())
+            exclude: Some("test-*".into()),
+            ..Default::default()
         })
     );
     let app = parse_yaml(
@@ -278,10 +279,6 @@ spec:
 fn argocd_unsupported_sources_fail_alone() {
     let cases = [
         ("source: {repoURL: https://x/y.git, path: p, plugin: {name: cmp}}", "config management plugins"),
-        (
-            "source: {repoURL: https://x/y.git, path: p, directory: {jsonnet: {tlas: [{name: a, value: b}]}}}",
-            "jsonnet",
-        ),
         ("source: {repoURL: https://charts.example.com, chart: redis, targetRevision: 1.0.0}", "Helm repository charts"),
         (
             "sources: [{repoURL: https://x/y.git, path: a}, {repoURL: https://x/z.git, path: b}]",
@@ -328,4 +325,46 @@ fn load_root_rejects_non_applications() {
         .unwrap_err()
         .to_string()
         .contains("cannot read the root manifest"));
+}
+
+#[test]
+fn jsonnet_options_of_both_kinds() {
+    let want = JsonnetOptions {
+        ext_vars: vec![JsonnetVar {
+            name: "env".into(),
+            value: "prod".into(),
+            code: false,
+        }],
+        tlas: vec![JsonnetVar {
+            name: "replicas".into(),
+            value: "3".into(),
+            code: true,
+        }],
+        libs: vec!["vendor".into()],
+    };
+    for head in [
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: x}\nspec:\n  destination: {namespace: x}\n",
+        "apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata: {name: x}\nspec:\n",
+    ] {
+        let app = parse_yaml(&format!(
+            "{head}  source:\n    path: p\n    directory:\n      jsonnet:\n        extVars: [{{name: env, value: prod}}]\n        tlas: [{{name: replicas, value: '3', code: true}}]\n        libs: [vendor]\n"
+        ))
+        .unwrap();
+        match app.source.renderer {
+            RendererSpec::Directory(d) => assert_eq!(d.jsonnet, want),
+            other => panic!("{other:?}"),
+        }
+    }
+    for (jsonnet, want) in [
+        ("{tlas: [{value: a}]}", "spec.source.directory.jsonnet.tlas[0].name: is required"),
+        ("{extVars: [{name: a}, {name: a}]}", "spec.source.directory.jsonnet.extVars[1].name: \"a\" is given twice"),
+        ("{tlas: {a: b}}", "spec.source.directory.jsonnet.tlas"),
+        ("{libs: ['']}", "spec.source.directory.jsonnet.libs[0]: is empty"),
+    ] {
+        let e = parse_yaml(&format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {{name: x}}\nspec:\n  destination: {{namespace: x}}\n  source: {{path: p, directory: {{jsonnet: {jsonnet}}}}}\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains(want), "{jsonnet}: {e}");
+    }
 }
