@@ -856,7 +856,10 @@ fn kubesync_renderer(source: &Value, ctx: &Ctx) -> Result<RendererSpec, ModelErr
             RendererSpec::Kustomize(argo::kustomize_options(&v, ctx, &path)?)
         }
         "directory" => {
-            ctx.only_known(&m, &["recurse", "include", "exclude"], &path)?;
+            ctx.only_known(&m, &["recurse", "include", "exclude", "jsonnet"], &path)?;
+            if let Some(Value::Object(j)) = m.get("jsonnet") {
+                ctx.only_known(j, &["extVars", "tlas", "libs"], &format!("{path}.jsonnet"))?;
+            }
             RendererSpec::Directory(argo::directory_options(&v, ctx, &path)?)
         }
         "jinja" => {
