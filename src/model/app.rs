@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::object::{check_metadata, type_name, ObjectError};
 use super::{
-    argo, parse_duration, validate_dns1123_label, AppName, ModelError, ObjectOrigin, RevisionSpec,
+    argo, parse_duration, IgnoreRule, validate_dns1123_label, AppName, ModelError, ObjectOrigin, RevisionSpec,
     ARGOCD_API_VERSION, KUBESYNC_API_VERSION,
 };
 
@@ -308,6 +308,14 @@ impl SyncPolicy {
     pub fn allow_empty(&self) -> bool {
         self.automated.map(|a| a.allow_empty).unwrap_or(false)
     }
+
+    /// `RespectIgnoreDifferences=true`: an apply takes ignored fields from
+    /// the live object instead of resetting them to git's values.
+    pub fn respect_ignore_differences(&self) -> bool {
+        self.sync_options
+            .iter()
+            .any(|o| o.trim() == "RespectIgnoreDifferences=true")
+    }
 }
 
 /// One application of the tree, whichever kind it was read from.
@@ -330,6 +338,10 @@ pub struct Application {
     /// kind has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// `spec.ignoreDifferences`: fields diff, sync status and the skip
+    /// decision leave out (the settings file adds global ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_differences: Vec<IgnoreRule>,
     pub origin: ObjectOrigin,
 }
 
@@ -427,7 +439,7 @@ pub(super) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn new(origin: &'a ObjectOrigin, obj: &Value) -> Self {
+    pub(super) fn new(origin: &'a ObjectOrigin, obj: &Value) -> Self {
         let app = obj
             .pointer("/metadata/name")
             .and_then(Value::as_str)
@@ -669,7 +681,14 @@ fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
     if let Some(m) = spec.as_object() {
         ctx.only_known(
             m,
-            &["tier", "source", "destination", "dependsOn", "syncPolicy"],
+            &[
+                "tier",
+                "source",
+                "destination",
+                "dependsOn",
+                "syncPolicy",
+                "ignoreDifferences",
+            ],
             "spec",
         )?;
     }
@@ -797,6 +816,12 @@ fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
         sync_policy,
         sync_wave: ctx.sync_wave(obj)?,
         project: None,
+        ignore_differences: super::ignore::parse_rules(
+            spec,
+            "ignoreDifferences",
+            ctx,
+            "spec.ignoreDifferences",
+        )?,
         origin: ctx.origin.clone(),
     })
 }

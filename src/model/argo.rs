@@ -1,7 +1,7 @@
 //! Mapping of the `argoproj.io/v1alpha1` Application onto the kubesync model.
 //! `spec.project` is kept (the tree resolves it to an AppProject whose rules
-//! become guardrails); Argo CD fields kubesync has no use for (info,
-//! ignoreDifferences, revisionHistoryLimit, …) are accepted and ignored; sources kubesync cannot
+//! become guardrails); `ignoreDifferences` is read; Argo CD fields kubesync
+//! has no use for (info, revisionHistoryLimit, …) are accepted and ignored; sources kubesync cannot
 //! render become [`RendererSpec::Unsupported`] so that the app fails alone.
 
 use serde_json::Value;
@@ -85,6 +85,7 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
                 sync_policy: sync_policy(spec, ctx)?,
                 sync_wave: ctx.sync_wave(obj)?,
                 project: project(spec, ctx)?,
+                ignore_differences: ignore_differences(spec, ctx)?,
                 origin: ctx.origin.clone(),
             });
         }
@@ -147,6 +148,7 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
         sync_policy: sync_policy(spec, ctx)?,
         sync_wave: ctx.sync_wave(obj)?,
         project: project(spec, ctx)?,
+        ignore_differences: ignore_differences(spec, ctx)?,
         origin: ctx.origin.clone(),
     })
 }
@@ -158,6 +160,11 @@ fn project(spec: &Value, ctx: &Ctx) -> Result<Option<String>, ModelError> {
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| super::DEFAULT_PROJECT.to_string()),
     ))
+}
+
+/// `spec.ignoreDifferences`.
+fn ignore_differences(spec: &Value, ctx: &Ctx) -> Result<Vec<super::IgnoreRule>, ModelError> {
+    super::ignore::parse_rules(spec, "ignoreDifferences", ctx, "spec.ignoreDifferences")
 }
 
 /// `spec.destination`, the same in both kinds.

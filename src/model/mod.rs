@@ -11,10 +11,12 @@ mod app;
 mod argo;
 mod duration;
 mod error;
+mod ignore;
 mod names;
 mod object;
 mod project;
 mod revision;
+pub mod settings;
 pub mod yaml;
 pub mod yaml_emit;
 
@@ -22,6 +24,7 @@ pub use app::*;
 pub use argo::deep_merge;
 pub use duration::{format_duration, parse_duration, DurationError, MAX_DURATION};
 pub use error::ModelError;
+pub use ignore::IgnoreRule;
 pub use names::{validate_dns1123_label, validate_dns1123_subdomain, AppName};
 pub use object::{
     check_metadata, identity, split_api_version, type_name, Manifest, ObjectError, ObjectOrigin,
