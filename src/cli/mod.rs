@@ -96,6 +96,12 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "KUBESYNC_PARALLEL", default_value_t = crate::sync::DEFAULT_PARALLEL)]
     pub parallel: usize,
 
+    /// A kubesync settings file (YAML) for the whole tree: today its
+    /// `ignoreDifferences` rules, honoured by every app besides its own
+    /// (same fields as an Application's `spec.ignoreDifferences`).
+    #[arg(long, global = true, env = "KUBESYNC_SETTINGS", value_name = "FILE")]
+    pub settings: Option<PathBuf>,
+
     /// Where clones of remote repositories are cached (default: a temporary directory).
     #[arg(long, global = true, env = "KUBESYNC_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,

@@ -25,7 +25,7 @@ pub mod status;
 
 pub use change::{Action, Change, ChangeError, Note, SkipReason};
 pub use engine::{
-    diff, ensure_status_crd, list_applications, run, AppDiff, Progress, Quiet, SyncOptions,
+    diff, diff_ignoring, ensure_status_crd, list_applications, run, AppDiff, Progress, Quiet, SyncOptions,
     DEFAULT_PARALLEL,
 };
 pub use prune::PRUNE_ANNOTATION;
