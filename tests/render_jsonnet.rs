@@ -162,7 +162,9 @@ fn same_json(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_json(a, b))
         }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
         }
         _ => a == b,
     }
@@ -178,7 +180,12 @@ fn corpus_renders_like_the_reference() {
     let r = render(&Renderer::new(), &repo, &app(CORPUS_APP), None).unwrap();
     // Every *.jsonnet file, in path order; *.libsonnet and other files only through imports.
     let files: Vec<String> = origins(&r);
-    assert!(files.iter().all(|f| f.starts_with("corpus/") && f.contains(".jsonnet")), "{files:?}");
+    assert!(
+        files
+            .iter()
+            .all(|f| f.starts_with("corpus/") && f.contains(".jsonnet")),
+        "{files:?}"
+    );
     assert_eq!(
         names(&r),
         vec![
@@ -200,7 +207,10 @@ fn corpus_renders_like_the_reference() {
     assert_eq!(web["data"]["extra"], r#"{"from":"code","list":[1,2]}"#);
     assert_eq!(web["data"]["unset"], "default");
     assert_eq!(web["metadata"]["labels"]["team"], "a");
-    assert_eq!(r.manifests[1].object["data"]["file"], "corpus/plain.jsonnet");
+    assert_eq!(
+        r.manifests[1].object["data"]["file"],
+        "corpus/plain.jsonnet"
+    );
     assert_eq!(
         r.manifests[0].object["spec"]["helper"],
         "web runs 2 replicas of guestbook (from-sub)"
@@ -278,7 +288,12 @@ fn argocd_example_guestbooks_render_like_the_reference() {
         ..none
     };
     let want = objects_of(
-        reference(repo.root(), "jsonnet-guestbook-tla/guestbook-ui.jsonnet", &with_tlas).unwrap(),
+        reference(
+            repo.root(),
+            "jsonnet-guestbook-tla/guestbook-ui.jsonnet",
+            &with_tlas,
+        )
+        .unwrap(),
     );
     assert_eq!(rendered_objects(&r_tla), want);
 }
@@ -325,7 +340,9 @@ fn errors_name_the_file_and_line_the_reference_names() {
             assert!(message.contains("missing argument: name"), "{text}");
             assert!(message.contains("directory.jsonnet.tlas"), "{text}");
         } else {
-            let at = at.as_ref().unwrap_or_else(|| panic!("{case}: no location: {text}"));
+            let at = at
+                .as_ref()
+                .unwrap_or_else(|| panic!("{case}: no location: {text}"));
             assert!(text.contains(&format!(":{}:", at.line)), "{text}");
         }
         if !reference_on {
@@ -361,7 +378,11 @@ fn errors_name_the_file_and_line_the_reference_names() {
 fn imports_and_libraries_stay_inside_the_repository() {
     let repo = Repo::new();
     let outside = tempfile::tempdir().unwrap();
-    std::fs::write(outside.path().join("secret.libsonnet"), "{ name: 'stolen' }").unwrap();
+    std::fs::write(
+        outside.path().join("secret.libsonnet"),
+        "{ name: 'stolen' }",
+    )
+    .unwrap();
     let cm = "{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: lib.name } }";
     repo.write(
         "apps/dots/main.jsonnet",
@@ -381,7 +402,10 @@ fn imports_and_libraries_stay_inside_the_repository() {
         "apps/link/main.jsonnet",
         &format!("local lib = import 'secret.libsonnet';\n{cm}"),
     )
-    .write("apps/lib/main.jsonnet", &format!("local lib = import 'x.libsonnet';\n{cm}"));
+    .write(
+        "apps/lib/main.jsonnet",
+        &format!("local lib = import 'x.libsonnet';\n{cm}"),
+    );
     std::os::unix::fs::symlink(
         outside.path().join("secret.libsonnet"),
         repo.path("apps/link/secret.libsonnet"),
@@ -396,11 +420,18 @@ fn imports_and_libraries_stay_inside_the_repository() {
         ("dots", "", "leads outside the repository"),
         ("abs", "", "absolute import paths are not allowed"),
         ("link", "", "leads outside the repository"),
-        ("lib", ", directory: {jsonnet: {libs: ['../..']}}", "leads outside the repository"),
+        (
+            "lib",
+            ", directory: {jsonnet: {libs: ['../..']}}",
+            "leads outside the repository",
+        ),
     ] {
         let e = render(&Renderer::new(), &repo, &argo(name, extra), None).unwrap_err();
         let text = e.to_string();
-        assert!(text.starts_with(&format!("application \"{name}\": ")), "{text}");
+        assert!(
+            text.starts_with(&format!("application \"{name}\": ")),
+            "{text}"
+        );
         assert!(text.contains(want), "{name}: {text}");
         assert!(!text.contains("stolen"), "{text}");
     }
@@ -420,11 +451,15 @@ fn output_is_checked_like_any_manifest() {
     };
     let e = render(&Renderer::new(), &repo, &argo("a"), None).unwrap_err();
     assert!(
-        e.to_string().contains("apps/a/values.jsonnet: document 1: not a Kubernetes object"),
+        e.to_string()
+            .contains("apps/a/values.jsonnet: document 1: not a Kubernetes object"),
         "{e}"
     );
     let e = render(&Renderer::new(), &repo, &argo("b"), None).unwrap_err();
-    assert!(e.to_string().contains("apps/b/n.jsonnet: document 1:"), "{e}");
+    assert!(
+        e.to_string().contains("apps/b/n.jsonnet: document 1:"),
+        "{e}"
+    );
     let e = render(&Renderer::new(), &repo, &argo("c"), None).unwrap_err();
     assert!(e.to_string().contains("larger than 64 MiB"), "{e}");
     // A library alone is not evaluated: nothing rendered (and said so).

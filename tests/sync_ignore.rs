@@ -12,7 +12,9 @@ mod sync_support;
 use kubesync::diff::SyncStatus;
 use kubesync::sync::Action;
 use serde_json::{json, Value};
-use sync_support::{app, change_of, emulator, fast_simulation, get, kubesync, sync_repo, writes, Repo};
+use sync_support::{
+    app, change_of, emulator, fast_simulation, get, kubesync, sync_repo, writes, Repo,
+};
 
 const DEPLOY: &str = "/apis/apps/v1/namespaces/web/deployments";
 
@@ -44,7 +46,13 @@ fn add_app(repo: &Repo, name: &str, object: &str, extra: &str) {
 }
 
 /// A write by another field manager (an Update, as a controller makes it).
-async fn patch_as(emu: &kubesync::emulator::EmulatorHandle, path: &str, manager: &str, kind: &str, body: Value) {
+async fn patch_as(
+    emu: &kubesync::emulator::EmulatorHandle,
+    path: &str,
+    manager: &str,
+    kind: &str,
+    body: Value,
+) {
     let client = emu.kube_client();
     let content_type = match kind {
         "merge" => "application/merge-patch+json",
@@ -78,14 +86,26 @@ async fn hpa_replicas_ignored_by_json_pointer_stay_and_cost_no_write() {
         "  ignoreDifferences:\n  - {group: apps, kind: Deployment, jsonPointers: [/spec/replicas]}\n",
     );
     // The control: the same drift, no rule.
-    add_app(&repo, "unruled", &deployment("unruled", 1, &[("app", "nginx:1")]), "");
+    add_app(
+        &repo,
+        "unruled",
+        &deployment("unruled", 1, &[("app", "nginx:1")]),
+        "",
+    );
     let emu = emulator(fast_simulation()).await;
     let first = sync_repo(&repo, &emu).await;
     assert_eq!(app(&first, "scaled").sync, SyncStatus::Synced);
 
     // The HPA scales both (kube-controller-manager writes the scale).
     for name in ["scaled", "unruled"] {
-        patch_as(&emu, &format!("{DEPLOY}/{name}"), "kube-controller-manager", "merge", json!({"spec": {"replicas": 4}})).await;
+        patch_as(
+            &emu,
+            &format!("{DEPLOY}/{name}"),
+            "kube-controller-manager",
+            "merge",
+            json!({"spec": {"replicas": 4}}),
+        )
+        .await;
     }
     let before = writes(&emu);
     let again = sync_repo(&repo, &emu).await;
@@ -94,7 +114,10 @@ async fn hpa_replicas_ignored_by_json_pointer_stay_and_cost_no_write() {
     assert_eq!(change_of(scaled, "scaled").action, Action::Unchanged);
     assert_eq!(field(&emu, "scaled", "/spec/replicas").await, 4);
     // The control is repaired: git's 1 replica again.
-    assert_eq!(change_of(app(&again, "unruled"), "unruled").action, Action::Configured);
+    assert_eq!(
+        change_of(app(&again, "unruled"), "unruled").action,
+        Action::Configured
+    );
     assert_eq!(field(&emu, "unruled", "/spec/replicas").await, 1);
     let control_writes = writes(&emu) - before;
     assert!(control_writes >= 1);
@@ -145,11 +168,17 @@ async fn jq_expression_on_a_container_list_and_respect_ignore_differences() {
     // Git changes the app container: both are applied; only the app with
     // RespectIgnoreDifferences keeps the sidecar image the injector set.
     let images = [("app", "app:2"), ("sidecar", "sc:1")];
-    repo.write("objects/respected/d.yaml", &deployment("respected", 1, &images));
+    repo.write(
+        "objects/respected/d.yaml",
+        &deployment("respected", 1, &images),
+    );
     repo.write("objects/reset/d.yaml", &deployment("reset", 1, &images));
     let third = sync_repo(&repo, &emu).await;
     for name in ["respected", "reset"] {
-        assert_eq!(change_of(app(&third, name), name).action, Action::Configured);
+        assert_eq!(
+            change_of(app(&third, name), name).action,
+            Action::Configured
+        );
         let containers = field(&emu, name, "/spec/template/spec/containers").await;
         let image = |c: &str| {
             containers
@@ -168,7 +197,10 @@ async fn jq_expression_on_a_container_list_and_respect_ignore_differences() {
     let before = writes(&emu);
     let fourth = sync_repo(&repo, &emu).await;
     assert_eq!(app(&fourth, "respected").sync, SyncStatus::Synced);
-    assert_eq!(change_of(app(&fourth, "respected"), "respected").action, Action::Unchanged);
+    assert_eq!(
+        change_of(app(&fourth, "respected"), "respected").action,
+        Action::Unchanged
+    );
     assert_eq!(writes(&emu), before, "a converged re-sync wrote");
 }
 
@@ -212,7 +244,10 @@ async fn fields_of_a_trusted_field_manager_are_ignored() {
         "app:canary"
     );
     // Rules naming another manager do not ignore these fields: git wins.
-    assert_eq!(change_of(app(&again, "untrusted"), "untrusted").action, Action::Configured);
+    assert_eq!(
+        change_of(app(&again, "untrusted"), "untrusted").action,
+        Action::Configured
+    );
     assert_eq!(field(&emu, "untrusted", "/spec/replicas").await, 1);
     assert!(writes(&emu) > before);
 }
@@ -220,10 +255,22 @@ async fn fields_of_a_trusted_field_manager_are_ignored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diff_shows_ignored_fields_only_without_a_rule() {
     let repo = Repo::new();
-    add_app(&repo, "plain", &deployment("plain", 1, &[("app", "nginx:1")]), "");
+    add_app(
+        &repo,
+        "plain",
+        &deployment("plain", 1, &[("app", "nginx:1")]),
+        "",
+    );
     let emu = emulator(fast_simulation()).await;
     sync_repo(&repo, &emu).await;
-    patch_as(&emu, &format!("{DEPLOY}/plain"), "kube-controller-manager", "merge", json!({"spec": {"replicas": 6}})).await;
+    patch_as(
+        &emu,
+        &format!("{DEPLOY}/plain"),
+        "kube-controller-manager",
+        "merge",
+        json!({"spec": {"replicas": 6}}),
+    )
+    .await;
     let root = repo.root();
     let url = emu.url().to_string();
 
@@ -234,7 +281,10 @@ async fn diff_shows_ignored_fields_only_without_a_rule() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("-  replicas: 6") && text.contains("+  replicas: 1"), "{text}");
+    assert!(
+        text.contains("-  replicas: 6") && text.contains("+  replicas: 1"),
+        "{text}"
+    );
 
     // A global rule from --settings: Synced, exit 0, no diff.
     let settings = repo.path().join("settings.yaml");
@@ -250,7 +300,12 @@ async fn diff_shows_ignored_fields_only_without_a_rule() {
     .await
     .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!text.contains("replicas"), "{text}");
 
     // The same rule on the app: the same.
@@ -264,17 +319,27 @@ async fn diff_shows_ignored_fields_only_without_a_rule() {
     let out = tokio::task::spawn_blocking(move || kubesync(&r2, &u2, &["diff", "plain"]))
         .await
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     // An invalid settings file is a configuration error (exit 2) naming it.
-    std::fs::write(&settings, "ignoreDifferences:\n- {kind: Deployment, jsonPointers: [replicas]}\n").unwrap();
-    let (r2, u2, s2) = (root.clone(), url.clone(), settings.display().to_string());
-    let out = tokio::task::spawn_blocking(move || {
-        kubesync(&r2, &u2, &["--settings", &s2, "diff"])
-    })
-    .await
+    std::fs::write(
+        &settings,
+        "ignoreDifferences:\n- {kind: Deployment, jsonPointers: [replicas]}\n",
+    )
     .unwrap();
+    let (r2, u2, s2) = (root.clone(), url.clone(), settings.display().to_string());
+    let out = tokio::task::spawn_blocking(move || kubesync(&r2, &u2, &["--settings", &s2, "diff"]))
+        .await
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("settings.yaml: ignoreDifferences[0].jsonPointers[0]"), "{err}");
+    assert!(
+        err.contains("settings.yaml: ignoreDifferences[0].jsonPointers[0]"),
+        "{err}"
+    );
 }

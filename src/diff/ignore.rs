@@ -518,14 +518,19 @@ fn compiled(expr: &str) -> Result<Rc<JqFilter>, String> {
                 path: (),
             },
         )
-        .map_err(|errs| format!("not a valid jq expression ({} error(s) parsing it)", errs.len()))?;
+        .map_err(|errs| {
+            format!(
+                "not a valid jq expression ({} error(s) parsing it)",
+                errs.len()
+            )
+        })?;
     let filter = jaq_core::Compiler::default()
         .with_funs(funs)
         .compile(modules)
         .map_err(|errs| {
             let names: Vec<String> = errs
                 .iter()
-                .flat_map(|(_, e)| e.iter().map(|(name, _)| format!("{name}")))
+                .flat_map(|(_, e)| e.iter().map(|(name, _)| name.to_string()))
                 .collect();
             format!("not a valid jq expression: undefined {}", names.join(", "))
         })?;
@@ -554,7 +559,10 @@ fn jq_paths(expr: &str, obj: &Value) -> Vec<Vec<Seg>> {
         .take(MAX_JQ_PATHS)
     {
         let Ok(path) = item else {
-            tracing::debug!(expr, "jq path expression failed on an object; it ignores nothing there");
+            tracing::debug!(
+                expr,
+                "jq path expression failed on an object; it ignores nothing there"
+            );
             return Vec::new();
         };
         let Ok(Value::Array(parts)) = serde_json::from_str::<Value>(&path.to_string()) else {
@@ -642,7 +650,10 @@ mod tests {
         assert!(!set(r.clone()).applies_to(&deployment_ref()));
         let mut core = rule(&["/x"], &[], &[]);
         core.group = String::new();
-        assert!(!set(core).applies_to(&deployment_ref()), "an omitted group is the core group");
+        assert!(
+            !set(core).applies_to(&deployment_ref()),
+            "an omitted group is the core group"
+        );
     }
 
     #[test]
@@ -655,8 +666,14 @@ mod tests {
         let desired = dep(1, &[("app", "app:1"), ("sidecar", "sc:1")]);
         let live = dep(1, &[("sidecar", "sc:9"), ("app", "app:1")]);
         let (d, l) = s.strip(&deployment_ref(), &desired, &live);
-        assert_eq!(d["spec"]["template"]["spec"]["containers"][1], json!({"name": "sidecar"}));
-        assert_eq!(l["spec"]["template"]["spec"]["containers"][0], json!({"name": "sidecar"}));
+        assert_eq!(
+            d["spec"]["template"]["spec"]["containers"][1],
+            json!({"name": "sidecar"})
+        );
+        assert_eq!(
+            l["spec"]["template"]["spec"]["containers"][0],
+            json!({"name": "sidecar"})
+        );
         // The app container is still compared.
         let live2 = dep(1, &[("app", "app:2"), ("sidecar", "sc:9")]);
         let (d, l) = s.strip(&deployment_ref(), &desired, &live2);

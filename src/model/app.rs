@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 
 use super::object::{check_metadata, type_name, ObjectError};
 use super::{
-    argo, parse_duration, IgnoreRule, validate_dns1123_label, AppName, ModelError, ObjectOrigin, RevisionSpec,
-    ARGOCD_API_VERSION, KUBESYNC_API_VERSION,
+    argo, parse_duration, validate_dns1123_label, AppName, IgnoreRule, ModelError, ObjectOrigin,
+    RevisionSpec, ARGOCD_API_VERSION, KUBESYNC_API_VERSION,
 };
 
 /// Guardrail class of an application. `App` may not write cluster-scoped

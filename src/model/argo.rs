@@ -9,8 +9,8 @@ use serde_json::Value;
 use super::app::{wrong_type, Ctx};
 use super::{
     Application, Automated, Destination, DirectoryOptions, Flavor, HelmOptions, HelmParameter,
-    JsonnetOptions, JsonnetVar, KustomizeOptions, ModelError, RendererSpec, Source, SyncPolicy, Tier, DEPENDS_ON_ANNOTATION,
-    TIER_ANNOTATION,
+    JsonnetOptions, JsonnetVar, KustomizeOptions, ModelError, RendererSpec, Source, SyncPolicy,
+    Tier, DEPENDS_ON_ANNOTATION, TIER_ANNOTATION,
 };
 
 pub(super) fn parse(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
@@ -385,8 +385,12 @@ fn jsonnet_options(dir: &Value, ctx: &Ctx, path: &str) -> Result<JsonnetOptions,
             }
             out.push(JsonnetVar {
                 name,
-                value: ctx.opt_str(item, "value", &format!("{at}.value"))?.unwrap_or_default(),
-                code: ctx.opt_bool(item, "code", &format!("{at}.code"))?.unwrap_or(false),
+                value: ctx
+                    .opt_str(item, "value", &format!("{at}.value"))?
+                    .unwrap_or_default(),
+                code: ctx
+                    .opt_bool(item, "code", &format!("{at}.code"))?
+                    .unwrap_or(false),
             });
         }
         Ok(out)

@@ -72,7 +72,9 @@ pub(super) fn parse_rules(
                 )
             })?;
         let rule = IgnoreRule {
-            group: ctx.opt_str(item, "group", &field("group"))?.unwrap_or_default(),
+            group: ctx
+                .opt_str(item, "group", &field("group"))?
+                .unwrap_or_default(),
             kind,
             name: ctx
                 .opt_str(item, "name", &field("name"))?
@@ -101,7 +103,9 @@ pub(super) fn parse_rules(
             if !p.starts_with('/') {
                 return Err(ctx.err(
                     &format!("{at}.jsonPointers[{j}]"),
-                    format!("\"{p}\" is not a JSON pointer (it starts with \"/\", e.g. /spec/replicas)"),
+                    format!(
+                        "\"{p}\" is not a JSON pointer (it starts with \"/\", e.g. /spec/replicas)"
+                    ),
                 ));
             }
         }

@@ -66,12 +66,7 @@ impl Settings {
         let m = match value {
             Value::Null => return Ok(Settings::default()),
             Value::Object(m) => m,
-            other => {
-                return Err(ctx.err(
-                    "",
-                    super::app::wrong_type("a mapping", other),
-                ))
-            }
+            other => return Err(ctx.err("", super::app::wrong_type("a mapping", other))),
         };
         ctx.only_known(m, &["apiVersion", "kind", "ignoreDifferences"], "")?;
         Ok(Settings {
@@ -100,13 +95,28 @@ mod tests {
         .unwrap();
         let s = Settings::load(&p).unwrap();
         assert_eq!(s.ignore_differences.len(), 1);
-        assert_eq!(s.ignore_differences[0].json_pointers, vec!["/spec/replicas"]);
+        assert_eq!(
+            s.ignore_differences[0].json_pointers,
+            vec!["/spec/replicas"]
+        );
         for (text, want) in [
             ("ignoreDiferences: []\n", "unknown field"),
-            ("ignoreDifferences:\n- {kind: Deployment, jsonPointers: [spec/replicas]}\n", "ignoreDifferences[0].jsonPointers[0]: \"spec/replicas\" is not a JSON pointer"),
-            ("ignoreDifferences:\n- {kind: Deployment, jqPathExpressions: ['.spec.[']}\n", "ignoreDifferences[0].jqPathExpressions[0]: not a valid jq expression"),
-            ("ignoreDifferences:\n- {jsonPointers: [/a]}\n", "ignoreDifferences[0].kind: is required"),
-            ("ignoreDifferences:\n- {kind: Deployment}\n", "ignores nothing"),
+            (
+                "ignoreDifferences:\n- {kind: Deployment, jsonPointers: [spec/replicas]}\n",
+                "ignoreDifferences[0].jsonPointers[0]: \"spec/replicas\" is not a JSON pointer",
+            ),
+            (
+                "ignoreDifferences:\n- {kind: Deployment, jqPathExpressions: ['.spec.[']}\n",
+                "ignoreDifferences[0].jqPathExpressions[0]: not a valid jq expression",
+            ),
+            (
+                "ignoreDifferences:\n- {jsonPointers: [/a]}\n",
+                "ignoreDifferences[0].kind: is required",
+            ),
+            (
+                "ignoreDifferences:\n- {kind: Deployment}\n",
+                "ignores nothing",
+            ),
         ] {
             std::fs::write(&p, text).unwrap();
             let e = Settings::load(&p).unwrap_err().to_string();

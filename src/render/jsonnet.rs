@@ -102,7 +102,12 @@ pub(crate) fn evaluate(
     }
 
     let main = files
-        .load(&mut program, path.to_path_buf(), label.to_path_buf(), &source)
+        .load(
+            &mut program,
+            path.to_path_buf(),
+            label.to_path_buf(),
+            &source,
+        )
         .map_err(|(m, at)| files.error(&program, label, m, at))?;
     let mut value = program
         .eval_value(&main, &mut files)
@@ -338,8 +343,8 @@ impl<'p> Files<'_, '_, 'p> {
             if std::fs::symlink_metadata(&candidate).is_err() {
                 continue;
             }
-            let inside = normalize_lexically(&candidate)
-                .is_some_and(|p| p.starts_with(&self.ctx.repo_root));
+            let inside =
+                normalize_lexically(&candidate).is_some_and(|p| p.starts_with(&self.ctx.repo_root));
             let real = candidate.canonicalize().ok();
             match real {
                 Some(real) if inside && real.starts_with(&self.ctx.repo_root) => {
@@ -361,7 +366,12 @@ impl<'p> Files<'_, '_, 'p> {
         None
     }
 
-    fn read(&mut self, program: &Program<'p>, from: SpanId, path: &str) -> Option<(PathBuf, Vec<u8>)> {
+    fn read(
+        &mut self,
+        program: &Program<'p>,
+        from: SpanId,
+        path: &str,
+    ) -> Option<(PathBuf, Vec<u8>)> {
         let real = self.resolve(program, from, path)?;
         let text = std::fs::read(&real).ok()?;
         Some((real, text))
@@ -409,7 +419,10 @@ impl<'p> Files<'_, '_, 'p> {
             .rposition(|&b| b == b'\n')
             .map(|i| i + 1)
             .unwrap_or(0);
-        let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
         Some(JsonnetLocation {
             file: source.label.clone(),
             line,

@@ -253,7 +253,13 @@ impl AppSync<'_> {
                 // Only what git declares (and the live values of ignored
                 // fields) is sent: never the live object's bookkeeping.
                 if let Some(meta) = out.get_mut("metadata").and_then(Value::as_object_mut) {
-                    for key in ["managedFields", "resourceVersion", "uid", "creationTimestamp", "generation"] {
+                    for key in [
+                        "managedFields",
+                        "resourceVersion",
+                        "uid",
+                        "creationTimestamp",
+                        "generation",
+                    ] {
                         meta.remove(key);
                     }
                 }

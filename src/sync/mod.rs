@@ -25,8 +25,8 @@ pub mod status;
 
 pub use change::{Action, Change, ChangeError, Note, SkipReason};
 pub use engine::{
-    diff, diff_ignoring, ensure_status_crd, list_applications, run, AppDiff, Progress, Quiet, SyncOptions,
-    DEFAULT_PARALLEL,
+    diff, diff_ignoring, ensure_status_crd, list_applications, run, AppDiff, Progress, Quiet,
+    SyncOptions, DEFAULT_PARALLEL,
 };
 pub use prune::PRUNE_ANNOTATION;
 pub use report::{ActionCounts, AppOutcome, AppReport, SyncReport};
