@@ -145,6 +145,7 @@ fn sources_with(root: &Path, overrides: Vec<RepoOverride>, cache: Option<PathBuf
         root_manifest: root.join("bootstrap/root.yaml"),
         overrides,
         cache_dir: cache,
+        ..Default::default()
     })
     .unwrap()
 }
@@ -532,6 +533,7 @@ fn override_to_a_missing_directory_fails_up_front() {
             .parse()
             .unwrap()],
         cache_dir: None,
+        ..Default::default()
     })
     .unwrap_err();
     assert!(

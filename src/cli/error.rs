@@ -21,6 +21,9 @@ pub enum CliError {
     /// Sources could not be set up (a bad override, an unusable cache dir).
     #[error("{0}")]
     Sources(#[from] SourceError),
+    /// A `--git-credentials` file or the ssh key flags are unusable.
+    #[error("{0}")]
+    Credentials(#[from] crate::source::CredentialsError),
     /// The tree has configuration errors, already listed one per line above.
     #[error("the application tree is misconfigured; {consequence}")]
     Misconfigured { consequence: &'static str },
@@ -65,6 +68,7 @@ impl CliError {
         match self {
             CliError::Root(_)
             | CliError::Sources(_)
+            | CliError::Credentials(_)
             | CliError::Misconfigured { .. }
             | CliError::UnknownApp { .. }
             | CliError::Connect(_)

@@ -106,6 +106,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "KUBESYNC_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub git_auth: crate::source::GitAuthArgs,
+
     /// More logging (-v info, -vv debug); RUST_LOG overrides.
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

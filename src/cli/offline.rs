@@ -13,7 +13,7 @@ use super::{GlobalArgs, Outcome, OutputFormat};
 use crate::graph::{AppGraph, EdgeKind, GraphError};
 use crate::model::{is_application, load_root, looks_like_application, AppName};
 use crate::render::Renderer;
-use crate::source::{redact_url, SourceOptions, Sources};
+use crate::source::{redact_url, GitAuth, SourceOptions, Sources};
 use crate::tree::{expand, AppNode, AppTree, ExpandOptions, FailureKind};
 
 /// The expanded tree and, when it can be ordered, its graph.
@@ -73,6 +73,7 @@ pub fn load(global: &GlobalArgs) -> Result<Loaded, CliError> {
         root_manifest: global.root.clone(),
         overrides: global.repo_overrides.clone(),
         cache_dir: global.cache_dir.clone(),
+        git_auth: Some(GitAuth::load(&global.git_auth)?),
     })?;
     let renderer = Renderer::new();
     let tree = expand(

@@ -13,7 +13,7 @@
 //! The emulator only calls these; it ships none.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::cluster::Cluster;
 use super::errors::ApiError;
@@ -84,12 +84,21 @@ pub trait Controller: Send + Sync + 'static {
     /// including the controller's own), in resourceVersion order.
     fn on_event(&self, _cluster: &Cluster, _event: &WatchEvent) {}
 
-    /// Called every `EmulatorConfig::tick_interval`.
+    /// Called every `EmulatorConfig::tick_interval`, and as soon as the
+    /// instant [`Controller::next_due`] names has passed.
     fn tick(&self, _cluster: &Cluster) {}
+
+    /// The earliest instant at which this controller has delayed work (a
+    /// timer), so the task wakes then instead of at the next tick: a pod's
+    /// 20 ms readiness delay takes 20 ms, not up to a whole tick.
+    fn next_due(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// The controller task: feeds committed writes and ticks to `controllers`
-/// until `shutdown` flips.
+/// until `shutdown` flips. A tick runs every `tick_interval` and whenever a
+/// controller's earliest timer is due, whichever comes first.
 pub(crate) async fn run_controllers(
     cluster: Cluster,
     controllers: Vec<Arc<dyn Controller>>,
@@ -100,9 +109,14 @@ pub(crate) async fn run_controllers(
         return;
     }
     let mut events = cluster.listen();
-    let mut ticker = tokio::time::interval(tick_interval.max(Duration::from_millis(1)));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let tick_interval = tick_interval.max(Duration::from_millis(1));
+    // The first tick runs at once (controllers resync on it).
+    let mut next_tick = Instant::now();
     loop {
+        let wake = controllers
+            .iter()
+            .filter_map(|c| c.next_due())
+            .fold(next_tick, Instant::min);
         tokio::select! {
             ev = events.recv() => match ev {
                 Some(ev) => {
@@ -112,9 +126,13 @@ pub(crate) async fn run_controllers(
                 }
                 None => break,
             },
-            _ = ticker.tick() => {
+            _ = tokio::time::sleep_until(wake.into()) => {
                 for c in &controllers {
                     c.tick(&cluster);
+                }
+                let now = Instant::now();
+                if now >= next_tick {
+                    next_tick = now + tick_interval;
                 }
             }
             _ = shutdown.changed() => break,

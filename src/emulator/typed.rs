@@ -8,7 +8,7 @@
 //! It does not own validation of values (`validation`), defaults
 //! (`defaults`) or custom resources (their schemas are not checked).
 
-use k8s_openapi::api::{apps, autoscaling, batch, core, networking, policy, rbac};
+use k8s_openapi::api::{apps, autoscaling, batch, coordination, core, networking, policy, rbac};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -214,6 +214,7 @@ fn typed_roundtrip(rt: &ResourceType, v: &Value) -> Option<Result<Value, String>
             ("apps", "v1", "ReplicaSet") => roundtrip::<apps::v1::ReplicaSet>(v),
             ("batch", "v1", "Job") => roundtrip::<batch::v1::Job>(v),
             ("batch", "v1", "CronJob") => roundtrip::<batch::v1::CronJob>(v),
+            ("coordination.k8s.io", "v1", "Lease") => roundtrip::<coordination::v1::Lease>(v),
             ("networking.k8s.io", "v1", "Ingress") => roundtrip::<networking::v1::Ingress>(v),
             ("networking.k8s.io", "v1", "NetworkPolicy") => {
                 roundtrip::<networking::v1::NetworkPolicy>(v)

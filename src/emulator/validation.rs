@@ -248,6 +248,14 @@ fn invalid_value(field: &str, value: &Value, msg: &str) -> Cause {
     }
 }
 
+fn forbidden(field: &str, msg: &str) -> Cause {
+    Cause {
+        reason: "FieldValueForbidden".into(),
+        message: format!("Forbidden: {msg}"),
+        field: field.into(),
+    }
+}
+
 /// Causes for a pod template of a workload at `prefix` (`spec.template`).
 fn validate_template(obj: &Value, ptr: &str, prefix: &str, causes: &mut Vec<Cause>) {
     let containers = obj
@@ -262,6 +270,48 @@ fn validate_template(obj: &Value, ptr: &str, prefix: &str, causes: &mut Vec<Caus
 /// checks the fields tools most often get wrong: workload selectors (present,
 /// matching the template's labels), containers present, replicas not
 /// negative, a Job's restart policy, Service port ranges.
+/// The Lease rules of the real server's `ValidateLeaseSpec`.
+fn validate_lease(obj: &Value, causes: &mut Vec<Cause>) {
+    if let Some(d) = obj
+        .pointer("/spec/leaseDurationSeconds")
+        .and_then(Value::as_i64)
+    {
+        if d <= 0 {
+            causes.push(invalid_value(
+                "spec.leaseDurationSeconds",
+                &Value::from(d),
+                "must be greater than 0",
+            ));
+        }
+    }
+    if let Some(t) = obj
+        .pointer("/spec/leaseTransitions")
+        .and_then(Value::as_i64)
+    {
+        if t < 0 {
+            causes.push(invalid_value(
+                "spec.leaseTransitions",
+                &Value::from(t),
+                "must be greater than or equal to 0",
+            ));
+        }
+    }
+    let preferred = obj
+        .pointer("/spec/preferredHolder")
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.is_empty());
+    let strategy = obj
+        .pointer("/spec/strategy")
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.is_empty());
+    if preferred && !strategy {
+        causes.push(forbidden(
+            "spec.preferredHolder",
+            "preferredHolder can only be set if strategy is set",
+        ));
+    }
+}
+
 pub fn validate_spec(group: &str, plural: &str, obj: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     match (group, plural) {
@@ -321,6 +371,7 @@ pub fn validate_spec(group: &str, plural: &str, obj: &Value) -> Vec<Cause> {
             }
             validate_template(obj, "/spec/template", "spec.template", &mut causes);
         }
+        ("coordination.k8s.io", "leases") => validate_lease(obj, &mut causes),
         ("batch", "jobs") => {
             validate_template(obj, "/spec/template", "spec.template", &mut causes);
             let policy = obj
@@ -472,6 +523,24 @@ mod tests {
         assert!(!validate_name(NameRule::Dns1035, "1abc").is_empty());
         assert!(validate_name(NameRule::PathSegment, "system:admin").is_empty());
         assert!(!validate_name(NameRule::PathSegment, "a/b").is_empty());
+    }
+
+    #[test]
+    fn lease_spec() {
+        let ok = serde_json::json!({"spec": {"holderIdentity": "a", "leaseDurationSeconds": 15, "leaseTransitions": 0}});
+        assert!(validate_spec("coordination.k8s.io", "leases", &ok).is_empty());
+        let bad = serde_json::json!({"spec": {"leaseDurationSeconds": 0, "leaseTransitions": -1, "preferredHolder": "b"}});
+        let c = validate_spec("coordination.k8s.io", "leases", &bad);
+        let fields: Vec<_> = c.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.leaseDurationSeconds",
+                "spec.leaseTransitions",
+                "spec.preferredHolder"
+            ]
+        );
+        assert_eq!(c[0].message, "Invalid value: 0: must be greater than 0");
     }
 
     #[test]

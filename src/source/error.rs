@@ -49,6 +49,12 @@ pub enum SourceError {
     #[error("cannot fetch {url}: {reason}")]
     Unreachable { url: String, reason: String },
 
+    /// The remote refused our credentials, none were configured for it, or
+    /// its ssh host key is unknown or changed. Retrying will not help;
+    /// fixing the credentials or known_hosts will.
+    #[error("cannot fetch {url}: {reason}")]
+    Auth { url: String, reason: String },
+
     /// Any other git failure (a corrupt repository, an unreadable object).
     #[error("git error in {repo}: {message}")]
     Git { repo: String, message: String },

@@ -18,15 +18,23 @@
 //! (`remote` fetches, `export` writes, `sources` composes).
 
 mod checkout;
+mod credentials;
 mod error;
 mod export;
+mod known_hosts;
 mod remote;
 mod revision;
 mod sources;
 mod url;
 
 pub use checkout::{Checkout, Revision};
+pub use credentials::{
+    Credential, CredentialsError, GitAuth, GitAuthArgs, KeySource, RemoteAuth, Secret, SshKey,
+    TOKEN_USER,
+};
 pub use error::SourceError;
+pub use known_hosts::{HostKeyVerdict, KnownHosts};
+pub use remote::{ls_remote, RemoteRef};
 pub use revision::version_cmp;
 pub use sources::{RepoInfo, SourceOptions, Sources, ENV_PASSWORD, ENV_REPOCREDS, ENV_USERNAME};
 pub use url::{normalize_url, redact_url, RepoOverride};

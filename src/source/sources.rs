@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 use crate::model::RevisionSpec;
 
 use super::checkout::{Checkout, Revision};
-use super::url::{is_cloneable, normalize_url, redact_url, strip_credentials, Credentials};
+use super::credentials::{GitAuth, RemoteAuth};
+use super::url::{is_cloneable, normalize_url, redact_url, strip_credentials};
 use super::{export, remote, revision, RepoOverride, SourceError};
 
 /// Environment variable with the user name for remotes (with
@@ -36,6 +37,9 @@ pub struct SourceOptions {
     pub overrides: Vec<RepoOverride>,
     /// Where clones of remote repositories are cached (a fresh temp dir when None).
     pub cache_dir: Option<PathBuf>,
+    /// Credentials and trusted ssh host keys for remotes (the environment's
+    /// defaults when None: see [`GitAuth::from_env`]).
+    pub git_auth: Option<GitAuth>,
 }
 
 /// The root repository, for display.
@@ -69,7 +73,7 @@ enum Target {
         /// Credential-free URL as written: display name and what git is given.
         url: String,
         key: String,
-        creds: Option<Credentials>,
+        auth: RemoteAuth,
     },
 }
 
@@ -111,7 +115,7 @@ pub struct Sources {
     overrides: Vec<(String, LocalRepo)>,
     cache: PathBuf,
     _temp_cache: Option<tempfile::TempDir>,
-    env_creds: Option<Credentials>,
+    auth: GitAuth,
     checkouts: Memo<(String, Option<RevisionSpec>), Arc<Checkout>>,
     mirrors: Memo<String, PathBuf>,
 }
@@ -178,7 +182,7 @@ impl Sources {
             overrides,
             cache,
             _temp_cache: temp,
-            env_creds: env_credentials(),
+            auth: opts.git_auth.unwrap_or_else(GitAuth::from_env),
             checkouts: Mutex::default(),
             mirrors: Mutex::default(),
         })
@@ -208,8 +212,8 @@ impl Sources {
         memo(&self.checkouts, key, || {
             let co = match &target {
                 Target::Local(local) => self.checkout_local(local, revision)?,
-                Target::Remote { url, key, creds } => {
-                    self.checkout_remote(url, key, creds.as_ref(), revision)?
+                Target::Remote { url, key, auth } => {
+                    self.checkout_remote(url, key, auth, revision)?
                 }
             };
             tracing::debug!(repo = %co.repo, revision = %co.revision, dir = %co.dir.display(), "checkout");
@@ -230,7 +234,7 @@ impl Sources {
         {
             return Ok(Target::Local(self.root_local.clone()));
         }
-        let (clean, url_creds) = strip_credentials(url);
+        let (clean, _) = strip_credentials(url);
         if !is_cloneable(url) {
             return Err(SourceError::Unreachable {
                 url: clean,
@@ -242,7 +246,7 @@ impl Sources {
         Ok(Target::Remote {
             url: clean,
             key,
-            creds: url_creds.or_else(|| self.env_creds.clone()),
+            auth: self.auth.for_url(url),
         })
     }
 
@@ -292,13 +296,13 @@ impl Sources {
         &self,
         url: &str,
         key: &str,
-        creds: Option<&Credentials>,
+        auth: &RemoteAuth,
         revision: Option<&RevisionSpec>,
     ) -> Result<Checkout, SourceError> {
         let repo_cache = self.repo_cache(key);
         let mirror_dir = memo(&self.mirrors, key.to_string(), || {
             let dir = repo_cache.join("mirror.git");
-            remote::update_mirror(&dir, url, url, creds)?;
+            remote::update_mirror(&dir, url, url, auth)?;
             Ok(dir)
         })?;
         let repo = Repository::open_bare(&mirror_dir).map_err(|e| SourceError::git(url, &e))?;
@@ -313,30 +317,6 @@ impl Sources {
                 spec,
             },
         ))
-    }
-}
-
-/// Credentials from the environment: `KUBESYNC_GIT_USERNAME` and
-/// `KUBESYNC_GIT_PASSWORD`, else the seeds' `REPOCREDS=user:password`.
-fn env_credentials() -> Option<Credentials> {
-    credentials_from(|k| std::env::var(k).ok())
-}
-
-fn credentials_from(get: impl Fn(&str) -> Option<String>) -> Option<Credentials> {
-    let var = |k: &str| get(k).filter(|v| !v.is_empty());
-    if let (Some(user), Some(password)) = (var(ENV_USERNAME), var(ENV_PASSWORD)) {
-        return Some(Credentials { user, password });
-    }
-    let raw = var(ENV_REPOCREDS)?;
-    match raw.split_once(':') {
-        Some((user, password)) if !user.is_empty() => Some(Credentials {
-            user: user.to_string(),
-            password: password.to_string(),
-        }),
-        _ => {
-            tracing::warn!("{ENV_REPOCREDS} is not in user:password form; ignoring it");
-            None
-        }
     }
 }
 
@@ -428,29 +408,6 @@ mod tests {
         check::<Sources>();
         check::<Checkout>();
         check::<SourceError>();
-    }
-
-    #[test]
-    fn credentials_from_the_environment() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
-        let c = credentials_from(env(&[
-            (ENV_USERNAME, "u"),
-            (ENV_PASSWORD, "p"),
-            (ENV_REPOCREDS, "x:y"),
-        ]))
-        .unwrap();
-        assert_eq!((c.user.as_str(), c.password.as_str()), ("u", "p"));
-        let c = credentials_from(env(&[(ENV_USERNAME, "u"), (ENV_REPOCREDS, "x:y:z")])).unwrap();
-        assert_eq!((c.user.as_str(), c.password.as_str()), ("x", "y:z"));
-        assert!(credentials_from(env(&[(ENV_REPOCREDS, "nocolon")])).is_none());
-        assert!(credentials_from(env(&[])).is_none());
     }
 
     #[test]

@@ -179,6 +179,7 @@ pub fn tree_of(root: &Path) -> kubesync::tree::AppTree {
         root_manifest: root.to_path_buf(),
         overrides: Vec::new(),
         cache_dir: None,
+        ..Default::default()
     })
     .expect("sources");
     kubesync::tree::expand(

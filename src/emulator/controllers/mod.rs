@@ -8,10 +8,11 @@
 //! level-triggered, one kind per module (`deployment`, `replicaset`,
 //! `statefulset`, `daemonset`, `job`, `pod`, `pvc`, `service`,
 //! `apiservice`, `pdb`). A reconcile
-//! may ask to run again after a delay; the emulator's tick runs those
-//! timers, so delayed transitions (a pod becoming ready after
-//! [`SimulationConfig::ready_delay`], a progress deadline passing) happen on
-//! ticks and everything else happens as soon as the triggering write is seen.
+//! may ask to run again after a delay; the controller task wakes when the
+//! earliest such timer is due, so delayed transitions (a pod becoming ready
+//! after [`SimulationConfig::ready_delay`], a progress deadline passing)
+//! happen on time and everything else as soon as the triggering write is
+//! seen.
 //! Status is written through the status subresource under the real
 //! controllers' field manager names, so spec ownership and `generation`
 //! are never disturbed.
@@ -461,6 +462,10 @@ impl Controller for Simulation {
             }
         }
         self.drain(cluster);
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.state.lock().timers.values().min().copied()
     }
 
     fn tick(&self, cluster: &Cluster) {

@@ -1,0 +1,512 @@
+//! The in-cluster Helm chart, `charts/kubesync`: rendered through kubesync's
+//! own helm path (a real `helm`, else the project's wrapper over Helm's Go
+//! engine) in both RBAC modes, refused by its `values.schema.json` when the
+//! values are wrong, bootstrapped by kubesync into the emulator (kubesync
+//! installing kubesync), and — on the real control plane, when
+//! `KUBESYNC_E2E_ADMIN_KUBECONFIG` is set — its RBAC asked by the API server
+//! what the controller's ServiceAccount may and may not do.
+
+mod sync_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use sync_support::{emulator, fast_simulation, path_with_helm, run, text};
+
+fn chart_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/kubesync")
+}
+
+/// A repository holding a copy of the chart and a root app rendering it with
+/// `values` (YAML indented by eight spaces, under `helm.values`).
+fn repo_with_chart(values: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    copy_dir(&chart_dir(), &dir.path().join("charts/kubesync"));
+    let root = format!(
+        "apiVersion: kubesync.dev/v1alpha1
+kind: Application
+metadata: {{name: kubesync}}
+spec:
+  tier: system
+  source:
+    path: charts/kubesync
+    helm:
+      releaseName: kubesync
+      values:
+{values}
+  destination:
+    namespace: kubesync-system
+  syncPolicy:
+    automated: {{prune: true}}
+"
+    );
+    std::fs::write(dir.path().join("root.yaml"), root).expect("write root");
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read chart dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// `kubesync render -o json` of the chart: the objects, or the error text.
+fn render(values: &str) -> Result<Vec<Value>, String> {
+    let repo = repo_with_chart(values);
+    let out = Command::new(env!("CARGO_BIN_EXE_kubesync"))
+        .args(["render", "-o", "json", "--root"])
+        .arg(repo.path().join("root.yaml"))
+        .env("PATH", path_with_helm())
+        .output()
+        .expect("run kubesync render");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let list: Value = serde_json::from_slice(&out.stdout).expect("render -o json is JSON");
+    Ok(list["items"].as_array().cloned().unwrap_or_default())
+}
+
+const CLUSTER_VALUES: &str =
+    "        git: {repo: 'https://git.example.com/platform/cluster.git', revision: main}";
+
+const NAMESPACED_VALUES: &str = "        git: {repo: 'https://git.example.com/platform/cluster.git'}
+        rbac: {mode: namespaced, managedNamespaces: [team-a, team-b]}
+        imageSync: {enabled: true}
+        webhook: {existingSecret: kubesync-webhook}
+        notify:
+          webhookURL: https://ci.example.com/hooks/kubesync
+          existingSecret: kubesync-notify
+          s3: {bucket: deployments, clusterName: iowa-a, region: us-east-1, existingSecret: kubesync-s3}";
+
+fn find<'a>(objs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objs.iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| {
+            let have: Vec<String> = objs
+                .iter()
+                .map(|o| format!("{}/{}", o["kind"], o["metadata"]["name"]))
+                .collect();
+            panic!("no {kind}/{name} among {have:?}")
+        })
+}
+
+fn kinds(objs: &[Value], kind: &str) -> Vec<String> {
+    objs.iter()
+        .filter(|o| o["kind"] == kind)
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["metadata"]["namespace"].as_str().unwrap_or(""),
+                o["metadata"]["name"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_crd_the_chart_ships_is_the_one_kubesync_installs() {
+    let path = chart_dir().join("crds/applications.kubesync.dev.yaml");
+    let code = kubesync::sync::status::application_crd();
+    if std::env::var_os("KUBESYNC_BLESS").is_some() {
+        let yaml = serde_yaml::to_string(&code).expect("yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "# kubesync's Application CRD (status of every app), as `kubesync bootstrap`\n# installs it; tests/chart_kubesync.rs keeps the two equal\n# (KUBESYNC_BLESS=1 rewrites this file).\n{yaml}"
+            ),
+        )
+        .expect("write crd");
+    }
+    let text = std::fs::read_to_string(&path).expect("read the chart's CRD");
+    let shipped: Value = serde_yaml::from_str(&text).expect("CRD parses");
+    assert_eq!(
+        shipped, code,
+        "charts/kubesync/crds differs from the CRD kubesync installs; rerun with KUBESYNC_BLESS=1"
+    );
+}
+
+#[test]
+fn cluster_mode_renders_a_hardened_controller_with_leader_election() {
+    let objs = render(CLUSTER_VALUES).expect("the chart renders");
+    let dep = find(&objs, "Deployment", "kubesync");
+    assert_eq!(dep["metadata"]["namespace"], "kubesync-system");
+    assert_eq!(dep["spec"]["replicas"], 2);
+    let pod = &dep["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let args = strings(&c["args"]);
+    for want in [
+        "run",
+        "--repo=https://git.example.com/platform/cluster.git",
+        "--revision=main",
+        "--root=bootstrap/root.yaml",
+        "--leader-elect",
+        "--lease-namespace=kubesync-system",
+        "--listen=0.0.0.0:8080",
+    ] {
+        assert!(
+            args.iter().any(|a| a == want),
+            "{want} missing from {args:?}"
+        );
+    }
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(c["securityContext"]["capabilities"]["drop"][0], "ALL");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert!(c["resources"]["limits"]["memory"].is_string());
+    // The read-only root filesystem leaves /tmp (clones, caches) writable.
+    assert_eq!(c["volumeMounts"][0]["mountPath"], "/tmp");
+    assert_eq!(pod["volumes"][0]["emptyDir"]["sizeLimit"], "2Gi");
+    // Installed into kubesync-system: no Namespace object of its own.
+    assert!(kinds(&objs, "Namespace").is_empty());
+    // One ClusterRole (system tiers need the whole cluster) bound to the SA.
+    assert_eq!(kinds(&objs, "ClusterRole"), vec!["/kubesync"]);
+    let crb = find(&objs, "ClusterRoleBinding", "kubesync");
+    assert_eq!(crb["subjects"][0]["name"], "kubesync");
+    assert_eq!(crb["subjects"][0]["namespace"], "kubesync-system");
+    // Its own Applications, Lease and Events.
+    let self_role = find(&objs, "Role", "kubesync-self");
+    let rules = serde_json::to_string(&self_role["rules"]).unwrap();
+    assert!(rules.contains("leases") && rules.contains("applications/status"));
+    find(&objs, "Service", "kubesync");
+    find(&objs, "PodDisruptionBudget", "kubesync");
+    assert!(
+        kinds(&objs, "CronJob").is_empty(),
+        "image sync is off by default"
+    );
+    assert!(kinds(&objs, "ServiceMonitor").is_empty());
+}
+
+#[test]
+fn namespaced_mode_binds_only_the_managed_namespaces() {
+    let objs = render(NAMESPACED_VALUES).expect("the chart renders");
+    // No wildcard ClusterRole is bound cluster-wide.
+    for cr in objs.iter().filter(|o| o["kind"] == "ClusterRole") {
+        let rules = serde_json::to_string(&cr["rules"]).unwrap();
+        assert!(
+            !rules.contains("\"*\""),
+            "namespaced mode must not grant wildcards: {cr}"
+        );
+    }
+    assert_eq!(
+        kinds(&objs, "RoleBinding"),
+        vec![
+            "team-a/kubesync",
+            "team-b/kubesync",
+            "kubesync-system/kubesync-self"
+        ]
+    );
+    let read = find(&objs, "ClusterRole", "kubesync-read");
+    let rules = serde_json::to_string(&read["rules"]).unwrap();
+    assert!(
+        !rules.contains("create") && !rules.contains("patch"),
+        "{rules}"
+    );
+    // Secrets by existingSecret: mounted files and env references, never values.
+    let dep = find(&objs, "Deployment", "kubesync");
+    let c = &dep["spec"]["template"]["spec"]["containers"][0];
+    let args = strings(&c["args"]);
+    assert!(
+        args.contains(&"--webhook-secret-file=/etc/kubesync/webhook/webhook-secret".to_string())
+    );
+    assert!(args.contains(&"--notify-webhook=https://ci.example.com/hooks/kubesync".to_string()));
+    let env = serde_json::to_string(&c["env"]).unwrap();
+    assert!(env.contains("\"S3_BUCKET\"") && env.contains("\"CLUSTER_NAME\""));
+    assert!(env.contains("secretKeyRef") && env.contains("kubesync-s3"));
+    // The image-sync CronJob, with its own least-privilege account.
+    let cj = find(&objs, "CronJob", "kubesync-image-sync");
+    let job = &cj["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(job["serviceAccountName"], "kubesync-image-sync");
+    assert_eq!(strings(&job["containers"][0]["args"])[0], "image-sync");
+    let isr = find(&objs, "ClusterRole", "kubesync-image-sync");
+    let rules = serde_json::to_string(&isr["rules"]).unwrap();
+    assert!(
+        rules.contains("\"patch\"")
+            && !rules.contains("\"delete\"")
+            && !rules.contains("\"create\"")
+    );
+}
+
+#[test]
+fn the_schema_refuses_wrong_values_naming_them() {
+    for (values, needle) in [
+        (
+            "        git: {repo: 'https://x.example/r.git'}\n        replicaCount: two",
+            "replicaCount",
+        ),
+        (
+            "        git: {repo: 'https://x.example/r.git'}\n        rbac: {mode: everything}",
+            "mode",
+        ),
+        (
+            "        git: {repo: 'https://x.example/r.git', pollInterval: often}",
+            "pollInterval",
+        ),
+        ("        replicaCount: 1", "git.repo is required"),
+        (
+            "        git: {repo: 'https://x.example/r.git'}\n        rbac: {mode: namespaced}",
+            "managedNamespaces",
+        ),
+    ] {
+        let err = render(values).expect_err(values);
+        eprintln!("{err}");
+        assert!(
+            err.contains(needle) && err.contains("kubesync"),
+            "values {values:?}: want an error naming {needle:?} and the app, got:\n{err}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubesync_bootstraps_its_own_chart_into_the_emulator() {
+    let emu = emulator(fast_simulation()).await;
+    let repo = repo_with_chart(CLUSTER_VALUES);
+    let root = repo.path().join("root.yaml");
+    let out = run(&root, &emu.url(), &["bootstrap", "--timeout", "60s"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let dep = sync_support::get(
+        &emu,
+        "/apis/apps/v1/namespaces/kubesync-system/deployments/kubesync",
+    )
+    .await
+    .expect("the controller Deployment exists");
+    assert_eq!(dep["status"]["readyReplicas"], 2, "{dep}");
+    sync_support::get(
+        &emu,
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/kubesync",
+    )
+    .await
+    .expect("the ClusterRoleBinding exists");
+    let app = sync_support::get(
+        &emu,
+        "/apis/kubesync.dev/v1alpha1/namespaces/kubesync-system/applications/kubesync",
+    )
+    .await
+    .expect("kubesync's Application for itself");
+    assert_eq!(app["status"]["sync"]["status"], "Synced", "{app}");
+    assert_eq!(app["status"]["health"]["status"], "Healthy", "{app}");
+    // A second bootstrap of the same chart writes nothing.
+    let before = sync_support::writes(&emu);
+    let out = run(&root, &emu.url(), &["bootstrap"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(sync_support::writes(&emu), before, "{}", text(&out));
+}
+
+/// The chart's RBAC on a real API server: what the ServiceAccount may do,
+/// and what it is refused, asked with `kubectl auth can-i --as`.
+#[test]
+fn on_the_real_control_plane_the_rbac_allows_the_job_and_nothing_more() {
+    let Some(admin) = std::env::var("KUBESYNC_E2E_ADMIN_KUBECONFIG")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
+        eprintln!("real-cluster chart test skipped: set KUBESYNC_E2E_ADMIN_KUBECONFIG (scripts/control-plane up)");
+        return;
+    };
+    let kubectl = |args: &[&str], stdin: Option<&str>| {
+        use std::io::Write as _;
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig").arg(&admin).args(args);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("run kubectl");
+        if let Some(s) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(s.as_bytes())
+                .expect("write stdin");
+        } else {
+            drop(child.stdin.take());
+        }
+        child.wait_with_output().expect("kubectl output")
+    };
+    // Namespaced mode, under its own names so nothing collides with the
+    // cluster's own kubesync ServiceAccount (cluster-admin for the e2e tier).
+    let values = NAMESPACED_VALUES
+        .replace("team-a", "kschart-a")
+        .replace("team-b", "kschart-b")
+        + "\n        fullnameOverride: kschart";
+    let objs = render(&values).expect("the chart renders");
+    let rbac: Vec<&Value> = objs
+        .iter()
+        .filter(|o| {
+            matches!(
+                o["kind"].as_str(),
+                Some(
+                    "ServiceAccount"
+                        | "ClusterRole"
+                        | "ClusterRoleBinding"
+                        | "Role"
+                        | "RoleBinding"
+                )
+            )
+        })
+        .collect();
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": rbac});
+    for ns in ["kubesync-system", "kschart-a", "kschart-b", "kschart-c"] {
+        let o = kubectl(&["create", "namespace", ns], None);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success() || err.contains("AlreadyExists"), "{err}");
+    }
+    let o = kubectl(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&list.to_string()),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sa = "system:serviceaccount:kubesync-system:kschart";
+    let can = |verb: &str, resource: &str, ns: Option<&str>| -> bool {
+        let (resource, sub) = match resource.split_once('/') {
+            Some((r, sub)) => (r, Some(sub)),
+            None => (resource, None),
+        };
+        let mut args = vec!["auth", "can-i", verb, resource, "--as", sa];
+        if let Some(sub) = sub {
+            args.extend(["--subresource", sub]);
+        }
+        if let Some(ns) = ns {
+            args.extend(["-n", ns]);
+        }
+        let o = kubectl(&args, None);
+        String::from_utf8_lossy(&o.stdout).trim() == "yes"
+    };
+    let checks = [
+        ("patch", "deployments.apps", Some("kschart-a"), true),
+        ("delete", "configmaps", Some("kschart-b"), true),
+        ("watch", "secrets", Some("kschart-a"), true),
+        (
+            "update",
+            "leases.coordination.k8s.io",
+            Some("kubesync-system"),
+            true,
+        ),
+        (
+            "patch",
+            "applications.kubesync.dev/status",
+            Some("kubesync-system"),
+            true,
+        ),
+        (
+            "create",
+            "events.events.k8s.io",
+            Some("kubesync-system"),
+            true,
+        ),
+        ("get", "namespaces", None, true),
+        (
+            "get",
+            "customresourcedefinitions.apiextensions.k8s.io",
+            None,
+            true,
+        ),
+        // Refused: other namespaces, cluster-scoped writes, escalation.
+        ("patch", "deployments.apps", Some("kschart-c"), false),
+        ("get", "secrets", Some("kube-system"), false),
+        ("create", "namespaces", None, false),
+        (
+            "create",
+            "customresourcedefinitions.apiextensions.k8s.io",
+            None,
+            false,
+        ),
+        (
+            "create",
+            "clusterrolebindings.rbac.authorization.k8s.io",
+            None,
+            false,
+        ),
+        (
+            "update",
+            "leases.coordination.k8s.io",
+            Some("kube-system"),
+            false,
+        ),
+    ];
+    // The API server's authorizer reads RBAC from an informer: give fresh
+    // bindings a few seconds to be seen before calling an answer wrong, and
+    // ask the refusals only once the grants are visible.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let (grants, refusals): (Vec<_>, Vec<_>) = checks.iter().partition(|c| c.3);
+    let mut pending = grants;
+    loop {
+        pending.retain(|(verb, res, ns, _)| !can(verb, res, *ns));
+        if pending.is_empty() || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let mut wrong: Vec<String> = pending
+        .iter()
+        .map(|(verb, res, ns, _)| format!("{verb} {res} in {ns:?}: want allowed"))
+        .collect();
+    wrong.extend(
+        refusals
+            .iter()
+            .filter(|(verb, res, ns, _)| can(verb, res, *ns))
+            .map(|(verb, res, ns, _)| format!("{verb} {res} in {ns:?}: want refused")),
+    );
+    // Clean up what the test created (namespaces cascade; cluster objects by name).
+    for name in ["kschart-namespaced", "kschart-read", "kschart-image-sync"] {
+        kubectl(&["delete", "clusterrole", name, "--ignore-not-found"], None);
+        kubectl(
+            &["delete", "clusterrolebinding", name, "--ignore-not-found"],
+            None,
+        );
+    }
+    for ns in ["kschart-a", "kschart-b", "kschart-c"] {
+        kubectl(&["delete", "namespace", ns, "--wait=false"], None);
+    }
+    kubectl(
+        &[
+            "-n",
+            "kubesync-system",
+            "delete",
+            "role,rolebinding",
+            "kschart-self",
+            "--ignore-not-found",
+        ],
+        None,
+    );
+    kubectl(
+        &[
+            "-n",
+            "kubesync-system",
+            "delete",
+            "serviceaccount",
+            "kschart",
+            "kschart-image-sync",
+            "--ignore-not-found",
+        ],
+        None,
+    );
+    assert!(
+        wrong.is_empty(),
+        "RBAC answers differ:\n{}",
+        wrong.join("\n")
+    );
+}
