@@ -107,6 +107,11 @@ pub struct GlobalArgs {
         value_name = "FILE"
     )]
     pub helm_repo_credentials: Option<PathBuf>,
+    /// A kubesync settings file (YAML) for the whole tree: today its
+    /// `ignoreDifferences` rules, honoured by every app besides its own
+    /// (same fields as an Application's `spec.ignoreDifferences`).
+    #[arg(long, global = true, env = "KUBESYNC_SETTINGS", value_name = "FILE")]
+    pub settings: Option<PathBuf>,
 
     /// Where clones of remote repositories are cached (default: a temporary directory).
     #[arg(long, global = true, env = "KUBESYNC_CACHE_DIR")]

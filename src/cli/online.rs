@@ -341,6 +341,15 @@ fn note_retries(client: &ClusterClient, verbose: u8) {
     }
 }
 
+/// The settings file named by `--settings` (none: defaults); an invalid one
+/// is a configuration error, before the cluster is contacted.
+fn load_settings(global: &GlobalArgs) -> Result<crate::model::settings::Settings, CliError> {
+    match &global.settings {
+        Some(path) => Ok(crate::model::settings::Settings::load(path)?),
+        None => Ok(crate::model::settings::Settings::default()),
+    }
+}
+
 /// `kubesync bootstrap [ROOT]`
 pub async fn bootstrap(
     global: &GlobalArgs,
@@ -353,6 +362,7 @@ pub async fn bootstrap(
         global.root = r;
     }
     let (mut loaded, mut graph) = load_ordered(&global)?;
+    let settings = load_settings(&global)?;
     let client = connect(cluster).await?;
     settle_gates(&mut loaded, &mut graph, &client).await?;
     errln!(
@@ -365,7 +375,10 @@ pub async fn bootstrap(
         &loaded.tree,
         &graph,
         &client,
-        &args.options(&global),
+        &SyncOptions {
+            ignore_differences: settings.ignore_differences,
+            ..args.options(&global)
+        },
         &progress(&graph, None),
     )
     .await;
@@ -396,9 +409,11 @@ pub async fn sync(
     } else {
         names
     };
+    let settings = load_settings(global)?;
     let display = progress(&graph, Some(&only));
     let opts = SyncOptions {
         only: Some(only),
+        ignore_differences: settings.ignore_differences,
         ..args.options(global)
     };
     let report = sync::run(&loaded.tree, &graph, &client, &opts, &display).await;
@@ -419,9 +434,16 @@ pub async fn diff(
     } else {
         Some(resolve_names(&loaded, apps, global)?)
     };
+    let settings = load_settings(global)?;
     let client = connect(cluster).await?;
     settle_gates(&mut loaded, &mut graph, &client).await?;
-    let diffs = sync::diff(&loaded.tree, &client, only.as_ref()).await;
+    let diffs = sync::diff_ignoring(
+        &loaded.tree,
+        &client,
+        only.as_ref(),
+        &settings.ignore_differences,
+    )
+    .await;
     let out_of_sync = diffs
         .iter()
         .any(|d| d.sync_status() == SyncStatus::OutOfSync);

@@ -10,10 +10,14 @@
 //! the diff is a unified diff of key-sorted YAML. A Secret's `data` and
 //! `stringData` values never appear in a diff (see [`unified_yaml_diff`]).
 //!
+//! [`ignore`] leaves out what an app's `ignoreDifferences` ignore
+//! ([`compare_ignoring`]).
+//!
 //! This module is pure: the dry-run and the read of the live object are
 //! `cluster`'s; deciding which live objects are in the inventory (and so can
 //! be [`ObjectDiffKind::Extra`]) is `sync`'s.
 
+pub mod ignore;
 mod normalize;
 mod text;
 
@@ -24,6 +28,7 @@ use serde_json::Value;
 
 use crate::model::ObjectRef;
 
+pub use ignore::IgnoreSet;
 pub use normalize::normalize;
 pub use text::{unified_yaml_diff, MASK_CHANGED, MASK_HIDDEN, MASK_UNCHANGED};
 
@@ -125,6 +130,23 @@ pub fn compare(object: ObjectRef, predicted: Option<&Value>, live: Option<&Value
     };
     let diff = unified_yaml_diff(&old, &new, LIVE_LABEL, DESIRED_LABEL);
     ObjectDiff { object, kind, diff }
+}
+
+/// [`compare`], leaving out what `ignore` ignores for the object (its
+/// `managedFieldsManagers` read from the live object before normalising).
+pub fn compare_ignoring(
+    object: ObjectRef,
+    predicted: Option<&Value>,
+    live: Option<&Value>,
+    ignore: &IgnoreSet,
+) -> ObjectDiff {
+    match (predicted, live) {
+        (Some(p), Some(l)) if ignore.applies_to(&object) => {
+            let (p, l) = ignore.strip(&object, p, l);
+            compare(object, Some(&p), Some(&l))
+        }
+        _ => compare(object, predicted, live),
+    }
 }
 
 /// An app is Synced when every one of its objects is Same (and when it has

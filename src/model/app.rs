@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 
 use super::object::{check_metadata, type_name, ObjectError};
 use super::{
-    argo, parse_duration, validate_dns1123_label, AppName, ModelError, ObjectOrigin, RevisionSpec,
-    ARGOCD_API_VERSION, KUBESYNC_API_VERSION,
+    argo, parse_duration, validate_dns1123_label, AppName, IgnoreRule, ModelError, ObjectOrigin,
+    RevisionSpec, ARGOCD_API_VERSION, KUBESYNC_API_VERSION,
 };
 
 /// Guardrail class of an application. `App` may not write cluster-scoped
@@ -103,6 +103,39 @@ pub struct DirectoryOptions {
     pub include: Option<String>,
     /// Glob a file must not match.
     pub exclude: Option<String>,
+    /// How `*.jsonnet` files of the directory are evaluated (Argo CD's
+    /// `directory.jsonnet`).
+    #[serde(default, skip_serializing_if = "JsonnetOptions::is_empty")]
+    pub jsonnet: JsonnetOptions,
+}
+
+/// One jsonnet external variable or top-level argument: a string, or jsonnet
+/// code when `code` is set (Argo CD's `JsonnetVar`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct JsonnetVar {
+    pub name: String,
+    pub value: String,
+    #[serde(default)]
+    pub code: bool,
+}
+
+/// Options of jsonnet evaluation in a directory app (Argo CD's
+/// `directory.jsonnet`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JsonnetOptions {
+    /// `std.extVar` values.
+    pub ext_vars: Vec<JsonnetVar>,
+    /// Top-level arguments: passed when a file evaluates to a function.
+    pub tlas: Vec<JsonnetVar>,
+    /// Library search directories, relative to the repository root.
+    pub libs: Vec<String>,
+}
+
+impl JsonnetOptions {
+    pub fn is_empty(&self) -> bool {
+        self.ext_vars.is_empty() && self.tlas.is_empty() && self.libs.is_empty()
+    }
 }
 
 /// Options of the minijinja renderer.
@@ -373,6 +406,14 @@ impl SyncPolicy {
     pub fn allow_empty(&self) -> bool {
         self.automated.map(|a| a.allow_empty).unwrap_or(false)
     }
+
+    /// `RespectIgnoreDifferences=true`: an apply takes ignored fields from
+    /// the live object instead of resetting them to git's values.
+    pub fn respect_ignore_differences(&self) -> bool {
+        self.sync_options
+            .iter()
+            .any(|o| o.trim() == "RespectIgnoreDifferences=true")
+    }
 }
 
 /// One application of the tree, whichever kind it was read from.
@@ -400,6 +441,10 @@ pub struct Application {
     /// kind has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// `spec.ignoreDifferences`: fields diff, sync status and the skip
+    /// decision leave out (the settings file adds global ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_differences: Vec<IgnoreRule>,
     pub origin: ObjectOrigin,
 }
 
@@ -513,7 +558,7 @@ pub(super) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn new(origin: &'a ObjectOrigin, obj: &Value) -> Self {
+    pub(super) fn new(origin: &'a ObjectOrigin, obj: &Value) -> Self {
         let app = obj
             .pointer("/metadata/name")
             .and_then(Value::as_str)
@@ -755,7 +800,14 @@ fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
     if let Some(m) = spec.as_object() {
         ctx.only_known(
             m,
-            &["tier", "source", "destination", "dependsOn", "syncPolicy"],
+            &[
+                "tier",
+                "source",
+                "destination",
+                "dependsOn",
+                "syncPolicy",
+                "ignoreDifferences",
+            ],
             "spec",
         )?;
     }
@@ -879,6 +931,12 @@ fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
         sync_policy,
         sync_wave: ctx.sync_wave(obj)?,
         project: None,
+        ignore_differences: super::ignore::parse_rules(
+            spec,
+            "ignoreDifferences",
+            ctx,
+            "spec.ignoreDifferences",
+        )?,
         origin: ctx.origin.clone(),
     })
 }
@@ -938,7 +996,10 @@ fn kubesync_renderer(source: &Value, ctx: &Ctx) -> Result<RendererSpec, ModelErr
             RendererSpec::Kustomize(argo::kustomize_options(&v, ctx, &path)?)
         }
         "directory" => {
-            ctx.only_known(&m, &["recurse", "include", "exclude"], &path)?;
+            ctx.only_known(&m, &["recurse", "include", "exclude", "jsonnet"], &path)?;
+            if let Some(Value::Object(j)) = m.get("jsonnet") {
+                ctx.only_known(j, &["extVars", "tlas", "libs"], &format!("{path}.jsonnet"))?;
+            }
             RendererSpec::Directory(argo::directory_options(&v, ctx, &path)?)
         }
         "jinja" => {

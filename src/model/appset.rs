@@ -284,6 +284,7 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx, generates: Flavor) -> Result<Applica
         destination: Destination::default(),
         depends_on,
         sync_policy: SyncPolicy::default(),
+        ignore_differences: Vec::new(),
         sync_wave: ctx.sync_wave(obj)?,
         project: None,
         origin: ctx.origin.clone(),

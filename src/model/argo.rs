@@ -1,7 +1,7 @@
 //! Mapping of the `argoproj.io/v1alpha1` Application onto the kubesync model.
 //! `spec.project` is kept (the tree resolves it to an AppProject whose rules
-//! become guardrails); Argo CD fields kubesync has no use for (info,
-//! ignoreDifferences, revisionHistoryLimit, …) are accepted and ignored; sources kubesync cannot
+//! become guardrails); `ignoreDifferences` is read; Argo CD fields kubesync
+//! has no use for (info, revisionHistoryLimit, …) are accepted and ignored; sources kubesync cannot
 //! render become [`RendererSpec::Unsupported`] so that the app fails alone.
 //! `spec.sources` maps onto `source` (the first) and `extra_sources`; a
 //! `chart:` source onto [`ChartRef`] (its `targetRevision` is a chart version
@@ -14,8 +14,8 @@ use serde_json::Value;
 use super::app::{wrong_type, Ctx};
 use super::{
     parse_duration, Application, Automated, ChartRef, Destination, DirectoryOptions, Flavor,
-    HelmOptions, HelmParameter, KustomizeOptions, ModelError, RendererSpec, RetryPolicy, Source,
-    SyncPolicy, Tier, DEPENDS_ON_ANNOTATION, TIER_ANNOTATION,
+    HelmOptions, HelmParameter, JsonnetOptions, JsonnetVar, KustomizeOptions, ModelError,
+    RendererSpec, RetryPolicy, Source, SyncPolicy, Tier, DEPENDS_ON_ANNOTATION, TIER_ANNOTATION,
 };
 
 pub(super) fn parse(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
@@ -97,6 +97,7 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
         destination: destination(spec, ctx)?,
         depends_on,
         sync_policy: sync_policy_of(obj, spec, ctx)?,
+        ignore_differences: ignore_differences(spec, ctx)?,
         sync_wave: ctx.sync_wave(obj)?,
         project: project(spec, ctx)?,
         origin: ctx.origin.clone(),
@@ -159,12 +160,6 @@ fn parse_source(source_v: &Value, sp: &str, ctx: &Ctx) -> Result<Source, ModelEr
         RendererSpec::Unsupported(format!(
             "config management plugins ({sp}.plugin) are not supported; use a transform command in a kubesync Application"
         ))
-    } else if source_v
-        .pointer("/directory/jsonnet")
-        .map(jsonnet_in_use)
-        .unwrap_or(false)
-    {
-        RendererSpec::Unsupported(format!("jsonnet ({sp}.directory.jsonnet) is not supported"))
     } else if present("helm") {
         RendererSpec::Helm(helm_options(&source_v["helm"], ctx, &format!("{sp}.helm"))?)
     } else if present("kustomize") {
@@ -240,19 +235,9 @@ fn project(spec: &Value, ctx: &Ctx) -> Result<Option<String>, ModelError> {
     ))
 }
 
-/// Argo CD writes `jsonnet: {}` on plain directory apps; only a non-empty
-/// jsonnet block means jsonnet is in use.
-fn jsonnet_in_use(j: &Value) -> bool {
-    match j {
-        Value::Object(m) => m.values().any(|v| match v {
-            Value::Array(a) => !a.is_empty(),
-            Value::Null => false,
-            Value::Object(o) => !o.is_empty(),
-            _ => true,
-        }),
-        Value::Null => false,
-        _ => true,
-    }
+/// `spec.ignoreDifferences`.
+fn ignore_differences(spec: &Value, ctx: &Ctx) -> Result<Vec<super::IgnoreRule>, ModelError> {
+    super::ignore::parse_rules(spec, "ignoreDifferences", ctx, "spec.ignoreDifferences")
 }
 
 /// `spec.destination`, the same in both kinds.
@@ -515,6 +500,59 @@ pub(super) fn directory_options(
             .unwrap_or(false),
         include: glob("include")?,
         exclude: glob("exclude")?,
+        jsonnet: jsonnet_options(v, ctx, &format!("{path}.jsonnet"))?,
+    })
+}
+
+/// `directory.jsonnet`: `extVars` and `tlas` (`{name, value, code}`) and
+/// `libs` (repository-relative directories).
+fn jsonnet_options(dir: &Value, ctx: &Ctx, path: &str) -> Result<JsonnetOptions, ModelError> {
+    let Some(_) = ctx.opt_map(dir, "jsonnet", path)? else {
+        return Ok(JsonnetOptions::default());
+    };
+    let v = &dir["jsonnet"];
+    let vars = |key: &str| -> Result<Vec<JsonnetVar>, ModelError> {
+        let field = format!("{path}.{key}");
+        let items = match v.get(key) {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Array(items)) => items,
+            Some(other) => return Err(ctx.err(&field, wrong_type("a list", other))),
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let at = format!("{field}[{i}]");
+            if !item.is_object() {
+                return Err(ctx.err(&at, wrong_type("a mapping", item)));
+            }
+            let name = ctx
+                .opt_str(item, "name", &format!("{at}.name"))?
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| ctx.err(&format!("{at}.name"), "is required"))?;
+            if out.iter().any(|o: &JsonnetVar| o.name == name) {
+                return Err(ctx.err(&format!("{at}.name"), format!("\"{name}\" is given twice")));
+            }
+            out.push(JsonnetVar {
+                name,
+                value: ctx
+                    .opt_str(item, "value", &format!("{at}.value"))?
+                    .unwrap_or_default(),
+                code: ctx
+                    .opt_bool(item, "code", &format!("{at}.code"))?
+                    .unwrap_or(false),
+            });
+        }
+        Ok(out)
+    };
+    let libs = ctx.string_list(v, "libs", &format!("{path}.libs"))?;
+    for (i, lib) in libs.iter().enumerate() {
+        if lib.trim().is_empty() {
+            return Err(ctx.err(&format!("{path}.libs[{i}]"), "is empty"));
+        }
+    }
+    Ok(JsonnetOptions {
+        ext_vars: vars("extVars")?,
+        tlas: vars("tlas")?,
+        libs,
     })
 }
 

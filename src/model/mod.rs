@@ -13,11 +13,13 @@ mod argo;
 mod duration;
 mod error;
 pub mod hook;
+mod ignore;
 mod names;
 mod object;
 pub mod object_options;
 mod project;
 mod revision;
+pub mod settings;
 pub mod yaml;
 pub mod yaml_emit;
 
@@ -26,6 +28,7 @@ pub use appset::{is_application_set, AppSetSpec, ApplicationsSync};
 pub use argo::deep_merge;
 pub use duration::{format_duration, parse_duration, DurationError, MAX_DURATION};
 pub use error::ModelError;
+pub use ignore::IgnoreRule;
 pub use names::{validate_dns1123_label, validate_dns1123_subdomain, AppName};
 pub use object::{
     check_metadata, identity, split_api_version, type_name, Manifest, ObjectError, ObjectOrigin,

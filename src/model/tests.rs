@@ -109,7 +109,8 @@ fn kubesync_defaults_and_renderers() {
         RendererSpec::Directory(DirectoryOptions {
             recurse: true,
             include: Some("*.yaml".into()),
-            exclude: Some("test-*".into())
+            exclude: Some("test-*".into()),
+            ..Default::default()
         })
     );
     let app = parse_yaml(
@@ -127,7 +128,7 @@ fn kubesync_errors_name_file_app_and_field() {
     let cases: &[(&str, &str)] = &[
         (
             "apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata: {name: web}\nspec: {source: {path: x}, dependOn: [a]}\n",
-            "apps/web.yaml: application \"web\": spec.dependOn: unknown field (known fields: tier, source, destination, dependsOn, syncPolicy)",
+            "apps/web.yaml: application \"web\": spec.dependOn: unknown field (known fields: tier, source, destination, dependsOn, syncPolicy, ignoreDifferences)",
         ),
         (
             "apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata: {name: web}\nspec: {source: {path: ../etc}}\n",
@@ -277,10 +278,13 @@ spec:
 #[test]
 fn argocd_unsupported_sources_fail_alone() {
     let cases = [
-        ("source: {repoURL: https://x/y.git, path: p, plugin: {name: cmp}}", "config management plugins"),
         (
-            "source: {repoURL: https://x/y.git, path: p, directory: {jsonnet: {tlas: [{name: a, value: b}]}}}",
-            "jsonnet",
+            "source: {repoURL: https://x/y.git, path: p, plugin: {name: cmp}}",
+            "config management plugins",
+        ),
+        (
+            "source: {repoURL: https://charts.example.com, chart: redis, targetRevision: 1.0.0}",
+            "Helm repository charts",
         ),
     ];
     for (source, want) in cases {
@@ -415,4 +419,86 @@ fn argocd_retry_policy_with_defaults_and_backoff() {
     assert!(e.contains("spec.syncPolicy.retry.limit"), "{e}");
     let e = app("{backoff: {duration: soon}}").unwrap_err().to_string();
     assert!(e.contains("spec.syncPolicy.retry.backoff.duration"), "{e}");
+}
+
+#[test]
+fn jsonnet_options_of_both_kinds() {
+    let want = JsonnetOptions {
+        ext_vars: vec![JsonnetVar {
+            name: "env".into(),
+            value: "prod".into(),
+            code: false,
+        }],
+        tlas: vec![JsonnetVar {
+            name: "replicas".into(),
+            value: "3".into(),
+            code: true,
+        }],
+        libs: vec!["vendor".into()],
+    };
+    for head in [
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: x}\nspec:\n  destination: {namespace: x}\n",
+        "apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata: {name: x}\nspec:\n",
+    ] {
+        let app = parse_yaml(&format!(
+            "{head}  source:\n    path: p\n    directory:\n      jsonnet:\n        extVars: [{{name: env, value: prod}}]\n        tlas: [{{name: replicas, value: '3', code: true}}]\n        libs: [vendor]\n"
+        ))
+        .unwrap();
+        match app.source.renderer {
+            RendererSpec::Directory(d) => assert_eq!(d.jsonnet, want),
+            other => panic!("{other:?}"),
+        }
+    }
+    for (jsonnet, want) in [
+        (
+            "{tlas: [{value: a}]}",
+            "spec.source.directory.jsonnet.tlas[0].name: is required",
+        ),
+        (
+            "{extVars: [{name: a}, {name: a}]}",
+            "spec.source.directory.jsonnet.extVars[1].name: \"a\" is given twice",
+        ),
+        ("{tlas: {a: b}}", "spec.source.directory.jsonnet.tlas"),
+        (
+            "{libs: ['']}",
+            "spec.source.directory.jsonnet.libs[0]: is empty",
+        ),
+    ] {
+        let e = parse_yaml(&format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {{name: x}}\nspec:\n  destination: {{namespace: x}}\n  source: {{path: p, directory: {{jsonnet: {jsonnet}}}}}\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains(want), "{jsonnet}: {e}");
+    }
+}
+
+#[test]
+fn ignore_differences_of_both_kinds() {
+    let rules = "  ignoreDifferences:\n  - group: apps\n    kind: Deployment\n    name: web\n    jsonPointers: [/spec/replicas]\n    jqPathExpressions: ['.spec.template.spec.containers[] | select(.name == \"x\") | .image']\n  - {group: '*', kind: '*', managedFieldsManagers: [kube-controller-manager]}\n";
+    for head in [
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web}\nspec:\n  destination: {namespace: x}\n  source: {path: p}\n  syncPolicy: {syncOptions: [RespectIgnoreDifferences=true]}\n",
+        "apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata: {name: web}\nspec:\n  source: {path: p}\n  syncPolicy: {syncOptions: [RespectIgnoreDifferences=true]}\n",
+    ] {
+        let app = parse_yaml(&format!("{head}{rules}")).unwrap();
+        assert_eq!(app.ignore_differences.len(), 2);
+        let r = &app.ignore_differences[0];
+        assert_eq!((r.group.as_str(), r.kind.as_str()), ("apps", "Deployment"));
+        assert_eq!(r.name.as_deref(), Some("web"));
+        assert_eq!(r.json_pointers, vec!["/spec/replicas"]);
+        assert_eq!(r.jq_path_expressions.len(), 1);
+        assert_eq!(
+            app.ignore_differences[1].managed_fields_managers,
+            vec!["kube-controller-manager"]
+        );
+        assert!(app.sync_policy.respect_ignore_differences());
+    }
+    let e = parse_yaml(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web}\nspec:\n  destination: {namespace: x}\n  source: {path: p}\n  ignoreDifferences:\n  - {kind: Deployment, jqPathExpressions: ['.spec | nope']}\n",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("spec.ignoreDifferences[0].jqPathExpressions[0]: not a valid jq expression: undefined nope"),
+        "{e}"
+    );
 }

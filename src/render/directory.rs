@@ -1,4 +1,5 @@
-//! The directory renderer: plain `*.yaml`, `*.yml` and `*.json` files, as
+//! The directory renderer: plain `*.yaml`, `*.yml` and `*.json` files and
+//! `*.jsonnet` programs, as
 //! `kubectl apply -f DIR` and Argo CD's directory source read them.
 //!
 //! - Files are read in sorted path order; hidden files and directories
@@ -17,6 +18,9 @@
 //!   would be pruned from the cluster. Only kustomize configuration kinds
 //!   (`kustomize.config.k8s.io`, `config.kubernetes.io`) are skipped, with a
 //!   warning.
+//! - `*.jsonnet` files are evaluated ([`super::jsonnet`], with the
+//!   options of `directory.jsonnet`) and their output read as a JSON file
+//!   (one object or an array; nested arrays flattened, `null` skipped).
 //! - A symlink is followed only when it leads inside the repository.
 //!
 //! The walking and document handling here are shared with the jinja,
@@ -29,7 +33,7 @@ use std::path::{Path, PathBuf};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde_json::Value;
 
-use super::{origin, Ctx, RenderError, Rendered, RendererKind};
+use super::{jsonnet, origin, Ctx, RenderError, Rendered, RendererKind};
 use crate::model::{
     check_metadata, identity, is_application, looks_like_application, yaml, DirectoryOptions,
     Manifest, ObjectError, ObjectRef,
@@ -50,11 +54,17 @@ pub(crate) fn render(ctx: &Ctx, opts: &DirectoryOptions) -> Result<Rendered, Ren
             allowed: &[&ctx.repo_root],
             label: &|rel| ctx.label_in_app(rel),
         },
-        &|rel| is_manifest_file(rel) && filter.matches(rel),
+        &|rel| (is_manifest_file(rel) || jsonnet::is_jsonnet_file(rel)) && filter.matches(rel),
     )?;
     let mut out = Collected::default();
     for f in files {
-        out.file(&app, &ctx.label_in_app(&f.rel), &f.path)?;
+        let label = ctx.label_in_app(&f.rel);
+        if jsonnet::is_jsonnet_file(&f.rel) {
+            let value = jsonnet::evaluate(ctx, &opts.jsonnet, &f.path, &label)?;
+            out.jsonnet_output(&app, &label, value)?;
+        } else {
+            out.file(&app, &label, &f.path)?;
+        }
     }
     Ok(out.into_rendered(RendererKind::Directory))
 }
@@ -118,6 +128,31 @@ impl Collected {
             Value::Null => Ok(()),
             other => self.document(app, label, 0, other),
         }
+    }
+
+    /// Collects what a jsonnet file evaluated to, as Argo CD reads it: one
+    /// object, or an array of them (nested arrays are flattened too, and
+    /// `null` items skipped); each object is a document (its index in the
+    /// flattened array), and `List`s are flattened as in YAML.
+    pub fn jsonnet_output(
+        &mut self,
+        app: &str,
+        label: &Path,
+        value: Value,
+    ) -> Result<(), RenderError> {
+        let mut items = Vec::new();
+        let mut stack = vec![value];
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::Array(list) => stack.extend(list.into_iter().rev()),
+                Value::Null => {}
+                other => items.push(other),
+            }
+        }
+        for (doc, item) in items.into_iter().enumerate() {
+            self.document(app, label, doc, item)?;
+        }
+        Ok(())
     }
 
     /// Collects one parsed document: an object, a list to flatten, or a

@@ -29,6 +29,7 @@
 pub mod directory;
 pub mod helm;
 pub mod jinja;
+pub mod jsonnet;
 pub mod kustomize;
 mod process;
 pub mod transform;
@@ -135,6 +136,16 @@ pub struct Rendered {
 /// directory or program at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
+    /// A jsonnet file that does not evaluate; `at` is where the error
+    /// points (the file itself or a library it imports).
+    #[error("application \"{app}\": {}: jsonnet: {message}", jsonnet_where(file, at.as_ref()))]
+    Jsonnet {
+        app: String,
+        /// The repository-relative `*.jsonnet` file evaluated.
+        file: PathBuf,
+        at: Option<jsonnet::JsonnetLocation>,
+        message: String,
+    },
     #[error("application \"{app}\": {binary} not found: {hint}")]
     MissingBinary {
         app: String,
@@ -277,6 +288,7 @@ impl RenderError {
             | RenderError::YamlTag { app, .. }
             | RenderError::Json { app, .. }
             | RenderError::Template { app, .. }
+            | RenderError::Jsonnet { app, .. }
             | RenderError::Helm { app, .. }
             | RenderError::MissingValueFile { app, .. }
             | RenderError::AbsoluteValueFile { app, .. }
@@ -321,6 +333,22 @@ impl RenderError {
                 error: Box::new(error),
             },
         }
+    }
+}
+
+/// `file:line:col` when the error is in the file evaluated, else
+/// `file (at lib:line:col)`.
+fn jsonnet_where(file: &Path, at: Option<&jsonnet::JsonnetLocation>) -> String {
+    match at {
+        Some(at) if at.file == file => format!("{}:{}:{}", file.display(), at.line, at.column),
+        Some(at) => format!(
+            "{} (at {}:{}:{})",
+            file.display(),
+            at.file.display(),
+            at.line,
+            at.column
+        ),
+        None => file.display().to_string(),
     }
 }
 

@@ -21,7 +21,7 @@ use super::report::{AppOutcome, AppReport};
 use super::shared::{crd_scopes, Shared};
 use super::status::{self, InventoryEntry};
 use crate::cluster::{ClusterClient, ClusterError, LiveCache};
-use crate::diff::{ObjectDiff, SyncStatus};
+use crate::diff::{IgnoreSet, ObjectDiff, SyncStatus};
 use crate::health::{self, Health, HealthStatus};
 use crate::model::hook::{Excluded, HookPhase, Role};
 use crate::model::{AppName, Manifest, ObjectRef};
@@ -60,12 +60,21 @@ pub(super) async fn sync_app(
 ) -> (AppReport, Option<StatusWrite>) {
     let start = Instant::now();
     let span = tracing::info_span!("sync", app = %node.app.name);
+    let ignore = match ignore_set(node, opts) {
+        Ok(i) => i,
+        Err(message) => {
+            let mut report = base_report(node, AppOutcome::Failed { message });
+            report.duration = start.elapsed();
+            return (report, None);
+        }
+    };
     let sync = AppSync {
         node,
         client: live.client(),
         live,
         opts,
         shared,
+        ignore: &ignore,
     };
     let mut attempt = 0;
     let (mut report, write) = loop {
@@ -89,6 +98,18 @@ pub(super) async fn sync_app(
     }
     report.duration = start.elapsed();
     (report, write)
+}
+
+/// The `ignoreDifferences` rules `node` honours: its own and the run's
+/// global ones.
+pub(super) fn ignore_set(node: &AppNode, opts: &SyncOptions) -> Result<IgnoreSet, String> {
+    IgnoreSet::new(
+        node.app
+            .ignore_differences
+            .iter()
+            .chain(&opts.ignore_differences),
+    )
+    .map_err(|e| format!("ignoreDifferences: {e}"))
 }
 
 /// The Application status write that ends a sync which applied: the
@@ -145,6 +166,8 @@ pub(super) struct AppSync<'a> {
     pub(super) live: &'a LiveCache,
     pub(super) opts: &'a SyncOptions,
     pub(super) shared: &'a Shared,
+    /// What comparisons leave out (the app's and the global `ignoreDifferences`).
+    pub(super) ignore: &'a IgnoreSet,
 }
 
 impl AppSync<'_> {
@@ -505,17 +528,18 @@ impl AppSync<'_> {
                 // A create cannot be dry-run before its namespace exists; the
                 // desired object is the prediction.
                 None => Some(d.object.clone()),
-                Some(_) => Some(
+                Some(l) => Some(
                     self.client
-                        .apply(&d.object, true)
+                        .apply(&self.to_apply(d, Some(l)), true)
                         .await
                         .map_err(|e| e.to_string())?,
                 ),
             };
-            out.push(crate::diff::compare(
+            out.push(crate::diff::compare_ignoring(
                 d.object_ref.clone(),
                 predicted.as_ref(),
                 live.as_ref(),
+                self.ignore,
             ));
         }
         let inventory = previous

@@ -198,7 +198,7 @@ impl AppSync<'_> {
         }
         let applied = self
             .client
-            .apply_validated(&d.object, dry, d.options.validate)
+            .apply_validated(&self.to_apply(d, live), dry, d.options.validate)
             .await;
         match applied {
             Ok(result) => {
@@ -210,7 +210,13 @@ impl AppSync<'_> {
                     Some(l) if rv(l) == rv(&result) && !dry => Action::Unchanged,
                     Some(l)
                         if dry
-                            && crate::diff::compare(r.clone(), Some(&result), Some(l)).kind
+                            && crate::diff::compare_ignoring(
+                                r.clone(),
+                                Some(&result),
+                                Some(l),
+                                self.ignore,
+                            )
+                            .kind
                                 == crate::diff::ObjectDiffKind::Same =>
                     {
                         Action::Unchanged
@@ -307,16 +313,65 @@ impl AppSync<'_> {
     /// form (quantities such as `0.5` → `500m`, defaulted fields), the server
     /// is asked what an apply would leave (a dry run, never a write), so a
     /// converged object costs no write on a real API server either.
+    /// Fields the app's `ignoreDifferences` name are left out of both
+    /// comparisons: an object that differs only there is converged and is
+    /// not rewritten (an HPA's `replicas` stays as the HPA set it).
     pub(super) async fn converged(&self, d: &DesiredObject, live: &Value) -> bool {
-        if is_subset(&super::prepare::comparable(&d.object), live) {
+        let comparable = super::prepare::comparable(&d.object);
+        let subset = if self.ignore.applies_to(&d.object_ref) {
+            let (desired, live) = self.ignore.strip(&d.object_ref, &comparable, live);
+            is_subset(&desired, &live)
+        } else {
+            is_subset(&comparable, live)
+        };
+        if subset {
             return true;
         }
-        match self.client.apply(&d.object, true).await {
+        match self.client.apply(&self.to_apply(d, Some(live)), true).await {
             Ok(predicted) => {
-                crate::diff::compare(d.object_ref.clone(), Some(&predicted), Some(live)).kind
+                crate::diff::compare_ignoring(
+                    d.object_ref.clone(),
+                    Some(&predicted),
+                    Some(live),
+                    self.ignore,
+                )
+                .kind
                     == crate::diff::ObjectDiffKind::Same
             }
             Err(_) => false,
+        }
+    }
+
+    /// The object an apply sends: the desired one, or — with the sync
+    /// option `RespectIgnoreDifferences=true` and a live object — the desired
+    /// one with its ignored fields taken from the live object, so that the
+    /// apply leaves them as they are.
+    pub(super) fn to_apply(&self, d: &DesiredObject, live: Option<&Value>) -> Value {
+        match live {
+            Some(live)
+                if self.node.app.sync_policy.respect_ignore_differences()
+                    && self.ignore.applies_to(&d.object_ref) =>
+            {
+                let mut out = self.ignore.respect(&d.object_ref, &d.object, live);
+                // Only what git declares (and the live values of ignored
+                // fields) is sent: never the live object's bookkeeping.
+                if let Some(meta) = out.get_mut("metadata").and_then(Value::as_object_mut) {
+                    for key in [
+                        "managedFields",
+                        "resourceVersion",
+                        "uid",
+                        "creationTimestamp",
+                        "generation",
+                    ] {
+                        meta.remove(key);
+                    }
+                }
+                if let Some(m) = out.as_object_mut() {
+                    m.remove("status");
+                }
+                out
+            }
+            _ => d.object.clone(),
         }
     }
 

@@ -51,6 +51,8 @@ pub struct SyncOptions {
     pub watch_fallback: Duration,
     /// Objects applied at once within one phase of one app.
     pub apply_concurrency: usize,
+    /// `ignoreDifferences` rules of every app (the settings file's), besides its own.
+    pub ignore_differences: Vec<crate::model::IgnoreRule>,
 }
 
 impl Default for SyncOptions {
@@ -65,6 +67,7 @@ impl Default for SyncOptions {
             poll_interval: Duration::from_millis(200),
             watch_fallback: Duration::from_secs(2),
             apply_concurrency: 8,
+            ignore_differences: Vec::new(),
         }
     }
 }
@@ -407,9 +410,20 @@ pub async fn diff(
     client: &ClusterClient,
     only: Option<&BTreeSet<AppName>>,
 ) -> Vec<AppDiff> {
+    diff_ignoring(tree, client, only, &[]).await
+}
+
+/// [`diff`], honouring global `ignoreDifferences` rules besides each app's own.
+pub async fn diff_ignoring(
+    tree: &AppTree,
+    client: &ClusterClient,
+    only: Option<&BTreeSet<AppName>>,
+    ignore_differences: &[crate::model::IgnoreRule],
+) -> Vec<AppDiff> {
     let shared = Shared::new(tree);
     let opts = SyncOptions {
         dry_run: true,
+        ignore_differences: ignore_differences.to_vec(),
         ..SyncOptions::default()
     };
     let live = LiveCache::new(client.clone(), CacheScope::Namespace);
@@ -420,17 +434,21 @@ pub async fn diff(
         }
         let result = match node.failure() {
             Some(f) => Err(f.message.clone()),
-            None => {
-                AppSync {
-                    node,
-                    client,
-                    live: &live,
-                    opts: &opts,
-                    shared: &shared,
+            None => match super::app::ignore_set(node, &opts) {
+                Err(e) => Err(e),
+                Ok(ignore) => {
+                    AppSync {
+                        node,
+                        client,
+                        live: &live,
+                        opts: &opts,
+                        shared: &shared,
+                        ignore: &ignore,
+                    }
+                    .diff()
+                    .await
                 }
-                .diff()
-                .await
-            }
+            },
         };
         out.push(match result {
             Ok(objects) => AppDiff {

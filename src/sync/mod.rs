@@ -28,8 +28,8 @@ pub mod status;
 
 pub use change::{Action, Change, ChangeError, HookNotRun, Note, SkipReason};
 pub use engine::{
-    diff, ensure_status_crd, list_applications, run, AppDiff, Progress, Quiet, SyncOptions,
-    DEFAULT_PARALLEL,
+    diff, diff_ignoring, ensure_status_crd, list_applications, run, AppDiff, Progress, Quiet,
+    SyncOptions, DEFAULT_PARALLEL,
 };
 pub use prune::PRUNE_ANNOTATION;
 pub use removed::{RemovedApp, CASCADE_ANNOTATION};

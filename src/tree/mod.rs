@@ -1057,6 +1057,7 @@ fn placeholder_app(name: AppName, m: &Manifest) -> Application {
         sync_policy: SyncPolicy::default(),
         sync_wave: 0,
         project: None,
+        ignore_differences: Vec::new(),
         origin: m.origin.clone(),
     }
 }

@@ -1,0 +1,345 @@
+//! `ignoreDifferences` end to end against the emulator: a field another
+//! controller owns (an HPA's `replicas`, a sidecar image, a second field
+//! manager's fields) is left as that controller set it, the app is Synced,
+//! and a re-sync writes nothing; `RespectIgnoreDifferences=true` keeps the
+//! ignored fields when git changes something else; `kubesync diff` shows
+//! the difference without a rule and not with one (per app, or global from
+//! `--settings`). Without a rule, the same drift is repaired — the control
+//! that shows each test would catch a regression.
+
+mod sync_support;
+
+use kubesync::diff::SyncStatus;
+use kubesync::sync::Action;
+use serde_json::{json, Value};
+use sync_support::{
+    app, change_of, emulator, fast_simulation, get, kubesync, sync_repo, writes, Repo,
+};
+
+const DEPLOY: &str = "/apis/apps/v1/namespaces/web/deployments";
+
+fn deployment(name: &str, replicas: u32, images: &[(&str, &str)]) -> String {
+    let containers: Vec<String> = images
+        .iter()
+        .map(|(n, i)| format!("{{name: {n}, image: \"{i}\"}}"))
+        .collect();
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: web}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      containers: [{}]\n",
+        containers.join(", ")
+    )
+}
+
+/// An app `name` (kubesync kind) rendering `objects/<name>/d.yaml`, with `extra` under `spec:`.
+fn add_app(repo: &Repo, name: &str, object: &str, extra: &str) {
+    repo.write(&format!("objects/{name}/d.yaml"), object);
+    let policy = if extra.contains("syncPolicy:") {
+        ""
+    } else {
+        "  syncPolicy: {createNamespace: true}\n"
+    };
+    repo.write(
+        &format!("apps/{name}.yaml"),
+        &format!(
+            "apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata: {{name: {name}}}\nspec:\n  tier: system\n  source: {{path: objects/{name}}}\n  destination: {{namespace: web}}\n{policy}{extra}"
+        ),
+    );
+}
+
+/// A write by another field manager (an Update, as a controller makes it).
+async fn patch_as(
+    emu: &kubesync::emulator::EmulatorHandle,
+    path: &str,
+    manager: &str,
+    kind: &str,
+    body: Value,
+) {
+    let client = emu.kube_client();
+    let content_type = match kind {
+        "merge" => "application/merge-patch+json",
+        "strategic" => "application/strategic-merge-patch+json",
+        "apply" => "application/apply-patch+yaml",
+        other => panic!("{other}"),
+    };
+    let force = if kind == "apply" { "&force=true" } else { "" };
+    let req = http::Request::patch(format!("{path}?fieldManager={manager}{force}"))
+        .header("content-type", content_type)
+        .body(serde_json::to_vec(&body).unwrap())
+        .unwrap();
+    client
+        .request::<Value>(req)
+        .await
+        .unwrap_or_else(|e| panic!("PATCH {path} as {manager}: {e}"));
+}
+
+async fn field(emu: &kubesync::emulator::EmulatorHandle, name: &str, pointer: &str) -> Value {
+    let d = get(emu, &format!("{DEPLOY}/{name}")).await.expect(name);
+    d.pointer(pointer).cloned().unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hpa_replicas_ignored_by_json_pointer_stay_and_cost_no_write() {
+    let repo = Repo::new();
+    add_app(
+        &repo,
+        "scaled",
+        &deployment("scaled", 1, &[("app", "nginx:1")]),
+        "  ignoreDifferences:\n  - {group: apps, kind: Deployment, jsonPointers: [/spec/replicas]}\n",
+    );
+    // The control: the same drift, no rule.
+    add_app(
+        &repo,
+        "unruled",
+        &deployment("unruled", 1, &[("app", "nginx:1")]),
+        "",
+    );
+    let emu = emulator(fast_simulation()).await;
+    let first = sync_repo(&repo, &emu).await;
+    assert_eq!(app(&first, "scaled").sync, SyncStatus::Synced);
+
+    // The HPA scales both (kube-controller-manager writes the scale).
+    for name in ["scaled", "unruled"] {
+        patch_as(
+            &emu,
+            &format!("{DEPLOY}/{name}"),
+            "kube-controller-manager",
+            "merge",
+            json!({"spec": {"replicas": 4}}),
+        )
+        .await;
+    }
+    let before = writes(&emu);
+    let again = sync_repo(&repo, &emu).await;
+    let scaled = app(&again, "scaled");
+    assert_eq!(scaled.sync, SyncStatus::Synced, "{scaled:#?}");
+    assert_eq!(change_of(scaled, "scaled").action, Action::Unchanged);
+    assert_eq!(field(&emu, "scaled", "/spec/replicas").await, 4);
+    // The control is repaired: git's 1 replica again.
+    assert_eq!(
+        change_of(app(&again, "unruled"), "unruled").action,
+        Action::Configured
+    );
+    assert_eq!(field(&emu, "unruled", "/spec/replicas").await, 1);
+    let control_writes = writes(&emu) - before;
+    assert!(control_writes >= 1);
+
+    // Once converged, a re-sync writes nothing at all.
+    let before = writes(&emu);
+    let third = sync_repo(&repo, &emu).await;
+    assert_eq!(app(&third, "scaled").sync, SyncStatus::Synced);
+    assert_eq!(writes(&emu), before, "a converged re-sync wrote");
+    assert_eq!(field(&emu, "scaled", "/spec/replicas").await, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jq_expression_on_a_container_list_and_respect_ignore_differences() {
+    let repo = Repo::new();
+    let rule = "  ignoreDifferences:\n  - group: apps\n    kind: Deployment\n    jqPathExpressions: ['.spec.template.spec.containers[] | select(.name == \"sidecar\") | .image']\n";
+    let images = [("app", "app:1"), ("sidecar", "sc:1")];
+    add_app(
+        &repo,
+        "respected",
+        &deployment("respected", 1, &images),
+        &format!("{rule}  syncPolicy: {{createNamespace: true, syncOptions: [RespectIgnoreDifferences=true]}}\n"),
+    );
+    add_app(&repo, "reset", &deployment("reset", 1, &images), rule);
+    let emu = emulator(fast_simulation()).await;
+    sync_repo(&repo, &emu).await;
+
+    // A mutating webhook or another tool pins the sidecar's image.
+    for name in ["respected", "reset"] {
+        patch_as(
+            &emu,
+            &format!("{DEPLOY}/{name}"),
+            "sidecar-injector",
+            "strategic",
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "sc:9"}]}}}}),
+        )
+        .await;
+    }
+    let before = writes(&emu);
+    let again = sync_repo(&repo, &emu).await;
+    for name in ["respected", "reset"] {
+        let r = app(&again, name);
+        assert_eq!(r.sync, SyncStatus::Synced, "{r:#?}");
+        assert_eq!(change_of(r, name).action, Action::Unchanged);
+    }
+    assert_eq!(writes(&emu), before, "ignored drift was rewritten");
+
+    // Git changes the app container: both are applied; only the app with
+    // RespectIgnoreDifferences keeps the sidecar image the injector set.
+    let images = [("app", "app:2"), ("sidecar", "sc:1")];
+    repo.write(
+        "objects/respected/d.yaml",
+        &deployment("respected", 1, &images),
+    );
+    repo.write("objects/reset/d.yaml", &deployment("reset", 1, &images));
+    let third = sync_repo(&repo, &emu).await;
+    for name in ["respected", "reset"] {
+        assert_eq!(
+            change_of(app(&third, name), name).action,
+            Action::Configured
+        );
+        let containers = field(&emu, name, "/spec/template/spec/containers").await;
+        let image = |c: &str| {
+            containers
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["name"] == c)
+                .map(|x| x["image"].clone())
+                .unwrap()
+        };
+        assert_eq!(image("app"), "app:2", "{name}");
+        let want = if name == "respected" { "sc:9" } else { "sc:1" };
+        assert_eq!(image("sidecar"), want, "{name}: {containers}");
+    }
+    // And the respected app is converged: nothing more to write.
+    let before = writes(&emu);
+    let fourth = sync_repo(&repo, &emu).await;
+    assert_eq!(app(&fourth, "respected").sync, SyncStatus::Synced);
+    assert_eq!(
+        change_of(app(&fourth, "respected"), "respected").action,
+        Action::Unchanged
+    );
+    assert_eq!(writes(&emu), before, "a converged re-sync wrote");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fields_of_a_trusted_field_manager_are_ignored() {
+    let repo = Repo::new();
+    add_app(
+        &repo,
+        "trusted",
+        &deployment("trusted", 1, &[("app", "app:1")]),
+        "  ignoreDifferences:\n  - {group: apps, kind: Deployment, managedFieldsManagers: [rollout-operator]}\n",
+    );
+    add_app(
+        &repo,
+        "untrusted",
+        &deployment("untrusted", 1, &[("app", "app:1")]),
+        "  ignoreDifferences:\n  - {group: apps, kind: Deployment, managedFieldsManagers: [someone-else]}\n",
+    );
+    let emu = emulator(fast_simulation()).await;
+    sync_repo(&repo, &emu).await;
+    // A second field manager takes replicas and the image (server-side apply, forced).
+    for name in ["trusted", "untrusted"] {
+        patch_as(
+            &emu,
+            &format!("{DEPLOY}/{name}"),
+            "rollout-operator",
+            "apply",
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "web"},
+                   "spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "app", "image": "app:canary"}]}}}}),
+        )
+        .await;
+    }
+    let before = writes(&emu);
+    let again = sync_repo(&repo, &emu).await;
+    let trusted = app(&again, "trusted");
+    assert_eq!(trusted.sync, SyncStatus::Synced, "{trusted:#?}");
+    assert_eq!(change_of(trusted, "trusted").action, Action::Unchanged);
+    assert_eq!(field(&emu, "trusted", "/spec/replicas").await, 3);
+    assert_eq!(
+        field(&emu, "trusted", "/spec/template/spec/containers/0/image").await,
+        "app:canary"
+    );
+    // Rules naming another manager do not ignore these fields: git wins.
+    assert_eq!(
+        change_of(app(&again, "untrusted"), "untrusted").action,
+        Action::Configured
+    );
+    assert_eq!(field(&emu, "untrusted", "/spec/replicas").await, 1);
+    assert!(writes(&emu) > before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_shows_ignored_fields_only_without_a_rule() {
+    let repo = Repo::new();
+    add_app(
+        &repo,
+        "plain",
+        &deployment("plain", 1, &[("app", "nginx:1")]),
+        "",
+    );
+    let emu = emulator(fast_simulation()).await;
+    sync_repo(&repo, &emu).await;
+    patch_as(
+        &emu,
+        &format!("{DEPLOY}/plain"),
+        "kube-controller-manager",
+        "merge",
+        json!({"spec": {"replicas": 6}}),
+    )
+    .await;
+    let root = repo.root();
+    let url = emu.url().to_string();
+
+    // No rule: OutOfSync, exit 1, the replicas line in the diff.
+    let (r2, u2) = (root.clone(), url.clone());
+    let out = tokio::task::spawn_blocking(move || kubesync(&r2, &u2, &["diff", "plain"]))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("-  replicas: 6") && text.contains("+  replicas: 1"),
+        "{text}"
+    );
+
+    // A global rule from --settings: Synced, exit 0, no diff.
+    let settings = repo.path().join("settings.yaml");
+    std::fs::write(
+        &settings,
+        "ignoreDifferences:\n- {group: apps, kind: Deployment, jsonPointers: [/spec/replicas]}\n",
+    )
+    .unwrap();
+    let (r2, u2, s2) = (root.clone(), url.clone(), settings.display().to_string());
+    let out = tokio::task::spawn_blocking(move || {
+        kubesync(&r2, &u2, &["--settings", &s2, "diff", "plain"])
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("replicas"), "{text}");
+
+    // The same rule on the app: the same.
+    add_app(
+        &repo,
+        "plain",
+        &deployment("plain", 1, &[("app", "nginx:1")]),
+        "  ignoreDifferences:\n  - {group: apps, kind: Deployment, name: plain, jsonPointers: [/spec/replicas]}\n",
+    );
+    let (r2, u2) = (root.clone(), url.clone());
+    let out = tokio::task::spawn_blocking(move || kubesync(&r2, &u2, &["diff", "plain"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // An invalid settings file is a configuration error (exit 2) naming it.
+    std::fs::write(
+        &settings,
+        "ignoreDifferences:\n- {kind: Deployment, jsonPointers: [replicas]}\n",
+    )
+    .unwrap();
+    let (r2, u2, s2) = (root.clone(), url.clone(), settings.display().to_string());
+    let out = tokio::task::spawn_blocking(move || kubesync(&r2, &u2, &["--settings", &s2, "diff"]))
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("settings.yaml: ignoreDifferences[0].jsonPointers[0]"),
+        "{err}"
+    );
+}
