@@ -296,6 +296,21 @@ impl ClusterClient {
     /// [`Self::normalize`]); a namespace on a cluster-scoped kind is dropped,
     /// as the API server does.
     pub async fn apply(&self, obj: &Value, dry_run: bool) -> Result<Value, ClusterError> {
+        let manager = self.inner.field_manager.clone();
+        self.apply_as(obj, dry_run, &manager, self.inner.force_conflicts)
+            .await
+    }
+
+    /// [`Self::apply`] under another field manager, forcing conflicts or
+    /// not (image sync applies its pins as `kubesync-image-sync`, forcing,
+    /// through whichever client it is given).
+    pub async fn apply_as(
+        &self,
+        obj: &Value,
+        dry_run: bool,
+        field_manager: &str,
+        force: bool,
+    ) -> Result<Value, ClusterError> {
         let r = ObjectRef::from_object(obj).map_err(|message| ClusterError::BadObject {
             object: object_label(obj),
             message: message.to_string(),
@@ -303,8 +318,8 @@ impl ClusterClient {
         let resolved = self.resolve(&r).await?;
         let (r, body) = scoped(r, &resolved, obj)?;
         let label = r.to_string();
-        let mut pp = PatchParams::apply(&self.inner.field_manager);
-        pp.force = self.inner.force_conflicts;
+        let mut pp = PatchParams::apply(field_manager);
+        pp.force = force;
         pp.dry_run = dry_run;
         let path = resolved.collection_path(r.namespace.as_deref());
         let kind = if dry_run {
