@@ -56,6 +56,13 @@ pub enum CliError {
     /// The emulator stopped with an error.
     #[error("{0:#}")]
     Emulator(anyhow::Error),
+    /// `image-sync` was given an unusable option (a field selector, a
+    /// docker config, a CA file).
+    #[error("{0}")]
+    ImageSyncUsage(String),
+    /// `image-sync` could not list what it checks.
+    #[error("{0}")]
+    ImageSync(String),
 }
 
 impl CliError {
@@ -68,11 +75,13 @@ impl CliError {
             | CliError::Misconfigured { .. }
             | CliError::UnknownApp { .. }
             | CliError::Connect(_)
-            | CliError::NoApplication { .. } => Outcome::Usage,
+            | CliError::NoApplication { .. }
+            | CliError::ImageSyncUsage(_) => Outcome::Usage,
             CliError::RenderFailed { .. }
             | CliError::ReadApplications { .. }
             | CliError::Runtime(_)
-            | CliError::Emulator(_) => Outcome::Failed,
+            | CliError::Emulator(_)
+            | CliError::ImageSync(_) => Outcome::Failed,
         }
     }
 }

@@ -357,9 +357,13 @@ impl AppSync<'_> {
                 // A create cannot be dry-run before its namespace exists; the
                 // desired object is the prediction.
                 None => Some(d.object.clone()),
-                Some(_) => Some(
+                // A pin image sync wrote is kept (see `apply_one`).
+                Some(l) => Some(
                     self.client
-                        .apply(&d.object, true)
+                        .apply(
+                            &crate::image::adopt_pins(&d.object, l).unwrap_or(d.object.clone()),
+                            true,
+                        )
                         .await
                         .map_err(|e| e.to_string())?,
                 ),
