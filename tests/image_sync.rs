@@ -545,3 +545,70 @@ async fn usage_errors_exit_2() {
     let out = sync_support::run(&repo.root(), &emu.url(), &["image-sync", "-A"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", sync_support::text(&out));
 }
+
+/// The standalone CronJob + RBAC example is accepted by the API (the
+/// emulator validates typed specs), and its ClusterRole allows every
+/// request `image-sync -A` makes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cronjob_example_is_valid_and_its_rbac_covers_image_sync() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/image-sync/image-sync.yaml"),
+    )
+    .expect("example");
+    let docs: Vec<Value> = text
+        .split("\n---\n")
+        .map(|d| serde_yaml::from_str::<Value>(d).expect("YAML document"))
+        .collect();
+    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "CronJob"]
+    );
+    let (_emu, client) = cluster(&[]).await;
+    for d in &docs {
+        client
+            .apply(d, false)
+            .await
+            .unwrap_or_else(|e| panic!("{} refused: {e}", d["kind"]));
+    }
+    let cron = live_in(&client, "kubesync-system", "CronJob", "kubesync-image-sync").await;
+    let args = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert_eq!(args[0], "image-sync");
+    // Every request image sync makes is allowed.
+    let role = docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap();
+    let allows = |group: &str, resource: &str, verb: &str| {
+        role["rules"].as_array().unwrap().iter().any(|r| {
+            let has = |k: &str, v: &str| r[k].as_array().unwrap().iter().any(|x| x == v);
+            has("apiGroups", group) && has("resources", resource) && has("verbs", verb)
+        })
+    };
+    for (group, resource, verbs) in [
+        ("", "pods", &["list"][..]),
+        ("", "secrets", &["get"][..]),
+        ("apps", "deployments", &["list", "patch"][..]),
+        ("apps", "daemonsets", &["list", "patch"][..]),
+        ("apps", "statefulsets", &["list", "patch"][..]),
+        ("batch", "cronjobs", &["list", "patch"][..]),
+        ("batch", "jobs", &["list"][..]),
+    ] {
+        for verb in verbs {
+            assert!(allows(group, resource, verb), "{verb} {group}/{resource} not allowed");
+        }
+    }
+    // It runs the command this project builds.
+    let parsed = <kubesync::cli::Cli as clap::Parser>::try_parse_from(
+        std::iter::once("kubesync").chain(args.as_array().unwrap().iter().filter_map(Value::as_str)),
+    );
+    assert!(parsed.is_ok(), "{:?}", parsed.err());
+}
+
+async fn live_in(client: &ClusterClient, ns: &str, kind: &str, name: &str) -> Value {
+    let r = kubesync::model::ObjectRef {
+        group: "batch".into(),
+        version: "v1".into(),
+        kind: kind.into(),
+        namespace: Some(ns.into()),
+        name: name.into(),
+    };
+    client.get(&r).await.expect("get").expect("exists")
+}

@@ -297,7 +297,21 @@ pub struct Application {
     /// kind has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// What to do with the images the app renders (`spec.images`).
+    #[serde(default)]
+    pub images: ImagePolicy,
     pub origin: ObjectOrigin,
+}
+
+/// `spec.images` of a kubesync Application.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagePolicy {
+    /// `pinDigests: true`: every workload image given by tag is resolved to
+    /// the registry's digest while rendering and written as
+    /// `repo:tag@sha256:…`, so the cluster never runs an unpinned tag of
+    /// this app.
+    pub pin_digests: bool,
 }
 
 impl Application {
@@ -636,7 +650,14 @@ fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
     if let Some(m) = spec.as_object() {
         ctx.only_known(
             m,
-            &["tier", "source", "destination", "dependsOn", "syncPolicy"],
+            &[
+                "tier",
+                "source",
+                "destination",
+                "dependsOn",
+                "syncPolicy",
+                "images",
+            ],
             "spec",
         )?;
     }
@@ -749,6 +770,18 @@ fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
         }
     }
 
+    let mut images = ImagePolicy::default();
+    if let Some(m) = ctx.opt_map(spec, "images", "spec.images")? {
+        ctx.only_known(m, &["pinDigests"], "spec.images")?;
+        images.pin_digests = ctx
+            .opt_bool(
+                spec.get("images").unwrap_or(&Value::Null),
+                "pinDigests",
+                "spec.images.pinDigests",
+            )?
+            .unwrap_or(false);
+    }
+
     Ok(Application {
         name,
         flavor: Flavor::Kubesync,
@@ -764,6 +797,7 @@ fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
         sync_policy,
         sync_wave: ctx.sync_wave(obj)?,
         project: None,
+        images,
         origin: ctx.origin.clone(),
     })
 }

@@ -85,6 +85,7 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
                 sync_policy: sync_policy(spec, ctx)?,
                 sync_wave: ctx.sync_wave(obj)?,
                 project: project(spec, ctx)?,
+                images: Default::default(),
                 origin: ctx.origin.clone(),
             });
         }
@@ -153,6 +154,7 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
         sync_policy: sync_policy(spec, ctx)?,
         sync_wave: ctx.sync_wave(obj)?,
         project: project(spec, ctx)?,
+        images: Default::default(),
         origin: ctx.origin.clone(),
     })
 }

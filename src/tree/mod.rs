@@ -638,6 +638,7 @@ fn placeholder_app(name: AppName, m: &Manifest) -> Application {
         sync_policy: SyncPolicy::default(),
         sync_wave: 0,
         project: None,
+        images: Default::default(),
         origin: m.origin.clone(),
     }
 }
