@@ -109,9 +109,9 @@ async fn wait_pods(client: &ClusterClient, app: &str, image: &str) {
             .filter(|p| image_of(p, "/spec/containers/0/image") == image)
             .collect();
         current.len() == 2
-            && current.iter().all(|p| {
-                !image_of(p, "/status/containerStatuses/0/imageID").is_empty()
-            })
+            && current
+                .iter()
+                .all(|p| !image_of(p, "/status/containerStatuses/0/imageID").is_empty())
     })
     .await;
     assert!(ok, "pods of {app} never ran {image}");
@@ -139,9 +139,16 @@ async fn mismatch_is_pinned_match_untouched_and_a_new_push_repins() {
     let pinned = format!("{tag}@{d1}");
     for c in &w.containers {
         match &c.outcome {
-            ContainerOutcome::Pin { to, why: PinReason::Running { running }, .. } => {
+            ContainerOutcome::Pin {
+                to,
+                why: PinReason::Running { running },
+                ..
+            } => {
                 assert_eq!(to, &pinned);
-                assert_eq!(running.iter().map(|d| d.as_str()).collect::<Vec<_>>(), vec![STALE]);
+                assert_eq!(
+                    running.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
+                    vec![STALE]
+                );
             }
             other => panic!("{} not pinned: {other:?}", c.name),
         }
@@ -151,7 +158,10 @@ async fn mismatch_is_pinned_match_untouched_and_a_new_push_repins() {
     assert_eq!(r.registry.manifest_requests, 1, "one tag, one request");
     let obj = live(&client, "Deployment", "web").await;
     assert_eq!(image_of(&obj, APP_IMAGE), pinned);
-    assert_eq!(image_of(&obj, "/spec/template/spec/initContainers/0/image"), pinned);
+    assert_eq!(
+        image_of(&obj, "/spec/template/spec/initContainers/0/image"),
+        pinned
+    );
     // Image sync owns the image fields, and only them.
     let owners = kubesync::image::workload::image_owners(
         kubesync::image::workload::WorkloadKind::Deployment,
@@ -167,14 +177,19 @@ async fn mismatch_is_pinned_match_untouched_and_a_new_push_repins() {
         .find(|m| m["manager"] == kubesync::image::FIELD_MANAGER)
         .expect("image sync's managed fields")
         .to_string();
-    assert!(!ours.contains("f:replicas") && !ours.contains("f:selector"), "{ours}");
+    assert!(
+        !ours.contains("f:replicas") && !ours.contains("f:selector"),
+        "{ours}"
+    );
 
     // The new pods run the pinned digest: nothing to do, nothing written.
     wait_pods(&client, "web", &pinned).await;
     let r = image_sync(&client, &SyncOpts::default()).await;
     let w = workload(&r, "web");
     assert!(
-        w.containers.iter().all(|c| matches!(c.outcome, ContainerOutcome::Ok { .. })),
+        w.containers
+            .iter()
+            .all(|c| matches!(c.outcome, ContainerOutcome::Ok { .. })),
         "{w:#?}"
     );
     assert_eq!(w.write, WriteOutcome::None);
@@ -186,7 +201,11 @@ async fn mismatch_is_pinned_match_untouched_and_a_new_push_repins() {
     let r = image_sync(&client, &SyncOpts::default()).await;
     let w = workload(&r, "web");
     match &w.containers[1].outcome {
-        ContainerOutcome::Pin { to, why: PinReason::Moved { from }, .. } => {
+        ContainerOutcome::Pin {
+            to,
+            why: PinReason::Moved { from },
+            ..
+        } => {
             assert_eq!(to, &format!("{tag}@{d2}"));
             assert_eq!(from.as_str(), d1);
         }
@@ -219,7 +238,10 @@ async fn kubesync_sync_and_image_sync_never_fight() {
 
     // image sync pins ...
     let r = image_sync(&client, &SyncOpts::default()).await;
-    assert!(matches!(workload(&r, "web").write, WriteOutcome::Applied { .. }));
+    assert!(matches!(
+        workload(&r, "web").write,
+        WriteOutcome::Applied { .. }
+    ));
     let pinned = format!("{tag}@{d1}");
     // ... kubesync sees git's tag, pinned, as in sync and writes nothing ...
     let before = sync_support::writes(&emu);
@@ -231,8 +253,14 @@ async fn kubesync_sync_and_image_sync_never_fight() {
         kubesync::sync::Action::Unchanged
     );
     let status_writes = sync_support::writes(&emu) - before;
-    assert_eq!(status_writes, 0, "a converged sync after a pin writes nothing");
-    assert_eq!(image_of(&live(&client, "Deployment", "web").await, APP_IMAGE), pinned);
+    assert_eq!(
+        status_writes, 0,
+        "a converged sync after a pin writes nothing"
+    );
+    assert_eq!(
+        image_of(&live(&client, "Deployment", "web").await, APP_IMAGE),
+        pinned
+    );
     // ... `diff` agrees ...
     let out = sync_support::run(&repo.root(), &emu.url(), &["diff", "web"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", sync_support::text(&out));
@@ -260,9 +288,15 @@ async fn kubesync_sync_and_image_sync_never_fight() {
     repo.write("objects/web/deploy.yaml", &manifest(3, &tag2));
     let report = sync_support::sync_repo(&repo, &emu).await;
     assert_eq!(sync_support::app(&report, "web").sync.to_string(), "Synced");
-    assert_eq!(image_of(&live(&client, "Deployment", "web").await, APP_IMAGE), tag2);
+    assert_eq!(
+        image_of(&live(&client, "Deployment", "web").await, APP_IMAGE),
+        tag2
+    );
     let r = image_sync(&client, &SyncOpts::default()).await;
-    assert!(matches!(workload(&r, "web").write, WriteOutcome::Applied { .. }), "{r:#?}");
+    assert!(
+        matches!(workload(&r, "web").write, WriteOutcome::Applied { .. }),
+        "{r:#?}"
+    );
     assert_eq!(
         image_of(&live(&client, "Deployment", "web").await, APP_IMAGE),
         format!("{tag2}@{d2}")
@@ -286,7 +320,10 @@ async fn multi_arch_images_compare_by_their_index_digest() {
     let index = reg.push("multi", "v1", "fat", true);
     // The kubelet reports the index digest: in sync.
     let (_emu, client) = cluster(&[(&tag, &index)]).await;
-    client.apply(&deployment("fat", &tag, None), false).await.expect("create");
+    client
+        .apply(&deployment("fat", &tag, None), false)
+        .await
+        .expect("create");
     wait_pods(&client, "fat", &tag).await;
     let r = image_sync(&client, &SyncOpts::default()).await;
     let w = workload(&r, "fat");
@@ -300,7 +337,10 @@ async fn multi_arch_images_compare_by_their_index_digest() {
     // A new multi-arch push: pinned to the new index's digest.
     let index2 = reg.push("multi", "v1", "fatter", true);
     let r = image_sync(&client, &SyncOpts::default()).await;
-    assert!(matches!(workload(&r, "fat").write, WriteOutcome::Applied { .. }));
+    assert!(matches!(
+        workload(&r, "fat").write,
+        WriteOutcome::Applied { .. }
+    ));
     assert_eq!(
         image_of(&live(&client, "Deployment", "fat").await, APP_IMAGE),
         format!("{tag}@{index2}")
@@ -316,7 +356,10 @@ async fn basic_auth_through_the_cli_with_a_docker_config() {
     let tag = reg.image("private", "v1");
     let d1 = reg.push("private", "v1", "secret build", false);
     let (emu, client) = cluster(&[(&tag, STALE)]).await;
-    client.apply(&deployment("web", &tag, None), false).await.expect("create");
+    client
+        .apply(&deployment("web", &tag, None), false)
+        .await
+        .expect("create");
     wait_pods(&client, "web", &tag).await;
     let repo = Repo::new();
     let config = repo.path().join("docker-config.json");
@@ -329,7 +372,10 @@ async fn basic_auth_through_the_cli_with_a_docker_config() {
     assert!(text.contains("checking Deployment/web:\n"), "{text}");
     assert!(text.contains("  app cannot be checked: registry"), "{text}");
     assert!(text.contains("401 Unauthorized"), "{text}");
-    assert_eq!(image_of(&live(&client, "Deployment", "web").await, APP_IMAGE), tag);
+    assert_eq!(
+        image_of(&live(&client, "Deployment", "web").await, APP_IMAGE),
+        tag
+    );
 
     // A dry run with credentials says what it would do and writes nothing.
     let config_arg = config.display().to_string();
@@ -337,26 +383,55 @@ async fn basic_auth_through_the_cli_with_a_docker_config() {
     let out = sync_support::run(
         &repo.root(),
         &emu.url(),
-        &["image-sync", "-n", "default", "--docker-config", &config_arg, "--dry-run"],
+        &[
+            "image-sync",
+            "-n",
+            "default",
+            "--docker-config",
+            &config_arg,
+            "--dry-run",
+        ],
     )
     .await;
     let text = sync_support::text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains(&format!("  app has to be updated to {tag}@{d1}\n")), "{text}");
-    assert!(text.contains("would update Deployment/web images app (dry run)"), "{text}");
-    assert_eq!(sync_support::writes(&emu), before, "a dry run writes nothing");
-    assert_eq!(image_of(&live(&client, "Deployment", "web").await, APP_IMAGE), tag);
+    assert!(
+        text.contains(&format!("  app has to be updated to {tag}@{d1}\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains("would update Deployment/web images app (dry run)"),
+        "{text}"
+    );
+    assert_eq!(
+        sync_support::writes(&emu),
+        before,
+        "a dry run writes nothing"
+    );
+    assert_eq!(
+        image_of(&live(&client, "Deployment", "web").await, APP_IMAGE),
+        tag
+    );
 
     // For real: the seed's lines, exit 0; JSON on a second run says ok.
     let out = sync_support::run(
         &repo.root(),
         &emu.url(),
-        &["image-sync", "-n", "default", "--docker-config", &config_arg],
+        &[
+            "image-sync",
+            "-n",
+            "default",
+            "--docker-config",
+            &config_arg,
+        ],
     )
     .await;
     let text = sync_support::text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("update Deployment/web images app\n"), "{text}");
+    assert!(
+        text.contains("update Deployment/web images app\n"),
+        "{text}"
+    );
     assert!(!text.contains(PASSWORD), "credentials leaked: {text}");
     assert_eq!(
         image_of(&live(&client, "Deployment", "web").await, APP_IMAGE),
@@ -366,7 +441,15 @@ async fn basic_auth_through_the_cli_with_a_docker_config() {
     let out = sync_support::run(
         &repo.root(),
         &emu.url(),
-        &["image-sync", "-n", "default", "--docker-config", &config_arg, "-o", "json"],
+        &[
+            "image-sync",
+            "-n",
+            "default",
+            "--docker-config",
+            &config_arg,
+            "-o",
+            "json",
+        ],
     )
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", sync_support::text(&out));
@@ -398,7 +481,10 @@ async fn pull_secret_credentials() {
     wait_pods(&client, "web", &tag).await;
     let r = image_sync(&client, &SyncOpts::default()).await;
     let w = workload(&r, "web");
-    assert!(matches!(w.containers[0].outcome, ContainerOutcome::Pin { .. }), "{w:#?}");
+    assert!(
+        matches!(w.containers[0].outcome, ContainerOutcome::Pin { .. }),
+        "{w:#?}"
+    );
     assert_eq!(
         image_of(&live(&client, "Deployment", "web").await, APP_IMAGE),
         format!("{tag}@{d1}")
@@ -416,8 +502,14 @@ async fn bearer_token_auth() {
     let tag2 = reg.image("team/app", "v2");
     reg.push("team/app", "v2", "t2", false);
     let (_emu, client) = cluster(&[(&tag, STALE), (&tag2, STALE)]).await;
-    client.apply(&deployment("one", &tag, None), false).await.expect("create");
-    client.apply(&deployment("two", &tag2, None), false).await.expect("create");
+    client
+        .apply(&deployment("one", &tag, None), false)
+        .await
+        .expect("create");
+    client
+        .apply(&deployment("two", &tag2, None), false)
+        .await
+        .expect("create");
     wait_pods(&client, "one", &tag).await;
     wait_pods(&client, "two", &tag2).await;
     let issued_before = reg.tokens_issued();
@@ -437,7 +529,10 @@ async fn bearer_token_auth() {
     assert_eq!(reg.tokens_issued() - issued_before, 1);
     // Without credentials the token server refuses: reported, not pinned.
     let r = image_sync(&client, &SyncOpts::default()).await;
-    assert!(r.workloads.iter().all(|w| w.write == WriteOutcome::None), "{r:#?}");
+    assert!(
+        r.workloads.iter().all(|w| w.write == WriteOutcome::None),
+        "{r:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -455,18 +550,30 @@ async fn missing_tag_and_registry_down_are_reported_and_others_go_on() {
     };
     let (emu, client) = cluster(&[(&good, STALE)]).await;
     for (name, image) in [("good", &good), ("missing", &missing), ("down", &down)] {
-        client.apply(&deployment(name, image, None), false).await.expect("create");
+        client
+            .apply(&deployment(name, image, None), false)
+            .await
+            .expect("create");
     }
     wait_pods(&client, "good", &good).await;
     let repo = Repo::new();
     let out = sync_support::run(&repo.root(), &emu.url(), &["image-sync", "-n", "default"]).await;
     let text = sync_support::text(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains(&format!("tag nope of app does not exist on {}", reg.host())), "{text}");
+    assert!(
+        text.contains(&format!("tag nope of app does not exist on {}", reg.host())),
+        "{text}"
+    );
     assert!(text.contains("is unreachable"), "{text}");
     assert!(text.contains("update Deployment/good images app"), "{text}");
-    assert_eq!(image_of(&live(&client, "Deployment", "missing").await, APP_IMAGE), missing);
-    assert_eq!(image_of(&live(&client, "Deployment", "down").await, APP_IMAGE), down);
+    assert_eq!(
+        image_of(&live(&client, "Deployment", "missing").await, APP_IMAGE),
+        missing
+    );
+    assert_eq!(
+        image_of(&live(&client, "Deployment", "down").await, APP_IMAGE),
+        down
+    );
     assert_eq!(
         image_of(&live(&client, "Deployment", "good").await, APP_IMAGE),
         format!("{good}@{d1}")
@@ -507,13 +614,22 @@ async fn cronjobs_and_statefulsets() {
     client.apply(&sts, false).await.expect("statefulset");
     wait_pods(&client, "db", &tag).await;
     let r = image_sync(&client, &SyncOpts::default()).await;
-    assert!(matches!(
-        workload(&r, "nightly").containers[0].outcome,
-        ContainerOutcome::Pin { why: PinReason::NoPods, .. }
-    ), "{r:#?}");
+    assert!(
+        matches!(
+            workload(&r, "nightly").containers[0].outcome,
+            ContainerOutcome::Pin {
+                why: PinReason::NoPods,
+                ..
+            }
+        ),
+        "{r:#?}"
+    );
     assert!(matches!(
         workload(&r, "db").containers[0].outcome,
-        ContainerOutcome::Pin { why: PinReason::Running { .. }, .. }
+        ContainerOutcome::Pin {
+            why: PinReason::Running { .. },
+            ..
+        }
     ));
     let pinned = format!("{tag}@{d1}");
     assert_eq!(
@@ -523,7 +639,10 @@ async fn cronjobs_and_statefulsets() {
         ),
         pinned
     );
-    assert_eq!(image_of(&live(&client, "StatefulSet", "db").await, APP_IMAGE), pinned);
+    assert_eq!(
+        image_of(&live(&client, "StatefulSet", "db").await, APP_IMAGE),
+        pinned
+    );
     // The CronJob's pin holds on the next run.
     let r = image_sync(&client, &SyncOpts::default()).await;
     assert_eq!(workload(&r, "nightly").write, WriteOutcome::None);
@@ -539,7 +658,12 @@ async fn usage_errors_exit_2() {
         &["image-sync", "--docker-config", "/nonexistent/config.json"][..],
     ] {
         let out = sync_support::run(&repo.root(), &emu.url(), args).await;
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", sync_support::text(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            sync_support::text(&out)
+        );
     }
     // Nothing selected: exit 0.
     let out = sync_support::run(&repo.root(), &emu.url(), &["image-sync", "-A"]).await;
@@ -552,7 +676,8 @@ async fn usage_errors_exit_2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cronjob_example_is_valid_and_its_rbac_covers_image_sync() {
     let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/image-sync/image-sync.yaml"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/image-sync/image-sync.yaml"),
     )
     .expect("example");
     let docs: Vec<Value> = text
@@ -562,7 +687,13 @@ async fn the_cronjob_example_is_valid_and_its_rbac_covers_image_sync() {
     let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
     assert_eq!(
         kinds,
-        ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "CronJob"]
+        [
+            "Namespace",
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "CronJob"
+        ]
     );
     let (_emu, client) = cluster(&[]).await;
     for d in &docs {
@@ -592,12 +723,16 @@ async fn the_cronjob_example_is_valid_and_its_rbac_covers_image_sync() {
         ("batch", "jobs", &["list"][..]),
     ] {
         for verb in verbs {
-            assert!(allows(group, resource, verb), "{verb} {group}/{resource} not allowed");
+            assert!(
+                allows(group, resource, verb),
+                "{verb} {group}/{resource} not allowed"
+            );
         }
     }
     // It runs the command this project builds.
     let parsed = <kubesync::cli::Cli as clap::Parser>::try_parse_from(
-        std::iter::once("kubesync").chain(args.as_array().unwrap().iter().filter_map(Value::as_str)),
+        std::iter::once("kubesync")
+            .chain(args.as_array().unwrap().iter().filter_map(Value::as_str)),
     );
     assert!(parsed.is_ok(), "{:?}", parsed.err());
 }
@@ -611,4 +746,157 @@ async fn live_in(client: &ClusterClient, ns: &str, kind: &str, name: &str) -> Va
         name: name.into(),
     };
     client.get(&r).await.expect("get").expect("exists")
+}
+
+/// `spec.images.pinDigests: true`: tags resolved while rendering, shown by
+/// `render` and `diff`, applied pinned; image sync leaves git's pin alone
+/// and reports it when the tag moves; a re-render pins the new digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn render_time_pinning() {
+    if !tools_or_skip() {
+        return;
+    }
+    let reg = Registry::start(Auth::None).await;
+    let tag = reg.image("app", "v1");
+    let d1 = reg.push("app", "v1", "r1", false);
+    let (emu, client) = cluster(&[]).await;
+    let repo = Repo::new();
+    repo.app(
+        "web",
+        "  destination: {namespace: default}\n  images: {pinDigests: true}\n",
+    );
+    repo.write(
+        "objects/web/deploy.yaml",
+        &sync_support::deployment("web", &tag),
+    );
+    let render = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kubesync"))
+            .args(args)
+            .arg("--root")
+            .arg(repo.root())
+            .env_remove("KUBESYNC_DOCKER_CONFIG")
+            .output()
+            .expect("run kubesync")
+    };
+    let out = render(&["render", "web"]);
+    let text = sync_support::text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains(&format!("image: {tag}@{d1}")), "{text}");
+
+    let out = sync_support::run(&repo.root(), &emu.url(), &["diff", "web"]).await;
+    let text = sync_support::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains(&format!("{tag}@{d1}")), "{text}");
+
+    let report = sync_support::sync_repo(&repo, &emu).await;
+    assert_eq!(sync_support::app(&report, "web").sync.to_string(), "Synced");
+    let pinned = format!("{tag}@{d1}");
+    assert_eq!(
+        image_of(&live(&client, "Deployment", "web").await, APP_IMAGE),
+        pinned
+    );
+
+    // The tag moves: the pin is git's, so image sync reports and leaves it.
+    let d2 = reg.push("app", "v1", "r2", false);
+    let r = image_sync(&client, &SyncOpts::default()).await;
+    match &workload(&r, "web").containers[0].outcome {
+        ContainerOutcome::LeftAlone {
+            pinned,
+            digest,
+            owners,
+        } => {
+            assert_eq!(pinned.as_str(), d1);
+            assert_eq!(digest.as_str(), d2);
+            assert_eq!(owners, &vec!["kubesync".to_string()]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.api.writes(), 0);
+    // kubesync's next sync renders (and applies) the new digest.
+    let report = sync_support::sync_repo(&repo, &emu).await;
+    assert_eq!(sync_support::app(&report, "web").sync.to_string(), "Synced");
+    assert_eq!(
+        image_of(&live(&client, "Deployment", "web").await, APP_IMAGE),
+        format!("{tag}@{d2}")
+    );
+
+    // A tag that does not exist fails the app's render, naming the image.
+    repo.write(
+        "objects/web/deploy.yaml",
+        &sync_support::deployment("web", &reg.image("app", "missing")),
+    );
+    let out = render(&["render", "web"]);
+    let text = sync_support::text(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("images.pinDigests: cannot resolve image"),
+        "{text}"
+    );
+    assert!(text.contains("does not exist"), "{text}");
+}
+
+/// The emulator's pods report the digest they were started with: a tag's
+/// configured digest (or a stable per-tag one), a pinned digest as such; a
+/// digest configured later applies only to pods started later — what tests
+/// use to drive a mismatch and its convergence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emulator_pods_keep_the_digest_they_pulled() {
+    let (a, b) = (
+        format!("sha256:{}", "a".repeat(64)),
+        format!("sha256:{}", "b".repeat(64)),
+    );
+    let tag = "registry.local/app:v1";
+    let (emu, client) = cluster(&[(tag, &a)]).await;
+    client
+        .apply(&deployment("web", tag, None), false)
+        .await
+        .expect("create");
+    wait_pods(&client, "web", tag).await;
+    let gvk = kubesync::cluster::GroupVersionKind::gvk("", "v1", "Pod");
+    let ids = |pods: &[Value]| -> Vec<String> {
+        pods.iter()
+            .map(|p| image_of(p, "/status/containerStatuses/0/imageID"))
+            .collect()
+    };
+    let first = client.list(&gvk, Some("default"), "app=web").await.unwrap();
+    assert_eq!(ids(&first), vec![format!("registry.local/app@{a}"); 2]);
+    emu.simulation()
+        .expect("simulation")
+        .set_image_digest(tag, &b);
+    let mut scaled = deployment("web", tag, None);
+    scaled["spec"]["replicas"] = json!(4);
+    client.apply(&scaled, false).await.expect("scale");
+    let ok = eventually(Duration::from_secs(20), || async {
+        let pods = client
+            .list(&gvk, Some("default"), "app=web")
+            .await
+            .unwrap_or_default();
+        ids(&pods).iter().filter(|i| i.ends_with(&b)).count() == 2
+    })
+    .await;
+    assert!(ok, "the new pods never reported the new digest");
+    let pods = client.list(&gvk, Some("default"), "app=web").await.unwrap();
+    for old in &first {
+        let name = old["metadata"]["name"].as_str().unwrap();
+        let now = pods
+            .iter()
+            .find(|p| p["metadata"]["name"] == name)
+            .expect("still there");
+        assert_eq!(
+            image_of(now, "/status/containerStatuses/0/imageID"),
+            format!("registry.local/app@{a}")
+        );
+    }
+    // A pinned image reports its own digest, whatever the tag maps to.
+    let pinned = format!("{tag}@{a}");
+    client
+        .apply(&deployment("pinned", &pinned, None), false)
+        .await
+        .expect("create");
+    wait_pods(&client, "pinned", &pinned).await;
+    let pods = client
+        .list(&gvk, Some("default"), "app=pinned")
+        .await
+        .unwrap();
+    assert_eq!(ids(&pods), vec![format!("registry.local/app@{a}"); 2]);
 }

@@ -34,7 +34,12 @@ use crate::image::{DockerConfig, RegistryOptions, Report, Selection, SyncOpts};
 #[command(verbatim_doc_comment)]
 pub struct ImageSyncArgs {
     /// Check workloads in this namespace (default: the kubeconfig context's).
-    #[arg(short = 'n', long, value_name = "NS", conflicts_with = "all_namespaces")]
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "NS",
+        conflicts_with = "all_namespaces"
+    )]
     pub namespace: Option<String>,
     /// Check workloads in every namespace.
     #[arg(short = 'A', long)]
@@ -133,7 +138,9 @@ pub(super) async fn run(global: &GlobalArgs, args: &ImageSyncArgs) -> Result<Out
     let report = crate::image::run_once(&client, &selection, &opts)
         .await
         .map_err(|e| match e {
-            crate::image::sync::ImageSyncError::Registry(r) => CliError::ImageSyncUsage(r.to_string()),
+            crate::image::sync::ImageSyncError::Registry(r) => {
+                CliError::ImageSyncUsage(r.to_string())
+            }
             other => CliError::ImageSync(other.to_string()),
         })?;
     match global.output {

@@ -102,7 +102,12 @@ impl DockerConfig {
 }
 
 fn entry_credentials(entry: &Value) -> Option<Credentials> {
-    let text = |k: &str| entry.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let text = |k: &str| {
+        entry
+            .get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
     if let Some(auth) = text("auth") {
         let raw = base64::engine::general_purpose::STANDARD
             .decode(auth.trim())
@@ -156,7 +161,10 @@ mod tests {
         assert_eq!(c.lookup("docker.io").unwrap().username, "bob");
         assert!(c.lookup("ghcr.io").is_none());
         assert!(!format!("{a:?}").contains("s3cret"));
-        assert_ne!(a.fingerprint(), c.lookup("docker.io").unwrap().fingerprint());
+        assert_ne!(
+            a.fingerprint(),
+            c.lookup("docker.io").unwrap().fingerprint()
+        );
     }
 
     #[test]
@@ -166,8 +174,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.lookup("registry.local:5000").unwrap().password, "p");
-        let c = DockerConfig::parse(r#"{"auths": {"docker.io": {"username": "u", "password": "p"}}}"#)
-            .unwrap();
+        let c =
+            DockerConfig::parse(r#"{"auths": {"docker.io": {"username": "u", "password": "p"}}}"#)
+                .unwrap();
         assert!(c.lookup("docker.io").is_some());
     }
 

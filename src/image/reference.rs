@@ -30,7 +30,11 @@ impl Digest {
             "sha512" => hex.len() == 128,
             _ => false,
         };
-        if !len_ok || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if !len_ok
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(bad());
         }
         Ok(Digest(s.to_string()))
@@ -39,7 +43,10 @@ impl Digest {
     /// The sha256 digest of `bytes`.
     pub fn sha256_of(bytes: &[u8]) -> Digest {
         use sha2::Digest as _;
-        Digest(format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes))))
+        Digest(format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(bytes))
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -291,7 +298,11 @@ mod tests {
             ("[::1]:5000/app:v1", "[::1]:5000", "app"),
         ] {
             let r = Reference::parse(s).unwrap();
-            assert_eq!((r.registry.as_str(), r.repository.as_str()), (reg, repo), "{s}");
+            assert_eq!(
+                (r.registry.as_str(), r.repository.as_str()),
+                (reg, repo),
+                "{s}"
+            );
             assert_eq!(r.api_host(), reg);
         }
     }
@@ -311,7 +322,10 @@ mod tests {
             format!("nginx:1.25@{}", d('c'))
         );
         // A re-pin replaces the old digest, keeping the text as written.
-        assert_eq!(r.pinned(&digest), format!("127.0.0.1:5000/app:v1@{}", d('c')));
+        assert_eq!(
+            r.pinned(&digest),
+            format!("127.0.0.1:5000/app:v1@{}", d('c'))
+        );
         assert_eq!(digest.short(), "sha256:cccccccccccc");
     }
 

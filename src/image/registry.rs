@@ -238,10 +238,16 @@ impl RegistryClient {
         creds: Option<&Credentials>,
     ) -> Result<Digest, RegistryError> {
         let Some(tag) = reference.tag_or_latest() else {
-            if let Some(d) = &reference.digest {
-                return Ok(d.clone());
-            }
-            unreachable!("a reference without a tag has a digest");
+            // No tag means a digest was written (see `tag_or_latest`).
+            return reference
+                .digest
+                .clone()
+                .ok_or_else(|| RegistryError::Malformed {
+                    host: reference.api_host().to_string(),
+                    repository: reference.repository.clone(),
+                    tag: String::new(),
+                    message: "neither a tag nor a digest".into(),
+                });
         };
         let host = reference.api_host().to_string();
         let key = (
@@ -348,7 +354,9 @@ impl RegistryClient {
             Some(c) => self.authorization(c, host, repository, creds).await?,
             None => None,
         };
-        let resp = self.send(method.clone(), host, path, auth.as_deref()).await?;
+        let resp = self
+            .send(method.clone(), host, path, auth.as_deref())
+            .await?;
         if resp.status != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
@@ -362,7 +370,10 @@ impl RegistryClient {
         self.challenges
             .lock()
             .insert(host.to_string(), challenge.clone());
-        match self.authorization(&challenge, host, repository, creds).await? {
+        match self
+            .authorization(&challenge, host, repository, creds)
+            .await?
+        {
             Some(auth) => self.send(method, host, path, Some(&auth)).await,
             None => Ok(resp),
         }
@@ -390,7 +401,9 @@ impl RegistryClient {
                 );
                 let cell = self.tokens.lock().entry(key).or_default().clone();
                 let token = cell
-                    .get_or_init(|| self.fetch_token(host, realm, service.as_deref(), &scope, creds))
+                    .get_or_init(|| {
+                        self.fetch_token(host, realm, service.as_deref(), &scope, creds)
+                    })
                     .await
                     .clone()?;
                 Ok(Some(format!("Bearer {token}")))
@@ -497,7 +510,8 @@ impl RegistryClient {
                 .uri(format!("{scheme}://{host}{path}"))
                 .header(ACCEPT, MANIFEST_ACCEPT);
             if let Some(a) = auth {
-                let mut v = HeaderValue::from_str(a).map_err(|_| unreachable("bad token".into()))?;
+                let mut v =
+                    HeaderValue::from_str(a).map_err(|_| unreachable("bad token".into()))?;
                 v.set_sensitive(true);
                 req = req.header(AUTHORIZATION, v);
             }
@@ -648,10 +662,21 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for h in ["127.0.0.1:5000", "localhost", "localhost:80", "[::1]:5000", "127.1.2.3"] {
+        for h in [
+            "127.0.0.1:5000",
+            "localhost",
+            "localhost:80",
+            "[::1]:5000",
+            "127.1.2.3",
+        ] {
             assert!(is_loopback(h), "{h}");
         }
-        for h in ["10.0.0.1:5000", "registry.local", "[2001:db8::1]:5000", "localhost.evil"] {
+        for h in [
+            "10.0.0.1:5000",
+            "registry.local",
+            "[2001:db8::1]:5000",
+            "localhost.evil",
+        ] {
             assert!(!is_loopback(h), "{h}");
         }
     }

@@ -108,8 +108,7 @@ pub fn pin_manifests(manifests: &mut [Manifest]) -> Result<(), String> {
     let mut refs = Vec::new();
     for (image, places) in &wanted {
         let file = &manifests[places[0].0].origin;
-        let r = Reference::parse(image)
-            .map_err(|e| format!("image \"{image}\" in {file}: {e}"))?;
+        let r = Reference::parse(image).map_err(|e| format!("image \"{image}\" in {file}: {e}"))?;
         refs.push(r);
     }
     let (opts, config) = options_from_env()?;
@@ -166,8 +165,14 @@ mod tests {
         assert_eq!(
             tagged_images(&d),
             vec![
-                ("/spec/template/spec/initContainers/0/image".to_string(), "tool:1".to_string()),
-                ("/spec/template/spec/containers/0/image".to_string(), "app:v1".to_string()),
+                (
+                    "/spec/template/spec/initContainers/0/image".to_string(),
+                    "tool:1".to_string()
+                ),
+                (
+                    "/spec/template/spec/containers/0/image".to_string(),
+                    "app:v1".to_string()
+                ),
             ]
         );
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": "a", "image": "nginx"}]}});

@@ -148,7 +148,10 @@ pub enum ContainerOutcome {
         why: PinReason,
     },
     /// `--restart`: the pods run other digests; the workload is restarted.
-    Restart { digest: Digest, running: Vec<Digest> },
+    Restart {
+        digest: Digest,
+        running: Vec<Digest>,
+    },
     /// Pinned by another field manager (git, through kubesync, or a person)
     /// to a digest the tag no longer has: reported, never rewritten.
     LeftAlone {
@@ -189,10 +192,16 @@ pub enum WriteOutcome {
     None,
     /// Applied: these containers pinned, restarted or not.
     #[serde(rename_all = "camelCase")]
-    Applied { containers: Vec<String>, restarted: bool },
+    Applied {
+        containers: Vec<String>,
+        restarted: bool,
+    },
     /// `--dry-run`: would have applied.
     #[serde(rename_all = "camelCase")]
-    DryRun { containers: Vec<String>, restarted: bool },
+    DryRun {
+        containers: Vec<String>,
+        restarted: bool,
+    },
     /// The apply failed.
     Failed { error: String },
 }
@@ -383,15 +392,27 @@ pub async fn run_with(
     };
     if !workloads.is_empty() {
         for pod in list("Pods".into(), gvk("", "v1", "Pod"), String::new()).await? {
-            snapshot.pods.entry(namespace_of(&pod)).or_default().push(pod);
+            snapshot
+                .pods
+                .entry(namespace_of(&pod))
+                .or_default()
+                .push(pod);
         }
     }
     if workloads.iter().any(|(k, _)| *k == WorkloadKind::CronJob) {
         for job in list("Jobs".into(), gvk("batch", "v1", "Job"), String::new()).await? {
-            snapshot.jobs.entry(namespace_of(&job)).or_default().push(job);
+            snapshot
+                .jobs
+                .entry(namespace_of(&job))
+                .or_default()
+                .push(job);
         }
     }
-    let concurrency = if opts.concurrency == 0 { 16 } else { opts.concurrency };
+    let concurrency = if opts.concurrency == 0 {
+        16
+    } else {
+        opts.concurrency
+    };
     let snapshot = &snapshot;
     let mut reports: Vec<WorkloadReport> = stream::iter(workloads.iter())
         .map(|(kind, w)| check_workload(client, registry, snapshot, opts, *kind, w))
@@ -439,8 +460,15 @@ fn owned_by<'a>(obj: &'a Value, kind: &str) -> impl Iterator<Item = &'a str> + '
 /// Jobs), not being deleted.
 fn pods_of<'a>(snapshot: &'a Snapshot, kind: WorkloadKind, w: &Value) -> Vec<&'a Value> {
     let ns = namespace_of(w);
-    let name = w.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-    let pods = snapshot.pods.get(&ns).map(Vec::as_slice).unwrap_or_default();
+    let name = w
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let pods = snapshot
+        .pods
+        .get(&ns)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     let live = |p: &&Value| p.pointer("/metadata/deletionTimestamp").is_none();
     match kind {
         WorkloadKind::CronJob => {
@@ -632,8 +660,15 @@ async fn check_container(
     if reference.tag.is_none() && reference.digest.is_some() {
         return ContainerOutcome::DigestOnly;
     }
-    let (creds, problems) =
-        credentials_for(client, snapshot, opts, namespace, secrets, &reference.registry).await;
+    let (creds, problems) = credentials_for(
+        client,
+        snapshot,
+        opts,
+        namespace,
+        secrets,
+        &reference.registry,
+    )
+    .await;
     let current = match registry.resolve(&reference, creds.as_ref()).await {
         Ok(d) => d,
         Err(e) => {
@@ -760,7 +795,12 @@ mod tests {
             ContainerOutcome::Ok { digest: a.clone() }
         );
         assert_eq!(
-            decide(&observed(&r, &a, Some(vec![b.clone(), a.clone(), b.clone()]), &[])),
+            decide(&observed(
+                &r,
+                &a,
+                Some(vec![b.clone(), a.clone(), b.clone()]),
+                &[]
+            )),
             ContainerOutcome::Pin {
                 to: format!("reg.local/app:v1@{a}"),
                 digest: a.clone(),
@@ -771,7 +811,10 @@ mod tests {
         );
         assert!(matches!(
             decide(&observed(&r, &a, None, &[])),
-            ContainerOutcome::Pin { why: PinReason::NoPods, .. }
+            ContainerOutcome::Pin {
+                why: PinReason::NoPods,
+                ..
+            }
         ));
         assert_eq!(
             decide(&observed(&r, &a, Some(vec![]), &[])),
@@ -819,11 +862,17 @@ mod tests {
     #[test]
     fn field_selectors() {
         let obj = serde_json::json!({"metadata": {"name": "web", "namespace": "shop"}});
-        assert!(FieldSelector::parse("metadata.name=web").unwrap().matches(&obj));
-        assert!(FieldSelector::parse("metadata.name==web,metadata.namespace=shop")
+        assert!(FieldSelector::parse("metadata.name=web")
             .unwrap()
             .matches(&obj));
-        assert!(!FieldSelector::parse("metadata.name!=web").unwrap().matches(&obj));
+        assert!(
+            FieldSelector::parse("metadata.name==web,metadata.namespace=shop")
+                .unwrap()
+                .matches(&obj)
+        );
+        assert!(!FieldSelector::parse("metadata.name!=web")
+            .unwrap()
+            .matches(&obj));
         assert!(FieldSelector::parse("").unwrap().matches(&obj));
         assert!(FieldSelector::parse("spec.replicas=1").is_err());
         assert!(FieldSelector::parse("metadata.name").is_err());

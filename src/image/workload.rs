@@ -215,16 +215,29 @@ pub fn selector_matches(selector: Option<&Value>, labels: &Map<String, Value>) -
 
 /// The field managers that own `image` of container `name` in the
 /// workload's template, per `metadata.managedFields`.
-pub fn image_owners(kind: WorkloadKind, obj: &Value, list: ContainerList, name: &str) -> Vec<String> {
+pub fn image_owners(
+    kind: WorkloadKind,
+    obj: &Value,
+    list: ContainerList,
+    name: &str,
+) -> Vec<String> {
     let key = format!("k:{}", json!({ "name": name }));
-    let mut path: Vec<String> = kind.template_path().iter().map(|p| format!("f:{p}")).collect();
+    let mut path: Vec<String> = kind
+        .template_path()
+        .iter()
+        .map(|p| format!("f:{p}"))
+        .collect();
     path.extend(["f:spec".to_string(), format!("f:{}", list.field()), key]);
     owners_of(obj, &path, "f:image")
 }
 
 /// The field managers that own the template annotation `key`.
 pub fn annotation_owners(kind: WorkloadKind, obj: &Value, key: &str) -> Vec<String> {
-    let mut path: Vec<String> = kind.template_path().iter().map(|p| format!("f:{p}")).collect();
+    let mut path: Vec<String> = kind
+        .template_path()
+        .iter()
+        .map(|p| format!("f:{p}"))
+        .collect();
     path.extend(["f:metadata".to_string(), "f:annotations".to_string()]);
     owners_of(obj, &path, &format!("f:{key}"))
 }
@@ -372,7 +385,10 @@ mod tests {
         let d = deployment(&[("app", "app:v1")], &[("migrate", "tool:1")]);
         let cs = containers(WorkloadKind::Deployment, &d);
         assert_eq!(cs.len(), 2);
-        assert_eq!((cs[0].list, cs[0].name.as_str()), (ContainerList::Init, "migrate"));
+        assert_eq!(
+            (cs[0].list, cs[0].name.as_str()),
+            (ContainerList::Init, "migrate")
+        );
         assert_eq!(pull_secrets(WorkloadKind::Deployment, &d), vec!["regcred"]);
         let cj = json!({"apiVersion": "batch/v1", "kind": "CronJob", "spec": {"jobTemplate": {"spec":
             {"template": {"spec": {"containers": [{"name": "job", "image": "busybox"}]}}}}}});
@@ -386,13 +402,22 @@ mod tests {
         let sel = json!({"matchLabels": {"app": "web"}, "matchExpressions": [
             {"key": "tier", "operator": "In", "values": ["front", "edge"]},
             {"key": "canary", "operator": "DoesNotExist"}]});
-        assert!(selector_matches(Some(&sel), &labels(json!({"app": "web", "tier": "front"}))));
-        assert!(!selector_matches(Some(&sel), &labels(json!({"app": "web", "tier": "back"}))));
+        assert!(selector_matches(
+            Some(&sel),
+            &labels(json!({"app": "web", "tier": "front"}))
+        ));
+        assert!(!selector_matches(
+            Some(&sel),
+            &labels(json!({"app": "web", "tier": "back"}))
+        ));
         assert!(!selector_matches(
             Some(&sel),
             &labels(json!({"app": "web", "tier": "front", "canary": "1"}))
         ));
-        assert!(!selector_matches(Some(&json!({})), &labels(json!({"app": "web"}))));
+        assert!(!selector_matches(
+            Some(&json!({})),
+            &labels(json!({"app": "web"}))
+        ));
         assert!(!selector_matches(None, &labels(json!({"app": "web"}))));
         let bad = json!({"matchExpressions": [{"key": "a", "operator": "Gt"}]});
         assert!(!selector_matches(Some(&bad), &labels(json!({"a": "1"}))));
@@ -412,15 +437,29 @@ mod tests {
             vec!["kubesync-image-sync"]
         );
         assert!(image_owners(WorkloadKind::Deployment, &d, ContainerList::Init, "app").is_empty());
-        assert!(image_owners(WorkloadKind::Deployment, &d, ContainerList::Main, "other").is_empty());
+        assert!(
+            image_owners(WorkloadKind::Deployment, &d, ContainerList::Main, "other").is_empty()
+        );
     }
 
     #[test]
     fn pin_patch_is_minimal() {
         let mut images = BTreeMap::new();
-        images.insert((ContainerList::Main, "app".to_string()), "app:v1@x".to_string());
-        images.insert((ContainerList::Init, "init".to_string()), "tool:1@y".to_string());
-        let p = pin_patch(WorkloadKind::CronJob, "ns", "nightly", &images, &BTreeMap::new());
+        images.insert(
+            (ContainerList::Main, "app".to_string()),
+            "app:v1@x".to_string(),
+        );
+        images.insert(
+            (ContainerList::Init, "init".to_string()),
+            "tool:1@y".to_string(),
+        );
+        let p = pin_patch(
+            WorkloadKind::CronJob,
+            "ns",
+            "nightly",
+            &images,
+            &BTreeMap::new(),
+        );
         assert_eq!(
             p,
             json!({"apiVersion": "batch/v1", "kind": "CronJob",
@@ -431,21 +470,39 @@ mod tests {
         );
         let mut ann = BTreeMap::new();
         ann.insert(RESTART_ANNOTATION.to_string(), "t".to_string());
-        let p = pin_patch(WorkloadKind::Deployment, "ns", "web", &BTreeMap::new(), &ann);
-        assert_eq!(p["spec"]["template"]["metadata"]["annotations"][RESTART_ANNOTATION], "t");
+        let p = pin_patch(
+            WorkloadKind::Deployment,
+            "ns",
+            "web",
+            &BTreeMap::new(),
+            &ann,
+        );
+        assert_eq!(
+            p["spec"]["template"]["metadata"]["annotations"][RESTART_ANNOTATION],
+            "t"
+        );
     }
 
     #[test]
     fn adopting_pins() {
-        let desired = deployment(&[("app", "app:v1"), ("side", "envoy:1")], &[("init", "tool:1")]);
+        let desired = deployment(
+            &[("app", "app:v1"), ("side", "envoy:1")],
+            &[("init", "tool:1")],
+        );
         let pin = format!("app:v1@{}", digest('a'));
         let live = deployment(&[("app", &pin), ("side", "envoy:1")], &[("init", "tool:1")]);
         let adopted = adopt_pins(&desired, &live).expect("a pin to adopt");
-        assert_eq!(containers(WorkloadKind::Deployment, &adopted), containers(WorkloadKind::Deployment, &live));
+        assert_eq!(
+            containers(WorkloadKind::Deployment, &adopted),
+            containers(WorkloadKind::Deployment, &live)
+        );
         // Nothing pinned: nothing to adopt.
         assert!(adopt_pins(&desired, &desired).is_none());
         // A new tag in git is not a pin of it: git wins.
-        let newer = deployment(&[("app", "app:v2"), ("side", "envoy:1")], &[("init", "tool:1")]);
+        let newer = deployment(
+            &[("app", "app:v2"), ("side", "envoy:1")],
+            &[("init", "tool:1")],
+        );
         assert!(adopt_pins(&newer, &live).is_none());
         // Git's own pin is never replaced.
         let git_pinned = deployment(&[("app", &format!("app:v1@{}", digest('b')))], &[]);

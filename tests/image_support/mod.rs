@@ -189,7 +189,12 @@ impl Registry {
         build_layout(layout.path(), tag, content, multi_arch);
         let digest_file = layout.path().join("pushed.digest");
         let mut cmd = Command::new("skopeo");
-        cmd.args(["--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false"]);
+        cmd.args([
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+        ]);
         if multi_arch {
             cmd.arg("--all");
         }
@@ -225,7 +230,11 @@ impl Registry {
             .arg(format!("docker://{}", self.image(name, tag)))
             .output()
             .expect("skopeo delete");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// A docker config naming this registry's credentials.
@@ -254,7 +263,13 @@ fn image_manifest(layout: &Path, content: &str, arch: &str) -> Value {
     std::fs::write(src.path().join("hello.txt"), format!("{content} {arch}\n")).expect("file");
     let tar = src.path().join("layer.tar");
     let status = Command::new("tar")
-        .args(["--mtime=@0", "--owner=0", "--group=0", "--numeric-owner", "-cf"])
+        .args([
+            "--mtime=@0",
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "-cf",
+        ])
         .arg(&tar)
         .arg("-C")
         .arg(src.path())
@@ -337,7 +352,20 @@ impl TokenServer {
         let key = dir.join("token.key");
         let cert = dir.join("token.crt");
         let ok = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=test-token-issuer", "-keyout"])
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=test-token-issuer",
+                "-keyout",
+            ])
             .arg(&key)
             .arg("-out")
             .arg(&cert)
