@@ -900,3 +900,44 @@ async fn emulator_pods_keep_the_digest_they_pulled() {
         .unwrap();
     assert_eq!(ids(&pods), vec![format!("registry.local/app@{a}"); 2]);
 }
+
+/// A registry over https with a certificate from a private CA: trusted
+/// with `--registry-ca` (here `RegistryOptions::ca_files`), refused without.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_registry_with_a_custom_ca() {
+    if !tools_or_skip() {
+        return;
+    }
+    let reg = Registry::start(Auth::Tls).await;
+    let tag = reg.image("secure", "v1");
+    let d1 = reg.push("secure", "v1", "tls", false);
+    let (_emu, client) = cluster(&[(&tag, STALE)]).await;
+    client
+        .apply(&deployment("web", &tag, None), false)
+        .await
+        .expect("create");
+    wait_pods(&client, "web", &tag).await;
+    // The CA is not trusted: reported, left alone.
+    let r = image_sync(&client, &SyncOpts::default()).await;
+    assert!(
+        matches!(
+            &workload(&r, "web").containers[0].outcome,
+            ContainerOutcome::Failed { .. }
+        ),
+        "{r:#?}"
+    );
+    assert_eq!(r.api.writes(), 0);
+    let opts = SyncOpts {
+        registry: kubesync::image::RegistryOptions {
+            ca_files: vec![reg.ca()],
+            ..Default::default()
+        },
+        ..SyncOpts::default()
+    };
+    let r = image_sync(&client, &opts).await;
+    assert!(!r.failed(), "{r:#?}");
+    assert_eq!(
+        image_of(&live(&client, "Deployment", "web").await, APP_IMAGE),
+        format!("{tag}@{d1}")
+    );
+}

@@ -70,6 +70,8 @@ pub enum Auth {
     None,
     Basic,
     Token,
+    /// Open, over https with a certificate from a test CA ([`Registry::ca`]).
+    Tls,
 }
 
 /// A running registry; stopped (and its storage removed) on drop.
@@ -94,6 +96,14 @@ impl Registry {
         let mut token = None;
         let auth_yaml = match auth {
             Auth::None => String::new(),
+            Auth::Tls => {
+                make_tls(dir.path());
+                format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    dir.path().join("tls.crt").display(),
+                    dir.path().join("tls.key").display()
+                )
+            }
             Auth::Basic => {
                 let out = Command::new("htpasswd")
                     .args(["-Bbn", USER, PASSWORD])
@@ -162,6 +172,11 @@ impl Registry {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The test CA's certificate (PEM), for [`Auth::Tls`].
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
     }
 
     pub fn host(&self) -> String {
@@ -327,6 +342,73 @@ fn build_layout(layout: &Path, tag: &str, content: &str, multi_arch: bool) {
     top["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
     let index = json!({"schemaVersion": 2, "manifests": [top]});
     std::fs::write(layout.join("index.json"), index.to_string()).expect("index.json");
+}
+
+/// A test CA and a server certificate for 127.0.0.1 signed by it.
+fn make_tls(dir: &Path) {
+    let run = |args: &[&str]| {
+        let ok = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(ok.success(), "openssl {args:?} failed");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-days",
+        "2",
+        "-subj",
+        "/CN=kubesync test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    run(&ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "tls.key",
+        "-out",
+        "tls.csr",
+    ]);
+    run(&csr);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "tls.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "tls.crt",
+    ]);
 }
 
 /// A token server for the registry's `auth.token`: answers
