@@ -941,3 +941,69 @@ async fn https_registry_with_a_custom_ca() {
         format!("{tag}@{d1}")
     );
 }
+
+/// `--restart`: the tag is kept and the pod template annotated, so pods
+/// pull the tag again; once they run the tag's digest, nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_instead_of_pin() {
+    if !tools_or_skip() {
+        return;
+    }
+    let reg = Registry::start(Auth::None).await;
+    let tag = reg.image("app", "v1");
+    let d1 = reg.push("app", "v1", "restart", false);
+    let (emu, client) = cluster(&[(&tag, STALE)]).await;
+    let mut d = deployment("web", &tag, None);
+    d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = json!("Always");
+    client.apply(&d, false).await.expect("create");
+    wait_pods(&client, "web", &tag).await;
+    // From now on a pull of the tag gets the registry's build.
+    emu.simulation()
+        .expect("simulation")
+        .set_image_digest(&tag, &d1);
+    let opts = SyncOpts {
+        restart: true,
+        ..SyncOpts::default()
+    };
+    let r = image_sync(&client, &opts).await;
+    let w = workload(&r, "web");
+    assert!(
+        matches!(w.containers[0].outcome, ContainerOutcome::Restart { .. }),
+        "{w:#?}"
+    );
+    assert_eq!(
+        w.write,
+        WriteOutcome::Applied {
+            containers: vec![],
+            restarted: true
+        }
+    );
+    let obj = live(&client, "Deployment", "web").await;
+    assert_eq!(image_of(&obj, APP_IMAGE), tag, "the tag is kept");
+    let annotation = format!(
+        "/spec/template/metadata/annotations/{}",
+        kubesync::image::workload::RESTART_ANNOTATION.replace('/', "~1")
+    );
+    assert!(!image_of(&obj, &annotation).is_empty(), "{obj:#}");
+    // The restarted pods run the registry's digest: nothing more to do.
+    let gvk = kubesync::cluster::GroupVersionKind::gvk("", "v1", "Pod");
+    let want = format!("{}@{d1}", tag.rsplit_once(':').unwrap().0);
+    let ok = eventually(Duration::from_secs(20), || async {
+        let pods = client
+            .list(&gvk, Some("default"), "app=web")
+            .await
+            .unwrap_or_default();
+        pods.len() == 2
+            && pods
+                .iter()
+                .all(|p| image_of(p, "/status/containerStatuses/0/imageID") == want)
+    })
+    .await;
+    assert!(ok, "the pods were never replaced");
+    let r = image_sync(&client, &opts).await;
+    assert_eq!(r.api.writes(), 0, "{r:#?}");
+    assert!(matches!(
+        workload(&r, "web").containers[0].outcome,
+        ContainerOutcome::Ok { .. }
+    ));
+}
