@@ -519,6 +519,18 @@ impl RegistryClient {
                 .body(Full::new(Bytes::new()))
                 .map_err(|e| unreachable(e.to_string()))?;
             match self.exchange(req).await {
+                // A TLS registry answers plain http with 400: the https
+                // failure (an untrusted certificate) is the one to report.
+                Ok(a)
+                    if *scheme == "http"
+                        && !last.is_empty()
+                        && a.status == StatusCode::BAD_REQUEST =>
+                {
+                    self.manifest_requests.fetch_add(1, Ordering::Relaxed);
+                    return Err(unreachable(format!(
+                        "{last} (it speaks https; trust its certificate authority with --registry-ca)"
+                    )));
+                }
                 Ok(a) => {
                     self.manifest_requests.fetch_add(1, Ordering::Relaxed);
                     if *scheme == "http" && !plain_known {
