@@ -15,6 +15,7 @@ pub mod emulator;
 pub mod graph;
 pub mod health;
 pub mod lease;
+pub mod image;
 pub mod model;
 pub mod page;
 pub mod render;

@@ -68,6 +68,13 @@ pub enum CliError {
     /// Namespace labels for `namespaceDirectories` label gates could not be read.
     #[error("cannot read namespace labels for the namespaceDirectories label gates: {0}")]
     NamespaceLabels(Box<ClusterError>),
+    /// `image-sync` was given an unusable option (a field selector, a
+    /// docker config, a CA file).
+    #[error("{0}")]
+    ImageSyncUsage(String),
+    /// `image-sync` could not list what it checks.
+    #[error("{0}")]
+    ImageSync(String),
 }
 
 impl CliError {
@@ -83,12 +90,14 @@ impl CliError {
             | CliError::Connect(_)
             | CliError::NoApplication { .. }
             | CliError::Config(_)
-            | CliError::Usage(_) => Outcome::Usage,
+            | CliError::Usage(_)
+            | CliError::ImageSyncUsage(_) => Outcome::Usage,
             CliError::RenderFailed { .. }
             | CliError::ReadApplications { .. }
             | CliError::Runtime(_)
             | CliError::Emulator(_)
-            | CliError::NamespaceLabels(_) => Outcome::Failed,
+            | CliError::NamespaceLabels(_)
+            | CliError::ImageSync(_) => Outcome::Failed,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! that closes standard output early is not an error: exit 0 (see `stdio`).
 
 mod error;
+mod image_sync;
 mod offline;
 mod online;
 mod output;
@@ -243,6 +244,10 @@ pub enum Command {
         #[command(flatten)]
         cluster: online::ClusterArgs,
     },
+    /// Pin workloads that run a mutable tag to the digest the registry
+    /// serves for it today (`repo:tag@sha256:…`), when their pods run
+    /// another one.
+    ImageSync(image_sync::ImageSyncArgs),
     /// Serve the built-in Kubernetes API emulator until stopped.
     Emulator(crate::emulator::EmulatorArgs),
 }
@@ -300,6 +305,7 @@ fn run(cli: &Cli) -> Result<Outcome, CliError> {
             ref apps,
             ref cluster,
         } => run_async(online::status(&cli.global, apps, cluster)),
+        Command::ImageSync(ref args) => run_async(image_sync::run(&cli.global, args)),
         Command::Emulator(ref args) => run_async(async {
             args.clone().run().await.map_err(CliError::Emulator)?;
             Ok(Outcome::Ok)

@@ -308,6 +308,22 @@ impl ClusterClient {
         dry_run: bool,
         validate: bool,
     ) -> Result<Value, ClusterError> {
+        let manager = self.inner.field_manager.clone();
+        self.apply_as(obj, dry_run, &manager, self.inner.force_conflicts, validate)
+            .await
+    }
+
+    /// [`Self::apply_validated`] under another field manager, forcing
+    /// conflicts or not (image sync applies its pins as
+    /// `kubesync-image-sync`, forcing, through whichever client it is given).
+    pub async fn apply_as(
+        &self,
+        obj: &Value,
+        dry_run: bool,
+        field_manager: &str,
+        force: bool,
+        validate: bool,
+    ) -> Result<Value, ClusterError> {
         let r = ObjectRef::from_object(obj).map_err(|message| ClusterError::BadObject {
             object: object_label(obj),
             message: message.to_string(),
@@ -315,8 +331,8 @@ impl ClusterClient {
         let resolved = self.resolve(&r).await?;
         let (r, body) = scoped(r, &resolved, obj)?;
         let label = r.to_string();
-        let mut pp = PatchParams::apply(&self.inner.field_manager);
-        pp.force = self.inner.force_conflicts;
+        let mut pp = PatchParams::apply(field_manager);
+        pp.force = force;
         pp.dry_run = dry_run;
         if !validate {
             pp.field_validation = Some(kube::core::params::ValidationDirective::Ignore);

@@ -445,7 +445,21 @@ pub struct Application {
     /// decision leave out (the settings file adds global ones).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore_differences: Vec<IgnoreRule>,
+    /// What to do with the images the app renders (`spec.images`).
+    #[serde(default)]
+    pub images: ImagePolicy,
     pub origin: ObjectOrigin,
+}
+
+/// `spec.images` of a kubesync Application.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagePolicy {
+    /// `pinDigests: true`: every workload image given by tag is resolved to
+    /// the registry's digest while rendering and written as
+    /// `repo:tag@sha256:…`, so the cluster never runs an unpinned tag of
+    /// this app.
+    pub pin_digests: bool,
 }
 
 impl Application {
@@ -807,6 +821,7 @@ fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
                 "dependsOn",
                 "syncPolicy",
                 "ignoreDifferences",
+                "images",
             ],
             "spec",
         )?;
@@ -920,6 +935,18 @@ fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
         }
     }
 
+    let mut images = ImagePolicy::default();
+    if let Some(m) = ctx.opt_map(spec, "images", "spec.images")? {
+        ctx.only_known(m, &["pinDigests"], "spec.images")?;
+        images.pin_digests = ctx
+            .opt_bool(
+                spec.get("images").unwrap_or(&Value::Null),
+                "pinDigests",
+                "spec.images.pinDigests",
+            )?
+            .unwrap_or(false);
+    }
+
     Ok(Application {
         name,
         flavor: Flavor::Kubesync,
@@ -937,6 +964,7 @@ fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
             ctx,
             "spec.ignoreDifferences",
         )?,
+        images,
         origin: ctx.origin.clone(),
     })
 }

@@ -285,6 +285,7 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx, generates: Flavor) -> Result<Applica
         depends_on,
         sync_policy: SyncPolicy::default(),
         ignore_differences: Vec::new(),
+        images: Default::default(),
         sync_wave: ctx.sync_wave(obj)?,
         project: None,
         origin: ctx.origin.clone(),

@@ -98,6 +98,7 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
         depends_on,
         sync_policy: sync_policy_of(obj, spec, ctx)?,
         ignore_differences: ignore_differences(spec, ctx)?,
+        images: Default::default(),
         sync_wave: ctx.sync_wave(obj)?,
         project: project(spec, ctx)?,
         origin: ctx.origin.clone(),

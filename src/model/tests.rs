@@ -128,7 +128,15 @@ fn kubesync_errors_name_file_app_and_field() {
     let cases: &[(&str, &str)] = &[
         (
             "apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata: {name: web}\nspec: {source: {path: x}, dependOn: [a]}\n",
-            "apps/web.yaml: application \"web\": spec.dependOn: unknown field (known fields: tier, source, destination, dependsOn, syncPolicy, ignoreDifferences)",
+            "apps/web.yaml: application \"web\": spec.dependOn: unknown field (known fields: tier, source, destination, dependsOn, syncPolicy, ignoreDifferences, images)",
+        ),
+        (
+            "apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata: {name: web}\nspec: {source: {path: x}, images: {pinDigest: true}}\n",
+            "apps/web.yaml: application \"web\": spec.images.pinDigest: unknown field (known fields: pinDigests)",
+        ),
+        (
+            "apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata: {name: web}\nspec: {source: {path: x}, images: {pinDigests: 'yes'}}\n",
+            "apps/web.yaml: application \"web\": spec.images.pinDigests: must be true or false, found a string",
         ),
         (
             "apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata: {name: web}\nspec: {source: {path: ../etc}}\n",

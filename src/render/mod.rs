@@ -258,6 +258,9 @@ pub enum RenderError {
     },
     #[error("application \"{app}\": cannot render: {reason}")]
     Unsupported { app: String, reason: String },
+    /// `images.pinDigests`: a tag could not be resolved to a digest.
+    #[error("application \"{app}\": images.pinDigests: {message}")]
+    PinDigests { app: String, message: String },
     #[error("application \"{app}\": {} leads outside the repository (symlinks and \"..\" must stay inside it)", path.display())]
     PathEscapes { app: String, path: PathBuf },
     #[error("application \"{app}\": {}: {field} entry \"{entry}\" leads outside the repository (a kustomization may use other directories of the repository, such as ../base, but nothing beyond it)", file.display())]
@@ -300,6 +303,7 @@ impl RenderError {
             | RenderError::InvalidObject { app, .. }
             | RenderError::BadOption { app, .. }
             | RenderError::Unsupported { app, .. }
+            | RenderError::PinDigests { app, .. }
             | RenderError::PathEscapes { app, .. }
             | RenderError::KustomizeEscapes { app, .. }
             | RenderError::Io { app, .. } => app,
@@ -688,6 +692,14 @@ impl Renderer {
                 })
             }
         };
+        if app.images.pin_digests {
+            crate::image::render::pin_manifests(&mut rendered.manifests).map_err(|message| {
+                RenderError::PinDigests {
+                    app: ctx.app_name(),
+                    message,
+                }
+            })?;
+        }
         if rendered.manifests.is_empty() {
             rendered.warnings.push(format!(
                 "{} rendered no objects ({} renderer)",

@@ -528,9 +528,21 @@ impl AppSync<'_> {
                 // A create cannot be dry-run before its namespace exists; the
                 // desired object is the prediction.
                 None => Some(d.object.clone()),
+                // A pin image sync wrote is kept (see `apply_one`).
                 Some(l) => Some(
                     self.client
-                        .apply(&self.to_apply(d, Some(l)), true)
+                        .apply(
+                            &{
+                                let pinned = crate::image::adopt_pins(&d.object, l).map(|object| {
+                                    super::prepare::DesiredObject {
+                                        object,
+                                        ..d.clone()
+                                    }
+                                });
+                                self.to_apply(pinned.as_ref().unwrap_or(d), Some(l))
+                            },
+                            true,
+                        )
                         .await
                         .map_err(|e| e.to_string())?,
                 ),

@@ -16,6 +16,7 @@ use super::prune::annotation;
 use super::report::AppReport;
 use crate::cluster::ClusterError;
 use crate::model::hook::HookPhase;
+use crate::image::adopt_pins;
 use crate::model::{ObjectRef, APP_LABEL};
 
 impl AppSync<'_> {
@@ -163,6 +164,19 @@ impl AppSync<'_> {
             }
         };
         let live_mode = live.as_ref().map(super::prepare::sync_mode);
+        // A pin image sync wrote (`app:v1@sha256:…` for git's `app:v1`) is
+        // kept: compared and applied as it is live, never reverted.
+        let adopted;
+        let d = match live.as_ref().and_then(|l| adopt_pins(&d.object, l)) {
+            Some(object) => {
+                adopted = DesiredObject {
+                    object,
+                    ..d.clone()
+                };
+                &adopted
+            }
+            None => d,
+        };
         if let Some(l) = &live {
             if live_mode == Some(SyncMode::Off) {
                 return Change::skipped(r, false, SkipReason::SyncOffOnLive);

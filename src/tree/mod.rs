@@ -1058,6 +1058,7 @@ fn placeholder_app(name: AppName, m: &Manifest) -> Application {
         sync_wave: 0,
         project: None,
         ignore_differences: Vec::new(),
+        images: Default::default(),
         origin: m.origin.clone(),
     }
 }
