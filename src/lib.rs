@@ -13,6 +13,7 @@ pub mod diff;
 pub mod emulator;
 pub mod graph;
 pub mod health;
+pub mod metrics;
 pub mod model;
 pub mod render;
 pub mod source;
