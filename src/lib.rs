@@ -11,6 +11,7 @@ pub mod cli;
 pub mod cluster;
 pub mod diff;
 pub mod emulator;
+pub mod events;
 pub mod graph;
 pub mod health;
 pub mod metrics;
