@@ -16,6 +16,7 @@ pub mod graph;
 pub mod health;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod render;
 pub mod source;
 pub mod sync;
