@@ -26,7 +26,7 @@ fn main() {
             },
         ] {
             m.app_synced(&AppReport {
-                name: AppName::new(&format!("app-{i:04}")).expect("app name"),
+                name: AppName::new(format!("app-{i:04}")).expect("app name"),
                 tier: if i % 10 == 0 { Tier::System } else { Tier::App },
                 namespace: Some(format!("ns-{i}")),
                 revision: "0123456789abcdef0123456789abcdef01234567".into(),

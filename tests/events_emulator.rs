@@ -23,7 +23,10 @@ async fn events(emu: &kubesync::emulator::EmulatorHandle) -> Vec<Event> {
     list
 }
 
-async fn status_of(emu: &kubesync::emulator::EmulatorHandle, app: &str) -> Option<ApplicationStatus> {
+async fn status_of(
+    emu: &kubesync::emulator::EmulatorHandle,
+    app: &str,
+) -> Option<ApplicationStatus> {
     get(
         emu,
         &format!("/apis/kubesync.dev/v1alpha1/namespaces/{STATUS_NAMESPACE}/applications/{app}"),
@@ -123,7 +126,8 @@ fn t(secs: i64) -> chrono::DateTime<Utc> {
 async fn setup_namespace(emu: &kubesync::emulator::EmulatorHandle) {
     let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(emu.kube_client());
     let obj: k8s_openapi::api::core::v1::Namespace =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": STATUS_NAMESPACE}})).unwrap();
+        serde_json::from_value(serde_json::json!({"metadata": {"name": STATUS_NAMESPACE}}))
+            .unwrap();
     ns.create(&Default::default(), &obj).await.unwrap();
 }
 

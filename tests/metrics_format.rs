@@ -53,7 +53,7 @@ fn populated() -> Metrics {
     .enumerate()
     {
         m.app_synced(&AppReport {
-            name: AppName::new(&format!("app-{i}")).unwrap(),
+            name: AppName::new(format!("app-{i}")).unwrap(),
             tier: Tier::App,
             namespace: Some("ns".into()),
             revision: "0123456789abcdef0123456789abcdef01234567".into(),
@@ -105,13 +105,15 @@ async fn scrape(url: &str, accept: Option<&str>) -> (String, String) {
     use http_body_util::{BodyExt, Empty};
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
-    let client: Client<_, Empty<bytes::Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut req = hyper::Request::get(url);
     if let Some(a) = accept {
         req = req.header("accept", a);
     }
-    let resp = client.request(req.body(Empty::new()).unwrap()).await.unwrap();
+    let resp = client
+        .request(req.body(Empty::new()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
     let body = resp.into_body().collect().await.unwrap().to_bytes();

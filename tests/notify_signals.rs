@@ -30,7 +30,11 @@ struct Receiver {
     seen: Vec<(HeaderMap, Bytes)>,
 }
 
-async fn receive(State(r): State<Arc<Mutex<Receiver>>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(
+    State(r): State<Arc<Mutex<Receiver>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     let mut r = r.lock();
     r.seen.push((headers, body));
     if r.seen.len() <= r.fail_first {
@@ -45,7 +49,9 @@ async fn receiver(fail_first: usize, answer: Option<u16>) -> (String, Arc<Mutex<
         answer,
         seen: vec![],
     }));
-    let app = Router::new().route("/hook/{token}", post(receive)).with_state(state.clone());
+    let app = Router::new()
+        .route("/hook/{token}", post(receive))
+        .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -97,7 +103,11 @@ async fn webhook_signed_retried_and_sent_once_per_revision() {
     let (url, rx) = receiver(2, None).await;
     let n = notifier(&url, b"hmac-key");
     let targets = targets_for(n.config(), None);
-    let s = state("0123456789abcdef0123", SyncResult::Succeeded, Health::Healthy);
+    let s = state(
+        "0123456789abcdef0123",
+        SyncResult::Succeeded,
+        Health::Healthy,
+    );
 
     let (ledger, results) = n.notify(&s, &targets, &[]).await;
     assert_eq!(results.len(), 1);
@@ -169,9 +179,15 @@ async fn failure_and_degradation_events() {
         .collect();
     assert_eq!(events[0]["reason"], "SyncFailed");
     assert_eq!(events[0]["severity"], "error");
-    assert!(events[0]["message"].as_str().unwrap().contains("admission webhook denied"));
+    assert!(events[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("admission webhook denied"));
     assert_eq!(events[1]["reason"], "HealthDegraded");
-    assert!(events[1]["message"].as_str().unwrap().contains("ImagePullBackOff"));
+    assert!(events[1]["message"]
+        .as_str()
+        .unwrap()
+        .contains("ImagePullBackOff"));
     // Still failing: no repeat.
     let (_, results) = n.notify(&s, &targets, &ledger).await;
     assert!(results.is_empty());
@@ -184,12 +200,29 @@ async fn a_receiver_that_keeps_failing_or_refuses_gives_an_error_value() {
     let (url, rx) = receiver(usize::MAX, None).await;
     let n = notifier(&url, b"k");
     let targets = targets_for(n.config(), None);
-    let s = state("0123456789abcdef0123", SyncResult::Succeeded, Health::Healthy);
+    let s = state(
+        "0123456789abcdef0123",
+        SyncResult::Succeeded,
+        Health::Healthy,
+    );
     let (ledger, results) = n.notify(&s, &targets, &[]).await;
     let err = results[0].1.as_ref().unwrap_err();
-    assert!(matches!(err, NotifyError::Webhook { status: Some(500), attempts: 4, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            NotifyError::Webhook {
+                status: Some(500),
+                attempts: 4,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let msg = err.to_string();
-    assert!(msg.contains("application \"web\"") && msg.contains("500"), "{msg}");
+    assert!(
+        msg.contains("application \"web\"") && msg.contains("500"),
+        "{msg}"
+    );
     assert!(!msg.contains("TOKEN") && !msg.contains("/hook"), "{msg}");
     assert_eq!(rx.lock().seen.len(), 4);
     assert_eq!(ledger[0].outcome, DeliveryOutcome::Failed);
@@ -199,7 +232,14 @@ async fn a_receiver_that_keeps_failing_or_refuses_gives_an_error_value() {
     let (url, rx) = receiver(0, Some(403)).await;
     let n = notifier(&url, b"k");
     let (_, results) = n.notify(&s, &targets_for(n.config(), None), &[]).await;
-    assert!(matches!(results[0].1, Err(NotifyError::Webhook { status: Some(403), attempts: 1, .. })));
+    assert!(matches!(
+        results[0].1,
+        Err(NotifyError::Webhook {
+            status: Some(403),
+            attempts: 1,
+            ..
+        })
+    ));
     assert_eq!(rx.lock().seen.len(), 1);
 
     // Nobody listening: a connection error, retried, then an error value.
@@ -221,7 +261,11 @@ async fn the_per_app_annotation_adds_a_target() {
     let n = notifier(&global, b"k");
     let obj = serde_json::json!({"metadata": {"annotations": {WEBHOOK_ANNOTATION: own}}});
     let targets = targets_for(n.config(), webhook_annotation(&obj));
-    let s = state("0123456789abcdef0123", SyncResult::Succeeded, Health::Healthy);
+    let s = state(
+        "0123456789abcdef0123",
+        SyncResult::Succeeded,
+        Health::Healthy,
+    );
     let (ledger, _) = n.notify(&s, &targets, &[]).await;
     assert_eq!(ledger.len(), 2);
     assert_eq!(grx.lock().seen.len(), 1);
@@ -261,7 +305,11 @@ print(k["AccessKeyId"], k["SecretAccessKey"])
 "#;
 
 fn start_moto() -> Option<Moto> {
-    let probe = Command::new("moto_server").arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    let probe = Command::new("moto_server")
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
     if !probe.is_ok_and(|s| s.success()) {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -270,7 +318,11 @@ fn start_moto() -> Option<Moto> {
         eprintln!("skipped: moto_server is not installed (pip install 'moto[server]'); CI unset");
         return None;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new("moto_server")
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         // Authentication (IAM) is enforced after the setup's 4 requests.
@@ -288,11 +340,21 @@ fn start_moto() -> Option<Moto> {
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "moto_server did not start");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "moto_server did not start"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let out = Command::new("python3").args(["-c", MOTO_SETUP, &moto.endpoint]).output().unwrap();
-    assert!(out.status.success(), "moto setup: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .args(["-c", MOTO_SETUP, &moto.endpoint])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "moto setup: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let mut parts = text.split_whitespace();
     moto.key_id = parts.next().unwrap().to_string();
@@ -318,48 +380,163 @@ async fn s3_version_file_against_moto() {
     let Some(moto) = tokio::task::spawn_blocking(start_moto).await.unwrap() else {
         return;
     };
-    let s = state("0123456789abcdef0123", SyncResult::Succeeded, Health::Healthy);
+    let s = state(
+        "0123456789abcdef0123",
+        SyncResult::Succeeded,
+        Health::Healthy,
+    );
 
     // Right credentials: the file is written, key and body as the seed says.
-    let n = s3_notifier(&moto.endpoint, &moto.key_id, &moto.secret, "kubesync-versions");
+    let n = s3_notifier(
+        &moto.endpoint,
+        &moto.key_id,
+        &moto.secret,
+        "kubesync-versions",
+    );
     let targets = targets_for(n.config(), None);
     assert_eq!(targets, [Target::S3]);
     let (ledger, results) = n.notify(&s, &targets, &[]).await;
     assert!(results[0].1.is_ok(), "{:?}", results[0].1);
     assert_eq!(ledger[0].outcome, DeliveryOutcome::Sent);
-    let body = get_object(&moto, "kubesync-versions", "prod-eu/web-prod/web/0123456789abcdef0123").await;
+    let body = get_object(
+        &moto,
+        "kubesync-versions",
+        "prod-eu/web-prod/web/0123456789abcdef0123",
+    )
+    .await;
     assert_eq!(body, "2026-11-25T21:00:07Z");
     // Sent once: nothing due on the next checks.
     let (_, results) = n.notify(&s, &targets, &ledger).await;
     assert!(results.is_empty());
 
     // Wrong secret: a clear error value, no secret in it.
-    let bad = s3_notifier(&moto.endpoint, &moto.key_id, "not-the-secret-XYZ", "kubesync-versions");
-    let err = bad.send(&s, &Signal { trigger: Trigger::Deployed, target: Target::S3, revision: s.revision.clone() }).await.unwrap_err();
-    assert!(matches!(err, NotifyError::S3 { kind: S3ErrorKind::Unauthorized, .. }), "{err:?}");
+    let bad = s3_notifier(
+        &moto.endpoint,
+        &moto.key_id,
+        "not-the-secret-XYZ",
+        "kubesync-versions",
+    );
+    let err = bad
+        .send(
+            &s,
+            &Signal {
+                trigger: Trigger::Deployed,
+                target: Target::S3,
+                revision: s.revision.clone(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NotifyError::S3 {
+                kind: S3ErrorKind::Unauthorized,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let msg = err.to_string();
-    assert!(msg.contains("access denied") && msg.contains("SignatureDoesNotMatch"), "{msg}");
-    assert!(msg.contains("s3://kubesync-versions/prod-eu/web-prod/web/0123456789abcdef0123"), "{msg}");
-    assert!(!msg.contains("not-the-secret") && !msg.contains(&moto.secret), "{msg}");
+    assert!(
+        msg.contains("access denied") && msg.contains("SignatureDoesNotMatch"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("s3://kubesync-versions/prod-eu/web-prod/web/0123456789abcdef0123"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("not-the-secret") && !msg.contains(&moto.secret),
+        "{msg}"
+    );
 
     // Unknown key id.
-    let bad = s3_notifier(&moto.endpoint, "AKIAUNKNOWNKEY000000", "x", "kubesync-versions");
-    let err = bad.send(&s, &Signal { trigger: Trigger::Deployed, target: Target::S3, revision: s.revision.clone() }).await.unwrap_err();
-    assert!(matches!(err, NotifyError::S3 { kind: S3ErrorKind::Unauthorized, .. }), "{err:?}");
+    let bad = s3_notifier(
+        &moto.endpoint,
+        "AKIAUNKNOWNKEY000000",
+        "x",
+        "kubesync-versions",
+    );
+    let err = bad
+        .send(
+            &s,
+            &Signal {
+                trigger: Trigger::Deployed,
+                target: Target::S3,
+                revision: s.revision.clone(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NotifyError::S3 {
+                kind: S3ErrorKind::Unauthorized,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("InvalidAccessKeyId"), "{err}");
 
     // A bucket the key may not write (and which does not exist).
-    let other = s3_notifier(&moto.endpoint, &moto.key_id, &moto.secret, "no-such-bucket-here");
-    let err = other.send(&s, &Signal { trigger: Trigger::Deployed, target: Target::S3, revision: s.revision.clone() }).await.unwrap_err();
-    assert!(matches!(err, NotifyError::S3 { kind: S3ErrorKind::Unauthorized | S3ErrorKind::NoSuchBucket, .. }), "{err:?}");
+    let other = s3_notifier(
+        &moto.endpoint,
+        &moto.key_id,
+        &moto.secret,
+        "no-such-bucket-here",
+    );
+    let err = other
+        .send(
+            &s,
+            &Signal {
+                trigger: Trigger::Deployed,
+                target: Target::S3,
+                revision: s.revision.clone(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NotifyError::S3 {
+                kind: S3ErrorKind::Unauthorized | S3ErrorKind::NoSuchBucket,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 
     // Unreachable endpoint: an error value, recorded in the ledger.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let gone = s3_notifier(&format!("http://{closed}"), &moto.key_id, &moto.secret, "kubesync-versions");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let gone = s3_notifier(
+        &format!("http://{closed}"),
+        &moto.key_id,
+        &moto.secret,
+        "kubesync-versions",
+    );
     let (ledger, results) = gone.notify(&s, &targets, &[]).await;
     let err = results[0].1.as_ref().unwrap_err();
-    assert!(matches!(err, NotifyError::S3 { kind: S3ErrorKind::Unreachable, .. }), "{err:?}");
-    assert!(err.to_string().contains("cannot reach http://127.0.0.1:"), "{err}");
+    assert!(
+        matches!(
+            err,
+            NotifyError::S3 {
+                kind: S3ErrorKind::Unreachable,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("cannot reach http://127.0.0.1:"),
+        "{err}"
+    );
     assert_eq!(ledger[0].outcome, DeliveryOutcome::Failed);
     assert!(ledger[0].error.contains("cannot reach"));
     assert!(!ledger[0].error.contains(&moto.secret));
@@ -383,10 +560,19 @@ except Exception as e:
         moto.secret.clone(),
     ];
     let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3").arg("-c").arg(script).args(&args).output().unwrap()
+        Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .args(&args)
+            .output()
+            .unwrap()
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "get_object: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "get_object: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }

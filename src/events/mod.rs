@@ -135,7 +135,11 @@ fn short(rev: &str) -> &str {
 /// Whether a sync of `app` at `revision` is news: a revision it has not
 /// applied, or an app not Synced or whose last operation did not succeed.
 /// `None` when this run only re-checks a converged app.
-pub fn started(app: &str, revision: &str, previous: Option<&ApplicationStatus>) -> Option<AppEvent> {
+pub fn started(
+    app: &str,
+    revision: &str,
+    previous: Option<&ApplicationStatus>,
+) -> Option<AppEvent> {
     let news = match previous {
         None => true,
         Some(p) => {
@@ -144,7 +148,7 @@ pub fn started(app: &str, revision: &str, previous: Option<&ApplicationStatus>) 
             let ok = p
                 .operation_state
                 .as_ref()
-                .is_none_or(|o| o.phase == "Succeeded");
+                .is_none_or(|o| o.phase == AppOutcome::Succeeded.label());
             !(same_rev && synced && ok)
         }
     };
@@ -175,10 +179,7 @@ pub fn after_sync(report: &AppReport, previous: Option<&ApplicationStatus>) -> V
         AppOutcome::Succeeded if wrote && !announced => out.push(AppEvent::new(
             app,
             Reason::DriftRepaired,
-            format!(
-                "drift from revision {rev} repaired: {}",
-                report.message()
-            ),
+            format!("drift from revision {rev} repaired: {}", report.message()),
         )),
         AppOutcome::Succeeded if wrote || announced => out.push(AppEvent::new(
             app,
@@ -354,7 +355,12 @@ fn event_name(event: &AppEvent, first: DateTime<Utc>) -> String {
     h.update(event.reason.as_str().as_bytes());
     h.update([0]);
     h.update(event.message.as_bytes());
-    h.update(first.timestamp_nanos_opt().unwrap_or_default().to_le_bytes());
+    h.update(
+        first
+            .timestamp_nanos_opt()
+            .unwrap_or_default()
+            .to_le_bytes(),
+    );
     let digest = hex::encode(h.finalize());
     // Names are at most 253 characters; app names are at most 63.
     format!("{}.{}", event.app, &digest[..16])
@@ -438,7 +444,11 @@ impl EventRecorder {
     }
 
     /// [`Self::publish`] at a given time, with the error (for tests).
-    pub async fn try_publish(&self, event: &AppEvent, now: DateTime<Utc>) -> Result<(), kube::Error> {
+    pub async fn try_publish(
+        &self,
+        event: &AppEvent,
+        now: DateTime<Utc>,
+    ) -> Result<(), kube::Error> {
         let decision = self.state.lock().observe(event, now);
         let api: Api<Event> = Api::namespaced(self.client.clone(), STATUS_NAMESPACE);
         match decision {
@@ -466,7 +476,12 @@ impl EventRecorder {
         }
     }
 
-    async fn create(&self, api: &Api<Event>, event: &AppEvent, o: &Occurrence) -> Result<(), kube::Error> {
+    async fn create(
+        &self,
+        api: &Api<Event>,
+        event: &AppEvent,
+        o: &Occurrence,
+    ) -> Result<(), kube::Error> {
         let uid = self.uid_of(&event.app).await;
         let obj = event_object(event, o, uid.as_deref(), &self.instance);
         let ev: Event = serde_json::from_value(obj).map_err(kube::Error::SerdeError)?;

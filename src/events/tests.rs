@@ -96,7 +96,9 @@ fn drift_failure_and_degradation() {
     );
     let ev = after_sync(&drift, Some(&status));
     assert_eq!(reasons(&ev), [Reason::DriftRepaired]);
-    assert!(ev[0].message.starts_with("drift from revision aaaaaaa repaired"));
+    assert!(ev[0]
+        .message
+        .starts_with("drift from revision aaaaaaa repaired"));
 
     let failed = report(
         "bbbbbbb222",
@@ -151,7 +153,10 @@ fn correlator_bumps_repeats_within_the_window() {
     assert_eq!((b.first, b.last), (at(0), at(60)));
     // A different message is a different event.
     assert!(matches!(
-        c.observe(&AppEvent::new("web", Reason::SyncFailed, "other".into()), at(61)),
+        c.observe(
+            &AppEvent::new("web", Reason::SyncFailed, "other".into()),
+            at(61)
+        ),
         Decision::Create(_)
     ));
     // Past the window since the last occurrence: a new object.
@@ -194,7 +199,10 @@ fn correlator_memory_is_bounded() {
         ..Default::default()
     });
     for i in 0..100 {
-        c.observe(&AppEvent::new("web", Reason::SyncFailed, format!("m{i}")), at(i));
+        c.observe(
+            &AppEvent::new("web", Reason::SyncFailed, format!("m{i}")),
+            at(i),
+        );
     }
     assert!(c.seen.len() <= 10);
 }

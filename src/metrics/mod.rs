@@ -604,7 +604,10 @@ pub fn openmetrics_to_text(openmetrics: &str) -> String {
             let (name, kind) = rest.split_once(' ').unwrap_or((rest, ""));
             let total = kind == "counter" && !name.ends_with("_total");
             if let Some(h) = help.take() {
-                match (total, h.strip_prefix("# HELP ").and_then(|r| r.split_once(' '))) {
+                match (
+                    total,
+                    h.strip_prefix("# HELP ").and_then(|r| r.split_once(' ')),
+                ) {
                     (true, Some((hname, text))) if hname == name => {
                         let _ = writeln!(out, "# HELP {name}_total {text}");
                     }

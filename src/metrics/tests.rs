@@ -185,7 +185,11 @@ fn values_after_a_sequence_of_calls() {
         sample(
             &t,
             "kubesync_notifications_total",
-            &[("kind", "s3"), ("trigger", "on-deployed"), ("outcome", "sent")]
+            &[
+                ("kind", "s3"),
+                ("trigger", "on-deployed"),
+                ("outcome", "sent")
+            ]
         ),
         Some(1.0)
     );
@@ -204,7 +208,11 @@ fn values_after_a_sequence_of_calls() {
     );
     // The last *successful* poll, not the last poll.
     assert_eq!(
-        sample(&t, "kubesync_git_poll_last_success_timestamp_seconds", &repo),
+        sample(
+            &t,
+            "kubesync_git_poll_last_success_timestamp_seconds",
+            &repo
+        ),
         Some(1_700_000_000.0)
     );
     m.set_leader(false);
@@ -357,8 +365,17 @@ fn families_appear_with_their_first_series() {
     assert_eq!(families(&m.encode()), ["kubesync_leader"]);
     m.run_finished(RunType::Full, true, Duration::from_secs(1));
     m.file_applied("a.yaml", true);
-    m.app_synced(&report("web", AppOutcome::Succeeded, HealthStatus::healthy(""), 1));
-    m.git_polled("https://h/r.git", PollResult::Success, Duration::from_millis(1));
+    m.app_synced(&report(
+        "web",
+        AppOutcome::Succeeded,
+        HealthStatus::healthy(""),
+        1,
+    ));
+    m.git_polled(
+        "https://h/r.git",
+        PollResult::Success,
+        Duration::from_millis(1),
+    );
     m.drift_detected("web");
     m.webhook_delivery(WebhookProvider::Generic, WebhookOutcome::Invalid);
     m.notification(

@@ -56,7 +56,11 @@ pub struct NotifyArgs {
     /// Healthy at a revision), its sync fails, or its health degrades.
     /// Apps can add their own with the `kubesync.dev/notify-webhook`
     /// annotation.
-    #[arg(long = "notify-webhook", env = "KUBESYNC_NOTIFY_WEBHOOK", value_name = "URL")]
+    #[arg(
+        long = "notify-webhook",
+        env = "KUBESYNC_NOTIFY_WEBHOOK",
+        value_name = "URL"
+    )]
     pub webhook: Option<String>,
 
     /// File holding the secret that signs webhook bodies (HMAC-SHA256, in
@@ -80,15 +84,29 @@ pub struct NotifyArgs {
 
     /// S3 endpoint (default `https://s3.REGION.amazonaws.com`; any
     /// S3-compatible store, addressed path-style).
-    #[arg(long = "aws-endpoint-url", env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    #[arg(
+        long = "aws-endpoint-url",
+        env = "AWS_ENDPOINT_URL",
+        value_name = "URL"
+    )]
     pub aws_endpoint_url: Option<String>,
 
     /// S3 region.
-    #[arg(long = "aws-region", env = "AWS_REGION", value_name = "REGION", default_value = "us-east-1")]
+    #[arg(
+        long = "aws-region",
+        env = "AWS_REGION",
+        value_name = "REGION",
+        default_value = "us-east-1"
+    )]
     pub aws_region: String,
 
     /// S3 access key id (prefer the environment, from a Secret).
-    #[arg(long = "aws-access-key-id", env = "AWS_ACCESS_KEY_ID", value_name = "ID", hide_env_values = true)]
+    #[arg(
+        long = "aws-access-key-id",
+        env = "AWS_ACCESS_KEY_ID",
+        value_name = "ID",
+        hide_env_values = true
+    )]
     pub aws_access_key_id: Option<String>,
 
     /// S3 secret access key (prefer the environment, from a Secret).
@@ -127,7 +145,10 @@ impl std::fmt::Debug for NotifyConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NotifyConfig")
             .field("webhook", &self.webhook.as_deref().map(target_id_of_url))
-            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "***"),
+            )
             .field("s3", &self.s3)
             .finish()
     }
@@ -167,7 +188,10 @@ impl NotifyArgs {
         let s3 = match &self.s3_bucket {
             None => None,
             Some(bucket) => {
-                let cluster = self.cluster_name.clone().ok_or(ConfigError::S3Missing("CLUSTER_NAME (--cluster-name)"))?;
+                let cluster = self
+                    .cluster_name
+                    .clone()
+                    .ok_or(ConfigError::S3Missing("CLUSTER_NAME (--cluster-name)"))?;
                 let key_id = self
                     .aws_access_key_id
                     .clone()
@@ -326,7 +350,8 @@ impl AppState {
     /// file's body), `started_at` that minus its duration.
     pub fn from_report(report: &AppReport, finished_at: chrono::DateTime<chrono::Utc>) -> Self {
         let started = finished_at - chrono::Duration::from_std(report.duration).unwrap_or_default();
-        let ts = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let ts =
+            |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         AppState {
             app: report.name.to_string(),
             namespace: report.namespace.clone().unwrap_or_default(),
@@ -336,7 +361,9 @@ impl AppState {
             health_message: report.health.message.clone(),
             result: match &report.outcome {
                 AppOutcome::Succeeded => SyncResult::Succeeded,
-                AppOutcome::Failed { .. } | AppOutcome::TimedOut { .. } => SyncResult::Failed(report.message()),
+                AppOutcome::Failed { .. } | AppOutcome::TimedOut { .. } => {
+                    SyncResult::Failed(report.message())
+                }
                 AppOutcome::Blocked { .. } | AppOutcome::DryRun => SyncResult::NotRun,
             },
             objects: report
@@ -369,7 +396,9 @@ impl AppState {
                     && self.health == Health::Healthy
             }
             Trigger::SyncFailed => matches!(self.result, SyncResult::Failed(_)),
-            Trigger::HealthDegraded => self.result != SyncResult::NotRun && self.health == Health::Degraded,
+            Trigger::HealthDegraded => {
+                self.result != SyncResult::NotRun && self.health == Health::Degraded
+            }
         }
     }
 }
@@ -438,7 +467,11 @@ pub fn record(
             DeliveryOutcome::Failed
         },
         attempts,
-        error: result.as_ref().err().map(|e| e.to_string()).unwrap_or_default(),
+        error: result
+            .as_ref()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default(),
     });
     out.sort_by(|a, b| (a.trigger.as_str(), &a.target).cmp(&(b.trigger.as_str(), &b.target)));
     out
@@ -529,7 +562,12 @@ pub struct InvolvedObject {
 /// The delivery id of a signal for an app (see [`WebhookEvent::delivery_id`]).
 pub fn delivery_id(app: &str, signal: &Signal) -> String {
     let mut h = Sha256::new();
-    for part in [app, signal.trigger.as_str(), &signal.revision, &signal.target.id()] {
+    for part in [
+        app,
+        signal.trigger.as_str(),
+        &signal.revision,
+        &signal.target.id(),
+    ] {
         h.update(part.as_bytes());
         h.update([0]);
     }
@@ -543,7 +581,10 @@ pub fn webhook_event(state: &AppState, signal: &Signal, cluster: Option<&str>) -
         Trigger::Deployed => (
             "info",
             "Deployed",
-            format!("{} deployed revision {short}: Synced and Healthy", state.app),
+            format!(
+                "{} deployed revision {short}: Synced and Healthy",
+                state.app
+            ),
         ),
         Trigger::SyncFailed => (
             "error",
@@ -560,7 +601,10 @@ pub fn webhook_event(state: &AppState, signal: &Signal, cluster: Option<&str>) -
         Trigger::HealthDegraded => (
             "error",
             "HealthDegraded",
-            format!("{} is Degraded at revision {short}: {}", state.app, state.health_message),
+            format!(
+                "{} is Degraded at revision {short}: {}",
+                state.app, state.health_message
+            ),
         ),
     };
     let mut metadata = std::collections::BTreeMap::new();
@@ -637,7 +681,8 @@ fn http_client() -> HttpClient {
         // ring always supports the default protocol versions.
         None => unreachable!("rustls with ring supports TLS 1.2 and 1.3"),
     };
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector)
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(connector)
 }
 
 impl Notifier {
@@ -657,7 +702,11 @@ impl Notifier {
     pub async fn send(&self, state: &AppState, signal: &Signal) -> Result<(), NotifyError> {
         match &signal.target {
             Target::Webhook { url } => {
-                let event = webhook_event(state, signal, self.config.s3.as_ref().map(|s| s.cluster_name.as_str()));
+                let event = webhook_event(
+                    state,
+                    signal,
+                    self.config.s3.as_ref().map(|s| s.cluster_name.as_str()),
+                );
                 webhook::deliver(
                     &self.client,
                     url,
@@ -670,7 +719,10 @@ impl Notifier {
             }
             Target::S3 => match &self.config.s3 {
                 Some(s3) => s3::put_version_file(&self.client, s3, state).await,
-                None => Err(NotifyError::NotConfigured("the S3 version file", state.app.clone())),
+                None => Err(NotifyError::NotConfigured(
+                    "the S3 version file",
+                    state.app.clone(),
+                )),
             },
         }
     }
@@ -683,7 +735,10 @@ impl Notifier {
         state: &AppState,
         targets: &[Target],
         sent: &[NotificationRecord],
-    ) -> (Vec<NotificationRecord>, Vec<(Signal, Result<(), NotifyError>)>) {
+    ) -> (
+        Vec<NotificationRecord>,
+        Vec<(Signal, Result<(), NotifyError>)>,
+    ) {
         let mut ledger = settle(state, sent);
         let mut results = Vec::new();
         for signal in due(state, targets, &ledger) {

@@ -68,7 +68,10 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The version file's key for an app.
 pub fn version_key(cluster: &str, state: &AppState) -> String {
-    format!("{cluster}/{}/{}/{}", state.namespace, state.app, state.revision)
+    format!(
+        "{cluster}/{}/{}/{}",
+        state.namespace, state.app, state.revision
+    )
 }
 
 /// S3's URI encoding of a key: every byte but unreserved ones and `/`.
@@ -98,23 +101,42 @@ pub(super) async fn put_version_file(
         kind,
         message,
     };
-    let url = format!("{}/{}/{}", cfg.endpoint, encode_key(&cfg.bucket), encode_key(&key));
+    let url = format!(
+        "{}/{}/{}",
+        cfg.endpoint,
+        encode_key(&cfg.bucket),
+        encode_key(&key)
+    );
     let body = Bytes::from(state.finished_at.clone());
     let mut req = hyper::Request::put(&url)
         .header("content-type", "text/plain; charset=utf-8")
         .body(Full::new(body.clone()))
         .map_err(|_| fail(S3ErrorKind::Refused, "the endpoint URL is not valid".into()))?;
-    signed(&mut req, cfg, &body).map_err(|e| fail(S3ErrorKind::Refused, format!("cannot sign the request: {e}")))?;
+    signed(&mut req, cfg, &body).map_err(|e| {
+        fail(
+            S3ErrorKind::Refused,
+            format!("cannot sign the request: {e}"),
+        )
+    })?;
     let send = async {
         let resp = client.request(req).await?;
         let status = resp.status();
-        let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         Ok::<_, hyper_util::client::legacy::Error>((status, body))
     };
     match tokio::time::timeout(TIMEOUT, send).await {
         Err(_) => Err(fail(
             S3ErrorKind::Timeout,
-            format!("no answer from {} within {}s", cfg.endpoint, TIMEOUT.as_secs()),
+            format!(
+                "no answer from {} within {}s",
+                cfg.endpoint,
+                TIMEOUT.as_secs()
+            ),
         )),
         Ok(Err(e)) => Err(fail(
             S3ErrorKind::Unreachable,
@@ -126,7 +148,8 @@ pub(super) async fn put_version_file(
             let code = xml_field(&text, "Code").unwrap_or_default();
             let kind = match (s.as_u16(), code.as_str()) {
                 (_, "NoSuchBucket") => S3ErrorKind::NoSuchBucket,
-                (401 | 403, _) | (_, "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AccessDenied") => {
+                (401 | 403, _)
+                | (_, "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AccessDenied") => {
                     S3ErrorKind::Unauthorized
                 }
                 _ => S3ErrorKind::Refused,
@@ -148,7 +171,11 @@ pub(super) async fn put_version_file(
 
 /// Adds the SigV4 headers (`authorization`, `x-amz-date`,
 /// `x-amz-content-sha256`) for S3.
-fn signed(req: &mut hyper::Request<Full<Bytes>>, cfg: &S3Config, body: &[u8]) -> Result<(), String> {
+fn signed(
+    req: &mut hyper::Request<Full<Bytes>>,
+    cfg: &S3Config,
+    body: &[u8],
+) -> Result<(), String> {
     let identity = Credentials::new(
         cfg.access_key_id.clone(),
         cfg.secret_access_key.clone(),
@@ -183,7 +210,9 @@ fn signed(req: &mut hyper::Request<Full<Bytes>>, cfg: &S3Config, body: &[u8]) ->
         SignableBody::Bytes(body),
     )
     .map_err(|e| e.to_string())?;
-    let (instructions, _) = sign(signable, &params).map_err(|e| e.to_string())?.into_parts();
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| e.to_string())?
+        .into_parts();
     instructions.apply_to_request_http1x(req);
     Ok(())
 }
@@ -220,15 +249,23 @@ mod tests {
 
     #[test]
     fn keys_are_encoded_as_s3_canonicalises_them() {
-        assert_eq!(encode_key("prod-eu/web/api/0123abc"), "prod-eu/web/api/0123abc");
+        assert_eq!(
+            encode_key("prod-eu/web/api/0123abc"),
+            "prod-eu/web/api/0123abc"
+        );
         assert_eq!(encode_key("a b/c+d"), "a%20b/c%2Bd");
     }
 
     #[test]
     fn error_fields_are_read_from_the_document() {
         let doc = "<?xml version=\"1.0\"?><Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does not exist in our records.</Message><AWSAccessKeyId>AKIA123</AWSAccessKeyId></Error>";
-        assert_eq!(xml_field(doc, "Code").as_deref(), Some("InvalidAccessKeyId"));
-        assert!(xml_field(doc, "Message").unwrap().starts_with("The AWS Access Key Id"));
+        assert_eq!(
+            xml_field(doc, "Code").as_deref(),
+            Some("InvalidAccessKeyId")
+        );
+        assert!(xml_field(doc, "Message")
+            .unwrap()
+            .starts_with("The AWS Access Key Id"));
         assert_eq!(xml_field("<Error/>", "Code"), None);
     }
 

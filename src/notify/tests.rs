@@ -22,7 +22,12 @@ fn hook() -> Target {
     }
 }
 
-fn deliver(ledger: &[NotificationRecord], s: &AppState, targets: &[Target], ok: bool) -> Vec<NotificationRecord> {
+fn deliver(
+    ledger: &[NotificationRecord],
+    s: &AppState,
+    targets: &[Target],
+    ok: bool,
+) -> Vec<NotificationRecord> {
     let mut ledger = settle(s, ledger);
     for sig in due(s, targets, &ledger) {
         let r = if ok {
@@ -54,12 +59,22 @@ fn deployed_once_per_revision() {
     assert_eq!(ledger2.len(), 2);
     assert!(ledger2.iter().all(|r| r.revision == "bbb222"));
     // Not yet healthy, or not synced: not deployed.
-    assert!(due(&state("c", SyncResult::Succeeded, Health::Progressing), &targets, &[]).is_empty());
+    assert!(due(
+        &state("c", SyncResult::Succeeded, Health::Progressing),
+        &targets,
+        &[]
+    )
+    .is_empty());
     let mut oos = state("c", SyncResult::Succeeded, Health::Healthy);
     oos.sync = SyncStatus::OutOfSync;
     assert!(due(&oos, &targets, &[]).is_empty());
     // No commit to wait for: no signal.
-    assert!(due(&state("worktree", SyncResult::Succeeded, Health::Healthy), &targets, &[]).is_empty());
+    assert!(due(
+        &state("worktree", SyncResult::Succeeded, Health::Healthy),
+        &targets,
+        &[]
+    )
+    .is_empty());
 }
 
 #[test]
@@ -78,14 +93,20 @@ fn the_ledger_survives_a_restart_through_the_status() {
     assert!(due(&s, &targets, &read).is_empty());
     // The stored form names no secret.
     let text = wire.to_string();
-    assert!(!text.contains("SECRETTOKEN") && !text.contains("services"), "{text}");
+    assert!(
+        !text.contains("SECRETTOKEN") && !text.contains("services"),
+        "{text}"
+    );
     assert!(text.contains("\"trigger\":\"on-deployed\""), "{text}");
     assert!(text.contains("webhook:hooks.example.com#"), "{text}");
     // An old status without the field still parses, and writes no field.
     let old = serde_json::json!({"status": {"deployedRevision": "x"}});
     let st = ApplicationStatus::of(&old);
     assert!(st.notifications.is_empty());
-    assert!(serde_json::to_value(&st).unwrap().get("notifications").is_none());
+    assert!(serde_json::to_value(&st)
+        .unwrap()
+        .get("notifications")
+        .is_none());
 }
 
 #[test]
@@ -105,19 +126,31 @@ fn failures_are_retried_for_a_few_rounds_then_given_up() {
     let s2 = state("bbb222", SyncResult::Succeeded, Health::Healthy);
     assert_eq!(due(&s2, &targets, &ledger).len(), 1);
     let ledger2 = deliver(&ledger, &s2, &targets, true);
-    assert_eq!((ledger2[0].attempts, ledger2[0].outcome), (1, DeliveryOutcome::Sent));
+    assert_eq!(
+        (ledger2[0].attempts, ledger2[0].outcome),
+        (1, DeliveryOutcome::Sent)
+    );
     assert!(ledger2[0].error.is_empty());
 }
 
 #[test]
 fn failure_triggers_fire_once_per_episode() {
     let targets = [hook(), Target::S3];
-    let failed = state("aaa111", SyncResult::Failed("boom".into()), Health::Degraded);
+    let failed = state(
+        "aaa111",
+        SyncResult::Failed("boom".into()),
+        Health::Degraded,
+    );
     let d = due(&failed, &targets, &[]);
     // The version file only means "deployed".
     assert_eq!(
-        d.iter().map(|s| (s.trigger, s.target.id() == "s3")).collect::<Vec<_>>(),
-        [(Trigger::SyncFailed, false), (Trigger::HealthDegraded, false)]
+        d.iter()
+            .map(|s| (s.trigger, s.target.id() == "s3"))
+            .collect::<Vec<_>>(),
+        [
+            (Trigger::SyncFailed, false),
+            (Trigger::HealthDegraded, false)
+        ]
     );
     let ledger = deliver(&[], &failed, &targets, true);
     // Still failing: nothing more.
@@ -125,7 +158,10 @@ fn failure_triggers_fire_once_per_episode() {
     // Recovered at the same revision: deployed goes out, the episode ends…
     let ok = state("aaa111", SyncResult::Succeeded, Health::Healthy);
     let ledger = deliver(&ledger, &ok, &targets, true);
-    assert!(ledger.iter().all(|r| r.trigger == Trigger::Deployed), "{ledger:?}");
+    assert!(
+        ledger.iter().all(|r| r.trigger == Trigger::Deployed),
+        "{ledger:?}"
+    );
     // …so failing again at that revision is news again.
     assert_eq!(due(&failed, &targets, &settle(&failed, &ledger)).len(), 2);
     // A blocked run says nothing and changes nothing.
@@ -142,14 +178,23 @@ fn targets_from_settings_and_annotation() {
     };
     let t = targets_for(&cfg, Some(" https://team.example.com/x "));
     assert_eq!(t.len(), 2);
-    assert_eq!(targets_for(&cfg, Some("https://ci.example.com/hook")).len(), 1);
+    assert_eq!(
+        targets_for(&cfg, Some("https://ci.example.com/hook")).len(),
+        1
+    );
     assert_eq!(targets_for(&cfg, Some("not a url")).len(), 1);
     assert!(targets_for(&NotifyConfig::default(), None).is_empty());
     let obj = serde_json::json!({"metadata": {"annotations": {WEBHOOK_ANNOTATION: "https://a.example/h"}}});
     assert_eq!(webhook_annotation(&obj), Some("https://a.example/h"));
     // Different URLs on one host are different targets, neither shown.
-    let a = Target::Webhook { url: "https://h.example/a?token=1".into() }.id();
-    let b = Target::Webhook { url: "https://h.example/b?token=2".into() }.id();
+    let a = Target::Webhook {
+        url: "https://h.example/a?token=1".into(),
+    }
+    .id();
+    let b = Target::Webhook {
+        url: "https://h.example/b?token=2".into(),
+    }
+    .id();
     assert_ne!(a, b);
     assert!(a.starts_with("webhook:h.example#") && !a.contains("token"));
 }
@@ -175,19 +220,28 @@ fn settings_are_checked() {
         ..Default::default()
     };
     let err = bad.config().unwrap_err().to_string();
-    assert!(err.contains("not an http(s) URL") && !err.contains("token123"), "{err}");
+    assert!(
+        err.contains("not an http(s) URL") && !err.contains("token123"),
+        "{err}"
+    );
     let missing = NotifyArgs {
         webhook_secret_file: Some(dir.path().join("nope")),
         ..Default::default()
     };
-    assert!(matches!(missing.config(), Err(ConfigError::SecretFile { .. })));
+    assert!(matches!(
+        missing.config(),
+        Err(ConfigError::SecretFile { .. })
+    ));
 
     let s3 = NotifyArgs {
         s3_bucket: Some("versions".into()),
         aws_region: "eu-west-1".into(),
         ..Default::default()
     };
-    assert_eq!(s3.config().unwrap_err(), ConfigError::S3Missing("CLUSTER_NAME (--cluster-name)"));
+    assert_eq!(
+        s3.config().unwrap_err(),
+        ConfigError::S3Missing("CLUSTER_NAME (--cluster-name)")
+    );
     let s3 = NotifyArgs {
         cluster_name: Some("prod".into()),
         aws_access_key_id: Some("AKIA".into()),
@@ -195,7 +249,10 @@ fn settings_are_checked() {
         ..s3
     };
     let cfg = s3.config().unwrap();
-    assert_eq!(cfg.s3.unwrap().endpoint, "https://s3.eu-west-1.amazonaws.com");
+    assert_eq!(
+        cfg.s3.unwrap().endpoint,
+        "https://s3.eu-west-1.amazonaws.com"
+    );
 }
 
 #[test]
@@ -241,7 +298,11 @@ fn notify_args_parse_from_flags_and_env_names() {
 
 #[test]
 fn webhook_event_has_flux_fields() {
-    let s = state("0123456789abcdef", SyncResult::Failed("Deployment web/web: forbidden".into()), Health::Healthy);
+    let s = state(
+        "0123456789abcdef",
+        SyncResult::Failed("Deployment web/web: forbidden".into()),
+        Health::Healthy,
+    );
     let sig = Signal {
         trigger: Trigger::SyncFailed,
         target: hook(),
@@ -255,10 +316,16 @@ fn webhook_event_has_flux_fields() {
     assert_eq!(e["metadata"]["revision"], "0123456789abcdef");
     assert_eq!(e["metadata"]["cluster"], "prod");
     assert_eq!(e["trigger"], "on-sync-failed");
-    assert_eq!(e["message"], "web failed to sync revision 0123456: Deployment web/web: forbidden");
+    assert_eq!(
+        e["message"],
+        "web failed to sync revision 0123456: Deployment web/web: forbidden"
+    );
     assert_eq!(e["deliveryId"].as_str().unwrap().len(), 32);
     // Stable across retries and restarts.
-    assert_eq!(webhook_event(&s, &sig, None).delivery_id, e["deliveryId"].as_str().unwrap());
+    assert_eq!(
+        webhook_event(&s, &sig, None).delivery_id,
+        e["deliveryId"].as_str().unwrap()
+    );
 }
 
 #[test]

@@ -28,7 +28,10 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 /// Whether `header` is the signature of `body` under `secret` (constant
 /// time) — what a receiver does.
 pub fn verify(secret: &[u8], body: &[u8], header: &str) -> bool {
-    let Some(sig) = header.strip_prefix("sha256=").and_then(|h| hex::decode(h).ok()) else {
+    let Some(sig) = header
+        .strip_prefix("sha256=")
+        .and_then(|h| hex::decode(h).ok())
+    else {
         return false;
     };
     let Ok(mut mac) = HmacSha256::new_from_slice(secret) else {
@@ -66,8 +69,14 @@ impl Default for WebhookPolicy {
 
 enum Attempt {
     Done,
-    Retry { status: Option<u16>, message: String },
-    Fatal { status: u16, message: String },
+    Retry {
+        status: Option<u16>,
+        message: String,
+    },
+    Fatal {
+        status: u16,
+        message: String,
+    },
 }
 
 /// POSTs `event` to `url` under `policy`.
@@ -91,7 +100,16 @@ pub(super) async fn deliver(
     let mut last = (None, String::new());
     let attempts = policy.attempts.max(1);
     for n in 1..=attempts {
-        match attempt(client, url, &body, event, signature.as_deref(), policy.timeout).await {
+        match attempt(
+            client,
+            url,
+            &body,
+            event,
+            signature.as_deref(),
+            policy.timeout,
+        )
+        .await
+        {
             Attempt::Done => return Ok(()),
             Attempt::Fatal { status, message } => {
                 return Err(NotifyError::Webhook {
@@ -131,7 +149,10 @@ async fn attempt(
 ) -> Attempt {
     let mut req = hyper::Request::post(url)
         .header("content-type", "application/json")
-        .header("user-agent", concat!("kubesync/", env!("CARGO_PKG_VERSION")))
+        .header(
+            "user-agent",
+            concat!("kubesync/", env!("CARGO_PKG_VERSION")),
+        )
         .header("x-kubesync-event", event.trigger)
         .header("x-kubesync-delivery", &event.delivery_id);
     if let Some(sig) = signature {
@@ -164,10 +185,12 @@ async fn attempt(
             message: connection_error(&e),
         },
         Ok(Ok(s)) if s.is_success() => Attempt::Done,
-        Ok(Ok(s)) if s.is_server_error() || s.as_u16() == 429 || s.as_u16() == 408 => Attempt::Retry {
-            status: Some(s.as_u16()),
-            message: format!("the receiver answered {s}"),
-        },
+        Ok(Ok(s)) if s.is_server_error() || s.as_u16() == 429 || s.as_u16() == 408 => {
+            Attempt::Retry {
+                status: Some(s.as_u16()),
+                message: format!("the receiver answered {s}"),
+            }
+        }
         Ok(Ok(s)) => Attempt::Fatal {
             status: s.as_u16(),
             message: format!("the receiver refused the event: {s}"),

@@ -208,7 +208,11 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 3] = [Trigger::Deployed, Trigger::SyncFailed, Trigger::HealthDegraded];
+    pub const ALL: [Trigger; 3] = [
+        Trigger::Deployed,
+        Trigger::SyncFailed,
+        Trigger::HealthDegraded,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
