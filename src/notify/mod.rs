@@ -657,30 +657,33 @@ fn http_client() -> HttpClient {
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(Duration::from_secs(5)));
+    // ring supports the default protocol versions (TLS 1.2 and 1.3), so
+    // this cannot fail.
     let builder = || {
         rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_protocol_versions(rustls::DEFAULT_VERSIONS)
+        .expect("ring supports TLS 1.2 and 1.3")
     };
     // Without the system's roots (a scratch image) https targets fail with
     // a certificate error naming the target; http ones still work.
-    let tls = match builder().map(|b| b.with_native_roots()) {
-        Ok(Ok(b)) => Some(b.with_no_client_auth()),
-        _ => builder().ok().map(|b| {
-            b.with_root_certificates(rustls::RootCertStore::empty())
+    let tls = match builder().with_native_roots() {
+        Ok(b) => b.with_no_client_auth(),
+        Err(e) => {
+            tracing::warn!(
+                "no system CA certificates ({e}): https webhooks and S3 endpoints will fail"
+            );
+            builder()
+                .with_root_certificates(rustls::RootCertStore::empty())
                 .with_no_client_auth()
-        }),
+        }
     };
-    let connector = match tls {
-        Some(tls) => hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http),
-        // ring always supports the default protocol versions.
-        None => unreachable!("rustls with ring supports TLS 1.2 and 1.3"),
-    };
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build(connector)
 }
