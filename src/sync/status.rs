@@ -185,6 +185,76 @@ pub struct ApplicationStatus {
         skip_serializing_if = "Option::is_none"
     )]
     pub last_synced_at: Option<String>,
+    /// The completion signals sent for this app (webhook, S3 version
+    /// file): the ledger that makes each one go out once per revision,
+    /// across restarts and leader changes. Kept by `notify`; carried over
+    /// unchanged by every sync.
+    #[serde(
+        default,
+        deserialize_with = "lenient_list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub notifications: Vec<NotificationRecord>,
+}
+
+/// Which event a completion signal answers (Argo CD's trigger names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Trigger {
+    /// Synced and Healthy at a revision.
+    #[serde(rename = "on-deployed")]
+    Deployed,
+    /// The sync failed or timed out at a revision.
+    #[serde(rename = "on-sync-failed")]
+    SyncFailed,
+    /// The app's health went Degraded at a revision.
+    #[serde(rename = "on-health-degraded")]
+    HealthDegraded,
+}
+
+impl Trigger {
+    pub const ALL: [Trigger; 3] = [
+        Trigger::Deployed,
+        Trigger::SyncFailed,
+        Trigger::HealthDegraded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Deployed => "on-deployed",
+            Trigger::SyncFailed => "on-sync-failed",
+            Trigger::HealthDegraded => "on-health-degraded",
+        }
+    }
+}
+
+/// Whether a signal reached its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeliveryOutcome {
+    Sent,
+    Failed,
+}
+
+/// One entry of `status.notifications`: the last signal of one trigger to
+/// one target. `target` is an identifier safe to show (never a secret URL).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationRecord {
+    pub trigger: Trigger,
+    pub target: String,
+    pub revision: String,
+    /// When it was sent (or last tried), RFC 3339.
+    pub at: String,
+    pub outcome: DeliveryOutcome,
+    /// Delivery rounds tried for this revision (each with its own retries).
+    #[serde(default = "one")]
+    pub attempts: u32,
+    /// Why the last round failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// `status.sync`: whether the cluster matched git, at which revision.
@@ -329,6 +399,7 @@ pub fn build_status(
         operation_state: Some(operation_state(report, &prev)),
         reconciled_at: None,
         last_synced_at: None,
+        notifications: prev.notifications.clone(),
     };
     // Timestamps move only when the rest of the status does.
     let changed = previous.is_none_or(|p| !status.same_as(p));
