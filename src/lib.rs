@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod controller;
 pub mod diff;
 pub mod emulator;
 pub mod graph;

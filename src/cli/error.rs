@@ -56,6 +56,9 @@ pub enum CliError {
     /// The emulator stopped with an error.
     #[error("{0:#}")]
     Emulator(anyhow::Error),
+    /// The controller could not start (cache, listen address, secret file).
+    #[error("{0}")]
+    Controller(String),
 }
 
 impl CliError {
@@ -68,7 +71,8 @@ impl CliError {
             | CliError::Misconfigured { .. }
             | CliError::UnknownApp { .. }
             | CliError::Connect(_)
-            | CliError::NoApplication { .. } => Outcome::Usage,
+            | CliError::NoApplication { .. }
+            | CliError::Controller(_) => Outcome::Usage,
             CliError::RenderFailed { .. }
             | CliError::ReadApplications { .. }
             | CliError::Runtime(_)

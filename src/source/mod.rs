@@ -20,6 +20,7 @@
 mod checkout;
 mod error;
 mod export;
+mod poll;
 mod remote;
 mod revision;
 mod sources;
@@ -27,6 +28,7 @@ mod url;
 
 pub use checkout::{Checkout, Revision};
 pub use error::SourceError;
+pub use poll::{fingerprint, Fingerprint};
 pub use revision::version_cmp;
 pub use sources::{RepoInfo, SourceOptions, Sources, ENV_PASSWORD, ENV_REPOCREDS, ENV_USERNAME};
 pub use url::{normalize_url, redact_url, RepoOverride};

@@ -25,7 +25,7 @@ const READ_TIMEOUT_MS: i32 = 120_000;
 
 const REFSPECS: [&str; 2] = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
 
-fn set_timeouts() {
+pub(super) fn set_timeouts() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // SAFETY: libgit2 global options, set once before any transfer of ours
@@ -125,7 +125,7 @@ fn fetch(
 /// Credential callback: the given user and password for user/password
 /// authentication (tried a bounded number of times, so a wrong password
 /// fails instead of looping), the ssh agent for ssh.
-fn callbacks(creds: Option<Credentials>) -> RemoteCallbacks<'static> {
+pub(super) fn callbacks(creds: Option<Credentials>) -> RemoteCallbacks<'static> {
     let mut cb = RemoteCallbacks::new();
     let mut attempts = 0u32;
     cb.credentials(move |_url, username_from_url, allowed| {
