@@ -547,3 +547,49 @@ async fn a_bad_revision_fails_the_tree_and_the_loop_goes_on() {
     h.trigger(Pending::default());
     assert!(h.shutdown(Duration::from_secs(10)).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_root_inside_a_repository_url_is_followed() {
+    let repo = GitRepo::new();
+    cm_app(&repo, "a", "ns-a", "k: v1", "");
+    repo.commit("first");
+    let emu = emulator(fast_simulation()).await;
+    let mut cfg = config(&repo, Duration::from_millis(200));
+    cfg.root = kubesync::controller::RootSource::Repo {
+        url: repo.file_url(),
+        path: "root.yaml".into(),
+    };
+    let branch = git2::Repository::open(repo.path())
+        .expect("open")
+        .head()
+        .expect("head")
+        .shorthand()
+        .expect("branch")
+        .to_string();
+    cfg.revision = Some(format!("branch:{branch}").parse().expect("revision"));
+    let h = start_ready(cfg, &emu).await;
+    let addr = h.addr().expect("addr");
+    assert_eq!(
+        configmap_data(&emu, "ns-a", "a").await,
+        Some(json!({"k": "v1"}))
+    );
+    // Uncommitted edits in the repository are never applied.
+    repo.repo
+        .write("objects/a/cm.yaml", &configmap("a", "k: dirty"));
+    polls(&h, 2).await;
+    assert_eq!(
+        configmap_data(&emu, "ns-a", "a").await,
+        Some(json!({"k": "v1"}))
+    );
+    let third = {
+        repo.repo
+            .write("objects/a/cm.yaml", &configmap("a", "k: v2"));
+        repo.commit("second")
+    };
+    wait_for(LONG, "the pushed commit applied", || async {
+        configmap_data(&emu, "ns-a", "a").await == Some(json!({"k": "v2"}))
+            && app_view(addr, "a").await["appliedRevision"] == third[..7]
+    })
+    .await;
+    assert!(h.shutdown(Duration::from_secs(10)).await);
+}
