@@ -593,3 +593,67 @@ async fn a_root_inside_a_repository_url_is_followed() {
     .await;
     assert!(h.shutdown(Duration::from_secs(10)).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_finishes_the_app_in_flight_and_starts_no_other() {
+    let repo = GitRepo::new();
+    repo.repo.app(
+        "slow",
+        "  destination: {namespace: ns-s}\n  syncPolicy: {createNamespace: true}\n",
+    );
+    repo.repo
+        .write("objects/slow/deploy.yaml", &deployment("slow", "nginx:1"));
+    repo.repo.app(
+        "after",
+        "  destination: {namespace: ns-s}\n  dependsOn: [slow]\n",
+    );
+    repo.repo
+        .write("objects/after/cm.yaml", &configmap("after", "k: v"));
+    repo.commit("first");
+    let emu = emulator(kubesync::emulator::SimulationConfig {
+        ready_delay: Duration::from_millis(1500),
+        ..fast_simulation()
+    })
+    .await;
+    let h = start(config(&repo, Duration::from_secs(3600)), &emu, None).await;
+    let state = h.state().clone();
+    let slow = kubesync::model::AppName::new("slow").expect("name");
+    wait_for(LONG, "slow in flight", || {
+        let state = state.clone();
+        let slow = slow.clone();
+        async move {
+            state
+                .app(&slow)
+                .and_then(|v| v.last_run)
+                .is_some_and(|r| r.result == "Running")
+        }
+    })
+    .await;
+    let t0 = std::time::Instant::now();
+    assert!(
+        h.shutdown(Duration::from_secs(9)).await,
+        "not stopped within the grace"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    let v = state.app(&slow).expect("slow");
+    assert_eq!(
+        v.last_run.as_ref().map(|r| r.result.as_str()),
+        Some("Succeeded"),
+        "{v:#?}"
+    );
+    let after = state
+        .app(&kubesync::model::AppName::new("after").expect("name"))
+        .expect("after");
+    assert!(
+        after.last_run.is_none(),
+        "a new app started while stopping: {after:#?}"
+    );
+    let st = get(
+        &emu,
+        "/apis/kubesync.dev/v1alpha1/namespaces/kubesync-system/applications/slow",
+    )
+    .await
+    .expect("Application slow");
+    assert_eq!(st["status"]["health"]["status"], "Healthy", "{st:#}");
+    assert_eq!(configmap_data(&emu, "ns-s", "after").await, None);
+}
