@@ -18,7 +18,9 @@ struct Running {
     stderr: mpsc::Receiver<String>,
 }
 
-/// Starts `kubesync run ARGS` and waits for the line naming its API address.
+/// Starts `kubesync run ARGS` and waits for the line naming its API address
+/// (the caller waits for the child: `exit_within`).
+#[allow(clippy::zombie_processes)]
 fn spawn(args: &[&str], dir: &std::path::Path) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kubesync"))
         .args(args)

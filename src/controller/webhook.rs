@@ -159,7 +159,7 @@ pub fn push_repositories(body: &[u8]) -> Result<Vec<String>, WebhookError> {
 mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&'static str, String)]) -> impl Fn(&str) -> Option<&str> + '_ {
+    fn headers<'a>(pairs: &'a [(&'static str, String)]) -> impl Fn(&str) -> Option<&'a str> + 'a {
         move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str())
     }
 
