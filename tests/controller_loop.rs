@@ -322,11 +322,18 @@ async fn self_heal_repairs_drift_and_recreates_deleted_objects() {
 async fn without_self_heal_drift_is_reported_not_repaired() {
     let repo = GitRepo::new();
     cm_app(&repo, "manual", "ns-m", "k: git", "");
+    repo.repo
+        .write("objects/manual/deploy.yaml", &deployment("web", "nginx:1"));
     repo.commit("first");
     let emu = emulator(fast_simulation()).await;
     let h = start_ready(config(&repo, Duration::from_secs(3600)), &emu).await;
     let addr = h.addr().expect("addr");
     quiesce(&emu, Duration::from_millis(600), LONG).await;
+    // The cluster's own controllers writing what git leaves alone (a
+    // Deployment's revision annotation, status) are not drift.
+    let v = app_view(addr, "manual").await;
+    assert_eq!(v["sync"], "Synced", "{v:#}");
+    assert!(v["drift"].is_null(), "{v:#}");
     emu.reset_requests();
 
     edit_configmap(&emu, "ns-m", "manual", json!({"data": {"k": "edited"}})).await;

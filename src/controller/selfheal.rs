@@ -1,8 +1,10 @@
 //! Self-heal by watch: one list+watch per kind kubesync applies, selected
 //! by the `kubesync.dev/app` label, across the cluster. An event is drift
 //! ([`classify`], pure) when it deletes an object an app wants, or when the
-//! newest change to it was made by another field manager (kubesync's own
-//! applies and status-subresource writes are not drift). Drift is queued on
+//! newest change to it was made by another field manager *and* the live
+//! object no longer holds every field git declares (kubesync's own applies,
+//! status-subresource writes, and other managers' writes to fields git
+//! leaves alone — a controller's annotation — are not drift). Drift is queued on
 //! the controller (`Pending::drift`), which re-syncs the app when it has
 //! `selfHeal` (the engine writes only objects that differ, so nothing else
 //! is touched) and otherwise reports it OutOfSync without writing. Objects
@@ -21,6 +23,7 @@ use super::scheduler::Pending;
 use super::state::SharedState;
 use crate::cluster::{ClusterClient, GroupVersionKind};
 use crate::model::{AppName, ObjectRef, APP_LABEL, SYNC_ANNOTATION};
+use crate::sync::prepare::is_subset;
 use crate::tree::AppTree;
 
 /// How long one watch request lasts before it is renewed.
@@ -42,6 +45,8 @@ pub struct Desired {
 struct Entry {
     app: AppName,
     sync_off: bool,
+    /// The object as git renders it.
+    object: Value,
 }
 
 fn is_off(obj: &Value) -> bool {
@@ -66,6 +71,7 @@ impl Desired {
                 let entry = Entry {
                     app: n.app.name.clone(),
                     sync_off: is_off(&m.object),
+                    object: m.object.clone(),
                 };
                 let mut put = |ns: Option<String>| {
                     d.objects.insert(
@@ -128,6 +134,9 @@ pub fn classify(
         Event::Deleted => Some((entry.app.clone(), format!("{r} was deleted"))),
         Event::Modified => {
             let foreign = newest_foreign_manager(obj, manager)?;
+            if is_subset(&entry.object, obj) {
+                return None;
+            }
             Some((entry.app.clone(), format!("{r} was changed by {foreign}")))
         }
     }
@@ -310,18 +319,24 @@ mod tests {
             Entry {
                 app: AppName::new("a").unwrap(),
                 sync_off: off,
+                object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"k": "git"}}),
             },
         );
         d
     }
 
     fn cm(managers: &[(&str, &str, &str)], extra: Value) -> Value {
+        cm_with(managers, extra, "edited")
+    }
+
+    fn cm_with(managers: &[(&str, &str, &str)], extra: Value, value: &str) -> Value {
         let mf: Vec<Value> = managers
             .iter()
             .map(|(m, t, sub)| json!({"manager": m, "time": t, "subresource": sub}))
             .collect();
         let mut o = json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "cm", "namespace": "ns", "labels": {"kubesync.dev/app": "a"}, "managedFields": mf}});
+            "metadata": {"name": "cm", "namespace": "ns", "labels": {"kubesync.dev/app": "a"}, "managedFields": mf},
+            "data": {"k": value}});
         if let Some(a) = extra.get("annotations") {
             o["metadata"]["annotations"] = a.clone();
         }
