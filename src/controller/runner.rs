@@ -263,14 +263,17 @@ impl Runner {
         let old = self.current.clone();
         let (loaded, digests, changed) = tokio::task::spawn_blocking(move || {
             let loaded = ws.load()?;
+            let t = Instant::now();
             let sources = loaded.sources.clone();
             let digests = digest_tree(&loaded.tree, |u| sources.repo_key(u).ok());
+            tracing::debug!(took = ?t.elapsed(), "digests");
             let changed = match &old {
                 Some(old) => changed_apps(&old.digests, &digests, |url, a, b| {
                     sources.changed_paths(url, a, b).ok()
                 }),
                 None => digests.keys().cloned().collect(),
             };
+            tracing::debug!(took = ?t.elapsed(), "change detection");
             Ok::<_, String>((loaded, digests, changed))
         })
         .await

@@ -156,15 +156,18 @@ impl Workspace {
                 ..ExpandOptions::default()
             },
         );
+        let rendered_at = std::time::Instant::now();
         let graph = tree.graph().map_err(|errs| {
             errs.iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("; ")
         });
+        let graphed = rendered_at.elapsed();
         if let Some(sha) = &root_commit {
             self.forget_old_exports(&tree, sha);
         }
+        tracing::debug!(graph = ?graphed, cleanup = ?rendered_at.elapsed().saturating_sub(graphed), "tree graphed, old exports removed");
         Ok(Loaded {
             tree,
             graph,
