@@ -10,6 +10,7 @@
 pub mod chart;
 pub mod cli;
 pub mod cluster;
+pub mod controller;
 pub mod diff;
 pub mod emulator;
 pub mod events;

@@ -206,15 +206,22 @@ async fn deposed_leader_observes_false(client: &kube::Client, admin: &kube::Clie
     assert!(*rx.borrow_and_update());
     // Another party takes the lease by force (as `kubectl edit` would).
     let api: Api<Lease> = Api::namespaced(admin.clone(), NS);
-    let mut l = api.get(name).await.expect("get");
-    let spec = l.spec.as_mut().expect("spec");
-    spec.holder_identity = Some("intruder".into());
-    spec.lease_duration_seconds = Some(30);
-    spec.renew_time = Some(MicroTime(k8s_openapi::jiff::Timestamp::now()));
-    l.metadata.managed_fields = None;
-    api.replace(name, &PostParams::default(), &l)
-        .await
-        .expect("replace");
+    // The leader renews concurrently: a replace racing a renewal gets 409,
+    // as any editor would; read again and retry.
+    let mut attempts = 0;
+    loop {
+        let mut l = api.get(name).await.expect("get");
+        let spec = l.spec.as_mut().expect("spec");
+        spec.holder_identity = Some("intruder".into());
+        spec.lease_duration_seconds = Some(30);
+        spec.renew_time = Some(MicroTime(k8s_openapi::jiff::Timestamp::now()));
+        l.metadata.managed_fields = None;
+        match api.replace(name, &PostParams::default(), &l).await {
+            Ok(_) => break,
+            Err(kube::Error::Api(e)) if e.code == 409 && attempts < 10 => attempts += 1,
+            Err(e) => panic!("replace: {e}"),
+        }
+    }
     tokio::time::timeout(Duration::from_secs(5), async {
         while *rx.borrow_and_update() {
             rx.changed().await.expect("elector alive");

@@ -75,6 +75,9 @@ pub enum CliError {
     /// `image-sync` could not list what it checks.
     #[error("{0}")]
     ImageSync(String),
+    /// The controller could not start (cache, listen address, secret file).
+    #[error("{0}")]
+    Controller(String),
 }
 
 impl CliError {
@@ -91,7 +94,8 @@ impl CliError {
             | CliError::NoApplication { .. }
             | CliError::Config(_)
             | CliError::Usage(_)
-            | CliError::ImageSyncUsage(_) => Outcome::Usage,
+            | CliError::ImageSyncUsage(_)
+            | CliError::Controller(_) => Outcome::Usage,
             CliError::RenderFailed { .. }
             | CliError::ReadApplications { .. }
             | CliError::Runtime(_)

@@ -10,6 +10,7 @@ mod offline;
 mod online;
 mod output;
 mod progress;
+mod run;
 mod stdio;
 
 use std::path::PathBuf;
@@ -250,6 +251,16 @@ pub enum Command {
     ImageSync(image_sync::ImageSyncArgs),
     /// Serve the built-in Kubernetes API emulator until stopped.
     Emulator(crate::emulator::EmulatorArgs),
+    /// Keep the cluster at the state of git: poll every repository, sync
+    /// the apps a commit changes, repair drift of selfHeal apps, a full run
+    /// every --full-run-interval, and an HTTP API (webhooks, forceRun,
+    /// per-app sync, /api/v1/apps). Stops gracefully on SIGTERM/SIGINT.
+    ///
+    /// Examples:
+    ///   kubesync run --emulator --root bootstrap/root.yaml --listen 127.0.0.1:8080
+    ///   kubesync run --repo https://git.example.com/org/config.git --revision branch:main
+    #[command(verbatim_doc_comment)]
+    Run(run::RunArgs),
 }
 
 /// Parses the command line, runs the command and returns the exit code.
@@ -306,6 +317,7 @@ fn run(cli: &Cli) -> Result<Outcome, CliError> {
             ref cluster,
         } => run_async(online::status(&cli.global, apps, cluster)),
         Command::ImageSync(ref args) => run_async(image_sync::run(&cli.global, args)),
+        Command::Run(ref args) => run_async(run::run(&cli.global, args)),
         Command::Emulator(ref args) => run_async(async {
             args.clone().run().await.map_err(CliError::Emulator)?;
             Ok(Outcome::Ok)

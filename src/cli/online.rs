@@ -69,7 +69,7 @@ pub struct SyncArgs {
 }
 
 impl SyncArgs {
-    fn options(&self, global: &GlobalArgs) -> SyncOptions {
+    pub(super) fn options(&self, global: &GlobalArgs) -> SyncOptions {
         SyncOptions {
             parallel: global.parallel.max(1),
             dry_run: self.dry_run,

@@ -119,6 +119,14 @@ impl ClusterClient {
         config.default_retry = false;
         config.read_timeout = Some(READ_TIMEOUT);
         config.reset_reader_on_write = true;
+        // Requests name kubesync in audit logs and the emulator's journal.
+        config.headers.push((
+            hyper::header::USER_AGENT,
+            hyper::header::HeaderValue::from_static(concat!(
+                "kubesync/",
+                env!("CARGO_PKG_VERSION")
+            )),
+        ));
         let client = kube::client::ClientBuilder::try_from(config)
             .map_err(|e| ClusterError::Connect {
                 target: description.clone(),

@@ -320,6 +320,16 @@ async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
     if !authorized(&s, &parts.headers) {
         return error_response(&ApiError::unauthorized());
     }
+    if path == "/emulator/requests/journal" {
+        let writes_only = q.get("writes").map(|v| v == "true").unwrap_or(false);
+        let entries: Vec<_> = s
+            .accounting
+            .journal()
+            .into_iter()
+            .filter(|e| !writes_only || e.is_write())
+            .collect();
+        return json_response(200, &json!({ "items": entries }));
+    }
     if path == "/emulator/requests" {
         return match parts.method {
             Method::GET => json_response(200, &json!(s.accounting.snapshot())),
@@ -352,7 +362,8 @@ async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
             info.verb = v.to_string();
         }
     }
-    s.accounting.record(&info);
+    let dry_run = q.get("dryRun").is_some_and(|v| v == "All");
+    s.accounting.record_request(&info, dry_run);
     for hook in &s.hooks {
         if let Some(fault) = hook.before(&info) {
             if let Some(d) = fault.delay {

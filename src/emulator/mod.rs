@@ -58,7 +58,7 @@ mod workload_defaults;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-pub use accounting::{FaultCounts, RequestAccounting, RequestCounts};
+pub use accounting::{FaultCounts, JournalEntry, RequestAccounting, RequestCounts};
 pub use cluster::{
     Cluster, DeleteOptions, ListOptions, PatchType, Propagation, Subresource, WriteOptions,
 };

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use super::accounting::{RequestAccounting, RequestCounts};
+use super::accounting::{JournalEntry, RequestAccounting, RequestCounts};
 use super::cluster::Cluster;
 use super::controllers::{Simulation, SimulationConfig};
 use super::faults::{self, FaultConfig, FaultConfigError, FaultInjector};
@@ -203,6 +203,20 @@ impl EmulatorHandle {
 
     pub fn reset_requests(&self) {
         self.accounting.reset();
+    }
+
+    /// The request journal, oldest first (see `accounting`).
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        self.accounting.journal()
+    }
+
+    /// The journalled writes (create, update, patch, delete; not dry runs).
+    pub fn journal_writes(&self) -> Vec<JournalEntry> {
+        self.accounting
+            .journal()
+            .into_iter()
+            .filter(JournalEntry::is_write)
+            .collect()
     }
 
     /// The simulated controllers, unless disabled (their configuration can

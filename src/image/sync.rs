@@ -749,7 +749,10 @@ async fn write_workload(
         };
     }
     let patch = pin_patch(kind, namespace, name, &images, &annotations);
-    match client.apply_as(&patch, false, FIELD_MANAGER, true, true).await {
+    match client
+        .apply_as(&patch, false, FIELD_MANAGER, true, true)
+        .await
+    {
         Ok(_) => {
             tracing::info!(workload = %format!("{kind}/{name}"), namespace, containers = ?changed, restart, "pinned");
             WriteOutcome::Applied {

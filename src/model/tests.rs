@@ -285,16 +285,10 @@ spec:
 
 #[test]
 fn argocd_unsupported_sources_fail_alone() {
-    let cases = [
-        (
-            "source: {repoURL: https://x/y.git, path: p, plugin: {name: cmp}}",
-            "config management plugins",
-        ),
-        (
-            "source: {repoURL: https://charts.example.com, chart: redis, targetRevision: 1.0.0}",
-            "Helm repository charts",
-        ),
-    ];
+    let cases = [(
+        "source: {repoURL: https://x/y.git, path: p, plugin: {name: cmp}}",
+        "config management plugins",
+    )];
     for (source, want) in cases {
         let app = parse_yaml(&format!(
             "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {{name: x}}\nspec:\n  {source}\n  destination: {{namespace: x}}\n"

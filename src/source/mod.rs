@@ -22,6 +22,7 @@ mod credentials;
 mod error;
 mod export;
 mod known_hosts;
+mod poll;
 mod remote;
 mod revision;
 mod sources;
@@ -34,6 +35,7 @@ pub use credentials::{
 };
 pub use error::SourceError;
 pub use known_hosts::{HostKeyVerdict, KnownHosts};
+pub use poll::{fingerprint, Fingerprint};
 pub use remote::{ls_remote, RemoteRef};
 pub use revision::version_cmp;
 pub use sources::{RepoInfo, SourceOptions, Sources, ENV_PASSWORD, ENV_REPOCREDS, ENV_USERNAME};

@@ -37,7 +37,7 @@ const READ_TIMEOUT_MS: i32 = 120_000;
 
 const REFSPECS: [&str; 2] = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
 
-fn set_timeouts() {
+pub(super) fn set_timeouts() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // SAFETY: libgit2 global options, set once before any transfer of ours
@@ -144,13 +144,22 @@ pub struct RemoteRef {
 /// [`SourceError::Auth`] (credentials, host key) or
 /// [`SourceError::Unreachable`], naming the URL without credentials.
 pub fn ls_remote(url: &str, auth: &GitAuth) -> Result<Vec<RemoteRef>, SourceError> {
-    set_timeouts();
     let (clean, _) = strip_credentials(url);
-    let remote_auth = auth.for_url(url);
+    ls_remote_as(&clean, &auth.for_url(url))
+}
+
+/// [`ls_remote`] of a credential-free `clean` URL with the credentials
+/// already chosen for it (what [`super::Sources::poll`] holds).
+pub(crate) fn ls_remote_as(
+    clean: &str,
+    remote_auth: &RemoteAuth,
+) -> Result<Vec<RemoteRef>, SourceError> {
+    set_timeouts();
+    let clean = clean.to_string();
     let failure = Failure::default();
-    let fail = |e: git2::Error| failure.error(&clean, &remote_auth, &e);
+    let fail = |e: git2::Error| failure.error(&clean, remote_auth, &e);
     let mut remote = Remote::create_detached(clean.as_str()).map_err(fail)?;
-    let cb = callbacks(&remote_auth, &clean, failure.clone());
+    let cb = callbacks(remote_auth, &clean, failure.clone());
     let conn = remote
         .connect_auth(Direction::Fetch, Some(cb), None)
         .map_err(fail)?;

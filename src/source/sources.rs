@@ -235,6 +235,70 @@ impl Sources {
         })
     }
 
+    /// A stable key for `repo_url` (None = the root repository): the same
+    /// for every URL spelling that reaches the same repository here.
+    pub fn repo_key(&self, repo_url: Option<&str>) -> Result<String, SourceError> {
+        Ok(self.target(repo_url)?.memo_key())
+    }
+
+    /// Where `revision` of `repo_url` points now, with one ref lookup and
+    /// nothing else: a read of the local refs, or one `ls-remote` (no fetch).
+    /// With no revision, a local work tree answers its `HEAD` commit (only
+    /// commits are polled, never uncommitted edits).
+    pub fn poll(
+        &self,
+        repo_url: Option<&str>,
+        revision: Option<&RevisionSpec>,
+    ) -> Result<super::Fingerprint, SourceError> {
+        match self.target(repo_url)? {
+            Target::Local(local) if local.git => {
+                super::poll::poll_local(&local.dir, &local.name, revision)
+            }
+            // A plain directory has no revisions: it never "moves".
+            Target::Local(_) => Ok(super::Fingerprint("plain-directory".into())),
+            Target::Remote { url, auth, .. } => {
+                let refs: Vec<(String, String)> = super::remote::ls_remote_as(&url, &auth)?
+                    .into_iter()
+                    .map(|r| (r.name, r.oid))
+                    .collect();
+                super::poll::fingerprint(&refs, revision).ok_or_else(|| {
+                    SourceError::RevisionNotFound {
+                        repo: url.clone(),
+                        revision: revision
+                            .map(ToString::to_string)
+                            .unwrap_or_else(|| "HEAD".into()),
+                        detail: "the remote does not advertise it".into(),
+                    }
+                })
+            }
+        }
+    }
+
+    /// Paths that differ between commits `old` and `new` of `repo_url`
+    /// (None = the root repository); both must be in the local repository
+    /// or in the cached mirror (a remote fetched by an earlier run).
+    pub fn changed_paths(
+        &self,
+        repo_url: Option<&str>,
+        old: &str,
+        new: &str,
+    ) -> Result<Vec<String>, SourceError> {
+        let (repo, name) = match self.target(repo_url)? {
+            Target::Local(local) => (
+                Repository::open(&local.dir).map_err(|e| SourceError::git(&local.name, &e))?,
+                local.name,
+            ),
+            Target::Remote { url, key, .. } => {
+                let dir = self.repo_cache(&key).join("mirror.git");
+                (
+                    Repository::open_bare(&dir).map_err(|e| SourceError::git(&url, &e))?,
+                    url,
+                )
+            }
+        };
+        super::poll::diff_paths(&repo, &name, old, new)
+    }
+
     fn target(&self, repo_url: Option<&str>) -> Result<Target, SourceError> {
         let Some(url) = repo_url.map(str::trim).filter(|u| !u.is_empty()) else {
             return Ok(Target::Local(self.root_local.clone()));

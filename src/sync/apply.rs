@@ -15,8 +15,8 @@ use super::prepare::{is_subset, DesiredObject, SyncMode, DESIRED_HASH_ANNOTATION
 use super::prune::annotation;
 use super::report::AppReport;
 use crate::cluster::ClusterError;
-use crate::model::hook::HookPhase;
 use crate::image::adopt_pins;
+use crate::model::hook::HookPhase;
 use crate::model::{ObjectRef, APP_LABEL};
 
 impl AppSync<'_> {

@@ -53,6 +53,10 @@ pub struct SyncOptions {
     pub apply_concurrency: usize,
     /// `ignoreDifferences` rules of every app (the settings file's), besides its own.
     pub ignore_differences: Vec<crate::model::IgnoreRule>,
+    /// When this turns `true`, no further app is started; apps in flight
+    /// finish (and write their status) and the run returns with the rest
+    /// reported Blocked. A controller's graceful shutdown.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Default for SyncOptions {
@@ -68,6 +72,7 @@ impl Default for SyncOptions {
             watch_fallback: Duration::from_secs(2),
             apply_concurrency: 8,
             ignore_differences: Vec::new(),
+            stop: None,
         }
     }
 }
@@ -218,7 +223,12 @@ impl Run<'_> {
         // Status writes of finished apps: made while dependents already run.
         let mut writes = FuturesUnordered::new();
         while !schedule.is_done() {
-            let free = self.opts.parallel.max(1).saturating_sub(schedule.running());
+            let stopping = self.opts.stop.as_ref().is_some_and(|s| *s.borrow());
+            let free = if stopping {
+                0
+            } else {
+                self.opts.parallel.max(1).saturating_sub(schedule.running())
+            };
             for name in schedule.ready().into_iter().take(free) {
                 schedule.start(&name);
                 let node = self.nodes[&name];

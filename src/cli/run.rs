@@ -1,0 +1,184 @@
+//! `kubesync run`: the controller command. Parses its flags (with the
+//! environment as fallback), connects, starts `controller`, and stops it
+//! gracefully on SIGTERM or SIGINT (exit 0).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::error::CliError;
+use super::online::{connect, ClusterArgs, SyncArgs};
+use super::stdio::errln;
+use super::{GlobalArgs, Outcome};
+use crate::controller::{Controller, ControllerConfig, RootSource, SHUTDOWN_GRACE};
+use crate::lease::{LeaderElectionArgs, LeaderElector};
+use crate::model::{parse_duration, RevisionSpec};
+
+/// Environment variable holding the webhook secret (when no file is given).
+pub const ENV_WEBHOOK_SECRET: &str = "KUBESYNC_WEBHOOK_SECRET";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// The repository holding the root manifest (file://, https://); --root
+    /// is then a path inside it. Without it, --root is a local path (its git
+    /// repository's commits are followed).
+    #[arg(long, env = "KUBESYNC_REPO", value_name = "URL")]
+    pub repo: Option<String>,
+    /// The root repository's revision: branch:X, tag:X, tag:latest,
+    /// commit:SHA, or a plain name (default: HEAD, the default branch).
+    #[arg(long, env = "KUBESYNC_REVISION", value_name = "REV")]
+    pub revision: Option<RevisionSpec>,
+    /// How often every repository is polled (one ref lookup each; ±5 % jitter).
+    #[arg(long, env = "KUBESYNC_POLL_INTERVAL", value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
+    pub poll_interval: Duration,
+    /// How often every app is re-rendered and synced (zero writes when converged).
+    #[arg(long, env = "KUBESYNC_FULL_RUN_INTERVAL", value_parser = parse_duration, default_value = "1h", value_name = "DURATION")]
+    pub full_run_interval: Duration,
+    /// Where the HTTP API listens (/healthz, /readyz, /api/v1/apps,
+    /// /api/v1/forceRun, /api/v1/apps/NAME/sync, /api/v1/webhook).
+    #[arg(
+        long,
+        env = "KUBESYNC_LISTEN",
+        default_value = "0.0.0.0:8080",
+        value_name = "ADDR"
+    )]
+    pub listen: SocketAddr,
+    /// File holding the webhook secret (else $KUBESYNC_WEBHOOK_SECRET;
+    /// with neither, every webhook is refused).
+    #[arg(long, value_name = "PATH")]
+    pub webhook_secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub leader: LeaderElectionArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub sync: SyncArgs,
+}
+
+fn webhook_secret(args: &RunArgs) -> Result<Option<Vec<u8>>, CliError> {
+    if let Some(p) = &args.webhook_secret_file {
+        let text = std::fs::read_to_string(p).map_err(|e| {
+            CliError::Controller(format!(
+                "cannot read the webhook secret file {}: {e}",
+                p.display()
+            ))
+        })?;
+        return Ok(Some(
+            text.trim_end_matches(['\n', '\r']).as_bytes().to_vec(),
+        ));
+    }
+    Ok(std::env::var(ENV_WEBHOOK_SECRET)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(String::into_bytes))
+}
+
+/// `kubesync run`
+pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<Outcome, CliError> {
+    let root = match &args.repo {
+        Some(url) => RootSource::Repo {
+            url: url.clone(),
+            path: global.root.to_string_lossy().into_owned(),
+        },
+        None => RootSource::Local {
+            manifest: global.root.clone(),
+        },
+    };
+    let mut cfg = ControllerConfig::new(root);
+    cfg.revision = args.revision.clone();
+    cfg.overrides = global.repo_overrides.clone();
+    cfg.cache_dir = global.cache_dir.clone();
+    cfg.poll_interval = args.poll_interval;
+    cfg.full_run_interval = args.full_run_interval;
+    cfg.listen = Some(args.listen);
+    cfg.webhook_secret = webhook_secret(args)?;
+    cfg.sync = args.sync.options(global);
+    cfg.parallel = global.parallel.max(1);
+    cfg.access = crate::controller::RepoAccess {
+        git: Some(crate::source::GitAuth::load(&global.git_auth)?),
+        helm: match &global.helm_repo_credentials {
+            Some(path) => {
+                crate::chart::HelmRepoCredentials::load(path).map_err(CliError::Config)?
+            }
+            None => crate::chart::HelmRepoCredentials::default(),
+        },
+    };
+    let lease = args
+        .leader
+        .config()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let client = connect(&args.cluster).await?;
+    // Only the leader writes; with --leader-elect=false this replica always
+    // is. The Lease lives in kubesync's status namespace, which must exist
+    // before the first replica can create it.
+    let elector = match lease {
+        Some(lease) => {
+            if let Err(e) = crate::sync::ensure_status_crd(&client).await {
+                errln!("warning: cannot install kubesync's Application CRD and namespace: {e}");
+            }
+            let elector = LeaderElector::spawn(client.kube_client(), lease)
+                .map_err(|e| CliError::Controller(e.to_string()))?;
+            errln!(
+                "leader election: as {} on Lease {}/{}",
+                elector.identity(),
+                args.leader.lease_namespace,
+                args.leader.lease_name
+            );
+            Some(elector)
+        }
+        None => None,
+    };
+    let handle = Controller::start(
+        cfg,
+        client.clone(),
+        elector.as_ref().map(LeaderElector::subscribe),
+    )
+    .await
+    .map_err(|e| CliError::Controller(e.to_string()))?;
+    errln!(
+        "kubesync controller running against {}; API on http://{}",
+        client.describe(),
+        handle.addr().map(|a| a.to_string()).unwrap_or_default()
+    );
+    wait_for_signal().await;
+    errln!("stopping: finishing the apps in flight");
+    if handle.shutdown(SHUTDOWN_GRACE).await {
+        errln!("stopped");
+    } else {
+        errln!(
+            "stopped after {}s with apps still in flight",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
+    // The last status write is done: hand the lease over at once, so a
+    // standby takes over within its retry period instead of the lease
+    // duration.
+    if let Some(elector) = elector {
+        if let Err(e) = elector.release().await {
+            errln!("warning: could not release the lease: {e}");
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,405 @@
+//! Self-heal by watch: one list+watch per kind kubesync applies, selected
+//! by the `kubesync.dev/app` label, across the cluster. An event is drift
+//! ([`classify`], pure) when it deletes an object an app wants, or when the
+//! newest change to it was made by another field manager *and* the live
+//! object no longer holds every field git declares (kubesync's own applies,
+//! status-subresource writes, and other managers' writes to fields git
+//! leaves alone — a controller's annotation — are not drift). Drift is queued on
+//! the controller (`Pending::drift`), which re-syncs the app when it has
+//! `selfHeal` (the engine writes only objects that differ, so nothing else
+//! is touched) and otherwise reports it OutOfSync without writing. Objects
+//! marked `kubesync.dev/sync: off` — in git or live — are never drift.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::core::WatchEvent;
+use parking_lot::RwLock;
+use serde_json::Value;
+
+use super::scheduler::Pending;
+use super::state::SharedState;
+use crate::cluster::{ClusterClient, GroupVersionKind};
+use crate::model::{AppName, ObjectRef, APP_LABEL, SYNC_ANNOTATION};
+use crate::sync::prepare::is_subset;
+use crate::tree::AppTree;
+
+/// How long one watch request lasts before it is renewed.
+const WATCH_SECS: u32 = 290;
+/// Pause before re-listing after a failed list or watch.
+const RETRY: Duration = Duration::from_secs(2);
+
+/// (group, kind, namespace, name)
+type Key = (String, String, Option<String>, String);
+
+/// What the tree wants, for classifying events.
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    objects: HashMap<Key, Entry>,
+    kinds: BTreeSet<(String, String, String)>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    app: AppName,
+    sync_off: bool,
+    /// The object as git renders it.
+    object: Value,
+}
+
+fn is_off(obj: &Value) -> bool {
+    ["annotations", "labels"].iter().any(|k| {
+        obj.pointer(&format!("/metadata/{k}"))
+            .and_then(|m| m.get(SYNC_ANNOTATION))
+            .and_then(Value::as_str)
+            == Some("off")
+    })
+}
+
+impl Desired {
+    /// Every object the tree's rendered apps apply.
+    pub fn of(tree: &AppTree) -> Desired {
+        let mut d = Desired::default();
+        for n in tree.nodes() {
+            let dest = n.app.destination.namespace.clone();
+            for m in n.objects() {
+                let Ok(r) = m.object_ref() else { continue };
+                d.kinds
+                    .insert((r.group.clone(), r.version.clone(), r.kind.clone()));
+                let entry = Entry {
+                    app: n.app.name.clone(),
+                    sync_off: is_off(&m.object),
+                    object: m.object.clone(),
+                };
+                let mut put = |ns: Option<String>| {
+                    d.objects.insert(
+                        (r.group.clone(), r.kind.clone(), ns, r.name.clone()),
+                        entry.clone(),
+                    );
+                };
+                match &r.namespace {
+                    Some(ns) => put(Some(ns.clone())),
+                    None => {
+                        // Cluster-scoped, or namespaced and defaulted at apply.
+                        put(None);
+                        put(Some(dest.clone().unwrap_or_else(|| "default".into())));
+                    }
+                }
+            }
+        }
+        d
+    }
+
+    pub fn kinds(&self) -> &BTreeSet<(String, String, String)> {
+        &self.kinds
+    }
+
+    fn lookup(&self, r: &ObjectRef) -> Option<&Entry> {
+        self.objects.get(&(
+            r.group.clone(),
+            r.kind.clone(),
+            r.namespace.clone(),
+            r.name.clone(),
+        ))
+    }
+}
+
+/// A watch event, as far as drift is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Modified,
+    Deleted,
+}
+
+/// Whether `event` on `obj` is drift of an app the tree wants: the app and
+/// a description, or None (ours, not wanted, `sync: off`).
+pub fn classify(
+    event: Event,
+    obj: &Value,
+    desired: &Desired,
+    manager: &str,
+) -> Option<(AppName, String)> {
+    let r = ObjectRef::from_object(obj).ok()?;
+    let entry = desired.lookup(&r)?;
+    let labelled = obj
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(APP_LABEL))
+        .and_then(Value::as_str);
+    if labelled.is_some_and(|l| l != entry.app.as_str()) || entry.sync_off || is_off(obj) {
+        return None;
+    }
+    match event {
+        Event::Deleted => Some((entry.app.clone(), format!("{r} was deleted"))),
+        Event::Modified => {
+            let foreign = newest_foreign_manager(obj, manager)?;
+            if is_subset(&entry.object, obj) {
+                return None;
+            }
+            Some((entry.app.clone(), format!("{r} was changed by {foreign}")))
+        }
+    }
+}
+
+/// The manager of the newest change to `obj` when it is not `ours`
+/// (status-subresource entries aside; a tie counts as foreign).
+fn newest_foreign_manager(obj: &Value, ours: &str) -> Option<String> {
+    let entries = obj.pointer("/metadata/managedFields")?.as_array()?;
+    let spec_entries: Vec<(&str, &str)> = entries
+        .iter()
+        .filter(|e| {
+            e.get("subresource")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty()
+        })
+        .map(|e| {
+            (
+                e.get("manager").and_then(Value::as_str).unwrap_or(""),
+                e.get("time").and_then(Value::as_str).unwrap_or(""),
+            )
+        })
+        .collect();
+    let newest = spec_entries.iter().map(|(_, t)| *t).max()?;
+    spec_entries
+        .iter()
+        .find(|(m, t)| *t == newest && *m != ours)
+        .map(|(m, _)| m.to_string())
+}
+
+/// The running watches, one per kind; [`Watches::update`] follows the tree.
+pub struct Watches {
+    client: ClusterClient,
+    state: Arc<SharedState>,
+    desired: Arc<RwLock<Arc<Desired>>>,
+    tasks: HashMap<(String, String, String), tokio::task::AbortHandle>,
+}
+
+impl Watches {
+    pub fn new(client: ClusterClient, state: Arc<SharedState>) -> Self {
+        Watches {
+            client,
+            state,
+            desired: Arc::default(),
+            tasks: HashMap::new(),
+        }
+    }
+
+    /// Classifies events against `desired` from now on, watching its kinds
+    /// (new kinds start, kinds no longer wanted stop).
+    pub fn update(&mut self, desired: Desired) {
+        let kinds = desired.kinds.clone();
+        *self.desired.write() = Arc::new(desired);
+        self.tasks.retain(|k, t| {
+            let keep = kinds.contains(k);
+            if !keep {
+                t.abort();
+            }
+            keep
+        });
+        for k in kinds {
+            if self.tasks.contains_key(&k) {
+                continue;
+            }
+            let task = tokio::spawn(watch_kind(
+                self.client.clone(),
+                GroupVersionKind::gvk(&k.0, &k.1, &k.2),
+                self.desired.clone(),
+                self.state.clone(),
+            ));
+            self.tasks.insert(k, task.abort_handle());
+        }
+    }
+}
+
+impl Drop for Watches {
+    fn drop(&mut self) {
+        for t in self.tasks.values() {
+            t.abort();
+        }
+    }
+}
+
+async fn watch_kind(
+    client: ClusterClient,
+    gvk: GroupVersionKind,
+    desired: Arc<RwLock<Arc<Desired>>>,
+    state: Arc<SharedState>,
+) {
+    let manager = client.field_manager().to_string();
+    loop {
+        // The kind may not exist yet (a CRD the tree installs): retry.
+        let resolved = match client.resolve_gvk(&gvk).await {
+            Ok(r) => r,
+            Err(_) => {
+                tokio::time::sleep(RETRY).await;
+                client.invalidate_discovery();
+                continue;
+            }
+        };
+        let mut version = match client.list_resolved(&resolved, None, APP_LABEL).await {
+            Ok((_, v)) => v,
+            Err(e) => {
+                tracing::debug!(kind = %gvk.kind, "self-heal: cannot list: {e}");
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        // Follow until the server says the version is gone (then relist).
+        'watch: loop {
+            let stream = match client
+                .watch_resolved(&resolved, None, APP_LABEL, &version, WATCH_SECS)
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(kind = %gvk.kind, "self-heal: cannot watch: {e}");
+                    tokio::time::sleep(RETRY).await;
+                    break 'watch;
+                }
+            };
+            let mut stream = std::pin::pin!(stream);
+            while let Some(ev) = stream.next().await {
+                let (event, obj) = match ev {
+                    Ok(WatchEvent::Modified(o)) => (Event::Modified, o),
+                    Ok(WatchEvent::Deleted(o)) => (Event::Deleted, o),
+                    Ok(WatchEvent::Added(o)) => {
+                        if let Some(v) = resource_version(&o) {
+                            version = v;
+                        }
+                        continue;
+                    }
+                    Ok(WatchEvent::Bookmark(b)) => {
+                        version = b.metadata.resource_version;
+                        continue;
+                    }
+                    Ok(WatchEvent::Error(s)) if s.code == 410 => break 'watch,
+                    Ok(WatchEvent::Error(_)) | Err(_) => {
+                        tokio::time::sleep(RETRY).await;
+                        continue 'watch;
+                    }
+                };
+                if let Some(v) = resource_version(&obj) {
+                    version = v;
+                }
+                let d = desired.read().clone();
+                if let Some((app, what)) = classify(event, &obj, &d, &manager) {
+                    tracing::info!(app = %app, "drift: {what}");
+                    let mut p = Pending::default();
+                    p.drift.insert(app, what);
+                    state.trigger(p);
+                }
+            }
+            // The watch timed out normally: renew it from where it was.
+        }
+    }
+}
+
+fn resource_version(obj: &Value) -> Option<String> {
+    obj.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn desired(off: bool) -> Desired {
+        let mut d = Desired::default();
+        d.objects.insert(
+            (
+                String::new(),
+                "ConfigMap".into(),
+                Some("ns".into()),
+                "cm".into(),
+            ),
+            Entry {
+                app: AppName::new("a").unwrap(),
+                sync_off: off,
+                object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"k": "git"}}),
+            },
+        );
+        d
+    }
+
+    fn cm(managers: &[(&str, &str, &str)], extra: Value) -> Value {
+        cm_with(managers, extra, "edited")
+    }
+
+    fn cm_with(managers: &[(&str, &str, &str)], extra: Value, value: &str) -> Value {
+        let mf: Vec<Value> = managers
+            .iter()
+            .map(|(m, t, sub)| json!({"manager": m, "time": t, "subresource": sub}))
+            .collect();
+        let mut o = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "cm", "namespace": "ns", "labels": {"kubesync.dev/app": "a"}, "managedFields": mf},
+            "data": {"k": value}});
+        if let Some(a) = extra.get("annotations") {
+            o["metadata"]["annotations"] = a.clone();
+        }
+        o
+    }
+
+    #[test]
+    fn foreign_changes_and_deletions_are_drift() {
+        let d = desired(false);
+        let edited = cm(
+            &[
+                ("kubesync", "2026-01-01T00:00:00Z", ""),
+                ("kubectl-edit", "2026-01-01T00:00:05Z", ""),
+            ],
+            json!({}),
+        );
+        let (app, what) = classify(Event::Modified, &edited, &d, "kubesync").unwrap();
+        assert_eq!(app.as_str(), "a");
+        assert!(what.contains("kubectl-edit"), "{what}");
+        let ours = cm(
+            &[
+                ("kubectl-edit", "2026-01-01T00:00:00Z", ""),
+                ("kubesync", "2026-01-01T00:00:05Z", ""),
+            ],
+            json!({}),
+        );
+        assert_eq!(classify(Event::Modified, &ours, &d, "kubesync"), None);
+        let status = cm(
+            &[
+                ("kubesync", "2026-01-01T00:00:00Z", ""),
+                ("ctrl", "2026-01-01T00:00:09Z", "status"),
+            ],
+            json!({}),
+        );
+        assert_eq!(
+            classify(Event::Modified, &status, &d, "kubesync"),
+            None,
+            "status writes are not drift"
+        );
+        assert!(classify(Event::Deleted, &ours, &d, "kubesync")
+            .unwrap()
+            .1
+            .contains("deleted"));
+    }
+
+    #[test]
+    fn sync_off_and_unwanted_objects_are_never_drift() {
+        let edited = cm(&[("kubectl-edit", "2026-01-01T00:00:05Z", "")], json!({}));
+        assert_eq!(
+            classify(Event::Deleted, &edited, &desired(true), "kubesync"),
+            None
+        );
+        let off_live = cm(
+            &[("kubectl-edit", "2026-01-01T00:00:05Z", "")],
+            json!({"annotations": {"kubesync.dev/sync": "off"}}),
+        );
+        assert_eq!(
+            classify(Event::Modified, &off_live, &desired(false), "kubesync"),
+            None
+        );
+        assert_eq!(
+            classify(Event::Deleted, &edited, &Desired::default(), "kubesync"),
+            None
+        );
+    }
+}

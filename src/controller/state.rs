@@ -1,0 +1,266 @@
+//! The controller's shared in-memory state: what `/api/v1/apps` shows and
+//! what the loop and the HTTP server share — per app its sync status,
+//! health, applied and deployed revisions and last run; per repository its
+//! last poll; readiness; and the queue of pending work with the wake-up the
+//! loop waits on. Updated from the engine's change set (never recomputed).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use super::scheduler::Pending;
+use crate::diff::SyncStatus;
+use crate::health::Health;
+use crate::model::AppName;
+use crate::sync::{AppOutcome, AppReport};
+
+/// One app as `/api/v1/apps` shows it.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppView {
+    pub name: String,
+    /// `Synced`, `OutOfSync`, or absent before its first sync.
+    pub sync: Option<SyncStatus>,
+    pub health: Option<Health>,
+    pub health_message: String,
+    /// The commit last applied (short sha).
+    pub applied_revision: Option<String>,
+    /// The commit last seen Healthy.
+    pub deployed_revision: Option<String>,
+    pub self_heal: bool,
+    /// Drift seen and not repaired (no selfHeal), naming the object.
+    pub drift: Option<String>,
+    /// Why its repository cannot be polled, when it cannot.
+    pub source_error: Option<String>,
+    pub last_run: Option<RunView>,
+}
+
+/// One sync of one app.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunView {
+    pub started: DateTime<Utc>,
+    pub finished: Option<DateTime<Utc>>,
+    /// `Succeeded`, `Failed`, `TimedOut`, `Blocked`, or `Running`.
+    pub result: String,
+    pub error: Option<String>,
+    /// What started it: `full`, `commit`, `request`, `selfHeal`, `retry`.
+    pub trigger: String,
+}
+
+/// One polled repository.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepoView {
+    pub repo: String,
+    pub revision: Option<String>,
+    pub fingerprint: Option<String>,
+    pub last_poll: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+}
+
+/// Everything `/api/v1/apps` answers.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    pub ready: bool,
+    pub leader: bool,
+    /// Why the tree could not be loaded, when it could not (the previous
+    /// tree is kept meanwhile).
+    pub tree_error: Option<String>,
+    pub runs: u64,
+    pub last_full_run: Option<DateTime<Utc>>,
+    pub apps: Vec<AppView>,
+    pub repositories: Vec<RepoView>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    apps: BTreeMap<AppName, AppView>,
+    repos: BTreeMap<String, RepoView>,
+    tree_error: Option<String>,
+    runs: u64,
+    last_full_run: Option<DateTime<Utc>>,
+}
+
+/// Shared between the loop, the watches and the HTTP server.
+#[derive(Debug, Default)]
+pub struct SharedState {
+    inner: Mutex<Inner>,
+    pending: Mutex<Pending>,
+    wake: Notify,
+    ready: AtomicBool,
+    leader: AtomicBool,
+}
+
+impl SharedState {
+    /// Queues work and wakes the loop.
+    pub fn trigger(&self, work: Pending) {
+        self.pending.lock().merge(work);
+        self.wake.notify_one();
+    }
+
+    /// Takes the queued work.
+    pub fn take_pending(&self) -> Pending {
+        self.pending.lock().take()
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.pending.lock().is_empty()
+    }
+
+    /// Resolves when work is queued (or was queued since the last wait).
+    pub async fn woken(&self) {
+        self.wake.notified().await
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.store(leader, Ordering::Release);
+    }
+
+    pub fn knows(&self, app: &AppName) -> bool {
+        self.inner.lock().apps.contains_key(app)
+    }
+
+    /// Makes the app set the tree's: new apps appear, removed ones go.
+    pub fn set_apps(&self, apps: impl IntoIterator<Item = (AppName, bool)>) {
+        let mut inner = self.inner.lock();
+        let mut next = BTreeMap::new();
+        for (name, self_heal) in apps {
+            let mut view = inner.apps.remove(&name).unwrap_or_else(|| AppView {
+                name: name.to_string(),
+                ..AppView::default()
+            });
+            view.self_heal = self_heal;
+            next.insert(name, view);
+        }
+        inner.apps = next;
+    }
+
+    pub fn set_tree_error(&self, error: Option<String>) {
+        self.inner.lock().tree_error = error;
+    }
+
+    /// Marks the apps of a run as running.
+    pub fn started(&self, apps: &[AppName], trigger: &str) {
+        let now = Utc::now();
+        let mut inner = self.inner.lock();
+        inner.runs += 1;
+        for a in apps {
+            if let Some(v) = inner.apps.get_mut(a) {
+                v.last_run = Some(RunView {
+                    started: now,
+                    finished: None,
+                    result: "Running".into(),
+                    error: None,
+                    trigger: trigger.into(),
+                });
+            }
+        }
+    }
+
+    /// Records one app's report.
+    pub fn finished(&self, report: &AppReport) {
+        let now = Utc::now();
+        let mut inner = self.inner.lock();
+        let Some(v) = inner.apps.get_mut(&report.name) else {
+            return;
+        };
+        let error = match &report.outcome {
+            AppOutcome::Failed { .. }
+            | AppOutcome::TimedOut { .. }
+            | AppOutcome::Blocked { .. } => Some(report.message()),
+            _ => None,
+        };
+        let started = v.last_run.as_ref().map(|r| r.started).unwrap_or(now);
+        let trigger = v
+            .last_run
+            .as_ref()
+            .map(|r| r.trigger.clone())
+            .unwrap_or_default();
+        v.last_run = Some(RunView {
+            started,
+            finished: Some(now),
+            result: report.outcome.label().to_string(),
+            error,
+            trigger,
+        });
+        v.sync = Some(report.sync);
+        v.health = Some(report.health.health);
+        v.health_message = report.health.message.clone();
+        if !matches!(report.outcome, AppOutcome::Blocked { .. }) && report.revision != "-" {
+            v.applied_revision = Some(report.revision.clone());
+        }
+        if report.outcome.is_success() && report.health.health == Health::Healthy {
+            v.deployed_revision = Some(report.revision.clone());
+            v.drift = None;
+        }
+    }
+
+    /// Drift that is reported, not repaired (no selfHeal).
+    pub fn drifted(&self, app: &AppName, what: &str) {
+        if let Some(v) = self.inner.lock().apps.get_mut(app) {
+            v.sync = Some(SyncStatus::OutOfSync);
+            v.drift = Some(what.to_string());
+        }
+    }
+
+    pub fn full_run_done(&self) {
+        self.inner.lock().last_full_run = Some(Utc::now());
+    }
+
+    /// Records a poll of repository `key`.
+    pub fn polled(&self, key: &str, shown: &str, result: Result<&str, String>) {
+        let mut inner = self.inner.lock();
+        let r = inner.repos.entry(key.to_string()).or_default();
+        r.repo = shown.to_string();
+        r.last_poll = Some(Utc::now());
+        match result {
+            Ok(fp) => {
+                r.fingerprint = Some(fp.to_string());
+                r.revision = Some(fp.chars().take(7).collect());
+                r.error = None;
+            }
+            Err(e) => r.error = Some(e),
+        }
+    }
+
+    /// Sets the source error of apps of a repository (None clears it).
+    pub fn source_error(&self, apps: &[AppName], error: Option<&str>) {
+        let mut inner = self.inner.lock();
+        for a in apps {
+            if let Some(v) = inner.apps.get_mut(a) {
+                v.source_error = error.map(str::to_string);
+            }
+        }
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let inner = self.inner.lock();
+        Snapshot {
+            ready: self.is_ready(),
+            leader: self.leader.load(Ordering::Acquire),
+            tree_error: inner.tree_error.clone(),
+            runs: inner.runs,
+            last_full_run: inner.last_full_run,
+            apps: inner.apps.values().cloned().collect(),
+            repositories: inner.repos.values().cloned().collect(),
+        }
+    }
+
+    pub fn app(&self, name: &AppName) -> Option<AppView> {
+        self.inner.lock().apps.get(name).cloned()
+    }
+}

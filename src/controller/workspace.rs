@@ -1,0 +1,289 @@
+//! Where the controller's tree comes from and how it is loaded at a commit
+//! (blocking IO; run it on a blocking thread).
+//!
+//! The root is either a local manifest (`--root PATH`, as `bootstrap`
+//! reads it) or a manifest inside a repository (`--repo URL --revision REV
+//! --root PATH`). Either way, when the root repository is a git repository
+//! the controller renders *commits*, never a work tree: the root manifest is
+//! read from the commit its revision names, and the root apps are pinned to
+//! that commit (children inherit it), so every app's applied revision is a
+//! sha and uncommitted edits are never applied. A plain directory (no git)
+//! is rendered as it is on disk and is never polled.
+//!
+//! Each load makes a fresh [`Sources`] (a consistent snapshot: every remote
+//! fetched at most once) over one persistent cache, so remotes are fetched,
+//! not cloned, and `changed_paths` can diff a remote's old and new commits.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::graph::AppGraph;
+use crate::model::{load_root, Application, RevisionSpec};
+use crate::render::Renderer;
+use crate::source::{normalize_url, redact_url, RepoOverride, SourceOptions, Sources};
+use crate::tree::{expand, AppTree, ExpandOptions};
+
+/// Where the root manifest is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootSource {
+    /// A manifest on the local disk (in a git work tree or a plain directory).
+    Local { manifest: PathBuf },
+    /// A manifest at `path` inside the repository `url` (`file://`, `https://`, …).
+    Repo { url: String, path: String },
+}
+
+impl std::fmt::Display for RootSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RootSource::Local { manifest } => write!(f, "{}", manifest.display()),
+            RootSource::Repo { url, path } => write!(f, "{path} in {}", redact_url(url)),
+        }
+    }
+}
+
+/// A loaded tree: what one run renders and syncs.
+pub struct Loaded {
+    pub tree: AppTree,
+    pub graph: Result<AppGraph, String>,
+    /// The snapshot the tree was rendered from.
+    pub sources: Arc<Sources>,
+    /// The root commit (None: a plain directory).
+    pub root_commit: Option<String>,
+}
+
+/// Credentials for the repositories and chart repositories a tree reads.
+#[derive(Debug, Clone, Default)]
+pub struct RepoAccess {
+    /// Git credentials and ssh host keys (the environment's defaults when None).
+    pub git: Option<crate::source::GitAuth>,
+    pub helm: crate::chart::HelmRepoCredentials,
+}
+
+/// The root and the options every load uses.
+pub struct Workspace {
+    root: RootSource,
+    access: RepoAccess,
+    revision: Option<RevisionSpec>,
+    overrides: Vec<RepoOverride>,
+    cache: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    parallel: usize,
+    /// For polls and repository keys (no checkout is made through it).
+    probe: Arc<Sources>,
+}
+
+impl Workspace {
+    pub fn new(
+        root: RootSource,
+        revision: Option<RevisionSpec>,
+        overrides: Vec<RepoOverride>,
+        cache_dir: Option<PathBuf>,
+        parallel: usize,
+        access: RepoAccess,
+    ) -> Result<Self, String> {
+        let (cache, temp) = match cache_dir {
+            Some(d) => {
+                std::fs::create_dir_all(&d).map_err(|e| {
+                    format!("cannot create the cache directory {}: {e}", d.display())
+                })?;
+                (d, None)
+            }
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("kubesync-controller-")
+                    .tempdir()
+                    .map_err(|e| format!("cannot create a cache directory: {e}"))?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        let probe = Arc::new(sources_for(&root, &overrides, &cache, &access)?);
+        Ok(Workspace {
+            root,
+            access,
+            revision,
+            overrides,
+            cache,
+            _temp: temp,
+            parallel,
+            probe,
+        })
+    }
+
+    /// The sources used for polls and repository keys.
+    pub fn probe(&self) -> &Arc<Sources> {
+        &self.probe
+    }
+
+    /// The root repository as a poll target: its URL (None: the local root
+    /// repository) and revision. None for a plain directory (never polled).
+    pub fn root_target(&self) -> Option<(Option<String>, Option<RevisionSpec>)> {
+        match &self.root {
+            RootSource::Local { .. } if !self.probe.root_repo().is_git => None,
+            RootSource::Local { .. } => Some((None, self.revision.clone())),
+            RootSource::Repo { url, .. } => Some((Some(url.clone()), self.revision.clone())),
+        }
+    }
+
+    /// The names a webhook may use for the root repository.
+    pub fn root_names(&self) -> Vec<String> {
+        match &self.root {
+            RootSource::Repo { url, .. } => vec![normalize_url(url)],
+            RootSource::Local { .. } => {
+                let info = self.probe.root_repo();
+                let mut names = vec![format!("file:{}", info.dir.display())];
+                names.extend(info.origin.as_deref().map(normalize_url));
+                names
+            }
+        }
+    }
+
+    fn sources(&self) -> Result<Sources, String> {
+        sources_for(&self.root, &self.overrides, &self.cache, &self.access)
+    }
+
+    /// Loads and renders the whole tree at the root revision's current
+    /// commit (fetching remotes once). An error here is tree-level: the
+    /// root cannot be had or read; an app's own failures are in the tree.
+    pub fn load(&self) -> Result<Loaded, String> {
+        let sources = self.sources()?;
+        let (roots, root_commit) = match &self.root {
+            RootSource::Local { manifest } if !sources.root_repo().is_git => {
+                (load_root(manifest).map_err(|e| e.to_string())?, None)
+            }
+            RootSource::Local { manifest } => {
+                let rel = relative_to_repo(manifest, &sources.root_repo().dir)?;
+                self.load_at(&sources, None, &rel)?
+            }
+            RootSource::Repo { url, path } => self.load_at(&sources, Some(url), Path::new(path))?,
+        };
+        let tree = expand(
+            roots,
+            &sources,
+            &Renderer::new(),
+            &ExpandOptions {
+                parallel: self
+                    .parallel
+                    .clamp(1, ExpandOptions::default().parallel.max(4)),
+                ..ExpandOptions::default()
+            },
+        );
+        let rendered_at = std::time::Instant::now();
+        let graph = tree.graph().map_err(|errs| {
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
+        let graphed = rendered_at.elapsed();
+        if let Some(sha) = &root_commit {
+            self.forget_old_exports(&tree, sha);
+        }
+        tracing::debug!(graph = ?graphed, cleanup = ?rendered_at.elapsed().saturating_sub(graphed), "tree graphed, old exports removed");
+        Ok(Loaded {
+            tree,
+            graph,
+            sources: Arc::new(sources),
+            root_commit,
+        })
+    }
+
+    /// Reads the root manifest from the commit the revision names and pins
+    /// the root apps that use the root repository to that commit.
+    fn load_at(
+        &self,
+        sources: &Sources,
+        url: Option<&String>,
+        rel: &Path,
+    ) -> Result<(Vec<Application>, Option<String>), String> {
+        let spec = self.revision.clone().unwrap_or(RevisionSpec::Head);
+        let co = sources
+            .checkout(url.map(String::as_str), Some(&spec))
+            .map_err(|e| e.to_string())?;
+        let sha = co.revision.id().map(str::to_string);
+        let manifest = co.dir.join(rel);
+        let mut roots = load_root(&manifest).map_err(|e| e.to_string())?;
+        for app in &mut roots {
+            if app.source.repo_url.is_none() {
+                app.source.repo_url = url.cloned();
+                if app.source.target_revision.is_none() {
+                    app.source.target_revision = sha.clone().map(RevisionSpec::Commit);
+                }
+            }
+        }
+        Ok((roots, sha))
+    }
+
+    /// Exports of commits no app renders any more are removed, so a
+    /// long-running controller does not fill its cache with one copy of
+    /// the repository per commit.
+    fn forget_old_exports(&self, tree: &AppTree, _root: &str) {
+        let mut keep = std::collections::BTreeSet::new();
+        let mut parents = std::collections::BTreeSet::new();
+        for n in tree.nodes() {
+            if let Some(co) = &n.checkout {
+                if co.revision.id().is_some() {
+                    keep.insert(co.dir.clone());
+                    if let Some(p) = co.dir.parent() {
+                        parents.insert(p.to_path_buf());
+                    }
+                }
+            }
+        }
+        for p in parents {
+            let Ok(entries) = std::fs::read_dir(&p) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let path = e.path();
+                let is_export = e
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.len() == 40 && n.chars().all(|c| c.is_ascii_hexdigit()));
+                if is_export && !keep.contains(&path) {
+                    let _ = std::fs::remove_dir_all(&path);
+                }
+            }
+        }
+    }
+}
+
+fn sources_for(
+    root: &RootSource,
+    overrides: &[RepoOverride],
+    cache: &Path,
+    access: &RepoAccess,
+) -> Result<Sources, String> {
+    let root_manifest = match root {
+        RootSource::Local { manifest } => manifest.clone(),
+        // The "root repository" of a remote root is never used (the root
+        // apps name the remote); any directory stands for it.
+        RootSource::Repo { .. } => {
+            let d = cache.join("controller-root");
+            std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+            d
+        }
+    };
+    Sources::new(SourceOptions {
+        root_manifest,
+        overrides: overrides.to_vec(),
+        cache_dir: Some(cache.to_path_buf()),
+        git_auth: access.git.clone(),
+        helm_credentials: access.helm.clone(),
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// `manifest`'s path inside the repository at `repo_dir`.
+fn relative_to_repo(manifest: &Path, repo_dir: &Path) -> Result<PathBuf, String> {
+    let abs = std::fs::canonicalize(manifest)
+        .map_err(|e| format!("cannot read the root manifest {}: {e}", manifest.display()))?;
+    abs.strip_prefix(repo_dir)
+        .map(Path::to_path_buf)
+        .map_err(|_| {
+            format!(
+                "the root manifest {} is not inside its repository {}",
+                manifest.display(),
+                repo_dir.display()
+            )
+        })
+}
