@@ -43,6 +43,11 @@ pub struct RunArgs {
         value_name = "ADDR"
     )]
     pub listen: SocketAddr,
+    /// A link to a commit on the status page, `%s` being the sha
+    /// (kube-applier's DIFF_URL_FORMAT), e.g.
+    /// https://github.com/org/repo/commit/%s.
+    #[arg(long, env = "DIFF_URL_FORMAT", value_name = "FORMAT")]
+    pub diff_url_format: Option<String>,
     /// File holding the webhook secret (else $KUBESYNC_WEBHOOK_SECRET;
     /// with neither, every webhook is refused).
     #[arg(long, value_name = "PATH")]
@@ -92,6 +97,7 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<Outcome, CliErro
     cfg.full_run_interval = args.full_run_interval;
     cfg.listen = Some(args.listen);
     cfg.webhook_secret = webhook_secret(args)?;
+    cfg.diff_url_format = args.diff_url_format.clone();
     cfg.sync = args.sync.options(global);
     cfg.parallel = global.parallel.max(1);
     cfg.access = crate::controller::RepoAccess {

@@ -27,6 +27,7 @@
 //! (a Lease) lives elsewhere and only has to feed that receiver.
 
 mod changes;
+mod page;
 mod poller;
 mod refresh;
 mod runner;
@@ -86,6 +87,9 @@ pub struct ControllerConfig {
     pub parallel: usize,
     /// Credentials for git and chart repositories.
     pub access: workspace::RepoAccess,
+    /// kube-applier's `DIFF_URL_FORMAT`: the status page links commits
+    /// through it (`%s` is the sha).
+    pub diff_url_format: Option<String>,
 }
 
 impl ControllerConfig {
@@ -102,6 +106,7 @@ impl ControllerConfig {
             sync: SyncOptions::default(),
             parallel: crate::sync::DEFAULT_PARALLEL,
             access: workspace::RepoAccess::default(),
+            diff_url_format: None,
         }
     }
 }
@@ -166,12 +171,22 @@ impl Controller {
                 secret: cfg.webhook_secret.clone().map(Arc::new),
                 targets: targets.clone(),
             };
+            let page = page::ControllerPage {
+                state: state.clone(),
+                source: match &cfg.revision {
+                    Some(rev) => format!("{} @ {rev}", cfg.root),
+                    None => cfg.root.to_string(),
+                },
+                diff_url_format: cfg.diff_url_format.clone(),
+            };
+            let routes = server::router(api)
+                .merge(crate::page::router(Arc::new(page)))
+                .merge(state.metrics.router());
             let mut stop = stop_rx.clone();
             server_task = Some(tokio::spawn(async move {
-                let serve =
-                    axum::serve(listener, server::router(api)).with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    });
+                let serve = axum::serve(listener, routes).with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                });
                 if let Err(e) = serve.await {
                     tracing::error!("HTTP server stopped: {e}");
                 }

@@ -224,6 +224,7 @@ impl Runner {
         }
         let sources = self.workspace.probe().clone();
         let mut known = std::mem::take(&mut self.fingerprints);
+        let polled_at = Instant::now();
         let (results, known) = tokio::task::spawn_blocking(move || {
             let r = poller::poll(&sources, &targets, &mut known);
             (r, known)
@@ -231,8 +232,15 @@ impl Runner {
         .await
         .unwrap_or_default();
         self.fingerprints = known;
+        // One round polls every repository; each is charged the round's time.
+        let took = polled_at.elapsed();
         let mut moved = false;
         for (t, outcome) in results {
+            let result = match &outcome {
+                PollOutcome::Failed(_) => crate::metrics::PollResult::Failure,
+                _ => crate::metrics::PollResult::Success,
+            };
+            self.state.metrics.git_polled(&t.shown, result, took);
             match &outcome {
                 PollOutcome::Failed(e) => {
                     tracing::warn!(repo = %t.shown, "poll failed: {e}");
@@ -282,13 +290,22 @@ impl Runner {
         self.load_retry = None;
         self.state
             .set_tree_error(loaded.graph.as_ref().err().cloned());
-        self.state.set_apps(
-            loaded
-                .tree
-                .nodes()
-                .iter()
-                .map(|n| (n.app.name.clone(), n.app.sync_policy.self_heal())),
-        );
+        self.state.set_apps(loaded.tree.nodes().iter().map(|n| {
+            let mut depends_on: Vec<String> =
+                n.app.depends_on.iter().map(ToString::to_string).collect();
+            if let Some(parent) = &n.parent {
+                depends_on.insert(0, parent.to_string());
+            }
+            (
+                n.app.name.clone(),
+                super::state::AppMeta {
+                    self_heal: n.app.sync_policy.self_heal(),
+                    tier: n.app.tier.to_string(),
+                    namespace: n.app.destination.namespace.clone(),
+                    depends_on,
+                },
+            )
+        }));
         let targets = poller::targets(
             self.workspace.probe(),
             self.workspace.root_target(),
@@ -372,6 +389,9 @@ impl Runner {
         let client = self.client.clone();
         let run_current = current.clone();
         let handle = tokio::runtime::Handle::current();
+        let run_started = Instant::now();
+        self.state
+            .run_started(work.full, current.loaded.root_commit.as_deref());
         let report = tokio::task::spawn_blocking(move || {
             handle.block_on(async move {
                 let mut leader = leader;
@@ -401,6 +421,7 @@ impl Runner {
             });
             return;
         };
+        self.state.run_finished(&report.apps, run_started.elapsed());
         let now = Instant::now();
         let stopping = *self.shutdown.borrow();
         let mut any_success = false;

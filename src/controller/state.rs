@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
@@ -15,6 +16,7 @@ use tokio::sync::Notify;
 use super::scheduler::Pending;
 use crate::diff::SyncStatus;
 use crate::health::Health;
+use crate::metrics::Metrics;
 use crate::model::AppName;
 use crate::sync::{AppOutcome, AppReport};
 
@@ -23,6 +25,11 @@ use crate::sync::{AppOutcome, AppReport};
 #[serde(rename_all = "camelCase")]
 pub struct AppView {
     pub name: String,
+    pub tier: String,
+    /// The app's destination namespace, when it names one.
+    pub namespace: Option<String>,
+    /// What it waits for: `dependsOn` and its parent app.
+    pub depends_on: Vec<String>,
     /// `Synced`, `OutOfSync`, or absent before its first sync.
     pub sync: Option<SyncStatus>,
     pub health: Option<Health>,
@@ -37,6 +44,38 @@ pub struct AppView {
     /// Why its repository cannot be polled, when it cannot.
     pub source_error: Option<String>,
     pub last_run: Option<RunView>,
+    /// Objects its last sync created, configured and pruned.
+    pub created: usize,
+    pub configured: usize,
+    pub pruned: usize,
+    /// The prerequisites that kept its last sync from starting.
+    pub blocked_by: Vec<String>,
+}
+
+/// What the tree says about an app (for [`SharedState::set_apps`]).
+#[derive(Debug, Clone, Default)]
+pub struct AppMeta {
+    pub self_heal: bool,
+    pub tier: String,
+    pub namespace: Option<String>,
+    pub depends_on: Vec<String>,
+}
+
+/// The controller's last run as a whole (kube-applier's "last run").
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TreeRunView {
+    /// `full` or `quick` (only what a commit, a request or drift named).
+    pub kind: String,
+    pub started: DateTime<Utc>,
+    pub finished: Option<DateTime<Utc>>,
+    /// The root commit it synced.
+    pub commit: Option<String>,
+    pub apps_synced: usize,
+    /// Objects created, configured or pruned.
+    pub objects_applied: usize,
+    /// One line per failed app.
+    pub errors: Vec<String>,
 }
 
 /// One sync of one app.
@@ -74,6 +113,9 @@ pub struct Snapshot {
     pub tree_error: Option<String>,
     pub runs: u64,
     pub last_full_run: Option<DateTime<Utc>>,
+    pub last_run: Option<TreeRunView>,
+    /// A run is waiting to start.
+    pub queued: bool,
     pub apps: Vec<AppView>,
     pub repositories: Vec<RepoView>,
 }
@@ -85,6 +127,7 @@ struct Inner {
     tree_error: Option<String>,
     runs: u64,
     last_full_run: Option<DateTime<Utc>>,
+    last_run: Option<TreeRunView>,
 }
 
 /// Shared between the loop, the watches and the HTTP server.
@@ -95,6 +138,8 @@ pub struct SharedState {
     wake: Notify,
     ready: AtomicBool,
     leader: AtomicBool,
+    /// `/metrics`: updated as runs, syncs, polls and drift happen.
+    pub metrics: Arc<Metrics>,
 }
 
 impl SharedState {
@@ -127,6 +172,7 @@ impl SharedState {
     }
 
     pub fn set_leader(&self, leader: bool) {
+        self.metrics.set_leader(leader);
         self.leader.store(leader, Ordering::Release);
     }
 
@@ -135,18 +181,75 @@ impl SharedState {
     }
 
     /// Makes the app set the tree's: new apps appear, removed ones go.
-    pub fn set_apps(&self, apps: impl IntoIterator<Item = (AppName, bool)>) {
+    pub fn set_apps(&self, apps: impl IntoIterator<Item = (AppName, AppMeta)>) {
         let mut inner = self.inner.lock();
         let mut next = BTreeMap::new();
-        for (name, self_heal) in apps {
+        for (name, meta) in apps {
             let mut view = inner.apps.remove(&name).unwrap_or_else(|| AppView {
                 name: name.to_string(),
                 ..AppView::default()
             });
-            view.self_heal = self_heal;
+            view.self_heal = meta.self_heal;
+            view.tier = meta.tier;
+            view.namespace = meta.namespace;
+            view.depends_on = meta.depends_on;
             next.insert(name, view);
         }
+        // Apps that left the tree leave /metrics too.
+        for gone in inner.apps.keys() {
+            self.metrics.app_removed(gone.as_str());
+        }
         inner.apps = next;
+    }
+
+    /// A run of the whole tree (or of the apps a trigger named) starts.
+    pub fn run_started(&self, full: bool, commit: Option<&str>) {
+        self.inner.lock().last_run = Some(TreeRunView {
+            kind: if full { "full" } else { "quick" }.into(),
+            started: Utc::now(),
+            finished: None,
+            commit: commit.map(str::to_string),
+            apps_synced: 0,
+            objects_applied: 0,
+            errors: Vec::new(),
+        });
+    }
+
+    /// The run ended with these reports (its duration goes to `/metrics`).
+    pub fn run_finished(&self, reports: &[AppReport], took: std::time::Duration) {
+        let mut inner = self.inner.lock();
+        let Some(run) = inner.last_run.as_mut() else {
+            return;
+        };
+        run.finished = Some(Utc::now());
+        run.apps_synced = reports
+            .iter()
+            .filter(|r| !matches!(r.outcome, AppOutcome::Blocked { .. }))
+            .count();
+        run.objects_applied = reports
+            .iter()
+            .map(|r| {
+                let c = r.counts();
+                c.created + c.configured + c.pruned
+            })
+            .sum();
+        run.errors = reports
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.outcome,
+                    AppOutcome::Failed { .. } | AppOutcome::TimedOut { .. }
+                )
+            })
+            .map(|r| format!("{}: {}", r.name, r.message()))
+            .collect();
+        let run_type = if run.kind == "full" {
+            crate::metrics::RunType::Full
+        } else {
+            crate::metrics::RunType::Quick
+        };
+        self.metrics
+            .run_finished(run_type, run.errors.is_empty(), took);
     }
 
     pub fn set_tree_error(&self, error: Option<String>) {
@@ -200,6 +303,13 @@ impl SharedState {
         v.sync = Some(report.sync);
         v.health = Some(report.health.health);
         v.health_message = report.health.message.clone();
+        let counts = report.counts();
+        (v.created, v.configured, v.pruned) = (counts.created, counts.configured, counts.pruned);
+        v.blocked_by = match &report.outcome {
+            AppOutcome::Blocked { by } => by.iter().map(ToString::to_string).collect(),
+            _ => Vec::new(),
+        };
+        self.metrics.app_synced(report);
         if !matches!(report.outcome, AppOutcome::Blocked { .. }) && report.revision != "-" {
             v.applied_revision = Some(report.revision.clone());
         }
@@ -211,6 +321,7 @@ impl SharedState {
 
     /// Drift that is reported, not repaired (no selfHeal).
     pub fn drifted(&self, app: &AppName, what: &str) {
+        self.metrics.drift_detected(app.as_str());
         if let Some(v) = self.inner.lock().apps.get_mut(app) {
             v.sync = Some(SyncStatus::OutOfSync);
             v.drift = Some(what.to_string());
@@ -255,6 +366,8 @@ impl SharedState {
             tree_error: inner.tree_error.clone(),
             runs: inner.runs,
             last_full_run: inner.last_full_run,
+            last_run: inner.last_run.clone(),
+            queued: self.has_pending(),
             apps: inner.apps.values().cloned().collect(),
             repositories: inner.repos.values().cloned().collect(),
         }
