@@ -374,6 +374,24 @@ fn on_the_real_control_plane_the_rbac_allows_the_job_and_nothing_more() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(o.status.success() || err.contains("AlreadyExists"), "{err}");
     }
+    // The chart ships kubesync's Application CRD (crds/): install it as
+    // helm would, so the server knows the kind its RBAC names.
+    let crd = chart_dir().join("crds/applications.kubesync.dev.yaml");
+    let o = kubectl(
+        &["apply", "--server-side", "-f", &crd.to_string_lossy()],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = kubectl(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/applications.kubesync.dev",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = kubectl(
         &["apply", "--server-side", "-f", "-"],
         Some(&list.to_string()),
