@@ -1007,3 +1007,70 @@ async fn restart_instead_of_pin() {
         ContainerOutcome::Ok { .. }
     ));
 }
+
+/// The loop `kubesync run --image-sync-interval` runs: nothing while this
+/// replica does not lead, then a pin within an interval, a re-pin after a
+/// new push, and an end when asked to stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_periodic_loop_pins_only_while_leading_and_follows_new_pushes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    if !tools_or_skip() {
+        return;
+    }
+    let reg = Registry::start(Auth::None).await;
+    let tag = reg.image("app", "v1");
+    let d1 = reg.push("app", "v1", "build one", false);
+    let (_emu, client) = cluster(&[(&tag, STALE)]).await;
+    client
+        .apply(&deployment("web", &tag, None), false)
+        .await
+        .expect("create");
+    wait_pods(&client, "web", &tag).await;
+
+    let leading = Arc::new(AtomicBool::new(false));
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let l = leading.clone();
+    let every = Duration::from_millis(100);
+    let image_loop = kubesync::image::run_every(
+        client.clone(),
+        selection(),
+        SyncOpts::default(),
+        every,
+        move || l.load(Ordering::SeqCst),
+        stop_rx,
+    );
+    let check = async {
+        // A standby writes nothing, however many intervals pass.
+        tokio::time::sleep(every * 6).await;
+        let obj = live(&client, "Deployment", "web").await;
+        assert_eq!(image_of(&obj, APP_IMAGE), tag, "a standby pinned");
+        // Leading: pinned on the next round.
+        leading.store(true, Ordering::SeqCst);
+        let pinned = format!("{tag}@{d1}");
+        assert!(
+            eventually(Duration::from_secs(20), || async {
+                image_of(&live(&client, "Deployment", "web").await, APP_IMAGE) == pinned
+            })
+            .await,
+            "not pinned while leading"
+        );
+        wait_pods(&client, "web", &pinned).await;
+        // A new push to the tag: re-pinned by a later round.
+        let d2 = reg.push("app", "v1", "build two", false);
+        let repinned = format!("{tag}@{d2}");
+        assert!(
+            eventually(Duration::from_secs(20), || async {
+                image_of(&live(&client, "Deployment", "web").await, APP_IMAGE) == repinned
+            })
+            .await,
+            "not re-pinned after a new push"
+        );
+        stop.send(true).expect("stop");
+    };
+    let (_, ()) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(image_loop, check)
+    })
+    .await
+    .expect("the loop ends when asked to stop");
+}

@@ -48,6 +48,12 @@ pub struct RunArgs {
     /// https://github.com/org/repo/commit/%s.
     #[arg(long, env = "DIFF_URL_FORMAT", value_name = "FORMAT")]
     pub diff_url_format: Option<String>,
+    /// Also run image sync (every namespace) this often: workloads running
+    /// a mutable tag are pinned to the registry's current digest of it, as
+    /// `kubesync image-sync -A` does (off by default; only the leader runs
+    /// it).
+    #[arg(long, env = "KUBESYNC_IMAGE_SYNC_INTERVAL", value_parser = parse_duration, value_name = "DURATION")]
+    pub image_sync_interval: Option<Duration>,
     /// File holding the webhook secret (else $KUBESYNC_WEBHOOK_SECRET;
     /// with neither, every webhook is refused).
     #[arg(long, value_name = "PATH")]
@@ -141,6 +147,28 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<Outcome, CliErro
     )
     .await
     .map_err(|e| CliError::Controller(e.to_string()))?;
+    let (image_stop, image_stop_rx) = tokio::sync::watch::channel(false);
+    let image_task = args.image_sync_interval.map(|every| {
+        let leadership = elector.as_ref().map(LeaderElector::leadership);
+        // Image sync's future is not `Send` (as the engine's): it runs on a
+        // blocking thread that drives it on this runtime.
+        let handle = tokio::runtime::Handle::current();
+        let client = client.clone();
+        tokio::task::spawn_blocking(move || {
+            handle.block_on(crate::image::run_every(
+                client.clone(),
+                crate::image::Selection {
+                    namespaces: crate::image::sync::Namespaces::All,
+                    label_selector: String::new(),
+                    field_selector: Default::default(),
+                },
+                crate::image::SyncOpts::default(),
+                every,
+                move || leadership.as_ref().is_none_or(|l| l.is_leader()),
+                image_stop_rx,
+            ))
+        })
+    });
     errln!(
         "kubesync controller running against {}; API on http://{}",
         client.describe(),
@@ -148,6 +176,10 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<Outcome, CliErro
     );
     wait_for_signal().await;
     errln!("stopping: finishing the apps in flight");
+    let _ = image_stop.send(true);
+    if let Some(task) = image_task {
+        let _ = task.await;
+    }
     if handle.shutdown(SHUTDOWN_GRACE).await {
         errln!("stopped");
     } else {

@@ -23,5 +23,5 @@ pub mod workload;
 pub use credentials::{Credentials, DockerConfig};
 pub use reference::{is_pin_of, Digest, Reference};
 pub use registry::{RegistryClient, RegistryError, RegistryOptions, RegistryStats};
-pub use sync::{run_once, run_with, Report, Selection, SyncOpts, FIELD_MANAGER};
+pub use sync::{run_every, run_once, run_with, Report, Selection, SyncOpts, FIELD_MANAGER};
 pub use workload::adopt_pins;

@@ -766,6 +766,55 @@ async fn write_workload(
     }
 }
 
+/// Image sync as a periodic loop (what `kubesync run --image-sync-interval`
+/// runs): a [`run_once`] every `every` while `is_leader()` says this replica
+/// may write, until `stop` turns true. Each round has a fresh registry
+/// client, so a tag is asked once per round and a push between rounds is
+/// seen by the next one. A failed round is logged and the loop goes on.
+pub async fn run_every(
+    client: ClusterClient,
+    selection: Selection,
+    opts: SyncOpts,
+    every: std::time::Duration,
+    is_leader: impl Fn() -> bool + Send,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if is_leader() {
+            match run_once(&client, &selection, &opts).await {
+                Ok(report) => {
+                    let pinned = report
+                        .workloads
+                        .iter()
+                        .filter(|w| matches!(w.write, WriteOutcome::Applied { .. }))
+                        .count();
+                    if pinned > 0 || report.failed() {
+                        tracing::info!(
+                            workloads = report.workloads.len(),
+                            pinned,
+                            failed = report.failed(),
+                            "image sync"
+                        );
+                    } else {
+                        tracing::debug!(
+                            workloads = report.workloads.len(),
+                            "image sync: nothing moved"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!("image sync failed: {e}"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
