@@ -34,7 +34,6 @@ pub struct AppDigest {
     pub commit: Option<String>,
     /// Its source path inside the repository (`.` for the top).
     pub path: String,
-    pub self_heal: bool,
 }
 
 /// A digest of every app of `tree`; `repo_key` maps a node's repository URL
@@ -71,7 +70,6 @@ pub fn digest_tree(
                     .as_ref()
                     .and_then(|c| c.revision.id().map(str::to_string)),
                 path: n.app.source.path.as_str().to_string(),
-                self_heal: n.app.sync_policy.self_heal(),
             };
             (n.app.name.clone(), digest)
         })
@@ -139,7 +137,6 @@ mod tests {
             repo_url: None,
             commit: Some(commit.into()),
             path: path.into(),
-            self_heal: false,
         }
     }
 

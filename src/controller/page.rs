@@ -76,8 +76,9 @@ fn run(r: &TreeRunView) -> RunView {
 
 /// The index page's view of a snapshot (pure).
 pub fn page_view(snap: &Snapshot, source: &str, diff_url_format: Option<&str>) -> PageView {
-    let mut errors_first = snap.last_run.as_ref().map(run);
-    if let (Some(r), Some(e)) = (errors_first.as_mut(), snap.tree_error.as_ref()) {
+    // A tree that cannot be loaded is the first error of the last run.
+    let mut last_run = snap.last_run.as_ref().map(run);
+    if let (Some(r), Some(e)) = (last_run.as_mut(), snap.tree_error.as_ref()) {
         r.errors
             .insert(0, format!("the tree could not be loaded: {e}"));
     }
@@ -85,7 +86,7 @@ pub fn page_view(snap: &Snapshot, source: &str, diff_url_format: Option<&str>) -
         source: source.to_string(),
         runs: snap.runs,
         leader: snap.leader,
-        last_run: errors_first,
+        last_run,
         queued: snap.queued,
         diff_url_format: diff_url_format.map(str::to_string),
         apps: snap.apps.iter().map(row).collect(),
@@ -94,7 +95,7 @@ pub fn page_view(snap: &Snapshot, source: &str, diff_url_format: Option<&str>) -
 
 impl ControllerPage {
     fn trigger(&self, work: Pending) -> Trigger {
-        if !self.state.snapshot().leader {
+        if !self.state.is_leader() {
             return Trigger::NotLeader;
         }
         let queued = self.state.has_pending();

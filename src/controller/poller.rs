@@ -53,8 +53,10 @@ pub fn targets(
             key.clone(),
             PollTarget {
                 key,
+                // Never the credentials a --repo URL may carry.
                 shown: url
-                    .clone()
+                    .as_deref()
+                    .map(crate::source::redact_url)
                     .unwrap_or_else(|| sources.root_repo().dir.display().to_string()),
                 url,
                 revision: rev,

@@ -22,7 +22,7 @@ use serde_json::Value;
 use super::scheduler::Pending;
 use super::state::SharedState;
 use crate::cluster::{ClusterClient, GroupVersionKind};
-use crate::model::{AppName, ObjectRef, APP_LABEL, SYNC_ANNOTATION};
+use crate::model::{AppName, ObjectRef, APP_LABEL};
 use crate::sync::prepare::is_subset;
 use crate::tree::AppTree;
 
@@ -49,13 +49,9 @@ struct Entry {
     object: Value,
 }
 
+/// `kubesync.dev/sync: off` on the object, read by the engine's own rule.
 fn is_off(obj: &Value) -> bool {
-    ["annotations", "labels"].iter().any(|k| {
-        obj.pointer(&format!("/metadata/{k}"))
-            .and_then(|m| m.get(SYNC_ANNOTATION))
-            .and_then(Value::as_str)
-            == Some("off")
-    })
+    crate::sync::prepare::sync_mode(obj) == crate::sync::prepare::SyncMode::Off
 }
 
 impl Desired {

@@ -171,6 +171,11 @@ impl SharedState {
         self.ready.store(true, Ordering::Release);
     }
 
+    /// Whether this replica leads (what the loop last saw).
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Acquire)
+    }
+
     pub fn set_leader(&self, leader: bool) {
         self.metrics.set_leader(leader);
         self.leader.store(leader, Ordering::Release);
@@ -362,7 +367,7 @@ impl SharedState {
         let inner = self.inner.lock();
         Snapshot {
             ready: self.is_ready(),
-            leader: self.leader.load(Ordering::Acquire),
+            leader: self.is_leader(),
             tree_error: inner.tree_error.clone(),
             runs: inner.runs,
             last_full_run: inner.last_full_run,

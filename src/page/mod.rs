@@ -56,8 +56,6 @@ pub struct PageView {
 pub enum RunKind {
     Full,
     Quick,
-    /// Started from the page or the API.
-    Forced,
 }
 
 impl RunKind {
@@ -65,7 +63,6 @@ impl RunKind {
         match self {
             RunKind::Full => "full",
             RunKind::Quick => "quick",
-            RunKind::Forced => "forced",
         }
     }
 }

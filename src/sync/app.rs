@@ -532,15 +532,7 @@ impl AppSync<'_> {
                 Some(l) => Some(
                     self.client
                         .apply(
-                            &{
-                                let pinned = crate::image::adopt_pins(&d.object, l).map(|object| {
-                                    super::prepare::DesiredObject {
-                                        object,
-                                        ..d.clone()
-                                    }
-                                });
-                                self.to_apply(pinned.as_ref().unwrap_or(d), Some(l))
-                            },
+                            &self.to_apply(&super::apply::with_pins(d, Some(l)), Some(l)),
                             true,
                         )
                         .await

@@ -3,6 +3,7 @@
 //! waited for until Established, each object skipped when turned off (in
 //! git, on its namespace, on the live object) or already converged.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 
 use futures::stream::StreamExt;
@@ -166,17 +167,8 @@ impl AppSync<'_> {
         let live_mode = live.as_ref().map(super::prepare::sync_mode);
         // A pin image sync wrote (`app:v1@sha256:…` for git's `app:v1`) is
         // kept: compared and applied as it is live, never reverted.
-        let adopted;
-        let d = match live.as_ref().and_then(|l| adopt_pins(&d.object, l)) {
-            Some(object) => {
-                adopted = DesiredObject {
-                    object,
-                    ..d.clone()
-                };
-                &adopted
-            }
-            None => d,
-        };
+        let pinned = with_pins(d, live.as_ref());
+        let d: &DesiredObject = &pinned;
         if let Some(l) = &live {
             if live_mode == Some(SyncMode::Off) {
                 return Change::skipped(r, false, SkipReason::SyncOffOnLive);
@@ -257,9 +249,10 @@ impl AppSync<'_> {
     pub(super) async fn replace_one(&self, d: &DesiredObject, live: &Value) -> Change {
         let r = &d.object_ref;
         let failed = |e: String| Change::failed(r, false, ChangeError::Cluster(e));
-        // The live resourceVersion: custom resources refuse an
-        // unconditional update.
-        let mut body = d.object.clone();
+        // Ignored fields keep their live values (RespectIgnoreDifferences)
+        // as on the apply path; the live resourceVersion, because custom
+        // resources refuse an unconditional update.
+        let mut body = self.to_apply(d, Some(live));
         if let (Some(v), Some(meta)) = (
             rv(live),
             body.get_mut("metadata").and_then(Value::as_object_mut),
@@ -449,4 +442,18 @@ pub(super) fn groups(desired: &[DesiredObject]) -> Vec<Vec<&DesiredObject>> {
 fn rv(obj: &Value) -> Option<&str> {
     obj.pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
+}
+
+/// What is compared and applied for `d` against `live`: git's object, with
+/// the digest pins image sync wrote kept (`app:v1@sha256:…` for git's
+/// `app:v1`), so sync never reverts them. One rule for apply, the
+/// converged check before hooks and `diff`.
+pub(super) fn with_pins<'a>(d: &'a DesiredObject, live: Option<&Value>) -> Cow<'a, DesiredObject> {
+    match live.and_then(|l| adopt_pins(&d.object, l)) {
+        Some(object) => Cow::Owned(DesiredObject {
+            object,
+            ..d.clone()
+        }),
+        None => Cow::Borrowed(d),
+    }
 }

@@ -148,8 +148,9 @@ impl AppSync<'_> {
             if super::prepare::sync_mode(&live) == SyncMode::Off {
                 continue;
             }
+            let d = super::apply::with_pins(d, Some(&live));
             if annotation(&live, DESIRED_HASH_ANNOTATION) != Some(d.hash.as_str())
-                || !self.converged(d, &live).await
+                || !self.converged(&d, &live).await
             {
                 return true;
             }
