@@ -129,7 +129,8 @@ pub struct GlobalArgs {
     /// The name of the cluster kubesync syncs, for ApplicationSet generators:
     /// the `clusters` generator's one cluster (default `in-cluster`, as in
     /// Argo CD) and `clusterNamespaceDirectories` (git-sync-operator's
-    /// `$CLUSTER_NAME/$namespace` directories).
+    /// `$CLUSTER_NAME/$namespace` directories); `kubesync run` also starts
+    /// the S3 version file's key with it (`--s3-bucket`).
     #[arg(long, global = true, env = "CLUSTER_NAME", value_name = "NAME")]
     pub cluster_name: Option<String>,
 

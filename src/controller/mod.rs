@@ -27,6 +27,7 @@
 //! (a Lease) lives elsewhere and only has to feed that receiver.
 
 mod changes;
+mod objects;
 mod page;
 mod poller;
 mod refresh;
@@ -34,6 +35,7 @@ mod runner;
 mod scheduler;
 mod selfheal;
 mod server;
+mod signals;
 mod state;
 mod webhook;
 mod workspace;
@@ -90,6 +92,11 @@ pub struct ControllerConfig {
     /// kube-applier's `DIFF_URL_FORMAT`: the status page links commits
     /// through it (`%s` is the sha).
     pub diff_url_format: Option<String>,
+    /// Completion signals (webhook, S3 version file); apps may add their
+    /// own webhook by annotation even when this names none.
+    pub notify: crate::notify::NotifyConfig,
+    /// This replica's name on the Events it records (the pod's name).
+    pub instance: String,
 }
 
 impl ControllerConfig {
@@ -107,8 +114,19 @@ impl ControllerConfig {
             parallel: crate::sync::DEFAULT_PARALLEL,
             access: workspace::RepoAccess::default(),
             diff_url_format: None,
+            notify: crate::notify::NotifyConfig::default(),
+            instance: default_instance(),
         }
     }
+}
+
+/// The replica's name: `POD_NAME` (the chart sets it from the downward
+/// API), else `HOSTNAME` (a pod's name too), else `kubesync`.
+pub fn default_instance() -> String {
+    ["POD_NAME", "HOSTNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+        .unwrap_or_else(|| "kubesync".to_string())
 }
 
 /// Why the controller could not start.

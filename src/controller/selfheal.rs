@@ -88,6 +88,12 @@ impl Desired {
         d
     }
 
+    /// The object git renders for live object `obj`, when the tree wants it.
+    pub fn wanted(&self, obj: &Value) -> Option<&Value> {
+        let r = ObjectRef::from_object(obj).ok()?;
+        self.lookup(&r).map(|e| &e.object)
+    }
+
     pub fn kinds(&self) -> &BTreeSet<(String, String, String)> {
         &self.kinds
     }
@@ -235,7 +241,12 @@ async fn watch_kind(
             }
         };
         let mut version = match client.list_resolved(&resolved, None, APP_LABEL).await {
-            Ok((_, v)) => v,
+            Ok((items, v)) => {
+                for o in &items {
+                    state.objects.observed(o, false);
+                }
+                v
+            }
             Err(e) => {
                 tracing::debug!(kind = %gvk.kind, "self-heal: cannot list: {e}");
                 tokio::time::sleep(RETRY).await;
@@ -261,6 +272,7 @@ async fn watch_kind(
                     Ok(WatchEvent::Modified(o)) => (Event::Modified, o),
                     Ok(WatchEvent::Deleted(o)) => (Event::Deleted, o),
                     Ok(WatchEvent::Added(o)) => {
+                        state.objects.observed(&o, false);
                         if let Some(v) = resource_version(&o) {
                             version = v;
                         }
@@ -279,9 +291,15 @@ async fn watch_kind(
                 if let Some(v) = resource_version(&obj) {
                     version = v;
                 }
+                state.objects.observed(&obj, event == Event::Deleted);
                 let d = desired.read().clone();
                 if let Some((app, what)) = classify(event, &obj, &d, &manager) {
                     tracing::info!(app = %app, "drift: {what}");
+                    if let (Some(git), Ok(r)) = (d.wanted(&obj), ObjectRef::from_object(&obj)) {
+                        let live = (event == Event::Modified).then_some(&obj);
+                        let diff = super::objects::drift_diff(git, live);
+                        state.objects.drifted(&app, &r, diff);
+                    }
                     let mut p = Pending::default();
                     p.drift.insert(app, what);
                     state.trigger(p);

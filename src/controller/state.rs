@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use super::objects::ObjectStore;
 use super::scheduler::Pending;
 use crate::diff::SyncStatus;
 use crate::health::Health;
@@ -140,6 +141,8 @@ pub struct SharedState {
     leader: AtomicBool,
     /// `/metrics`: updated as runs, syncs, polls and drift happen.
     pub metrics: Arc<Metrics>,
+    /// Each app's objects, for its page (see `objects`).
+    pub objects: ObjectStore,
 }
 
 impl SharedState {
@@ -205,6 +208,7 @@ impl SharedState {
             self.metrics.app_removed(gone.as_str());
         }
         inner.apps = next;
+        self.objects.retain(|a| inner.apps.contains_key(a));
     }
 
     /// A run of the whole tree (or of the apps a trigger named) starts.
@@ -315,6 +319,7 @@ impl SharedState {
             _ => Vec::new(),
         };
         self.metrics.app_synced(report);
+        self.objects.synced(report);
         if !matches!(report.outcome, AppOutcome::Blocked { .. }) && report.revision != "-" {
             v.applied_revision = Some(report.revision.clone());
         }

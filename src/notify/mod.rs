@@ -78,8 +78,11 @@ pub struct NotifyArgs {
     #[arg(long = "s3-bucket", env = "S3_BUCKET", value_name = "BUCKET")]
     pub s3_bucket: Option<String>,
 
-    /// The cluster's name: the first part of the version file's key.
-    #[arg(long = "cluster-name", env = "CLUSTER_NAME", value_name = "NAME")]
+    /// The cluster's name: the first part of the version file's key. Not a
+    /// flag of its own: the command fills it from the global
+    /// `--cluster-name` (`CLUSTER_NAME`), the one the ApplicationSet
+    /// generators read, so one cluster has one name.
+    #[arg(skip)]
     pub cluster_name: Option<String>,
 
     /// S3 endpoint (default `https://s3.REGION.amazonaws.com`; any
