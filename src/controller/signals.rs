@@ -193,19 +193,42 @@ impl Signals {
         if self.notifier.is_none() {
             return;
         }
+        // CI waits for the commit it pushed: signals name the full sha.
+        let full = |app: &AppName, short: &str| {
+            tree.get(app)
+                .and_then(|n| n.checkout.as_ref())
+                .and_then(|c| c.revision.id())
+                .filter(|id| id.len() > short.len() && id.starts_with(short))
+                .map(str::to_string)
+        };
+        let done: Vec<(Finished, Option<String>)> = done
+            .into_iter()
+            .map(|f| {
+                let rev = full(&f.report.name, &f.report.revision);
+                (f, rev)
+            })
+            .collect();
         futures::stream::iter(done)
-            .map(|f| self.notify_app(f, &leading))
+            .map(|(f, rev)| self.notify_app(f, rev, &leading))
             .buffer_unordered(CONCURRENCY)
             .collect::<Vec<()>>()
             .await;
     }
 
-    async fn notify_app(&self, f: Finished, leading: &impl Fn() -> bool) {
+    async fn notify_app(
+        &self,
+        f: Finished,
+        full_revision: Option<String>,
+        leading: &impl Fn() -> bool,
+    ) {
         let Some(notifier) = &self.notifier else {
             return;
         };
         let app = f.report.name.clone();
-        let state = AppState::from_report(&f.report, chrono::Utc::now());
+        let mut state = AppState::from_report(&f.report, chrono::Utc::now());
+        if let Some(rev) = full_revision {
+            state.revision = rev;
+        }
         if state.result == SyncResult::NotRun || !leading() {
             return;
         }
@@ -266,9 +289,11 @@ impl Signals {
             .await
         {
             Ok(_) => {
-                let mut known = self.known.lock();
-                let k = known.entry(app.clone()).or_default();
-                k.status.notifications = ledger.to_vec();
+                // Only a status known whole is kept (a partial one would
+                // look like news to the next sync's events).
+                if let Some(k) = self.known.lock().get_mut(app) {
+                    k.status.notifications = ledger.to_vec();
+                }
             }
             Err(e) => {
                 // Unknown now: read again before the next signal.
@@ -280,7 +305,8 @@ impl Signals {
 
     /// kube-applier's `file_apply_count`: one count per source file of the
     /// app per sync that applied it, a success when none of its objects
-    /// failed (an app refused before any write fails every file).
+    /// failed (an app refused before any write fails every file; one that
+    /// rendered nothing fails its source path).
     fn count_files(&self, tree: &AppTree, report: &AppReport) {
         if matches!(
             report.outcome,
@@ -291,7 +317,14 @@ impl Signals {
         let Some(node) = tree.get(&report.name) else {
             return;
         };
-        for (file, success) in file_results(node.objects(), report) {
+        let files = file_results(node.objects(), report);
+        if files.is_empty() && !report.outcome.is_success() {
+            // Nothing rendered (a file that does not parse, a failed
+            // renderer): the app's source path is what failed to apply.
+            self.metrics
+                .file_applied(node.app.source.path.as_str(), false);
+        }
+        for (file, success) in files {
             self.metrics.file_applied(&file, success);
         }
     }
