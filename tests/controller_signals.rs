@@ -601,3 +601,61 @@ async fn the_app_page_shows_objects_and_a_masked_drift_diff() {
     assert_eq!(objects.matches(">OutOfSync<").count(), 2, "{objects}");
     assert!(h.shutdown(Duration::from_secs(10)).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_leader_does_not_signal_again_and_a_follower_never_does() {
+    let (url, seen) = receiver().await;
+    let repo = GitRepo::new();
+    cm_app(&repo, "a", "ns-a", "k: v1", "");
+    let first = repo.commit("first");
+    let emu = emulator(fast_simulation()).await;
+    let (lead_a, rx_a) = tokio::sync::watch::channel(true);
+    let (lead_b, rx_b) = tokio::sync::watch::channel(false);
+    let a = start(signals_config(&repo, &url, None), &emu, Some(rx_a)).await;
+    assert!(a.wait_ready(LONG).await);
+    let b = start(signals_config(&repo, &url, None), &emu, Some(rx_b)).await;
+    wait_for(LONG, "the leader's on-deployed webhook", || async {
+        !received_for(&seen, "a").is_empty()
+    })
+    .await;
+    // The follower polls and loads, and sends nothing.
+    full_run(&a).await;
+    let signals = seen.lock().len();
+    let events = events_of(&emu, "a").await;
+
+    // Leadership moves to b: its first full run finds the ledger in the
+    // status and sends nothing again; nor does it record events.
+    lead_a.send(false).unwrap();
+    lead_b.send(true).unwrap();
+    let b_addr = b.addr().unwrap();
+    wait_for(LONG, "the new leader's full run", || async {
+        !apps(b_addr).await["lastFullRun"].is_null()
+    })
+    .await;
+    full_run(&b).await;
+    assert_eq!(
+        seen.lock().len(),
+        signals,
+        "signals again after a leader change"
+    );
+    assert_eq!(events_of(&emu, "a").await, events);
+
+    // The new leader signals the next commit, once.
+    repo.repo
+        .write("objects/a/cm.yaml", &configmap("a", "k: v2"));
+    let second = repo.commit("second");
+    wait_for(LONG, "the new leader's webhook", || async {
+        received_for(&seen, "a").len() == 2
+    })
+    .await;
+    full_run(&b).await;
+    assert_eq!(
+        received_for(&seen, "a"),
+        [
+            ("on-deployed".to_string(), "a".to_string(), first),
+            ("on-deployed".to_string(), "a".to_string(), second),
+        ]
+    );
+    assert!(b.shutdown(Duration::from_secs(10)).await);
+    assert!(a.shutdown(Duration::from_secs(10)).await);
+}

@@ -390,4 +390,34 @@ mod tests {
         assert!(!colour(false, None));
         assert!(!colour(false, Some(OsStr::new("1"))));
     }
+
+    /// Every command's flags are consistent (unique ids and names): clap
+    /// only checks this when a command is built, so check them all here.
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        // `run` has one --cluster-name (the generators' and the S3 key's).
+        let run = Cli::try_parse_from([
+            "kubesync",
+            "run",
+            "--cluster-name",
+            "prod-eu",
+            "--s3-bucket",
+            "versions",
+            "--notify-webhook",
+            "https://ci.example.com/h",
+            "--notify-webhook-secret-file",
+            "/etc/kubesync/notify/secret",
+            "--webhook-secret-file",
+            "/etc/kubesync/webhook/secret",
+        ])
+        .expect("run's flags parse");
+        assert_eq!(run.global.cluster_name.as_deref(), Some("prod-eu"));
+        let Command::Run(args) = run.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.notify.s3_bucket.as_deref(), Some("versions"));
+        assert!(args.notify.webhook_secret_file.is_some() && args.webhook_secret_file.is_some());
+    }
 }

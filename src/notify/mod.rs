@@ -57,6 +57,7 @@ pub struct NotifyArgs {
     /// Apps can add their own with the `kubesync.dev/notify-webhook`
     /// annotation.
     #[arg(
+        id = "notify_webhook",
         long = "notify-webhook",
         env = "KUBESYNC_NOTIFY_WEBHOOK",
         value_name = "URL"
@@ -66,6 +67,7 @@ pub struct NotifyArgs {
     /// File holding the secret that signs webhook bodies (HMAC-SHA256, in
     /// the `X-Kubesync-Signature: sha256=<hex>` header).
     #[arg(
+        id = "notify_webhook_secret_file",
         long = "notify-webhook-secret-file",
         env = "KUBESYNC_NOTIFY_WEBHOOK_SECRET_FILE",
         value_name = "PATH"
