@@ -261,7 +261,7 @@ pub enum Command {
     ///   kubesync run --emulator --root bootstrap/root.yaml --listen 127.0.0.1:8080
     ///   kubesync run --repo https://git.example.com/org/config.git --revision branch:main
     #[command(verbatim_doc_comment)]
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
 }
 
 /// Parses the command line, runs the command and returns the exit code.

@@ -418,8 +418,8 @@ mod tests {
             ],
         );
         let got = file_results(ms.iter(), &r);
-        assert_eq!(got["web/a.yaml"], true);
-        assert_eq!(got["web/b.yaml"], false);
+        assert!(got["web/a.yaml"]);
+        assert!(!got["web/b.yaml"]);
         let refused = report(
             AppOutcome::Failed {
                 message: "tier".into(),
