@@ -659,3 +659,109 @@ async fn a_new_leader_does_not_signal_again_and_a_follower_never_does() {
     assert!(b.shutdown(Duration::from_secs(10)).await);
     assert!(a.shutdown(Duration::from_secs(10)).await);
 }
+
+const WIDGET_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn health_degrading_between_syncs_is_an_event_and_a_signal() {
+    let (url, seen) = receiver().await;
+    let repo = GitRepo::new();
+    repo.repo.app(
+        "web",
+        "  tier: system\n  destination: {namespace: ns-w}\n  syncPolicy: {createNamespace: true}\n",
+    );
+    repo.repo.write("objects/web/crd.yaml", WIDGET_CRD);
+    repo.repo.write(
+        "objects/web/widget.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {size: 1}\n",
+    );
+    let first = repo.commit("first");
+    let emu = emulator(fast_simulation()).await;
+    let h = start_ready(signals_config(&repo, &url, None), &emu).await;
+    wait_for(LONG, "the on-deployed webhook", || async {
+        !received_for(&seen, "web").is_empty()
+    })
+    .await;
+    let addr = h.addr().unwrap();
+    wait_for(LONG, "the Widget's health seen by the watch", || async {
+        let (_, page) = http(addr, "GET", "/apps/web", &[], b"").await;
+        page.contains("<td>w</td><td><span class=\"badge ok\">Synced</span></td><td><span class=\"badge ok\">Healthy</span>")
+    })
+    .await;
+
+    // The Widget's controller reports it failed (a status write by another
+    // manager on a field git leaves alone: not drift). The app is Degraded
+    // without any commit or sync request.
+    let widgets = Api::<kube::api::DynamicObject>::namespaced_with(
+        emu.kube_client(),
+        "ns-w",
+        &kube::api::ApiResource {
+            group: "example.com".into(),
+            version: "v1".into(),
+            api_version: "example.com/v1".into(),
+            kind: "Widget".into(),
+            plural: "widgets".into(),
+        },
+    );
+    let pp = kube::api::PatchParams {
+        field_manager: Some("widget-controller".into()),
+        ..Default::default()
+    };
+    let status = json!({"status": {"conditions": [{
+        "type": "Ready", "status": "False", "reason": "OutOfWidgets",
+        "message": "no widget left"}]}});
+    widgets
+        .patch("w", &pp, &kube::api::Patch::Merge(&status))
+        .await
+        .expect("patch the Widget's status");
+    wait_for(LONG, "the on-health-degraded webhook", || async {
+        received_for(&seen, "web")
+            .iter()
+            .any(|(t, _, _)| t == "on-health-degraded")
+    })
+    .await;
+    wait_for(LONG, "the HealthDegraded event", || async {
+        events_of(&emu, "web")
+            .await
+            .values()
+            .any(|(r, t, _)| r == "HealthDegraded" && t == "Warning")
+    })
+    .await;
+    // No sync ran for it (nothing was asked, nothing committed).
+    assert_eq!(
+        app_view(addr, "web").await["lastRun"]["trigger"],
+        "full",
+        "the health change is seen without a sync"
+    );
+    assert_eq!(
+        received_for(&seen, "web")
+            .into_iter()
+            .filter(|(t, _, _)| t == "on-health-degraded")
+            .collect::<Vec<_>>(),
+        [("on-health-degraded".to_string(), "web".to_string(), first)]
+    );
+    let (_, page) = http(addr, "GET", "/apps/web", &[], b"").await;
+    let objects = &page[page.find("id=\"objects\"").unwrap()..];
+    assert!(
+        objects.contains(">Degraded<") && objects.contains("no widget left"),
+        "{objects}"
+    );
+    assert_eq!(
+        status_of(&emu, "web").await.health.unwrap().status,
+        kubesync::health::Health::Degraded
+    );
+    assert_eq!(app_view(addr, "web").await["health"], "Degraded");
+    assert!(h.shutdown(Duration::from_secs(10)).await);
+}

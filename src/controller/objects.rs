@@ -192,31 +192,32 @@ impl ObjectStore {
     }
 
     /// A watch saw `obj` (listed, added or modified; `deleted`: gone):
-    /// its health is updated when it is one of its app's objects.
-    pub fn observed(&self, obj: &Value, deleted: bool) {
+    /// its health is updated when it is one of its app's objects. Returns
+    /// the app when the object's health crossed the Degraded line (became
+    /// Degraded, or stopped being it) since it was last seen — a change of
+    /// the app's health between syncs, which the controller re-checks.
+    pub fn observed(&self, obj: &Value, deleted: bool) -> Option<AppName> {
         let Some(app) = obj
             .pointer("/metadata/labels")
             .and_then(|l| l.get(APP_LABEL))
             .and_then(Value::as_str)
             .and_then(|a| AppName::new(a).ok())
         else {
-            return;
+            return None;
         };
-        let Ok(r) = ObjectRef::from_object(obj) else {
-            return;
-        };
+        let r = ObjectRef::from_object(obj).ok()?;
         let mut apps = self.apps.lock();
-        let Some(e) = apps
+        let e = apps
             .get_mut(&app)
-            .and_then(|v| v.iter_mut().find(|e| e.is(&r)))
-        else {
-            return;
-        };
+            .and_then(|v| v.iter_mut().find(|e| e.is(&r)))?;
+        let before = e.health;
         if deleted {
             e.set_health(&crate::health::missing());
         } else {
             e.set_health(&crate::health::assess(obj));
         }
+        let degraded = |h: Option<Health>| h == Some(Health::Degraded);
+        (before.is_some() && degraded(before) != degraded(e.health)).then_some(app)
     }
 
     /// Drift that was not repaired: the object is OutOfSync with `diff`
@@ -235,6 +236,30 @@ impl ObjectStore {
         };
         e.sync = Some(SyncStatus::OutOfSync);
         e.diff = (with_diff < DIFFS_PER_APP).then(|| diff.into_boxed_str());
+    }
+
+    /// An app's health from its objects' last seen health (None when none
+    /// was seen yet), as the engine aggregates it: the worst object's.
+    pub fn app_health(&self, app: &AppName) -> Option<HealthStatus> {
+        let apps = self.apps.lock();
+        let statuses: Vec<HealthStatus> = apps
+            .get(app)?
+            .iter()
+            .filter_map(|e| {
+                let h = e.health?;
+                let label = match &e.namespace {
+                    Some(ns) => format!("{} {ns}/{}", e.kind, e.name),
+                    None => format!("{} {}", e.kind, e.name),
+                };
+                let message = if e.health_message.is_empty() {
+                    label
+                } else {
+                    format!("{label}: {}", e.health_message)
+                };
+                Some(HealthStatus::new(h, message))
+            })
+            .collect();
+        (!statuses.is_empty()).then(|| crate::health::aggregate(statuses.iter()))
     }
 
     /// An app's objects (empty before its first sync).
@@ -343,6 +368,29 @@ mod tests {
             true,
         );
         assert_eq!(store.of(&app).unwrap()[0].health, Some(Health::Missing));
+    }
+
+    #[test]
+    fn crossing_the_degraded_line_is_reported_once() {
+        let store = ObjectStore::default();
+        store.synced(&report(vec![Change::done(
+            &r("Pod", "p"),
+            Action::Created,
+            false,
+        )]));
+        let pod = |phase: &str| {
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": "p", "namespace": "web", "labels": {APP_LABEL: "web"}},
+                   "spec": {"restartPolicy": "Never"},
+                   "status": {"phase": phase}})
+        };
+        // First sight: nothing to compare with.
+        assert_eq!(store.observed(&pod("Running"), false), None);
+        assert_eq!(store.observed(&pod("Running"), false), None);
+        let app = AppName::new("web").unwrap();
+        assert_eq!(store.observed(&pod("Failed"), false), Some(app.clone()));
+        assert_eq!(store.observed(&pod("Failed"), false), None);
+        assert_eq!(store.observed(&pod("Running"), false), Some(app));
     }
 
     #[test]

@@ -153,6 +153,13 @@ impl Runner {
 
     /// One pass: poll what is due, load on a new commit, run what is queued.
     async fn step(&mut self) {
+        let health = self.state.take_health_changes();
+        if !health.is_empty() && self.is_leader() {
+            let leader = self.leader.clone();
+            self.signals
+                .health_changed(&self.state, health, || *leader.borrow())
+                .await;
+        }
         let now = Instant::now();
         let mut work = self.state.take_pending();
         if now >= self.next_poll {
@@ -523,7 +530,7 @@ impl Progress for StateProgress {
         self.finished_with(report, None);
     }
 
-    fn finished_with(&self, report: &AppReport, previous: Option<&serde_json::Value>) {
+    fn finished_with(&self, report: &AppReport, previous: Option<Option<&serde_json::Value>>) {
         self.state.finished(report);
         self.signals.finished(report, previous);
     }

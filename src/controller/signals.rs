@@ -34,7 +34,7 @@ use serde_json::{json, Value};
 use crate::cluster::ClusterClient;
 use crate::events::{self, EventRecorder};
 use crate::metrics::{Metrics, NotificationOutcome};
-use crate::model::AppName;
+use crate::model::{AppName, Tier};
 use crate::notify::{self, AppState, NotificationRecord, Notifier, NotifyConfig, SyncResult};
 use crate::sync::status::{self, ApplicationStatus};
 use crate::sync::{Action, AppOutcome, AppReport};
@@ -50,6 +50,11 @@ struct Known {
     status: ApplicationStatus,
     /// Its `kubesync.dev/notify-webhook` annotation.
     annotation: Option<String>,
+    /// From its last report: what a health change between syncs reports.
+    tier: Option<Tier>,
+    namespace: Option<String>,
+    /// The full commit of its applied revision (signals name it).
+    full_revision: Option<String>,
 }
 
 impl Known {
@@ -60,6 +65,7 @@ impl Known {
         Some(Known {
             status,
             annotation: notify::webhook_annotation(app_object).map(str::to_string),
+            ..Known::default()
         })
     }
 }
@@ -135,13 +141,17 @@ impl Signals {
     }
 
     /// An app's sync ended; `previous` is its Application object as the
-    /// sync read it. Records its events now and queues its signals.
-    pub fn finished(&self, report: &AppReport, previous: Option<&Value>) {
+    /// sync read it (`Some(None)`: there was none; `None`: not read).
+    /// Records its events now and queues its signals.
+    pub fn finished(&self, report: &AppReport, previous: Option<Option<&Value>>) {
         if self.recorder.is_none() || report.outcome == AppOutcome::DryRun {
             return;
         }
         let announced = self.announced.lock().remove(&report.name);
+        // Read and absent: the engine writes a status from scratch.
+        let fresh = matches!(previous, Some(None));
         let before = previous
+            .flatten()
             .and_then(Known::of)
             .or_else(|| self.known.lock().get(&report.name).cloned());
         if !matches!(report.outcome, AppOutcome::Blocked { .. }) {
@@ -161,11 +171,18 @@ impl Signals {
             }
         }
         // What the engine writes (build_status is the engine's own rule).
+        let before = match before {
+            None if fresh => Some(Known::default()),
+            b => b,
+        };
         let after = before.map(|b| {
             let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             Known {
                 status: status::build_status(report, &[], Some(&b.status), &now),
                 annotation: b.annotation,
+                tier: Some(report.tier),
+                namespace: report.namespace.clone(),
+                full_revision: None,
             }
         });
         match &after {
@@ -205,6 +222,9 @@ impl Signals {
             .into_iter()
             .map(|f| {
                 let rev = full(&f.report.name, &f.report.revision);
+                if let Some(k) = self.known.lock().get_mut(&f.report.name) {
+                    k.full_revision = rev.clone();
+                }
                 (f, rev)
             })
             .collect();
@@ -213,6 +233,86 @@ impl Signals {
             .buffer_unordered(CONCURRENCY)
             .collect::<Vec<()>>()
             .await;
+    }
+
+    /// The objects of `apps` crossed the Degraded line between syncs (a
+    /// watch saw it): each app's health is re-aggregated from its objects
+    /// and, when it changed from what its status says, written to its
+    /// status, with a `HealthDegraded` event and the `on-health-degraded`
+    /// signal when it degraded (a recovery settles the failure episode, so
+    /// the next degradation is signalled again). Apps whose status this
+    /// process does not know yet are left to their next sync.
+    pub async fn health_changed(
+        &self,
+        state: &super::state::SharedState,
+        apps: std::collections::BTreeSet<AppName>,
+        leading: impl Fn() -> bool,
+    ) {
+        for app in apps {
+            let Some(health) = state.objects.app_health(&app) else {
+                continue;
+            };
+            state.set_app_health(&app, &health);
+            let Some(known) = self.known.lock().get(&app).cloned() else {
+                continue;
+            };
+            let (Some(tier), Some(sync)) = (known.tier, known.status.sync.clone()) else {
+                continue;
+            };
+            if known.status.health.as_ref().map(|h| h.status) == Some(health.health)
+                || self.recorder.is_none()
+                || !leading()
+            {
+                continue;
+            }
+            tracing::info!(app = %app, health = health.health.as_str(), "health changed between syncs");
+            // What a converged sync would report now: nothing written.
+            let report = AppReport {
+                name: app.clone(),
+                tier,
+                namespace: known.namespace.clone(),
+                revision: sync.revision.clone(),
+                outcome: AppOutcome::Succeeded,
+                sync: sync.status,
+                health: health.clone(),
+                changes: Vec::new(),
+                duration: std::time::Duration::ZERO,
+            };
+            let evs: Vec<events::AppEvent> = events::after_sync(&report, Some(&known.status))
+                .into_iter()
+                .filter(|e| e.reason == events::Reason::HealthDegraded)
+                .collect();
+            if let Some(recorder) = &self.recorder {
+                recorder.publish_all(&evs).await;
+            }
+            let patch = json!({ "health": status::HealthState::from(&health) });
+            match self
+                .client
+                .patch_status(&status::application_ref(app.as_str()), &patch)
+                .await
+            {
+                Ok(_) => {
+                    if let Some(k) = self.known.lock().get_mut(&app) {
+                        k.status.health = Some(status::HealthState::from(&health));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(app = %app, "cannot write the Application's health: {e}")
+                }
+            }
+            let mut after = known.clone();
+            after.status.health = Some(status::HealthState::from(&health));
+            let full = known.full_revision.clone();
+            self.notify_app(
+                Finished {
+                    report,
+                    after: Some(after),
+                },
+                full,
+                &leading,
+            )
+            .await;
+        }
     }
 
     async fn notify_app(

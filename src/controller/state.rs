@@ -143,6 +143,8 @@ pub struct SharedState {
     pub metrics: Arc<Metrics>,
     /// Each app's objects, for its page (see `objects`).
     pub objects: ObjectStore,
+    /// Apps whose objects' health crossed Degraded since the loop looked.
+    health_changes: Mutex<std::collections::BTreeSet<AppName>>,
 }
 
 impl SharedState {
@@ -150,6 +152,25 @@ impl SharedState {
     pub fn trigger(&self, work: Pending) {
         self.pending.lock().merge(work);
         self.wake.notify_one();
+    }
+
+    /// An object of `app` became Degraded or stopped being it (a watch
+    /// saw it): the loop re-checks the app's health.
+    pub fn health_changed(&self, app: AppName) {
+        self.health_changes.lock().insert(app);
+        self.wake.notify_one();
+    }
+
+    pub fn take_health_changes(&self) -> std::collections::BTreeSet<AppName> {
+        std::mem::take(&mut *self.health_changes.lock())
+    }
+
+    /// The app's health, seen between syncs.
+    pub fn set_app_health(&self, app: &AppName, health: &crate::health::HealthStatus) {
+        if let Some(v) = self.inner.lock().apps.get_mut(app) {
+            v.health = Some(health.health);
+            v.health_message = health.message.clone();
+        }
     }
 
     /// Takes the queued work.

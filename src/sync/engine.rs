@@ -94,10 +94,11 @@ pub trait Progress: Send + Sync {
     fn started(&self, _app: &AppName) {}
     fn finished(&self, _report: &AppReport) {}
     /// [`Progress::finished`] with the app's Application object as this
-    /// sync found it (`None` when it was not read: no status, a dry run, a
-    /// sync that failed before reading it) — what the controller's events
-    /// and completion signals compare the outcome with.
-    fn finished_with(&self, report: &AppReport, _previous: Option<&Value>) {
+    /// sync found it: `Some(None)` when there was none, `None` when it was
+    /// not read (no status, a dry run, a sync that failed before reading
+    /// it) — what the controller's events and completion signals compare
+    /// the outcome with.
+    fn finished_with(&self, report: &AppReport, _previous: Option<Option<&Value>>) {
         self.finished(report)
     }
 }
@@ -258,7 +259,7 @@ impl Run<'_> {
             };
             let ok = report.lets_dependents_start(self.opts.dry_run);
             self.progress
-                .finished_with(&report, write.as_ref().and_then(|w| w.previous.as_ref()));
+                .finished_with(&report, write.as_ref().map(|w| w.previous.as_ref()));
             if let Some(StatusWrite {
                 inventory,
                 previous,
