@@ -17,7 +17,13 @@
 //!   with `selfHeal`, else reported OutOfSync without writing;
 //! - `refresh` — the `kubesync.dev/refresh` annotation;
 //! - `server` and `webhook` — the HTTP API and signed push webhooks;
-//! - `state` — the shared in-memory state `/api/v1/apps` shows.
+//! - `state` — the shared in-memory state `/api/v1/apps` shows, and
+//!   `objects` — each app's objects, their health and drift diffs (the
+//!   page's `/apps/NAME`);
+//! - `signals` — after each app's sync (and on health changes between
+//!   syncs): Kubernetes Events, completion signals for CI (webhook, S3
+//!   version file, once per app and revision, the ledger in the
+//!   Application status) and per-file apply counts.
 //!
 //! Leadership is an input: [`Controller::start`] takes an optional
 //! `watch::Receiver<bool>` ("am I the leader"; none = always). While it

@@ -197,14 +197,11 @@ impl ObjectStore {
     /// Degraded, or stopped being it) since it was last seen — a change of
     /// the app's health between syncs, which the controller re-checks.
     pub fn observed(&self, obj: &Value, deleted: bool) -> Option<AppName> {
-        let Some(app) = obj
+        let app = obj
             .pointer("/metadata/labels")
             .and_then(|l| l.get(APP_LABEL))
             .and_then(Value::as_str)
-            .and_then(|a| AppName::new(a).ok())
-        else {
-            return None;
-        };
+            .and_then(|a| AppName::new(a).ok())?;
         let r = ObjectRef::from_object(obj).ok()?;
         let mut apps = self.apps.lock();
         let e = apps

@@ -21,6 +21,13 @@
 //! so only the leader sends; after a leadership change the ledger is read
 //! again from the cluster ([`Signals::forget`]).
 //!
+//! Health between syncs. When the self-heal watches see an object's
+//! health cross Degraded ([`Signals::health_changed`]), the app's health is
+//! re-aggregated from its objects' (the engine's rule: the worst object's)
+//! without a sync: written to the Application's `status.health`, with a
+//! `HealthDegraded` event and the `on-health-degraded` signal when it
+//! degraded; a recovery ends the failure episode in the ledger.
+//!
 //! Does not own: what an event or a signal says, the rate limits, the
 //! retries (`events`, `notify`), nor when runs happen (`runner`).
 
