@@ -454,6 +454,7 @@ mod tests {
             store.synced(&rep);
         }
         let bytes = store.approx_bytes();
+        eprintln!("object memory: {bytes} bytes for 1,000 apps × 10 objects");
         assert!(bytes < 4 * 1024 * 1024, "{bytes} bytes for 10,000 objects");
     }
 }
