@@ -17,7 +17,13 @@
 //!   with `selfHeal`, else reported OutOfSync without writing;
 //! - `refresh` — the `kubesync.dev/refresh` annotation;
 //! - `server` and `webhook` — the HTTP API and signed push webhooks;
-//! - `state` — the shared in-memory state `/api/v1/apps` shows.
+//! - `state` — the shared in-memory state `/api/v1/apps` shows, and
+//!   `objects` — each app's objects, their health and drift diffs (the
+//!   page's `/apps/NAME`);
+//! - `signals` — after each app's sync (and on health changes between
+//!   syncs): Kubernetes Events, completion signals for CI (webhook, S3
+//!   version file, once per app and revision, the ledger in the
+//!   Application status) and per-file apply counts.
 //!
 //! Leadership is an input: [`Controller::start`] takes an optional
 //! `watch::Receiver<bool>` ("am I the leader"; none = always). While it
@@ -27,6 +33,7 @@
 //! (a Lease) lives elsewhere and only has to feed that receiver.
 
 mod changes;
+mod objects;
 mod page;
 mod poller;
 mod refresh;
@@ -34,6 +41,7 @@ mod runner;
 mod scheduler;
 mod selfheal;
 mod server;
+mod signals;
 mod state;
 mod webhook;
 mod workspace;
@@ -90,6 +98,11 @@ pub struct ControllerConfig {
     /// kube-applier's `DIFF_URL_FORMAT`: the status page links commits
     /// through it (`%s` is the sha).
     pub diff_url_format: Option<String>,
+    /// Completion signals (webhook, S3 version file); apps may add their
+    /// own webhook by annotation even when this names none.
+    pub notify: crate::notify::NotifyConfig,
+    /// This replica's name on the Events it records (the pod's name).
+    pub instance: String,
 }
 
 impl ControllerConfig {
@@ -107,8 +120,19 @@ impl ControllerConfig {
             parallel: crate::sync::DEFAULT_PARALLEL,
             access: workspace::RepoAccess::default(),
             diff_url_format: None,
+            notify: crate::notify::NotifyConfig::default(),
+            instance: default_instance(),
         }
     }
+}
+
+/// The replica's name: `POD_NAME` (the chart sets it from the downward
+/// API), else `HOSTNAME` (a pod's name too), else `kubesync`.
+pub fn default_instance() -> String {
+    ["POD_NAME", "HOSTNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+        .unwrap_or_else(|| "kubesync".to_string())
 }
 
 /// Why the controller could not start.
