@@ -78,7 +78,9 @@ impl ExampleRepo {
         std::fs::remove_file(repo.join("README.md")).expect("fixture README");
         for name in ["guestbook", "helm-guestbook"] {
             copy_dir(
-                &manifest_dir().join("examples/argocd-app-of-apps").join(name),
+                &manifest_dir()
+                    .join("examples/argocd-app-of-apps")
+                    .join(name),
                 &repo.join(name),
             );
         }
@@ -90,7 +92,15 @@ impl ExampleRepo {
         for args in [
             &["init", "-q", "-b", "master"][..],
             &["add", "-A"],
-            &["-c", "user.name=t", "-c", "user.email=t@example.test", "commit", "-qm", "examples"],
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.test",
+                "commit",
+                "-qm",
+                "examples",
+            ],
         ] {
             let out = Command::new("git")
                 .args(args)
@@ -228,8 +238,12 @@ async fn the_example_repository_ends_synced_and_healthy_and_a_rerun_writes_nothi
     // The hook examples ran their hooks, in their phases.
     let pre_post = hooks_of(&report, "example.pre-post-sync");
     assert!(
-        pre_post.iter().any(|(p, n, _)| p == "PreSync" && n.contains("before"))
-            && pre_post.iter().any(|(p, n, _)| p == "PostSync" && n.contains("after")),
+        pre_post
+            .iter()
+            .any(|(p, n, _)| p == "PreSync" && n.contains("before"))
+            && pre_post
+                .iter()
+                .any(|(p, n, _)| p == "PostSync" && n.contains("after")),
         "{pre_post:?}"
     );
     let waves = hooks_of(&report, "example.sync-waves");
@@ -287,7 +301,10 @@ async fn the_example_repository_ends_synced_and_healthy_and_a_rerun_writes_nothi
         .await,
         "HookSucceeded jobs left behind"
     );
-    assert!(jobs("helm-hooks").await > 0, "before-hook-creation jobs deleted");
+    assert!(
+        jobs("helm-hooks").await > 0,
+        "before-hook-creation jobs deleted"
+    );
 
     // A second bootstrap: everything converged, nothing written, no hook run.
     let before = writes(&emu);
@@ -295,8 +312,17 @@ async fn the_example_repository_ends_synced_and_healthy_and_a_rerun_writes_nothi
     assert!(second.status.success(), "{}", text(&second));
     let report = report_of(&second);
     assert_all_synced_and_healthy(&report, &second);
-    assert_eq!(writes(&emu), before, "a converged re-run wrote\n{}", text(&second));
-    for app in ["example.pre-post-sync", "example.sync-waves", "example.helm-hooks"] {
+    assert_eq!(
+        writes(&emu),
+        before,
+        "a converged re-run wrote\n{}",
+        text(&second)
+    );
+    for app in [
+        "example.pre-post-sync",
+        "example.sync-waves",
+        "example.helm-hooks",
+    ] {
         assert!(
             hooks_of(&report, app)
                 .iter()
@@ -334,8 +360,8 @@ impl LoadBalancerProvider {
                 let out = kubectl(&kc, &["get", "services", "-A", "-o", "json"]);
                 let list: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
                 for svc in list["items"].as_array().into_iter().flatten() {
-                    let lb = svc.pointer("/spec/type").and_then(Value::as_str)
-                        == Some("LoadBalancer");
+                    let lb =
+                        svc.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer");
                     let has = svc
                         .pointer("/status/loadBalancer/ingress")
                         .and_then(Value::as_array)
@@ -388,7 +414,12 @@ impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         let mut apps = vec!["applications".to_string()];
         apps.extend(EXAMPLES.iter().map(|e| format!("example.{e}")));
-        let mut args = vec!["-n", "kubesync-system", "delete", "applications.kubesync.dev"];
+        let mut args = vec![
+            "-n",
+            "kubesync-system",
+            "delete",
+            "applications.kubesync.dev",
+        ];
         args.extend(apps.iter().map(String::as_str));
         args.push("--ignore-not-found");
         let _ = kubectl(self.kc, &args);

@@ -410,9 +410,13 @@ impl SyncPolicy {
     /// `RespectIgnoreDifferences=true`: an apply takes ignored fields from
     /// the live object instead of resetting them to git's values.
     pub fn respect_ignore_differences(&self) -> bool {
-        self.sync_options
-            .iter()
-            .any(|o| o.trim() == "RespectIgnoreDifferences=true")
+        self.options().respect_ignore_differences
+    }
+
+    /// The app-level `syncOptions`, read (validated when the app was
+    /// loaded; an option that does not read gives the defaults).
+    pub fn options(&self) -> crate::model::object_options::AppSyncOptions {
+        crate::model::object_options::app_sync_options(&self.sync_options).unwrap_or_default()
     }
 }
 
@@ -926,6 +930,8 @@ fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
         }
         sync_policy.sync_options =
             ctx.string_list(sp, "syncOptions", "spec.syncPolicy.syncOptions")?;
+        crate::model::object_options::app_sync_options(&sync_policy.sync_options)
+            .map_err(|e| ctx.err("spec.syncPolicy.syncOptions", e))?;
         if sync_policy
             .sync_options
             .iter()

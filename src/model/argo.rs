@@ -303,10 +303,9 @@ fn sync_policy(spec: &Value, ctx: &Ctx) -> Result<SyncPolicy, ModelError> {
     }
     policy.retry = retry(sp, ctx)?;
     policy.sync_options = ctx.string_list(sp, "syncOptions", "spec.syncPolicy.syncOptions")?;
-    policy.create_namespace = policy
-        .sync_options
-        .iter()
-        .any(|o| o.trim() == "CreateNamespace=true");
+    policy.create_namespace = crate::model::object_options::app_sync_options(&policy.sync_options)
+        .map_err(|e| ctx.err("spec.syncPolicy.syncOptions", e))?
+        .create_namespace;
     Ok(policy)
 }
 
