@@ -66,6 +66,11 @@ pub struct SyncArgs {
     /// `syncPolicy.wait.timeout`), e.g. 30s, 5m.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Option<Duration>,
+    /// Run the apps' resource hooks (PreSync, Sync, PostSync) even when
+    /// their sync has nothing else to do — e.g. to re-run a migration Job
+    /// (by default a converged app runs no hooks and writes nothing).
+    #[arg(long)]
+    pub run_hooks: bool,
 }
 
 impl SyncArgs {
@@ -81,6 +86,7 @@ impl SyncArgs {
                 None
             },
             timeout: self.timeout,
+            run_hooks: self.run_hooks,
             ..SyncOptions::default()
         }
     }

@@ -191,9 +191,11 @@ pub fn app_sync_options<S: AsRef<str>>(list: &[S]) -> Result<AppSyncOptions, Str
                 "foreground" => PrunePropagation::Foreground,
                 "background" => PrunePropagation::Background,
                 "orphan" => PrunePropagation::Orphan,
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "\"{opt}\": expected PrunePropagationPolicy=foreground, background or orphan"
-                )),
+                ))
+                }
             };
             continue;
         }

@@ -306,7 +306,8 @@ impl AppSync<'_> {
 
     /// Whether this sync runs the app's hooks: not in a dry run, and only
     /// when it has something to apply or prune (a converged re-sync makes
-    /// no write; Argo CD, which syncs on request, runs them every time).
+    /// no write; Argo CD, which syncs on request, runs them every time) or
+    /// the run asks for them (`--run-hooks`).
     async fn hooks_run(
         &self,
         plan: &Plan,
@@ -318,7 +319,7 @@ impl AppSync<'_> {
         if self.opts.dry_run {
             return Err(HookNotRun::DryRun);
         }
-        if self.has_work(plan, namespaces).await {
+        if self.opts.run_hooks || self.has_work(plan, namespaces).await {
             Ok(())
         } else {
             Err(HookNotRun::NothingToSync)

@@ -57,6 +57,11 @@ pub struct SyncOptions {
     /// finish (and write their status) and the run returns with the rest
     /// reported Blocked. A controller's graceful shutdown.
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Run every synced app's resource hooks even when its sync has
+    /// nothing to apply or prune (Argo CD runs them on every sync; kubesync
+    /// by default only when something changes, so a converged run writes
+    /// nothing). `--run-hooks`: a migration Job re-run on request.
+    pub run_hooks: bool,
 }
 
 impl Default for SyncOptions {
@@ -64,6 +69,7 @@ impl Default for SyncOptions {
         SyncOptions {
             parallel: DEFAULT_PARALLEL,
             dry_run: false,
+            run_hooks: false,
             prune: None,
             timeout: None,
             only: None,
