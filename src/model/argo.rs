@@ -271,6 +271,7 @@ fn sync_policy_of(obj: &Value, spec: &Value, ctx: &Ctx) -> Result<SyncPolicy, Mo
         .flatten()
         .filter_map(Value::as_str)
         .any(|f| f == RESOURCES_FINALIZER || f.starts_with(&format!("{RESOURCES_FINALIZER}/")));
+    policy.generated_by = super::generated_by(obj);
     Ok(policy)
 }
 
