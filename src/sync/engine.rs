@@ -359,16 +359,26 @@ pub(super) async fn write_status_with(
     previous: Option<&Value>,
 ) {
     let repo = node.checkout.as_ref().map(|c| c.repo.as_str());
-    let desired =
+    let mut desired =
         status::application_object(&node.app, node.parent.as_ref().map(AppName::as_str), repo);
+    super::delete_hooks::record(&mut desired, &super::delete_hooks::of_node(node));
     let cascade = |o: &Value| {
         o.pointer("/metadata/annotations")
             .and_then(|a| a.get(super::removed::CASCADE_ANNOTATION))
             .is_some()
     };
+    let delete_hooks = |o: &Value| {
+        o.pointer("/metadata/annotations")
+            .and_then(|a| a.get(super::delete_hooks::DELETE_HOOKS_ANNOTATION))
+            .cloned()
+    };
     let needs_spec = match previous {
         // (A dropped annotation is not seen by the subset test.)
-        Some(p) => !is_subset(&desired, p) || cascade(p) != cascade(&desired),
+        Some(p) => {
+            !is_subset(&desired, p)
+                || cascade(p) != cascade(&desired)
+                || delete_hooks(p) != delete_hooks(&desired)
+        }
         None => true,
     };
     if needs_spec {

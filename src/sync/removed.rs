@@ -31,11 +31,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::change::{Action, Change, ChangeError, SkipReason};
+use super::delete_hooks;
 use super::engine::list_applications;
 use super::prepare::{phase_of, Phase, SyncMode};
 use super::prune::annotation;
 use super::status;
 use crate::cluster::{ClusterClient, Propagation};
+use crate::model::hook::DeletePhase;
 use crate::model::object_options::object_options;
 use crate::model::{AppName, ObjectRef, APP_LABEL, TRACKING_ANNOTATION};
 use crate::tree::AppTree;
@@ -100,11 +102,7 @@ pub(super) async fn removed_apps(
             None => cascade,
         };
         if deletes && tree_complete && !dry_run {
-            let mut r = if cascade {
-                delete_app(client, &name, obj).await
-            } else {
-                delete_application_object(client, &name, Vec::new()).await
-            };
+            let mut r = with_delete_hooks(client, &name, obj, cascade).await;
             r.application_set = set;
             removed.push(r);
         } else {
@@ -114,6 +112,65 @@ pub(super) async fn removed_apps(
     kept.sort();
     removed.sort_by(|a, b| a.name.cmp(&b.name));
     (kept, removed)
+}
+
+/// Deletes one removed app (with its objects when `cascade`) between its
+/// PreDelete and PostDelete hooks: a failing PreDelete hook deletes
+/// nothing, a failing PostDelete hook keeps the Application object.
+async fn with_delete_hooks(
+    client: &ClusterClient,
+    name: &AppName,
+    app_obj: &Value,
+    cascade: bool,
+) -> RemovedApp {
+    let stopped = |changes: Vec<Change>, error: String| RemovedApp {
+        name: name.clone(),
+        changes,
+        cascade,
+        application_set: None,
+        error: Some(error),
+    };
+    let pre = match delete_hooks::run(client, app_obj, DeletePhase::PreDelete).await {
+        Ok(c) => c,
+        Err((e, c)) => {
+            return stopped(
+                c,
+                format!("{e}; nothing was deleted (the next run tries again)"),
+            )
+        }
+    };
+    let mut r = if cascade {
+        delete_app(client, name, app_obj, pre).await
+    } else {
+        // The Application object alone goes; its objects are kept.
+        RemovedApp {
+            name: name.clone(),
+            changes: pre,
+            cascade: false,
+            application_set: None,
+            error: None,
+        }
+    };
+    if r.error.is_some() {
+        return r;
+    }
+    match delete_hooks::run(client, app_obj, DeletePhase::PostDelete).await {
+        Ok(c) => r.changes.extend(c),
+        Err((e, c)) => {
+            r.changes.extend(c);
+            r.error = Some(format!(
+                "{e}; the app's objects are deleted, its Application object is kept"
+            ));
+            return r;
+        }
+    }
+    let app_ref = status::application_ref(name.as_str());
+    if let Err(e) = client.delete(&app_ref, Propagation::Background).await {
+        r.error = Some(format!("cannot delete the Application object: {e}"));
+    } else {
+        tracing::info!(app = %name, "removed from the tree: Application object deleted");
+    }
+    r
 }
 
 /// The order objects are deleted in: the reverse of the apply order.
@@ -129,16 +186,21 @@ fn deletion_rank(r: &ObjectRef) -> u8 {
     }
 }
 
-/// Deletes one removed app's objects, group by group, then its Application
-/// object (kept when an object could not be deleted).
-async fn delete_app(client: &ClusterClient, name: &AppName, app_obj: &Value) -> RemovedApp {
+/// Deletes one removed app's objects, group by group (after the changes
+/// `before` made); the Application object is the caller's.
+async fn delete_app(
+    client: &ClusterClient,
+    name: &AppName,
+    app_obj: &Value,
+    before: Vec<Change>,
+) -> RemovedApp {
     let mut inventory: Vec<ObjectRef> = status::inventory_of(app_obj)
         .into_iter()
         .filter(|e| !e.sync_off)
         .map(|e| e.object)
         .collect();
     inventory.sort_by_key(deletion_rank);
-    let mut changes = Vec::new();
+    let mut changes = before;
     let mut error = None;
     let mut i = 0;
     while i < inventory.len() {
@@ -163,39 +225,10 @@ async fn delete_app(client: &ClusterClient, name: &AppName, app_obj: &Value) -> 
         }
         i = end;
     }
-    if let Some(error) = error {
-        return RemovedApp {
-            name: name.clone(),
-            changes,
-            cascade: true,
-            application_set: None,
-            error: Some(error),
-        };
-    }
-    let mut r = delete_application_object(client, name, changes).await;
-    r.cascade = true;
-    r
-}
-
-/// Deletes a removed app's Application object (its objects, in `changes`,
-/// are already dealt with, or kept).
-async fn delete_application_object(
-    client: &ClusterClient,
-    name: &AppName,
-    changes: Vec<Change>,
-) -> RemovedApp {
-    let app_ref = status::application_ref(name.as_str());
-    let error = match client.delete(&app_ref, Propagation::Background).await {
-        Err(e) => Some(format!("cannot delete the Application object: {e}")),
-        Ok(_) => {
-            tracing::info!(app = %name, "removed from the tree: Application object deleted");
-            None
-        }
-    };
     RemovedApp {
         name: name.clone(),
         changes,
-        cascade: false,
+        cascade: true,
         application_set: None,
         error,
     }
