@@ -294,3 +294,46 @@ async fn cli_names_an_unknown_or_unreadable_app_level_option() {
         text(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_level_delete_false_keeps_objects_when_the_app_is_deleted() {
+    let emu = emulator(fast_simulation()).await;
+    let repo = Repo::new();
+    repo.write(
+        "apps/d.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: d\n  finalizers: [resources-finalizer.argocd.argoproj.io]\nspec:\n  project: default\n  source: {path: objects/d}\n  destination: {namespace: adel}\n  syncPolicy:\n    automated: {prune: true}\n    syncOptions: [CreateNamespace=true, Delete=false]\n",
+    );
+    repo.write("objects/d/kept.yaml", &configmap("kept", "k: v"));
+    repo.write(
+        "objects/d/gone.yaml",
+        &cm_with(
+            "gone",
+            "argocd.argoproj.io/sync-options: Delete=true",
+            "k: v",
+        ),
+    );
+    let first = sync_repo(&repo, &emu).await;
+    assert!(app(&first, "d").outcome.is_success(), "{first:#?}");
+
+    repo.remove("apps/d.yaml");
+    let second = sync_repo(&repo, &emu).await;
+    assert_eq!(second.removed.len(), 1, "{second:#?}");
+    let removed = &second.removed[0];
+    assert!(removed.error.is_none(), "{removed:#?}");
+    let kept = removed
+        .changes
+        .iter()
+        .find(|c| c.object.name == "kept")
+        .expect("kept");
+    assert_eq!(
+        kept.reason,
+        Some(SkipReason::DeleteDisabled),
+        "{removed:#?}"
+    );
+    assert!(get(&emu, "/api/v1/namespaces/adel/configmaps/kept")
+        .await
+        .is_some());
+    assert!(get(&emu, "/api/v1/namespaces/adel/configmaps/gone")
+        .await
+        .is_none());
+}

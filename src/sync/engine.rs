@@ -362,23 +362,26 @@ pub(super) async fn write_status_with(
     let mut desired =
         status::application_object(&node.app, node.parent.as_ref().map(AppName::as_str), repo);
     super::delete_hooks::record(&mut desired, &super::delete_hooks::of_node(node));
-    let cascade = |o: &Value| {
-        o.pointer("/metadata/annotations")
-            .and_then(|a| a.get(super::removed::CASCADE_ANNOTATION))
-            .is_some()
-    };
-    let delete_hooks = |o: &Value| {
-        o.pointer("/metadata/annotations")
-            .and_then(|a| a.get(super::delete_hooks::DELETE_HOOKS_ANNOTATION))
-            .cloned()
+    // kubesync's annotations on the Application object (a dropped one is
+    // not seen by the subset test).
+    let ours = |o: &Value| -> Vec<Option<Value>> {
+        [
+            super::removed::CASCADE_ANNOTATION,
+            super::removed::DELETE_OBJECTS_ANNOTATION,
+            super::removed::GENERATED_ANNOTATION,
+            super::removed::WHEN_NOT_GENERATED_ANNOTATION,
+            super::delete_hooks::DELETE_HOOKS_ANNOTATION,
+        ]
+        .iter()
+        .map(|k| {
+            o.pointer("/metadata/annotations")
+                .and_then(|a| a.get(*k))
+                .cloned()
+        })
+        .collect()
     };
     let needs_spec = match previous {
-        // (A dropped annotation is not seen by the subset test.)
-        Some(p) => {
-            !is_subset(&desired, p)
-                || cascade(p) != cascade(&desired)
-                || delete_hooks(p) != delete_hooks(&desired)
-        }
+        Some(p) => !is_subset(&desired, p) || ours(p) != ours(&desired),
         None => true,
     };
     if needs_spec {

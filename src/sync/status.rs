@@ -98,6 +98,9 @@ pub fn application_object(app: &Application, parent: Option<&str>, repo: Option<
     if app.sync_policy.cascade_delete && !preserve {
         metadata["annotations"] = json!({super::removed::CASCADE_ANNOTATION: "true"});
     }
+    if !app.sync_policy.options().objects.delete {
+        metadata["annotations"][super::removed::DELETE_OBJECTS_ANNOTATION] = json!("false");
+    }
     if let Some(g) = generated {
         metadata["annotations"][super::removed::GENERATED_ANNOTATION] = json!(g.set);
         metadata["annotations"][super::removed::WHEN_NOT_GENERATED_ANNOTATION] =
