@@ -423,9 +423,42 @@ impl Drop for Cleanup<'_> {
         args.extend(apps.iter().map(String::as_str));
         args.push("--ignore-not-found");
         let _ = kubectl(self.kc, &args);
-        let mut args = vec!["delete", "namespace", "--ignore-not-found", "--wait=false"];
+        // Waited for: other real-cluster tests use some of these names
+        // (guestbook) and cannot create objects in a terminating namespace.
+        let mut args = vec![
+            "delete",
+            "namespace",
+            "--ignore-not-found",
+            "--timeout=180s",
+        ];
         args.extend(EXAMPLES);
         let _ = kubectl(self.kc, &args);
+    }
+}
+
+/// Waits (up to 3 min) until none of the examples' namespaces is still
+/// being deleted by an earlier test.
+fn wait_namespaces_not_terminating(kc: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let out = kubectl(kc, &["get", "namespaces", "-o", "json"]);
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let terminating: Vec<&str> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| n.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating"))
+            .filter_map(|n| n.pointer("/metadata/name").and_then(Value::as_str))
+            .filter(|n| EXAMPLES.contains(n))
+            .collect();
+        if terminating.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "namespaces still terminating after 3 min: {terminating:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
@@ -448,6 +481,7 @@ fn real_cluster_the_example_repository_ends_synced_and_healthy() {
         .filter(|a| !a.is_empty())
         .unwrap_or_else(|| kc.clone());
     let repo = ExampleRepo::new();
+    wait_namespaces_not_terminating(&admin);
     let _lb = LoadBalancerProvider::start(&admin);
     let _gone = Cleanup { kc: &admin };
     let bootstrap = || {
