@@ -66,7 +66,7 @@ async fn a_jsonnet_program_that_never_ends_fails_its_app_at_the_limit() {
     assert!(
         all.lines().any(|l| l.starts_with("forever") && l.contains("Failed"))
             && all.contains("objects/forever/main.jsonnet: jsonnet: the evaluation")
-            && all.contains("did not finish within 2s (the jsonnet time limit; KUBESYNC_JSONNET_TIMEOUT sets it)"),
+            && all.contains("did not finish within 2s (the jsonnet time limit; KUBESYNC_JSONNET_TIMEOUT sets it) and was stopped"),
         "{all}"
     );
     // The limit, not a hang: well under the default 90 s limit.

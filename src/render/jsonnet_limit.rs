@@ -143,23 +143,43 @@ pub(crate) fn evaluate(
     }
 }
 
-/// The kubesync binary to evaluate in: this one, or [`EVALUATOR_ENV`].
+/// Set by the kubesync binary's `main`: this process can evaluate jsonnet
+/// in a child of itself (whatever the binary is called).
+static IS_KUBESYNC_BINARY: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Called by the kubesync binary's `main` before anything else: jsonnet is
+/// then evaluated in child processes of this binary.
+pub fn running_as_kubesync_binary() {
+    IS_KUBESYNC_BINARY.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The kubesync binary to evaluate in: [`EVALUATOR_ENV`], or this one when
+/// it is the kubesync binary.
 fn evaluator() -> Option<PathBuf> {
     if let Some(exe) = std::env::var_os(EVALUATOR_ENV).filter(|e| !e.is_empty()) {
         return Some(PathBuf::from(exe));
     }
-    let exe = std::env::current_exe().ok()?;
-    (exe.file_name()? == "kubesync").then_some(exe)
+    if !IS_KUBESYNC_BINARY.load(std::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
+    std::env::current_exe().ok()
 }
 
-/// The error of an evaluation that ran past the limit.
-fn timed_out(app: String, label: PathBuf, limit: Duration) -> RenderError {
+/// The error of an evaluation that ran past the limit: `stopped` (its
+/// process killed) or abandoned (a thread runs on).
+fn timed_out(app: String, label: PathBuf, limit: Duration, stopped: bool) -> RenderError {
+    let what = if stopped {
+        "was stopped"
+    } else {
+        "was abandoned"
+    };
     RenderError::Jsonnet {
         app,
         file: label,
         at: None,
         message: format!(
-            "the evaluation did not finish within {} (the jsonnet time limit; {TIMEOUT_ENV} sets it) and was stopped: does it loop forever?",
+            "the evaluation did not finish within {} (the jsonnet time limit; {TIMEOUT_ENV} sets it) and {what}: does it loop forever?",
             human_duration(limit)
         ),
     }
@@ -181,7 +201,7 @@ fn in_child(exe: &Path, request: &Request, limit: Duration) -> Result<Value, Ren
     cmd.env(CHILD_ENV, file.path());
     let out = match process::run(cmd, limit, process::Stdout::Keep(process::STDOUT_CAP)) {
         Ok(out) => out,
-        Err(RunError::TimedOut) => return Err(timed_out(app, request.label.clone(), limit)),
+        Err(RunError::TimedOut) => return Err(timed_out(app, request.label.clone(), limit, true)),
         Err(RunError::Spawn(e) | RunError::Wait(e)) => {
             return Err(failed(format!(
                 "cannot run the jsonnet evaluator {}: {e}",
@@ -227,7 +247,7 @@ fn in_thread(request: Request, limit: Duration) -> Result<Value, RenderError> {
     match rx.recv_timeout(limit) {
         Ok(r) => r,
         // The thread cannot be stopped: it runs on (see the module doc).
-        Err(_) => Err(timed_out(app, label, limit)),
+        Err(_) => Err(timed_out(app, label, limit, false)),
     }
 }
 
