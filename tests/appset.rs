@@ -1,7 +1,7 @@
 //! ApplicationSets in the tree: a set as the root and inside a tree, its
 //! generated apps rendered and synced in the emulator with the set as their
 //! parent, generator and template errors failing the set alone, removed
-//! elements handled as apps removed from the tree, the seeds' layouts
+//! elements handled per the set's policy, the seeds' layouts
 //! (kube-applier's namespace directories with label gates, git-sync-operator's
 //! cluster/namespace directories), and the CLI's `tree`/`plan` output.
 
@@ -146,7 +146,7 @@ async fn applicationset_root_with_git_directories_renders_and_syncs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_removed_element_leaves_the_tree_and_is_kept_and_reported() {
+async fn a_removed_element_leaves_the_tree_per_the_sets_policy() {
     let set = |elements: &str, policy: &str| {
         format!(
             r#"apiVersion: argoproj.io/v1alpha1
@@ -186,21 +186,34 @@ spec:
     );
     assert!(first.orphaned.is_empty());
 
-    // `prod` leaves the list: its app leaves the tree; its objects and its
-    // Application object are kept, and the run reports it.
+    // `prod` leaves the list: its app leaves the tree and, by the set's
+    // default policy, its Application object is deleted; its objects are
+    // kept (preserveResourcesOnDeletion; the template has no finalizer
+    // either). tests/appset_policy.rs covers every policy.
     repo.write(
         "root.yaml",
         &set(r#"[{env: dev}]"#, "{preserveResourcesOnDeletion: true}"),
     );
     let second = sync_repo(&repo, &emu).await;
     assert!(second.get(&AppName::new("app-prod").unwrap()).is_none());
-    assert_eq!(second.orphaned, [AppName::new("app-prod").unwrap()]);
+    assert!(second.orphaned.is_empty(), "{second:#?}");
+    assert_eq!(second.removed.len(), 1, "{second:#?}");
+    assert_eq!(second.removed[0].name.as_str(), "app-prod");
+    assert!(!second.removed[0].cascade);
     assert!(get(&emu, "/api/v1/namespaces/prod/configmaps/settings")
         .await
         .is_some());
     assert_eq!(app(&second, "app-dev").outcome, AppOutcome::Succeeded);
 
-    // Any other policy parses and maps onto the same behaviour (documented).
+    // create-only: an app the set stops generating is kept and reported.
+    repo.write(
+        "root.yaml",
+        &set(
+            r#"[{env: dev}, {env: prod}]"#,
+            "{applicationsSync: create-only}",
+        ),
+    );
+    sync_repo(&repo, &emu).await;
     repo.write(
         "root.yaml",
         &set(r#"[{env: dev}]"#, "{applicationsSync: create-only}"),

@@ -263,6 +263,7 @@ fn sync_policy_of(obj: &Value, spec: &Value, ctx: &Ctx) -> Result<SyncPolicy, Mo
         .flatten()
         .filter_map(Value::as_str)
         .any(|f| f == RESOURCES_FINALIZER || f.starts_with(&format!("{RESOURCES_FINALIZER}/")));
+    policy.generated_by = super::generated_by(obj);
     Ok(policy)
 }
 
@@ -295,10 +296,9 @@ fn sync_policy(spec: &Value, ctx: &Ctx) -> Result<SyncPolicy, ModelError> {
     }
     policy.retry = retry(sp, ctx)?;
     policy.sync_options = ctx.string_list(sp, "syncOptions", "spec.syncPolicy.syncOptions")?;
-    policy.create_namespace = policy
-        .sync_options
-        .iter()
-        .any(|o| o.trim() == "CreateNamespace=true");
+    policy.create_namespace = crate::model::object_options::app_sync_options(&policy.sync_options)
+        .map_err(|e| ctx.err("spec.syncPolicy.syncOptions", e))?
+        .create_namespace;
     Ok(policy)
 }
 

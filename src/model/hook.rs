@@ -21,8 +21,8 @@
 //!
 //! Where kubesync is stricter: an unknown phase or delete policy is an error
 //! naming the value (Argo CD silently ignores it, and the hook never runs or
-//! is never deleted); `PreDelete`/`PostDelete` hooks are left out with a
-//! reason (kubesync does not delete applications yet). Also read, as an
+//! is never deleted). `PreDelete`/`PostDelete` hooks are left out of every
+//! sync ([`Excluded::DeleteHook`]) and run when the app is deleted. Also read, as an
 //! alias of the sync wave for hooks: `argocd.argoproj.io/hook-weight`.
 
 use std::fmt;
@@ -108,6 +108,24 @@ impl Hook {
     }
 }
 
+/// When a deletion hook runs: around the deletion of its app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum DeletePhase {
+    /// Before any object of the app is deleted; a failure stops the deletion.
+    PreDelete,
+    /// Once every object of the app is gone.
+    PostDelete,
+}
+
+impl fmt::Display for DeletePhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DeletePhase::PreDelete => "PreDelete",
+            DeletePhase::PostDelete => "PostDelete",
+        })
+    }
+}
+
 /// Why an object is left out of the sync.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Excluded {
@@ -116,9 +134,12 @@ pub enum Excluded {
     /// A Helm test hook (`helm.sh/hook: test`, `test-success`, …): Argo CD
     /// never runs them.
     HelmTest,
-    /// A hook phase kubesync does not run (`PreDelete`, `pre-rollback`, …),
-    /// as written.
+    /// A hook phase kubesync does not run (`pre-rollback`, …), as written.
     UnsupportedHook(String),
+    /// A `PreDelete` or `PostDelete` hook: never applied by a sync, run when
+    /// the app is deleted (its delete policies and generateName in `hook`;
+    /// its `phases` are empty).
+    DeleteHook { phase: DeletePhase, hook: Hook },
 }
 
 impl fmt::Display for Excluded {
@@ -131,6 +152,12 @@ impl fmt::Display for Excluded {
             ),
             Excluded::UnsupportedHook(what) => {
                 write!(f, "hook {what} is not run by kubesync: never applied")
+            }
+            Excluded::DeleteHook { phase, .. } => {
+                write!(
+                    f,
+                    "a {phase} hook: run when the app is deleted, never by a sync"
+                )
             }
         }
     }
@@ -169,7 +196,7 @@ pub fn role(obj: &Value) -> Result<Role, String> {
     let helm = annotation(obj, HELM_HOOK_ANNOTATION);
     let phases = if argo {
         let mut phases = Vec::new();
-        let mut unsupported = Vec::new();
+        let mut deletion = Vec::new();
         let mut skip = false;
         for v in csv(obj, HOOK_ANNOTATION) {
             match v {
@@ -178,7 +205,8 @@ pub fn role(obj: &Value) -> Result<Role, String> {
                 "PostSync" => phases.push(HookPhase::PostSync),
                 "SyncFail" => phases.push(HookPhase::SyncFail),
                 "Skip" => skip = true,
-                "PreDelete" | "PostDelete" => unsupported.push(v),
+                "PreDelete" => deletion.push(DeletePhase::PreDelete),
+                "PostDelete" => deletion.push(DeletePhase::PostDelete),
                 other => {
                     return Err(format!(
                         "{HOOK_ANNOTATION} \"{other}\" is not a hook phase (PreSync, Sync, PostSync, SyncFail, Skip)"
@@ -187,11 +215,21 @@ pub fn role(obj: &Value) -> Result<Role, String> {
             }
         }
         if phases.is_empty() {
-            return Ok(Role::Excluded(match unsupported.first() {
-                Some(p) => Excluded::UnsupportedHook(p.to_string()),
-                None if skip => Excluded::SkipAnnotation,
+            if let Some(phase) = deletion.first() {
+                return Ok(Role::Excluded(Excluded::DeleteHook {
+                    phase: *phase,
+                    hook: Hook {
+                        phases: Vec::new(),
+                        delete_policies: delete_policies(obj)?,
+                        generate_name: generate_name(obj),
+                    },
+                }));
+            }
+            return Ok(Role::Excluded(if skip {
+                Excluded::SkipAnnotation
+            } else {
                 // An empty annotation: no phase, as Argo CD reads it.
-                None => Excluded::UnsupportedHook(format!("{HOOK_ANNOTATION}: \"\"")),
+                Excluded::UnsupportedHook(format!("{HOOK_ANNOTATION}: \"\""))
             }));
         }
         phases
@@ -388,8 +426,20 @@ mod tests {
         ));
         assert!(matches!(
             r(json!({HOOK_ANNOTATION: "PreDelete"})),
-            Role::Excluded(Excluded::UnsupportedHook(_))
+            Role::Excluded(Excluded::DeleteHook {
+                phase: DeletePhase::PreDelete,
+                ..
+            })
         ));
+        match r(
+            json!({HOOK_ANNOTATION: "PostDelete", HOOK_DELETE_POLICY_ANNOTATION: "HookSucceeded"}),
+        ) {
+            Role::Excluded(Excluded::DeleteHook { phase, hook }) => {
+                assert_eq!(phase, DeletePhase::PostDelete);
+                assert_eq!(hook.delete_policies, [DeletePolicy::HookSucceeded]);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

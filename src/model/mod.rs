@@ -24,7 +24,10 @@ pub mod yaml;
 pub mod yaml_emit;
 
 pub use app::*;
-pub use appset::{is_application_set, AppSetSpec, ApplicationsSync};
+pub use appset::{
+    generated_by, is_application_set, AppSetSpec, ApplicationsSync, GeneratedBy,
+    APPLICATIONS_SYNC_ANNOTATION, PRESERVE_RESOURCES_ANNOTATION,
+};
 pub use argo::deep_merge;
 pub use duration::{format_duration, parse_duration, DurationError, MAX_DURATION};
 pub use error::ModelError;

@@ -12,8 +12,29 @@
 //! apply anyway); compare option `IgnoreExtraneous`. Anything else is an
 //! error naming the option (Argo CD ignores what it does not know, which
 //! hides typos).
+//!
+//! App-level `spec.syncPolicy.syncOptions` ([`AppSyncOptions`]) set the
+//! defaults every object of the app starts from (`Prune`, `Delete`,
+//! `Replace`, `Force`, `Validate`, `SkipDryRunOnMissingResource`), which an
+//! object's own annotation overrides, plus what only makes sense for the
+//! whole app: `PrunePropagationPolicy`, `FailOnSharedResource`,
+//! `CreateNamespace`, `RespectIgnoreDifferences`; and `ServerSideApply`,
+//! `PruneLast`, `ApplyOutOfSyncOnly`, accepted because they are what
+//! kubesync always does.
 
 use serde_json::Value;
+
+/// `PrunePropagationPolicy`: how a pruned object's dependents are deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrunePropagation {
+    /// Dependents first, the object last (Argo CD's default).
+    Foreground,
+    /// The object now, dependents by the garbage collector afterwards
+    /// (kubesync's default).
+    Background,
+    /// Dependents left in place.
+    Orphan,
+}
 
 /// Argo CD's per-object sync options annotation.
 pub const SYNC_OPTIONS_ANNOTATION: &str = "argocd.argoproj.io/sync-options";
@@ -62,7 +83,13 @@ use super::annotation;
 /// The options an object's annotations set; an error names the option
 /// kubesync does not know.
 pub fn object_options(obj: &Value) -> Result<ObjectOptions, String> {
-    let mut o = ObjectOptions::default();
+    object_options_over(obj, ObjectOptions::default())
+}
+
+/// The options an object's annotations set over the app's `defaults`
+/// (from its app-level `syncOptions`): an annotation overrides the app.
+pub fn object_options_over(obj: &Value, defaults: ObjectOptions) -> Result<ObjectOptions, String> {
+    let mut o = defaults;
     let list = |key| {
         annotation(obj, key)
             .unwrap_or("")
@@ -111,6 +138,101 @@ pub fn object_options(obj: &Value) -> Result<ObjectOptions, String> {
     Ok(o)
 }
 
+/// Argo CD's app-level `spec.syncPolicy.syncOptions`, read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppSyncOptions {
+    /// What every object of the app starts from (`Prune=false`,
+    /// `Delete=false`, `Replace=true`, `Force=true`, `Validate=false`,
+    /// `SkipDryRunOnMissingResource=true`); an object's annotation wins.
+    pub objects: ObjectOptions,
+    /// `PrunePropagationPolicy=foreground|background|orphan`: how leftovers
+    /// are deleted. Unset: background, kubesync's behaviour before the
+    /// option existed (Argo CD's default is foreground; name it to get it).
+    pub prune_propagation: PrunePropagation,
+    /// `FailOnSharedResource=true`: an object another application applied
+    /// (its label and tracking id name another app) fails this app before
+    /// any write, instead of being taken over.
+    pub fail_on_shared_resource: bool,
+    /// `CreateNamespace=true`.
+    pub create_namespace: bool,
+    /// `RespectIgnoreDifferences=true`.
+    pub respect_ignore_differences: bool,
+}
+
+impl Default for AppSyncOptions {
+    fn default() -> Self {
+        AppSyncOptions {
+            objects: ObjectOptions::default(),
+            prune_propagation: PrunePropagation::Background,
+            fail_on_shared_resource: false,
+            create_namespace: false,
+            respect_ignore_differences: false,
+        }
+    }
+}
+
+/// Reads app-level `syncOptions` (`KEY=VALUE` each); an error names the
+/// option kubesync does not know or a value it cannot read.
+pub fn app_sync_options<S: AsRef<str>>(list: &[S]) -> Result<AppSyncOptions, String> {
+    let mut o = AppSyncOptions::default();
+    for opt in list
+        .iter()
+        .map(|s| s.as_ref().trim())
+        .filter(|s| !s.is_empty())
+    {
+        let (k, v) = opt.split_once('=').unwrap_or((opt, ""));
+        let (k, v) = (k.trim(), v.trim());
+        if k == "PrunePropagationPolicy" {
+            o.prune_propagation = match v.to_ascii_lowercase().as_str() {
+                "foreground" => PrunePropagation::Foreground,
+                "background" => PrunePropagation::Background,
+                "orphan" => PrunePropagation::Orphan,
+                _ => {
+                    return Err(format!(
+                    "\"{opt}\": expected PrunePropagationPolicy=foreground, background or orphan"
+                ))
+                }
+            };
+            continue;
+        }
+        let flag = match v {
+            "true" => true,
+            "false" => false,
+            other => {
+                return Err(format!(
+                    "\"{opt}\": expected {k}=true or {k}=false, found \"{other}\""
+                ))
+            }
+        };
+        match k {
+            "Prune" => o.objects.prune = flag,
+            "Delete" => o.objects.delete = flag,
+            "Replace" => o.objects.replace = flag,
+            "Force" => o.objects.force = flag,
+            "Validate" => o.objects.validate = flag,
+            "SkipDryRunOnMissingResource" => o.objects.skip_dry_run_on_missing = flag,
+            "FailOnSharedResource" => o.fail_on_shared_resource = flag,
+            "CreateNamespace" => o.create_namespace = flag,
+            "RespectIgnoreDifferences" => o.respect_ignore_differences = flag,
+            // What kubesync always does: server-side apply, prune after
+            // every apply, write only what differs. `=false` cannot be had.
+            "ServerSideApply" | "PruneLast" | "ApplyOutOfSyncOnly" => {
+                if !flag {
+                    return Err(format!(
+                        "\"{opt}\": kubesync always works this way ({k}=true); it cannot be turned off"
+                    ));
+                }
+            }
+            other => {
+                return Err(format!(
+                    "\"{other}\" is not a sync option kubesync knows (CreateNamespace, RespectIgnoreDifferences, Prune, Delete, Replace, Force, Validate, SkipDryRunOnMissingResource, PrunePropagationPolicy, FailOnSharedResource, ServerSideApply, PruneLast, ApplyOutOfSyncOnly)"
+                ))
+            }
+        }
+    }
+    Ok(o)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +272,52 @@ mod tests {
         assert!(e.contains("\"Prune=no\""), "{e}");
         let e = with("", "IgnoreEverything").unwrap_err();
         assert!(e.contains("\"IgnoreEverything\""), "{e}");
+    }
+
+    #[test]
+    fn app_options_are_defaults_an_annotation_overrides() {
+        let app = app_sync_options(&[
+            "Replace=true",
+            "Validate=false",
+            "Prune=false",
+            "PrunePropagationPolicy=orphan",
+            "FailOnSharedResource=true",
+            "ServerSideApply=true",
+            "PruneLast=true",
+            "ApplyOutOfSyncOnly=true",
+            "CreateNamespace=true",
+        ])
+        .unwrap();
+        assert!(app.objects.replace && !app.objects.validate && !app.objects.prune);
+        assert_eq!(app.prune_propagation, PrunePropagation::Orphan);
+        assert!(app.fail_on_shared_resource && app.create_namespace);
+        assert!(!app.respect_ignore_differences);
+        // No annotation: the app's defaults.
+        let plain = object_options_over(&json!({"metadata": {}}), app.objects).unwrap();
+        assert_eq!(plain, app.objects);
+        // An annotation overrides the app.
+        let obj = json!({"metadata": {"annotations": {
+            SYNC_OPTIONS_ANNOTATION: "Replace=false,Prune=true"}}});
+        let o = object_options_over(&obj, app.objects).unwrap();
+        assert!(!o.replace && o.prune && !o.validate);
+    }
+
+    #[test]
+    fn app_option_defaults_and_errors() {
+        let d = app_sync_options::<&str>(&[]).unwrap();
+        assert_eq!(d, AppSyncOptions::default());
+        assert_eq!(d.prune_propagation, PrunePropagation::Background);
+        let e = app_sync_options(&["PrunePropagationPolicy=sideways"]).unwrap_err();
+        assert!(e.contains("foreground, background or orphan"), "{e}");
+        let e = app_sync_options(&["Replace=yes"]).unwrap_err();
+        assert!(e.contains("\"Replace=yes\""), "{e}");
+        let e = app_sync_options(&["ServerSideApply=false"]).unwrap_err();
+        assert!(e.contains("cannot be turned off"), "{e}");
+        let e = app_sync_options(&["CreateNamespaces=true"]).unwrap_err();
+        assert!(
+            e.contains("\"CreateNamespaces\" is not a sync option"),
+            "{e}"
+        );
+        assert!(app_sync_options(&["PrunePropagationPolicy=Background"]).is_ok());
     }
 }

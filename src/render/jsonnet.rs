@@ -21,11 +21,14 @@
 //! cannot overflow the thread's stack). Limits: jsonnet's call stack depth
 //! ([`MAX_STACK`], as the C++ and Go implementations bound it) and the size
 //! of each file's output ([`MAX_OUTPUT`]); the crate has no instruction or
-//! memory budget, so a program that loops forever without recursing is
-//! only stopped by the caller.
+//! memory budget and no way to interrupt an evaluation, so a program that
+//! loops forever without recursing is stopped by the time limit.
 //!
 //! Errors are values naming the app, the file evaluated and the file and
-//! line the error points at (which may be an imported library).
+//! line the error points at (which may be an imported library). Time:
+//! every evaluation runs under the jsonnet time limit
+//! ([`super::jsonnet_limit`]: in a child process that is killed when the
+//! limit passes).
 //!
 //! This module evaluates one file into JSON; turning that into objects is
 //! [`super::directory`]'s.
@@ -56,7 +59,7 @@ pub(crate) fn is_jsonnet_file(path: &Path) -> bool {
 }
 
 /// Where a jsonnet error points: a repository-relative file, 1-based line and column.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JsonnetLocation {
     pub file: PathBuf,
     pub line: usize,
@@ -64,8 +67,19 @@ pub struct JsonnetLocation {
 }
 
 /// Evaluates one jsonnet file (`path`, canonical, inside the repository;
-/// `label` its repository-relative name) into JSON.
+/// `label` its repository-relative name) into JSON, within the jsonnet
+/// time limit ([`super::jsonnet_limit`]).
 pub(crate) fn evaluate(
+    ctx: &Ctx,
+    opts: &JsonnetOptions,
+    path: &Path,
+    label: &Path,
+) -> Result<Value, RenderError> {
+    super::jsonnet_limit::evaluate(ctx, opts, path, label)
+}
+
+/// Evaluates one jsonnet file here, in this thread, however long it takes.
+pub(crate) fn evaluate_unbounded(
     ctx: &Ctx,
     opts: &JsonnetOptions,
     path: &Path,

@@ -30,6 +30,7 @@ pub mod directory;
 pub mod helm;
 pub mod jinja;
 pub mod jsonnet;
+pub mod jsonnet_limit;
 pub mod kustomize;
 mod process;
 pub mod transform;
@@ -280,6 +281,10 @@ pub enum RenderError {
         #[source]
         source: std::io::Error,
     },
+    /// An error a jsonnet evaluator process reported, as it worded it (the
+    /// same text the evaluation in this process would give).
+    #[error("{message}")]
+    Relayed { app: String, message: String },
 }
 
 impl RenderError {
@@ -306,6 +311,7 @@ impl RenderError {
             | RenderError::PinDigests { app, .. }
             | RenderError::PathEscapes { app, .. }
             | RenderError::KustomizeEscapes { app, .. }
+            | RenderError::Relayed { app, .. }
             | RenderError::Io { app, .. } => app,
         }
     }

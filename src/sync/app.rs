@@ -306,7 +306,8 @@ impl AppSync<'_> {
 
     /// Whether this sync runs the app's hooks: not in a dry run, and only
     /// when it has something to apply or prune (a converged re-sync makes
-    /// no write; Argo CD, which syncs on request, runs them every time).
+    /// no write; Argo CD, which syncs on request, runs them every time) or
+    /// the run asks for them (`--run-hooks`).
     async fn hooks_run(
         &self,
         plan: &Plan,
@@ -318,7 +319,7 @@ impl AppSync<'_> {
         if self.opts.dry_run {
             return Err(HookNotRun::DryRun);
         }
-        if self.has_work(plan, namespaces).await {
+        if self.opts.run_hooks || self.has_work(plan, namespaces).await {
             Ok(())
         } else {
             Err(HookNotRun::NothingToSync)
@@ -464,6 +465,7 @@ impl AppSync<'_> {
             namespace,
             system_namespaces: &self.shared.namespaces,
             project: self.node.project.as_deref(),
+            object_defaults: app.sync_policy.options().objects,
         };
         let prepared = prepare(&ctx, &manifests, |r| {
             scopes
@@ -473,7 +475,10 @@ impl AppSync<'_> {
         });
         let refusal = match prepared {
             Ok(d) => match self.claimed_by_others(&d) {
-                None => return Ok(d),
+                None => match self.shared_with_others(&d).await {
+                    None => return Ok(d),
+                    Some(message) => message,
+                },
                 Some(message) => message,
             },
             Err(refusals) => {
@@ -501,6 +506,33 @@ impl AppSync<'_> {
             })
             .collect();
         (!claims.is_empty()).then(|| claims.join("; "))
+    }
+
+    /// `FailOnSharedResource=true`: objects another application applied
+    /// (their live label names another app), which this app would
+    /// otherwise take over. Without the option: none.
+    pub(super) async fn shared_with_others(&self, desired: &[DesiredObject]) -> Option<String> {
+        if !self.node.app.sync_policy.options().fail_on_shared_resource {
+            return None;
+        }
+        let me = &self.node.app.name;
+        let mut shared = Vec::new();
+        for d in desired.iter().filter(|d| d.role == Role::Object) {
+            let Ok(Some(live)) = self.read(&d.object_ref).await else {
+                continue;
+            };
+            let owner = live
+                .pointer("/metadata/labels")
+                .and_then(|l| l.get(crate::model::APP_LABEL))
+                .and_then(Value::as_str);
+            if let Some(other) = owner.filter(|o| *o != me.as_str()) {
+                shared.push(format!(
+                    "{} ({}): already applied by application \"{other}\" (FailOnSharedResource=true)",
+                    d.object_ref, d.origin
+                ));
+            }
+        }
+        (!shared.is_empty()).then(|| shared.join("; "))
     }
 
     /// Per object, what a sync would change: server-side dry-run apply
@@ -606,11 +638,12 @@ impl AppSync<'_> {
                 .or_else(|| self.shared.crd_scopes.get(key))
                 .copied()
         };
+        let defaults = self.node.app.sync_policy.options().objects;
         let skips_missing = |key: &(String, String)| {
             manifests.iter().any(|m| {
                 m.object_ref_or_generated()
                     .is_ok_and(|r| r.group == key.0 && r.kind == key.1)
-                    && crate::model::object_options::object_options(&m.object)
+                    && crate::model::object_options::object_options_over(&m.object, defaults)
                         .is_ok_and(|o| o.skip_dry_run_on_missing)
             })
         };

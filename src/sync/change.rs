@@ -160,6 +160,7 @@ impl SkipReason {
             SkipReason::Excluded(Excluded::SkipAnnotation) => "hookSkip",
             SkipReason::Excluded(Excluded::HelmTest) => "helmTestHook",
             SkipReason::Excluded(Excluded::UnsupportedHook(_)) => "unsupportedHook",
+            SkipReason::Excluded(Excluded::DeleteHook { .. }) => "deleteHook",
             SkipReason::HookNotRun(HookNotRun::NothingToSync) => "nothingToSync",
             SkipReason::HookNotRun(HookNotRun::DryRun) => "hookDryRun",
             SkipReason::HookNotRun(HookNotRun::SyncFailed) => "hookAfterFailure",

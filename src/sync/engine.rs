@@ -57,6 +57,11 @@ pub struct SyncOptions {
     /// finish (and write their status) and the run returns with the rest
     /// reported Blocked. A controller's graceful shutdown.
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Run every synced app's resource hooks even when its sync has
+    /// nothing to apply or prune (Argo CD runs them on every sync; kubesync
+    /// by default only when something changes, so a converged run writes
+    /// nothing). `--run-hooks`: a migration Job re-run on request.
+    pub run_hooks: bool,
 }
 
 impl Default for SyncOptions {
@@ -64,6 +69,7 @@ impl Default for SyncOptions {
         SyncOptions {
             parallel: DEFAULT_PARALLEL,
             dry_run: false,
+            run_hooks: false,
             prune: None,
             timeout: None,
             only: None,
@@ -362,16 +368,29 @@ pub(super) async fn write_status_with(
     previous: Option<&Value>,
 ) {
     let repo = node.checkout.as_ref().map(|c| c.repo.as_str());
-    let desired =
+    let mut desired =
         status::application_object(&node.app, node.parent.as_ref().map(AppName::as_str), repo);
-    let cascade = |o: &Value| {
-        o.pointer("/metadata/annotations")
-            .and_then(|a| a.get(super::removed::CASCADE_ANNOTATION))
-            .is_some()
+    super::delete_hooks::record(&mut desired, &super::delete_hooks::of_node(node));
+    // kubesync's annotations on the Application object (a dropped one is
+    // not seen by the subset test).
+    let ours = |o: &Value| -> Vec<Option<Value>> {
+        [
+            super::removed::CASCADE_ANNOTATION,
+            super::removed::DELETE_OBJECTS_ANNOTATION,
+            super::removed::GENERATED_ANNOTATION,
+            super::removed::WHEN_NOT_GENERATED_ANNOTATION,
+            super::delete_hooks::DELETE_HOOKS_ANNOTATION,
+        ]
+        .iter()
+        .map(|k| {
+            o.pointer("/metadata/annotations")
+                .and_then(|a| a.get(*k))
+                .cloned()
+        })
+        .collect()
     };
     let needs_spec = match previous {
-        // (A dropped annotation is not seen by the subset test.)
-        Some(p) => !is_subset(&desired, p) || cascade(p) != cascade(&desired),
+        Some(p) => !is_subset(&desired, p) || ours(p) != ours(&desired),
         None => true,
     };
     if needs_spec {

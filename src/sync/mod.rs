@@ -11,11 +11,13 @@
 //! IO: `engine` drives the schedule and writes status; `app` runs one app's
 //! sync as named steps, with `apply` (waves, phases, CRDs), `hooks` (resource
 //! hooks: PreSync, Sync, PostSync, SyncFail) and `prune` (leftovers and the
-//! rules that keep them).
+//! rules that keep them); `removed` deletes apps that left the tree, with
+//! their `delete_hooks` (PreDelete, PostDelete).
 
 mod app;
 mod apply;
 mod change;
+mod delete_hooks;
 mod engine;
 mod hooks;
 pub mod prepare;
@@ -27,6 +29,7 @@ mod shared;
 pub mod status;
 
 pub use change::{Action, Change, ChangeError, HookNotRun, Note, SkipReason};
+pub use delete_hooks::DELETE_HOOKS_ANNOTATION;
 pub use engine::{
     diff, diff_ignoring, ensure_status_crd, list_applications, run, AppDiff, Progress, Quiet,
     SyncOptions, DEFAULT_PARALLEL,

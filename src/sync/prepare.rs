@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::model::hook::{self, Role};
-use crate::model::object_options::{object_options, ObjectOptions};
+use crate::model::object_options::{object_options_over, ObjectOptions};
 use crate::model::{
     AppName, Manifest, ObjectRef, Tier, APP_LABEL, SYNC_ANNOTATION, TRACKING_ANNOTATION,
 };
@@ -178,6 +178,9 @@ pub struct PrepareContext<'a> {
     pub system_namespaces: &'a SystemNamespaces,
     /// The Argo CD project whose resource lists the app's objects must pass.
     pub project: Option<&'a crate::model::Project>,
+    /// What every object's options start from: the app-level `syncOptions`
+    /// (an object's own annotation overrides them).
+    pub object_defaults: ObjectOptions,
 }
 
 /// Turns rendered manifests into apply-ready objects in apply order.
@@ -250,7 +253,8 @@ fn prepare_one(
     guardrail(ctx, &r, namespaced).map_err(|e| refused(&r, e))?;
     let wave = hook::wave(&m.object).map_err(|e| refused(&r, e))?;
     let role = hook::role(&m.object).map_err(|e| refused(&r, e))?;
-    let options = object_options(&m.object).map_err(|e| refused(&r, e))?;
+    let options =
+        object_options_over(&m.object, ctx.object_defaults).map_err(|e| refused(&r, e))?;
     let mode = sync_mode(&obj);
     let hash = stamp(&mut obj, ctx.app, &r);
     Ok(DesiredObject {
@@ -531,6 +535,7 @@ mod tests {
             namespace: "web",
             system_namespaces: sys,
             project: None,
+            object_defaults: ObjectOptions::default(),
         }
     }
 

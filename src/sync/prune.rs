@@ -18,7 +18,7 @@ use super::prepare::SyncMode;
 use super::report::AppReport;
 use super::status::InventoryEntry;
 use crate::cluster::Propagation;
-use crate::model::object_options::object_options;
+use crate::model::object_options::{object_options_over, ObjectOptions, PrunePropagation};
 use crate::model::{AppName, ObjectRef, APP_LABEL};
 
 impl AppSync<'_> {
@@ -84,7 +84,7 @@ impl AppSync<'_> {
             if c.reason == Some(SkipReason::PruneOff) {
                 // IgnoreExtraneous: a leftover kept does not count against sync.
                 if let Ok(Some(live)) = self.read(r).await {
-                    c.in_sync |= ignores_extraneous(&live);
+                    c.in_sync |= ignores_extraneous(&live, self.object_defaults());
                 }
             }
             return (c, keep);
@@ -115,16 +115,22 @@ impl AppSync<'_> {
             Ok(Some(live)) => live,
             Err(e) => return Change::failed(r, dry, ChangeError::Prune(e.to_string())),
         };
-        if let Some(reason) = keep_leftover(r, &live, &self.node.app.name) {
+        let defaults = self.object_defaults();
+        if let Some(reason) = keep_leftover(r, &live, &self.node.app.name, defaults) {
             let mut c = Change::skipped(r, dry, reason);
-            c.in_sync |= ignores_extraneous(&live);
+            c.in_sync |= ignores_extraneous(&live, defaults);
             return c;
         }
         let mode = super::prepare::sync_mode(&live);
         if dry || mode == SyncMode::DryRun || ns_mode == Some(SyncMode::DryRun) {
             return Change::done(r, Action::Pruned, true).noted(Note::WouldBePruned);
         }
-        match self.client.delete(r, Propagation::Background).await {
+        let propagation = match self.node.app.sync_policy.options().prune_propagation {
+            PrunePropagation::Foreground => Propagation::Foreground,
+            PrunePropagation::Background => Propagation::Background,
+            PrunePropagation::Orphan => Propagation::Orphan,
+        };
+        match self.client.delete(r, propagation).await {
             Ok(_) => {
                 self.live.deleted(r);
                 tracing::info!(object = %r, "pruned");
@@ -135,10 +141,25 @@ impl AppSync<'_> {
     }
 }
 
+impl AppSync<'_> {
+    /// What a live object's options start from: the app-level `syncOptions`
+    /// (`Prune=false` there keeps every leftover an annotation does not
+    /// release).
+    fn object_defaults(&self) -> ObjectOptions {
+        self.node.app.sync_policy.options().objects
+    }
+}
+
 /// Why a live leftover must be kept, if it must: turned off, not applied
-/// by `me` (its label and tracking id), or a Namespace or CRD — whose
-/// deletion cascades to everything in it — without `kubesync.dev/prune: allow`.
-fn keep_leftover(r: &ObjectRef, live: &Value, me: &AppName) -> Option<SkipReason> {
+/// by `me` (its label and tracking id), `Prune=false` (its annotation, else
+/// the app's `defaults`), or a Namespace or CRD — whose deletion cascades to
+/// everything in it — without `kubesync.dev/prune: allow`.
+fn keep_leftover(
+    r: &ObjectRef,
+    live: &Value,
+    me: &AppName,
+    defaults: ObjectOptions,
+) -> Option<SkipReason> {
     if super::prepare::sync_mode(live) == SyncMode::Off {
         return Some(SkipReason::KeptSyncOff);
     }
@@ -153,7 +174,7 @@ fn keep_leftover(r: &ObjectRef, live: &Value, me: &AppName) -> Option<SkipReason
         return Some(SkipReason::NotOwned);
     }
     // Prune=false (an unreadable annotation keeps the object too).
-    if object_options(live).map_or(true, |o| !o.prune) {
+    if object_options_over(live, defaults).map_or(true, |o| !o.prune) {
         return Some(SkipReason::PruneDisabled);
     }
     let cascading = (r.group.is_empty() && r.kind == "Namespace")
@@ -167,8 +188,8 @@ fn keep_leftover(r: &ObjectRef, live: &Value, me: &AppName) -> Option<SkipReason
 
 /// Whether a live leftover says `argocd.argoproj.io/compare-options:
 /// IgnoreExtraneous`: kept, it does not make its app OutOfSync.
-fn ignores_extraneous(live: &Value) -> bool {
-    object_options(live).is_ok_and(|o| o.ignore_extraneous)
+fn ignores_extraneous(live: &Value, defaults: ObjectOptions) -> bool {
+    object_options_over(live, defaults).is_ok_and(|o| o.ignore_extraneous)
 }
 
 pub(super) use crate::model::annotation;

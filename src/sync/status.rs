@@ -91,8 +91,24 @@ pub fn application_object(app: &Application, parent: Option<&str>, repo: Option<
         "namespace": STATUS_NAMESPACE,
         "labels": labels,
     });
-    if app.sync_policy.cascade_delete {
+    let generated = app.sync_policy.generated_by.as_ref();
+    // preserveResourcesOnDeletion: Argo CD drops the resources finalizer
+    // before deleting the Application, so its objects stay.
+    let preserve = generated.is_some_and(|g| g.preserve_resources);
+    if app.sync_policy.cascade_delete && !preserve {
         metadata["annotations"] = json!({super::removed::CASCADE_ANNOTATION: "true"});
+    }
+    if !app.sync_policy.options().objects.delete {
+        metadata["annotations"][super::removed::DELETE_OBJECTS_ANNOTATION] = json!("false");
+    }
+    if let Some(g) = generated {
+        metadata["annotations"][super::removed::GENERATED_ANNOTATION] = json!(g.set);
+        metadata["annotations"][super::removed::WHEN_NOT_GENERATED_ANNOTATION] =
+            json!(if g.applications_sync.deletes() {
+                "delete"
+            } else {
+                "keep"
+            });
     }
     json!({
         "apiVersion": KUBESYNC_API_VERSION,

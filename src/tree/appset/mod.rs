@@ -372,6 +372,13 @@ fn instantiate(exp: &Expansion, base: &Value, ps: &ParamSet) -> Result<Value, St
         meta["annotations"] = json!({});
     }
     meta["annotations"][APPLICATION_SET_ANNOTATION] = json!(exp.ctx.name.as_str());
+    // What becomes of the app when the set stops generating it (read back
+    // by the model: model::generated_by).
+    meta["annotations"][crate::model::APPLICATIONS_SYNC_ANNOTATION] =
+        json!(exp.ctx.spec.applications_sync.as_str());
+    if exp.ctx.spec.preserve_resources_on_deletion {
+        meta["annotations"][crate::model::PRESERVE_RESOURCES_ANNOTATION] = json!("true");
+    }
     if let Some(steps) = &exp.ctx.spec.rolling_sync {
         // RollingSync: step N waits for every app of the steps before it to
         // be Healthy — kubesync's sync waves among siblings. Apps no step

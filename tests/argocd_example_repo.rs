@@ -1,0 +1,519 @@
+//! Argo CD's own example repository, whole, driven the way a user would:
+//! the root is the repository's `apps` chart (an app of apps rendering one
+//! Argo CD Application per example, each with the resources finalizer,
+//! `CreateNamespace=true` and automated prune), the repository URL is
+//! pointed at a local copy with `--repo-override`, and the chart repository
+//! `helm-dependency` needs at a local mirror. `kubesync bootstrap` must end
+//! with every app Synced and Healthy — guestbook, helm-guestbook,
+//! kustomize-guestbook, sock-shop, helm-hooks, pre-post-sync, sync-waves,
+//! helm-dependency, jsonnet-guestbook, jsonnet-guestbook-tla — with the
+//! hooks run and cleaned up per policy, and a second bootstrap must write
+//! nothing.
+//!
+//! The repository is assembled from our own equivalents (no upstream file is
+//! copied): tests/fixtures/argocd-example-apps (apps, sock-shop,
+//! helm-dependency, the hook examples), examples/argocd-app-of-apps
+//! (guestbook, helm-guestbook) and tests/fixtures/jsonnet (the jsonnet
+//! examples). Against the emulator always; against a real control plane
+//! too when `KUBESYNC_E2E_KUBECONFIG` is set.
+
+mod sync_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use kubesync::chart::archive;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sync_support::{emulator, fast_simulation, path_with_helm, run, text, writes};
+
+const UPSTREAM: &str = "https://github.com/argoproj/argocd-example-apps";
+const STABLE: &str = "https://charts.helm.sh/stable";
+
+/// Every example the root renders, as `example.NAME` in namespace NAME.
+const EXAMPLES: [&str; 10] = [
+    "guestbook",
+    "helm-dependency",
+    "helm-guestbook",
+    "helm-hooks",
+    "jsonnet-guestbook",
+    "jsonnet-guestbook-tla",
+    "kustomize-guestbook",
+    "pre-post-sync",
+    "sock-shop",
+    "sync-waves",
+];
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read fixture dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// The example repository's layout, assembled in a temporary directory, plus
+/// the root Application (what a user `kubectl apply`s to Argo CD).
+struct ExampleRepo {
+    dir: tempfile::TempDir,
+    mirror: tempfile::TempDir,
+}
+
+impl ExampleRepo {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let repo = dir.path().join("repo");
+        let fixtures = manifest_dir().join("tests/fixtures");
+        copy_dir(&fixtures.join("argocd-example-apps"), &repo);
+        std::fs::remove_file(repo.join("README.md")).expect("fixture README");
+        for name in ["guestbook", "helm-guestbook"] {
+            copy_dir(
+                &manifest_dir()
+                    .join("examples/argocd-app-of-apps")
+                    .join(name),
+                &repo.join(name),
+            );
+        }
+        for name in ["jsonnet-guestbook", "jsonnet-guestbook-tla"] {
+            copy_dir(&fixtures.join("jsonnet").join(name), &repo.join(name));
+        }
+        // A git repository with a `master` branch, as upstream's
+        // `targetRevision: master` needs.
+        for args in [
+            &["init", "-q", "-b", "master"][..],
+            &["add", "-A"],
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.test",
+                "commit",
+                "-qm",
+                "examples",
+            ],
+        ] {
+            let out = Command::new("git")
+                .args(args)
+                .current_dir(&repo)
+                .output()
+                .expect("run git");
+            assert!(out.status.success(), "git {args:?}: {}", text(&out));
+        }
+        std::fs::write(
+            dir.path().join("root.yaml"),
+            format!(
+                "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: applications\n  namespace: argocd\nspec:\n  project: default\n  source:\n    repoURL: {UPSTREAM}\n    targetRevision: master\n    path: apps\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: argocd\n  syncPolicy:\n    automated: {{prune: true, selfHeal: true}}\n"
+            ),
+        )
+        .expect("root.yaml");
+        ExampleRepo {
+            dir,
+            mirror: wordpress_mirror(),
+        }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root.yaml")
+    }
+
+    fn repo(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+
+    /// `--repo-override` for the example repository and the chart mirror.
+    fn overrides(&self) -> Vec<String> {
+        vec![
+            "--repo-override".into(),
+            format!("{UPSTREAM}={}", self.repo().display()),
+            "--repo-override".into(),
+            format!("{STABLE}={}", self.mirror.path().display()),
+        ]
+    }
+}
+
+/// A chart of our own named and versioned as stable/wordpress 9.0.3, with a
+/// vendored mariadb subchart switched by `mariadb.enabled`, packaged and
+/// indexed as a chart repository directory (the local mirror of
+/// https://charts.helm.sh/stable).
+fn wordpress_mirror() -> tempfile::TempDir {
+    let d = tempfile::tempdir().expect("temp dir");
+    let src = tempfile::tempdir().expect("temp dir");
+    let files: &[(&str, &str)] = &[
+        ("Chart.yaml", "apiVersion: v2\nname: wordpress\nversion: 9.0.3\nappVersion: 5.3.2\n"),
+        ("values.yaml", "image: {repository: bitnami/wordpress, tag: 5.3.2}\nwordpressPassword: \"\"\nmariadb: {enabled: true}\n"),
+        ("templates/secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: {{ .Release.Name }}-wordpress}\ntype: Opaque\ndata:\n  wordpress-password: {{ .Values.wordpressPassword | b64enc | quote }}\n"),
+        ("templates/svc.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: {{ .Release.Name }}-wordpress}\nspec:\n  selector: {app: wordpress}\n  ports: [{name: http, port: 80}]\n"),
+        ("templates/deployment.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: {{ .Release.Name }}-wordpress}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: wordpress}}\n  template:\n    metadata: {labels: {app: wordpress}}\n    spec:\n      containers:\n      - name: wordpress\n        image: \"{{ .Values.image.repository }}:{{ .Values.image.tag }}\"\n"),
+        ("charts/mariadb/Chart.yaml", "apiVersion: v1\nname: mariadb\nversion: 7.3.1\n"),
+        ("charts/mariadb/values.yaml", "db: {password: \"\"}\nrootUser: {password: \"\"}\n"),
+        ("charts/mariadb/templates/statefulset.yaml", "{{- if .Values.enabled }}\napiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: {{ .Release.Name }}-mariadb}\nspec:\n  serviceName: {{ .Release.Name }}-mariadb\n  replicas: 1\n  selector: {matchLabels: {app: mariadb}}\n  template:\n    metadata: {labels: {app: mariadb}}\n    spec:\n      containers: [{name: mariadb, image: \"bitnami/mariadb:10.3\"}]\n{{- end }}\n"),
+    ];
+    for (p, t) in files {
+        let f = src.path().join(p);
+        std::fs::create_dir_all(f.parent().expect("parent")).expect("mkdir");
+        std::fs::write(f, t).expect("write");
+    }
+    let tgz = archive::pack(src.path(), "wordpress").expect("pack");
+    std::fs::write(d.path().join("wordpress-9.0.3.tgz"), &tgz).expect("tgz");
+    std::fs::write(
+        d.path().join("index.yaml"),
+        format!(
+            "apiVersion: v1\nentries:\n  wordpress:\n  - name: wordpress\n    version: 9.0.3\n    urls: [{STABLE}/wordpress-9.0.3.tgz]\n    digest: {}\n",
+            hex::encode(Sha256::digest(&tgz))
+        ),
+    )
+    .expect("index.yaml");
+    d
+}
+
+fn report_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("json report: {e}\n{}", text(out)))
+}
+
+/// Every app of the report Synced and Healthy, and exactly the root plus
+/// the examples.
+fn assert_all_synced_and_healthy(report: &Value, out: &Output) {
+    let apps = report["apps"].as_array().expect("apps");
+    let mut names: Vec<&str> = apps.iter().filter_map(|a| a["name"].as_str()).collect();
+    names.sort_unstable();
+    let mut want: Vec<String> = EXAMPLES.iter().map(|e| format!("example.{e}")).collect();
+    want.push("applications".into());
+    want.sort();
+    assert_eq!(names, want, "{}", text(out));
+    for app in apps {
+        assert_eq!(app["sync"], "Synced", "{app:#}\n{}", text(out));
+        assert_eq!(app["health"]["status"], "Healthy", "{app:#}\n{}", text(out));
+    }
+}
+
+/// The hooks of one app, as `(phase, object name, reason)`.
+fn hooks_of(report: &Value, app: &str) -> Vec<(String, String, String)> {
+    let app = report["apps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["name"] == app)
+        .unwrap_or_else(|| panic!("no app {app}"));
+    app["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c.get("hook").is_some())
+        .map(|c| {
+            (
+                c["hook"].as_str().unwrap_or("").to_string(),
+                c["object"]["name"].as_str().unwrap_or("").to_string(),
+                c["reason"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_repository_ends_synced_and_healthy_and_a_rerun_writes_nothing() {
+    let repo = ExampleRepo::new();
+    let emu = emulator(fast_simulation()).await;
+    let mut args: Vec<String> = ["bootstrap", "-o", "json", "--timeout", "60s"]
+        .map(String::from)
+        .to_vec();
+    args.extend(repo.overrides());
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    let first = run(&repo.root(), &emu.url(), &argv).await;
+    assert!(first.status.success(), "{}", text(&first));
+    let report = report_of(&first);
+    assert_all_synced_and_healthy(&report, &first);
+
+    // The hook examples ran their hooks, in their phases.
+    let pre_post = hooks_of(&report, "example.pre-post-sync");
+    assert!(
+        pre_post
+            .iter()
+            .any(|(p, n, _)| p == "PreSync" && n.contains("before"))
+            && pre_post
+                .iter()
+                .any(|(p, n, _)| p == "PostSync" && n.contains("after")),
+        "{pre_post:?}"
+    );
+    let waves = hooks_of(&report, "example.sync-waves");
+    assert!(
+        waves.iter().any(|(p, _, _)| p == "PreSync") && waves.iter().any(|(p, _, _)| p == "Sync"),
+        "{waves:?}"
+    );
+    let helm_hooks = hooks_of(&report, "example.helm-hooks");
+    assert!(!helm_hooks.is_empty(), "{helm_hooks:?}");
+
+    // Objects of each kind of source, where Argo CD would put them.
+    for path in [
+        "/apis/apps/v1/namespaces/guestbook/deployments/guestbook-ui",
+        "/apis/apps/v1/namespaces/helm-guestbook/deployments/helm-guestbook",
+        "/apis/apps/v1/namespaces/kustomize-guestbook/deployments/kustomize-guestbook-ui",
+        "/apis/apps/v1/namespaces/sock-shop/deployments/front-end",
+        "/apis/networking.k8s.io/v1/namespaces/sock-shop/ingresses/front-end-ingress",
+        "/apis/apps/v1/namespaces/helm-dependency/deployments/helm-dependency-wordpress",
+        "/apis/apps/v1/namespaces/helm-dependency/statefulsets/helm-dependency-mariadb",
+        "/apis/apps/v1/namespaces/jsonnet-guestbook/deployments/jsonnet-guestbook-ui",
+        "/apis/apps/v1/namespaces/jsonnet-guestbook-tla/deployments/jsonnet-guestbook-ui",
+    ] {
+        assert!(
+            sync_support::get(&emu, path).await.is_some(),
+            "{path} missing\n{}",
+            text(&first)
+        );
+    }
+    // helm-dependency: the dependency's values from the umbrella chart.
+    let wp = sync_support::get(
+        &emu,
+        "/apis/apps/v1/namespaces/helm-dependency/deployments/helm-dependency-wordpress",
+    )
+    .await
+    .expect("wordpress");
+    assert_eq!(
+        wp.pointer("/spec/template/spec/containers/0/image"),
+        Some(&Value::from("bitnami/wordpress:invalid"))
+    );
+    // Hooks cleaned up per policy: pre-post-sync's HookSucceeded Jobs are
+    // gone; helm-hooks' before-hook-creation Jobs stay until the next run.
+    let jobs = |ns: &'static str| {
+        let emu = &emu;
+        async move {
+            sync_support::get(emu, &format!("/apis/batch/v1/namespaces/{ns}/jobs"))
+                .await
+                .and_then(|l| l["items"].as_array().map(Vec::len))
+                .unwrap_or(0)
+        }
+    };
+    assert!(
+        sync_support::eventually(Duration::from_secs(20), || async {
+            jobs("pre-post-sync").await == 0
+        })
+        .await,
+        "HookSucceeded jobs left behind"
+    );
+    assert!(
+        jobs("helm-hooks").await > 0,
+        "before-hook-creation jobs deleted"
+    );
+
+    // A second bootstrap: everything converged, nothing written, no hook run.
+    let before = writes(&emu);
+    let second = run(&repo.root(), &emu.url(), &argv).await;
+    assert!(second.status.success(), "{}", text(&second));
+    let report = report_of(&second);
+    assert_all_synced_and_healthy(&report, &second);
+    assert_eq!(
+        writes(&emu),
+        before,
+        "a converged re-run wrote\n{}",
+        text(&second)
+    );
+    for app in [
+        "example.pre-post-sync",
+        "example.sync-waves",
+        "example.helm-hooks",
+    ] {
+        assert!(
+            hooks_of(&report, app)
+                .iter()
+                .all(|(_, _, reason)| reason == "nothingToSync"),
+            "{app}: {:?}",
+            hooks_of(&report, app)
+        );
+    }
+}
+
+// ------------------------------------------------------------ real cluster
+
+fn kubectl(kc: &str, args: &[&str]) -> Output {
+    Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kc)
+        .args(args)
+        .output()
+        .expect("run kubectl")
+}
+
+/// Plays the cluster's load-balancer provider (a kwok cluster has none):
+/// jsonnet-guestbook's LoadBalancer Service gets an address.
+struct LoadBalancerProvider {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LoadBalancerProvider {
+    fn start(kc: &str) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (kc, flag) = (kc.to_string(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let out = kubectl(&kc, &["get", "services", "-A", "-o", "json"]);
+                let list: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+                for svc in list["items"].as_array().into_iter().flatten() {
+                    let lb =
+                        svc.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer");
+                    let has = svc
+                        .pointer("/status/loadBalancer/ingress")
+                        .and_then(Value::as_array)
+                        .is_some_and(|a| !a.is_empty());
+                    if lb && !has {
+                        let ns = svc["metadata"]["namespace"].as_str().unwrap_or("");
+                        let name = svc["metadata"]["name"].as_str().unwrap_or("");
+                        let _ = kubectl(
+                            &kc,
+                            &[
+                                "-n",
+                                ns,
+                                "patch",
+                                "service",
+                                name,
+                                "--subresource=status",
+                                "--type=merge",
+                                "-p",
+                                r#"{"status":{"loadBalancer":{"ingress":[{"ip":"192.0.2.10"}]}}}"#,
+                            ],
+                        );
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        });
+        LoadBalancerProvider {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for LoadBalancerProvider {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Deletes what the examples created on the real cluster, even when the
+/// test fails.
+struct Cleanup<'a> {
+    kc: &'a str,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let mut apps = vec!["applications".to_string()];
+        apps.extend(EXAMPLES.iter().map(|e| format!("example.{e}")));
+        let mut args = vec![
+            "-n",
+            "kubesync-system",
+            "delete",
+            "applications.kubesync.dev",
+        ];
+        args.extend(apps.iter().map(String::as_str));
+        args.push("--ignore-not-found");
+        let _ = kubectl(self.kc, &args);
+        // Waited for: other real-cluster tests use some of these names
+        // (guestbook) and cannot create objects in a terminating namespace.
+        let mut args = vec![
+            "delete",
+            "namespace",
+            "--ignore-not-found",
+            "--timeout=180s",
+        ];
+        args.extend(EXAMPLES);
+        let _ = kubectl(self.kc, &args);
+    }
+}
+
+/// Waits (up to 3 min) until none of the examples' namespaces is still
+/// being deleted by an earlier test.
+fn wait_namespaces_not_terminating(kc: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let out = kubectl(kc, &["get", "namespaces", "-o", "json"]);
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let terminating: Vec<&str> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| n.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating"))
+            .filter_map(|n| n.pointer("/metadata/name").and_then(Value::as_str))
+            .filter(|n| EXAMPLES.contains(n))
+            .collect();
+        if terminating.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "namespaces still terminating after 3 min: {terminating:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The same, against a real control plane (`KUBESYNC_E2E_KUBECONFIG`).
+#[test]
+fn real_cluster_the_example_repository_ends_synced_and_healthy() {
+    let Some(kc) = std::env::var("KUBESYNC_E2E_KUBECONFIG")
+        .ok()
+        .filter(|k| !k.is_empty())
+    else {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "real-cluster example repository skipped: set KUBESYNC_E2E_KUBECONFIG to the kubeconfig of a disposable cluster (scripts/control-plane up) to run it"
+        );
+        return;
+    };
+    let admin = std::env::var("KUBESYNC_E2E_ADMIN_KUBECONFIG")
+        .ok()
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| kc.clone());
+    let repo = ExampleRepo::new();
+    wait_namespaces_not_terminating(&admin);
+    let _lb = LoadBalancerProvider::start(&admin);
+    let _gone = Cleanup { kc: &admin };
+    let bootstrap = || {
+        Command::new(env!("CARGO_BIN_EXE_kubesync"))
+            .args(["bootstrap", "-o", "json", "--timeout", "120s"])
+            .args(repo.overrides())
+            .arg("--root")
+            .arg(repo.root())
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .env("PATH", path_with_helm())
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("run kubesync")
+    };
+    let first = bootstrap();
+    assert!(first.status.success(), "{}", text(&first));
+    assert_all_synced_and_healthy(&report_of(&first), &first);
+    let second = bootstrap();
+    assert!(second.status.success(), "{}", text(&second));
+    let report = report_of(&second);
+    assert_all_synced_and_healthy(&report, &second);
+    // Nothing written the second time: every change is a no-op.
+    for app in report["apps"].as_array().into_iter().flatten() {
+        for c in app["changes"].as_array().into_iter().flatten() {
+            let action = c["action"].as_str().unwrap_or("");
+            assert!(
+                ["unchanged", "skipped"].contains(&action),
+                "{}: {c:#}\n{}",
+                app["name"],
+                text(&second)
+            );
+        }
+    }
+}
