@@ -61,6 +61,9 @@ pub struct LiveCache {
     kinds: Mutex<HashMap<KindKey, Arc<KindCache>>>,
     created_namespaces: Mutex<HashSet<String>>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Whether lists are followed by watches (not for a one-shot read such
+    /// as `diff`, see [`LiveCache::snapshot`]).
+    follow: bool,
 }
 
 /// One list+watch: a kind, a namespace (or all), a label selector.
@@ -127,7 +130,17 @@ impl LiveCache {
             kinds: Mutex::new(HashMap::new()),
             created_namespaces: Mutex::new(HashSet::new()),
             tasks: Mutex::new(Vec::new()),
+            follow: true,
         }
+    }
+
+    /// A cache for reads only (no waits): each kind is listed once and not
+    /// watched, so a one-shot comparison costs one LIST per kind (and
+    /// namespace) and no watch. Its own writes are still recorded.
+    pub fn snapshot(client: ClusterClient, scope: CacheScope) -> Self {
+        let mut cache = LiveCache::new(client, scope);
+        cache.follow = false;
+        cache
     }
 
     pub fn client(&self) -> &ClusterClient {
@@ -296,6 +309,9 @@ impl LiveCache {
         match self.client.list_resolved(resolved, ns, &key.selector).await {
             Ok((items, version)) => {
                 kind.replace(items);
+                if !self.follow {
+                    return true;
+                }
                 let follow = follow(
                     self.client.clone(),
                     resolved.clone(),

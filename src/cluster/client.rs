@@ -17,6 +17,7 @@ use kube::core::{GroupVersionKind, Request};
 use serde_json::{json, Value};
 use tokio::sync::Mutex as AsyncMutex;
 
+use super::connect::EmulatorHandle;
 use super::connect::{self, ClusterOptions, Target, READ_TIMEOUT};
 use super::discovery::{parse_resource_list, DiscoveryCache, GroupVersionKinds, Resolved};
 use super::error::{error_chain, ClusterError, Failure};
@@ -24,7 +25,6 @@ use super::ratelimit::RateLimiter;
 use super::retry::RetryPolicy;
 use super::retry_after::RetryAfterLayer;
 use super::stats::{Counters, RequestKind, RequestStats};
-use crate::emulator::EmulatorHandle;
 use crate::model::ObjectRef;
 
 /// Page size of list requests.
@@ -101,6 +101,7 @@ impl ClusterClient {
     /// Connects to an emulator the caller started (with its own controllers
     /// or hooks); the client keeps it alive. The target fields of `opts`
     /// (`kubeconfig`, `context`, `server`, `emulator`) are ignored.
+    #[cfg(feature = "emulator")]
     pub async fn with_emulator(
         handle: EmulatorHandle,
         opts: ClusterOptions,
@@ -178,6 +179,7 @@ impl ClusterClient {
     }
 
     /// The emulator this client started (`--emulator`) or was given.
+    #[cfg(feature = "emulator")]
     pub fn emulator(&self) -> Option<&EmulatorHandle> {
         self.inner.emulator.as_ref()
     }

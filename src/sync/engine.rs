@@ -140,7 +140,7 @@ pub async fn run(
     let mut reports = run.drive(Schedule::new(graph, &names)).await;
     let apps = names.iter().filter_map(|n| reports.remove(n)).collect();
     let (orphaned, removed) = if opts.only.is_none() && opts.write_status {
-        super::removed::removed_apps(tree, client, opts.dry_run).await
+        super::removed::removed_apps(tree, client, opts).await
     } else {
         (Vec::new(), Vec::new())
     };
@@ -436,12 +436,22 @@ pub async fn diff_ignoring(
         ignore_differences: ignore_differences.to_vec(),
         ..SyncOptions::default()
     };
-    let live = LiveCache::new(client.clone(), CacheScope::Namespace);
+    let selected: Vec<&AppNode> = tree
+        .depth_first()
+        .into_iter()
+        .filter(|n| only.is_none_or(|o| o.contains(&n.app.name)))
+        .collect();
+    // One LIST per kind and namespace (or per kind) of what the apps
+    // render, as `run` reads; no watches: nothing is waited for.
+    let live = LiveCache::snapshot(client.clone(), cache_scope(&selected));
+    live.warm(
+        kinds_in_play(&selected, opts.write_status)
+            .iter()
+            .map(|r| (r, selector_for(r))),
+    )
+    .await;
     let mut out = Vec::new();
-    for node in tree.depth_first() {
-        if only.map(|o| !o.contains(&node.app.name)).unwrap_or(false) {
-            continue;
-        }
+    for node in selected {
         let result = match node.failure() {
             Some(f) => Err(f.message.clone()),
             None => match super::app::ignore_set(node, &opts) {
@@ -454,6 +464,7 @@ pub async fn diff_ignoring(
                         opts: &opts,
                         shared: &shared,
                         ignore: &ignore,
+                        converged_seen: Default::default(),
                     }
                     .diff()
                     .await
