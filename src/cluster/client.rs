@@ -559,7 +559,7 @@ impl ClusterClient {
                 continue_token: continue_token.clone(),
                 ..ListParams::default()
             };
-            let page = self
+            let mut page = self
                 .request(RequestKind::List, &label, || {
                     Request::new(path.as_str()).list(&lp)
                 })
@@ -576,8 +576,11 @@ impl ClusterClient {
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
                 .map(str::to_string);
-            if let Some(Value::Array(page_items)) = page.get("items") {
-                for mut item in page_items.iter().cloned() {
+            // Moved out of the page, not copied: a page of objects with
+            // their managedFields is large (two copies at once doubled
+            // the peak memory of a list).
+            if let Some(Value::Array(page_items)) = page.get_mut("items").map(Value::take) {
+                for mut item in page_items {
                     with_type(&mut item, resolved);
                     items.push(item);
                 }
