@@ -72,6 +72,9 @@ struct Inner {
     counters: Counters,
     /// The client-side rate limit (`None`: unlimited).
     limiter: Option<RateLimiter>,
+    /// Keeps an in-process emulator alive (never set without the
+    /// `emulator` feature).
+    #[cfg_attr(not(feature = "emulator"), allow(dead_code))]
     emulator: Option<EmulatorHandle>,
 }
 

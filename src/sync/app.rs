@@ -193,8 +193,13 @@ impl AppSync<'_> {
     /// wait timeout.
     fn retry_after(&self, report: &AppReport, attempt: u32, start: Instant) -> Option<Duration> {
         let retry = self.node.app.sync_policy.retry?;
-        let failed = matches!(report.outcome, AppOutcome::Failed { .. });
-        if !failed || self.opts.dry_run || self.node.failure().is_some() {
+        // Only a failure that may pass: not a render failure (the tree is
+        // rendered once per run) nor the app's own configuration.
+        let may_pass = match report.outcome.failure() {
+            Some(SyncFailure::Render { .. }) | None => false,
+            Some(f) => !f.is_configuration(),
+        };
+        if !may_pass || self.opts.dry_run {
             return None;
         }
         let wait = retry.backoff(attempt)?;
