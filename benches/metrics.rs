@@ -22,7 +22,10 @@ fn main() {
         for outcome in [
             AppOutcome::Succeeded,
             AppOutcome::Failed {
-                message: "x".into(),
+                failure: kubesync::sync::SyncFailure::Render {
+                    kind: kubesync::tree::FailureKind::Render,
+                    message: "x".into(),
+                },
             },
         ] {
             m.app_synced(&AppReport {

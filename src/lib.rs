@@ -12,6 +12,7 @@ pub mod cli;
 pub mod cluster;
 pub mod controller;
 pub mod diff;
+#[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod events;
 pub mod graph;

@@ -44,7 +44,10 @@ fn populated() -> Metrics {
     for (i, outcome) in [
         AppOutcome::Succeeded,
         AppOutcome::Failed {
-            message: "boom".into(),
+            failure: kubesync::sync::SyncFailure::Render {
+                kind: kubesync::tree::FailureKind::Render,
+                message: "boom".into(),
+            },
         },
         AppOutcome::TimedOut { after_secs: 3 },
         AppOutcome::Blocked { by: vec![] },

@@ -248,8 +248,11 @@ async fn a_failed_apply_skips_the_rest() {
     assert!(lost.error.is_some() && lost.reason.is_none(), "{lost:#?}");
     assert_skipped(&report, "web", "later", SkipReason::AfterFailure);
     match &web.outcome {
-        AppOutcome::Failed { message } => {
-            assert!(message.contains("nowhere"), "{message}")
+        AppOutcome::Failed { failure } => {
+            let message = failure.to_string();
+            assert!(message.contains("nowhere"), "{message}");
+            assert_eq!(failure.reason(), "applyFailed", "{failure:?}");
+            assert_eq!(failure.object().map(|o| o.name.as_str()), Some("lost"));
         }
         other => panic!("{other:?}"),
     }

@@ -343,3 +343,149 @@ async fn diff_shows_ignored_fields_only_without_a_rule() {
         "{err}"
     );
 }
+
+/// `Replace=true` (a PUT instead of an apply) honours
+/// `RespectIgnoreDifferences=true` as the apply does: the HPA's `replicas`
+/// stays when git changes the image. The control, without the option, is
+/// replaced with git's replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_with_respect_ignore_differences_keeps_the_ignored_field() {
+    let repo = Repo::new();
+    let replaced = |name: &str, image: &str| {
+        deployment(name, 1, &[("app", image)]).replace(
+            &format!("metadata: {{name: {name}, namespace: web}}"),
+            &format!("metadata: {{name: {name}, namespace: web, annotations: {{argocd.argoproj.io/sync-options: Replace=true}}}}"),
+        )
+    };
+    let rule = "  ignoreDifferences:\n  - {group: apps, kind: Deployment, jsonPointers: [/spec/replicas]}\n";
+    add_app(
+        &repo,
+        "kept",
+        &replaced("kept", "app:1"),
+        &format!("{rule}  syncPolicy: {{createNamespace: true, syncOptions: [RespectIgnoreDifferences=true]}}\n"),
+    );
+    add_app(&repo, "control", &replaced("control", "app:1"), rule);
+    let emu = emulator(fast_simulation()).await;
+    let first = sync_repo(&repo, &emu).await;
+    assert!(first.all_good(), "{first:#?}");
+    for name in ["kept", "control"] {
+        patch_as(
+            &emu,
+            &format!("{DEPLOY}/{name}"),
+            "kube-controller-manager",
+            "merge",
+            json!({"spec": {"replicas": 4}}),
+        )
+        .await;
+    }
+    repo.write("objects/kept/d.yaml", &replaced("kept", "app:2"));
+    repo.write("objects/control/d.yaml", &replaced("control", "app:2"));
+    let before = emu.requests().count("update", "deployments.apps");
+    let again = sync_repo(&repo, &emu).await;
+    // Both went through a replace (PUT), not an apply.
+    assert_eq!(
+        emu.requests().count("update", "deployments.apps") - before,
+        2,
+        "{again:#?}"
+    );
+    for name in ["kept", "control"] {
+        let c = change_of(app(&again, name), name);
+        assert_eq!(c.action, Action::Configured, "{c:#?}");
+        assert_eq!(
+            field(&emu, name, "/spec/template/spec/containers/0/image").await,
+            "app:2"
+        );
+    }
+    assert_eq!(field(&emu, "kept", "/spec/replicas").await, 4);
+    assert_eq!(field(&emu, "control", "/spec/replicas").await, 1);
+}
+
+/// `kubesync diff` reads an app's live objects by one LIST per kind and
+/// namespace, never a GET per object, and a converged object costs no
+/// dry-run apply; a changed one costs one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_reads_by_list_and_dry_runs_only_what_changed() {
+    let repo = Repo::new();
+    for i in 0..12 {
+        repo.write(
+            &format!("objects/many/cm-{i:02}.yaml"),
+            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i:02}, namespace: web}}\ndata: {{k: v{i}}}\n"),
+        );
+    }
+    add_app(
+        &repo,
+        "many",
+        &deployment("many", 1, &[("app", "app:1")]),
+        "",
+    );
+    let emu = emulator(fast_simulation()).await;
+    assert!(sync_repo(&repo, &emu).await.all_good());
+    let client = kubesync::cluster::ClusterClient::connect(
+        kubesync::cluster::ClusterOptions::server(emu.url()),
+    )
+    .await
+    .expect("connect");
+    let trees = |repo_root: std::path::PathBuf| async move {
+        tokio::task::spawn_blocking(move || sync_support::tree_of(&repo_root))
+            .await
+            .expect("join")
+    };
+    // Converged: every object Same, no GET of an object, no dry run.
+    let tree = trees(repo.root()).await;
+    let counts = emu.requests();
+    let diffs = kubesync::sync::diff(&tree, &client, None).await;
+    let after = emu.requests();
+    let many = diffs
+        .iter()
+        .find(|d| d.name.as_str() == "many")
+        .expect("many");
+    assert_eq!(many.error, None);
+    assert_eq!(many.objects.len(), 13, "{many:#?}");
+    assert_eq!(many.sync_status(), SyncStatus::Synced, "{many:#?}");
+    let delta = |verb: &str, res: &str| after.count(verb, res) - counts.count(verb, res);
+    assert_eq!(delta("get", "configmaps"), 0, "a GET per object");
+    assert_eq!(delta("get", "deployments.apps"), 0);
+    assert_eq!(delta("list", "configmaps"), 1);
+    assert_eq!(delta("list", "deployments.apps"), 1);
+    assert_eq!(
+        delta("watch", "configmaps"),
+        0,
+        "a one-shot diff watches nothing"
+    );
+    assert_eq!(
+        after.verb("patch") - counts.verb("patch"),
+        0,
+        "dry runs of converged objects"
+    );
+
+    // One object changed in git: one dry run, still no GET.
+    repo.write(
+        "objects/many/cm-03.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-03, namespace: web}\ndata: {k: changed}\n",
+    );
+    let tree = trees(repo.root()).await;
+    let counts = emu.requests();
+    let diffs = kubesync::sync::diff(&tree, &client, None).await;
+    let after = emu.requests();
+    let many = diffs
+        .iter()
+        .find(|d| d.name.as_str() == "many")
+        .expect("many");
+    assert_eq!(many.sync_status(), SyncStatus::OutOfSync);
+    let changed: Vec<_> = many
+        .objects
+        .iter()
+        .filter(|o| o.kind != kubesync::diff::ObjectDiffKind::Same)
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:#?}");
+    assert_eq!(changed[0].object.name, "cm-03");
+    assert!(changed[0].diff.contains("changed"), "{}", changed[0].diff);
+    assert_eq!(
+        after.count("patch", "configmaps") - counts.count("patch", "configmaps"),
+        1
+    );
+    assert_eq!(
+        after.count("get", "configmaps") - counts.count("get", "configmaps"),
+        0
+    );
+}

@@ -251,7 +251,15 @@ pub enum Command {
     /// another one.
     ImageSync(image_sync::ImageSyncArgs),
     /// Serve the built-in Kubernetes API emulator until stopped.
+    #[cfg(feature = "emulator")]
     Emulator(crate::emulator::EmulatorArgs),
+    /// Serve the built-in Kubernetes API emulator (not in this build: it
+    /// was built without the cargo feature `emulator`).
+    #[cfg(not(feature = "emulator"))]
+    Emulator {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
     /// Keep the cluster at the state of git: poll every repository, sync
     /// the apps a commit changes, repair drift of selfHeal apps, a full run
     /// every --full-run-interval, and an HTTP API (webhooks, forceRun,
@@ -319,10 +327,16 @@ fn run(cli: &Cli) -> Result<Outcome, CliError> {
         } => run_async(online::status(&cli.global, apps, cluster)),
         Command::ImageSync(ref args) => run_async(image_sync::run(&cli.global, args)),
         Command::Run(ref args) => run_async(run::run(&cli.global, args)),
+        #[cfg(feature = "emulator")]
         Command::Emulator(ref args) => run_async(async {
             args.clone().run().await.map_err(CliError::Emulator)?;
             Ok(Outcome::Ok)
         }),
+        #[cfg(not(feature = "emulator"))]
+        Command::Emulator { .. } => Err(CliError::Usage(format!(
+            "`kubesync emulator` is not available: {}",
+            crate::cluster::NO_EMULATOR
+        ))),
     }
 }
 

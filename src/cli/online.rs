@@ -521,6 +521,7 @@ pub async fn diff(
             errln!("{n} of {} applications out of sync", diffs.len());
         }
     }
+    note_retries(&client, global.verbose);
     let outcome = if out_of_sync {
         Outcome::Failed
     } else {

@@ -61,6 +61,12 @@ pub struct LiveCache {
     kinds: Mutex<HashMap<KindKey, Arc<KindCache>>>,
     created_namespaces: Mutex<HashSet<String>>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Whether lists are followed by watches (not for a one-shot read such
+    /// as `diff`, see [`LiveCache::snapshot`]).
+    follow: bool,
+    /// Whether the copies keep `metadata.managedFields` (see
+    /// [`LiveCache::keep_managed_fields`]).
+    managed_fields: bool,
 }
 
 /// One list+watch: a kind, a namespace (or all), a label selector.
@@ -127,7 +133,36 @@ impl LiveCache {
             kinds: Mutex::new(HashMap::new()),
             created_namespaces: Mutex::new(HashSet::new()),
             tasks: Mutex::new(Vec::new()),
+            follow: true,
+            managed_fields: true,
         }
+    }
+
+    /// Whether the copies keep `metadata.managedFields` (kept by default).
+    /// They are about 40% of a typical object's JSON and most readers never
+    /// look at them; a caller that does not (for kubesync: no
+    /// `ignoreDifferences` rule names `managedFieldsManagers`) drops them,
+    /// which makes the cache of a 2,200-object bootstrap ~12 MB smaller.
+    pub fn keep_managed_fields(mut self, keep: bool) -> Self {
+        self.managed_fields = keep;
+        self
+    }
+
+    /// `obj` as the cache keeps it.
+    fn kept(&self, mut obj: Value) -> Value {
+        if !self.managed_fields {
+            without_managed_fields(&mut obj);
+        }
+        obj
+    }
+
+    /// A cache for reads only (no waits): each kind is listed once and not
+    /// watched, so a one-shot comparison costs one LIST per kind (and
+    /// namespace) and no watch. Its own writes are still recorded.
+    pub fn snapshot(client: ClusterClient, scope: CacheScope) -> Self {
+        let mut cache = LiveCache::new(client, scope);
+        cache.follow = false;
+        cache
     }
 
     pub fn client(&self) -> &ClusterClient {
@@ -205,7 +240,7 @@ impl LiveCache {
         };
         for kind in self.entries_for(&r) {
             if selects(&kind.selector, obj) {
-                kind.put(obj.clone());
+                kind.put(self.kept(obj.clone()));
             } else {
                 kind.remove(&r.namespace, &r.name);
             }
@@ -295,13 +330,17 @@ impl LiveCache {
         let ns = key.namespace.as_deref();
         match self.client.list_resolved(resolved, ns, &key.selector).await {
             Ok((items, version)) => {
-                kind.replace(items);
+                kind.replace(items.into_iter().map(|o| self.kept(o)).collect());
+                if !self.follow {
+                    return true;
+                }
                 let follow = follow(
                     self.client.clone(),
                     resolved.clone(),
                     key.namespace.clone(),
                     kind,
                     version,
+                    self.managed_fields,
                 );
                 self.tasks.lock().push(tokio::spawn(follow).abort_handle());
                 true
@@ -311,6 +350,12 @@ impl LiveCache {
                 false
             }
         }
+    }
+}
+
+fn without_managed_fields(obj: &mut Value) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.shift_remove("managedFields");
     }
 }
 
@@ -382,6 +427,7 @@ async fn follow(
     namespace: Option<String>,
     kind: Arc<KindCache>,
     mut version: String,
+    managed_fields: bool,
 ) {
     let ns = namespace.as_deref();
     loop {
@@ -394,8 +440,11 @@ async fn follow(
                 let mut gone = false;
                 while let Some(event) = stream.next().await {
                     match event {
-                        Ok(WatchEvent::Added(o) | WatchEvent::Modified(o)) => {
+                        Ok(WatchEvent::Added(mut o) | WatchEvent::Modified(mut o)) => {
                             version = object_version(&o).unwrap_or(version);
+                            if !managed_fields {
+                                without_managed_fields(&mut o);
+                            }
                             kind.put(o);
                         }
                         Ok(WatchEvent::Deleted(o)) => {

@@ -17,6 +17,7 @@ use kube::core::{GroupVersionKind, Request};
 use serde_json::{json, Value};
 use tokio::sync::Mutex as AsyncMutex;
 
+use super::connect::EmulatorHandle;
 use super::connect::{self, ClusterOptions, Target, READ_TIMEOUT};
 use super::discovery::{parse_resource_list, DiscoveryCache, GroupVersionKinds, Resolved};
 use super::error::{error_chain, ClusterError, Failure};
@@ -24,7 +25,6 @@ use super::ratelimit::RateLimiter;
 use super::retry::RetryPolicy;
 use super::retry_after::RetryAfterLayer;
 use super::stats::{Counters, RequestKind, RequestStats};
-use crate::emulator::EmulatorHandle;
 use crate::model::ObjectRef;
 
 /// Page size of list requests.
@@ -72,6 +72,9 @@ struct Inner {
     counters: Counters,
     /// The client-side rate limit (`None`: unlimited).
     limiter: Option<RateLimiter>,
+    /// Keeps an in-process emulator alive (never set without the
+    /// `emulator` feature).
+    #[cfg_attr(not(feature = "emulator"), allow(dead_code))]
     emulator: Option<EmulatorHandle>,
 }
 
@@ -101,6 +104,7 @@ impl ClusterClient {
     /// Connects to an emulator the caller started (with its own controllers
     /// or hooks); the client keeps it alive. The target fields of `opts`
     /// (`kubeconfig`, `context`, `server`, `emulator`) are ignored.
+    #[cfg(feature = "emulator")]
     pub async fn with_emulator(
         handle: EmulatorHandle,
         opts: ClusterOptions,
@@ -178,6 +182,7 @@ impl ClusterClient {
     }
 
     /// The emulator this client started (`--emulator`) or was given.
+    #[cfg(feature = "emulator")]
     pub fn emulator(&self) -> Option<&EmulatorHandle> {
         self.inner.emulator.as_ref()
     }
@@ -557,7 +562,7 @@ impl ClusterClient {
                 continue_token: continue_token.clone(),
                 ..ListParams::default()
             };
-            let page = self
+            let mut page = self
                 .request(RequestKind::List, &label, || {
                     Request::new(path.as_str()).list(&lp)
                 })
@@ -574,8 +579,11 @@ impl ClusterClient {
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
                 .map(str::to_string);
-            if let Some(Value::Array(page_items)) = page.get("items") {
-                for mut item in page_items.iter().cloned() {
+            // Moved out of the page, not copied: a page of objects with
+            // their managedFields is large (two copies at once doubled
+            // the peak memory of a list).
+            if let Some(Value::Array(page_items)) = page.get_mut("items").map(Value::take) {
+                for mut item in page_items {
                     with_type(&mut item, resolved);
                     items.push(item);
                 }

@@ -16,7 +16,15 @@ use kube::Config;
 
 use super::error::{error_chain, ClusterError};
 use super::retry::RetryPolicy;
-use crate::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+#[cfg(feature = "emulator")]
+pub(crate) use crate::emulator::EmulatorHandle;
+#[cfg(feature = "emulator")]
+use crate::emulator::{Emulator, EmulatorConfig};
+
+/// What keeps an in-process emulator alive for a client; nothing can, in
+/// a build without the emulator (cargo feature `emulator`).
+#[cfg(not(feature = "emulator"))]
+pub(crate) type EmulatorHandle = std::convert::Infallible;
 
 /// The field manager kubesync applies as.
 pub const FIELD_MANAGER: &str = "kubesync";
@@ -102,7 +110,14 @@ impl ClusterOptions {
 }
 
 /// What the user should do when no cluster is configured.
+#[cfg(feature = "emulator")]
 pub const NO_CLUSTER_HINT: &str = "point kubesync at a cluster with --kubeconfig PATH (or the KUBECONFIG environment variable, or ~/.kube/config) and optionally --context NAME, or with --server URL; run it inside a cluster with a service account; or pass --emulator to use a local in-process Kubernetes API emulator";
+/// What the user should do when no cluster is configured.
+#[cfg(not(feature = "emulator"))]
+pub const NO_CLUSTER_HINT: &str = "point kubesync at a cluster with --kubeconfig PATH (or the KUBECONFIG environment variable, or ~/.kube/config) and optionally --context NAME, or with --server URL; or run it inside a cluster with a service account";
+
+/// Why `--emulator` fails in a build without the emulator.
+pub const NO_EMULATOR: &str = "this kubesync was built without the Kubernetes API emulator (cargo feature `emulator`, on by default); point it at a cluster with --kubeconfig, --server or in-cluster configuration, or use a build with the emulator";
 
 /// A resolved target: kube-rs configuration, its description, and the
 /// emulator when one was started for it.
@@ -115,14 +130,23 @@ pub(crate) struct Target {
 /// Finds the cluster `opts` point at (see the module docs for the order).
 pub(crate) async fn resolve_target(opts: &ClusterOptions) -> Result<Target, ClusterError> {
     if opts.emulator {
-        let handle = Emulator::start(EmulatorConfig::default())
-            .await
-            .map_err(|e| ClusterError::Connect {
-                target: "the in-process emulator".into(),
-                message: format!("{e:#}"),
-                source: None,
-            })?;
-        return emulator_target(handle).await;
+        #[cfg(feature = "emulator")]
+        {
+            let handle = Emulator::start(EmulatorConfig::default())
+                .await
+                .map_err(|e| ClusterError::Connect {
+                    target: "the in-process emulator".into(),
+                    message: format!("{e:#}"),
+                    source: None,
+                })?;
+            return emulator_target(handle).await;
+        }
+        #[cfg(not(feature = "emulator"))]
+        return Err(ClusterError::Connect {
+            target: "the in-process emulator (--emulator)".into(),
+            message: NO_EMULATOR.into(),
+            source: None,
+        });
     }
     if let Some(server) = &opts.server {
         return server_target(server);
@@ -161,6 +185,7 @@ pub(crate) async fn resolve_target(opts: &ClusterOptions) -> Result<Target, Clus
 
 /// The target for a running emulator: its own kubeconfig (which carries its
 /// token, when it requires one).
+#[cfg(feature = "emulator")]
 pub(crate) async fn emulator_target(handle: EmulatorHandle) -> Result<Target, ClusterError> {
     let url = handle.url();
     let fail = |message: String| ClusterError::Connect {

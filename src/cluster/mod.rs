@@ -44,7 +44,8 @@ mod stats;
 pub use cache::{CacheScope, LiveCache, Subscription};
 pub use client::{with_default_namespace, ClusterClient, DeleteOutcome, Propagation};
 pub use connect::{
-    ClusterOptions, DEFAULT_BURST, DEFAULT_QPS, FIELD_MANAGER, NO_CLUSTER_HINT, READ_TIMEOUT,
+    ClusterOptions, DEFAULT_BURST, DEFAULT_QPS, FIELD_MANAGER, NO_CLUSTER_HINT, NO_EMULATOR,
+    READ_TIMEOUT,
 };
 pub use discovery::Resolved;
 pub use error::ClusterError;

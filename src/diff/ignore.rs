@@ -128,8 +128,10 @@ impl IgnoreSet {
         if !self.applies_to(r) {
             return (d, l);
         }
-        let from_live = self.paths_on(r, live, Some(live));
-        let from_desired = self.paths_on(r, desired, Some(live));
+        // The managers' fields are read from live's managedFields once.
+        let mut from_live = self.paths_on(r, live);
+        from_live.extend(self.managed_on(r, live));
+        let from_desired = self.paths_on(r, desired);
         // Resolved on the objects as they are, then removed deepest and
         // last first, so that no removal moves what another one names.
         let (mut on_d, mut on_l) = (Vec::new(), Vec::new());
@@ -162,7 +164,9 @@ impl IgnoreSet {
         if !self.applies_to(r) {
             return out;
         }
-        let mut on_desired = self.paths_on(r, desired, Some(live));
+        let managed = self.managed_on(r, live);
+        let mut on_desired = self.paths_on(r, desired);
+        on_desired.extend(managed.iter().cloned());
         // Remove deepest and last first, so indices stay valid.
         on_desired.sort_by(|a, b| seg_order(&b.segs, &a.segs));
         for p in on_desired.iter().filter(|p| !p.element) {
@@ -170,7 +174,7 @@ impl IgnoreSet {
                 remove(&mut out, &p.segs);
             }
         }
-        for p in self.paths_on(r, live, Some(live)) {
+        for p in self.paths_on(r, live).into_iter().chain(managed) {
             let Some(concrete) = resolve(live, &p.segs) else {
                 continue;
             };
@@ -183,9 +187,11 @@ impl IgnoreSet {
         out
     }
 
-    /// The ignored paths of `obj` for `r` (managed fields read from `live`).
-    fn paths_on(&self, r: &ObjectRef, obj: &Value, live: Option<&Value>) -> Vec<IgnoredPath> {
+    /// The paths of `obj` the rules for `r` name by JSON pointer or jq
+    /// expression (`obj` is handed to jq once, however many expressions).
+    fn paths_on(&self, r: &ObjectRef, obj: &Value) -> Vec<IgnoredPath> {
         let mut out = Vec::new();
+        let mut jq_input: Option<Option<jaq_json::Val>> = None;
         for rule in self.matching(r) {
             for p in &rule.json_pointers {
                 if let Some(segs) = pointer_segments(p, obj) {
@@ -195,18 +201,31 @@ impl IgnoreSet {
                     });
                 }
             }
+            if rule.jq_path_expressions.is_empty() {
+                continue;
+            }
+            let Some(input) = jq_input.get_or_insert_with(|| jq_value(obj)) else {
+                continue;
+            };
             for e in &rule.jq_path_expressions {
-                for segs in jq_paths(e, obj) {
+                for segs in jq_paths(e, input) {
                     out.push(IgnoredPath {
                         segs,
                         element: false,
                     });
                 }
             }
-            if let Some(live) = live {
-                for m in &rule.managed_fields_managers {
-                    out.extend(managed_paths(live, m));
-                }
+        }
+        out
+    }
+
+    /// The paths the rules' `managedFieldsManagers` own in `live` (one walk
+    /// of its `managedFields` per manager named).
+    fn managed_on(&self, r: &ObjectRef, live: &Value) -> Vec<IgnoredPath> {
+        let mut out = Vec::new();
+        for rule in self.matching(r) {
+            for m in &rule.managed_fields_managers {
+                out.extend(managed_paths(live, m));
             }
         }
         out
@@ -539,14 +558,18 @@ fn compiled(expr: &str) -> Result<Rc<JqFilter>, String> {
     Ok(filter)
 }
 
-/// The paths `expr` selects in `obj` (none when it fails on it).
-fn jq_paths(expr: &str, obj: &Value) -> Vec<Vec<Seg>> {
+/// `obj` as jq reads it (`None`: it cannot be read, and no expression
+/// selects anything in it).
+fn jq_value(obj: &Value) -> Option<jaq_json::Val> {
+    jaq_json::read::parse_single(obj.to_string().as_bytes()).ok()
+}
+
+/// The paths `expr` selects in `input` (none when it fails on it).
+fn jq_paths(expr: &str, input: &jaq_json::Val) -> Vec<Vec<Seg>> {
     let Ok(filter) = compiled(expr) else {
         return Vec::new();
     };
-    let Ok(input) = jaq_json::read::parse_single(obj.to_string().as_bytes()) else {
-        return Vec::new();
-    };
+    let input = input.clone();
     let ctx = jaq_core::Ctx::<jaq_core::data::JustLut<jaq_json::Val>>::new(
         &filter.lut,
         jaq_core::Vars::new([]),

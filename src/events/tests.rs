@@ -103,7 +103,10 @@ fn drift_failure_and_degradation() {
     let failed = report(
         "bbbbbbb222",
         AppOutcome::Failed {
-            message: "ConfigMap web/conf: forbidden".into(),
+            failure: crate::sync::SyncFailure::Render {
+                kind: crate::tree::FailureKind::Render,
+                message: "ConfigMap web/conf: forbidden".into(),
+            },
         },
         HealthStatus::degraded("crash loop"),
         Action::Failed,

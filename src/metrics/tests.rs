@@ -58,7 +58,10 @@ fn values_after_a_sequence_of_calls() {
     m.app_synced(&report(
         "web",
         AppOutcome::Failed {
-            message: "boom".into(),
+            failure: crate::sync::SyncFailure::Render {
+                kind: crate::tree::FailureKind::Render,
+                message: "boom".into(),
+            },
         },
         HealthStatus::healthy(""),
         1,

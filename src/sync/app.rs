@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use super::change::{Change, HookNotRun, SkipReason};
 use super::engine::{write_status, write_status_with, SyncOptions};
+use super::failure::SyncFailure;
 use super::hooks;
 use super::prepare::{prepare, DesiredObject, PrepareContext, SyncMode};
 use super::report::{AppOutcome, AppReport};
@@ -63,7 +64,8 @@ pub(super) async fn sync_app(
     let ignore = match ignore_set(node, opts) {
         Ok(i) => i,
         Err(message) => {
-            let mut report = base_report(node, AppOutcome::Failed { message });
+            let failure = SyncFailure::IgnoreRules { message };
+            let mut report = base_report(node, AppOutcome::Failed { failure });
             report.duration = start.elapsed();
             return (report, None);
         }
@@ -75,6 +77,7 @@ pub(super) async fn sync_app(
         opts,
         shared,
         ignore: &ignore,
+        converged_seen: ConvergedMemo::default(),
     };
     let mut attempt = 0;
     let (mut report, write) = loop {
@@ -93,8 +96,12 @@ pub(super) async fn sync_app(
             }
         }
     };
-    if let (AppOutcome::Failed { message }, true) = (&mut report.outcome, attempt > 1) {
-        message.push_str(&format!(" (after {} retries)", attempt - 1));
+    if let (AppOutcome::Failed { failure }, true) = (&mut report.outcome, attempt > 1) {
+        let last = Box::new(failure.clone());
+        *failure = SyncFailure::Retried {
+            retries: attempt - 1,
+            last,
+        };
     }
     report.duration = start.elapsed();
     (report, write)
@@ -168,7 +175,15 @@ pub(super) struct AppSync<'a> {
     pub(super) shared: &'a Shared,
     /// What comparisons leave out (the app's and the global `ignoreDifferences`).
     pub(super) ignore: &'a IgnoreSet,
+    /// Answers of [`AppSync::converged`] by object and live resourceVersion:
+    /// the check before hooks and the apply ask it once per object.
+    pub(super) converged_seen: ConvergedMemo,
 }
+
+/// Remembered answers of "does this live object already hold what git
+/// declares", keyed by the object and the live resourceVersion judged (a
+/// newer live object is judged again).
+pub(super) type ConvergedMemo = parking_lot::Mutex<HashMap<(ObjectRef, String), bool>>;
 
 impl AppSync<'_> {
     /// How long to wait before trying a failed sync again (Argo CD's
@@ -178,8 +193,13 @@ impl AppSync<'_> {
     /// wait timeout.
     fn retry_after(&self, report: &AppReport, attempt: u32, start: Instant) -> Option<Duration> {
         let retry = self.node.app.sync_policy.retry?;
-        let failed = matches!(report.outcome, AppOutcome::Failed { .. });
-        if !failed || self.opts.dry_run || self.node.failure().is_some() {
+        // Only a failure that may pass: not a render failure (the tree is
+        // rendered once per run) nor the app's own configuration.
+        let may_pass = match report.outcome.failure() {
+            Some(SyncFailure::Render { .. }) | None => false,
+            Some(f) => !f.is_configuration(),
+        };
+        if !may_pass || self.opts.dry_run {
             return None;
         }
         let wait = retry.backoff(attempt)?;
@@ -195,7 +215,10 @@ impl AppSync<'_> {
         let mut report = base_report(self.node, AppOutcome::Succeeded);
         if let Some(f) = self.node.failure() {
             report.outcome = AppOutcome::Failed {
-                message: f.message.clone(),
+                failure: SyncFailure::Render {
+                    kind: f.kind,
+                    message: f.message.clone(),
+                },
             };
             if self.opts.write_status && !self.opts.dry_run {
                 write_status(self.live, self.node, &report).await;
@@ -204,13 +227,13 @@ impl AppSync<'_> {
         }
         let plan = match self.plan().await {
             Ok(p) => p,
-            Err((message, previous)) => {
-                return (self.fail(report, message, previous.as_ref()).await, None)
+            Err((failure, previous)) => {
+                return (self.fail(report, failure, previous.as_ref()).await, None)
             }
         };
-        if let Err(message) = self.ensure_destination().await {
+        if let Err(failure) = self.ensure_destination().await {
             return (
-                self.fail(report, message, plan.previous.as_ref()).await,
+                self.fail(report, failure, plan.previous.as_ref()).await,
                 None,
             );
         }
@@ -268,7 +291,7 @@ impl AppSync<'_> {
     /// What this sync works from: the previous Application object and its
     /// inventory, the prepared desired objects, whether to prune. Refuses a
     /// render of nothing that would prune everything the app applied.
-    pub(super) async fn plan(&self) -> Result<Plan, (String, Option<Value>)> {
+    pub(super) async fn plan(&self) -> Result<Plan, (SyncFailure, Option<Value>)> {
         let app = &self.node.app;
         let (previous, desired) = self.prepared().await?;
         let (hooks, rest): (Vec<_>, Vec<_>) = desired
@@ -288,11 +311,7 @@ impl AppSync<'_> {
             .filter(|e| !e.sync_off && self.shared.wanted_by_other(&e.object, &app.name).is_none())
             .count();
         if desired.is_empty() && prune && applied_before > 0 && !app.sync_policy.allow_empty() {
-            let message = format!(
-                "renders no objects; refusing to prune the {applied_before} object(s) it applied before \
-                 (set syncPolicy.automated.allowEmpty: true if the app really should be empty)"
-            );
-            return Err((message, previous));
+            return Err((SyncFailure::EmptyRender { applied_before }, previous));
         }
         Ok(Plan {
             previous,
@@ -336,13 +355,13 @@ impl AppSync<'_> {
             AppOutcome::Succeeded => {
                 self.run_hooks(&post, HookPhase::PostSync, true, report)
                     .await;
-                if let Some(message) = report
+                if let Some(failure) = report
                     .changes
                     .iter()
                     .filter(|c| c.hook == Some(HookPhase::PostSync))
-                    .find_map(Change::failure)
+                    .find_map(Change::sync_failure)
                 {
-                    report.outcome = AppOutcome::Failed { message };
+                    report.outcome = AppOutcome::Failed { failure };
                 }
             }
             AppOutcome::TimedOut { .. } => report.changes.extend(hooks::not_run(
@@ -372,12 +391,14 @@ impl AppSync<'_> {
     /// (up to the app's timeout) for what was written to be ready.
     pub(super) async fn settle_health(&self, desired: &[DesiredObject], report: &mut AppReport) {
         if report.changes.iter().any(Change::halts) {
-            let message = report
+            let failure = report
                 .changes
                 .iter()
-                .find_map(Change::failure)
-                .unwrap_or_else(|| report.health.message.clone());
-            report.outcome = AppOutcome::Failed { message };
+                .find_map(Change::sync_failure)
+                .unwrap_or_else(|| SyncFailure::WaveNotHealthy {
+                    message: report.health.message.clone(),
+                });
+            report.outcome = AppOutcome::Failed { failure };
             // Every object the app meant to write, the failed ones included
             // (absent ones are Missing): a failed app is never Healthy
             // because its few written objects are, nor for having none.
@@ -426,7 +447,7 @@ impl AppSync<'_> {
     #[allow(clippy::type_complexity)]
     pub(super) async fn prepared(
         &self,
-    ) -> Result<(Option<Value>, Vec<DesiredObject>), (String, Option<Value>)> {
+    ) -> Result<(Option<Value>, Vec<DesiredObject>), (SyncFailure, Option<Value>)> {
         let previous = self.previous().await.map_err(|m| (m, None))?;
         match self.desired().await {
             Ok(desired) => Ok((previous, desired)),
@@ -436,7 +457,7 @@ impl AppSync<'_> {
 
     /// The app's Application object as the last sync left it (its status
     /// holds the inventory prune works from).
-    pub(super) async fn previous(&self) -> Result<Option<Value>, String> {
+    pub(super) async fn previous(&self) -> Result<Option<Value>, SyncFailure> {
         if !self.opts.write_status {
             return Ok(None);
         }
@@ -446,15 +467,16 @@ impl AppSync<'_> {
             Ok(p) => Ok(p),
             // No Application CRD yet (a dry run on a fresh cluster): no history.
             Err(ClusterError::UnknownKind { .. }) => Ok(None),
-            Err(e) => Err(format!(
-                "cannot read the previous inventory of application \"{name}\" from the cluster (nothing was written): {e}"
-            )),
+            Err(e) => Err(SyncFailure::Inventory {
+                app: name.clone(),
+                error: e.into(),
+            }),
         }
     }
 
     /// Every object the app renders, prepared (guardrails checked, apply
     /// order) before anything is written; any refusal refuses the app.
-    pub(super) async fn desired(&self) -> Result<Vec<DesiredObject>, String> {
+    pub(super) async fn desired(&self) -> Result<Vec<DesiredObject>, SyncFailure> {
         let app = &self.node.app;
         let manifests: Vec<&Manifest> = self.node.objects().collect();
         let namespace = app.destination.namespace.as_deref().unwrap_or("default");
@@ -486,7 +508,7 @@ impl AppSync<'_> {
                 texts.join("; ")
             }
         };
-        Err(format!("refused before any write: {refusal}"))
+        Err(SyncFailure::Refused { message: refusal })
     }
 
     /// Objects another app of the tree renders too: two apps owning one
@@ -536,19 +558,20 @@ impl AppSync<'_> {
     }
 
     /// Per object, what a sync would change: server-side dry-run apply
-    /// compared with the live object, plus inventory leftovers.
+    /// compared with the live object, plus inventory leftovers. Live
+    /// objects are read through the run's cache (one LIST per kind and
+    /// namespace, warmed by [`super::engine::diff_ignoring`]); an object
+    /// that carries the desired hash and holds git's fields as written is
+    /// Same without a dry run (the engine's own skip rule), so a converged
+    /// app costs no request per object.
     pub(super) async fn diff(&self) -> Result<Vec<ObjectDiff>, String> {
-        let (previous, desired) = self.prepared().await.map_err(|(m, _)| m)?;
+        let (previous, desired) = self.prepared().await.map_err(|(f, _)| f.to_string())?;
         let mut out = Vec::new();
         for d in &desired {
             if d.mode == SyncMode::Off || d.role != Role::Object {
                 continue;
             }
-            let live = self
-                .client
-                .get(&d.object_ref)
-                .await
-                .map_err(|e| e.to_string())?;
+            let live = self.read(&d.object_ref).await.map_err(|e| e.to_string())?;
             if live
                 .as_ref()
                 .map(|l| super::prepare::sync_mode(l) == SyncMode::Off)
@@ -560,16 +583,25 @@ impl AppSync<'_> {
                 // A create cannot be dry-run before its namespace exists; the
                 // desired object is the prediction.
                 None => Some(d.object.clone()),
-                // A pin image sync wrote is kept (see `apply_one`).
-                Some(l) => Some(
-                    self.client
-                        .apply(
-                            &self.to_apply(&super::apply::with_pins(d, Some(l)), Some(l)),
-                            true,
-                        )
-                        .await
-                        .map_err(|e| e.to_string())?,
-                ),
+                Some(l) => {
+                    // A pin image sync wrote is kept (see `apply_one`).
+                    let d = super::apply::with_pins(d, Some(l));
+                    let hash = super::prune::annotation(l, super::prepare::DESIRED_HASH_ANNOTATION);
+                    if hash == Some(d.hash.as_str()) && self.holds_as_written(&d, l) {
+                        out.push(ObjectDiff {
+                            object: d.object_ref.clone(),
+                            kind: crate::diff::ObjectDiffKind::Same,
+                            diff: String::new(),
+                        });
+                        continue;
+                    }
+                    Some(
+                        self.client
+                            .apply(&self.to_apply(&d, Some(l)), true)
+                            .await
+                            .map_err(|e| e.to_string())?,
+                    )
+                }
             };
             out.push(crate::diff::compare_ignoring(
                 d.object_ref.clone(),
@@ -591,7 +623,7 @@ impl AppSync<'_> {
             {
                 continue;
             }
-            if let Ok(Some(live)) = self.client.get(&old.object).await {
+            if let Ok(Some(live)) = self.read(&old.object).await {
                 out.push(crate::diff::compare(old.object.clone(), None, Some(&live)));
             }
         }
@@ -610,15 +642,24 @@ impl AppSync<'_> {
         now.checked_add(self.timeout()).unwrap_or(now)
     }
 
+    /// How this app waits for objects it deleted: polled at the run's
+    /// `poll_interval`, up to its wait timeout from now.
+    pub(super) fn pace(&self) -> super::gone::Pace {
+        super::gone::Pace {
+            poll: self.opts.poll_interval,
+            deadline: self.deadline(),
+        }
+    }
+
     /// Ends a sync that wrote nothing: the app failed with `message`, and
     /// keeps the inventory `previous` recorded.
     pub(super) async fn fail(
         &self,
         mut report: AppReport,
-        message: String,
+        failure: SyncFailure,
         previous: Option<&Value>,
     ) -> AppReport {
-        report.outcome = AppOutcome::Failed { message };
+        report.outcome = AppOutcome::Failed { failure };
         let inventory = previous.map(status::inventory_of).unwrap_or_default();
         self.write_back(&report, &inventory, previous).await;
         report
@@ -629,7 +670,7 @@ impl AppSync<'_> {
     pub(super) async fn scopes(
         &self,
         manifests: &[&Manifest],
-    ) -> Result<HashMap<(String, String), Result<bool, String>>, String> {
+    ) -> Result<HashMap<(String, String), Result<bool, String>>, SyncFailure> {
         // CRDs of this app are applied first; CRDs of apps this one depends
         // on are applied before it starts (and in a dry run, never).
         let own = crd_scopes(manifests.iter().copied());
@@ -666,7 +707,12 @@ impl AppSync<'_> {
                 Err(ClusterError::UnknownKind { kind, api_version, .. }) => Err(format!(
                     "the cluster does not serve kind {kind} in {api_version} (is its CRD installed by an app this one depends on?)"
                 )),
-                Err(e) => return Err(format!("cannot look up kind {}: {e}", r.kind_group())),
+                Err(e) => {
+                    return Err(SyncFailure::Discovery {
+                        kind: r.kind_group(),
+                        error: e.into(),
+                    })
+                }
             };
             out.insert(key, scope);
         }

@@ -11,6 +11,8 @@ use serde_json::Value;
 
 use super::app::{namespace_ref, AppSync};
 use super::change::{Action, Change, ChangeError, HookNotRun, Note, SkipReason};
+use super::failure::{ApiError, SyncFailure};
+use super::gone::wait_gone;
 use super::hooks;
 use super::prepare::{is_subset, DesiredObject, SyncMode, DESIRED_HASH_ANNOTATION};
 use super::prune::annotation;
@@ -22,7 +24,7 @@ use crate::model::{ObjectRef, APP_LABEL};
 
 impl AppSync<'_> {
     /// Creates the destination namespace when the app asks for it.
-    pub(super) async fn ensure_destination(&self) -> Result<(), String> {
+    pub(super) async fn ensure_destination(&self) -> Result<(), SyncFailure> {
         let app = &self.node.app;
         let (true, Some(namespace)) = (
             app.sync_policy.create_namespace,
@@ -32,7 +34,10 @@ impl AppSync<'_> {
         };
         self.ensure_namespace(namespace, self.opts.dry_run)
             .await
-            .map_err(|e| format!("cannot create namespace \"{namespace}\": {e}"))
+            .map_err(|e| SyncFailure::Namespace {
+                namespace: namespace.clone(),
+                error: e.into(),
+            })
     }
 
     /// Applies the desired objects wave by wave, group by group (a group:
@@ -124,7 +129,7 @@ impl AppSync<'_> {
                     .client
                     .wait_crd_established(&d.object_ref.name, self.timeout());
                 if let Err(e) = wait.await {
-                    *c = Change::failed(&d.object_ref, false, ChangeError::Cluster(e.to_string()));
+                    *c = Change::failed(&d.object_ref, false, ChangeError::Cluster(e.into()));
                 }
             }
             self.client.invalidate_discovery();
@@ -160,9 +165,7 @@ impl AppSync<'_> {
             Err(ClusterError::UnknownKind { .. }) if self.opts.dry_run => {
                 return Change::done(r, Action::Created, true).noted(Note::AfterItsCrd)
             }
-            Err(e) => {
-                return Change::failed(r, self.opts.dry_run, ChangeError::Cluster(e.to_string()))
-            }
+            Err(e) => return Change::failed(r, self.opts.dry_run, ChangeError::Cluster(e.into())),
         };
         let live_mode = live.as_ref().map(super::prepare::sync_mode);
         // A pin image sync wrote (`app:v1@sha256:…` for git's `app:v1`) is
@@ -238,7 +241,7 @@ impl AppSync<'_> {
             }
             Err(e) => {
                 tracing::warn!(object = %r, "apply failed: {e}");
-                Change::failed(r, dry, ChangeError::Cluster(e.to_string()))
+                Change::failed(r, dry, ChangeError::Cluster(e.into()))
             }
         }
     }
@@ -248,7 +251,7 @@ impl AppSync<'_> {
     /// immutable field changed), the object is deleted and created again.
     pub(super) async fn replace_one(&self, d: &DesiredObject, live: &Value) -> Change {
         let r = &d.object_ref;
-        let failed = |e: String| Change::failed(r, false, ChangeError::Cluster(e));
+        let failed = |e: ApiError| Change::failed(r, false, ChangeError::Cluster(e));
         // Ignored fields keep their live values (RespectIgnoreDifferences)
         // as on the apply path; the live resourceVersion, because custom
         // resources refuse an unconditional update.
@@ -268,20 +271,11 @@ impl AppSync<'_> {
                     .delete(r, crate::cluster::Propagation::Foreground)
                     .await
                 {
-                    return failed(e.to_string());
+                    return failed(e.into());
                 }
-                let deadline = self.deadline();
-                loop {
-                    match self.client.get(r).await {
-                        Ok(None) => break,
-                        Ok(Some(_)) if std::time::Instant::now() < deadline => {
-                            tokio::time::sleep(self.opts.poll_interval).await
-                        }
-                        Ok(Some(_)) => {
-                            return failed(format!("{r}: still being deleted (Force=true)"))
-                        }
-                        Err(e) => return failed(e.to_string()),
-                    }
+                let gone = wait_gone(self.client, std::slice::from_ref(r), self.pace()).await;
+                if let Err(e) = gone {
+                    return failed(format!("{e} (Force=true)").into());
                 }
                 self.live.deleted(r);
                 return match self
@@ -294,7 +288,7 @@ impl AppSync<'_> {
                         Change::done(r, Action::Configured, false)
                             .noted(Note::Replaced { recreated: true })
                     }
-                    Err(e) => failed(e.to_string()),
+                    Err(e) => failed(e.into()),
                 };
             }
             Err(e) => Err(e),
@@ -310,7 +304,7 @@ impl AppSync<'_> {
                 tracing::info!(object = %r, %action, "replaced");
                 Change::done(r, action, false).noted(Note::Replaced { recreated: false })
             }
-            Err(e) => failed(e.to_string()),
+            Err(e) => failed(e.into()),
         }
     }
 
@@ -324,14 +318,23 @@ impl AppSync<'_> {
     /// comparisons: an object that differs only there is converged and is
     /// not rewritten (an HPA's `replicas` stays as the HPA set it).
     pub(super) async fn converged(&self, d: &DesiredObject, live: &Value) -> bool {
-        let comparable = super::prepare::comparable(&d.object);
-        let subset = if self.ignore.applies_to(&d.object_ref) {
-            let (desired, live) = self.ignore.strip(&d.object_ref, &comparable, live);
-            is_subset(&desired, &live)
-        } else {
-            is_subset(&comparable, live)
-        };
-        if subset {
+        let key = rv(live).map(|v| (d.object_ref.clone(), v.to_string()));
+        if let Some(seen) = key
+            .as_ref()
+            .and_then(|k| self.converged_seen.lock().get(k).copied())
+        {
+            return seen;
+        }
+        let answer = self.judge_converged(d, live).await;
+        if let Some(k) = key {
+            self.converged_seen.lock().insert(k, answer);
+        }
+        answer
+    }
+
+    /// [`Self::converged`], asked afresh.
+    async fn judge_converged(&self, d: &DesiredObject, live: &Value) -> bool {
+        if self.holds_as_written(d, live) {
             return true;
         }
         match self.client.apply(&self.to_apply(d, Some(live)), true).await {
@@ -346,6 +349,20 @@ impl AppSync<'_> {
                     == crate::diff::ObjectDiffKind::Same
             }
             Err(_) => false,
+        }
+    }
+
+    /// Whether `live` holds git's object as git wrote it (every field git
+    /// declares, with that value; ignored fields left out): the converged
+    /// check that costs no request. Only meaningful when `live` carries the
+    /// desired hash (else a field git dropped may still be set).
+    pub(super) fn holds_as_written(&self, d: &DesiredObject, live: &Value) -> bool {
+        let comparable = super::prepare::comparable(&d.object);
+        if self.ignore.applies_to(&d.object_ref) {
+            let (desired, live) = self.ignore.strip(&d.object_ref, &comparable, live);
+            is_subset(&desired, &live)
+        } else {
+            is_subset(&comparable, live)
         }
     }
 

@@ -11,6 +11,7 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
+use super::failure::{ApiError, SyncFailure};
 use super::prune::PRUNE_ANNOTATION;
 use crate::model::hook::{DeletePolicy, Excluded, HookPhase};
 use crate::model::{AppName, ObjectRef};
@@ -272,10 +273,11 @@ impl fmt::Display for Note {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChangeError {
     /// A cluster call about the object failed (apply, read, CRD wait); the
-    /// text is the cluster error's, which names the object.
-    Cluster(String),
+    /// text is the cluster error's, which names the object, with the
+    /// server's status code and reason when it answered.
+    Cluster(ApiError),
     /// Deleting a leftover failed.
-    Prune(String),
+    Prune(ApiError),
     /// A hook failed (or did not finish in time); `deleted` by its
     /// HookFailed policy.
     Hook { message: String, deleted: bool },
@@ -294,7 +296,7 @@ impl ChangeError {
 impl fmt::Display for ChangeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ChangeError::Cluster(m) => f.write_str(m),
+            ChangeError::Cluster(e) => write!(f, "{e}"),
             ChangeError::Prune(m) => write!(f, "prune failed: {m}"),
             ChangeError::Hook { message, deleted } => {
                 write!(f, "hook failed: {message}")?;
@@ -438,12 +440,15 @@ impl Change {
 
     /// The failure as an app's one-line message, naming the object.
     pub fn failure(&self) -> Option<String> {
-        match self.error.as_ref()? {
-            ChangeError::Cluster(m) => Some(m.clone()),
-            e @ (ChangeError::Prune(_) | ChangeError::Hook { .. }) => {
-                Some(format!("{}: {e}", self.object))
-            }
-        }
+        self.sync_failure().map(|f| f.to_string())
+    }
+
+    /// The failure as the app's sync failure.
+    pub fn sync_failure(&self) -> Option<SyncFailure> {
+        Some(SyncFailure::Object {
+            object: self.object.clone(),
+            error: self.error.clone()?,
+        })
     }
 }
 

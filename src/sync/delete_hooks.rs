@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::change::{Action, Change, ChangeError, Note};
+use super::gone::{wait_gone, NotGone, Pace};
 use super::hooks::{hook_state, HookState};
 use super::prune::annotation;
 use crate::cluster::{ClusterClient, Propagation};
@@ -193,18 +194,18 @@ async fn clear(client: &ClusterClient, r: &ObjectRef, deadline: Instant) -> Resu
         .delete(r, Propagation::Background)
         .await
         .map_err(|e| format!("{r}: cannot delete the earlier run of this hook: {e}"))?;
-    loop {
-        match client.get(r).await {
-            Ok(None) => return Ok(()),
-            Ok(Some(_)) if Instant::now() < deadline => tokio::time::sleep(POLL).await,
-            Ok(Some(_)) => {
-                return Err(format!(
-                    "{r}: the earlier run of this hook is still being deleted (BeforeHookCreation)"
-                ))
-            }
-            Err(e) => return Err(format!("{r}: {e}")),
-        }
-    }
+    let pace = Pace {
+        poll: POLL,
+        deadline,
+    };
+    wait_gone(client, std::slice::from_ref(r), pace)
+        .await
+        .map_err(|e| match e {
+            NotGone::Lingering { .. } => format!(
+                "{r}: the earlier run of this hook is still being deleted (BeforeHookCreation)"
+            ),
+            NotGone::Unreadable(e) => format!("{r}: {e}"),
+        })
 }
 
 /// The ref of a `generateName` hook before it is created (its prefix as

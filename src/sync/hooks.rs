@@ -27,6 +27,7 @@ use serde_json::Value;
 
 use super::app::{selector_for, AppSync, Plan};
 use super::change::{Action, Change, ChangeError, HookNotRun, Note, SkipReason};
+use super::gone::{wait_gone, NotGone, Pace};
 use super::prepare::{DesiredObject, SyncMode, DESIRED_HASH_ANNOTATION};
 use super::prune::annotation;
 use super::report::AppReport;
@@ -210,7 +211,7 @@ impl AppSync<'_> {
             return Change::failed(
                 &d.object_ref,
                 false,
-                ChangeError::Cluster(format!("{}: not a hook", d.object_ref)),
+                ChangeError::Cluster(format!("{}: not a hook", d.object_ref).into()),
             );
         };
         let fail = |r: &ObjectRef, message: String, deleted: bool| {
@@ -315,22 +316,19 @@ impl AppSync<'_> {
         };
         for r in &previous {
             self.delete_hook(r).await?;
-            loop {
-                match self.client.get(r).await {
-                    Ok(None) => break,
-                    Ok(Some(_)) if Instant::now() < deadline => {
-                        tokio::time::sleep(self.opts.poll_interval).await
-                    }
-                    Ok(Some(_)) => {
-                        return Err(format!(
-                            "{r}: the earlier run of this hook is still being deleted (BeforeHookCreation)"
-                        ))
-                    }
-                    Err(e) => return Err(format!("{r}: {e}")),
-                }
-            }
         }
-        Ok(())
+        let pace = Pace {
+            poll: self.opts.poll_interval,
+            deadline,
+        };
+        wait_gone(self.client, &previous, pace)
+            .await
+            .map_err(|e| match e {
+                NotGone::Lingering { object, .. } => format!(
+                "{object}: the earlier run of this hook is still being deleted (BeforeHookCreation)"
+            ),
+                NotGone::Unreadable(e) => e.to_string(),
+            })
     }
 
     /// Deletes a hook object and its dependents (a Job's pods).

@@ -19,6 +19,8 @@ mod apply;
 mod change;
 mod delete_hooks;
 mod engine;
+mod failure;
+mod gone;
 mod hooks;
 pub mod prepare;
 mod prune;
@@ -34,6 +36,7 @@ pub use engine::{
     diff, diff_ignoring, ensure_status_crd, list_applications, run, AppDiff, Progress, Quiet,
     SyncOptions, DEFAULT_PARALLEL,
 };
+pub use failure::{ApiError, SyncFailure};
 pub use prune::PRUNE_ANNOTATION;
 pub use removed::{RemovedApp, CASCADE_ANNOTATION};
 pub use report::{ActionCounts, AppOutcome, AppReport, SyncReport};

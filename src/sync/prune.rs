@@ -113,7 +113,7 @@ impl AppSync<'_> {
         let live = match self.read(r).await {
             Ok(None) => return Change::gone(r, dry),
             Ok(Some(live)) => live,
-            Err(e) => return Change::failed(r, dry, ChangeError::Prune(e.to_string())),
+            Err(e) => return Change::failed(r, dry, ChangeError::Prune(e.into())),
         };
         let defaults = self.object_defaults();
         if let Some(reason) = keep_leftover(r, &live, &self.node.app.name, defaults) {
@@ -136,7 +136,7 @@ impl AppSync<'_> {
                 tracing::info!(object = %r, "pruned");
                 Change::done(r, Action::Pruned, false)
             }
-            Err(e) => Change::failed(r, false, ChangeError::Prune(e.to_string())),
+            Err(e) => Change::failed(r, false, ChangeError::Prune(e.into())),
         }
     }
 }
@@ -163,14 +163,7 @@ fn keep_leftover(
     if super::prepare::sync_mode(live) == SyncMode::Off {
         return Some(SkipReason::KeptSyncOff);
     }
-    let owner = live
-        .pointer("/metadata/labels")
-        .and_then(|l| l.get(APP_LABEL))
-        .and_then(Value::as_str);
-    let tracked = annotation(live, crate::model::TRACKING_ANNOTATION)
-        .and_then(|t| t.strip_prefix(me.as_str()))
-        .is_some_and(|rest| rest.starts_with(':'));
-    if owner != Some(me.as_str()) || !tracked {
+    if !applied_by(live, me) {
         return Some(SkipReason::NotOwned);
     }
     // Prune=false (an unreadable annotation keeps the object too).
@@ -184,6 +177,21 @@ fn keep_leftover(
         return Some(SkipReason::Cascading { kind });
     }
     None
+}
+
+/// Whether `app` applied this live object: it carries the app's
+/// `kubesync.dev/app` label and a tracking id of the app (`APP:…`). Only
+/// such objects are ever deleted on the app's behalf (prune, or the app's
+/// removal from the tree).
+pub(super) fn applied_by(live: &Value, app: &AppName) -> bool {
+    let owner = live
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(APP_LABEL))
+        .and_then(Value::as_str);
+    let tracked = annotation(live, crate::model::TRACKING_ANNOTATION)
+        .and_then(|t| t.strip_prefix(app.as_str()))
+        .is_some_and(|rest| rest.starts_with(':'));
+    owner == Some(app.as_str()) && tracked
 }
 
 /// Whether a live leftover says `argocd.argoproj.io/compare-options:

@@ -27,21 +27,22 @@
 //! may be the parent that would have rendered the "removed" one), nor in a
 //! dry run.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use super::change::{Action, Change, ChangeError, SkipReason};
 use super::delete_hooks;
-use super::engine::list_applications;
+use super::engine::{list_applications, SyncOptions};
+use super::gone::{wait_gone, Pace};
 use super::prepare::{phase_of, Phase, SyncMode};
-use super::prune::annotation;
+use super::prune::{annotation, applied_by};
 use super::status;
 use crate::cluster::{ClusterClient, Propagation};
 use crate::model::hook::DeletePhase;
 use crate::model::object_options::{object_options_over, ObjectOptions};
-use crate::model::{AppName, ObjectRef, APP_LABEL, TRACKING_ANNOTATION};
+use crate::model::{AppName, ObjectRef};
 use crate::tree::AppTree;
 
 /// On a kubesync Application object: delete the app's objects when the app
@@ -80,8 +81,9 @@ pub struct RemovedApp {
 pub(super) async fn removed_apps(
     tree: &AppTree,
     client: &ClusterClient,
-    dry_run: bool,
+    opts: &SyncOptions,
 ) -> (Vec<AppName>, Vec<RemovedApp>) {
+    let dry_run = opts.dry_run;
     let Ok(list) = list_applications(client).await else {
         return (Vec::new(), Vec::new());
     };
@@ -108,7 +110,7 @@ pub(super) async fn removed_apps(
             None => cascade,
         };
         if deletes && tree_complete && !dry_run {
-            let mut r = with_delete_hooks(client, &name, obj, cascade).await;
+            let mut r = with_delete_hooks(client, &name, obj, cascade, opts).await;
             r.application_set = set;
             removed.push(r);
         } else {
@@ -128,6 +130,7 @@ async fn with_delete_hooks(
     name: &AppName,
     app_obj: &Value,
     cascade: bool,
+    opts: &SyncOptions,
 ) -> RemovedApp {
     let stopped = |changes: Vec<Change>, error: String| RemovedApp {
         name: name.clone(),
@@ -146,7 +149,7 @@ async fn with_delete_hooks(
         }
     };
     let mut r = if cascade {
-        delete_app(client, name, app_obj, pre).await
+        delete_app(client, name, app_obj, pre, opts).await
     } else {
         // The Application object alone goes; its objects are kept.
         RemovedApp {
@@ -199,6 +202,7 @@ async fn delete_app(
     name: &AppName,
     app_obj: &Value,
     before: Vec<Change>,
+    opts: &SyncOptions,
 ) -> RemovedApp {
     let mut inventory: Vec<ObjectRef> = status::inventory_of(app_obj)
         .into_iter()
@@ -230,8 +234,8 @@ async fn delete_app(
             }
             changes.push(c);
         }
-        if let Err(e) = wait_gone(client, &deleted, Duration::from_secs(120)).await {
-            error.get_or_insert(e);
+        if let Err(e) = wait_gone(client, &deleted, pace(opts)).await {
+            error.get_or_insert(e.to_string());
         }
         i = end;
     }
@@ -241,6 +245,21 @@ async fn delete_app(
         cascade: true,
         application_set: None,
         error,
+    }
+}
+
+/// How a removed app's deletions are waited for: the run's poll interval,
+/// up to its `--timeout` (the app's own wait timeout is gone with it: the
+/// default one) per group.
+fn pace(opts: &SyncOptions) -> Pace {
+    let timeout = opts
+        .timeout
+        .unwrap_or(crate::model::DEFAULT_WAIT_TIMEOUT)
+        .min(super::app::MAX_WAIT);
+    let now = Instant::now();
+    Pace {
+        poll: opts.poll_interval,
+        deadline: now.checked_add(timeout).unwrap_or(now),
     }
 }
 
@@ -254,14 +273,14 @@ async fn delete_one(
     let live = match client.get(r).await {
         Ok(Some(l)) => l,
         Ok(None) => return Change::gone(r, false),
-        Err(e) => return Change::failed(r, false, ChangeError::Prune(e.to_string())),
+        Err(e) => return Change::failed(r, false, ChangeError::Prune(e.into())),
     };
     if let Some(reason) = keep(&live, app, defaults) {
         return Change::skipped(r, false, reason);
     }
     match client.delete(r, Propagation::Background).await {
         Ok(_) => Change::done(r, Action::Pruned, false),
-        Err(e) => Change::failed(r, false, ChangeError::Prune(e.to_string())),
+        Err(e) => Change::failed(r, false, ChangeError::Prune(e.into())),
     }
 }
 
@@ -273,42 +292,7 @@ fn keep(live: &Value, app: &AppName, defaults: ObjectOptions) -> Option<SkipReas
     if object_options_over(live, defaults).map_or(true, |o| !o.delete) {
         return Some(SkipReason::DeleteDisabled);
     }
-    let owner = live
-        .pointer("/metadata/labels")
-        .and_then(|l| l.get(APP_LABEL))
-        .and_then(Value::as_str);
-    let tracked = annotation(live, TRACKING_ANNOTATION)
-        .and_then(|t| t.strip_prefix(app.as_str()))
-        .is_some_and(|rest| rest.starts_with(':'));
-    (owner != Some(app.as_str()) || !tracked).then_some(SkipReason::NotOwned)
-}
-
-/// Waits until every object in `refs` is gone (so that what depends on
-/// them goes first).
-async fn wait_gone(
-    client: &ClusterClient,
-    refs: &[ObjectRef],
-    timeout: Duration,
-) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
-    for r in refs {
-        loop {
-            match client.get(r).await {
-                Ok(None) => break,
-                Ok(Some(_)) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(200)).await
-                }
-                Ok(Some(_)) => {
-                    return Err(format!(
-                        "{r}: still being deleted after {}s",
-                        timeout.as_secs()
-                    ))
-                }
-                Err(e) => return Err(format!("{r}: {e}")),
-            }
-        }
-    }
-    Ok(())
+    (!applied_by(live, app)).then_some(SkipReason::NotOwned)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::change::{Action, Change};
+use super::failure::SyncFailure;
 use crate::diff::SyncStatus;
 use crate::health::{Health, HealthStatus};
 use crate::model::{AppName, Tier};
@@ -19,8 +20,11 @@ pub enum AppOutcome {
     Succeeded,
     /// Applied, but not Healthy within its wait timeout.
     TimedOut { after_secs: u64 },
-    /// Rendering, guardrails, or a write failed.
-    Failed { message: String },
+    /// Rendering, guardrails, or a write failed; the failure says which.
+    Failed {
+        #[serde(flatten)]
+        failure: SyncFailure,
+    },
     /// Never attempted: a prerequisite failed, timed out or was blocked.
     Blocked { by: Vec<AppName> },
     /// A dry run: nothing was written.
@@ -39,6 +43,23 @@ impl AppOutcome {
             AppOutcome::Failed { .. } => "Failed",
             AppOutcome::Blocked { .. } => "Blocked",
             AppOutcome::DryRun => "DryRun",
+        }
+    }
+
+    /// The reason of the Application's `SyncFailed` condition: the
+    /// failure's (`ApplyFailed`, `RenderFailed`, …), else the label.
+    pub fn condition_reason(&self) -> String {
+        match self {
+            AppOutcome::Failed { failure } => failure.condition_reason(),
+            other => other.label().to_string(),
+        }
+    }
+
+    /// The sync failure, when the app failed.
+    pub fn failure(&self) -> Option<&SyncFailure> {
+        match self {
+            AppOutcome::Failed { failure } => Some(failure),
+            _ => None,
         }
     }
 }
@@ -87,7 +108,7 @@ impl AppReport {
     /// the health message.
     pub fn message(&self) -> String {
         match &self.outcome {
-            AppOutcome::Failed { message } => message.clone(),
+            AppOutcome::Failed { failure } => failure.to_string(),
             AppOutcome::Blocked { by } => format!(
                 "blocked by {}",
                 by.iter()

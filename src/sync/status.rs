@@ -474,7 +474,12 @@ fn conditions(report: &AppReport, prev: &ApplicationStatus, now: &str) -> Vec<Co
             health.health.as_str(),
             health.message.clone(),
         ),
-        ("SyncFailed", failed, report.outcome.label(), failure),
+        (
+            "SyncFailed",
+            failed,
+            &*report.outcome.condition_reason(),
+            failure,
+        ),
     ]
     .into_iter()
     .map(|(kind, ok, reason, message)| {

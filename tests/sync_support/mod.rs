@@ -224,9 +224,9 @@ pub fn app<'a>(
 }
 
 /// The failure message of an app that must have failed.
-pub fn failure(r: &kubesync::sync::AppReport) -> &str {
+pub fn failure(r: &kubesync::sync::AppReport) -> String {
     match &r.outcome {
-        kubesync::sync::AppOutcome::Failed { message } => message,
+        kubesync::sync::AppOutcome::Failed { failure } => failure.to_string(),
         other => panic!("{} did not fail: {other:?}: {r:#?}", r.name),
     }
 }
