@@ -468,7 +468,7 @@ mod tests {
     use crate::diff::SyncStatus;
     use crate::health::HealthStatus;
     use crate::model::{Manifest, ObjectOrigin, ObjectRef, Tier};
-    use crate::sync::Change;
+    use crate::sync::{Change, SyncFailure};
     use std::time::Duration;
 
     fn manifest(file: &str, name: &str) -> Manifest {
@@ -516,7 +516,9 @@ mod tests {
         failed.in_sync = false;
         let r = report(
             AppOutcome::Failed {
-                message: "b2 refused".into(),
+                failure: SyncFailure::Refused {
+                    message: "b2 refused".into(),
+                },
             },
             vec![
                 Change::done(&cm("a"), Action::Created, false),
@@ -529,7 +531,9 @@ mod tests {
         assert!(!got["web/b.yaml"]);
         let refused = report(
             AppOutcome::Failed {
-                message: "tier".into(),
+                failure: SyncFailure::Refused {
+                    message: "tier".into(),
+                },
             },
             vec![],
         );
