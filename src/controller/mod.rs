@@ -30,6 +30,7 @@ mod changes;
 mod page;
 mod poller;
 mod refresh;
+mod reuse;
 mod runner;
 mod scheduler;
 mod selfheal;
