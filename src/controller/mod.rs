@@ -27,6 +27,7 @@
 //! (a Lease) lives elsewhere and only has to feed that receiver.
 
 mod changes;
+mod memory;
 mod page;
 mod poller;
 mod refresh;

@@ -99,6 +99,8 @@ impl Runner {
         while !*self.shutdown.borrow() {
             self.state.set_leader(self.is_leader());
             self.step().await;
+            // After the pass, off the path from a commit to its sync.
+            super::memory::release_free_memory();
             if *self.shutdown.borrow() {
                 break;
             }
