@@ -8,11 +8,18 @@
 //! - drift repair latency p50/p95 (selfHeal: an object edited by another
 //!   field manager until kubesync restored it);
 //! - steady-state RSS of the controller and the writes it made over a
-//!   steady period (goal 0), from the emulator's request journal;
+//!   steady period (goal 0; its leader election's Lease renewals are
+//!   counted apart), from the emulator's request journal;
 //! - the time from SIGTERM to exit.
 //!
+//! - the RSS slope per app: a second, smaller tree
+//!   (`KUBESYNC_BENCH_SLOPE_APPS` apps, same objects per app, its own
+//!   emulator) is brought to steady state first; the slope is the RSS
+//!   difference over the app difference (0 apps skips it).
+//!
 //! Knobs: `KUBESYNC_BENCH_APPS` (1000), `KUBESYNC_BENCH_OBJECTS` per app
-//! (10), `KUBESYNC_BENCH_SAMPLES` (15), `KUBESYNC_BENCH_STEADY_SECS` (60).
+//! (10), `KUBESYNC_BENCH_SAMPLES` (15), `KUBESYNC_BENCH_STEADY_SECS` (60),
+//! `KUBESYNC_BENCH_SLOPE_APPS` (100).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -203,15 +210,70 @@ fn stop(mut c: Controller) -> Duration {
     t0.elapsed()
 }
 
+/// kubesync's writes, its leader election's Lease renewals aside (those
+/// are [`lease_renewals`]: one per retry period, by design).
 fn kubesync_writes(emu: &EmulatorHandle) -> usize {
     emu.journal_writes()
         .iter()
-        .filter(|w| w.user_agent.starts_with("kubesync"))
+        .filter(|w| w.user_agent.starts_with("kubesync") && !is_lease(&w.resource))
         .count()
+}
+
+fn is_lease(resource: &str) -> bool {
+    resource.starts_with("leases.")
+}
+
+fn lease_renewals(emu: &EmulatorHandle) -> usize {
+    emu.journal_writes()
+        .iter()
+        .filter(|w| w.user_agent.starts_with("kubesync") && is_lease(&w.resource))
+        .count()
+}
+
+/// A repository with a generated tree of `apps` apps, committed.
+fn make_repo(dir: &Path, apps: usize, objects: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    git2::Repository::init(dir).unwrap();
+    generate(dir, apps, objects);
+    commit(dir, "initial");
+}
+
+/// Peak RSS (KB) of a controller over `secs` seconds of steady state on a
+/// tree of `apps` apps, against an emulator of its own.
+async fn steady_rss(base: &Path, apps: usize, objects: usize, secs: u64) -> u64 {
+    let repo = base.join(format!("slope-{apps}"));
+    make_repo(&repo, apps, objects);
+    let emu = Emulator::start(EmulatorConfig {
+        simulation: SimulationConfig::default(),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let secret = base.join("secret");
+    let c = start(
+        &repo.join("root.yaml"),
+        &emu.url(),
+        "1h",
+        &secret,
+        &base.join(format!("slope-cache-{apps}")),
+    );
+    while http(c.addr, "GET", "/readyz", &[], b"").0 != 200 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let t = Instant::now();
+    let mut rss = 0;
+    while t.elapsed() < Duration::from_secs(secs) {
+        rss = rss.max(rss_kb(c.child.id()));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stop(c);
+    rss
 }
 
 fn main() {
     let apps = env_num("KUBESYNC_BENCH_APPS", 1000) as usize;
+    let slope_apps = env_num("KUBESYNC_BENCH_SLOPE_APPS", 100) as usize;
     let objects = env_num("KUBESYNC_BENCH_OBJECTS", 10) as usize;
     let samples = env_num("KUBESYNC_BENCH_SAMPLES", 15) as usize;
     let steady = Duration::from_secs(env_num("KUBESYNC_BENCH_STEADY_SECS", 60));
@@ -221,10 +283,7 @@ fn main() {
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    git2::Repository::init(&repo).unwrap();
-    generate(&repo, apps, objects);
-    commit(&repo, "initial");
+    make_repo(&repo, apps, objects);
     let secret_file = tmp.path().join("secret");
     std::fs::write(&secret_file, "bench-secret\n").unwrap();
     let cache = tmp.path().join("cache");
@@ -234,6 +293,11 @@ fn main() {
     );
 
     rt.block_on(async {
+        let small_rss = (slope_apps > 0 && slope_apps < apps).then_some(slope_apps);
+        let small_rss = match small_rss {
+            Some(n) => Some((n, steady_rss(tmp.path(), n, objects, steady.as_secs().min(10)).await)),
+            None => None,
+        };
         let emu = Emulator::start(EmulatorConfig {
             simulation: SimulationConfig::default(),
             ..EmulatorConfig::default()
@@ -261,12 +325,36 @@ fn main() {
         }
         let steady_requests = emu.journal().iter().filter(|w| w.user_agent.starts_with("kubesync")).count();
         println!(
-            "steady state over {}s: RSS {:.1} MB (peak sampled), {} writes, {} requests of any kind",
+            "steady state over {}s: RSS {:.1} MB (peak sampled), {} writes ({} Lease renewals aside), {} requests of any kind",
             steady.as_secs(),
             rss_max as f64 / 1024.0,
             kubesync_writes(&emu),
+            lease_renewals(&emu),
             steady_requests
         );
+        // Name the writes, so a non-zero count says what it is.
+        for w in emu
+            .journal_writes()
+            .iter()
+            .filter(|w| w.user_agent.starts_with("kubesync") && !is_lease(&w.resource))
+            .take(5)
+        {
+            println!(
+                "  steady write: {} {} {}/{}",
+                w.verb,
+                w.resource,
+                w.namespace.as_deref().unwrap_or("-"),
+                w.name.as_deref().unwrap_or("-")
+            );
+        }
+        if let Some((n, small)) = small_rss {
+            println!(
+                "RSS slope: {:.1} KB per app ({n} apps: {:.1} MB, {apps} apps: {:.1} MB; {objects} objects per app)",
+                (rss_max as f64 - small as f64) / (apps - n) as f64,
+                small as f64 / 1024.0,
+                rss_max as f64 / 1024.0
+            );
+        }
         // A forced full run when converged: writes?
         emu.reset_requests();
         let before = http(c.addr, "GET", "/api/v1/apps", &[], b"").1;
@@ -281,9 +369,10 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         println!(
-            "converged full run: {:.2} s, {} writes",
+            "converged full run: {:.2} s, {} writes ({} Lease renewals aside)",
             t.elapsed().as_secs_f64(),
-            kubesync_writes(&emu)
+            kubesync_writes(&emu),
+            lease_renewals(&emu)
         );
 
         let mut lat = Vec::new();

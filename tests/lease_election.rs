@@ -408,3 +408,48 @@ async fn real_cluster_leader_election() {
         cleanup(&admin, &name).await;
     }
 }
+
+/// Subscribers hear of changes of leadership, never of renewals: the
+/// controller starts a full run each time it hears "leading", so a
+/// notification per renewal made it re-sync the whole tree every retry
+/// period.
+#[tokio::test]
+async fn emulator_renewals_do_not_notify_subscribers() {
+    let emu = Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator");
+    let client = emu.kube_client();
+    ensure_namespace(&client).await;
+    let name = "kubesync-renewals";
+    let elector = LeaderElector::spawn(client.clone(), config(name, "replica-a")).expect("spawn");
+    let mut rx = elector.subscribe();
+    tokio::time::timeout(LEASE * 2, async {
+        while !*rx.borrow_and_update() {
+            rx.changed().await.expect("elector alive");
+        }
+    })
+    .await
+    .expect("it leads");
+    // Wait for three renewals of the Lease, then look for news.
+    let renew_time =
+        |l: &Lease| format!("{:?}", l.spec.as_ref().and_then(|s| s.renew_time.clone()));
+    let mut seen = vec![renew_time(&lease(&client, name).await)];
+    let deadline = Instant::now() + LEASE * 5;
+    while seen.len() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the leader stopped renewing: {seen:?}"
+        );
+        let now = renew_time(&lease(&client, name).await);
+        if seen.last() != Some(&now) {
+            seen.push(now);
+        }
+        tokio::time::sleep(RETRY / 4).await;
+    }
+    assert!(
+        !rx.has_changed().expect("elector alive"),
+        "a renewal notified the subscribers"
+    );
+    assert!(*rx.borrow());
+    assert!(elector.is_leader());
+}

@@ -12,12 +12,13 @@
 //! because a prerequisite changed (the engine still orders the changed set).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
 use crate::model::AppName;
 use crate::sync::status::application_object;
-use crate::tree::AppTree;
+use crate::tree::{AppNode, AppTree, NodeState};
 
 /// What change detection knows of one app of one loaded tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,27 +43,37 @@ pub fn digest_tree(
     tree: &AppTree,
     repo_key: impl Fn(Option<&str>) -> Option<String>,
 ) -> BTreeMap<AppName, AppDigest> {
+    digest_tree_after(tree, None, repo_key)
+}
+
+/// [`digest_tree`], taking the rendered digest of an app that kept its
+/// render (the very same `Rendered`) from the previous tree's digests
+/// instead of serialising its objects again.
+pub fn digest_tree_after(
+    tree: &AppTree,
+    previous: Option<(&AppTree, &BTreeMap<AppName, AppDigest>)>,
+    repo_key: impl Fn(Option<&str>) -> Option<String>,
+) -> BTreeMap<AppName, AppDigest> {
+    let kept_digest = |n: &AppNode| -> Option<String> {
+        let (old_tree, old_digests) = previous?;
+        let (NodeState::Rendered(now), NodeState::Rendered(then)) =
+            (&n.state, &old_tree.get(&n.app.name)?.state)
+        else {
+            return None;
+        };
+        Arc::ptr_eq(now, then)
+            .then(|| old_digests.get(&n.app.name).map(|d| d.rendered.clone()))
+            .flatten()
+    };
     tree.nodes()
         .iter()
         .map(|n| {
             let repo = n.checkout.as_ref().map(|c| c.repo.as_str());
             let spec = application_object(&n.app, n.parent.as_ref().map(AppName::as_str), repo);
-            let mut rendered = Sha256::new();
-            match n.failure() {
-                Some(f) => {
-                    rendered.update(b"failed:");
-                    rendered.update(f.message.as_bytes());
-                }
-                None => {
-                    for m in n.manifests() {
-                        rendered.update(m.object.to_string().as_bytes());
-                        rendered.update(b"\n");
-                    }
-                }
-            }
+            let rendered = kept_digest(n).unwrap_or_else(|| rendered_digest(n));
             let digest = AppDigest {
                 spec: hex::encode(Sha256::digest(spec.to_string().as_bytes())),
-                rendered: hex::encode(rendered.finalize()),
+                rendered,
                 repo: repo_key(n.repo_url.as_deref()),
                 repo_url: n.repo_url.clone(),
                 commit: n
@@ -74,6 +85,24 @@ pub fn digest_tree(
             (n.app.name.clone(), digest)
         })
         .collect()
+}
+
+/// The digest of what `n` renders, or of its render failure.
+fn rendered_digest(n: &AppNode) -> String {
+    let mut rendered = Sha256::new();
+    match n.failure() {
+        Some(f) => {
+            rendered.update(b"failed:");
+            rendered.update(f.message.as_bytes());
+        }
+        None => {
+            for m in n.manifests() {
+                rendered.update(m.object.to_string().as_bytes());
+                rendered.update(b"\n");
+            }
+        }
+    }
+    hex::encode(rendered.finalize())
 }
 
 /// Whether `file` (repository-relative) lies under the app path `dir`.

@@ -33,10 +33,12 @@
 //! (a Lease) lives elsewhere and only has to feed that receiver.
 
 mod changes;
+mod memory;
 mod objects;
 mod page;
 mod poller;
 mod refresh;
+mod reuse;
 mod runner;
 mod scheduler;
 mod selfheal;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::objects::ObjectEntry;
 use super::scheduler::Pending;
-use super::state::{AppView, SharedState, Snapshot, TreeRunView};
+use super::state::{AppView, SharedState, SnapshotRef, TreeRunView};
 use crate::diff::SyncStatus;
 use crate::model::AppName;
 use crate::page::{
@@ -128,10 +128,10 @@ fn object_diff(objects: &[ObjectEntry]) -> String {
 }
 
 /// The index page's view of a snapshot (pure).
-pub fn page_view(snap: &Snapshot, source: &str, diff_url_format: Option<&str>) -> PageView {
+pub fn page_view(snap: &SnapshotRef<'_>, source: &str, diff_url_format: Option<&str>) -> PageView {
     // A tree that cannot be loaded is the first error of the last run.
-    let mut last_run = snap.last_run.as_ref().map(run);
-    if let (Some(r), Some(e)) = (last_run.as_mut(), snap.tree_error.as_ref()) {
+    let mut last_run = snap.last_run.map(run);
+    if let (Some(r), Some(e)) = (last_run.as_mut(), snap.tree_error) {
         r.errors
             .insert(0, format!("the tree could not be loaded: {e}"));
     }
@@ -142,7 +142,7 @@ pub fn page_view(snap: &Snapshot, source: &str, diff_url_format: Option<&str>) -
         last_run,
         queued: snap.queued,
         diff_url_format: diff_url_format.map(str::to_string),
-        apps: snap.apps.iter().map(row).collect(),
+        apps: snap.apps.values().map(row).collect(),
     }
 }
 
@@ -163,11 +163,8 @@ impl ControllerPage {
 
 impl PageSource for ControllerPage {
     fn index(&self) -> PageView {
-        page_view(
-            &self.state.snapshot(),
-            &self.source,
-            self.diff_url_format.as_deref(),
-        )
+        self.state
+            .with_snapshot(|snap| page_view(snap, &self.source, self.diff_url_format.as_deref()))
     }
 
     fn app(&self, name: &str) -> Option<AppPageView> {

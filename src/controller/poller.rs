@@ -5,7 +5,8 @@
 //! Pairs pinned to a commit are not polled (the root's own pin is covered by
 //! the root target).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::model::{AppName, RevisionSpec};
 use crate::source::{normalize_url, Fingerprint, Sources};
@@ -22,8 +23,9 @@ pub struct PollTarget {
     pub shown: String,
     /// Names a webhook may use for this repository (normalised URLs).
     pub names: Vec<String>,
-    /// Apps rendering from it (all apps for the root).
-    pub apps: Vec<AppName>,
+    /// Apps rendering from it (all apps for the root); shared, so a poll
+    /// round's copies of its targets do not copy the lists.
+    pub apps: Arc<[AppName]>,
 }
 
 /// The targets of a tree: the root (when it is a git repository) and every
@@ -35,6 +37,7 @@ pub fn targets(
     tree: Option<&AppTree>,
 ) -> Vec<PollTarget> {
     let mut out: BTreeMap<String, PollTarget> = BTreeMap::new();
+    let mut apps_of: BTreeMap<String, (Vec<AppName>, HashSet<AppName>)> = BTreeMap::new();
     let key_of = |url: Option<&str>, rev: Option<&RevisionSpec>| {
         let repo = sources
             .repo_key(url)
@@ -44,7 +47,7 @@ pub fn targets(
             .unwrap_or_else(|| "HEAD".into());
         format!("{repo}@{rev}")
     };
-    let all_apps: Vec<AppName> = tree
+    let all_apps: Arc<[AppName]> = tree
         .map(|t| t.nodes().iter().map(|n| n.app.name.clone()).collect())
         .unwrap_or_default();
     if let Some((url, rev)) = root {
@@ -75,21 +78,32 @@ pub fn targets(
             .map(str::trim)
             .filter(|u| !u.is_empty());
         let key = key_of(url, n.revision.as_ref());
-        let entry = out.entry(key.clone()).or_insert_with(|| PollTarget {
-            key,
+        out.entry(key.clone()).or_insert_with(|| PollTarget {
+            key: key.clone(),
             url: url.map(str::to_string),
             revision: n.revision.clone(),
             shown: url
                 .map(crate::source::redact_url)
                 .unwrap_or_else(|| sources.root_repo().dir.display().to_string()),
             names: url.map(normalize_url).into_iter().collect(),
-            apps: Vec::new(),
+            apps: Arc::from([]),
         });
-        if !entry.apps.contains(&n.app.name) {
-            entry.apps.push(n.app.name.clone());
+        let (list, seen) = apps_of.entry(key).or_default();
+        if seen.insert(n.app.name.clone()) {
+            list.push(n.app.name.clone());
         }
     }
-    out.into_values().collect()
+    out.into_iter()
+        .map(|(key, mut t)| {
+            if let Some((list, _)) = apps_of.remove(&key) {
+                // The root's target lists every app already.
+                if t.apps.is_empty() {
+                    t.apps = list.into();
+                }
+            }
+            t
+        })
+        .collect()
 }
 
 /// The keys of the targets a webhook's repository URLs name.
@@ -147,7 +161,7 @@ mod tests {
             revision: None,
             shown: String::new(),
             names: vec![normalize_url("https://github.com/o/r.git")],
-            apps: Vec::new(),
+            apps: Arc::from([]),
         };
         let ts = [t];
         assert_eq!(

@@ -12,7 +12,7 @@ use parking_lot::RwLock;
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::changes::{changed_apps, digest_tree, AppDigest};
+use super::changes::{changed_apps, digest_tree_after, AppDigest};
 use super::poller::{self, PollOutcome, PollTarget};
 use super::refresh;
 use super::scheduler::{backoff, jittered, Pending, Retries};
@@ -110,6 +110,8 @@ impl Runner {
         while !*self.shutdown.borrow() {
             self.state.set_leader(self.is_leader());
             self.step().await;
+            // After the pass, off the path from a commit to its sync.
+            super::memory::release_free_memory();
             if *self.shutdown.borrow() {
                 break;
             }
@@ -179,6 +181,9 @@ impl Runner {
         work.apps.extend(due);
 
         let mut load = work.full || retry_load || self.current.is_none();
+        // A full run renders everything afresh; a commit keeps the renders
+        // whose inputs did not change.
+        let reuse = !work.full;
         if work.poll_all || !work.poll_repos.is_empty() {
             let only = (!work.poll_all).then_some(&work.poll_repos);
             if self.poll(only).await {
@@ -189,7 +194,7 @@ impl Runner {
             }
         }
         if load {
-            match self.load().await {
+            match self.load(reuse).await {
                 Ok(changed) => {
                     if !work.full {
                         work.apps.extend(changed);
@@ -284,15 +289,21 @@ impl Runner {
         moved
     }
 
-    /// Loads the tree at the current commits; returns the apps that changed.
-    async fn load(&mut self) -> Result<BTreeSet<AppName>, String> {
+    /// Loads the tree at the current commits (keeping the renders whose
+    /// inputs did not change when `reuse`); returns the apps that changed.
+    async fn load(&mut self, reuse: bool) -> Result<BTreeSet<AppName>, String> {
         let ws = self.workspace.clone();
         let old = self.current.clone();
         let (loaded, digests, changed) = tokio::task::spawn_blocking(move || {
-            let loaded = ws.load()?;
+            let previous = old.as_ref().filter(|_| reuse);
+            let loaded = ws.load(previous.map(|c| &c.loaded.inputs))?;
             let t = Instant::now();
             let sources = loaded.sources.clone();
-            let digests = digest_tree(&loaded.tree, |u| sources.repo_key(u).ok());
+            let digests = digest_tree_after(
+                &loaded.tree,
+                previous.map(|c| (&c.loaded.tree, &c.digests)),
+                |u| sources.repo_key(u).ok(),
+            );
             tracing::debug!(took = ?t.elapsed(), "digests");
             let changed = match &old {
                 Some(old) => changed_apps(&old.digests, &digests, |url, a, b| {
@@ -336,6 +347,7 @@ impl Runner {
         tracing::info!(
             apps = loaded.tree.len(),
             changed = changed.len(),
+            kept = loaded.kept,
             commit = loaded.root_commit.as_deref().unwrap_or("worktree"),
             "tree loaded"
         );

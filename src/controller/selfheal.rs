@@ -26,9 +26,10 @@ use serde_json::Value;
 use super::scheduler::Pending;
 use super::state::SharedState;
 use crate::cluster::{ClusterClient, GroupVersionKind};
-use crate::model::{AppName, ObjectRef, APP_LABEL};
+use crate::model::{is_app_project, is_application, AppName, ObjectRef, APP_LABEL};
+use crate::render::Rendered;
 use crate::sync::prepare::is_subset;
-use crate::tree::AppTree;
+use crate::tree::{AppTree, NodeState};
 
 /// How long one watch request lasts before it is renewed.
 const WATCH_SECS: u32 = 290;
@@ -49,8 +50,17 @@ pub struct Desired {
 struct Entry {
     app: AppName,
     sync_off: bool,
+    /// The app's render (shared with the tree: the index holds no copy of
+    /// any object) and the object's place in it.
+    rendered: Arc<Rendered>,
+    index: usize,
+}
+
+impl Entry {
     /// The object as git renders it.
-    object: Value,
+    fn object(&self) -> &Value {
+        &self.rendered.manifests[self.index].object
+    }
 }
 
 /// `kubesync.dev/sync: off` on the object, read by the engine's own rule.
@@ -63,15 +73,25 @@ impl Desired {
     pub fn of(tree: &AppTree) -> Desired {
         let mut d = Desired::default();
         for n in tree.nodes() {
+            let NodeState::Rendered(rendered) = &n.state else {
+                continue;
+            };
             let dest = n.app.destination.namespace.clone();
-            for m in n.objects() {
+            // The same objects as `AppNode::objects`, with their places.
+            let objects = rendered
+                .manifests
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| !is_application(&m.object) && !is_app_project(&m.object));
+            for (index, m) in objects {
                 let Ok(r) = m.object_ref() else { continue };
                 d.kinds
                     .insert((r.group.clone(), r.version.clone(), r.kind.clone()));
                 let entry = Entry {
                     app: n.app.name.clone(),
                     sync_off: is_off(&m.object),
-                    object: m.object.clone(),
+                    rendered: rendered.clone(),
+                    index,
                 };
                 let mut put = |ns: Option<String>| {
                     d.objects.insert(
@@ -95,7 +115,7 @@ impl Desired {
     /// The object git renders for live object `obj`, when the tree wants it.
     pub fn wanted(&self, obj: &Value) -> Option<&Value> {
         let r = ObjectRef::from_object(obj).ok()?;
-        self.lookup(&r).map(|e| &e.object)
+        self.lookup(&r).map(Entry::object)
     }
 
     pub fn kinds(&self) -> &BTreeSet<(String, String, String)> {
@@ -140,7 +160,7 @@ pub fn classify(
         Event::Deleted => Some((entry.app.clone(), format!("{r} was deleted"))),
         Event::Modified => {
             let foreign = newest_foreign_manager(obj, manager)?;
-            if is_subset(&entry.object, obj) {
+            if is_subset(entry.object(), obj) {
                 return None;
             }
             Some((entry.app.clone(), format!("{r} was changed by {foreign}")))
@@ -349,7 +369,15 @@ mod tests {
             Entry {
                 app: AppName::new("a").unwrap(),
                 sync_off: off,
-                object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"k": "git"}}),
+                rendered: Arc::new(Rendered {
+                    renderer: crate::render::RendererKind::Directory,
+                    manifests: vec![crate::model::Manifest {
+                        object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"k": "git"}}),
+                        origin: crate::model::ObjectOrigin { file: "cm.yaml".into(), doc: 0 },
+                    }],
+                    warnings: Vec::new(),
+                }),
+                index: 0,
             },
         );
         d

@@ -64,7 +64,16 @@ async fn readyz(State(api): State<Api>) -> Response {
 }
 
 async fn apps(State(api): State<Api>) -> Response {
-    Json(api.state.snapshot()).into_response()
+    // Serialised under the state's lock from borrowed views: no copy of
+    // every app per request.
+    match api.state.with_snapshot(|s| serde_json::to_vec(s)) {
+        Ok(body) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
 }
 
 fn not_found(name: &str) -> Response {

@@ -121,6 +121,33 @@ pub struct Snapshot {
     pub repositories: Vec<RepoView>,
 }
 
+/// [`Snapshot`] borrowed from the state under its lock (no app or
+/// repository is cloned): what a page view or `/api/v1/apps` reads. It
+/// serialises exactly as a `Snapshot` does.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotRef<'a> {
+    pub ready: bool,
+    pub leader: bool,
+    pub tree_error: Option<&'a str>,
+    pub runs: u64,
+    pub last_full_run: Option<DateTime<Utc>>,
+    pub last_run: Option<&'a TreeRunView>,
+    pub queued: bool,
+    #[serde(serialize_with = "values")]
+    pub apps: &'a BTreeMap<AppName, AppView>,
+    #[serde(serialize_with = "values")]
+    pub repositories: &'a BTreeMap<String, RepoView>,
+}
+
+/// A map serialised as the list of its values (in key order).
+fn values<S: serde::Serializer, K, V: Serialize>(
+    map: &&BTreeMap<K, V>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(map.values())
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     apps: BTreeMap<AppName, AppView>,
@@ -402,6 +429,23 @@ impl SharedState {
             apps: inner.apps.values().cloned().collect(),
             repositories: inner.repos.values().cloned().collect(),
         }
+    }
+
+    /// Calls `f` with the state as it is, borrowed under the lock: keep `f`
+    /// short (render or serialise, nothing that waits).
+    pub fn with_snapshot<R>(&self, f: impl FnOnce(&SnapshotRef<'_>) -> R) -> R {
+        let inner = self.inner.lock();
+        f(&SnapshotRef {
+            ready: self.is_ready(),
+            leader: self.is_leader(),
+            tree_error: inner.tree_error.as_deref(),
+            runs: inner.runs,
+            last_full_run: inner.last_full_run,
+            last_run: inner.last_run.as_ref(),
+            queued: self.has_pending(),
+            apps: &inner.apps,
+            repositories: &inner.repos,
+        })
     }
 
     pub fn app(&self, name: &AppName) -> Option<AppView> {

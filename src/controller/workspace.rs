@@ -21,7 +21,9 @@ use crate::graph::AppGraph;
 use crate::model::{load_root, Application, RevisionSpec};
 use crate::render::Renderer;
 use crate::source::{normalize_url, redact_url, RepoOverride, SourceOptions, Sources};
-use crate::tree::{expand, AppTree, ExpandOptions};
+use crate::tree::{expand_reusing, AppTree, ExpandOptions, Reuse};
+
+use super::reuse::{inputs_of, kept, TreeInputs, Unchanged};
 
 /// Where the root manifest is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +51,10 @@ pub struct Loaded {
     pub sources: Arc<Sources>,
     /// The root commit (None: a plain directory).
     pub root_commit: Option<String>,
+    /// What the apps whose render a later load may keep were rendered from.
+    pub inputs: TreeInputs,
+    /// How many apps kept their previous render.
+    pub kept: usize,
 }
 
 /// Credentials for the repositories and chart repositories a tree reads.
@@ -144,7 +150,11 @@ impl Workspace {
     /// Loads and renders the whole tree at the root revision's current
     /// commit (fetching remotes once). An error here is tree-level: the
     /// root cannot be had or read; an app's own failures are in the tree.
-    pub fn load(&self) -> Result<Loaded, String> {
+    ///
+    /// With `previous` (the inputs of an earlier load), an app whose inputs
+    /// are unchanged keeps its earlier render (see [`super::reuse`]).
+    pub fn load(&self, previous: Option<&TreeInputs>) -> Result<Loaded, String> {
+        let started = std::time::Instant::now();
         let sources = self.sources()?;
         let (roots, root_commit) = match &self.root {
             RootSource::Local { manifest } if !sources.root_repo().is_git => {
@@ -156,7 +166,8 @@ impl Workspace {
             }
             RootSource::Repo { url, path } => self.load_at(&sources, Some(url), Path::new(path))?,
         };
-        let tree = expand(
+        let unchanged = previous.map(|p| Unchanged::new(p, &sources));
+        let tree = expand_reusing(
             roots,
             &sources,
             &Renderer::new(),
@@ -166,8 +177,13 @@ impl Workspace {
                     .clamp(1, ExpandOptions::default().parallel.max(4)),
                 ..ExpandOptions::default()
             },
+            unchanged.as_ref().map(|u| u as &dyn Reuse),
         );
+        let seen = unchanged.map(Unchanged::into_seen).unwrap_or_default();
+        let inputs = inputs_of(&tree, &sources, &seen);
+        let kept = previous.map_or(0, |p| kept(p, &inputs));
         let rendered_at = std::time::Instant::now();
+        tracing::debug!(took = ?rendered_at - started, apps = tree.len(), kept, "tree rendered");
         let graph = tree.graph().map_err(|errs| {
             errs.iter()
                 .map(ToString::to_string)
@@ -184,6 +200,8 @@ impl Workspace {
             graph,
             sources: Arc::new(sources),
             root_commit,
+            inputs,
+            kept,
         })
     }
 
@@ -215,7 +233,10 @@ impl Workspace {
 
     /// Exports of commits no app renders any more are removed, so a
     /// long-running controller does not fill its cache with one copy of
-    /// the repository per commit.
+    /// the repository per commit. They are renamed out of the way at once
+    /// (so no later export takes one as its base) and deleted on a
+    /// background thread: deleting thousands of files is not on the path
+    /// from a commit to its sync.
     fn forget_old_exports(&self, tree: &AppTree, _root: &str) {
         let mut keep = std::collections::BTreeSet::new();
         let mut parents = std::collections::BTreeSet::new();
@@ -229,22 +250,52 @@ impl Workspace {
                 }
             }
         }
+        let mut doomed = Vec::new();
         for p in parents {
             let Ok(entries) = std::fs::read_dir(&p) else {
                 continue;
             };
             for e in entries.flatten() {
                 let path = e.path();
-                let is_export = e
-                    .file_name()
-                    .to_str()
-                    .is_some_and(|n| n.len() == 40 && n.chars().all(|c| c.is_ascii_hexdigit()));
-                if is_export && !keep.contains(&path) {
-                    let _ = std::fs::remove_dir_all(&path);
+                let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
+                if name.starts_with(TRASH_PREFIX) {
+                    doomed.push(path);
+                } else if is_export(&name) && !keep.contains(&path) {
+                    let trash = p.join(format!(
+                        "{TRASH_PREFIX}{name}-{}",
+                        uuid::Uuid::new_v4().simple()
+                    ));
+                    match std::fs::rename(&path, &trash) {
+                        Ok(()) => doomed.push(trash),
+                        Err(_) => doomed.push(path),
+                    }
                 }
             }
         }
+        if doomed.is_empty() {
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("kubesync-export-gc".into())
+            .spawn(move || {
+                for d in doomed {
+                    let _ = std::fs::remove_dir_all(&d);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::debug!("cannot start the export cleanup thread: {e}");
+        }
     }
+}
+
+/// Old exports are renamed to this prefix before they are deleted.
+const TRASH_PREFIX: &str = ".trash-";
+
+/// Whether `name` is an export's directory name (a full commit sha).
+fn is_export(name: &str) -> bool {
+    name.len() == 40 && name.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 fn sources_for(

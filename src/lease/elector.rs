@@ -271,12 +271,16 @@ impl Runner {
             );
         }
         self.leading_since = Some(start);
-        self.tx.send_replace(true);
+        // Subscribers hear of a change of leadership, not of every renewal
+        // (the controller makes a full run each time it starts leading).
+        self.tx
+            .send_if_modified(|leading| !std::mem::replace(leading, true));
     }
 
     fn step_down(&mut self, why: &str) {
         *self.valid_until.lock() = Some(Instant::now());
-        self.tx.send_replace(false);
+        self.tx
+            .send_if_modified(|leading| std::mem::replace(leading, false));
         if self.leading_since.take().is_some() {
             tracing::warn!(
                 lease = %format!("{}/{}", self.config.namespace, self.config.name),

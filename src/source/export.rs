@@ -36,11 +36,16 @@ pub(crate) fn export_commit(
     let tmp = repo_cache.join(format!(".tmp-{sha}-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir(&tmp).map_err(|e| SourceError::io(&tmp, e))?;
 
+    let base = newest_export(repo, repo_cache, &sha);
+    let base = base.as_ref().map(|(tree, dir)| Base {
+        tree,
+        dir: dir.as_path(),
+    });
     let written = repo
         .find_commit(oid)
         .and_then(|c| c.tree())
         .map_err(|e| SourceError::git(name, &e))
-        .and_then(|tree| write_tree(repo, name, &tree, &tmp, ""));
+        .and_then(|tree| write_tree(repo, name, &tree, &tmp, "", base));
     if let Err(e) = written {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
@@ -62,12 +67,55 @@ pub(crate) fn export_commit(
     }
 }
 
+/// A complete export of another commit: its tree and its directory.
+#[derive(Clone, Copy)]
+struct Base<'a, 'r> {
+    tree: &'a Tree<'r>,
+    dir: &'a Path,
+}
+
+/// Whether `name` is an export's directory name (a full commit sha).
+fn is_export_name(name: &str) -> bool {
+    name.len() == 40 && name.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// The most recently completed export under `repo_cache` other than
+/// `except`, with its commit's tree (None when there is none usable).
+fn newest_export<'r>(
+    repo: &'r Repository,
+    repo_cache: &Path,
+    except: &str,
+) -> Option<(Tree<'r>, PathBuf)> {
+    let mut best: Option<(std::time::SystemTime, String, PathBuf)> = None;
+    for e in std::fs::read_dir(repo_cache).ok()?.flatten() {
+        let Some(n) = e.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if !is_export_name(&n) || n == except {
+            continue;
+        }
+        let Ok(modified) = e.metadata().and_then(|m| m.modified()) else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|(t, _, _)| modified > *t) {
+            best = Some((modified, n, e.path()));
+        }
+    }
+    let (_, sha, dir) = best?;
+    let tree = Oid::from_str(&sha)
+        .and_then(|o| repo.find_commit(o))
+        .and_then(|c| c.tree())
+        .ok()?;
+    Some((tree, dir))
+}
+
 fn write_tree(
     repo: &Repository,
     name: &str,
     tree: &Tree<'_>,
     dir: &Path,
     prefix: &str,
+    base: Option<Base<'_, '_>>,
 ) -> Result<(), SourceError> {
     for entry in tree.iter() {
         let raw = entry.name_bytes();
@@ -77,19 +125,44 @@ fn write_tree(
             continue;
         }
         let path = dir.join(os_name(raw));
+        let same_in_base = base.and_then(|b| {
+            b.tree
+                .get_name_bytes(raw)
+                .map(|old| (old, b.dir.join(os_name(raw))))
+        });
         match entry.kind() {
             Some(ObjectType::Tree) => {
                 let sub = repo
                     .find_tree(entry.id())
                     .map_err(|e| SourceError::git(name, &e))?;
                 std::fs::create_dir(&path).map_err(|e| SourceError::io(&path, e))?;
-                write_tree(repo, name, &sub, &path, &format!("{shown}/"))?;
+                let old_sub = same_in_base.and_then(|(old, old_dir)| {
+                    (old.kind() == Some(ObjectType::Tree))
+                        .then(|| repo.find_tree(old.id()).ok())
+                        .flatten()
+                        .map(|t| (t, old_dir))
+                });
+                let sub_base = old_sub.as_ref().map(|(t, d)| Base {
+                    tree: t,
+                    dir: d.as_path(),
+                });
+                write_tree(repo, name, &sub, &path, &format!("{shown}/"), sub_base)?;
             }
             Some(ObjectType::Blob) => {
+                let mode = entry.filemode();
+                if mode != MODE_SYMLINK {
+                    if let Some((old, old_path)) = &same_in_base {
+                        if old.id() == entry.id()
+                            && old.filemode() == mode
+                            && std::fs::hard_link(old_path, &path).is_ok()
+                        {
+                            continue;
+                        }
+                    }
+                }
                 let blob = repo
                     .find_blob(entry.id())
                     .map_err(|e| SourceError::git(name, &e))?;
-                let mode = entry.filemode();
                 if mode == MODE_SYMLINK {
                     write_symlink(&path, blob.content())?;
                 } else {
@@ -173,5 +246,92 @@ mod tests {
         for good in [&b"a"[..], b".gitignore", b"..a", b"x.git"] {
             assert!(safe_name(good), "{good:?}");
         }
+    }
+
+    /// Commits the files of `dir` (all of them, deletions included).
+    fn commit_all(repo: &Repository, message: &str) -> Oid {
+        let mut index = repo.index().unwrap();
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        index.update_all(["*"], None).unwrap();
+        index.write().unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::now("t", "t@example.com").unwrap();
+        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+            .unwrap()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_later_commit_links_unchanged_files_from_the_newest_export() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let work = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let repo = Repository::init(work.path()).unwrap();
+        let w = |p: &str, text: &str| {
+            let path = work.path().join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        w("a/same.yaml", "same");
+        w("a/changed.yaml", "v1");
+        w("b/gone.yaml", "gone");
+        w("run.sh", "#!/bin/sh");
+        std::fs::set_permissions(
+            work.path().join("run.sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        let c1 = commit_all(&repo, "one");
+        let d1 = export_commit(&repo, "r", c1, cache.path()).unwrap();
+
+        w("a/changed.yaml", "v2");
+        w("c/new.yaml", "new");
+        std::fs::remove_file(work.path().join("b/gone.yaml")).unwrap();
+        let c2 = commit_all(&repo, "two");
+        let d2 = export_commit(&repo, "r", c2, cache.path()).unwrap();
+        assert_ne!(d1, d2);
+
+        let ino = |d: &Path, p: &str| std::fs::metadata(d.join(p)).unwrap().ino();
+        let read = |d: &Path, p: &str| std::fs::read_to_string(d.join(p)).unwrap();
+        // Unchanged files share the first export's inode; the rest are new.
+        assert_eq!(ino(&d1, "a/same.yaml"), ino(&d2, "a/same.yaml"));
+        assert_eq!(ino(&d1, "run.sh"), ino(&d2, "run.sh"));
+        assert_ne!(ino(&d1, "a/changed.yaml"), ino(&d2, "a/changed.yaml"));
+        assert_eq!(read(&d1, "a/changed.yaml"), "v1");
+        assert_eq!(read(&d2, "a/changed.yaml"), "v2");
+        assert_eq!(read(&d2, "c/new.yaml"), "new");
+        assert!(!d2.join("b/gone.yaml").exists());
+        assert!(!d2.join("b").exists(), "an empty directory is not exported");
+        let mode = std::fs::metadata(d2.join("run.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755);
+
+        // Removing the first export leaves the second whole.
+        std::fs::remove_dir_all(&d1).unwrap();
+        assert_eq!(read(&d2, "a/same.yaml"), "same");
+        assert_eq!(read(&d2, "run.sh"), "#!/bin/sh");
+    }
+
+    #[test]
+    fn an_export_named_for_an_unknown_commit_is_no_base() {
+        let work = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let repo = Repository::init(work.path()).unwrap();
+        std::fs::write(work.path().join("x.yaml"), "x").unwrap();
+        let c1 = commit_all(&repo, "one");
+        // A directory with a commit's name that this repository lacks.
+        let stray = cache
+            .path()
+            .join("0123456789abcdef0123456789abcdef01234567");
+        std::fs::create_dir_all(&stray).unwrap();
+        std::fs::write(stray.join("x.yaml"), "wrong").unwrap();
+        let d = export_commit(&repo, "r", c1, cache.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(d.join("x.yaml")).unwrap(), "x");
     }
 }

@@ -121,6 +121,8 @@ pub struct Sources {
     checkouts: Memo<(String, Option<RevisionSpec>), Arc<Checkout>>,
     mirrors: Memo<String, PathBuf>,
     charts: crate::chart::ChartFetcher,
+    /// Open repositories for [`Sources::self_contained_tree_id`], by git directory.
+    opened: Mutex<HashMap<PathBuf, Arc<Mutex<Repository>>>>,
 }
 
 impl std::fmt::Debug for Sources {
@@ -193,6 +195,7 @@ impl Sources {
             auth: opts.git_auth.unwrap_or_else(GitAuth::from_env),
             checkouts: Mutex::default(),
             mirrors: Mutex::default(),
+            opened: Mutex::default(),
         })
     }
 
@@ -297,6 +300,67 @@ impl Sources {
             }
         };
         super::poll::diff_paths(&repo, &name, old, new)
+    }
+
+    /// The git tree id of directory `path` at commit `sha` of `repo_url`
+    /// (None = the root repository) when that directory is self-contained
+    /// as far as a plain-directory render can tell: None when it is not a
+    /// directory of that commit (or the repository or commit cannot be
+    /// read), or when anything under it could pull content from elsewhere —
+    /// a symlink, a submodule, a jsonnet file (imports). Equal ids mean
+    /// byte-identical directories, whatever else the commits changed.
+    pub fn self_contained_tree_id(
+        &self,
+        repo_url: Option<&str>,
+        sha: &str,
+        path: &crate::model::RepoPath,
+    ) -> Option<String> {
+        let git_dir = match self.target(repo_url).ok()? {
+            Target::Local(local) if local.git => local.dir,
+            Target::Local(_) => return None,
+            Target::Remote { key, .. } => self.repo_cache(&key).join("mirror.git"),
+        };
+        let repo = {
+            let mut opened = self.opened.lock();
+            match opened.get(&git_dir) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = Arc::new(Mutex::new(Repository::open(&git_dir).ok()?));
+                    opened.insert(git_dir, r.clone());
+                    r
+                }
+            }
+        };
+        let repo = repo.lock();
+        let root = git2::Oid::from_str(sha)
+            .and_then(|o| repo.find_commit(o))
+            .and_then(|c| c.tree())
+            .ok()?;
+        let tree = if path.is_root() {
+            root
+        } else {
+            let entry = root.get_path(path.as_path()).ok()?;
+            if entry.kind() != Some(git2::ObjectType::Tree) {
+                return None;
+            }
+            repo.find_tree(entry.id()).ok()?
+        };
+        let mut contained = true;
+        let walked = tree.walk(git2::TreeWalkMode::PreOrder, |_, entry| {
+            let name = entry.name_bytes();
+            let foreign = entry.filemode() == 0o120000
+                || entry.kind() == Some(git2::ObjectType::Commit)
+                || name.ends_with(b".jsonnet")
+                || name.ends_with(b".libsonnet");
+            if foreign {
+                contained = false;
+                git2::TreeWalkResult::Abort
+            } else {
+                git2::TreeWalkResult::Ok
+            }
+        });
+        // An aborted walk reports an error: only a finished walk counts.
+        (contained && walked.is_ok()).then(|| tree.id().to_string())
     }
 
     fn target(&self, repo_url: Option<&str>) -> Result<Target, SourceError> {

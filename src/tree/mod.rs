@@ -246,12 +246,36 @@ impl AppTree {
     }
 }
 
+/// What a new expansion may keep from an earlier one: the render of an app
+/// whose inputs did not change (see [`expand_reusing`]).
+pub trait Reuse: Sync {
+    /// An earlier render of `node`, to be used as it is, when nothing it was
+    /// rendered from differs at `checkout` (its source's content on disk is
+    /// `checkout`'s); None renders it.
+    fn rendered(&self, node: &AppNode, checkout: &Checkout) -> Option<Arc<Rendered>>;
+}
+
 /// Expands `roots` into the full tree, rendering every application.
 pub fn expand(
     roots: Vec<Application>,
     sources: &Sources,
     renderer: &Renderer,
     opts: &ExpandOptions,
+) -> AppTree {
+    expand_reusing(roots, sources, renderer, opts, None)
+}
+
+/// [`expand`], keeping the renders `reuse` vouches for. Only a
+/// single-source app that is not a chart is asked about; its checkout is
+/// resolved as usual first (so source failures are as they would be), and
+/// children, projects and failures are derived from the kept render exactly
+/// as from a fresh one.
+pub fn expand_reusing(
+    roots: Vec<Application>,
+    sources: &Sources,
+    renderer: &Renderer,
+    opts: &ExpandOptions,
+    reuse: Option<&dyn Reuse>,
 ) -> AppTree {
     let mut tree = AppTree::default();
     let mut frontier: Vec<usize> = Vec::new();
@@ -274,7 +298,7 @@ pub fn expand(
     }
 
     while !frontier.is_empty() {
-        render_all(&mut tree, &frontier, sources, renderer, opts);
+        render_all(&mut tree, &frontier, sources, renderer, opts, reuse);
         let mut next = Vec::new();
         for &i in &frontier {
             adopt_children(&mut tree, i, opts.max_depth, &mut next);
@@ -405,6 +429,7 @@ fn render_all(
     sources: &Sources,
     renderer: &Renderer,
     opts: &ExpandOptions,
+    reuse: Option<&dyn Reuse>,
 ) {
     let parallel = opts.parallel;
     let next = AtomicUsize::new(0);
@@ -419,7 +444,7 @@ fn render_all(
                     crate::model::RendererSpec::ApplicationSet(spec) => {
                         expand_set(&nodes[i], spec, sources, &opts.generators)
                     }
-                    _ => render_one(&nodes[i], sources, renderer),
+                    _ => render_one(&nodes[i], sources, renderer, reuse),
                 };
                 if let Ok(mut r) = results.lock() {
                     r.push((i, checkout, state));
@@ -439,6 +464,7 @@ fn render_one(
     node: &AppNode,
     sources: &Sources,
     renderer: &Renderer,
+    reuse: Option<&dyn Reuse>,
 ) -> (Option<Arc<Checkout>>, NodeState) {
     let app = &node.app;
     let _span = tracing::info_span!("render", app = %app.name).entered();
@@ -458,6 +484,13 @@ fn render_one(
             sources,
         ) {
             Ok((checkout, dir)) => {
+                let kept = reuse
+                    .filter(|_| app.source.chart.is_none())
+                    .and_then(|r| r.rendered(node, &checkout));
+                if let Some(kept) = kept {
+                    tracing::debug!(app = %app.name, "inputs unchanged: earlier render kept");
+                    return (Some(checkout), NodeState::Rendered(kept));
+                }
                 let state = match render_source(app, &checkout, &dir, &[], sources, renderer) {
                     Ok(r) => NodeState::Rendered(r),
                     Err(f) => NodeState::Failed(f),
