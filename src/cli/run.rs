@@ -64,6 +64,10 @@ pub struct RunArgs {
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub sync: SyncArgs,
+    /// Which settings were given rather than defaulted (filled in by
+    /// `cli::main`), so a seed's environment fills in only the others.
+    #[arg(skip)]
+    pub explicit: super::seeds::Explicit,
 }
 
 fn webhook_secret(args: &RunArgs) -> Result<Option<Vec<u8>>, CliError> {
@@ -86,16 +90,38 @@ fn webhook_secret(args: &RunArgs) -> Result<Option<Vec<u8>>, CliError> {
 
 /// `kubesync run`
 pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<Outcome, CliError> {
-    let root = match &args.repo {
-        Some(url) => RootSource::Repo {
+    // A seed's environment (KubeSync's REPO, kube-applier's REPO_PATH,
+    // git-sync-operator's CONFIG_REPO) fills in what the flags leave unset.
+    let (args, seed) = super::seeds::resolve(args)?;
+    let args = &args;
+    let (seed_root, seed_dir) = match seed {
+        Some((root, dir)) => (Some(root), dir),
+        None => (None, None),
+    };
+    let root = match (&args.repo, &seed_root, seed_dir) {
+        // The seed's layout at the repository's root.
+        (Some(url), Some(_), _) => RootSource::Repo {
+            url: url.clone(),
+            path: ".".into(),
+        },
+        (Some(url), None, _) => RootSource::Repo {
             url: url.clone(),
             path: global.root.to_string_lossy().into_owned(),
         },
-        None => RootSource::Local {
+        (None, Some(_), Some(dir)) => RootSource::Local { manifest: dir },
+        (None, Some(seed), None) => {
+            return Err(CliError::Usage(format!(
+                "{} names no repository",
+                seed.describe()
+            )))
+        }
+        (None, None, _) => RootSource::Local {
             manifest: global.root.clone(),
         },
     };
     let mut cfg = ControllerConfig::new(root);
+    cfg.seed_root = seed_root;
+    cfg.generators = global.generator_env()?;
     cfg.revision = args.revision.clone();
     cfg.overrides = global.repo_overrides.clone();
     cfg.cache_dir = global.cache_dir.clone();

@@ -17,7 +17,9 @@
 //!   with `selfHeal`, else reported OutOfSync without writing;
 //! - `refresh` — the `kubesync.dev/refresh` annotation;
 //! - `server` and `webhook` — the HTTP API and signed push webhooks;
-//! - `state` — the shared in-memory state `/api/v1/apps` shows.
+//! - `state` — the shared in-memory state `/api/v1/apps` shows;
+//! - `seeds` — the seeds' environment-only configurations (KubeSync,
+//!   kube-applier, git-sync-operator) and the roots their layouts stand for.
 //!
 //! Leadership is an input: [`Controller::start`] takes an optional
 //! `watch::Receiver<bool>` ("am I the leader"; none = always). While it
@@ -32,6 +34,7 @@ mod poller;
 mod refresh;
 mod runner;
 mod scheduler;
+pub mod seeds;
 mod selfheal;
 mod server;
 mod state;
@@ -90,6 +93,11 @@ pub struct ControllerConfig {
     /// kube-applier's `DIFF_URL_FORMAT`: the status page links commits
     /// through it (`%s` is the sha).
     pub diff_url_format: Option<String>,
+    /// What ApplicationSet generators know of the cluster (`--cluster-name`,
+    /// `--cluster-label`, `--managed-namespaces`).
+    pub generators: crate::tree::appset::GeneratorEnv,
+    /// A seed's layout standing for the root manifest (no `--root` given).
+    pub seed_root: Option<seeds::SeedRoot>,
 }
 
 impl ControllerConfig {
@@ -107,6 +115,8 @@ impl ControllerConfig {
             parallel: crate::sync::DEFAULT_PARALLEL,
             access: workspace::RepoAccess::default(),
             diff_url_format: None,
+            generators: Default::default(),
+            seed_root: None,
         }
     }
 }
@@ -142,7 +152,9 @@ impl Controller {
             cfg.parallel,
             cfg.access.clone(),
         )
-        .map_err(ControllerError::Setup)?;
+        .map_err(ControllerError::Setup)?
+        .with_generators(cfg.generators.clone())
+        .with_seed(cfg.seed_root.clone());
         let ws = Arc::new(ws);
         let state = Arc::new(SharedState::default());
         let (stop_tx, stop_rx) = watch::channel(false);

@@ -269,8 +269,14 @@ impl Runner {
     async fn load(&mut self) -> Result<BTreeSet<AppName>, String> {
         let ws = self.workspace.clone();
         let old = self.current.clone();
+        let client = self.client.clone();
+        let handle = tokio::runtime::Handle::current();
         let (loaded, digests, changed) = tokio::task::spawn_blocking(move || {
-            let loaded = ws.load()?;
+            let mut loaded = ws.load()?;
+            // kube-applier's LABEL gates, read again at every load.
+            super::workspace::settle_gates(&mut loaded, || {
+                handle.block_on(super::workspace::namespace_labels(&client))
+            })?;
             let t = Instant::now();
             let sources = loaded.sources.clone();
             let digests = digest_tree(&loaded.tree, |u| sources.repo_key(u).ok());
