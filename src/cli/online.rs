@@ -48,6 +48,9 @@ pub struct ClusterArgs {
     /// honoured regardless. 0: no limit. Never applied to --emulator.
     #[arg(long, env = "KUBESYNC_QPS", value_name = "N", default_value_t = crate::cluster::DEFAULT_QPS)]
     pub qps: f64,
+    /// Named in the User-Agent (`run`: the leader-election identity).
+    #[arg(skip)]
+    pub agent: Option<String>,
 }
 
 /// How a sync behaves.
@@ -94,6 +97,7 @@ pub(super) async fn connect(args: &ClusterArgs) -> Result<ClusterClient, CliErro
         emulator: args.emulator,
         force_conflicts: !args.no_force,
         qps: args.qps,
+        agent: args.agent.clone(),
         ..ClusterOptions::default()
     };
     let client = ClusterClient::connect(opts)

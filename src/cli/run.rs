@@ -145,7 +145,11 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<Outcome, CliErro
         .leader
         .config()
         .map_err(|e| CliError::Usage(e.to_string()))?;
-    let client = connect(&args.cluster).await?;
+    // Each replica names itself in its requests' User-Agent (audit logs,
+    // the emulator's journal).
+    let mut cluster = args.cluster.clone();
+    cluster.agent = lease.as_ref().map(|l| l.identity.clone());
+    let client = connect(&cluster).await?;
     // Only the leader writes; with --leader-elect=false this replica always
     // is. The Lease lives in kubesync's status namespace, which must exist
     // before the first replica can create it.
