@@ -6,11 +6,16 @@
 //! names its identity in its User-Agent) shows that no replica wrote
 //! anything but the Lease while another one was leading.
 //!
+//! The same scenario runs against the real control plane when
+//! `KUBESYNC_E2E_KUBECONFIG` is set (the API server's audit log,
+//! `KUBESYNC_E2E_AUDIT_LOG`, then stands for the journal); skipped, with the
+//! reason printed, otherwise.
+//!
 //! Prints the measured failover times (`--nocapture` shows them).
 
 mod controller_support;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write as _};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -19,7 +24,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use controller_support::*;
 use kubesync::emulator::JournalEntry;
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// Lease settings of the test: the default retry period (2 s), a lease
 /// short enough for the kill -9 case to stay quick.
@@ -48,11 +53,17 @@ impl Drop for Replica {
 }
 
 impl Replica {
-    fn start(id: &str, root: &std::path::Path, url: &str, dir: &std::path::Path) -> Replica {
+    fn start(
+        id: &str,
+        root: &std::path::Path,
+        cluster: &[String],
+        dir: &std::path::Path,
+    ) -> Replica {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kubesync"))
             .args(["run", "--root"])
             .arg(root)
-            .args(["--server", url, "--poll-interval", "200ms"])
+            .args(cluster)
+            .args(["--poll-interval", "200ms"])
             .args(["--listen", "127.0.0.1:0", "--leader-identity", id])
             .args(LEASE)
             .env("PATH", path_with_helm())
@@ -132,53 +143,240 @@ async fn until_leading(addr: SocketAddr, within: Duration, what: &str) -> Instan
     }
 }
 
-fn at(e: &JournalEntry) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(&e.time)
-        .expect("journal time")
+/// A write request as the emulator's journal or the audit log saw it.
+#[derive(Debug, Clone)]
+struct Write {
+    at: DateTime<Utc>,
+    resource: String,
+    /// The replica's identity, from the User-Agent `kubesync/V (ID)`.
+    by: String,
+}
+
+impl Write {
+    fn is_lease(&self) -> bool {
+        self.resource.starts_with("leases")
+    }
+}
+
+/// The identity a kubesync User-Agent names.
+fn identity(user_agent: &str) -> Option<&str> {
+    let rest = user_agent.strip_prefix("kubesync/")?;
+    rest.strip_suffix(')')?.rsplit_once(" (").map(|(_, id)| id)
+}
+
+fn parse_time(t: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(t)
+        .expect("timestamp")
         .with_timezone(&Utc)
 }
 
-fn by(e: &JournalEntry, id: &str) -> bool {
-    e.user_agent.ends_with(&format!("({id})"))
+/// Where the replicas run.
+enum Target {
+    Emulator(kubesync::emulator::EmulatorHandle),
+    Real {
+        kc: String,
+        admin: String,
+        audit: Option<String>,
+    },
 }
 
-fn is_lease(e: &JournalEntry) -> bool {
-    e.resource.starts_with("leases")
+impl Target {
+    fn args(&self) -> Vec<String> {
+        match self {
+            Target::Emulator(emu) => vec!["--server".into(), emu.url()],
+            Target::Real { kc, .. } => vec!["--kubeconfig".into(), kc.clone()],
+        }
+    }
+
+    async fn configmap(&self, ns: &str, name: &str) -> Option<Value> {
+        match self {
+            Target::Emulator(emu) => configmap_data(emu, ns, name).await,
+            Target::Real { admin, .. } => {
+                let out = Command::new("kubectl")
+                    .args([
+                        "--kubeconfig",
+                        admin,
+                        "get",
+                        "configmap",
+                        "-n",
+                        ns,
+                        name,
+                        "-o",
+                        "json",
+                    ])
+                    .output()
+                    .expect("kubectl");
+                if !out.status.success() {
+                    return None;
+                }
+                serde_json::from_slice::<Value>(&out.stdout)
+                    .ok()
+                    .map(|v| v["data"].clone())
+            }
+        }
+    }
+
+    /// Every write by the replicas `ids` (None: no journal to read).
+    fn writes(&self, ids: &[&str]) -> Option<Vec<Write>> {
+        let mine = |ua: &str| identity(ua).filter(|id| ids.contains(id)).map(String::from);
+        match self {
+            Target::Emulator(emu) => Some(
+                emu.journal_writes()
+                    .into_iter()
+                    .filter_map(|e: JournalEntry| {
+                        Some(Write {
+                            at: parse_time(&e.time),
+                            by: mine(&e.user_agent)?,
+                            resource: e.resource,
+                        })
+                    })
+                    .collect(),
+            ),
+            Target::Real { audit, .. } => {
+                let text = std::fs::read_to_string(audit.as_ref()?).expect("audit log");
+                Some(
+                    text.lines()
+                        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                        .filter(|e| e["stage"] == "ResponseComplete")
+                        .filter(|e| {
+                            matches!(
+                                e["verb"].as_str(),
+                                Some("create" | "update" | "patch" | "delete" | "deletecollection")
+                            )
+                        })
+                        .filter_map(|e| {
+                            Some(Write {
+                                at: parse_time(e["requestReceivedTimestamp"].as_str()?),
+                                by: mine(e["userAgent"].as_str()?)?,
+                                resource: e["objectRef"]["resource"].as_str()?.to_string(),
+                            })
+                        })
+                        .collect(),
+                )
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failover_after_sigterm_and_kill_9_without_a_write_by_the_deposed_leader() {
-    let repo = GitRepo::new();
-    cm_app(&repo, "a", "ns-a", "k: v1", "");
-    repo.commit("first");
     let emu = emulator(fast_simulation()).await;
-    let root = repo.repo.root();
-    let url = emu.url();
-    let dir = repo.path().to_path_buf();
+    failover(&Target::Emulator(emu), "", "ns-a", "a").await;
+}
 
-    let start = |id: &'static str| {
-        let (root, url, dir) = (root.clone(), url.clone(), dir.clone());
-        tokio::task::spawn_blocking(move || Replica::start(id, &root, &url, &dir))
+/// The same against the real control plane (KUBESYNC_E2E_KUBECONFIG).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failover_on_a_real_control_plane() {
+    let Some(kc) = std::env::var("KUBESYNC_E2E_KUBECONFIG")
+        .ok()
+        .filter(|k| !k.is_empty())
+    else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "real-cluster failover skipped: set KUBESYNC_E2E_KUBECONFIG (scripts/control-plane up) to run it"
+        );
+        return;
     };
-    let mut r1 = start("r1").await.expect("join");
+    let admin = std::env::var("KUBESYNC_E2E_ADMIN_KUBECONFIG")
+        .ok()
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| kc.clone());
+    let audit = std::env::var("KUBESYNC_E2E_AUDIT_LOG")
+        .ok()
+        .filter(|a| !a.is_empty());
+    if audit.is_none() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "the no-write-by-a-deposed-leader check is skipped on the real cluster: set KUBESYNC_E2E_AUDIT_LOG"
+        );
+    }
+    let target = Target::Real {
+        kc,
+        admin: admin.clone(),
+        audit,
+    };
+    let name = "kse2e-failover";
+    let cleanup = || {
+        for args in [
+            &[
+                "delete",
+                "namespace",
+                name,
+                "--ignore-not-found",
+                "--wait=false",
+            ][..],
+            &[
+                "delete",
+                "lease",
+                "-n",
+                "kubesync-system",
+                name,
+                "--ignore-not-found",
+            ][..],
+            &[
+                "delete",
+                "applications.kubesync.dev",
+                "-n",
+                "kubesync-system",
+                "root",
+                name,
+                "--ignore-not-found",
+            ][..],
+        ] {
+            let _ = Command::new("kubectl")
+                .args(["--kubeconfig", &admin])
+                .args(args)
+                .output();
+        }
+    };
+    cleanup();
+    failover(&target, "kse2e-", name, name).await;
+    cleanup();
+}
+
+/// The scenario: r1 leads and syncs; SIGTERM r1 → r2 leads and syncs; r3
+/// joins; kill -9 r2 → r3 leads and syncs. Then the journal's verdict.
+async fn failover(target: &Target, prefix: &str, ns: &str, app: &str) {
+    let ids: Vec<String> = ["r1", "r2", "r3"]
+        .iter()
+        .map(|r| format!("{prefix}{r}"))
+        .collect();
+    let (r1_id, r2_id, r3_id) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
+    // An audit log holds earlier runs' requests too.
+    let began = Utc::now();
+    let repo = GitRepo::new();
+    cm_app(&repo, app, ns, "k: v1", "");
+    repo.commit("first");
+    let root = repo.repo.root();
+    let mut cluster = target.args();
+    if !prefix.is_empty() {
+        // A Lease of its own on a shared cluster (named after the app).
+        cluster.extend(["--lease-name".to_string(), app.to_string()]);
+    }
+    let dir = repo.path().to_path_buf();
+    let start = |id: String| {
+        let (root, cluster, dir) = (root.clone(), cluster.clone(), dir.clone());
+        tokio::task::spawn_blocking(move || Replica::start(&id, &root, &cluster, &dir))
+    };
+    let applied =
+        |v: &'static str| async move { target.configmap(ns, app).await == Some(json!({ "k": v })) };
+
+    let mut r1 = start(r1_id.clone()).await.expect("join");
     // r1 leads first (it is alone), then r2 joins as a standby.
-    until_leading(r1.addr, Duration::from_secs(30), "r1").await;
-    let mut r2 = start("r2").await.expect("join");
-    wait_for(Duration::from_secs(60), "r1's first sync", || async {
-        configmap_data(&emu, "ns-a", "a").await == Some(json!({"k": "v1"}))
-    })
-    .await;
+    until_leading(r1.addr, Duration::from_secs(60), "r1").await;
+    let mut r2 = start(r2_id.clone()).await.expect("join");
+    if !eventually(Duration::from_secs(90), || applied("v1")).await {
+        panic!("r1's first sync never came: {}", r1.stderr());
+    }
     assert_eq!(leads(r2.addr).await, Some(false), "{}", r2.stderr());
 
     // The leader syncs a commit.
     repo.repo
-        .write("objects/a/cm.yaml", &configmap("a", "k: v2"));
+        .write(&format!("objects/{app}/cm.yaml"), &configmap(app, "k: v2"));
     repo.commit("second");
-    wait_for(
-        Duration::from_secs(30),
-        "the second commit applied",
-        || async { configmap_data(&emu, "ns-a", "a").await == Some(json!({"k": "v2"})) },
-    )
+    wait_for(Duration::from_secs(60), "the second commit applied", || {
+        applied("v2")
+    })
     .await;
 
     // SIGTERM the leader: it exits 0 within 10 s, releasing the lease.
@@ -187,7 +385,7 @@ async fn failover_after_sigterm_and_kill_9_without_a_write_by_the_deposed_leader
     r1.signal(libc::SIGTERM);
     let r2_addr = r2.addr;
     let r2_leads = tokio::spawn(async move {
-        until_leading(r2_addr, Duration::from_secs(20), "r2 after SIGTERM").await
+        until_leading(r2_addr, Duration::from_secs(30), "r2 after SIGTERM").await
     });
     let (status, exited) = tokio::task::spawn_blocking(move || {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -214,17 +412,17 @@ async fn failover_after_sigterm_and_kill_9_without_a_write_by_the_deposed_leader
 
     // The new leader syncs the next commit; r3 joins as the standby.
     repo.repo
-        .write("objects/a/cm.yaml", &configmap("a", "k: v3"));
+        .write(&format!("objects/{app}/cm.yaml"), &configmap(app, "k: v3"));
     repo.commit("third");
     wait_for(
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         "the third commit applied by r2",
-        || async { configmap_data(&emu, "ns-a", "a").await == Some(json!({"k": "v3"})) },
+        || applied("v3"),
     )
     .await;
-    let mut r3 = start("r3").await.expect("join");
+    let r3 = start(r3_id.clone()).await.expect("join");
     let r3_addr = r3.addr;
-    wait_for(Duration::from_secs(30), "r3 up as a standby", || async {
+    wait_for(Duration::from_secs(60), "r3 up as a standby", || async {
         leads(r3_addr).await == Some(false)
     })
     .await;
@@ -237,17 +435,21 @@ async fn failover_after_sigterm_and_kill_9_without_a_write_by_the_deposed_leader
     let kill_failover = r3_led - killed;
     let _ = r2.child.wait();
     repo.repo
-        .write("objects/a/cm.yaml", &configmap("a", "k: v4"));
+        .write(&format!("objects/{app}/cm.yaml"), &configmap(app, "k: v4"));
     repo.commit("fourth");
     wait_for(
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         "the fourth commit applied by r3",
-        || async { configmap_data(&emu, "ns-a", "a").await == Some(json!({"k": "v4"})) },
+        || applied("v4"),
     )
     .await;
 
     println!(
-        "failover: SIGTERM → exit {:.2}s, SIGTERM → standby leading {:.2}s; kill -9 → standby leading {:.2}s (lease 6s, renew 4s, retry 2s)",
+        "failover ({}): SIGTERM → exit {:.2}s, SIGTERM → standby leading {:.2}s; kill -9 → standby leading {:.2}s (lease 6s, renew 4s, retry 2s)",
+        match target {
+            Target::Emulator(_) => "emulator",
+            Target::Real { .. } => "real control plane",
+        },
         sigterm_exit.as_secs_f64(),
         sigterm_failover.as_secs_f64(),
         kill_failover.as_secs_f64()
@@ -264,49 +466,50 @@ async fn failover_after_sigterm_and_kill_9_without_a_write_by_the_deposed_leader
     // The journal: every replica names itself; non-Lease writes never
     // interleave (one writer at a time), the deposed leaders wrote nothing
     // after losing the lease, and standbys wrote nothing but the Lease.
-    let writes: Vec<JournalEntry> = emu
-        .journal_writes()
-        .into_iter()
-        .filter(|e| e.user_agent.starts_with("kubesync/"))
-        .collect();
-    for id in ["r1", "r2", "r3"] {
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let Some(mut writes) = target.writes(&id_refs) else {
+        return;
+    };
+    writes.retain(|w| w.at >= began);
+    // The audit log's order is by completion; order by arrival.
+    writes.sort_by_key(|w| w.at);
+    for id in &ids {
         assert!(
-            writes.iter().any(|e| by(e, id)),
-            "no write by {id} in the journal: {writes:#?}"
+            writes.iter().any(|w| &w.by == id),
+            "no write by {id}: {writes:#?}"
         );
     }
-    let r1_last = writes.iter().filter(|e| by(e, "r1")).last().expect("r1");
+    let r1_last = writes.iter().filter(|w| w.by == r1_id).last().expect("r1");
     assert!(
-        is_lease(r1_last),
+        r1_last.is_lease(),
         "r1's last write must be the lease release, after its last status write: {r1_last:?}"
     );
-    assert!(at(r1_last) <= r1_gone);
-    let r1_release = at(r1_last);
-    for e in writes.iter().filter(|e| !is_lease(e)) {
-        if by(e, "r1") {
+    assert!(
+        r1_last.at <= r1_gone && term_at <= r1_last.at,
+        "{r1_last:?}"
+    );
+    let r1_release = r1_last.at;
+    for w in writes.iter().filter(|w| !w.is_lease()) {
+        if w.by == r1_id {
             assert!(
-                at(e) <= r1_release,
-                "r1 wrote after releasing the lease: {e:?}"
+                w.at <= r1_release,
+                "r1 wrote after releasing the lease: {w:?}"
             );
-        } else if by(e, "r2") {
+        } else if w.by == r2_id {
             assert!(
-                at(e) >= r1_release && at(e) <= killed_at,
-                "r2 wrote while not leading: {e:?} (r1 released at {r1_release}, r2 killed at {killed_at})"
+                w.at >= r1_release && w.at <= killed_at,
+                "r2 wrote while not leading: {w:?} (r1 released at {r1_release}, r2 killed at {killed_at})"
             );
-        } else if by(e, "r3") {
-            assert!(at(e) >= killed_at, "r3 wrote while r2 led: {e:?}");
         } else {
-            panic!("a write by an unknown replica: {e:?}");
+            assert!(w.at >= killed_at, "r3 wrote while r2 led: {w:?}");
         }
     }
-    assert!(term_at <= r1_release);
-    let owners: Vec<&str> = writes
+    let mut owners: Vec<&str> = writes
         .iter()
-        .filter(|e| !is_lease(e))
-        .map(|e| &e.user_agent[e.user_agent.len() - 3..e.user_agent.len() - 1])
+        .filter(|w| !w.is_lease())
+        .map(|w| w.by.as_str())
         .collect();
-    let mut runs = owners.clone();
-    runs.dedup();
-    assert_eq!(runs, ["r1", "r2", "r3"], "writers interleaved: {owners:?}");
-    drop(r3.stderr());
+    let all = owners.clone();
+    owners.dedup();
+    assert_eq!(owners, id_refs, "writers interleaved: {all:?}");
 }
