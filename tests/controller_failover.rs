@@ -53,6 +53,8 @@ impl Drop for Replica {
 }
 
 impl Replica {
+    /// Starts a replica (Drop kills and waits for it).
+    #[allow(clippy::zombie_processes)]
     fn start(
         id: &str,
         root: &std::path::Path,
@@ -479,7 +481,7 @@ async fn failover(target: &Target, prefix: &str, ns: &str, app: &str) {
             "no write by {id}: {writes:#?}"
         );
     }
-    let r1_last = writes.iter().filter(|w| w.by == r1_id).last().expect("r1");
+    let r1_last = writes.iter().rev().find(|w| w.by == r1_id).expect("r1");
     assert!(
         r1_last.is_lease(),
         "r1's last write must be the lease release, after its last status write: {r1_last:?}"

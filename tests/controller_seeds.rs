@@ -74,7 +74,9 @@ impl Drop for Running {
 }
 
 /// Starts `kubesync run ARGS` with `env` (and `--listen 127.0.0.1:0`, which
-/// wins over any LISTEN_PORT) and waits for its API address.
+/// wins over any LISTEN_PORT) and waits for its API address (Drop kills and
+/// waits for it).
+#[allow(clippy::zombie_processes)]
 fn spawn(args: &[&str], env: &[(&str, String)], dir: &std::path::Path) -> Running {
     let mut child = command(args, env, dir)
         .args(["--listen", "127.0.0.1:0"])

@@ -95,7 +95,7 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<Outcome, CliErro
     let (args, seed) = super::seeds::resolve(args)?;
     let args = &args;
     let (seed_root, seed_dir) = match seed {
-        Some((root, dir)) => (Some(root), dir),
+        Some(s) => (Some(s.root), s.dir),
         None => (None, None),
     };
     let root = match (&args.repo, &seed_root, seed_dir) {

@@ -94,11 +94,16 @@ pub fn apply(args: &RunArgs, seed: SeedSettings) -> (RunArgs, Option<SeedRoot>, 
     (out, root, notes)
 }
 
+/// A seed's layout standing for the root, and the local directory it
+/// points at (kube-applier's `REPO_PATH`; None: the repository's root).
+pub struct SeedLayout {
+    pub root: SeedRoot,
+    pub dir: Option<std::path::PathBuf>,
+}
+
 /// Reads the environment's seed (if any) and applies it to `args`; the
 /// notes go to stderr.
-pub fn resolve(
-    args: &RunArgs,
-) -> Result<(RunArgs, Option<(SeedRoot, Option<std::path::PathBuf>)>), super::error::CliError> {
+pub fn resolve(args: &RunArgs) -> Result<(RunArgs, Option<SeedLayout>), super::error::CliError> {
     let seed = crate::controller::seeds::from_env(|k| std::env::var(k).ok())
         .map_err(|e| super::error::CliError::Usage(e.to_string()))?;
     let Some(seed) = seed else {
@@ -119,7 +124,7 @@ pub fn resolve(
     for n in notes {
         errln!("note: {n}");
     }
-    Ok((out, root.map(|r| (r, local))))
+    Ok((out, root.map(|root| SeedLayout { root, dir: local })))
 }
 
 #[cfg(test)]

@@ -266,13 +266,20 @@ impl Runner {
         moved
     }
 
-    /// A poll while a run is in flight: it records what it sees (the new
+    /// A poll (of every target, or those in `only`: a webhook's) while a
+    /// run is in flight: it records what it sees (the new
     /// commit shows on `/api/v1/apps` at once) but leaves the known
     /// fingerprints alone, so the targeted poll it queues for after the run
     /// sees the move and loads the new commit. However many commits land
     /// during the run, one more run follows it.
-    async fn poll_during_run(&mut self) {
-        let targets: Vec<PollTarget> = self.targets.read().clone();
+    async fn poll_during_run(&mut self, only: Option<&BTreeSet<String>>) {
+        let targets: Vec<PollTarget> = self
+            .targets
+            .read()
+            .iter()
+            .filter(|t| only.is_none_or(|o| o.contains(&t.key)))
+            .cloned()
+            .collect();
         if targets.is_empty() {
             return;
         }
@@ -311,7 +318,9 @@ impl Runner {
             }
         }
         if !moved.is_empty() {
-            self.state.trigger(Pending {
+            // Queued without waking this loop (it is busy with the run; the
+            // queue is looked at as soon as the run ends).
+            self.state.requeue(Pending {
                 poll_repos: moved,
                 ..Pending::default()
             });
@@ -477,7 +486,20 @@ impl Runner {
                 _ = tokio::time::sleep_until(next_poll.into()) => {
                     self.next_poll =
                         Instant::now() + jittered(self.cfg.poll_interval, rand::random::<f64>());
-                    self.poll_during_run().await;
+                    self.poll_during_run(None).await;
+                }
+                // A webhook's poll is done now too; everything else queued
+                // waits for the run to end.
+                _ = self.state.woken() => {
+                    let mut queued = self.state.take_pending();
+                    let all = std::mem::take(&mut queued.poll_all);
+                    let repos = std::mem::take(&mut queued.poll_repos);
+                    self.state.requeue(queued);
+                    if all {
+                        self.poll_during_run(None).await;
+                    } else if !repos.is_empty() {
+                        self.poll_during_run(Some(&repos)).await;
+                    }
                 }
             }
         };

@@ -149,6 +149,12 @@ impl SharedState {
         self.wake.notify_one();
     }
 
+    /// Puts work back in the queue without waking the loop (it was taken
+    /// to pick out what can be done now; the rest waits for its turn).
+    pub fn requeue(&self, work: Pending) {
+        self.pending.lock().merge(work);
+    }
+
     /// Takes the queued work.
     pub fn take_pending(&self) -> Pending {
         self.pending.lock().take()
