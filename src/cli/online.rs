@@ -347,7 +347,9 @@ fn note_retries(client: &ClusterClient, verbose: u8) {
 
 /// The settings file named by `--settings` (none: defaults); an invalid one
 /// is a configuration error, before the cluster is contacted.
-fn load_settings(global: &GlobalArgs) -> Result<crate::model::settings::Settings, CliError> {
+pub(super) fn load_settings(
+    global: &GlobalArgs,
+) -> Result<crate::model::settings::Settings, CliError> {
     match &global.settings {
         Some(path) => Ok(crate::model::settings::Settings::load(path)?),
         None => Ok(crate::model::settings::Settings::default()),

@@ -131,6 +131,8 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<Outcome, CliErro
     cfg.webhook_secret = webhook_secret(args)?;
     cfg.diff_url_format = args.diff_url_format.clone();
     cfg.sync = args.sync.options(global);
+    // The tree-wide ignoreDifferences of --settings, as bootstrap has them.
+    cfg.sync.ignore_differences = super::online::load_settings(global)?.ignore_differences;
     cfg.parallel = global.parallel.max(1);
     cfg.access = crate::controller::RepoAccess {
         git: Some(crate::source::GitAuth::load(&global.git_auth)?),
