@@ -528,3 +528,123 @@ fn on_the_real_control_plane_the_rbac_allows_the_job_and_nothing_more() {
         wrong.join("\n")
     );
 }
+
+/// Every value the chart can set that reaches the controller's command line.
+const ALL_FLAGS_VALUES: &str = "        git: {repo: 'https://git.example.com/platform/cluster.git', revision: main, credentialsSecret: git-creds, knownHostsSecret: known-hosts}
+        webhook: {existingSecret: kubesync-webhook}
+        diffURLFormat: 'https://git.example.com/platform/cluster/commit/%s'
+        notify:
+          webhookURL: https://ci.example.com/hooks/kubesync
+          existingSecret: kubesync-notify
+          s3: {bucket: deployments, clusterName: iowa-a, region: eu-west-1, endpoint: 'https://minio.example.com:9000', existingSecret: kubesync-s3}";
+
+#[test]
+fn kubesync_run_accepts_every_argument_and_variable_the_chart_passes() {
+    let objs = render(ALL_FLAGS_VALUES).expect("the chart renders");
+    let dep = find(&objs, "Deployment", "kubesync");
+    let c = &dep["spec"]["template"]["spec"]["containers"][0];
+    let args = strings(&c["args"]);
+    assert_eq!(args[0], "run");
+    for want in [
+        "--notify-webhook=",
+        "--notify-webhook-secret-file=",
+        "--git-credentials=",
+    ] {
+        assert!(
+            args.iter().any(|a| a.starts_with(want)),
+            "{want} in {args:?}"
+        );
+    }
+    // The variables, with stand-ins for the Secret references.
+    let env: Vec<(String, String)> = c["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .map(|e| {
+            let name = e["name"].as_str().expect("name").to_string();
+            let value = e["value"].as_str().unwrap_or("from-a-secret").to_string();
+            (name, value)
+        })
+        .collect();
+    for want in [
+        "S3_BUCKET",
+        "CLUSTER_NAME",
+        "AWS_REGION",
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "DIFF_URL_FORMAT",
+    ] {
+        assert!(env.iter().any(|(n, _)| n == want), "{want} in {env:?}");
+    }
+
+    // The mounted files the arguments name, in a scratch directory.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| match a.split_once("=/etc/kubesync/") {
+            Some((flag, rest)) => {
+                let path = dir.path().join(rest);
+                std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+                // A credentials file is a YAML list; the rest are secrets
+                // or known_hosts lines.
+                let content = if rest.ends_with("git-credentials") {
+                    "[]\n"
+                } else {
+                    "secret-or-file-content\n"
+                };
+                std::fs::write(&path, content).expect("write");
+                format!("{flag}={}", path.display())
+            }
+            None => a.clone(),
+        })
+        .collect();
+
+    // `run` parses all of them and checks the settings (signals included:
+    // S3 needs CLUSTER_NAME, which is the global --cluster-name), then
+    // stops only because no cluster is configured here.
+    let out = Command::new(env!("CARGO_BIN_EXE_kubesync"))
+        .args(&args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("KUBECONFIG", dir.path().join("no-kubeconfig"))
+        .envs(env.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        .env("HOME", dir.path())
+        .output()
+        .expect("run kubesync run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for refused in [
+        "unexpected argument",
+        "invalid value",
+        "--s3-bucket is set",
+        "--notify-webhook",
+    ] {
+        assert!(
+            !stderr.contains(refused),
+            "the chart's arguments were refused: {stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("cannot connect to kubeconfig"),
+        "it got as far as connecting: {stderr}"
+    );
+
+    // And each variable is one `kubesync run` reads (its help names it).
+    let help = Command::new(env!("CARGO_BIN_EXE_kubesync"))
+        .args(["run", "--help"])
+        .output()
+        .expect("kubesync run --help");
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout);
+    for (name, _) in env
+        .iter()
+        .filter(|(n, _)| !matches!(n.as_str(), "HOME" | "RUST_LOG"))
+    {
+        assert!(
+            help.contains(&format!("env: {name}")),
+            "{name} not read by run:\n{help}"
+        );
+    }
+    assert_eq!(help.matches("--cluster-name <NAME>").count(), 1, "{help}");
+}

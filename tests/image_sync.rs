@@ -564,7 +564,10 @@ async fn missing_tag_and_registry_down_are_reported_and_others_go_on() {
         text.contains(&format!("tag nope of app does not exist on {}", reg.host())),
         "{text}"
     );
-    assert!(text.contains("is unreachable"), "{text}");
+    assert!(
+        text.contains(&format!("{down}: registry 127.0.0.1:")) && text.contains("is unreachable"),
+        "the unreachable registry's error names the image: {text}"
+    );
     assert!(text.contains("update Deployment/good images app"), "{text}");
     assert_eq!(
         image_of(&live(&client, "Deployment", "missing").await, APP_IMAGE),

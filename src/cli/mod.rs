@@ -130,7 +130,8 @@ pub struct GlobalArgs {
     /// The name of the cluster kubesync syncs, for ApplicationSet generators:
     /// the `clusters` generator's one cluster (default `in-cluster`, as in
     /// Argo CD) and `clusterNamespaceDirectories` (git-sync-operator's
-    /// `$CLUSTER_NAME/$namespace` directories).
+    /// `$CLUSTER_NAME/$namespace` directories); `kubesync run` also starts
+    /// the S3 version file's key with it (`--s3-bucket`).
     #[arg(long, global = true, env = "CLUSTER_NAME", value_name = "NAME")]
     pub cluster_name: Option<String>,
 
@@ -261,7 +262,7 @@ pub enum Command {
     ///   kubesync run --emulator --root bootstrap/root.yaml --listen 127.0.0.1:8080
     ///   kubesync run --repo https://git.example.com/org/config.git --revision branch:main
     #[command(verbatim_doc_comment)]
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
 }
 
 /// Parses the command line, runs the command and returns the exit code.
@@ -395,5 +396,35 @@ mod tests {
         assert!(!colour(true, Some(OsStr::new("1"))));
         assert!(!colour(false, None));
         assert!(!colour(false, Some(OsStr::new("1"))));
+    }
+
+    /// Every command's flags are consistent (unique ids and names): clap
+    /// only checks this when a command is built, so check them all here.
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        // `run` has one --cluster-name (the generators' and the S3 key's).
+        let run = Cli::try_parse_from([
+            "kubesync",
+            "run",
+            "--cluster-name",
+            "prod-eu",
+            "--s3-bucket",
+            "versions",
+            "--notify-webhook",
+            "https://ci.example.com/h",
+            "--notify-webhook-secret-file",
+            "/etc/kubesync/notify/secret",
+            "--webhook-secret-file",
+            "/etc/kubesync/webhook/secret",
+        ])
+        .expect("run's flags parse");
+        assert_eq!(run.global.cluster_name.as_deref(), Some("prod-eu"));
+        let Command::Run(args) = run.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.notify.s3_bucket.as_deref(), Some("versions"));
+        assert!(args.notify.webhook_secret_file.is_some() && args.webhook_secret_file.is_some());
     }
 }

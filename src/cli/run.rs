@@ -58,6 +58,10 @@ pub struct RunArgs {
     /// with neither, every webhook is refused).
     #[arg(long, value_name = "PATH")]
     pub webhook_secret_file: Option<PathBuf>,
+    /// Completion signals: --notify-webhook, --s3-bucket, AWS_* (the
+    /// cluster's name in the S3 key is the global --cluster-name).
+    #[command(flatten)]
+    pub notify: crate::notify::NotifyArgs,
     #[command(flatten)]
     pub leader: LeaderElectionArgs,
     #[command(flatten)]
@@ -86,6 +90,17 @@ fn webhook_secret(args: &RunArgs) -> Result<Option<Vec<u8>>, CliError> {
         .ok()
         .filter(|s| !s.is_empty())
         .map(String::into_bytes))
+}
+
+/// The signal settings, the cluster's name being the global one (the
+/// generators' `--cluster-name` / `CLUSTER_NAME`).
+fn notify_config(
+    global: &GlobalArgs,
+    args: &RunArgs,
+) -> Result<crate::notify::NotifyConfig, CliError> {
+    let mut notify = args.notify.clone();
+    notify.cluster_name = global.cluster_name.clone().filter(|s| !s.trim().is_empty());
+    notify.config().map_err(|e| CliError::Usage(e.to_string()))
 }
 
 /// `kubesync run`
@@ -130,6 +145,7 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<Outcome, CliErro
     cfg.listen = Some(args.listen);
     cfg.webhook_secret = webhook_secret(args)?;
     cfg.diff_url_format = args.diff_url_format.clone();
+    cfg.notify = notify_config(global, args)?;
     cfg.sync = args.sync.options(global);
     // The tree-wide ignoreDifferences of --settings, as bootstrap has them.
     cfg.sync.ignore_differences = super::online::load_settings(global)?.ignore_differences;

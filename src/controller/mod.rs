@@ -17,7 +17,13 @@
 //!   with `selfHeal`, else reported OutOfSync without writing;
 //! - `refresh` — the `kubesync.dev/refresh` annotation;
 //! - `server` and `webhook` — the HTTP API and signed push webhooks;
-//! - `state` — the shared in-memory state `/api/v1/apps` shows;
+//! - `state` — the shared in-memory state `/api/v1/apps` shows, and
+//!   `objects` — each app's objects, their health and drift diffs (the
+//!   page's `/apps/NAME`);
+//! - `signals` — after each app's sync (and on health changes between
+//!   syncs): Kubernetes Events, completion signals for CI (webhook, S3
+//!   version file, once per app and revision, the ledger in the
+//!   Application status) and per-file apply counts.
 //! - `seeds` — the seeds' environment-only configurations (KubeSync,
 //!   kube-applier, git-sync-operator) and the roots their layouts stand for.
 //!
@@ -29,6 +35,7 @@
 //! (a Lease) lives elsewhere and only has to feed that receiver.
 
 mod changes;
+mod objects;
 mod page;
 mod poller;
 mod refresh;
@@ -37,6 +44,7 @@ mod scheduler;
 pub mod seeds;
 mod selfheal;
 mod server;
+mod signals;
 mod state;
 mod webhook;
 mod workspace;
@@ -98,6 +106,11 @@ pub struct ControllerConfig {
     pub generators: crate::tree::appset::GeneratorEnv,
     /// A seed's layout standing for the root manifest (no `--root` given).
     pub seed_root: Option<seeds::SeedRoot>,
+    /// Completion signals (webhook, S3 version file); apps may add their
+    /// own webhook by annotation even when this names none.
+    pub notify: crate::notify::NotifyConfig,
+    /// This replica's name on the Events it records (the pod's name).
+    pub instance: String,
 }
 
 impl ControllerConfig {
@@ -117,8 +130,19 @@ impl ControllerConfig {
             diff_url_format: None,
             generators: Default::default(),
             seed_root: None,
+            notify: crate::notify::NotifyConfig::default(),
+            instance: default_instance(),
         }
     }
+}
+
+/// The replica's name: `POD_NAME` (the chart sets it from the downward
+/// API), else `HOSTNAME` (a pod's name too), else `kubesync`.
+pub fn default_instance() -> String {
+    ["POD_NAME", "HOSTNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+        .unwrap_or_else(|| "kubesync".to_string())
 }
 
 /// Why the controller could not start.

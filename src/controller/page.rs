@@ -5,10 +5,14 @@
 
 use std::sync::Arc;
 
+use super::objects::ObjectEntry;
 use super::scheduler::Pending;
 use super::state::{AppView, SharedState, Snapshot, TreeRunView};
+use crate::diff::SyncStatus;
 use crate::model::AppName;
-use crate::page::{AppPageView, AppRow, Outcome, PageSource, PageView, RunKind, RunView, Trigger};
+use crate::page::{
+    AppPageView, AppRow, ObjectRow, Outcome, PageSource, PageView, RunKind, RunView, Trigger,
+};
 
 /// The page's source: the controller's state, what it follows, and
 /// kube-applier's `DIFF_URL_FORMAT` for commit links.
@@ -74,6 +78,55 @@ fn run(r: &TreeRunView) -> RunView {
     }
 }
 
+/// One object's row: its state, and what kubesync last did to it and when.
+fn object_row(e: &ObjectEntry) -> ObjectRow {
+    let mut message = Vec::new();
+    if let Some(a) = e.action {
+        match e.changed {
+            Some(t) => message.push(format!(
+                "{a}; last written {}",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )),
+            None => message.push(a.to_string()),
+        }
+    }
+    if !e.health_message.is_empty() {
+        message.push(e.health_message.to_string());
+    }
+    ObjectRow {
+        kind: e.kind_label(),
+        namespace: e.namespace.as_deref().map(str::to_string),
+        name: e.name.to_string(),
+        sync: e.sync,
+        health: e.health,
+        message: message.join(" · "),
+    }
+}
+
+/// The current diff of an app: its OutOfSync objects' (empty: none).
+fn object_diff(objects: &[ObjectEntry]) -> String {
+    let mut out = String::new();
+    for e in objects
+        .iter()
+        .filter(|e| e.sync == Some(SyncStatus::OutOfSync))
+    {
+        let ns = e
+            .namespace
+            .as_deref()
+            .map(|n| format!("{n}/"))
+            .unwrap_or_default();
+        out.push_str(&format!("# {} {ns}{}\n", e.kind_label(), e.name));
+        match &e.diff {
+            Some(d) => out.push_str(d),
+            None => out.push_str("# (differs from git; run `kubesync diff` for the full diff)\n"),
+        }
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// The index page's view of a snapshot (pure).
 pub fn page_view(snap: &Snapshot, source: &str, diff_url_format: Option<&str>) -> PageView {
     // A tree that cannot be loaded is the first error of the last run.
@@ -118,14 +171,14 @@ impl PageSource for ControllerPage {
     }
 
     fn app(&self, name: &str) -> Option<AppPageView> {
-        let view = AppName::new(name).ok().and_then(|n| self.state.app(&n))?;
+        let name = AppName::new(name).ok()?;
+        let view = self.state.app(&name)?;
+        let objects = self.state.objects.of(&name);
         Some(AppPageView {
             app: row(&view),
             diff_url_format: self.diff_url_format.clone(),
-            // The controller keeps no per-object state in memory yet: the
-            // page shows the app's state; `kubesync diff APP` shows objects.
-            objects: Vec::new(),
-            diff: None,
+            diff: objects.as_deref().map(object_diff),
+            objects: objects.unwrap_or_default().iter().map(object_row).collect(),
         })
     }
 

@@ -18,6 +18,7 @@ use super::poller::{self, PollOutcome, PollTarget};
 use super::refresh;
 use super::scheduler::{backoff, jittered, Pending, Retries};
 use super::selfheal::{Desired, Watches};
+use super::signals::Signals;
 use super::state::SharedState;
 use super::workspace::{Loaded, Workspace};
 use super::ControllerConfig;
@@ -52,6 +53,8 @@ pub(super) struct Runner {
     leader_gone: bool,
     /// Work queued while not leading, done once leading.
     parked: Pending,
+    /// Events, completion signals and file metrics of each app's sync.
+    signals: Arc<Signals>,
 }
 
 impl Runner {
@@ -65,7 +68,15 @@ impl Runner {
         targets: Arc<RwLock<Vec<PollTarget>>>,
     ) -> Self {
         let now = Instant::now();
+        let signals = Arc::new(Signals::new(
+            client.clone(),
+            state.metrics.clone(),
+            cfg.notify.clone(),
+            &cfg.instance,
+            cfg.sync.write_status && !cfg.sync.dry_run,
+        ));
         Runner {
+            signals,
             next_full: now + cfg.full_run_interval,
             watches: Watches::new(client.clone(), state.clone()),
             cfg,
@@ -130,6 +141,7 @@ impl Runner {
                     Err(_) => self.leader_gone = true,
                     Ok(()) if *self.leader.borrow() => {
                         tracing::info!("leading: a full run follows");
+                        self.signals.forget();
                         let parked = self.parked.take();
                         self.state.trigger(parked);
                         self.state.trigger(Pending { full: true, ..Pending::default() });
@@ -142,6 +154,13 @@ impl Runner {
 
     /// One pass: poll what is due, load on a new commit, run what is queued.
     async fn step(&mut self) {
+        let health = self.state.take_health_changes();
+        if !health.is_empty() && self.is_leader() {
+            let leader = self.leader.clone();
+            self.signals
+                .health_changed(&self.state, health, || *leader.borrow())
+                .await;
+        }
         let now = Instant::now();
         let mut work = self.state.take_pending();
         if now >= self.next_poll {
@@ -449,6 +468,8 @@ impl Runner {
         let progress = StateProgress {
             state: self.state.clone(),
             trigger: trigger.clone(),
+            signals: self.signals.clone(),
+            current: current.clone(),
         };
         // The engine's future is not `Send` (it borrows the tree across
         // awaits in ways the compiler cannot prove), so it runs on a
@@ -504,6 +525,7 @@ impl Runner {
             }
         };
         let Some(report) = report else {
+            self.signals.forget();
             // Redo it when leading again.
             self.parked.merge(Pending {
                 full: work.full,
@@ -514,6 +536,10 @@ impl Runner {
             return;
         };
         self.state.run_finished(&report.apps, run_started.elapsed());
+        let leader = self.leader.clone();
+        self.signals
+            .after_run(&current.loaded.tree, || *leader.borrow())
+            .await;
         let now = Instant::now();
         let stopping = *self.shutdown.borrow();
         let mut any_success = false;
@@ -576,19 +602,29 @@ async fn leadership_lost(leader: &mut watch::Receiver<bool>) {
     }
 }
 
-/// Feeds the engine's progress into the shared state.
+/// Feeds the engine's progress into the shared state and the signals.
 struct StateProgress {
     state: Arc<SharedState>,
     trigger: String,
+    signals: Arc<Signals>,
+    current: Arc<Current>,
 }
 
 impl Progress for StateProgress {
     fn started(&self, app: &AppName) {
         self.state.started(std::slice::from_ref(app), &self.trigger);
+        if let Some(node) = self.current.loaded.tree.get(app) {
+            self.signals.started(app, &node.revision_label());
+        }
     }
 
     fn finished(&self, report: &AppReport) {
+        self.finished_with(report, None);
+    }
+
+    fn finished_with(&self, report: &AppReport, previous: Option<Option<&serde_json::Value>>) {
         self.state.finished(report);
+        self.signals.finished(report, previous);
     }
 }
 

@@ -9,6 +9,10 @@
 //! `selfHeal` (the engine writes only objects that differ, so nothing else
 //! is touched) and otherwise reports it OutOfSync without writing. Objects
 //! marked `kubesync.dev/sync: off` — in git or live — are never drift.
+//! The same watches keep each object's health on the app's page
+//! (`objects`), and an object whose health crosses Degraded between syncs
+//! has its app's health re-checked by the loop (no sync: the Application
+//! status, Events and signals follow from the objects' health).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -86,6 +90,12 @@ impl Desired {
             }
         }
         d
+    }
+
+    /// The object git renders for live object `obj`, when the tree wants it.
+    pub fn wanted(&self, obj: &Value) -> Option<&Value> {
+        let r = ObjectRef::from_object(obj).ok()?;
+        self.lookup(&r).map(|e| &e.object)
     }
 
     pub fn kinds(&self) -> &BTreeSet<(String, String, String)> {
@@ -235,7 +245,12 @@ async fn watch_kind(
             }
         };
         let mut version = match client.list_resolved(&resolved, None, APP_LABEL).await {
-            Ok((_, v)) => v,
+            Ok((items, v)) => {
+                for o in &items {
+                    health_changed(&state, state.objects.observed(o, false));
+                }
+                v
+            }
             Err(e) => {
                 tracing::debug!(kind = %gvk.kind, "self-heal: cannot list: {e}");
                 tokio::time::sleep(RETRY).await;
@@ -261,6 +276,7 @@ async fn watch_kind(
                     Ok(WatchEvent::Modified(o)) => (Event::Modified, o),
                     Ok(WatchEvent::Deleted(o)) => (Event::Deleted, o),
                     Ok(WatchEvent::Added(o)) => {
+                        health_changed(&state, state.objects.observed(&o, false));
                         if let Some(v) = resource_version(&o) {
                             version = v;
                         }
@@ -279,9 +295,18 @@ async fn watch_kind(
                 if let Some(v) = resource_version(&obj) {
                     version = v;
                 }
+                health_changed(
+                    &state,
+                    state.objects.observed(&obj, event == Event::Deleted),
+                );
                 let d = desired.read().clone();
                 if let Some((app, what)) = classify(event, &obj, &d, &manager) {
                     tracing::info!(app = %app, "drift: {what}");
+                    if let (Some(git), Ok(r)) = (d.wanted(&obj), ObjectRef::from_object(&obj)) {
+                        let live = (event == Event::Modified).then_some(&obj);
+                        let diff = super::objects::drift_diff(git, live);
+                        state.objects.drifted(&app, &r, diff);
+                    }
                     let mut p = Pending::default();
                     p.drift.insert(app, what);
                     state.trigger(p);
@@ -289,6 +314,15 @@ async fn watch_kind(
             }
             // The watch timed out normally: renew it from where it was.
         }
+    }
+}
+
+/// An object's health crossed the Degraded line between syncs: the loop
+/// re-aggregates the app's health, so its status, Events
+/// (`HealthDegraded`) and signals (`on-health-degraded`) follow it.
+fn health_changed(state: &SharedState, app: Option<AppName>) {
+    if let Some(app) = app {
+        state.health_changed(app);
     }
 }
 

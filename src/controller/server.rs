@@ -27,6 +27,7 @@ use super::poller::{matching, PollTarget};
 use super::scheduler::Pending;
 use super::state::SharedState;
 use super::webhook::{self, WebhookError};
+use crate::metrics::{WebhookOutcome, WebhookProvider};
 use crate::model::AppName;
 
 /// What the handlers need.
@@ -99,13 +100,35 @@ async fn force_run(State(api): State<Api>) -> Response {
     (StatusCode::ACCEPTED, Json(json!({"queued": "fullRun"}))).into_response()
 }
 
+/// Who sent a webhook, by the header it signed with (for `/metrics`, also
+/// when the signature is refused). Gitea and Gogs sign as GitHub does.
+fn provider_of(headers: &HeaderMap) -> WebhookProvider {
+    if headers.contains_key(webhook::GITHUB_SIGNATURE) {
+        if headers.contains_key("x-gitea-event") {
+            WebhookProvider::Gitea
+        } else {
+            WebhookProvider::GitHub
+        }
+    } else if headers.contains_key(webhook::GITLAB_TOKEN) {
+        WebhookProvider::GitLab
+    } else {
+        WebhookProvider::Generic
+    }
+}
+
 async fn webhook(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
     let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
     let verified = webhook::verify(header, &body, api.secret.as_deref().map(Vec::as_slice))
         .and_then(|provider| Ok((provider, webhook::push_repositories(&body)?)));
+    let count = |outcome| {
+        api.state
+            .metrics
+            .webhook_delivery(provider_of(&headers), outcome)
+    };
     let (provider, urls) = match verified {
         Ok(v) => v,
         Err(e @ WebhookError::Unauthorized(_)) => {
+            count(WebhookOutcome::Unauthorized);
             tracing::warn!("webhook refused: {e}");
             return (
                 StatusCode::UNAUTHORIZED,
@@ -114,6 +137,7 @@ async fn webhook(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Res
                 .into_response();
         }
         Err(e @ WebhookError::Malformed(_)) => {
+            count(WebhookOutcome::Invalid);
             return (
                 StatusCode::BAD_REQUEST,
                 Json(json!({"error": e.to_string()})),
@@ -124,6 +148,11 @@ async fn webhook(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Res
     let keys = matching(&api.targets.read(), &urls);
     tracing::info!(?provider, repositories = ?urls, matched = keys.len(), "webhook");
     let polled: Vec<String> = keys.iter().cloned().collect();
+    count(if keys.is_empty() {
+        WebhookOutcome::Ignored
+    } else {
+        WebhookOutcome::Accepted
+    });
     if !keys.is_empty() {
         api.state.trigger(Pending {
             poll_repos: keys,

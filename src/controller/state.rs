@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use super::objects::ObjectStore;
 use super::scheduler::Pending;
 use crate::diff::SyncStatus;
 use crate::health::Health;
@@ -140,6 +141,10 @@ pub struct SharedState {
     leader: AtomicBool,
     /// `/metrics`: updated as runs, syncs, polls and drift happen.
     pub metrics: Arc<Metrics>,
+    /// Each app's objects, for its page (see `objects`).
+    pub objects: ObjectStore,
+    /// Apps whose objects' health crossed Degraded since the loop looked.
+    health_changes: Mutex<std::collections::BTreeSet<AppName>>,
 }
 
 impl SharedState {
@@ -153,6 +158,25 @@ impl SharedState {
     /// to pick out what can be done now; the rest waits for its turn).
     pub fn requeue(&self, work: Pending) {
         self.pending.lock().merge(work);
+    }
+
+    /// An object of `app` became Degraded or stopped being it (a watch
+    /// saw it): the loop re-checks the app's health.
+    pub fn health_changed(&self, app: AppName) {
+        self.health_changes.lock().insert(app);
+        self.wake.notify_one();
+    }
+
+    pub fn take_health_changes(&self) -> std::collections::BTreeSet<AppName> {
+        std::mem::take(&mut *self.health_changes.lock())
+    }
+
+    /// The app's health, seen between syncs.
+    pub fn set_app_health(&self, app: &AppName, health: &crate::health::HealthStatus) {
+        if let Some(v) = self.inner.lock().apps.get_mut(app) {
+            v.health = Some(health.health);
+            v.health_message = health.message.clone();
+        }
     }
 
     /// Takes the queued work.
@@ -211,6 +235,7 @@ impl SharedState {
             self.metrics.app_removed(gone.as_str());
         }
         inner.apps = next;
+        self.objects.retain(|a| inner.apps.contains_key(a));
     }
 
     /// A run of the whole tree (or of the apps a trigger named) starts.
@@ -321,6 +346,7 @@ impl SharedState {
             _ => Vec::new(),
         };
         self.metrics.app_synced(report);
+        self.objects.synced(report);
         if !matches!(report.outcome, AppOutcome::Blocked { .. }) && report.revision != "-" {
             v.applied_revision = Some(report.revision.clone());
         }

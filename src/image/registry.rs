@@ -105,6 +105,22 @@ pub enum RegistryError {
     Tls(String),
 }
 
+impl RegistryError {
+    /// The message for a failure resolving `image`: errors about the
+    /// registry as a whole (unreachable, token server, TLS) do not name the
+    /// image, so it is put in front of them.
+    pub fn for_image(&self, image: &str) -> String {
+        match self {
+            RegistryError::Unreachable { .. }
+            | RegistryError::Token { .. }
+            | RegistryError::Tls(_) => {
+                format!("{image}: {self}")
+            }
+            _ => self.to_string(),
+        }
+    }
+}
+
 /// Requests sent to registries (answered or not).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -691,5 +707,26 @@ mod tests {
         ] {
             assert!(!is_loopback(h), "{h}");
         }
+    }
+
+    #[test]
+    fn registry_wide_errors_name_the_image() {
+        let down = RegistryError::Unreachable {
+            host: "reg:5000".into(),
+            message: "connection refused".into(),
+        };
+        assert_eq!(
+            down.for_image("reg:5000/app:v1"),
+            "reg:5000/app:v1: registry reg:5000 is unreachable: connection refused"
+        );
+        let missing = RegistryError::NotFound {
+            host: "reg:5000".into(),
+            repository: "app".into(),
+            tag: "v9".into(),
+        };
+        assert_eq!(
+            missing.for_image("reg:5000/app:v9"),
+            "tag v9 of app does not exist on reg:5000 (404)"
+        );
     }
 }

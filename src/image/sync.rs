@@ -672,7 +672,7 @@ async fn check_container(
     let current = match registry.resolve(&reference, creds.as_ref()).await {
         Ok(d) => d,
         Err(e) => {
-            let mut reason = e.to_string();
+            let mut reason = e.for_image(&c.image);
             if !problems.is_empty() {
                 reason.push_str(&format!(" ({})", problems.join("; ")));
             }

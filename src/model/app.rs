@@ -697,6 +697,16 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
+    /// `spec`, which every Application and ApplicationSet must have as a
+    /// mapping.
+    pub fn spec<'v>(&self, obj: &'v Value) -> Result<&'v Value, ModelError> {
+        match obj.get("spec") {
+            Some(s @ Value::Object(_)) => Ok(s),
+            None | Some(Value::Null) => Err(self.err("spec", "is required")),
+            Some(other) => Err(self.err("spec", wrong_type("a mapping", other))),
+        }
+    }
+
     /// `metadata.name`, which must be a string (YAML `name: 12345` is a
     /// number, and Kubernetes would refuse it), and a valid [`AppName`].
     pub fn name(&self, obj: &Value) -> Result<AppName, ModelError> {
@@ -806,11 +816,7 @@ pub(super) fn wrong_type(expected: &str, found: &Value) -> String {
 fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
     ctx.metadata(obj)?;
     let name = ctx.name(obj)?;
-    let spec = match obj.get("spec") {
-        Some(Value::Object(_)) => obj.get("spec").unwrap_or(&Value::Null),
-        Some(other) => return Err(ctx.err("spec", wrong_type("a mapping", other))),
-        None => return Err(ctx.err("spec", "is required")),
-    };
+    let spec = ctx.spec(obj)?;
     if let Some(m) = spec.as_object() {
         ctx.only_known(
             m,

@@ -79,16 +79,8 @@ pub fn is_application_set(obj: &Value) -> bool {
 pub(super) fn parse(obj: &Value, ctx: &Ctx, generates: Flavor) -> Result<Application, ModelError> {
     ctx.metadata(obj)?;
     let name = ctx.name(obj)?;
-    let spec = match obj.get("spec") {
-        Some(s @ Value::Object(_)) => s,
-        None | Some(Value::Null) => return Err(ctx.err("spec", "is required")),
-        Some(other) => return Err(ctx.err("spec", wrong_type("a mapping", other))),
-    };
-    let annotation = |key: &str| {
-        obj.pointer("/metadata/annotations")
-            .and_then(|a| a.get(key))
-            .and_then(Value::as_str)
-    };
+    let spec = ctx.spec(obj)?;
+    let annotation = |key: &str| super::annotation(obj, key);
     let own_tier = ctx.opt_str(spec, "tier", "spec.tier")?;
     let (asked, field) = match generates {
         Flavor::Kubesync => (own_tier.as_deref(), "spec.tier".to_string()),

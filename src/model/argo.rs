@@ -21,17 +21,9 @@ use super::{
 pub(super) fn parse(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
     ctx.metadata(obj)?;
     let name = ctx.name(obj)?;
-    let spec = match obj.get("spec") {
-        Some(s @ Value::Object(_)) => s,
-        None | Some(Value::Null) => return Err(ctx.err("spec", "is required")),
-        Some(other) => return Err(ctx.err("spec", wrong_type("a mapping", other))),
-    };
+    let spec = ctx.spec(obj)?;
 
-    let annotation = |key: &str| {
-        obj.pointer("/metadata/annotations")
-            .and_then(|a| a.get(key))
-            .and_then(Value::as_str)
-    };
+    let annotation = |key: &str| super::annotation(obj, key);
     let tier = match annotation(TIER_ANNOTATION) {
         None | Some("system") => Tier::System,
         Some("app") => Tier::App,

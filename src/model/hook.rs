@@ -148,11 +148,7 @@ pub enum Role {
     Excluded(Excluded),
 }
 
-fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    obj.pointer("/metadata/annotations")
-        .and_then(|a| a.get(key))
-        .and_then(Value::as_str)
-}
+use super::annotation;
 
 /// The comma-separated values of an annotation, trimmed, empty ones dropped.
 fn csv<'a>(obj: &'a Value, key: &str) -> Vec<&'a str> {

@@ -31,8 +31,8 @@ pub use error::ModelError;
 pub use ignore::IgnoreRule;
 pub use names::{validate_dns1123_label, validate_dns1123_subdomain, AppName};
 pub use object::{
-    check_metadata, identity, split_api_version, type_name, Manifest, ObjectError, ObjectOrigin,
-    ObjectRef,
+    annotation, check_metadata, identity, split_api_version, type_name, Manifest, ObjectError,
+    ObjectOrigin, ObjectRef,
 };
 pub use project::{is_app_project, Project, DEFAULT_PROJECT};
 pub use revision::RevisionSpec;

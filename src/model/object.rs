@@ -353,11 +353,16 @@ impl Manifest {
 
     /// An annotation's value, if set to a string.
     pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.object
-            .pointer("/metadata/annotations")
-            .and_then(|a| a.get(key))
-            .and_then(Value::as_str)
+        annotation(&self.object, key)
     }
+}
+
+/// The value of one annotation of any object (rendered, live or an
+/// Application), if it is set to a string.
+pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.pointer("/metadata/annotations")
+        .and_then(|a| a.get(key))
+        .and_then(Value::as_str)
 }
 
 #[cfg(test)]

@@ -57,11 +57,7 @@ impl Default for ObjectOptions {
     }
 }
 
-fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    obj.pointer("/metadata/annotations")
-        .and_then(|a| a.get(key))
-        .and_then(Value::as_str)
-}
+use super::annotation;
 
 /// The options an object's annotations set; an error names the option
 /// kubesync does not know.

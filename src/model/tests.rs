@@ -182,6 +182,19 @@ fn kubesync_errors_name_file_app_and_field() {
             "apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata: {}\nspec: {source: {path: x}}\n",
             "apps/web.yaml: metadata.name: is required",
         ),
+        // `spec: null` reads the same for every kind of Application.
+        (
+            "apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata: {name: web}\nspec: null\n",
+            "apps/web.yaml: application \"web\": spec: is required",
+        ),
+        (
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web}\nspec: null\n",
+            "apps/web.yaml: application \"web\": spec: is required",
+        ),
+        (
+            "apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata: {name: web}\nspec: [a]\n",
+            "apps/web.yaml: application \"web\": spec: must be a mapping, found a sequence",
+        ),
     ];
     for (input, want) in cases {
         let err = parse_yaml(input).unwrap_err();

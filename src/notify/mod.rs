@@ -57,6 +57,7 @@ pub struct NotifyArgs {
     /// Apps can add their own with the `kubesync.dev/notify-webhook`
     /// annotation.
     #[arg(
+        id = "notify_webhook",
         long = "notify-webhook",
         env = "KUBESYNC_NOTIFY_WEBHOOK",
         value_name = "URL"
@@ -66,6 +67,7 @@ pub struct NotifyArgs {
     /// File holding the secret that signs webhook bodies (HMAC-SHA256, in
     /// the `X-Kubesync-Signature: sha256=<hex>` header).
     #[arg(
+        id = "notify_webhook_secret_file",
         long = "notify-webhook-secret-file",
         env = "KUBESYNC_NOTIFY_WEBHOOK_SECRET_FILE",
         value_name = "PATH"
@@ -78,8 +80,11 @@ pub struct NotifyArgs {
     #[arg(long = "s3-bucket", env = "S3_BUCKET", value_name = "BUCKET")]
     pub s3_bucket: Option<String>,
 
-    /// The cluster's name: the first part of the version file's key.
-    #[arg(long = "cluster-name", env = "CLUSTER_NAME", value_name = "NAME")]
+    /// The cluster's name: the first part of the version file's key. Not a
+    /// flag of its own: the command fills it from the global
+    /// `--cluster-name` (`CLUSTER_NAME`), the one the ApplicationSet
+    /// generators read, so one cluster has one name.
+    #[arg(skip)]
     pub cluster_name: Option<String>,
 
     /// S3 endpoint (default `https://s3.REGION.amazonaws.com`; any

@@ -269,8 +269,6 @@ fn notify_args_parse_from_flags_and_env_names() {
         "https://ci.example.com/h",
         "--s3-bucket",
         "b",
-        "--cluster-name",
-        "prod",
         "--aws-endpoint-url",
         "http://127.0.0.1:9000",
         "--aws-region",
@@ -279,6 +277,9 @@ fn notify_args_parse_from_flags_and_env_names() {
     .unwrap();
     assert_eq!(cli.notify.s3_bucket.as_deref(), Some("b"));
     assert_eq!(cli.notify.aws_region, "eu-west-1");
+    // The cluster's name is the global --cluster-name's, not a flag here.
+    assert_eq!(cli.notify.cluster_name, None);
+    assert!(Cli::try_parse_from(["x", "--cluster-name", "prod"]).is_err());
     // The environment names are the AWS SDKs' and git-sync-operator's.
     let help = <Cli as clap::CommandFactory>::command()
         .render_long_help()
@@ -286,7 +287,6 @@ fn notify_args_parse_from_flags_and_env_names() {
     for env in [
         "KUBESYNC_NOTIFY_WEBHOOK",
         "S3_BUCKET",
-        "CLUSTER_NAME",
         "AWS_ENDPOINT_URL",
         "AWS_REGION",
         "AWS_ACCESS_KEY_ID",

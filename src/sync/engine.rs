@@ -93,6 +93,14 @@ const NAMESPACED_CACHE_LIMIT: usize = 4;
 pub trait Progress: Send + Sync {
     fn started(&self, _app: &AppName) {}
     fn finished(&self, _report: &AppReport) {}
+    /// [`Progress::finished`] with the app's Application object as this
+    /// sync found it: `Some(None)` when there was none, `None` when it was
+    /// not read (no status, a dry run, a sync that failed before reading
+    /// it) — what the controller's events and completion signals compare
+    /// the outcome with.
+    fn finished_with(&self, report: &AppReport, _previous: Option<Option<&Value>>) {
+        self.finished(report)
+    }
 }
 
 /// A [`Progress`] that shows nothing.
@@ -250,7 +258,8 @@ impl Run<'_> {
                 break;
             };
             let ok = report.lets_dependents_start(self.opts.dry_run);
-            self.progress.finished(&report);
+            self.progress
+                .finished_with(&report, write.as_ref().map(|w| w.previous.as_ref()));
             if let Some(StatusWrite {
                 inventory,
                 previous,

@@ -171,12 +171,7 @@ fn ignores_extraneous(live: &Value) -> bool {
     object_options(live).is_ok_and(|o| o.ignore_extraneous)
 }
 
-/// The value of one annotation of a live object.
-pub(super) fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    obj.pointer("/metadata/annotations")
-        .and_then(|a| a.get(key))
-        .and_then(Value::as_str)
-}
+pub(super) use crate::model::annotation;
 
 /// Annotation that lets kubesync prune a Namespace or CRD.
 pub const PRUNE_ANNOTATION: &str = "kubesync.dev/prune";
