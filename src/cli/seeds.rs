@@ -142,7 +142,7 @@ mod tests {
             panic!("not run")
         };
         args.explicit = Explicit::from_matches(&matches, matches.subcommand().unwrap().1);
-        args
+        *args
     }
 
     fn kube_applier() -> SeedSettings {
