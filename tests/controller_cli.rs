@@ -198,3 +198,33 @@ fn an_unreadable_webhook_secret_is_a_usage_error() {
         text(&out)
     );
 }
+
+#[test]
+fn run_reads_the_settings_file_as_bootstrap_does() {
+    let repo = GitRepo::new();
+    repo.commit("first");
+    let bad = repo.path().join("settings.yaml");
+    std::fs::write(
+        &bad,
+        "ignoreDifferences: [{kind: ConfigMap, jsonPointers: 7}]\n",
+    )
+    .unwrap();
+    // Spawned, not `output()`: a `run` that ignored --settings would run
+    // on instead of exiting, and the test fails after its deadline.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubesync"))
+        .args(["run", "--emulator", "--listen", "127.0.0.1:0", "--settings"])
+        .arg(&bad)
+        .arg("--root")
+        .arg(repo.repo.root())
+        .env_remove("KUBECONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    let status = exit_within(&mut child, Duration::from_secs(30));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+        .expect("stderr");
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("settings.yaml"), "{err}");
+}

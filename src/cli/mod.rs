@@ -11,6 +11,7 @@ mod online;
 mod output;
 mod progress;
 mod run;
+mod seeds;
 mod stdio;
 
 use std::path::PathBuf;
@@ -274,7 +275,13 @@ pub enum Command {
 
 /// Parses the command line, runs the command and returns the exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let mut cli =
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // `run` lets a seed's environment fill in only what was not given.
+    if let (Command::Run(args), Some(("run", sub))) = (&mut cli.command, matches.subcommand()) {
+        args.explicit = seeds::Explicit::from_matches(&matches, sub);
+    }
     init_logging(cli.global.verbose);
     let outcome = match run(&cli) {
         Ok(outcome) => outcome,

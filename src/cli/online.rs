@@ -48,6 +48,9 @@ pub struct ClusterArgs {
     /// honoured regardless. 0: no limit. Never applied to --emulator.
     #[arg(long, env = "KUBESYNC_QPS", value_name = "N", default_value_t = crate::cluster::DEFAULT_QPS)]
     pub qps: f64,
+    /// Named in the User-Agent (`run`: the leader-election identity).
+    #[arg(skip)]
+    pub agent: Option<String>,
 }
 
 /// How a sync behaves.
@@ -100,6 +103,7 @@ pub(super) async fn connect(args: &ClusterArgs) -> Result<ClusterClient, CliErro
         emulator: args.emulator,
         force_conflicts: !args.no_force,
         qps: args.qps,
+        agent: args.agent.clone(),
         ..ClusterOptions::default()
     };
     let client = ClusterClient::connect(opts)
@@ -357,7 +361,9 @@ fn note_retries(client: &ClusterClient, verbose: u8) {
 
 /// The settings file named by `--settings` (none: defaults); an invalid one
 /// is a configuration error, before the cluster is contacted.
-fn load_settings(global: &GlobalArgs) -> Result<crate::model::settings::Settings, CliError> {
+pub(super) fn load_settings(
+    global: &GlobalArgs,
+) -> Result<crate::model::settings::Settings, CliError> {
     match &global.settings {
         Some(path) => Ok(crate::model::settings::Settings::load(path)?),
         None => Ok(crate::model::settings::Settings::default()),

@@ -68,6 +68,10 @@ pub struct RunArgs {
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub sync: SyncArgs,
+    /// Which settings were given rather than defaulted (filled in by
+    /// `cli::main`), so a seed's environment fills in only the others.
+    #[arg(skip)]
+    pub explicit: super::seeds::Explicit,
 }
 
 fn webhook_secret(args: &RunArgs) -> Result<Option<Vec<u8>>, CliError> {
@@ -101,16 +105,38 @@ fn notify_config(
 
 /// `kubesync run`
 pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<Outcome, CliError> {
-    let root = match &args.repo {
-        Some(url) => RootSource::Repo {
+    // A seed's environment (KubeSync's REPO, kube-applier's REPO_PATH,
+    // git-sync-operator's CONFIG_REPO) fills in what the flags leave unset.
+    let (args, seed) = super::seeds::resolve(args)?;
+    let args = &args;
+    let (seed_root, seed_dir) = match seed {
+        Some(s) => (Some(s.root), s.dir),
+        None => (None, None),
+    };
+    let root = match (&args.repo, &seed_root, seed_dir) {
+        // The seed's layout at the repository's root.
+        (Some(url), Some(_), _) => RootSource::Repo {
+            url: url.clone(),
+            path: ".".into(),
+        },
+        (Some(url), None, _) => RootSource::Repo {
             url: url.clone(),
             path: global.root.to_string_lossy().into_owned(),
         },
-        None => RootSource::Local {
+        (None, Some(_), Some(dir)) => RootSource::Local { manifest: dir },
+        (None, Some(seed), None) => {
+            return Err(CliError::Usage(format!(
+                "{} names no repository",
+                seed.describe()
+            )))
+        }
+        (None, None, _) => RootSource::Local {
             manifest: global.root.clone(),
         },
     };
     let mut cfg = ControllerConfig::new(root);
+    cfg.seed_root = seed_root;
+    cfg.generators = global.generator_env()?;
     cfg.revision = args.revision.clone();
     cfg.overrides = global.repo_overrides.clone();
     cfg.cache_dir = global.cache_dir.clone();
@@ -121,6 +147,8 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<Outcome, CliErro
     cfg.diff_url_format = args.diff_url_format.clone();
     cfg.notify = notify_config(global, args)?;
     cfg.sync = args.sync.options(global);
+    // The tree-wide ignoreDifferences of --settings, as bootstrap has them.
+    cfg.sync.ignore_differences = super::online::load_settings(global)?.ignore_differences;
     cfg.parallel = global.parallel.max(1);
     cfg.access = crate::controller::RepoAccess {
         git: Some(crate::source::GitAuth::load(&global.git_auth)?),
@@ -135,7 +163,11 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<Outcome, CliErro
         .leader
         .config()
         .map_err(|e| CliError::Usage(e.to_string()))?;
-    let client = connect(&args.cluster).await?;
+    // Each replica names itself in its requests' User-Agent (audit logs,
+    // the emulator's journal).
+    let mut cluster = args.cluster.clone();
+    cluster.agent = lease.as_ref().map(|l| l.identity.clone());
+    let client = connect(&cluster).await?;
     // Only the leader writes; with --leader-elect=false this replica always
     // is. The Lease lives in kubesync's status namespace, which must exist
     // before the first replica can create it.

@@ -124,13 +124,9 @@ impl ClusterClient {
         config.read_timeout = Some(READ_TIMEOUT);
         config.reset_reader_on_write = true;
         // Requests name kubesync in audit logs and the emulator's journal.
-        config.headers.push((
-            hyper::header::USER_AGENT,
-            hyper::header::HeaderValue::from_static(concat!(
-                "kubesync/",
-                env!("CARGO_PKG_VERSION")
-            )),
-        ));
+        config
+            .headers
+            .push((hyper::header::USER_AGENT, user_agent(opts.agent.as_deref())));
         let client = kube::client::ClientBuilder::try_from(config)
             .map_err(|e| ClusterError::Connect {
                 target: description.clone(),
@@ -1013,5 +1009,40 @@ mod tests {
         );
         let ok = json!({"status": {"conditions": [{"type": "Established", "status": "True"}]}});
         assert!(established(&ok).is_ok());
+    }
+}
+
+/// `kubesync/VERSION`, with `(AGENT)` when given (visible ASCII only; a
+/// value a header cannot carry is left out).
+fn user_agent(agent: Option<&str>) -> hyper::header::HeaderValue {
+    const BASE: &str = concat!("kubesync/", env!("CARGO_PKG_VERSION"));
+    let agent: Option<String> = agent
+        .map(|a| {
+            a.chars()
+                .filter(|c| c.is_ascii_graphic() || *c == ' ')
+                .collect::<String>()
+        })
+        .map(|a| a.replace(['(', ')'], "_"))
+        .filter(|a| !a.trim().is_empty());
+    agent
+        .and_then(|a| hyper::header::HeaderValue::from_str(&format!("{BASE} ({})", a.trim())).ok())
+        .unwrap_or_else(|| hyper::header::HeaderValue::from_static(BASE))
+}
+
+#[cfg(test)]
+mod user_agent_tests {
+    #[test]
+    fn the_agent_is_named_in_the_user_agent() {
+        let base = concat!("kubesync/", env!("CARGO_PKG_VERSION"));
+        assert_eq!(super::user_agent(None), base);
+        assert_eq!(super::user_agent(Some("  ")), base);
+        assert_eq!(
+            super::user_agent(Some("pod-1_42")),
+            format!("{base} (pod-1_42)").as_str()
+        );
+        assert_eq!(
+            super::user_agent(Some("a(b)\nc")),
+            format!("{base} (a_b_c)").as_str()
+        );
     }
 }

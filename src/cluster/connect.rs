@@ -65,6 +65,10 @@ pub struct ClusterOptions {
     pub qps: f64,
     /// Requests allowed at once above the rate.
     pub burst: u32,
+    /// Who is asking, added to the User-Agent (`kubesync/VERSION (AGENT)`)
+    /// so audit logs and the emulator's journal tell replicas apart (`run`
+    /// passes its leader-election identity).
+    pub agent: Option<String>,
 }
 
 impl Default for ClusterOptions {
@@ -79,6 +83,7 @@ impl Default for ClusterOptions {
             retry: RetryPolicy::default(),
             qps: 0.0,
             burst: DEFAULT_BURST,
+            agent: None,
         }
     }
 }

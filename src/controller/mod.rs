@@ -24,6 +24,8 @@
 //!   syncs): Kubernetes Events, completion signals for CI (webhook, S3
 //!   version file, once per app and revision, the ledger in the
 //!   Application status) and per-file apply counts.
+//! - `seeds` — the seeds' environment-only configurations (KubeSync,
+//!   kube-applier, git-sync-operator) and the roots their layouts stand for.
 //!
 //! Leadership is an input: [`Controller::start`] takes an optional
 //! `watch::Receiver<bool>` ("am I the leader"; none = always). While it
@@ -41,6 +43,7 @@ mod refresh;
 mod reuse;
 mod runner;
 mod scheduler;
+pub mod seeds;
 mod selfheal;
 mod server;
 mod signals;
@@ -100,6 +103,11 @@ pub struct ControllerConfig {
     /// kube-applier's `DIFF_URL_FORMAT`: the status page links commits
     /// through it (`%s` is the sha).
     pub diff_url_format: Option<String>,
+    /// What ApplicationSet generators know of the cluster (`--cluster-name`,
+    /// `--cluster-label`, `--managed-namespaces`).
+    pub generators: crate::tree::appset::GeneratorEnv,
+    /// A seed's layout standing for the root manifest (no `--root` given).
+    pub seed_root: Option<seeds::SeedRoot>,
     /// Completion signals (webhook, S3 version file); apps may add their
     /// own webhook by annotation even when this names none.
     pub notify: crate::notify::NotifyConfig,
@@ -122,6 +130,8 @@ impl ControllerConfig {
             parallel: crate::sync::DEFAULT_PARALLEL,
             access: workspace::RepoAccess::default(),
             diff_url_format: None,
+            generators: Default::default(),
+            seed_root: None,
             notify: crate::notify::NotifyConfig::default(),
             instance: default_instance(),
         }
@@ -168,7 +178,9 @@ impl Controller {
             cfg.parallel,
             cfg.access.clone(),
         )
-        .map_err(ControllerError::Setup)?;
+        .map_err(ControllerError::Setup)?
+        .with_generators(cfg.generators.clone())
+        .with_seed(cfg.seed_root.clone());
         let ws = Arc::new(ws);
         let state = Arc::new(SharedState::default());
         let (stop_tx, stop_rx) = watch::channel(false);

@@ -1,7 +1,8 @@
 //! The controller loop: one task that polls, loads, and runs, in that
 //! order, each time it wakes (a timer, a trigger, a leadership change or
 //! shutdown). Work that arrives while a run is in flight merges into the
-//! queue (`Pending`), so at most one more run follows. Only the leader
+//! queue (`Pending`), so at most one more run follows; polls go on during
+//! a run, so a commit landing then is seen at once and queues that run. Only the leader
 //! runs syncs or writes status; a follower polls and keeps its queue.
 
 use std::collections::{BTreeSet, HashMap};
@@ -289,14 +290,81 @@ impl Runner {
         moved
     }
 
+    /// A poll (of every target, or those in `only`: a webhook's) while a
+    /// run is in flight: it records what it sees (the new
+    /// commit shows on `/api/v1/apps` at once) but leaves the known
+    /// fingerprints alone, so the targeted poll it queues for after the run
+    /// sees the move and loads the new commit. However many commits land
+    /// during the run, one more run follows it.
+    async fn poll_during_run(&mut self, only: Option<&BTreeSet<String>>) {
+        let targets: Vec<PollTarget> = self
+            .targets
+            .read()
+            .iter()
+            .filter(|t| only.is_none_or(|o| o.contains(&t.key)))
+            .cloned()
+            .collect();
+        if targets.is_empty() {
+            return;
+        }
+        let sources = self.workspace.probe().clone();
+        let mut known = self.fingerprints.clone();
+        let polled_at = Instant::now();
+        let results =
+            tokio::task::spawn_blocking(move || poller::poll(&sources, &targets, &mut known))
+                .await
+                .unwrap_or_default();
+        let took = polled_at.elapsed();
+        let mut moved = BTreeSet::new();
+        for (t, outcome) in results {
+            let result = match &outcome {
+                PollOutcome::Failed(_) => crate::metrics::PollResult::Failure,
+                _ => crate::metrics::PollResult::Success,
+            };
+            self.state.metrics.git_polled(&t.shown, result, took);
+            match outcome {
+                PollOutcome::Failed(e) => {
+                    tracing::warn!(repo = %t.shown, "poll failed: {e}");
+                    self.state.polled(&t.key, &t.shown, Err(e));
+                }
+                PollOutcome::Moved(fp) => {
+                    tracing::info!(repo = %t.shown, revision = %fp, "new commit during a run: another run follows");
+                    self.state.polled(&t.key, &t.shown, Ok(&fp.0));
+                    moved.insert(t.key);
+                }
+                PollOutcome::Unchanged => {
+                    if let Some(fp) = self.fingerprints.get(&t.key) {
+                        self.state.polled(&t.key, &t.shown, Ok(&fp.0));
+                    }
+                }
+                // A target the tree added: its baseline comes with the next load.
+                PollOutcome::Baseline(_) => {}
+            }
+        }
+        if !moved.is_empty() {
+            // Queued without waking this loop (it is busy with the run; the
+            // queue is looked at as soon as the run ends).
+            self.state.requeue(Pending {
+                poll_repos: moved,
+                ..Pending::default()
+            });
+        }
+    }
+
     /// Loads the tree at the current commits (keeping the renders whose
     /// inputs did not change when `reuse`); returns the apps that changed.
     async fn load(&mut self, reuse: bool) -> Result<BTreeSet<AppName>, String> {
         let ws = self.workspace.clone();
         let old = self.current.clone();
+        let client = self.client.clone();
+        let handle = tokio::runtime::Handle::current();
         let (loaded, digests, changed) = tokio::task::spawn_blocking(move || {
             let previous = old.as_ref().filter(|_| reuse);
-            let loaded = ws.load(previous.map(|c| &c.loaded.inputs))?;
+            let mut loaded = ws.load(previous.map(|c| &c.loaded.inputs))?;
+            // kube-applier's LABEL gates, read again at every load.
+            super::workspace::settle_gates(&mut loaded, || {
+                handle.block_on(super::workspace::namespace_labels(&client))
+            })?;
             let t = Instant::now();
             let sources = loaded.sources.clone();
             let digests = digest_tree_after(
@@ -425,7 +493,7 @@ impl Runner {
         let run_started = Instant::now();
         self.state
             .run_started(work.full, current.loaded.root_commit.as_deref());
-        let report = tokio::task::spawn_blocking(move || {
+        let run = tokio::task::spawn_blocking(move || {
             handle.block_on(async move {
                 let mut leader = leader;
                 let tree = &run_current.loaded.tree;
@@ -440,10 +508,34 @@ impl Runner {
                     }
                 }
             })
-        })
-        .await
-        .ok()
-        .flatten();
+        });
+        // Polls go on while the run is in flight: a commit that lands now
+        // is seen now, and queues (at most) one more run.
+        tokio::pin!(run);
+        let report = loop {
+            let next_poll = self.next_poll;
+            tokio::select! {
+                r = &mut run => break r.ok().flatten(),
+                _ = tokio::time::sleep_until(next_poll.into()) => {
+                    self.next_poll =
+                        Instant::now() + jittered(self.cfg.poll_interval, rand::random::<f64>());
+                    self.poll_during_run(None).await;
+                }
+                // A webhook's poll is done now too; everything else queued
+                // waits for the run to end.
+                _ = self.state.woken() => {
+                    let mut queued = self.state.take_pending();
+                    let all = std::mem::take(&mut queued.poll_all);
+                    let repos = std::mem::take(&mut queued.poll_repos);
+                    self.state.requeue(queued);
+                    if all {
+                        self.poll_during_run(None).await;
+                    } else if !repos.is_empty() {
+                        self.poll_during_run(Some(&repos)).await;
+                    }
+                }
+            }
+        };
         let Some(report) = report else {
             self.signals.forget();
             // Redo it when leading again.

@@ -181,6 +181,12 @@ impl SharedState {
         self.wake.notify_one();
     }
 
+    /// Puts work back in the queue without waking the loop (it was taken
+    /// to pick out what can be done now; the rest waits for its turn).
+    pub fn requeue(&self, work: Pending) {
+        self.pending.lock().merge(work);
+    }
+
     /// An object of `app` became Degraded or stopped being it (a watch
     /// saw it): the loop re-checks the app's health.
     pub fn health_changed(&self, app: AppName) {

@@ -76,6 +76,11 @@ pub struct Workspace {
     parallel: usize,
     /// For polls and repository keys (no checkout is made through it).
     probe: Arc<Sources>,
+    /// What ApplicationSet generators know of the cluster (`--cluster-name`, …).
+    generators: crate::tree::appset::GeneratorEnv,
+    /// A seed's environment stands for the root manifest (`--root` unset):
+    /// the root's objects are made from the commit, not read from a file.
+    seed: Option<super::seeds::SeedRoot>,
 }
 
 impl Workspace {
@@ -112,7 +117,23 @@ impl Workspace {
             _temp: temp,
             parallel,
             probe,
+            generators: Default::default(),
+            seed: None,
         })
+    }
+
+    /// The generators' view of the cluster, as the one-shot commands have it.
+    pub fn with_generators(mut self, env: crate::tree::appset::GeneratorEnv) -> Self {
+        self.generators = env;
+        self
+    }
+
+    /// A seed's layout instead of a root manifest: the root's path (a
+    /// local directory, or a path inside `--repo`) is the directory the
+    /// seed points at.
+    pub fn with_seed(mut self, seed: Option<super::seeds::SeedRoot>) -> Self {
+        self.seed = seed;
+        self
     }
 
     /// The sources used for polls and repository keys.
@@ -157,9 +178,17 @@ impl Workspace {
         let started = std::time::Instant::now();
         let sources = self.sources()?;
         let (roots, root_commit) = match &self.root {
-            RootSource::Local { manifest } if !sources.root_repo().is_git => {
-                (load_root(manifest).map_err(|e| e.to_string())?, None)
-            }
+            RootSource::Local { manifest } if !sources.root_repo().is_git => match &self.seed {
+                Some(seed) => {
+                    let dir = &sources.root_repo().dir;
+                    let rel = relative_to_repo(manifest, dir)?;
+                    let roots = seed
+                        .roots(dir, &rel.to_string_lossy())
+                        .map_err(|e| e.to_string())?;
+                    (roots, None)
+                }
+                None => (load_root(manifest).map_err(|e| e.to_string())?, None),
+            },
             RootSource::Local { manifest } => {
                 let rel = relative_to_repo(manifest, &sources.root_repo().dir)?;
                 self.load_at(&sources, None, &rel)?
@@ -175,6 +204,7 @@ impl Workspace {
                 parallel: self
                     .parallel
                     .clamp(1, ExpandOptions::default().parallel.max(4)),
+                generators: self.generators.clone(),
                 ..ExpandOptions::default()
             },
             unchanged.as_ref().map(|u| u as &dyn Reuse),
@@ -218,8 +248,12 @@ impl Workspace {
             .checkout(url.map(String::as_str), Some(&spec))
             .map_err(|e| e.to_string())?;
         let sha = co.revision.id().map(str::to_string);
-        let manifest = co.dir.join(rel);
-        let mut roots = load_root(&manifest).map_err(|e| e.to_string())?;
+        let mut roots = match &self.seed {
+            Some(seed) => seed
+                .roots(&co.dir, &rel.to_string_lossy())
+                .map_err(|e| e.to_string())?,
+            None => load_root(&co.dir.join(rel)).map_err(|e| e.to_string())?,
+        };
         for app in &mut roots {
             if app.source.repo_url.is_none() {
                 app.source.repo_url = url.cloned();
@@ -337,4 +371,67 @@ fn relative_to_repo(manifest: &Path, repo_dir: &Path) -> Result<PathBuf, String>
                 repo_dir.display()
             )
         })
+}
+
+/// Namespace labels by namespace name, for `namespaceDirectories` gates.
+pub type NamespaceLabels =
+    std::collections::HashMap<String, std::collections::BTreeMap<String, String>>;
+
+/// Settles the tree's namespace label gates (kube-applier's `LABEL`) with
+/// the cluster's namespace labels, read through `labels` only when a gate
+/// exists: an app whose namespace is not labelled `on` or `dry-run` leaves
+/// the tree for this load, a `dry-run` one is synced without writing. A
+/// failure to read the labels is a tree-level failure (nothing is synced,
+/// so nothing gated off is touched).
+pub fn settle_gates(
+    loaded: &mut Loaded,
+    labels: impl FnOnce() -> Result<NamespaceLabels, String>,
+) -> Result<(), String> {
+    if loaded.tree.namespace_gates().is_empty() {
+        return Ok(());
+    }
+    let labels =
+        labels().map_err(|e| format!("cannot read namespace labels for the label gates: {e}"))?;
+    for (gate, decision) in crate::tree::gate_namespaces(&mut loaded.tree, &labels) {
+        let what = match decision {
+            crate::tree::GateDecision::On => continue,
+            crate::tree::GateDecision::DryRun => "dry-run: synced without writing",
+            crate::tree::GateDecision::Disabled => "not on or dry-run: disabled, not synced",
+        };
+        tracing::info!(app = %gate.app, namespace = %gate.namespace, label = %gate.label, "namespace gate: {what}");
+    }
+    loaded.graph = loaded.tree.graph().map_err(|errs| {
+        errs.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
+    Ok(())
+}
+
+/// Every namespace's labels, as [`settle_gates`] wants them.
+pub async fn namespace_labels(
+    client: &crate::cluster::ClusterClient,
+) -> Result<NamespaceLabels, String> {
+    let gvk = crate::cluster::GroupVersionKind::gvk("", "v1", "Namespace");
+    let list = client
+        .list(&gvk, None, "")
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(list
+        .iter()
+        .filter_map(|ns| {
+            let name = ns.pointer("/metadata/name")?.as_str()?.to_string();
+            let labels = ns
+                .pointer("/metadata/labels")
+                .and_then(serde_json::Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some((name, labels))
+        })
+        .collect())
 }
