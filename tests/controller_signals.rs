@@ -417,16 +417,32 @@ async fn signals_once_per_revision_across_a_restart_events_and_counters() {
     )
     .await;
     assert_eq!(status, 401);
-    let (_, text) = http(addr, "GET", "/metrics", &[], b"").await;
-    let m = parse_metrics(&text);
-    // Every app signals (the root app too): the counter says how many.
-    let posted = seen.lock().len() as f64;
-    assert!(posted >= 2.0);
+    // Every app signals (the root app too): the counter says how many. It
+    // moves once a delivery has returned, a moment after the receiver saw
+    // the POST, so it is given until the deadline to catch up.
     let deployed_sent = [
         ("kind", "webhook"),
         ("trigger", "on-deployed"),
         ("outcome", "sent"),
     ];
+    wait_for(
+        LONG,
+        "the notification counter to count every POST",
+        || async {
+            let (_, text) = http(addr, "GET", "/metrics", &[], b"").await;
+            let posted = seen.lock().len() as f64;
+            metric(
+                &parse_metrics(&text),
+                "kubesync_notifications_total",
+                &deployed_sent,
+            ) == posted
+        },
+    )
+    .await;
+    let (_, text) = http(addr, "GET", "/metrics", &[], b"").await;
+    let m = parse_metrics(&text);
+    let posted = seen.lock().len() as f64;
+    assert!(posted >= 2.0);
     assert_eq!(
         metric(&m, "kubesync_notifications_total", &deployed_sent),
         posted,
@@ -438,8 +454,20 @@ async fn signals_once_per_revision_across_a_restart_events_and_counters() {
             ("trigger", "on-deployed"),
             ("outcome", "sent"),
         ];
-        let files = bucket(moto).await.len() as f64;
-        assert_eq!(metric(&m, "kubesync_notifications_total", &s3_sent), files);
+        wait_for(
+            LONG,
+            "the S3 counter to count every version file",
+            || async {
+                let (_, text) = http(addr, "GET", "/metrics", &[], b"").await;
+                let files = bucket(moto).await.len() as f64;
+                metric(
+                    &parse_metrics(&text),
+                    "kubesync_notifications_total",
+                    &s3_sent,
+                ) == files
+            },
+        )
+        .await;
     }
     let applied = metric(
         &m,
