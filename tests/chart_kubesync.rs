@@ -369,6 +369,19 @@ fn on_the_real_control_plane_the_rbac_allows_the_job_and_nothing_more() {
         })
         .collect();
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": rbac});
+    // A previous run's namespaces may still be terminating (its clean-up
+    // does not wait): a RoleBinding cannot live in one.
+    for ns in ["kschart-a", "kschart-b", "kschart-c"] {
+        kubectl(
+            &[
+                "wait",
+                "--for=delete",
+                &format!("namespace/{ns}"),
+                "--timeout=120s",
+            ],
+            None,
+        );
+    }
     for ns in ["kubesync-system", "kschart-a", "kschart-b", "kschart-c"] {
         let o = kubectl(&["create", "namespace", ns], None);
         let err = String::from_utf8_lossy(&o.stderr);
@@ -488,6 +501,11 @@ fn on_the_real_control_plane_the_rbac_allows_the_job_and_nothing_more() {
             .filter(|(verb, res, ns, _)| can(verb, res, *ns))
             .map(|(verb, res, ns, _)| format!("{verb} {res} in {ns:?}: want refused")),
     );
+    let job = if wrong.is_empty() {
+        kubesync_does_its_job_with_the_token(&admin, &kubectl)
+    } else {
+        Vec::new()
+    };
     // Clean up what the test created (namespaces cascade; cluster objects by name).
     for name in ["kschart-namespaced", "kschart-read", "kschart-image-sync"] {
         kubectl(&["delete", "clusterrole", name, "--ignore-not-found"], None);
@@ -527,6 +545,126 @@ fn on_the_real_control_plane_the_rbac_allows_the_job_and_nothing_more() {
         "RBAC answers differ:\n{}",
         wrong.join("\n")
     );
+    assert!(
+        job.is_empty(),
+        "kubesync with the chart's token:\n{}",
+        job.join("\n")
+    );
+}
+
+/// kubesync itself, holding a token of the chart's ServiceAccount
+/// (namespaced mode): a bootstrap syncs the app in a managed namespace,
+/// and the app aimed at a namespace outside the chart's list fails naming
+/// the object and the refusal, while the other goes on. Returns what went
+/// wrong.
+fn kubesync_does_its_job_with_the_token(
+    admin: &str,
+    kubectl: &dyn Fn(&[&str], Option<&str>) -> std::process::Output,
+) -> Vec<String> {
+    let out = |o: std::process::Output| String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let token = out(kubectl(
+        &[
+            "-n",
+            "kubesync-system",
+            "create",
+            "token",
+            "kschart",
+            "--duration=10m",
+        ],
+        None,
+    ));
+    let server = out(kubectl(
+        &[
+            "config",
+            "view",
+            "--raw",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ],
+        None,
+    ));
+    let ca = out(kubectl(
+        &[
+            "config",
+            "view",
+            "--raw",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+        ],
+        None,
+    ));
+    assert!(
+        !token.is_empty() && !server.is_empty() && !ca.is_empty(),
+        "token, server and CA of {admin}"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("sa.kubeconfig");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: '{server}', certificate-authority-data: '{ca}'}}}}]\nusers: [{{name: sa, user: {{token: '{token}'}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: sa}}}}]\ncurrent-context: c\n"
+        ),
+    )
+    .expect("write kubeconfig");
+    let repo = sync_support::Repo::new();
+    repo.app("kschart-web", "  destination: {namespace: kschart-a}\n");
+    repo.write(
+        "objects/kschart-web/cm.yaml",
+        &sync_support::configmap("web-settings", "mode: on-call"),
+    );
+    repo.app("kschart-stray", "  destination: {namespace: kschart-c}\n");
+    repo.write(
+        "objects/kschart-stray/cm.yaml",
+        &sync_support::configmap("stray", "k: v"),
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_kubesync"))
+        .args(["bootstrap", "--root"])
+        .arg(repo.root())
+        .arg("--kubeconfig")
+        .arg(&config)
+        .args(["--timeout", "60s"])
+        .env("PATH", path_with_helm())
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("run kubesync");
+    let said = text(&o);
+    eprintln!("kubesync bootstrap with the chart's token:\n{said}");
+    let mut wrong = Vec::new();
+    if o.status.success() {
+        wrong.push(format!(
+            "the bootstrap succeeded though kschart-c is not managed:\n{said}"
+        ));
+    }
+    if !(said.contains("kschart-c")
+        && said.contains("stray")
+        && said.to_lowercase().contains("forbidden"))
+    {
+        wrong.push(format!(
+            "the refusal does not name the object and the reason:\n{said}"
+        ));
+    }
+    let got = out(kubectl(
+        &[
+            "-n",
+            "kschart-a",
+            "get",
+            "configmap",
+            "web-settings",
+            "-o",
+            "jsonpath={.data.mode}",
+        ],
+        None,
+    ));
+    if got != "on-call" {
+        wrong.push(format!("web-settings in kschart-a: got {got:?}:\n{said}"));
+    }
+    let stray = kubectl(&["-n", "kschart-c", "get", "configmap", "stray"], None);
+    if stray.status.success() {
+        wrong.push("the stray ConfigMap exists in kschart-c".into());
+    }
+    wrong
 }
 
 /// Every value the chart can set that reaches the controller's command line.
