@@ -254,6 +254,9 @@ async fn watch_kind(
     state: Arc<SharedState>,
 ) {
     let manager = client.field_manager().to_string();
+    // A list the server refuses (RBAC without cluster-wide list/watch of
+    // the kind) is said once at warn level: self-heal is off for the kind.
+    let mut warned = false;
     loop {
         // The kind may not exist yet (a CRD the tree installs): retry.
         let resolved = match client.resolve_gvk(&gvk).await {
@@ -272,7 +275,12 @@ async fn watch_kind(
                 v
             }
             Err(e) => {
-                tracing::debug!(kind = %gvk.kind, "self-heal: cannot list: {e}");
+                if warned {
+                    tracing::debug!(kind = %gvk.kind, "self-heal: cannot list: {e}");
+                } else {
+                    warned = true;
+                    tracing::warn!(kind = %gvk.kind, "self-heal cannot list this kind cluster-wide, so drift of its objects is not seen (retrying every {}s): {e}", RETRY.as_secs());
+                }
                 tokio::time::sleep(RETRY).await;
                 continue;
             }
