@@ -264,13 +264,15 @@ async fn watch_kind(
                 continue;
             }
         };
-        let mut version = match client.list_resolved(&resolved, None, APP_LABEL).await {
-            Ok((items, v)) => {
-                for o in &items {
-                    health_changed(&state, state.objects.observed(o, false));
-                }
-                v
-            }
+        // Each listed object is looked at once (its health): page by page,
+        // never the whole kind's objects at once.
+        let listed = client
+            .list_each_resolved(&resolved, None, APP_LABEL, |o| {
+                health_changed(&state, state.objects.observed(&o, false));
+            })
+            .await;
+        let mut version = match listed {
+            Ok(v) => v,
             Err(e) => {
                 tracing::debug!(kind = %gvk.kind, "self-heal: cannot list: {e}");
                 tokio::time::sleep(RETRY).await;
