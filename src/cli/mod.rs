@@ -333,7 +333,10 @@ fn run(cli: &Cli) -> Result<Outcome, CliError> {
             ref cluster,
         } => run_async(online::status(&cli.global, apps, cluster)),
         Command::ImageSync(ref args) => run_async(image_sync::run(&cli.global, args)),
-        Command::Run(ref args) => run_async(run::run(&cli.global, args)),
+        Command::Run(ref args) => {
+            crate::controller::limit_arenas();
+            run_async(run::run(&cli.global, args))
+        }
         #[cfg(feature = "emulator")]
         Command::Emulator(ref args) => run_async(async {
             args.clone().run().await.map_err(CliError::Emulator)?;

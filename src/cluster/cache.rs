@@ -328,9 +328,16 @@ impl LiveCache {
     /// Lists the selection and starts its watch; `false` when it cannot be listed.
     async fn start(&self, resolved: &Resolved, key: &KindKey, kind: Arc<KindCache>) -> bool {
         let ns = key.namespace.as_deref();
-        match self.client.list_resolved(resolved, ns, &key.selector).await {
-            Ok((items, version)) => {
-                kind.replace(items.into_iter().map(|o| self.kept(o)).collect());
+        // Each object is trimmed as its page arrives: the whole list with
+        // managedFields is never held at once.
+        let mut items = Vec::new();
+        let listed = self
+            .client
+            .list_each_resolved(resolved, ns, &key.selector, |o| items.push(self.kept(o)))
+            .await;
+        match listed {
+            Ok(version) => {
+                kind.replace(items);
                 if !self.follow {
                     return true;
                 }
@@ -485,8 +492,17 @@ async fn follow(
             }
         };
         if gone {
-            match client.list_resolved(&resolved, ns, &kind.selector).await {
-                Ok((items, v)) => {
+            let mut items = Vec::new();
+            let relisted = client
+                .list_each_resolved(&resolved, ns, &kind.selector, |mut o| {
+                    if !managed_fields {
+                        without_managed_fields(&mut o);
+                    }
+                    items.push(o);
+                })
+                .await;
+            match relisted {
+                Ok(v) => {
                     kind.replace(items);
                     version = v;
                 }

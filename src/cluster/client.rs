@@ -540,6 +540,24 @@ impl ClusterClient {
         namespace: Option<&str>,
         label_selector: &str,
     ) -> Result<(Vec<Value>, String), ClusterError> {
+        let mut items = Vec::new();
+        let version = self
+            .list_each_resolved(resolved, namespace, label_selector, |item| items.push(item))
+            .await?;
+        Ok((items, version))
+    }
+
+    /// [`Self::list_resolved`] handing each object to `each` as its page
+    /// arrives, so a caller that only looks at each object (a watch's
+    /// initial list) never holds the whole list: one page at a time.
+    /// Returns the list's resourceVersion.
+    pub async fn list_each_resolved(
+        &self,
+        resolved: &Resolved,
+        namespace: Option<&str>,
+        label_selector: &str,
+        mut each: impl FnMut(Value),
+    ) -> Result<String, ClusterError> {
         let ar = &resolved.api_resource;
         let gvk = GroupVersionKind::gvk(&ar.group, &ar.version, &ar.kind);
         let namespace = namespace.filter(|_| resolved.namespaced);
@@ -548,7 +566,6 @@ impl ClusterClient {
             None => gvk_label(&gvk),
         };
         let path = resolved.collection_path(namespace);
-        let mut items = Vec::new();
         let mut continue_token: Option<String> = None;
         let mut version = None;
         loop {
@@ -581,7 +598,7 @@ impl ClusterClient {
             if let Some(Value::Array(page_items)) = page.get_mut("items").map(Value::take) {
                 for mut item in page_items {
                     with_type(&mut item, resolved);
-                    items.push(item);
+                    each(item);
                 }
             }
             match next {
@@ -589,7 +606,7 @@ impl ClusterClient {
                 None => break,
             }
         }
-        Ok((items, version.unwrap_or_default()))
+        Ok(version.unwrap_or_default())
     }
 
     /// Watches a resolved kind from `resource_version` (from

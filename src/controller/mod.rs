@@ -64,6 +64,7 @@ use crate::source::RepoOverride;
 use crate::sync::SyncOptions;
 
 pub use changes::{changed_apps, digest_tree, path_under, AppDigest};
+pub use memory::limit_arenas;
 pub use refresh::REFRESH_ANNOTATION;
 pub use scheduler::{backoff, jittered, Pending};
 pub use selfheal::{classify, Desired, Event};

@@ -44,19 +44,21 @@ pub async fn watch(client: ClusterClient, state: Arc<SharedState>) {
                 continue;
             }
         };
-        let (items, mut version) = match client
-            .list_resolved(&resolved, Some(STATUS_NAMESPACE), "")
-            .await
-        {
-            Ok(l) => l,
+        // Each listed Application (with its status) is looked at once and
+        // dropped: page by page, never kept while watching (holding the
+        // list cost tens of KB per app for the controller's lifetime).
+        let listed = client
+            .list_each_resolved(&resolved, Some(STATUS_NAMESPACE), "", |o| {
+                request(&state, &o)
+            })
+            .await;
+        let mut version = match listed {
+            Ok(v) => v,
             Err(_) => {
                 tokio::time::sleep(retry).await;
                 continue;
             }
         };
-        for o in &items {
-            request(&state, o);
-        }
         loop {
             let Ok(stream) = client
                 .watch_resolved(&resolved, Some(STATUS_NAMESPACE), "", &version, 290)

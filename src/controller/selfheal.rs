@@ -36,8 +36,20 @@ const WATCH_SECS: u32 = 290;
 /// Pause before re-listing after a failed list or watch.
 const RETRY: Duration = Duration::from_secs(2);
 
-/// (group, kind, namespace, name)
-type Key = (String, String, Option<String>, String);
+/// group, kind, namespace and name in one string (see [`key`]): one
+/// allocation per entry, as the index has an entry (or two) per object of
+/// every app for the controller's lifetime.
+type Key = Box<str>;
+
+/// The index key of an object: its group, kind, namespace (or none) and
+/// name, joined by a newline (which none of them can hold).
+fn key(group: &str, kind: &str, namespace: Option<&str>, name: &str) -> Key {
+    let (mark, ns) = match namespace {
+        Some(ns) => ('+', ns),
+        None => ('-', ""),
+    };
+    format!("{group}\n{kind}\n{mark}{ns}\n{name}").into_boxed_str()
+}
 
 /// What the tree wants, for classifying events.
 #[derive(Debug, Clone, Default)]
@@ -48,7 +60,8 @@ pub struct Desired {
 
 #[derive(Debug, Clone)]
 struct Entry {
-    app: AppName,
+    /// Shared by the app's entries.
+    app: Arc<AppName>,
     sync_off: bool,
     /// The app's render (shared with the tree: the index holds no copy of
     /// any object) and the object's place in it.
@@ -77,6 +90,7 @@ impl Desired {
                 continue;
             };
             let dest = n.app.destination.namespace.clone();
+            let app = Arc::new(n.app.name.clone());
             // The same objects as `AppNode::objects`, with their places.
             let objects = rendered
                 .manifests
@@ -88,23 +102,21 @@ impl Desired {
                 d.kinds
                     .insert((r.group.clone(), r.version.clone(), r.kind.clone()));
                 let entry = Entry {
-                    app: n.app.name.clone(),
+                    app: app.clone(),
                     sync_off: is_off(&m.object),
                     rendered: rendered.clone(),
                     index,
                 };
-                let mut put = |ns: Option<String>| {
-                    d.objects.insert(
-                        (r.group.clone(), r.kind.clone(), ns, r.name.clone()),
-                        entry.clone(),
-                    );
+                let mut put = |ns: Option<&str>| {
+                    d.objects
+                        .insert(key(&r.group, &r.kind, ns, &r.name), entry.clone());
                 };
                 match &r.namespace {
-                    Some(ns) => put(Some(ns.clone())),
+                    Some(ns) => put(Some(ns)),
                     None => {
                         // Cluster-scoped, or namespaced and defaulted at apply.
                         put(None);
-                        put(Some(dest.clone().unwrap_or_else(|| "default".into())));
+                        put(Some(dest.as_deref().unwrap_or("default")));
                     }
                 }
             }
@@ -123,12 +135,8 @@ impl Desired {
     }
 
     fn lookup(&self, r: &ObjectRef) -> Option<&Entry> {
-        self.objects.get(&(
-            r.group.clone(),
-            r.kind.clone(),
-            r.namespace.clone(),
-            r.name.clone(),
-        ))
+        self.objects
+            .get(&key(&r.group, &r.kind, r.namespace.as_deref(), &r.name))
     }
 }
 
@@ -156,14 +164,15 @@ pub fn classify(
     if labelled.is_some_and(|l| l != entry.app.as_str()) || entry.sync_off || is_off(obj) {
         return None;
     }
+    let app = AppName::clone(&entry.app);
     match event {
-        Event::Deleted => Some((entry.app.clone(), format!("{r} was deleted"))),
+        Event::Deleted => Some((app, format!("{r} was deleted"))),
         Event::Modified => {
             let foreign = newest_foreign_manager(obj, manager)?;
             if is_subset(entry.object(), obj) {
                 return None;
             }
-            Some((entry.app.clone(), format!("{r} was changed by {foreign}")))
+            Some((app, format!("{r} was changed by {foreign}")))
         }
     }
 }
@@ -267,13 +276,15 @@ async fn watch_kind(
                 continue;
             }
         };
-        let mut version = match client.list_resolved(&resolved, None, APP_LABEL).await {
-            Ok((items, v)) => {
-                for o in &items {
-                    health_changed(&state, state.objects.observed(o, false));
-                }
-                v
-            }
+        // Each listed object is looked at once (its health): page by page,
+        // never the whole kind's objects at once.
+        let listed = client
+            .list_each_resolved(&resolved, None, APP_LABEL, |o| {
+                health_changed(&state, state.objects.observed(&o, false));
+            })
+            .await;
+        let mut version = match listed {
+            Ok(v) => v,
             Err(e) => {
                 if warned {
                     tracing::debug!(kind = %gvk.kind, "self-heal: cannot list: {e}");
@@ -368,14 +379,9 @@ mod tests {
     fn desired(off: bool) -> Desired {
         let mut d = Desired::default();
         d.objects.insert(
-            (
-                String::new(),
-                "ConfigMap".into(),
-                Some("ns".into()),
-                "cm".into(),
-            ),
+            key("", "ConfigMap", Some("ns"), "cm"),
             Entry {
-                app: AppName::new("a").unwrap(),
+                app: Arc::new(AppName::new("a").unwrap()),
                 sync_off: off,
                 rendered: Arc::new(Rendered {
                     renderer: crate::render::RendererKind::Directory,
@@ -446,6 +452,26 @@ mod tests {
             .unwrap()
             .1
             .contains("deleted"));
+    }
+
+    #[test]
+    fn keys_tell_namespaces_and_cluster_scope_apart() {
+        let cluster = key("", "Namespace", None, "a");
+        assert_ne!(cluster, key("", "Namespace", Some(""), "a"));
+        assert_ne!(
+            key("", "ConfigMap", Some("ns"), "a"),
+            key("", "ConfigMap", Some("ns2"), "a")
+        );
+        assert_ne!(
+            key("apps", "Deployment", Some("ns"), "a"),
+            key("", "Deployment", Some("ns"), "a")
+        );
+        let d = desired(false);
+        let live = cm(&[], json!({}));
+        assert!(d.wanted(&live).is_some(), "found by its namespace");
+        let mut elsewhere = live.clone();
+        elsewhere["metadata"]["namespace"] = json!("other");
+        assert!(d.wanted(&elsewhere).is_none());
     }
 
     #[test]
