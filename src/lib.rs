@@ -19,6 +19,7 @@ pub mod graph;
 pub mod health;
 pub mod image;
 pub mod lease;
+pub mod memo;
 pub mod metrics;
 pub mod model;
 pub mod notify;

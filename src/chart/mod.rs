@@ -26,12 +26,10 @@ pub mod http;
 pub mod index;
 pub mod oci;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
 pub use credentials::{HelmRepoCredentials, RepoSettings};
@@ -132,25 +130,7 @@ pub struct FetchedChart {
     pub archive: PathBuf,
 }
 
-type Slot<T> = Arc<Mutex<Option<Result<T, ChartError>>>>;
-type Memo<K, T> = Mutex<HashMap<K, Slot<T>>>;
-
-/// Computes `f` once per key; concurrent callers wait for the first, and
-/// failures are kept (an unreachable repository is asked once per run).
-fn memo<K: std::hash::Hash + Eq, T: Clone>(
-    map: &Memo<K, T>,
-    key: K,
-    f: impl FnOnce() -> Result<T, ChartError>,
-) -> Result<T, ChartError> {
-    let slot = map.lock().entry(key).or_default().clone();
-    let mut guard = slot.lock();
-    if let Some(done) = &*guard {
-        return done.clone();
-    }
-    let result = f();
-    *guard = Some(result.clone());
-    result
-}
+type Memo<K, T> = crate::memo::Memo<K, T, ChartError>;
 
 /// Where a repository URL is read from.
 enum RepoKind {
@@ -212,8 +192,8 @@ impl ChartFetcher {
                 .collect(),
             credentials,
             http: Http::default(),
-            indexes: Mutex::default(),
-            charts: Mutex::default(),
+            indexes: Memo::default(),
+            charts: Memo::default(),
         }
     }
 
@@ -276,7 +256,7 @@ impl ChartFetcher {
     /// repository or registry at `url`.
     pub fn fetch(&self, url: &str, chart: &str, version: &str) -> Result<FetchedChart, ChartError> {
         let key = (repo_key(url), chart.to_string(), version.trim().to_string());
-        memo(&self.charts, key, || {
+        self.charts.get_or_compute(key, || {
             let span = tracing::info_span!("chart", chart, url = %crate::source::redact_url(url));
             let _e = span.enter();
             let constraint = Constraint::parse(version).map_err(|m| {
@@ -291,48 +271,51 @@ impl ChartFetcher {
     }
 
     fn index(&self, url: &str, chart: &str) -> Result<Arc<Index>, ChartError> {
-        memo(&self.indexes, repo_key(url), || {
-            let settings = self.credentials.for_url(url);
-            let index_url = index::resolve_url(url, "index.yaml");
-            let resp = self
-                .http
-                .get(
-                    &index_url,
-                    &settings,
-                    &Auth::basic_from(&settings),
-                    None,
-                    index::MAX_INDEX_BYTES,
-                )
-                .map_err(|e| self.err(chart, url, ChartErrorKind::Unreachable(e.to_string())))?;
-            match resp.status {
-                401 | 403 => {
-                    return Err(self.err(chart, url, ChartErrorKind::Unauthorized(resp.status)))
+        self.indexes
+            .get_or_compute(repo_key(url), || {
+                let settings = self.credentials.for_url(url);
+                let index_url = index::resolve_url(url, "index.yaml");
+                let resp = self
+                    .http
+                    .get(
+                        &index_url,
+                        &settings,
+                        &Auth::basic_from(&settings),
+                        None,
+                        index::MAX_INDEX_BYTES,
+                    )
+                    .map_err(|e| {
+                        self.err(chart, url, ChartErrorKind::Unreachable(e.to_string()))
+                    })?;
+                match resp.status {
+                    401 | 403 => {
+                        return Err(self.err(chart, url, ChartErrorKind::Unauthorized(resp.status)))
+                    }
+                    s if !(200..300).contains(&s) => {
+                        return Err(self.err(
+                            chart,
+                            url,
+                            ChartErrorKind::Status {
+                                status: s,
+                                what: "index.yaml (is it a Helm chart repository?)".into(),
+                            },
+                        ))
+                    }
+                    _ => {}
                 }
-                s if !(200..300).contains(&s) => {
-                    return Err(self.err(
+                Index::parse(&resp.body).map(Arc::new).map_err(|m| {
+                    self.err(
                         chart,
                         url,
-                        ChartErrorKind::Status {
-                            status: s,
-                            what: "index.yaml (is it a Helm chart repository?)".into(),
-                        },
-                    ))
-                }
-                _ => {}
-            }
-            Index::parse(&resp.body).map(Arc::new).map_err(|m| {
-                self.err(
-                    chart,
-                    url,
-                    ChartErrorKind::Invalid(format!("index.yaml: {m}")),
-                )
+                        ChartErrorKind::Invalid(format!("index.yaml: {m}")),
+                    )
+                })
             })
-        })
-        // The memoised error names the first chart that asked; name this one.
-        .map_err(|e| ChartError {
-            chart: chart.to_string(),
-            ..e
-        })
+            // The memoised error names the first chart that asked; name this one.
+            .map_err(|e| ChartError {
+                chart: chart.to_string(),
+                ..e
+            })
     }
 
     fn choose<'i>(

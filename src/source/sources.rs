@@ -88,26 +88,7 @@ impl Target {
     }
 }
 
-type Slot<T> = Arc<Mutex<Option<Result<T, SourceError>>>>;
-type Memo<K, T> = Mutex<HashMap<K, Slot<T>>>;
-
-/// Computes `f` once per key; concurrent callers for the same key wait for
-/// the first. Failures are memoised too (one unreachable remote is reported
-/// to every app using it without retrying).
-fn memo<K: std::hash::Hash + Eq, T: Clone>(
-    map: &Memo<K, T>,
-    key: K,
-    f: impl FnOnce() -> Result<T, SourceError>,
-) -> Result<T, SourceError> {
-    let slot = map.lock().entry(key).or_default().clone();
-    let mut guard = slot.lock();
-    if let Some(done) = &*guard {
-        return done.clone();
-    }
-    let result = f();
-    *guard = Some(result.clone());
-    result
-}
+type Memo<K, T> = crate::memo::Memo<K, T, SourceError>;
 
 /// Repositories and revisions for one run. `Send + Sync`; see the module docs.
 pub struct Sources {
@@ -193,8 +174,8 @@ impl Sources {
             cache,
             _temp_cache: temp,
             auth: opts.git_auth.unwrap_or_else(GitAuth::from_env),
-            checkouts: Mutex::default(),
-            mirrors: Mutex::default(),
+            checkouts: Memo::default(),
+            mirrors: Memo::default(),
             opened: Mutex::default(),
         })
     }
@@ -226,7 +207,7 @@ impl Sources {
     ) -> Result<Arc<Checkout>, SourceError> {
         let target = self.target(repo_url)?;
         let key = (target.memo_key(), revision.cloned());
-        memo(&self.checkouts, key, || {
+        self.checkouts.get_or_compute(key, || {
             let co = match &target {
                 Target::Local(local) => self.checkout_local(local, revision)?,
                 Target::Remote { url, key, auth } => {
@@ -442,7 +423,7 @@ impl Sources {
         revision: Option<&RevisionSpec>,
     ) -> Result<Checkout, SourceError> {
         let repo_cache = self.repo_cache(key);
-        let mirror_dir = memo(&self.mirrors, key.to_string(), || {
+        let mirror_dir = self.mirrors.get_or_compute(key.to_string(), || {
             let dir = repo_cache.join("mirror.git");
             remote::update_mirror(&dir, url, url, auth)?;
             Ok(dir)
@@ -550,36 +531,5 @@ mod tests {
         check::<Sources>();
         check::<Checkout>();
         check::<SourceError>();
-    }
-
-    #[test]
-    fn memo_computes_once_and_keeps_failures() {
-        let m: Memo<u32, u32> = Mutex::default();
-        let mut calls = 0;
-        assert_eq!(
-            memo(&m, 1, || {
-                calls += 1;
-                Ok(7)
-            })
-            .unwrap(),
-            7
-        );
-        assert_eq!(
-            memo(&m, 1, || {
-                calls += 1;
-                Ok(8)
-            })
-            .unwrap(),
-            7
-        );
-        assert_eq!(calls, 1);
-        let fail = || {
-            Err(SourceError::Unreachable {
-                url: "u".into(),
-                reason: "r".into(),
-            })
-        };
-        assert!(memo(&m, 2, fail).is_err());
-        assert!(memo(&m, 2, || Ok(1)).is_err());
     }
 }
