@@ -160,3 +160,41 @@ fn missing_tool_is_reported_with_a_hint() {
         "application \"web\": kustomize not found: base is a kustomization; install kustomize or kubectl on PATH (or set $KUBESYNC_KUSTOMIZE to one of them)"
     );
 }
+
+/// Argo CD's `kustomize.buildOptions`: `--load-restrictor
+/// LoadRestrictionsNone` lets a kustomization read a file outside its own
+/// root (still inside the repository), which kustomize's default refuses;
+/// an option kubesync does not pass on fails the app naming it.
+#[test]
+fn build_options_loosen_the_load_restrictor_and_others_are_refused() {
+    let _t = require_kustomize!();
+    let repo = Repo::new();
+    repo.write("shared/cm.yaml", &cm("shared"))
+        .write("app/kustomization.yaml", "resources: [../shared/cm.yaml]\n");
+    let app = app_with("web", None, "{path: app}");
+    let err = render(
+        &Renderer::new().with_kustomize_build_options(""),
+        &repo,
+        &app,
+        None,
+    )
+    .unwrap_err();
+    assert!(matches!(err, RenderError::Kustomize { .. }), "{err}");
+    let loose =
+        Renderer::new().with_kustomize_build_options("--load-restrictor LoadRestrictionsNone");
+    let r = render(&loose, &repo, &app, None).unwrap();
+    assert_eq!(names(&r), vec!["ConfigMap/shared"]);
+    let err = render(
+        &Renderer::new().with_kustomize_build_options("--enable-alpha-plugins"),
+        &repo,
+        &app,
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("application \"web\": kustomize build of ")
+            && err.contains("unsupported kustomize build option \"--enable-alpha-plugins\" (kubesync passes --enable-helm and --load-restrictor) ($KUBESYNC_KUSTOMIZE_BUILD_OPTIONS)"),
+        "{err}"
+    );
+}

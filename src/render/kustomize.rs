@@ -69,20 +69,62 @@ impl Tool {
         }
     }
 
-    fn command(&self, dir: &Path) -> (Command, String) {
-        match self {
+    fn command(&self, dir: &Path, build_options: &[String]) -> (Command, String) {
+        let (mut c, what) = match self {
             Tool::Kustomize(p) => {
                 let mut c = Command::new(p);
                 c.arg("build").arg(dir);
-                (c, "kustomize build".into())
+                (c, "kustomize build")
             }
             Tool::Kubectl(p) => {
                 let mut c = Command::new(p);
                 c.arg("kustomize").arg(dir);
-                (c, "kubectl kustomize".into())
+                (c, "kubectl kustomize")
+            }
+        };
+        c.args(build_options);
+        (c, what.into())
+    }
+}
+
+/// The environment variable holding kustomize build options for every
+/// kustomize app (Argo CD's `kustomize.buildOptions` in `argocd-cm`).
+pub const BUILD_OPTIONS_ENV: &str = "KUBESYNC_KUSTOMIZE_BUILD_OPTIONS";
+
+/// The build options kubesync passes on, from Argo CD's
+/// `kustomize.buildOptions` syntax (`--enable-helm --load-restrictor
+/// LoadRestrictionsNone`), normalised to one argument each. Other options
+/// are refused by name: some run programs (`--enable-alpha-plugins`,
+/// `--enable-exec`, `--helm-command`) or write files (`--output`).
+pub fn parse_build_options(text: &str) -> Result<Vec<String>, String> {
+    const RESTRICTIONS: [&str; 2] = ["LoadRestrictionsRootOnly", "LoadRestrictionsNone"];
+    let mut out = Vec::new();
+    let mut words = text.split_whitespace();
+    while let Some(w) = words.next() {
+        let (flag, inline) = match w.split_once('=') {
+            Some((f, v)) => (f, Some(v)),
+            None => (w, None),
+        };
+        match flag {
+            "--enable-helm" if inline.is_none() => out.push(flag.to_string()),
+            "--load-restrictor" => {
+                let value = inline.or_else(|| words.next()).unwrap_or("");
+                if !RESTRICTIONS.contains(&value) {
+                    return Err(format!(
+                        "--load-restrictor takes {} (found \"{value}\")",
+                        RESTRICTIONS.join(" or ")
+                    ));
+                }
+                out.push(format!("--load-restrictor={value}"));
+            }
+            _ => {
+                return Err(format!(
+                    "unsupported kustomize build option \"{w}\" (kubesync passes --enable-helm and --load-restrictor)"
+                ))
             }
         }
     }
+    Ok(out)
 }
 
 /// Builds the kustomization in the app directory, with the options overlay if any.
@@ -90,6 +132,7 @@ pub(crate) fn render(
     ctx: &Ctx,
     opts: &KustomizeOptions,
     tool: &Tool,
+    build_options: &[String],
     path_env: Option<&OsStr>,
     timeout: Duration,
 ) -> Result<Rendered, RenderError> {
@@ -119,7 +162,7 @@ pub(crate) fn render(
         .map(|(_, p)| p.clone())
         .unwrap_or_else(|| ctx.app_dir.clone());
 
-    let (mut cmd, what) = tool.command(&build_dir);
+    let (mut cmd, what) = tool.command(&build_dir, build_options);
     cmd.current_dir(&ctx.app_dir);
     if let Some(p) = path_env {
         cmd.env("PATH", p);
@@ -535,5 +578,35 @@ mod tests {
             Tool::from_path("/opt/kustomize".into()),
             Tool::Kustomize(_)
         ));
+    }
+
+    #[test]
+    fn build_options_pass_only_what_is_safe() {
+        assert_eq!(parse_build_options("").unwrap(), Vec::<String>::new());
+        assert_eq!(
+            parse_build_options("--enable-helm --load-restrictor LoadRestrictionsNone").unwrap(),
+            vec!["--enable-helm", "--load-restrictor=LoadRestrictionsNone"]
+        );
+        assert_eq!(
+            parse_build_options("--load-restrictor=LoadRestrictionsRootOnly").unwrap(),
+            vec!["--load-restrictor=LoadRestrictionsRootOnly"]
+        );
+        assert_eq!(
+            parse_build_options("--load-restrictor").unwrap_err(),
+            "--load-restrictor takes LoadRestrictionsRootOnly or LoadRestrictionsNone (found \"\")"
+        );
+        for refused in [
+            "--enable-alpha-plugins",
+            "--enable-exec",
+            "--helm-command=/bin/sh",
+            "-o out",
+            "--enable-helm=false",
+        ] {
+            let err = parse_build_options(refused).unwrap_err();
+            assert!(
+                err.starts_with("unsupported kustomize build option"),
+                "{refused}: {err}"
+            );
+        }
     }
 }

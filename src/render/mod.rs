@@ -515,6 +515,7 @@ struct Cache {
 pub struct Renderer {
     helm: Option<PathBuf>,
     kustomize: Option<PathBuf>,
+    kustomize_build_options: Option<String>,
     path_env: Option<OsString>,
     transform_env: Vec<(OsString, OsString)>,
     command_timeout: Duration,
@@ -545,6 +546,7 @@ impl Renderer {
         Renderer {
             helm: None,
             kustomize: None,
+            kustomize_build_options: None,
             path_env: None,
             transform_env: Vec::new(),
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
@@ -564,6 +566,13 @@ impl Renderer {
     /// instead of `$KUBESYNC_KUSTOMIZE` or the PATH lookup.
     pub fn with_kustomize(mut self, path: impl Into<PathBuf>) -> Self {
         self.kustomize = Some(path.into());
+        self
+    }
+
+    /// Kustomize build options (Argo CD's `kustomize.buildOptions` syntax)
+    /// instead of `$KUBESYNC_KUSTOMIZE_BUILD_OPTIONS`.
+    pub fn with_kustomize_build_options(mut self, options: impl Into<String>) -> Self {
+        self.kustomize_build_options = Some(options.into());
         self
     }
 
@@ -657,6 +666,7 @@ impl Renderer {
                     &ctx,
                     &crate::model::KustomizeOptions::default(),
                     &self.kustomize_tool(&ctx)?,
+                    &self.kustomize_build_options(&ctx)?,
                     self.search_path(),
                     self.command_timeout,
                 )?,
@@ -678,6 +688,7 @@ impl Renderer {
                 &ctx,
                 o,
                 &self.kustomize_tool(&ctx)?,
+                &self.kustomize_build_options(&ctx)?,
                 self.search_path(),
                 self.command_timeout,
             )?,
@@ -889,6 +900,20 @@ impl Renderer {
         tracing::debug!(helm = %found.display(), "found helm");
         self.tools.lock().helm = Some(found.clone());
         Ok(found)
+    }
+
+    /// The kustomize build options: the builder's, else
+    /// `$KUBESYNC_KUSTOMIZE_BUILD_OPTIONS`; a bad one fails the app naming it.
+    fn kustomize_build_options(&self, ctx: &Ctx) -> Result<Vec<String>, RenderError> {
+        let text = match &self.kustomize_build_options {
+            Some(t) => t.clone(),
+            None => std::env::var(kustomize::BUILD_OPTIONS_ENV).unwrap_or_default(),
+        };
+        kustomize::parse_build_options(&text).map_err(|e| RenderError::Kustomize {
+            app: ctx.app_name(),
+            dir: ctx.app_label().to_path_buf(),
+            stderr: format!("{e} (${})", kustomize::BUILD_OPTIONS_ENV),
+        })
     }
 
     fn kustomize_tool(&self, ctx: &Ctx) -> Result<kustomize::Tool, RenderError> {
