@@ -3,7 +3,6 @@
 
 mod controller_support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -32,30 +31,11 @@ fn spawn(args: &[&str], dir: &std::path::Path) -> Running {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn kubesync run");
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen = Vec::new();
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("no API address announced; stderr: {seen:#?}"));
-        if let Some(a) = line.split("API on http://").nth(1) {
-            let addr = a.trim().parse().expect("address");
-            return Running {
-                child,
-                addr,
-                stderr: rx,
-            };
-        }
-        seen.push(line);
+    let (addr, stderr, _) = announced_api(&mut child, "kubesync run");
+    Running {
+        child,
+        addr,
+        stderr,
     }
 }
 

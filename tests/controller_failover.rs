@@ -15,7 +15,7 @@
 
 mod controller_support;
 
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -76,33 +76,13 @@ impl Replica {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn kubesync run");
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut seen = Vec::new();
-        loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| panic!("{id}: no API address announced; stderr: {seen:#?}"));
-            if let Some(a) = line.split("API on http://").nth(1) {
-                let addr = a.trim().parse().expect("address");
-                seen.push(line);
-                return Replica {
-                    id: id.to_string(),
-                    child,
-                    addr,
-                    stderr: rx,
-                    seen,
-                };
-            }
-            seen.push(line);
+        let (addr, stderr, seen) = announced_api(&mut child, id);
+        Replica {
+            id: id.to_string(),
+            child,
+            addr,
+            stderr,
+            seen,
         }
     }
 

@@ -239,3 +239,38 @@ pub async fn delete_configmap(emu: &EmulatorHandle, ns: &str, name: &str) {
         kube::Api::namespaced(emu.kube_client(), ns);
     api.delete(name, &Default::default()).await.expect("delete");
 }
+
+/// The stderr of a `kubesync run` child, line by line, once it has said
+/// where its API listens ("API on http://ADDR"): the address, the lines
+/// still to come, and the lines read so far. Panics naming `who` with what
+/// it said when no address comes within 60 s.
+pub fn announced_api(
+    child: &mut std::process::Child,
+    who: &str,
+) -> (SocketAddr, std::sync::mpsc::Receiver<String>, Vec<String>) {
+    use std::io::{BufRead, BufReader};
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr piped");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("{who}: no API address announced; stderr: {seen:#?}"));
+        let addr = line
+            .split("API on http://")
+            .nth(1)
+            .map(|a| a.trim().parse().expect("address"));
+        seen.push(line);
+        if let Some(addr) = addr {
+            return (addr, rx, seen);
+        }
+    }
+}
