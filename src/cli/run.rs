@@ -54,6 +54,18 @@ pub struct RunArgs {
     /// it).
     #[arg(long, env = "KUBESYNC_IMAGE_SYNC_INTERVAL", value_parser = parse_duration, value_name = "DURATION")]
     pub image_sync_interval: Option<Duration>,
+    /// Where self-heal watches each namespaced kind it applies: `auto`
+    /// (cluster-wide, or in each namespace the tree puts it in when the
+    /// server refuses the cluster-wide list) or `namespaces` (per
+    /// namespace from the start: a ServiceAccount with Roles in the managed
+    /// namespaces only, as the chart's rbac.mode=namespaced).
+    #[arg(
+        long,
+        env = "KUBESYNC_WATCH_SCOPE",
+        default_value = "auto",
+        value_name = "SCOPE"
+    )]
+    pub watch_scope: crate::controller::WatchScope,
     /// File holding the webhook secret (else $KUBESYNC_WEBHOOK_SECRET;
     /// with neither, every webhook is refused).
     #[arg(long, value_name = "PATH")]
@@ -145,6 +157,7 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<Outcome, CliErro
     cfg.listen = Some(args.listen);
     cfg.webhook_secret = webhook_secret(args)?;
     cfg.diff_url_format = args.diff_url_format.clone();
+    cfg.watch_scope = args.watch_scope;
     cfg.notify = notify_config(global, args)?;
     cfg.sync = args.sync.options(global);
     // The tree-wide ignoreDifferences of --settings, as bootstrap has them.

@@ -67,7 +67,7 @@ pub use changes::{changed_apps, digest_tree, path_under, AppDigest};
 pub use memory::limit_arenas;
 pub use refresh::REFRESH_ANNOTATION;
 pub use scheduler::{backoff, jittered, Pending};
-pub use selfheal::{classify, Desired, Event};
+pub use selfheal::{classify, Desired, Event, WatchScope};
 pub use state::{AppView, RepoView, RunView, SharedState, Snapshot};
 pub use webhook::{
     push_repositories, sign, verify, Provider, WebhookError, GENERIC_SIGNATURE, GITHUB_SIGNATURE,
@@ -114,6 +114,8 @@ pub struct ControllerConfig {
     pub notify: crate::notify::NotifyConfig,
     /// This replica's name on the Events it records (the pod's name).
     pub instance: String,
+    /// Where self-heal watches namespaced kinds (`--watch-scope`).
+    pub watch_scope: WatchScope,
 }
 
 impl ControllerConfig {
@@ -135,6 +137,7 @@ impl ControllerConfig {
             seed_root: None,
             notify: crate::notify::NotifyConfig::default(),
             instance: default_instance(),
+            watch_scope: WatchScope::default(),
         }
     }
 }

@@ -78,7 +78,7 @@ impl Runner {
         Runner {
             signals,
             next_full: now + cfg.full_run_interval,
-            watches: Watches::new(client.clone(), state.clone()),
+            watches: Watches::new(client.clone(), state.clone()).with_scope(cfg.watch_scope),
             cfg,
             client,
             state,

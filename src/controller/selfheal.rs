@@ -13,19 +13,28 @@
 //! (`objects`), and an object whose health crosses Degraded between syncs
 //! has its app's health re-checked by the loop (no sync: the Application
 //! status, Events and signals follow from the objects' health).
+//!
+//! Where a kind is watched ([`WatchScope`]): cluster-wide, one list+watch
+//! per kind; but a ServiceAccount bound by Roles in some namespaces only
+//! (the chart's `rbac.mode: namespaced`) may not list a kind cluster-wide.
+//! Such a kind — refused with 401/403, or every namespaced kind under
+//! [`WatchScope::Namespaces`] — is watched in each namespace the tree puts
+//! objects of that kind in ([`Desired::namespaces`]), and the set of
+//! namespace watches follows the tree as apps come and go. Cluster-scoped
+//! kinds can only be watched cluster-wide.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use kube::core::WatchEvent;
-use parking_lot::RwLock;
 use serde_json::Value;
+use tokio::sync::watch;
 
 use super::scheduler::Pending;
 use super::state::SharedState;
-use crate::cluster::{ClusterClient, GroupVersionKind};
+use crate::cluster::{ClusterClient, ClusterError, GroupVersionKind, Resolved};
 use crate::model::{is_app_project, is_application, AppName, ObjectRef, APP_LABEL};
 use crate::render::Rendered;
 use crate::sync::prepare::is_subset;
@@ -35,6 +44,38 @@ use crate::tree::{AppTree, NodeState};
 const WATCH_SECS: u32 = 290;
 /// Pause before re-listing after a failed list or watch.
 const RETRY: Duration = Duration::from_secs(2);
+/// The longest pause between lists the server refuses (401/403): the
+/// pause doubles from [`RETRY`] up to this, as RBAC seldom changes.
+const REFUSED_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Where self-heal watches a namespaced kind (`--watch-scope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WatchScope {
+    /// Cluster-wide; a kind whose cluster-wide list is refused (401/403)
+    /// is then watched per namespace.
+    #[default]
+    Auto,
+    /// Per namespace from the start, never asking for a cluster-wide list
+    /// (the chart's namespaced RBAC mode: no refused request per kind).
+    Namespaces,
+}
+
+impl std::str::FromStr for WatchScope {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" | "cluster" => Ok(WatchScope::Auto),
+            "namespaces" | "namespaced" => Ok(WatchScope::Namespaces),
+            other => Err(format!(
+                "unknown watch scope {other:?} (expected auto or namespaces)"
+            )),
+        }
+    }
+}
+
+/// A kind, as the tree names it: group, version, kind.
+type KindKey = (String, String, String);
 
 /// group, kind, namespace and name in one string (see [`key`]): one
 /// allocation per entry, as the index has an entry (or two) per object of
@@ -55,7 +96,9 @@ fn key(group: &str, kind: &str, namespace: Option<&str>, name: &str) -> Key {
 #[derive(Debug, Clone, Default)]
 pub struct Desired {
     objects: HashMap<Key, Entry>,
-    kinds: BTreeSet<(String, String, String)>,
+    /// Each kind, with the namespaces its objects are (or would be, if the
+    /// kind is namespaced) applied in.
+    kinds: BTreeMap<KindKey, BTreeSet<Box<str>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,8 +142,18 @@ impl Desired {
                 .filter(|(_, m)| !is_application(&m.object) && !is_app_project(&m.object));
             for (index, m) in objects {
                 let Ok(r) = m.object_ref() else { continue };
-                d.kinds
-                    .insert((r.group.clone(), r.version.clone(), r.kind.clone()));
+                let namespaces = d
+                    .kinds
+                    .entry((r.group.clone(), r.version.clone(), r.kind.clone()))
+                    .or_default();
+                let ns = r
+                    .namespace
+                    .as_deref()
+                    .or(dest.as_deref())
+                    .unwrap_or("default");
+                if !namespaces.contains(ns) {
+                    namespaces.insert(ns.into());
+                }
                 let entry = Entry {
                     app: app.clone(),
                     sync_off: is_off(&m.object),
@@ -130,8 +183,15 @@ impl Desired {
         self.lookup(&r).map(Entry::object)
     }
 
-    pub fn kinds(&self) -> &BTreeSet<(String, String, String)> {
-        &self.kinds
+    /// The kinds the tree applies.
+    pub fn kinds(&self) -> impl Iterator<Item = &KindKey> {
+        self.kinds.keys()
+    }
+
+    /// The namespaces the tree applies objects of `kind` in (for a
+    /// cluster-scoped kind: where they would go if it were namespaced).
+    pub fn namespaces(&self, kind: &KindKey) -> BTreeSet<Box<str>> {
+        self.kinds.get(kind).cloned().unwrap_or_default()
     }
 
     fn lookup(&self, r: &ObjectRef) -> Option<&Entry> {
@@ -203,12 +263,26 @@ fn newest_foreign_manager(obj: &Value, ours: &str) -> Option<String> {
         .map(|(m, _)| m.to_string())
 }
 
-/// The running watches, one per kind; [`Watches::update`] follows the tree.
+/// The running watches, one task per kind (which may run one watch per
+/// namespace); [`Watches::update`] follows the tree.
 pub struct Watches {
     client: ClusterClient,
     state: Arc<SharedState>,
-    desired: Arc<RwLock<Arc<Desired>>>,
-    tasks: HashMap<(String, String, String), tokio::task::AbortHandle>,
+    scope: WatchScope,
+    /// The tree's wants: read by every event's classification, and its
+    /// changes wake the per-namespace kinds to start and stop watches.
+    desired: watch::Sender<Arc<Desired>>,
+    tasks: HashMap<KindKey, AbortOnDrop>,
+}
+
+/// A task aborted when its handle is dropped: a kind's task holds its
+/// namespaces' tasks in these, so stopping the kind stops them all.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Watches {
@@ -216,95 +290,155 @@ impl Watches {
         Watches {
             client,
             state,
-            desired: Arc::default(),
+            scope: WatchScope::default(),
+            desired: watch::Sender::new(Arc::default()),
             tasks: HashMap::new(),
         }
     }
 
+    /// Watches namespaced kinds per namespace from the start.
+    pub fn with_scope(mut self, scope: WatchScope) -> Self {
+        self.scope = scope;
+        self
+    }
+
     /// Classifies events against `desired` from now on, watching its kinds
-    /// (new kinds start, kinds no longer wanted stop).
+    /// (new kinds start, kinds no longer wanted stop; a kind watched per
+    /// namespace follows its namespaces).
     pub fn update(&mut self, desired: Desired) {
-        let kinds = desired.kinds.clone();
-        *self.desired.write() = Arc::new(desired);
-        self.tasks.retain(|k, t| {
-            let keep = kinds.contains(k);
-            if !keep {
-                t.abort();
-            }
-            keep
-        });
+        let kinds: BTreeSet<KindKey> = desired.kinds().cloned().collect();
+        self.desired.send_replace(Arc::new(desired));
+        self.tasks.retain(|k, _| kinds.contains(k));
         for k in kinds {
             if self.tasks.contains_key(&k) {
                 continue;
             }
             let task = tokio::spawn(watch_kind(
-                self.client.clone(),
-                GroupVersionKind::gvk(&k.0, &k.1, &k.2),
-                self.desired.clone(),
-                self.state.clone(),
+                Follow {
+                    client: self.client.clone(),
+                    desired: self.desired.subscribe(),
+                    state: self.state.clone(),
+                },
+                k.clone(),
+                self.scope,
             ));
-            self.tasks.insert(k, task.abort_handle());
+            self.tasks.insert(k, AbortOnDrop(task.abort_handle()));
         }
     }
 }
 
-impl Drop for Watches {
-    fn drop(&mut self) {
-        for t in self.tasks.values() {
-            t.abort();
-        }
-    }
-}
-
-async fn watch_kind(
+/// What every watch of every kind shares.
+#[derive(Clone)]
+struct Follow {
     client: ClusterClient,
-    gvk: GroupVersionKind,
-    desired: Arc<RwLock<Arc<Desired>>>,
+    desired: watch::Receiver<Arc<Desired>>,
     state: Arc<SharedState>,
-) {
-    let manager = client.field_manager().to_string();
-    // A list the server refuses (RBAC without cluster-wide list/watch of
-    // the kind) is said once at warn level: self-heal is off for the kind.
-    let mut warned = false;
-    loop {
-        // The kind may not exist yet (a CRD the tree installs): retry.
-        let resolved = match client.resolve_gvk(&gvk).await {
-            Ok(r) => r,
+}
+
+/// One kind: cluster-wide, or per namespace when the scope says so or the
+/// server refuses the cluster-wide list.
+async fn watch_kind(f: Follow, kind: KindKey, scope: WatchScope) {
+    let gvk = GroupVersionKind::gvk(&kind.0, &kind.1, &kind.2);
+    // The kind may not exist yet (a CRD the tree installs): retry.
+    let resolved = loop {
+        match f.client.resolve_gvk(&gvk).await {
+            Ok(r) => break r,
             Err(_) => {
                 tokio::time::sleep(RETRY).await;
-                client.invalidate_discovery();
+                f.client.invalidate_discovery();
+            }
+        }
+    };
+    if scope == WatchScope::Auto || !resolved.namespaced {
+        let refused = follow(&f, &resolved, None).await;
+        tracing::info!(kind = %gvk.kind, "self-heal watches this kind in each namespace the tree's apps put it in, as the server refused a cluster-wide list: {refused}");
+    }
+    per_namespace(f, &resolved, &kind).await;
+}
+
+/// Keeps one watch per namespace the tree applies `kind` in, starting and
+/// stopping them as the tree changes.
+async fn per_namespace(mut f: Follow, resolved: &Resolved, kind: &KindKey) {
+    let mut tasks: HashMap<Box<str>, AbortOnDrop> = HashMap::new();
+    loop {
+        let wanted = f.desired.borrow_and_update().namespaces(kind);
+        tasks.retain(|ns, _| wanted.contains(ns));
+        for ns in wanted {
+            if tasks.contains_key(&ns) {
                 continue;
             }
-        };
+            let (f, resolved, name) = (f.clone(), resolved.clone(), ns.clone());
+            // Never ends by itself: in a namespace, `follow` retries even
+            // a refusal (the Role may come later).
+            let task = tokio::spawn(async move { follow(&f, &resolved, Some(&name)).await });
+            tasks.insert(ns, AbortOnDrop(task.abort_handle()));
+        }
+        // The sender is gone: the controller stopped.
+        if f.desired.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Lists and watches `resolved` (in `namespace`, or cluster-wide) for as
+/// long as the server allows it, classifying each event. Returns the
+/// refusal of a cluster-wide list of a namespaced kind (the caller turns
+/// to namespaces); any other failure, and a refusal in a namespace or of a
+/// cluster-scoped kind, is retried here (a refusal is said once at warn
+/// level, and retried with a pause growing to [`REFUSED_RETRY_MAX`]).
+async fn follow(f: &Follow, resolved: &Resolved, namespace: Option<&str>) -> ClusterError {
+    let kind = resolved.api_resource.kind.as_str();
+    let manager = f.client.field_manager().to_string();
+    let state = &f.state;
+    let mut warned = false;
+    let mut refused_pause = RETRY;
+    loop {
         // Each listed object is looked at once (its health): page by page,
         // never the whole kind's objects at once.
-        let listed = client
-            .list_each_resolved(&resolved, None, APP_LABEL, |o| {
-                health_changed(&state, state.objects.observed(&o, false));
+        let listed = f
+            .client
+            .list_each_resolved(resolved, namespace, APP_LABEL, |o| {
+                health_changed(state, state.objects.observed(&o, false));
             })
             .await;
         let mut version = match listed {
             Ok(v) => v,
-            Err(e) => {
-                if warned {
-                    tracing::debug!(kind = %gvk.kind, "self-heal: cannot list: {e}");
-                } else {
-                    warned = true;
-                    tracing::warn!(kind = %gvk.kind, "self-heal cannot list this kind cluster-wide, so drift of its objects is not seen (retrying every {}s): {e}", RETRY.as_secs());
+            Err(e @ ClusterError::Forbidden { .. }) => {
+                if namespace.is_none() && resolved.namespaced {
+                    return e;
                 }
+                if !warned {
+                    warned = true;
+                    let whre = namespace.map_or("cluster-wide".to_string(), |ns| {
+                        format!("in namespace {ns}")
+                    });
+                    tracing::warn!(kind, "self-heal cannot list this kind {whre}, so drift of its objects there is not seen (retrying): {e}");
+                }
+                tokio::time::sleep(refused_pause).await;
+                refused_pause = (refused_pause * 2).min(REFUSED_RETRY_MAX);
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(kind, namespace, "self-heal: cannot list: {e}");
                 tokio::time::sleep(RETRY).await;
                 continue;
             }
         };
+        if warned {
+            warned = false;
+            refused_pause = RETRY;
+            tracing::info!(kind, namespace, "self-heal: the server now allows the list");
+        }
         // Follow until the server says the version is gone (then relist).
         'watch: loop {
-            let stream = match client
-                .watch_resolved(&resolved, None, APP_LABEL, &version, WATCH_SECS)
+            let stream = match f
+                .client
+                .watch_resolved(resolved, namespace, APP_LABEL, &version, WATCH_SECS)
                 .await
             {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::debug!(kind = %gvk.kind, "self-heal: cannot watch: {e}");
+                    tracing::debug!(kind, namespace, "self-heal: cannot watch: {e}");
                     tokio::time::sleep(RETRY).await;
                     break 'watch;
                 }
@@ -315,7 +449,7 @@ async fn watch_kind(
                     Ok(WatchEvent::Modified(o)) => (Event::Modified, o),
                     Ok(WatchEvent::Deleted(o)) => (Event::Deleted, o),
                     Ok(WatchEvent::Added(o)) => {
-                        health_changed(&state, state.objects.observed(&o, false));
+                        health_changed(state, state.objects.observed(&o, false));
                         if let Some(v) = resource_version(&o) {
                             version = v;
                         }
@@ -334,26 +468,29 @@ async fn watch_kind(
                 if let Some(v) = resource_version(&obj) {
                     version = v;
                 }
-                health_changed(
-                    &state,
-                    state.objects.observed(&obj, event == Event::Deleted),
-                );
-                let d = desired.read().clone();
-                if let Some((app, what)) = classify(event, &obj, &d, &manager) {
-                    tracing::info!(app = %app, "drift: {what}");
-                    if let (Some(git), Ok(r)) = (d.wanted(&obj), ObjectRef::from_object(&obj)) {
-                        let live = (event == Event::Modified).then_some(&obj);
-                        let diff = super::objects::drift_diff(git, live);
-                        state.objects.drifted(&app, &r, diff);
-                    }
-                    let mut p = Pending::default();
-                    p.drift.insert(app, what);
-                    state.trigger(p);
-                }
+                health_changed(state, state.objects.observed(&obj, event == Event::Deleted));
+                let d = f.desired.borrow().clone();
+                drifted(state, &d, event, &obj, &manager);
             }
             // The watch timed out normally: renew it from where it was.
         }
     }
+}
+
+/// Queues `event` on `obj` as drift of its app when [`classify`] says so.
+fn drifted(state: &SharedState, d: &Desired, event: Event, obj: &Value, manager: &str) {
+    let Some((app, what)) = classify(event, obj, d, manager) else {
+        return;
+    };
+    tracing::info!(app = %app, "drift: {what}");
+    if let (Some(git), Ok(r)) = (d.wanted(obj), ObjectRef::from_object(obj)) {
+        let live = (event == Event::Modified).then_some(obj);
+        let diff = super::objects::drift_diff(git, live);
+        state.objects.drifted(&app, &r, diff);
+    }
+    let mut p = Pending::default();
+    p.drift.insert(app, what);
+    state.trigger(p);
 }
 
 /// An object's health crossed the Degraded line between syncs: the loop
