@@ -166,6 +166,11 @@ fn cluster_mode_renders_a_hardened_controller_with_leader_election() {
             "{want} missing from {args:?}"
         );
     }
+    // The ClusterRole may list every kind cluster-wide: self-heal's default.
+    assert!(
+        !args.iter().any(|a| a.starts_with("--watch-scope")),
+        "{args:?}"
+    );
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
@@ -233,6 +238,12 @@ fn namespaced_mode_binds_only_the_managed_namespaces() {
         args.contains(&"--webhook-secret-file=/etc/kubesync/webhook/webhook-secret".to_string())
     );
     assert!(args.contains(&"--notify-webhook=https://ci.example.com/hooks/kubesync".to_string()));
+    // Roles only in the managed namespaces: self-heal watches per namespace
+    // from the start (no cluster-wide list to be refused).
+    assert!(
+        args.contains(&"--watch-scope=namespaces".to_string()),
+        "{args:?}"
+    );
     let env = serde_json::to_string(&c["env"]).unwrap();
     assert!(env.contains("\"S3_BUCKET\"") && env.contains("\"CLUSTER_NAME\""));
     assert!(env.contains("secretKeyRef") && env.contains("kubesync-s3"));
@@ -533,6 +544,30 @@ fn on_the_real_control_plane_the_rbac_allows_the_job_and_nothing_more() {
             "-n",
             "kubesync-system",
             "delete",
+            "applications.kubesync.dev",
+            "kschart-web",
+            "kschart-stray",
+            "kschart-calm",
+            "--ignore-not-found",
+        ],
+        None,
+    );
+    kubectl(
+        &[
+            "-n",
+            "kubesync-system",
+            "delete",
+            "lease",
+            "kschart-selfheal",
+            "--ignore-not-found",
+        ],
+        None,
+    );
+    kubectl(
+        &[
+            "-n",
+            "kubesync-system",
+            "delete",
             "serviceaccount",
             "kschart",
             "kschart-image-sync",
@@ -553,10 +588,10 @@ fn on_the_real_control_plane_the_rbac_allows_the_job_and_nothing_more() {
 }
 
 /// kubesync itself, holding a token of the chart's ServiceAccount
-/// (namespaced mode): a bootstrap syncs the app in a managed namespace,
+/// (namespaced mode): a bootstrap syncs the apps in managed namespaces,
 /// and the app aimed at a namespace outside the chart's list fails naming
-/// the object and the refusal, while the other goes on. Returns what went
-/// wrong.
+/// the object and the refusal, while the others go on; then `kubesync run`
+/// self-heals with it. Returns what went wrong.
 fn kubesync_does_its_job_with_the_token(
     admin: &str,
     kubectl: &dyn Fn(&[&str], Option<&str>) -> std::process::Output,
@@ -609,7 +644,15 @@ fn kubesync_does_its_job_with_the_token(
     )
     .expect("write kubeconfig");
     let repo = sync_support::Repo::new();
-    repo.app("kschart-web", "  destination: {namespace: kschart-a}\n");
+    repo.app(
+        "kschart-web",
+        "  destination: {namespace: kschart-a}\n  syncPolicy: {automated: {selfHeal: true}}\n",
+    );
+    repo.app("kschart-calm", "  destination: {namespace: kschart-b}\n");
+    repo.write(
+        "objects/kschart-calm/cm.yaml",
+        &sync_support::configmap("calm-settings", "mode: steady"),
+    );
     repo.write(
         "objects/kschart-web/cm.yaml",
         &sync_support::configmap("web-settings", "mode: on-call"),
@@ -664,7 +707,198 @@ fn kubesync_does_its_job_with_the_token(
     if stray.status.success() {
         wrong.push("the stray ConfigMap exists in kschart-c".into());
     }
+    if wrong.is_empty() {
+        wrong.extend(kubesync_self_heals_with_the_token(
+            &config,
+            &repo.root(),
+            kubectl,
+        ));
+    }
     wrong
+}
+
+/// `kubesync run` holding the chart's token: the server refuses it every
+/// cluster-wide list of ConfigMaps, so self-heal watches them in the
+/// namespaces its apps use — a change made with the admin's kubeconfig to
+/// the selfHeal app's ConfigMap is undone, the other app's is reported
+/// OutOfSync in its Application status and left alone. Returns what went
+/// wrong.
+fn kubesync_self_heals_with_the_token(
+    config: &Path,
+    root: &Path,
+    kubectl: &dyn Fn(&[&str], Option<&str>) -> std::process::Output,
+) -> Vec<String> {
+    use std::time::{Duration, Instant};
+    let out = |o: std::process::Output| String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("run.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubesync"))
+        .args(["run", "--root"])
+        .arg(root)
+        .arg("--kubeconfig")
+        .arg(config)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--poll-interval",
+            "1s",
+            "--lease-name",
+            "kschart-selfheal",
+        ])
+        .env("PATH", path_with_helm())
+        .env("RUST_LOG", "kubesync=info")
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("start kubesync run");
+    let mode = |ns: &str, name: &str| {
+        out(kubectl(
+            &[
+                "-n",
+                ns,
+                "get",
+                "configmap",
+                name,
+                "-o",
+                "jsonpath={.data.mode}",
+            ],
+            None,
+        ))
+    };
+    let edit = |ns: &str, name: &str| {
+        kubectl(
+            &[
+                "-n",
+                ns,
+                "patch",
+                "configmap",
+                name,
+                "--type=merge",
+                "-p",
+                r#"{"data":{"mode":"edited-by-admin"}}"#,
+            ],
+            None,
+        )
+    };
+    let until = |limit: Duration, f: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + limit;
+        loop {
+            if f() {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let mut wrong = Vec::new();
+    // Edits are made once the start-up full runs are over (ready, leading,
+    // nothing queued, the last full run finished): no commit comes and
+    // the next full run is an hour away, so only a watch can see them.
+    let settled = until(Duration::from_secs(90), &|| {
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        let Some(addr) = said
+            .split("API on http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+        else {
+            return false;
+        };
+        let Some(s) = http_get_json(addr, "/api/v1/apps") else {
+            return false;
+        };
+        s["ready"] == true
+            && s["leader"] == true
+            && s["queued"] == false
+            && s["lastRun"]["kind"] == "full"
+            && !s["lastRun"]["finished"].is_null()
+    });
+    if !settled {
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        return vec![format!("kubesync run never settled:\n{said}")];
+    }
+    // The first edit may come before the namespace's watch is up (then
+    // nobody sees it): edit again until one is undone.
+    let healed = until(Duration::from_secs(90), &|| {
+        edit("kschart-a", "web-settings");
+        until(Duration::from_secs(4), &|| {
+            mode("kschart-a", "web-settings") == "on-call"
+        })
+    });
+    if !healed {
+        wrong.push(format!(
+            "web-settings in kschart-a was not repaired: mode {:?}",
+            mode("kschart-a", "web-settings")
+        ));
+    }
+    // Without selfHeal: OutOfSync in the Application status, not written.
+    let status = || {
+        out(kubectl(
+            &[
+                "-n",
+                "kubesync-system",
+                "get",
+                "applications.kubesync.dev",
+                "kschart-calm",
+                "-o",
+                "jsonpath={.status.sync.status}",
+            ],
+            None,
+        ))
+    };
+    let reported = until(Duration::from_secs(60), &|| {
+        edit("kschart-b", "calm-settings");
+        until(Duration::from_secs(4), &|| status() == "OutOfSync")
+    });
+    if !reported {
+        wrong.push(format!(
+            "kschart-calm's drift was not reported: sync status {:?}",
+            status()
+        ));
+    }
+    if mode("kschart-b", "calm-settings") != "edited-by-admin" {
+        wrong.push("kubesync wrote calm-settings, whose app has no selfHeal".into());
+    }
+    // Stopped as a pod is (SIGTERM), so the lease is handed back.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    eprintln!("kubesync run with the chart's token:\n{said}");
+    if !said.contains("drift: ConfigMap kschart-a/web-settings was changed by kubectl-patch") {
+        wrong.push("the repair of web-settings did not come from its watch".into());
+    }
+    if !said.contains("in each namespace the tree's apps put it in") {
+        wrong.push("kubesync did not say it watches ConfigMaps per namespace".into());
+    }
+    if !wrong.is_empty() {
+        wrong.push(format!("kubesync run said:\n{said}"));
+    }
+    wrong
+}
+
+/// `GET path` from a `kubesync run` API at `addr`, as JSON (None when it
+/// does not answer 200 with JSON).
+fn http_get_json(addr: &str, path: &str) -> Option<Value> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    if head.split_whitespace().nth(1) != Some("200") {
+        return None;
+    }
+    serde_json::from_str(body).ok()
 }
 
 /// Every value the chart can set that reaches the controller's command line.

@@ -592,6 +592,57 @@ mod tests {
     }
 
     #[test]
+    fn watch_scopes_parse_as_the_flag_spells_them() {
+        assert_eq!("auto".parse(), Ok(WatchScope::Auto));
+        assert_eq!("namespaces".parse(), Ok(WatchScope::Namespaces));
+        let e = "everywhere".parse::<WatchScope>().unwrap_err();
+        assert!(e.contains("everywhere") && e.contains("namespaces"), "{e}");
+    }
+
+    #[test]
+    fn each_kind_knows_the_namespaces_its_objects_go_to() {
+        let repo = tempfile::tempdir().unwrap();
+        let w = |p: &str, t: &str| {
+            let p = repo.path().join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, t).unwrap();
+        };
+        let app = |name: &str, ns: &str| {
+            format!("apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata: {{name: {name}}}\nspec:\n  source: {{path: objects/{name}}}\n  destination: {{namespace: {ns}}}\n")
+        };
+        w("root.yaml", "apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata: {name: root}\nspec:\n  source: {path: apps}\n");
+        w("apps/a.yaml", &app("a", "ns-a"));
+        w("apps/b.yaml", &app("b", "ns-b"));
+        w("objects/a/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: elsewhere, namespace: ns-x}\n");
+        w("objects/b/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {}\n");
+        let root = repo.path().join("root.yaml");
+        let sources = crate::source::Sources::new(crate::source::SourceOptions {
+            root_manifest: root.clone(),
+            ..Default::default()
+        })
+        .unwrap();
+        let tree = crate::tree::expand(
+            crate::model::load_root(&root).unwrap(),
+            &sources,
+            &crate::render::Renderer::new(),
+            &crate::tree::ExpandOptions::default(),
+        );
+        let d = Desired::of(&tree);
+        let cm = (String::new(), "v1".to_string(), "ConfigMap".to_string());
+        let deploy = (
+            "apps".to_string(),
+            "v1".to_string(),
+            "Deployment".to_string(),
+        );
+        let names = |k: &KindKey| -> Vec<String> {
+            d.namespaces(k).iter().map(|n| n.to_string()).collect()
+        };
+        assert_eq!(names(&cm), ["ns-a", "ns-b", "ns-x"]);
+        assert_eq!(names(&deploy), ["ns-b"]);
+        assert_eq!(d.kinds().count(), 2);
+    }
+
+    #[test]
     fn keys_tell_namespaces_and_cluster_scope_apart() {
         let cluster = key("", "Namespace", None, "a");
         assert_ne!(cluster, key("", "Namespace", Some(""), "a"));
