@@ -211,6 +211,13 @@ async fn kube_applier_env_syncs_level_one_directories_gated_by_label() {
         .write("manifests/team-b/cm.yaml", &configmap("b", "k: v1"));
     repo.repo
         .write("other/team-c/cm.yaml", &configmap("c", "k: v1"));
+    // Per object: LABEL=off in the manifest keeps it out.
+    repo.repo.write(
+        "manifests/team-a/paused.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: paused\n  labels: {kube-applier: 'off'}\ndata: {k: v1}\n",
+    );
+    repo.repo
+        .write("manifests/team-a/held.yaml", &configmap("held", "k: v1"));
     repo.commit("first");
     let emu = emulator(fast_simulation()).await;
     namespace(&emu, "team-a", json!({"kube-applier": "on"})).await;
@@ -238,10 +245,26 @@ async fn kube_applier_env_syncs_level_one_directories_gated_by_label() {
         run.stderr()
     );
     assert_eq!(
+        configmap_data(&emu, "team-a", "paused").await,
+        None,
+        "paused is labelled kube-applier=off in git"
+    );
+    assert_eq!(
         configmap_data(&emu, "team-b", "b").await,
         None,
         "team-b is not labelled kube-applier=on"
     );
+    // Per object, live: held, labelled kube-applier=off in the cluster, is
+    // left alone from then on.
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(emu.kube_client(), "team-a");
+    cms.patch(
+        "held",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"metadata": {"labels": {"kube-applier": "off"}}})),
+    )
+    .await
+    .expect("label held");
     assert_eq!(
         configmap_data(&emu, "team-c", "c").await,
         None,
@@ -259,11 +282,19 @@ async fn kube_applier_env_syncs_level_one_directories_gated_by_label() {
     // A commit is applied within POLL_INTERVAL_SECONDS.
     repo.repo
         .write("manifests/team-a/cm.yaml", &configmap("a", "k: v2"));
+    repo.repo
+        .write("manifests/team-a/held.yaml", &configmap("held", "k: v2"));
     repo.commit("second");
     wait_for(Duration::from_secs(30), "the commit applied", || async {
         configmap_data(&emu, "team-a", "a").await == Some(json!({"k": "v2"}))
     })
     .await;
+    assert_eq!(
+        configmap_data(&emu, "team-a", "held").await,
+        Some(json!({"k": "v1"})),
+        "held is labelled kube-applier=off live"
+    );
+    assert_eq!(configmap_data(&emu, "team-a", "paused").await, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -160,6 +160,11 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<Outcome, CliErro
     cfg.watch_scope = args.watch_scope;
     cfg.notify = notify_config(global, args)?;
     cfg.sync = args.sync.options(global);
+    // kube-applier's LABEL also turns off single objects: a live one
+    // labelled LABEL=off is left alone (git's are turned off in the tree).
+    if let Some(crate::controller::seeds::SeedRoot::KubeApplier { label }) = &cfg.seed_root {
+        cfg.sync.off_label = label.clone();
+    }
     // The tree-wide ignoreDifferences of --settings, as bootstrap has them.
     cfg.sync.ignore_differences = super::online::load_settings(global)?.ignore_differences;
     cfg.parallel = global.parallel.max(1);

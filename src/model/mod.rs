@@ -52,6 +52,11 @@ pub const APP_LABEL: &str = "kubesync.dev/app";
 pub const TRACKING_ANNOTATION: &str = "kubesync.dev/tracking-id";
 /// Annotation that turns syncing of a resource or namespace `off` or to `dry-run`.
 pub const SYNC_ANNOTATION: &str = "kubesync.dev/sync";
+/// Set (with `kubesync.dev/sync: off`) on a rendered object that carries
+/// its namespace gate's label (kube-applier's `LABEL`) with the value
+/// `off`; names the label. Only in memory: an object turned off is never
+/// sent to the cluster.
+pub const OFF_BY_LABEL_ANNOTATION: &str = "kubesync.dev/off-by-label";
 /// Annotation naming an Argo CD Application's dependencies (kubesync extension).
 pub const DEPENDS_ON_ANNOTATION: &str = "kubesync.dev/depends-on";
 /// Annotation overriding an Argo CD Application's tier (kubesync extension).

@@ -153,7 +153,13 @@ impl AppSync<'_> {
             .copied();
         let ns_mode = ns_state.flatten();
         if d.mode == SyncMode::Off {
-            return Change::skipped(r, false, SkipReason::SyncOff);
+            let reason = match annotation(&d.object, crate::model::OFF_BY_LABEL_ANNOTATION) {
+                Some(label) => SkipReason::LabelOff {
+                    label: label.to_string(),
+                },
+                None => SkipReason::SyncOff,
+            };
+            return Change::skipped(r, false, reason);
         }
         if ns_mode == Some(SyncMode::Off) {
             return Change::skipped(r, false, SkipReason::SyncOffOnNamespace);
@@ -175,6 +181,9 @@ impl AppSync<'_> {
         if let Some(l) = &live {
             if live_mode == Some(SyncMode::Off) {
                 return Change::skipped(r, false, SkipReason::SyncOffOnLive);
+            }
+            if let Some(label) = super::prune::labelled_off(l, self.opts.off_label.as_deref()) {
+                return Change::skipped(r, false, SkipReason::LabelOffOnLive { label });
             }
             if annotation(l, DESIRED_HASH_ANNOTATION) == Some(d.hash.as_str())
                 && self.converged(d, l).await

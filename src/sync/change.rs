@@ -51,6 +51,11 @@ pub enum SkipReason {
     SyncOffOnLive,
     /// Desired, in a namespace that is `kubesync.dev/sync: off`.
     SyncOffOnNamespace,
+    /// Desired, and labelled `off` in git with its namespace gate's label
+    /// (kube-applier's per-object `LABEL=off`).
+    LabelOff { label: String },
+    /// Desired, and the live object is labelled `off` with the gate's label.
+    LabelOffOnLive { label: String },
     /// Desired, not attempted: an object of an earlier group failed.
     AfterFailure,
     /// Desired, not attempted: the earlier sync waves did not get ready.
@@ -70,6 +75,8 @@ pub enum SkipReason {
     KeptSyncOffNamespace,
     /// A leftover whose live object is `kubesync.dev/sync: off`.
     KeptSyncOff,
+    /// A leftover whose live object is labelled `off` with the gate's label.
+    KeptLabelOff { label: String },
     /// A leftover whose live object this app did not apply.
     NotOwned,
     /// A leftover Namespace or CRD (deleting it cascades) without
@@ -145,6 +152,9 @@ impl SkipReason {
             SkipReason::SyncOff => "syncOff",
             SkipReason::SyncOffOnLive => "syncOffOnLive",
             SkipReason::SyncOffOnNamespace => "syncOffOnNamespace",
+            SkipReason::LabelOff { .. } => "labelOff",
+            SkipReason::LabelOffOnLive { .. } => "labelOffOnLive",
+            SkipReason::KeptLabelOff { .. } => "keptLabelOff",
             SkipReason::AfterFailure => "afterFailure",
             SkipReason::WaveNotHealthy => "waveNotHealthy",
             SkipReason::SyncFailed => "syncFailed",
@@ -202,6 +212,13 @@ impl fmt::Display for SkipReason {
                 "{GONE} kept: its namespace is kubesync.dev/sync: off"
             ),
             SkipReason::KeptSyncOff => write!(f, "{GONE} kept: kubesync.dev/sync: off"),
+            SkipReason::LabelOff { label } => write!(f, "labelled {label}=off"),
+            SkipReason::LabelOffOnLive { label } => {
+                write!(f, "labelled {label}=off (on the live object)")
+            }
+            SkipReason::KeptLabelOff { label } => {
+                write!(f, "{GONE} kept: labelled {label}=off")
+            }
             SkipReason::NotOwned => write!(f, "{GONE} kept: not applied by this app"),
             SkipReason::Cascading { kind } => write!(
                 f,

@@ -62,6 +62,11 @@ pub struct SyncOptions {
     /// by default only when something changes, so a converged run writes
     /// nothing). `--run-hooks`: a migration Job re-run on request.
     pub run_hooks: bool,
+    /// kube-applier's `LABEL`: a live object labelled with it `off` is
+    /// left alone — not applied, not pruned — as git's own `LABEL=off`
+    /// objects are (those are turned off in the tree, see
+    /// `tree::gate_namespaces`).
+    pub off_label: Option<String>,
 }
 
 impl Default for SyncOptions {
@@ -79,6 +84,7 @@ impl Default for SyncOptions {
             apply_concurrency: 8,
             ignore_differences: Vec::new(),
             stop: None,
+            off_label: None,
         }
     }
 }

@@ -863,9 +863,56 @@ pub fn gate_namespaces(
             }
             GateDecision::On => {}
         }
+        if decision != GateDecision::Disabled {
+            if let Some(&i) = tree.index.get(&gate.app) {
+                mark_label_off(&mut tree.nodes[i], &gate.label);
+            }
+        }
         out.push((gate, decision));
     }
     out
+}
+
+/// kube-applier's per-object gate: every object of an enabled gated app
+/// whose manifest (in git) carries the gate's label with the value `off` is
+/// turned off (`kubesync.dev/sync: off`, with the label named for the
+/// report): never applied, and — being desired — never pruned.
+fn mark_label_off(node: &mut AppNode, label: &str) {
+    let NodeState::Rendered(r) = &node.state else {
+        return;
+    };
+    let is_off = |o: &serde_json::Value| {
+        o.pointer("/metadata/labels")
+            .and_then(|l| l.get(label))
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("off"))
+    };
+    if !r.manifests.iter().any(|m| is_off(&m.object)) {
+        return;
+    }
+    let mut r = (**r).clone();
+    for m in r
+        .manifests
+        .iter_mut()
+        .filter(|m| !is_application(&m.object) && is_off(&m.object))
+    {
+        if let Some(meta) = m.object.get_mut("metadata").and_then(|v| v.as_object_mut()) {
+            let ann = meta
+                .entry("annotations")
+                .or_insert_with(|| serde_json::json!({}));
+            if let Some(a) = ann.as_object_mut() {
+                a.insert(
+                    crate::model::SYNC_ANNOTATION.to_string(),
+                    serde_json::json!("off"),
+                );
+                a.insert(
+                    crate::model::OFF_BY_LABEL_ANNOTATION.to_string(),
+                    serde_json::json!(label),
+                );
+            }
+        }
+    }
+    node.state = NodeState::Rendered(Arc::new(r));
 }
 
 /// Marks every object of a rendered node `kubesync.dev/sync: dry-run`.
