@@ -202,6 +202,84 @@ async fn kubesync_env_follows_its_repository_and_yml_chain() {
         .contains("configured by KubeSync's environment"));
 }
 
+/// The app name KubeSync's seed gives a repository: its directory's name.
+fn app_name(repo: &GitRepo) -> String {
+    let name: String = repo
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    name.trim_matches('-').to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubesync_env_with_several_repos_makes_one_app_per_repository() {
+    // The root repository applies kubernetes/; the second has no such
+    // directory, so its root; each follows its own commits.
+    let a = GitRepo::new();
+    a.repo.write(
+        "kubernetes/cm.yaml",
+        &configmap_in("from-a", "default", "k: v1"),
+    );
+    a.repo
+        .write("stray.yaml", &configmap_in("stray-a", "default", "k: v"));
+    a.commit("first");
+    let b = GitRepo::new();
+    // Only the ConfigMap at its root (not the fixture's root manifest).
+    std::fs::remove_file(b.repo.root()).expect("rm root.yaml");
+    b.repo
+        .write("cm.yaml", &configmap_in("from-b", "default", "k: v1"));
+    b.commit("first");
+    let emu = emulator(fast_simulation()).await;
+    let env = [
+        // Separated by a comma and whitespace, as a pod spec may wrap it.
+        ("REPO", format!("{},\n  {}", a.file_url(), b.file_url())),
+        ("VERSION_MODE", format!("branch:{}", branch_of(&a))),
+        ("INTERVAL", "1".into()),
+    ];
+    let url = emu.url();
+    let dir = a.path().to_path_buf();
+    let mut run =
+        tokio::task::spawn_blocking(move || spawn(&["run", "--server", &url], &env, &dir))
+            .await
+            .expect("join");
+    ready(&mut run).await;
+    for name in ["from-a", "from-b"] {
+        assert_eq!(
+            configmap_data(&emu, "default", name).await,
+            Some(json!({"k": "v1"})),
+            "{name}: {}",
+            run.stderr()
+        );
+    }
+    assert_eq!(configmap_data(&emu, "default", "stray-a").await, None);
+    let v = apps(run.addr).await;
+    let mut names: Vec<&str> = v["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x["name"].as_str())
+        .collect();
+    names.sort();
+    let mut want = vec![app_name(&a), app_name(&b)];
+    want.sort();
+    assert_eq!(names, want, "{v:#}");
+    // A commit to the second repository is applied within INTERVAL.
+    b.repo
+        .write("cm.yaml", &configmap_in("from-b", "default", "k: v2"));
+    b.commit("second");
+    wait_for(
+        Duration::from_secs(30),
+        "the second repo's commit applied",
+        || async { configmap_data(&emu, "default", "from-b").await == Some(json!({"k": "v2"})) },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kube_applier_env_syncs_level_one_directories_gated_by_label() {
     let repo = GitRepo::new();

@@ -7,7 +7,7 @@
 //!
 //! | seed | repository | layout |
 //! |---|---|---|
-//! | KubeSync | `REPO` (URL) at `VERSION_MODE` (default `branch:master`) | one app: `CMD`'s `$OUTDIR`, else `YMLDIR`, else `kubernetes/`, else the repository root |
+//! | KubeSync | `REPO` (one or more URLs, separated by spaces or commas) at `VERSION_MODE` (default `branch:master`) | one app per repository, named after it: `CMD`'s `$OUTDIR`, else `YMLDIR`, else `kubernetes/`, else the repository root |
 //! | kube-applier | `REPO_PATH` (a local path in a git work tree) | each level-1 directory is its namespace's app, gated by `LABEL` |
 //! | git-sync-operator | `CONFIG_REPO` at `CONFIG_BRANCH` (default `master`) | `$CLUSTER_NAME/$namespace` plus `$namespace` directories |
 //!
@@ -122,18 +122,51 @@ pub struct SeedSettings {
 pub enum SeedRoot {
     /// One app: `CMD` (when its program is there) as a transform, else
     /// `YMLDIR`, else `kubernetes/` when it exists, else the repository root.
+    ///
+    /// `REPO` may name several repositories: the first is the root
+    /// repository (`--repo`), each other one is an app of its own with the
+    /// same chain (and `CMD`, `YMLDIR`), at the root's revision.
     KubeSync {
-        /// The app's name (the repository's).
+        /// The root repository's app's name (the repository's).
         name: String,
         /// `CMD`, split into words as the shell splits `$CMD`.
         cmd: Option<Vec<String>>,
         ymldir: Option<String>,
+        /// `REPO`'s further repositories.
+        others: Vec<SeedRepo>,
     },
     /// An ApplicationSet over `namespaceDirectories` (with `LABEL`'s gate).
     KubeApplier { label: Option<String> },
     /// An ApplicationSet over `clusterNamespaceDirectories` (`CLUSTER_NAME`,
     /// `MANAGED_NAMESPACES` from kubesync's flags of those names).
     GitSyncOperator,
+}
+
+/// One more of KubeSync's repositories: its app's name and URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedRepo {
+    pub name: String,
+    pub url: String,
+}
+
+/// How a seed root reaches repositories other than the root one (KubeSync's
+/// further `REPO` URLs): a checkout of `url` at `revision` (None when it
+/// cannot be had: the app is still made, and fails when it renders, naming
+/// the repository).
+pub struct OtherRepos<'a> {
+    pub revision: Option<RevisionSpec>,
+    pub checkout: &'a dyn Fn(&str) -> Option<PathBuf>,
+}
+
+impl OtherRepos<'_> {
+    /// None of them is at hand (each app then takes its path from `YMLDIR`,
+    /// else the repository root).
+    pub fn none() -> OtherRepos<'static> {
+        OtherRepos {
+            revision: None,
+            checkout: &|_| None,
+        }
+    }
 }
 
 /// A seed variable kubesync cannot honour, or an ambiguous mix.
@@ -217,7 +250,24 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<SeedSetti
     };
     match seed {
         Seed::KubeSync => {
-            let repo = get("REPO").unwrap_or_default();
+            let urls: Vec<String> = get("REPO")
+                .unwrap_or_default()
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|u| !u.is_empty())
+                .map(str::to_string)
+                .collect();
+            let mut names = unique_names(&urls).into_iter();
+            let name = names.next().unwrap_or_else(|| "kubesync".into());
+            let others = urls
+                .iter()
+                .skip(1)
+                .zip(names)
+                .map(|(url, name)| SeedRepo {
+                    name,
+                    url: url.clone(),
+                })
+                .collect();
+            let repo = urls.first().cloned().unwrap_or_default();
             let mode = get("VERSION_MODE").unwrap_or_else(|| KUBESYNC_VERSION_MODE.into());
             let revision: RevisionSpec = match mode.split_once(':') {
                 Some(("branch" | "tag" | "commit", _)) => mode
@@ -239,9 +289,10 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<SeedSetti
             out.revision = Some(revision);
             out.dry_run = get("DRYRUN").map(|v| truthy(&v));
             out.root = SeedRoot::KubeSync {
-                name: app_name_of(&repo),
+                name,
                 cmd: get("CMD").map(|c| c.split_whitespace().map(String::from).collect()),
                 ymldir: get("YMLDIR"),
+                others,
             };
             out.repo = Some(repo);
         }
@@ -292,6 +343,32 @@ fn truthy(v: &str) -> bool {
     )
 }
 
+/// An app name per repository URL ([`app_name_of`]), made unique by
+/// `-2`, `-3`, … in order (two repositories both called `config`).
+fn unique_names(urls: &[String]) -> Vec<String> {
+    let mut taken = std::collections::BTreeSet::new();
+    urls.iter()
+        .map(|url| {
+            let base = app_name_of(url);
+            let mut name = base.clone();
+            let mut n = 2;
+            while !taken.insert(name.clone()) {
+                let suffix = format!("-{n}");
+                let keep = 63 - suffix.len();
+                name = format!(
+                    "{}{suffix}",
+                    base.chars()
+                        .take(keep)
+                        .collect::<String>()
+                        .trim_end_matches('-')
+                );
+                n += 1;
+            }
+            name
+        })
+        .collect()
+}
+
 /// An app name from a repository URL: its last segment without `.git`,
 /// lower-cased, with anything outside `[a-z0-9-]` made `-` ("kubesync" when
 /// nothing is left).
@@ -316,6 +393,52 @@ fn app_name_of(url: &str) -> String {
     }
 }
 
+/// One KubeSync app, by KubeSync's chain: `CMD`'s `$OUTDIR` (when its
+/// program is there) → `YMLDIR` → `kubernetes/` → the repository's root.
+/// `dir`: the repository's checkout (None: not at hand, so neither `CMD`'s
+/// path nor `kubernetes/` can be seen there); `join` makes a path of the
+/// repository relative to its checkout.
+fn kubesync_app(
+    name: &str,
+    cmd: &Option<Vec<String>>,
+    ymldir: &Option<String>,
+    dir: Option<&Path>,
+    join: &dyn Fn(&str) -> String,
+) -> Value {
+    let exists = |p: &str, file: bool| {
+        dir.is_some_and(|d| {
+            let p = d.join(join(p));
+            if file {
+                p.is_file()
+            } else {
+                p.is_dir()
+            }
+        })
+    };
+    let program = cmd.as_ref().and_then(|c| c.first());
+    // A bare name is found on PATH by the renderer (or fails there, naming
+    // it); a path must exist in the commit.
+    let cmd_exists = program.is_some_and(|p| !p.contains('/') || exists(p, true));
+    let mut source = json!({});
+    if let (true, Some(cmd)) = (cmd_exists, cmd) {
+        source["path"] = json!(join(""));
+        source["transform"] = json!({ "command": cmd });
+    } else if let Some(y) = ymldir {
+        source["path"] = json!(join(y));
+    } else if exists("kubernetes", false) {
+        source["path"] = json!(join("kubernetes"));
+    } else {
+        source["path"] = json!(join(""));
+    }
+    json!({
+        "apiVersion": crate::model::KUBESYNC_API_VERSION,
+        "kind": "Application",
+        "metadata": {"name": name},
+        // `kubectl apply` of anything: system services included.
+        "spec": {"tier": "system", "source": source},
+    })
+}
+
 impl SeedRoot {
     /// What the environment's root is called (errors and the status page).
     pub fn describe(&self) -> &'static str {
@@ -332,6 +455,12 @@ impl SeedRoot {
     /// directory the seed points at, relative to the checkout ("" or "."
     /// for its root). Reads only whether paths exist.
     pub fn objects(&self, dir: &Path, base: &str) -> Vec<Value> {
+        self.objects_with(dir, base, &OtherRepos::none())
+    }
+
+    /// [`Self::objects`], reaching KubeSync's further repositories through
+    /// `repos` (their checkouts decide each app's path by the same chain).
+    pub fn objects_with(&self, dir: &Path, base: &str, repos: &OtherRepos<'_>) -> Vec<Value> {
         let base = match base.trim_matches('/') {
             "" => ".".to_string(),
             b => b.to_string(),
@@ -346,32 +475,30 @@ impl SeedRoot {
             }
         };
         match self {
-            SeedRoot::KubeSync { name, cmd, ymldir } => {
-                // KubeSync's chain: OUTDIR (CMD exists) → YMLDIR → kubernetes/ → root.
-                let program = cmd.as_ref().and_then(|c| c.first());
-                let cmd_exists = program.is_some_and(|p| {
-                    // A bare name is found on PATH by the renderer (or fails
-                    // there, naming it); a path must exist in the commit.
-                    !p.contains('/') || dir.join(join(p)).is_file()
-                });
-                let mut source = json!({});
-                if let (true, Some(cmd)) = (cmd_exists, cmd) {
-                    source["path"] = json!(base);
-                    source["transform"] = json!({ "command": cmd });
-                } else if let Some(y) = ymldir {
-                    source["path"] = json!(join(y));
-                } else if dir.join(join("kubernetes")).is_dir() {
-                    source["path"] = json!(join("kubernetes"));
-                } else {
-                    source["path"] = json!(base);
+            SeedRoot::KubeSync {
+                name,
+                cmd,
+                ymldir,
+                others,
+            } => {
+                let mut apps = vec![kubesync_app(name, cmd, ymldir, Some(dir), &join)];
+                for other in others {
+                    let checkout = (repos.checkout)(&other.url);
+                    let at_root = |p: &str| -> String {
+                        match p.trim_start_matches("./").trim_matches('/') {
+                            "" | "." => ".".into(),
+                            p => p.into(),
+                        }
+                    };
+                    let mut app =
+                        kubesync_app(&other.name, cmd, ymldir, checkout.as_deref(), &at_root);
+                    app["spec"]["source"]["repoURL"] = json!(other.url);
+                    if let Some(rev) = &repos.revision {
+                        app["spec"]["source"]["targetRevision"] = json!(rev.to_string());
+                    }
+                    apps.push(app);
                 }
-                vec![json!({
-                    "apiVersion": crate::model::KUBESYNC_API_VERSION,
-                    "kind": "Application",
-                    "metadata": {"name": name},
-                    // `kubectl apply` of anything: system services included.
-                    "spec": {"tier": "system", "source": source},
-                })]
+                apps
             }
             SeedRoot::KubeApplier { label } => {
                 let mut gen = json!({ "path": base });
@@ -418,7 +545,17 @@ impl SeedRoot {
 
     /// The root's Applications for a checkout at `dir` (see [`Self::objects`]).
     pub fn roots(&self, dir: &Path, base: &str) -> Result<Vec<Application>, ModelError> {
-        self.objects(dir, base)
+        self.roots_with(dir, base, &OtherRepos::none())
+    }
+
+    /// [`Self::roots`] with KubeSync's further repositories at hand.
+    pub fn roots_with(
+        &self,
+        dir: &Path,
+        base: &str,
+        repos: &OtherRepos<'_>,
+    ) -> Result<Vec<Application>, ModelError> {
+        self.objects_with(dir, base, repos)
             .iter()
             .enumerate()
             .map(|(doc, v)| {
@@ -611,6 +748,7 @@ mod tests {
                     "$INDIR".into()
                 ]),
                 ymldir: Some("out".into()),
+                others: Vec::new(),
             }
         );
     }
@@ -688,6 +826,7 @@ mod tests {
             name: "r".into(),
             cmd: cmd.map(|c| c.split_whitespace().map(String::from).collect()),
             ymldir: ymldir.map(String::from),
+            others: Vec::new(),
         };
         // Nothing there: the repository root.
         assert_eq!(path_of(&ks(None, None), ""), (".".into(), false));
@@ -741,6 +880,82 @@ mod tests {
             gso[0].pointer("/spec/generators/0/clusterNamespaceDirectories"),
             Some(&json!({"path": "."}))
         );
+    }
+
+    #[test]
+    fn repo_may_name_several_repositories_each_its_own_app() {
+        let ks = env(&[
+            (
+                "REPO",
+                "https://g/org/platform.git, https://g/team/apps.git\n  https://h/x/config https://h/y/config.git",
+            ),
+            ("YMLDIR", "deploy"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(ks.repo.as_deref(), Some("https://g/org/platform.git"));
+        let SeedRoot::KubeSync { name, others, .. } = &ks.root else {
+            panic!("{:?}", ks.root)
+        };
+        assert_eq!(name, "platform");
+        let got: Vec<(&str, &str)> = others
+            .iter()
+            .map(|o| (o.name.as_str(), o.url.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("apps", "https://g/team/apps.git"),
+                ("config", "https://h/x/config"),
+                ("config-2", "https://h/y/config.git"),
+            ]
+        );
+        // Each further repository's app: the same chain in its own
+        // checkout, at the root's revision.
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        std::fs::create_dir(b.path().join("kubernetes")).unwrap();
+        let root = SeedRoot::KubeSync {
+            name: "platform".into(),
+            cmd: None,
+            ymldir: None,
+            others: vec![
+                SeedRepo {
+                    name: "apps".into(),
+                    url: "https://g/team/apps.git".into(),
+                },
+                SeedRepo {
+                    name: "config".into(),
+                    url: "https://h/x/config".into(),
+                },
+            ],
+        };
+        let (ap, bp) = (a.path().to_path_buf(), b.path().to_path_buf());
+        let checkout = move |url: &str| -> Option<PathBuf> {
+            match url {
+                "https://g/team/apps.git" => Some(ap.clone()),
+                "https://h/x/config" => Some(bp.clone()),
+                _ => None,
+            }
+        };
+        let repos = OtherRepos {
+            revision: Some("tag:latest".parse().unwrap()),
+            checkout: &checkout,
+        };
+        let objs = root.objects_with(a.path(), ".", &repos);
+        let view: Vec<Value> = objs
+            .iter()
+            .map(|o| json!([o["metadata"]["name"], o["spec"]["source"]]))
+            .collect();
+        assert_eq!(
+            view,
+            [
+                json!(["platform", {"path": "."}]),
+                json!(["apps", {"path": ".", "repoURL": "https://g/team/apps.git", "targetRevision": "tag:latest"}]),
+                json!(["config", {"path": "kubernetes", "repoURL": "https://h/x/config", "targetRevision": "tag:latest"}]),
+            ]
+        );
+        assert_eq!(root.roots_with(a.path(), ".", &repos).unwrap().len(), 3);
     }
 
     #[test]

@@ -249,9 +249,22 @@ impl Workspace {
             .map_err(|e| e.to_string())?;
         let sha = co.revision.id().map(str::to_string);
         let mut roots = match &self.seed {
-            Some(seed) => seed
-                .roots(&co.dir, &rel.to_string_lossy())
-                .map_err(|e| e.to_string())?,
+            Some(seed) => {
+                // KubeSync's further REPO URLs: each checked out at the
+                // root's revision, so its app's path follows KubeSync's chain.
+                let checkout = |url: &str| {
+                    sources
+                        .checkout(Some(url), Some(&spec))
+                        .ok()
+                        .map(|co| co.dir.clone())
+                };
+                let repos = super::seeds::OtherRepos {
+                    revision: Some(spec.clone()),
+                    checkout: &checkout,
+                };
+                seed.roots_with(&co.dir, &rel.to_string_lossy(), &repos)
+                    .map_err(|e| e.to_string())?
+            }
             None => load_root(&co.dir.join(rel)).map_err(|e| e.to_string())?,
         };
         for app in &mut roots {
