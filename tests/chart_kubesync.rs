@@ -816,6 +816,8 @@ fn kubesync_self_heals_with_the_token(
             && !s["lastRun"]["finished"].is_null()
     });
     if !settled {
+        let _ = child.kill();
+        let _ = child.wait();
         let said = std::fs::read_to_string(&log).unwrap_or_default();
         return vec![format!("kubesync run never settled:\n{said}")];
     }

@@ -78,7 +78,9 @@ impl Runner {
         Runner {
             signals,
             next_full: now + cfg.full_run_interval,
-            watches: Watches::new(client.clone(), state.clone()).with_scope(cfg.watch_scope),
+            watches: Watches::new(client.clone(), state.clone())
+                .with_scope(cfg.watch_scope)
+                .with_off_label(cfg.sync.off_label.clone()),
             cfg,
             client,
             state,

@@ -99,6 +99,9 @@ pub struct Desired {
     /// Each kind, with the namespaces its objects are (or would be, if the
     /// kind is namespaced) applied in.
     kinds: BTreeMap<KindKey, BTreeSet<Box<str>>>,
+    /// kube-applier's `LABEL`: a live object labelled `off` with it is
+    /// left alone, so its changes are not drift.
+    off_label: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -221,7 +224,11 @@ pub fn classify(
         .pointer("/metadata/labels")
         .and_then(|l| l.get(APP_LABEL))
         .and_then(Value::as_str);
-    if labelled.is_some_and(|l| l != entry.app.as_str()) || entry.sync_off || is_off(obj) {
+    if labelled.is_some_and(|l| l != entry.app.as_str())
+        || entry.sync_off
+        || is_off(obj)
+        || crate::sync::prepare::labelled_off(obj, desired.off_label.as_deref()).is_some()
+    {
         return None;
     }
     let app = AppName::clone(&entry.app);
@@ -269,6 +276,7 @@ pub struct Watches {
     client: ClusterClient,
     state: Arc<SharedState>,
     scope: WatchScope,
+    off_label: Option<String>,
     /// The tree's wants: read by every event's classification, and its
     /// changes wake the per-namespace kinds to start and stop watches.
     desired: watch::Sender<Arc<Desired>>,
@@ -291,6 +299,7 @@ impl Watches {
             client,
             state,
             scope: WatchScope::default(),
+            off_label: None,
             desired: watch::Sender::new(Arc::default()),
             tasks: HashMap::new(),
         }
@@ -302,10 +311,18 @@ impl Watches {
         self
     }
 
+    /// kube-applier's `LABEL` (`SyncOptions::off_label`): live objects
+    /// labelled `off` with it are never drift.
+    pub fn with_off_label(mut self, label: Option<String>) -> Self {
+        self.off_label = label;
+        self
+    }
+
     /// Classifies events against `desired` from now on, watching its kinds
     /// (new kinds start, kinds no longer wanted stop; a kind watched per
     /// namespace follows its namespaces).
-    pub fn update(&mut self, desired: Desired) {
+    pub fn update(&mut self, mut desired: Desired) {
+        desired.off_label.clone_from(&self.off_label);
         let kinds: BTreeSet<KindKey> = desired.kinds().cloned().collect();
         self.desired.send_replace(Arc::new(desired));
         self.tasks.retain(|k, _| kinds.contains(k));
@@ -681,5 +698,12 @@ mod tests {
             classify(Event::Deleted, &edited, &Desired::default(), "kubesync"),
             None
         );
+        // kube-applier's LABEL=off on the live object, when the label is set.
+        let mut d = desired(false);
+        let mut paused = edited.clone();
+        paused["metadata"]["labels"]["kube-applier"] = json!("off");
+        assert!(classify(Event::Modified, &paused, &d, "kubesync").is_some());
+        d.off_label = Some("kube-applier".into());
+        assert_eq!(classify(Event::Modified, &paused, &d, "kubesync"), None);
     }
 }

@@ -182,7 +182,7 @@ impl AppSync<'_> {
             if live_mode == Some(SyncMode::Off) {
                 return Change::skipped(r, false, SkipReason::SyncOffOnLive);
             }
-            if let Some(label) = super::prune::labelled_off(l, self.opts.off_label.as_deref()) {
+            if let Some(label) = super::prepare::labelled_off(l, self.opts.off_label.as_deref()) {
                 return Change::skipped(r, false, SkipReason::LabelOffOnLive { label });
             }
             if annotation(l, DESIRED_HASH_ANNOTATION) == Some(d.hash.as_str())

@@ -90,6 +90,17 @@ pub enum SyncMode {
     DryRun,
 }
 
+/// The label, when live object `live` carries kube-applier's `LABEL`
+/// (`off_label`) with the value `off`.
+pub fn labelled_off(live: &Value, off_label: Option<&str>) -> Option<String> {
+    let label = off_label?;
+    live.pointer("/metadata/labels")
+        .and_then(|l| l.get(label))
+        .and_then(Value::as_str)
+        .filter(|v| v.trim().eq_ignore_ascii_case("off"))
+        .map(|_| label.to_string())
+}
+
 /// Reads `kubesync.dev/sync` (or the kube-applier style label of the same
 /// name) from an object.
 pub fn sync_mode(obj: &Value) -> SyncMode {

@@ -116,7 +116,7 @@ impl AppSync<'_> {
             Err(e) => return Change::failed(r, dry, ChangeError::Prune(e.into())),
         };
         let defaults = self.object_defaults();
-        if let Some(label) = labelled_off(&live, self.opts.off_label.as_deref()) {
+        if let Some(label) = super::prepare::labelled_off(&live, self.opts.off_label.as_deref()) {
             return Change::skipped(r, dry, SkipReason::KeptLabelOff { label });
         }
         if let Some(reason) = keep_leftover(r, &live, &self.node.app.name, defaults) {
@@ -180,17 +180,6 @@ fn keep_leftover(
         return Some(SkipReason::Cascading { kind });
     }
     None
-}
-
-/// The label, when live object `live` carries kube-applier's `LABEL`
-/// (`off_label`) with the value `off`.
-pub(super) fn labelled_off(live: &Value, off_label: Option<&str>) -> Option<String> {
-    let label = off_label?;
-    live.pointer("/metadata/labels")
-        .and_then(|l| l.get(label))
-        .and_then(Value::as_str)
-        .filter(|v| v.trim().eq_ignore_ascii_case("off"))
-        .map(|_| label.to_string())
 }
 
 /// Whether `app` applied this live object: it carries the app's
