@@ -1,7 +1,12 @@
-//! Shared fixtures for the emulator integration tests: starting an emulator,
-//! waiting on a condition with a deadline, and running kubectl against it.
+//! Shared fixtures for the integration tests: starting an emulator,
+//! waiting on a condition with a deadline, and running kubectl against it;
+//! and one module for each real server a test talks to, so that each is
+//! set up in one place.
 
 #![allow(dead_code)]
+
+pub mod receiver;
+pub mod s3;
 
 use std::future::Future;
 use std::path::PathBuf;
