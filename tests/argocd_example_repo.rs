@@ -17,6 +17,7 @@
 //! examples). Against the emulator always; against a real control plane
 //! too when `KUBESYNC_E2E_KUBECONFIG` is set.
 
+mod support;
 mod sync_support;
 
 use std::path::{Path, PathBuf};
@@ -26,7 +27,8 @@ use std::time::Duration;
 use kubesync::chart::archive;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sync_support::{emulator, fast_simulation, path_with_helm, run, text, writes};
+use support::real_cluster::{from_env, kubectl, LoadBalancerProvider};
+use sync_support::{emulator, fast_simulation, kubesync_on, run, text, writes};
 
 const UPSTREAM: &str = "https://github.com/argoproj/argocd-example-apps";
 const STABLE: &str = "https://charts.helm.sh/stable";
@@ -335,75 +337,6 @@ async fn the_example_repository_ends_synced_and_healthy_and_a_rerun_writes_nothi
 
 // ------------------------------------------------------------ real cluster
 
-fn kubectl(kc: &str, args: &[&str]) -> Output {
-    Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kc)
-        .args(args)
-        .output()
-        .expect("run kubectl")
-}
-
-/// Plays the cluster's load-balancer provider (a kwok cluster has none):
-/// jsonnet-guestbook's LoadBalancer Service gets an address.
-struct LoadBalancerProvider {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl LoadBalancerProvider {
-    fn start(kc: &str) -> Self {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (kc, flag) = (kc.to_string(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                let out = kubectl(&kc, &["get", "services", "-A", "-o", "json"]);
-                let list: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-                for svc in list["items"].as_array().into_iter().flatten() {
-                    let lb =
-                        svc.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer");
-                    let has = svc
-                        .pointer("/status/loadBalancer/ingress")
-                        .and_then(Value::as_array)
-                        .is_some_and(|a| !a.is_empty());
-                    if lb && !has {
-                        let ns = svc["metadata"]["namespace"].as_str().unwrap_or("");
-                        let name = svc["metadata"]["name"].as_str().unwrap_or("");
-                        let _ = kubectl(
-                            &kc,
-                            &[
-                                "-n",
-                                ns,
-                                "patch",
-                                "service",
-                                name,
-                                "--subresource=status",
-                                "--type=merge",
-                                "-p",
-                                r#"{"status":{"loadBalancer":{"ingress":[{"ip":"192.0.2.10"}]}}}"#,
-                            ],
-                        );
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(300));
-            }
-        });
-        LoadBalancerProvider {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for LoadBalancerProvider {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// Deletes what the examples created on the real cluster, even when the
 /// test fails.
 struct Cleanup<'a> {
@@ -465,37 +398,21 @@ fn wait_namespaces_not_terminating(kc: &str) {
 /// The same, against a real control plane (`KUBESYNC_E2E_KUBECONFIG`).
 #[test]
 fn real_cluster_the_example_repository_ends_synced_and_healthy() {
-    let Some(kc) = std::env::var("KUBESYNC_E2E_KUBECONFIG")
-        .ok()
-        .filter(|k| !k.is_empty())
-    else {
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "real-cluster example repository skipped: set KUBESYNC_E2E_KUBECONFIG to the kubeconfig of a disposable cluster (scripts/control-plane up) to run it"
-        );
+    let Some(cluster) = from_env("real-cluster example repository") else {
         return;
     };
-    let admin = std::env::var("KUBESYNC_E2E_ADMIN_KUBECONFIG")
-        .ok()
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| kc.clone());
+    let (kc, admin) = (cluster.kc, cluster.admin);
     let repo = ExampleRepo::new();
     wait_namespaces_not_terminating(&admin);
     let _lb = LoadBalancerProvider::start(&admin);
     let _gone = Cleanup { kc: &admin };
     let bootstrap = || {
-        Command::new(env!("CARGO_BIN_EXE_kubesync"))
-            .args(["bootstrap", "-o", "json", "--timeout", "120s"])
-            .args(repo.overrides())
-            .arg("--root")
-            .arg(repo.root())
-            .arg("--kubeconfig")
-            .arg(&kc)
-            .env("PATH", path_with_helm())
-            .env_remove("KUBECONFIG")
-            .output()
-            .expect("run kubesync")
+        let mut args: Vec<String> = ["bootstrap", "-o", "json", "--timeout", "120s"]
+            .map(String::from)
+            .into();
+        args.extend(repo.overrides());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        kubesync_on(&kc, &repo.root(), &args)
     };
     let first = bootstrap();
     assert!(first.status.success(), "{}", text(&first));

@@ -6,6 +6,7 @@
 //! `KUBESYNC_E2E_ADMIN_KUBECONFIG` is set — its RBAC asked by the API server
 //! what the controller's ServiceAccount may and may not do.
 
+mod support;
 mod sync_support;
 
 use std::path::{Path, PathBuf};
@@ -319,11 +320,7 @@ async fn kubesync_bootstraps_its_own_chart_into_the_emulator() {
 /// and what it is refused, asked with `kubectl auth can-i --as`.
 #[test]
 fn on_the_real_control_plane_the_rbac_allows_the_job_and_nothing_more() {
-    let Some(admin) = std::env::var("KUBESYNC_E2E_ADMIN_KUBECONFIG")
-        .ok()
-        .filter(|s| !s.is_empty())
-    else {
-        eprintln!("real-cluster chart test skipped: set KUBESYNC_E2E_ADMIN_KUBECONFIG (scripts/control-plane up)");
+    let Some(admin) = support::real_cluster::admin_from_env("real-cluster chart test") else {
         return;
     };
     let kubectl = |args: &[&str], stdin: Option<&str>| {

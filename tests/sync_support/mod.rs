@@ -103,6 +103,21 @@ pub fn kubesync(root: &Path, url: &str, args: &[&str]) -> Output {
         .expect("run kubesync")
 }
 
+/// Runs `kubesync ARGS --root ROOT --kubeconfig KC` (blocking): the
+/// real-cluster tier's way to drive the binary.
+pub fn kubesync_on(kc: &str, root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kubesync"))
+        .args(args)
+        .arg("--root")
+        .arg(root)
+        .arg("--kubeconfig")
+        .arg(kc)
+        .env("PATH", path_with_helm())
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("run kubesync")
+}
+
 pub async fn run(root: &Path, url: &str, args: &[&str]) -> Output {
     let root = root.to_path_buf();
     let url = url.to_string();
