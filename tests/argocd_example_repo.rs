@@ -24,9 +24,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use kubesync::chart::archive;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use support::chart_repo::wordpress_mirror;
 use support::real_cluster::{from_env, kubectl, LoadBalancerProvider};
 use sync_support::{emulator, fast_simulation, kubesync_on, run, text, writes};
 
@@ -141,41 +140,6 @@ impl ExampleRepo {
             format!("{STABLE}={}", self.mirror.path().display()),
         ]
     }
-}
-
-/// A chart of our own named and versioned as stable/wordpress 9.0.3, with a
-/// vendored mariadb subchart switched by `mariadb.enabled`, packaged and
-/// indexed as a chart repository directory (the local mirror of
-/// https://charts.helm.sh/stable).
-fn wordpress_mirror() -> tempfile::TempDir {
-    let d = tempfile::tempdir().expect("temp dir");
-    let src = tempfile::tempdir().expect("temp dir");
-    let files: &[(&str, &str)] = &[
-        ("Chart.yaml", "apiVersion: v2\nname: wordpress\nversion: 9.0.3\nappVersion: 5.3.2\n"),
-        ("values.yaml", "image: {repository: bitnami/wordpress, tag: 5.3.2}\nwordpressPassword: \"\"\nmariadb: {enabled: true}\n"),
-        ("templates/secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: {{ .Release.Name }}-wordpress}\ntype: Opaque\ndata:\n  wordpress-password: {{ .Values.wordpressPassword | b64enc | quote }}\n"),
-        ("templates/svc.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: {{ .Release.Name }}-wordpress}\nspec:\n  selector: {app: wordpress}\n  ports: [{name: http, port: 80}]\n"),
-        ("templates/deployment.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: {{ .Release.Name }}-wordpress}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: wordpress}}\n  template:\n    metadata: {labels: {app: wordpress}}\n    spec:\n      containers:\n      - name: wordpress\n        image: \"{{ .Values.image.repository }}:{{ .Values.image.tag }}\"\n"),
-        ("charts/mariadb/Chart.yaml", "apiVersion: v1\nname: mariadb\nversion: 7.3.1\n"),
-        ("charts/mariadb/values.yaml", "db: {password: \"\"}\nrootUser: {password: \"\"}\n"),
-        ("charts/mariadb/templates/statefulset.yaml", "{{- if .Values.enabled }}\napiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: {{ .Release.Name }}-mariadb}\nspec:\n  serviceName: {{ .Release.Name }}-mariadb\n  replicas: 1\n  selector: {matchLabels: {app: mariadb}}\n  template:\n    metadata: {labels: {app: mariadb}}\n    spec:\n      containers: [{name: mariadb, image: \"bitnami/mariadb:10.3\"}]\n{{- end }}\n"),
-    ];
-    for (p, t) in files {
-        let f = src.path().join(p);
-        std::fs::create_dir_all(f.parent().expect("parent")).expect("mkdir");
-        std::fs::write(f, t).expect("write");
-    }
-    let tgz = archive::pack(src.path(), "wordpress").expect("pack");
-    std::fs::write(d.path().join("wordpress-9.0.3.tgz"), &tgz).expect("tgz");
-    std::fs::write(
-        d.path().join("index.yaml"),
-        format!(
-            "apiVersion: v1\nentries:\n  wordpress:\n  - name: wordpress\n    version: 9.0.3\n    urls: [{STABLE}/wordpress-9.0.3.tgz]\n    digest: {}\n",
-            hex::encode(Sha256::digest(&tgz))
-        ),
-    )
-    .expect("index.yaml");
-    d
 }
 
 fn report_of(out: &Output) -> Value {

@@ -10,171 +10,21 @@
 //! project's wrapper (tests/support/helm); kubesync fetches every chart
 //! itself and hands helm a local directory.
 
+mod support;
 mod sync_support;
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use kubesync::chart::archive;
 use kubesync::chart::HelmRepoCredentials;
 use kubesync::source::{RepoOverride, Revision, SourceOptions, Sources};
 use kubesync::tree::{AppTree, ExpandOptions};
 use sha2::{Digest, Sha256};
+use support::chart_repo::{chart, http_server, wordpress_mirror, write_chart, ChartRepo, Handler};
 use sync_support::{emulator, fast_simulation, run, text, Repo};
 
 // ---------------------------------------------------------------- fixtures
-
-/// A chart repository served over HTTP on loopback from a directory.
-struct ChartRepo {
-    dir: tempfile::TempDir,
-    url: String,
-    /// Requests for `.tgz` files served.
-    archives_served: Arc<AtomicUsize>,
-    entries: Vec<(String, String, String, String)>,
-}
-
-impl ChartRepo {
-    fn new(basic_auth: Option<(&str, &str)>) -> ChartRepo {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}/charts", listener.local_addr().expect("addr"));
-        let served = Arc::new(AtomicUsize::new(0));
-        let root = dir.path().to_path_buf();
-        let auth = basic_auth.map(|(u, p)| {
-            use base64::Engine;
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-            )
-        });
-        let counter = Arc::clone(&served);
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (root, auth, counter) = (root.clone(), auth.clone(), Arc::clone(&counter));
-                std::thread::spawn(move || serve(stream, &root, auth.as_deref(), &counter));
-            }
-        });
-        ChartRepo {
-            dir,
-            url,
-            archives_served: served,
-            entries: Vec::new(),
-        }
-    }
-
-    /// Adds chart `name` `version` (its templates given) and rewrites index.yaml.
-    fn add(&mut self, chart: &[u8], name: &str, version: &str) -> String {
-        let file = format!("{name}-{version}.tgz");
-        std::fs::write(self.dir.path().join(&file), chart).expect("write chart");
-        let digest = hex::encode(Sha256::digest(chart));
-        self.entries
-            .push((name.into(), version.into(), file, digest.clone()));
-        self.write_index(None);
-        digest
-    }
-
-    /// Writes index.yaml; `lie` replaces the digest of that chart.
-    fn write_index(&self, lie: Option<&str>) {
-        let mut text = String::from("apiVersion: v1\nentries:\n");
-        let mut names: Vec<&String> = self.entries.iter().map(|e| &e.0).collect();
-        names.dedup();
-        for name in names {
-            text.push_str(&format!("  {name}:\n"));
-            for (n, v, file, digest) in self.entries.iter().filter(|e| &e.0 == name) {
-                let digest = if lie == Some(n.as_str()) {
-                    "0".repeat(64)
-                } else {
-                    digest.clone()
-                };
-                text.push_str(&format!(
-                    "  - name: {n}\n    version: {v}\n    urls: [{file}]\n    digest: {digest}\n"
-                ));
-            }
-        }
-        std::fs::write(self.dir.path().join("index.yaml"), text).expect("index");
-    }
-}
-
-fn serve(mut stream: TcpStream, root: &Path, auth: Option<&str>, archives: &AtomicUsize) {
-    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-    let mut first = String::new();
-    if reader.read_line(&mut first).is_err() {
-        return;
-    }
-    let mut authorization = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("authorization") {
-                authorization = Some(v.trim().to_string());
-            }
-        }
-    }
-    let path = first.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let reply = |stream: &mut TcpStream, status: &str, extra: &str, body: &[u8]| {
-        let _ = write!(
-            stream,
-            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
-            body.len()
-        );
-        let _ = stream.write_all(body);
-    };
-    if let Some(want) = auth {
-        if authorization.as_deref() != Some(want) {
-            reply(
-                &mut stream,
-                "401 Unauthorized",
-                "WWW-Authenticate: Basic realm=\"charts\"\r\n",
-                b"",
-            );
-            return;
-        }
-    }
-    let Some(rel) = path
-        .strip_prefix("/charts/")
-        .filter(|r| !r.contains("..") && !r.contains('/'))
-    else {
-        reply(&mut stream, "404 Not Found", "", b"");
-        return;
-    };
-    match std::fs::read(root.join(rel)) {
-        Ok(body) => {
-            if rel.ends_with(".tgz") {
-                archives.fetch_add(1, Ordering::SeqCst);
-            }
-            reply(&mut stream, "200 OK", "", &body)
-        }
-        Err(_) => reply(&mut stream, "404 Not Found", "", b""),
-    }
-}
-
-/// Packs a chart: `Chart.yaml` (name, version and `extra` lines), templates,
-/// values and vendored subcharts given as (path, text).
-fn chart(name: &str, version: &str, extra: &str, files: &[(&str, &str)]) -> Vec<u8> {
-    let d = tempfile::tempdir().expect("temp");
-    write_chart(d.path(), name, version, extra, files);
-    archive::pack(d.path(), name).expect("pack")
-}
-
-fn write_chart(dir: &Path, name: &str, version: &str, extra: &str, files: &[(&str, &str)]) {
-    std::fs::create_dir_all(dir.join("templates")).expect("mkdir");
-    std::fs::write(
-        dir.join("Chart.yaml"),
-        format!("apiVersion: v2\nname: {name}\nversion: {version}\n{extra}"),
-    )
-    .expect("Chart.yaml");
-    for (p, t) in files {
-        let f = dir.join(p);
-        std::fs::create_dir_all(f.parent().expect("parent")).expect("mkdir");
-        std::fs::write(f, t).expect("write");
-    }
-}
 
 /// A chart whose one ConfigMap `<chart name>-cm` records its version and `.Values.greeting`.
 fn web(version: &str) -> Vec<u8> {
@@ -315,11 +165,11 @@ fn a_repository_chart_resolves_its_constraint_and_is_cached_by_digest() {
         other => panic!("{other:?}"),
     }
     // 1.2.0 is fetched once for two apps; 1.0.0 once.
-    assert_eq!(charts.archives_served.load(Ordering::SeqCst), 2);
+    assert_eq!(charts.archives_served(), 2);
     // A new run with the same cache downloads no archive again.
     let tree = expand(&repo, &[], "", Some(cache.path()));
     assert_eq!(configmaps(&tree, "web")[0].1["version"], "1.2.0");
-    assert_eq!(charts.archives_served.load(Ordering::SeqCst), 2);
+    assert_eq!(charts.archives_served(), 2);
 }
 
 #[test]
@@ -905,51 +755,6 @@ fn a_registry_behind_basic_auth_needs_the_credentials_file() {
     assert_eq!(configmaps(&tree, "web")[0].1["version"], "1.0.0");
 }
 
-type Handler = dyn Fn(&str, Option<&str>) -> (u16, Vec<(String, String)>, Vec<u8>) + Send + Sync;
-
-/// A tiny HTTP server on loopback answering every GET with `handler(path, authorization)`.
-fn http_server(handler: Arc<Handler>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let handler = Arc::clone(&handler);
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-                let mut first = String::new();
-                if reader.read_line(&mut first).is_err() {
-                    return;
-                }
-                let mut authorization = None;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
-                        break;
-                    }
-                    if let Some((k, v)) = line.split_once(':') {
-                        if k.eq_ignore_ascii_case("authorization") {
-                            authorization = Some(v.trim().to_string());
-                        }
-                    }
-                }
-                let path = first.split_whitespace().nth(1).unwrap_or("/").to_string();
-                let (status, headers, body) = handler(&path, authorization.as_deref());
-                let mut head = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
-                    body.len()
-                );
-                for (k, v) in headers {
-                    head.push_str(&format!("{k}: {v}\r\n"));
-                }
-                head.push_str("\r\n");
-                let _ = stream.write_all(head.as_bytes());
-                let _ = stream.write_all(&body);
-            });
-        }
-    });
-    addr
-}
-
 #[test]
 fn a_registry_with_bearer_token_auth_is_answered_through_its_token_service() {
     use base64::Engine;
@@ -1233,41 +1038,6 @@ fn an_https_repository_with_a_private_ca_needs_ca_file_or_insecure_skip_verify()
 }
 
 // ------------------------------------------------- argocd-example-apps
-
-/// A stand-in for stable/wordpress 9.0.3 (same name and version, with its
-/// mariadb subchart vendored and switched by `mariadb.enabled`), served
-/// from a local mirror of https://charts.helm.sh/stable.
-fn wordpress_mirror() -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    let src = tempfile::tempdir().unwrap();
-    write_chart(
-        src.path(),
-        "wordpress",
-        "9.0.3",
-        "appVersion: 5.3.2\ndependencies:\n- name: mariadb\n  version: 7.x.x\n  repository: https://charts.helm.sh/stable\n  condition: mariadb.enabled\n  tags: [wordpress-database]\n",
-        &[
-            ("values.yaml", "image: {repository: bitnami/wordpress, tag: 5.3.2}\nwordpressPassword: \"\"\nmariadb: {enabled: true}\n"),
-            ("templates/secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: {{ .Release.Name }}-wordpress}\ntype: Opaque\ndata:\n  wordpress-password: {{ .Values.wordpressPassword | b64enc | quote }}\n"),
-            ("templates/svc.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: {{ .Release.Name }}-wordpress}\nspec:\n  selector: {app: wordpress}\n  ports: [{name: http, port: 80}]\n"),
-            ("templates/deployment.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: {{ .Release.Name }}-wordpress}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: wordpress}}\n  template:\n    metadata: {labels: {app: wordpress}}\n    spec:\n      containers:\n      - name: wordpress\n        image: \"{{ .Values.image.repository }}:{{ .Values.image.tag }}\"\n        env:\n        - {name: MARIADB_ENABLED, value: {{ .Values.mariadb.enabled | quote }}}\n"),
-            ("charts/mariadb/Chart.yaml", "apiVersion: v1\nname: mariadb\nversion: 7.3.1\n"),
-            ("charts/mariadb/values.yaml", "db: {password: \"\"}\nrootUser: {password: \"\"}\n"),
-            ("charts/mariadb/templates/statefulset.yaml", "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: {{ .Release.Name }}-mariadb}\nspec:\n  serviceName: {{ .Release.Name }}-mariadb\n  replicas: 1\n  selector: {matchLabels: {app: mariadb}}\n  template:\n    metadata: {labels: {app: mariadb}}\n    spec:\n      containers: [{name: mariadb, image: \"bitnami/mariadb:10.3\"}]\n"),
-            ("charts/mariadb/templates/svc.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: {{ .Release.Name }}-mariadb}\nspec:\n  selector: {app: mariadb}\n  ports: [{name: mysql, port: 3306}]\n"),
-        ],
-    );
-    let tgz = archive::pack(src.path(), "wordpress").unwrap();
-    std::fs::write(d.path().join("wordpress-9.0.3.tgz"), &tgz).unwrap();
-    std::fs::write(
-        d.path().join("index.yaml"),
-        format!(
-            "apiVersion: v1\nentries:\n  wordpress:\n  - name: wordpress\n    version: 9.0.3\n    urls: [https://charts.helm.sh/stable/wordpress-9.0.3.tgz]\n    digest: {}\n",
-            hex::encode(Sha256::digest(&tgz))
-        ),
-    )
-    .unwrap();
-    d
-}
 
 const HELM_DEPENDENCY_CHART: &str = "apiVersion: v2\nname: wordpress\ndescription: A Helm chart for Kubernetes\ntype: application\nversion: 0.1.0\nappVersion: \"1.0\"\n\ndependencies:\n- name: wordpress\n  version: 9.0.3\n  repository: https://charts.helm.sh/stable";
 const HELM_DEPENDENCY_VALUES: &str = "wordpress:\n  image:\n    tag: invalid #break this app on purpose until a dedicated broken app is created\n  wordpressPassword: foo\n  mariadb:\n    db:\n      password: bar\n    rootUser:\n      password: baz";

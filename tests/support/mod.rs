@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod chart_repo;
 pub mod real_cluster;
 pub mod receiver;
 pub mod s3;
