@@ -22,6 +22,8 @@ use kubesync::source::{RepoOverride, Revision, SourceOptions, Sources};
 use kubesync::tree::{AppTree, ExpandOptions};
 use sha2::{Digest, Sha256};
 use support::chart_repo::{chart, http_server, wordpress_mirror, write_chart, ChartRepo, Handler};
+use support::registry::{Registry, PASSWORD, USER};
+use support::tls::make_tls;
 use sync_support::{emulator, fast_simulation, run, text, Repo};
 
 // ---------------------------------------------------------------- fixtures
@@ -515,156 +517,13 @@ fn multi_source_apps_merge_their_sources_and_read_ref_value_files() {
 
 // ------------------------------------------------------------------- OCI
 
-/// Debian's docker-registry on a free loopback port with a temp storage dir.
-struct Registry {
-    child: std::process::Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn registry() -> Option<Registry> {
-    registry_with(None)
-}
-
-/// A registry; with `htpasswd`, every request needs those Basic credentials.
-fn registry_with(htpasswd: Option<(&str, &str)>) -> Option<Registry> {
-    let bin = kubesync::render::find_in_path(
-        "docker-registry".as_ref(),
-        &std::env::var_os("PATH").unwrap_or_default(),
-    );
-    let Some(bin) = bin else {
-        if std::env::var_os("CI").is_some() {
-            panic!("docker-registry is not installed (.ci/run installs Debian's docker-registry)");
-        }
-        eprintln!("skipping: docker-registry is not installed (apt-get install docker-registry)");
-        return None;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let config = dir.path().join("config.yml");
-    let mut auth = String::new();
-    if let Some((user, password)) = htpasswd {
-        let file = dir.path().join("htpasswd");
-        let out = std::process::Command::new("htpasswd")
-            .args(["-Bbn", user, password])
-            .output()
-            .expect("htpasswd (apache2-utils; .ci/run installs it)");
-        assert!(out.status.success(), "htpasswd failed");
-        std::fs::write(&file, &out.stdout).unwrap();
-        auth = format!(
-            "auth:\n  htpasswd: {{realm: kubesync-test, path: {}}}\n",
-            file.display()
-        );
-    }
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: {addr}\n{auth}",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let child = std::process::Command::new(bin)
-        .args(["serve"])
-        .arg(&config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start docker-registry");
-    let reg = Registry {
-        child,
-        addr,
-        _dir: dir,
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::time::Instant::now() < deadline {
-        // Any HTTP answer (a 401 too) means it is up.
-        if TcpStream::connect(&reg.addr).is_ok() {
-            return Some(reg);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("docker-registry did not answer on {} within 20s", reg.addr);
-}
-
-/// Pushes a chart as `helm push` lays it out: config blob, chart layer, manifest.
-fn push(addr: &str, repository: &str, tag: &str, tgz: &[u8], config: &str) {
-    push_as(addr, repository, tag, tgz, config, None)
-}
-
-fn push_as(
-    addr: &str,
-    repository: &str,
-    tag: &str,
-    tgz: &[u8],
-    config: &str,
-    basic: Option<(&str, &str)>,
-) {
-    let authorization = basic.map(|(u, p)| {
-        use base64::Engine;
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-        )
-    });
-    let with_auth = |req: ureq::RequestBuilder<ureq::typestate::WithBody>| match &authorization {
-        Some(a) => req.header("Authorization", a),
-        None => req,
-    };
-    let upload = |data: &[u8]| -> String {
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(data)));
-        let resp = with_auth(ureq::post(&format!(
-            "http://{addr}/v2/{repository}/blobs/uploads/"
-        )))
-        .send_empty()
-        .expect("start upload");
-        let location = resp.headers()["location"].to_str().unwrap().to_string();
-        let location = if location.starts_with('/') {
-            format!("http://{addr}{location}")
-        } else {
-            location
-        };
-        let sep = if location.contains('?') { '&' } else { '?' };
-        with_auth(ureq::put(&format!("{location}{sep}digest={digest}")))
-            .header("Content-Type", "application/octet-stream")
-            .send(data)
-            .expect("upload blob");
-        digest
-    };
-    let config_digest = upload(config.as_bytes());
-    let layer_digest = upload(tgz);
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": kubesync::chart::oci::CHART_CONFIG, "digest": config_digest, "size": config.len()},
-        "layers": [{"mediaType": kubesync::chart::oci::CHART_LAYER, "digest": layer_digest, "size": tgz.len()}],
-    });
-    with_auth(ureq::put(&format!(
-        "http://{addr}/v2/{repository}/manifests/{tag}"
-    )))
-    .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-    .send(manifest.to_string().as_bytes())
-    .expect("put manifest");
-}
-
 #[test]
 fn oci_charts_come_from_a_registry() {
-    let Some(reg) = registry() else { return };
+    let Some(reg) = Registry::start_for_charts(false) else {
+        return;
+    };
     for v in ["1.0.0", "1.2.0", "2.0.0"] {
-        push(
-            &reg.addr,
+        reg.push_chart(
             "charts/web",
             v,
             &web(v),
@@ -672,7 +531,7 @@ fn oci_charts_come_from_a_registry() {
         );
     }
     let repo = Repo::new();
-    let oci = format!("oci://{}/charts", reg.addr);
+    let oci = format!("oci://{}/charts", reg.host());
     repo.write(
         "apps/range.yaml",
         &argo_chart_app("range", &oci, "web", ">=1.0 <2", ""),
@@ -684,7 +543,13 @@ fn oci_charts_come_from_a_registry() {
     // Argo CD's scheme-less form.
     repo.write(
         "apps/bare.yaml",
-        &argo_chart_app("bare", &format!("{}/charts", reg.addr), "web", "1.0.x", ""),
+        &argo_chart_app(
+            "bare",
+            &format!("{}/charts", reg.host()),
+            "web",
+            "1.0.x",
+            "",
+        ),
     );
     repo.write(
         "apps/missing.yaml",
@@ -725,19 +590,12 @@ fn oci_charts_come_from_a_registry() {
 
 #[test]
 fn a_registry_behind_basic_auth_needs_the_credentials_file() {
-    let Some(reg) = registry_with(Some(("robot", "t0ken"))) else {
+    let Some(reg) = Registry::start_for_charts(true) else {
         return;
     };
-    push_as(
-        &reg.addr,
-        "private/web",
-        "1.0.0",
-        &web("1.0.0"),
-        "{}",
-        Some(("robot", "t0ken")),
-    );
+    reg.push_chart("private/web", "1.0.0", &web("1.0.0"), "{}");
     let repo = Repo::new();
-    let oci = format!("oci://{}/private", reg.addr);
+    let oci = format!("oci://{}/private", reg.host());
     repo.write(
         "apps/web.yaml",
         &argo_chart_app("web", &oci, "web", "1.x", ""),
@@ -748,8 +606,8 @@ fn a_registry_behind_basic_auth_needs_the_credentials_file() {
         format!("chart \"web\": the repository {oci} refused access (401 Unauthorized); check its entry in --helm-repo-credentials")
     );
     let creds = format!(
-        "repositories:\n- url: oci://{}\n  username: robot\n  password: t0ken\n",
-        reg.addr
+        "repositories:\n- url: oci://{}\n  username: {USER}\n  password: {PASSWORD}\n",
+        reg.host()
     );
     let tree = expand(&repo, &[], &creds, None);
     assert_eq!(configmaps(&tree, "web")[0].1["version"], "1.0.0");
@@ -873,7 +731,7 @@ fn an_oci_layer_whose_bytes_do_not_match_its_digest_is_refused() {
 }
 
 /// `openssl s_server -WWW` serving a directory over HTTPS with a certificate
-/// issued by a test CA (written to `ca.pem` in the directory).
+/// issued by a test CA (support::tls, written to `ca.crt` in the directory).
 struct TlsServer {
     child: std::process::Child,
     url: String,
@@ -896,67 +754,7 @@ fn tls_server(dir: &Path) -> Option<TlsServer> {
         eprintln!("skipping: openssl is not installed");
         return None;
     }
-    let sh = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    sh(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=kubesync test CA",
-    ]);
-    sh(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "srv.key",
-        "-out",
-        "srv.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    std::fs::write(
-        dir.join("ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    sh(&[
-        "x509",
-        "-req",
-        "-in",
-        "srv.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "srv.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext",
-    ]);
+    make_tls(dir);
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -964,7 +762,7 @@ fn tls_server(dir: &Path) -> Option<TlsServer> {
         .port();
     let child = std::process::Command::new("openssl")
         .args(["s_server", "-accept", &format!("127.0.0.1:{port}")])
-        .args(["-cert", "srv.pem", "-key", "srv.key", "-WWW", "-quiet"])
+        .args(["-cert", "tls.crt", "-key", "tls.key", "-WWW", "-quiet"])
         .current_dir(dir)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -974,7 +772,7 @@ fn tls_server(dir: &Path) -> Option<TlsServer> {
     let server = TlsServer {
         child,
         url: format!("https://127.0.0.1:{port}/charts"),
-        ca: dir.join("ca.pem"),
+        ca: dir.join("ca.crt"),
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {

@@ -8,7 +8,9 @@
 pub mod chart_repo;
 pub mod real_cluster;
 pub mod receiver;
+pub mod registry;
 pub mod s3;
+pub mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;
