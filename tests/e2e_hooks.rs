@@ -17,44 +17,8 @@ use std::sync::Mutex;
 static CLUSTER: Mutex<()> = Mutex::new(());
 
 use serde_json::Value;
-use support::real_cluster::{from_env, kubectl, kubectl_value, unique_name};
+use support::real_cluster::{from_env, kubectl, kubectl_value, unique_name, Cleanup};
 use sync_support::{deployment, kubesync_on as kubesync, text, Repo};
-
-/// Deletes the test's namespace and Application object, even on failure.
-struct Cleanup<'a> {
-    kc: &'a str,
-    ns: String,
-    app: &'static str,
-}
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        let ns = self.ns.as_str();
-        let _ = kubectl(
-            self.kc,
-            &[
-                "delete",
-                "namespace",
-                ns,
-                "--ignore-not-found",
-                "--wait=false",
-            ],
-        );
-        for app in [self.app, "root"] {
-            let _ = kubectl(
-                self.kc,
-                &[
-                    "delete",
-                    "applications.kubesync.dev",
-                    "-n",
-                    "kubesync-system",
-                    app,
-                    "--ignore-not-found",
-                ],
-            );
-        }
-    }
-}
 
 fn str_at<'a>(v: &'a Value, p: &str) -> &'a str {
     v.pointer(p).and_then(Value::as_str).unwrap_or_default()
@@ -70,8 +34,9 @@ fn a_presync_job_completes_on_the_real_cluster_before_the_deployment_is_applied(
     let app = "kse2e-hooks";
     let _cleanup = Cleanup {
         kc: &kc,
-        ns: ns.clone(),
-        app,
+        namespaces: vec![ns.clone()],
+        cluster_objects: vec![],
+        apps: vec![app.to_string(), "root".to_string()],
     };
     let repo = Repo::new();
     // The root selects only this app (other tests' Application objects are
@@ -190,8 +155,9 @@ fn replace_force_and_cascade_delete_on_the_real_cluster() {
     let app = "kse2e-opts";
     let _cleanup = Cleanup {
         kc: &kc,
-        ns: ns.clone(),
-        app,
+        namespaces: vec![ns.clone()],
+        cluster_objects: vec![],
+        apps: vec![app.to_string(), "root".to_string()],
     };
     let repo = Repo::new();
     let child = format!(

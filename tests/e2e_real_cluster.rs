@@ -26,53 +26,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::real_cluster::{
-    from_env, kubectl, kubectl_json, unique_name, AuditLog, LoadBalancerProvider, RealCluster,
+    from_env, kubectl, kubectl_json, unique_name, AuditLog, Cleanup, LoadBalancerProvider,
+    RealCluster,
 };
 use sync_support::{configmap, deployment, kubesync_on as kubesync, text, Repo};
 
 /// One test at a time on the shared cluster.
 static CLUSTER: Mutex<()> = Mutex::new(());
-
-/// Deletes what a test created, even when it fails.
-struct Cleanup<'a> {
-    kc: &'a str,
-    namespaces: Vec<String>,
-    cluster_objects: Vec<(String, String)>,
-    apps: Vec<String>,
-}
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        for ns in &self.namespaces {
-            let _ = kubectl(
-                self.kc,
-                &[
-                    "delete",
-                    "namespace",
-                    ns,
-                    "--ignore-not-found",
-                    "--wait=false",
-                ],
-            );
-        }
-        for (kind, name) in &self.cluster_objects {
-            let _ = kubectl(self.kc, &["delete", kind, name, "--ignore-not-found"]);
-        }
-        for app in &self.apps {
-            let _ = kubectl(
-                self.kc,
-                &[
-                    "delete",
-                    "applications.kubesync.dev",
-                    "-n",
-                    "kubesync-system",
-                    app,
-                    "--ignore-not-found",
-                ],
-            );
-        }
-    }
-}
 
 /// Removes what the example tree put into the shared cluster, so that the
 /// tests after it (the emulator's differential test among them) see a

@@ -213,3 +213,46 @@ impl AuditLog {
             .collect())
     }
 }
+
+/// Deletes what a test created, even when it fails: its namespaces
+/// (without waiting), cluster-scoped objects as (kind, name), and
+/// Application objects in `kubesync-system`.
+pub struct Cleanup<'a> {
+    pub kc: &'a str,
+    pub namespaces: Vec<String>,
+    pub cluster_objects: Vec<(String, String)>,
+    pub apps: Vec<String>,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        for ns in &self.namespaces {
+            let _ = kubectl(
+                self.kc,
+                &[
+                    "delete",
+                    "namespace",
+                    ns,
+                    "--ignore-not-found",
+                    "--wait=false",
+                ],
+            );
+        }
+        for (kind, name) in &self.cluster_objects {
+            let _ = kubectl(self.kc, &["delete", kind, name, "--ignore-not-found"]);
+        }
+        for app in &self.apps {
+            let _ = kubectl(
+                self.kc,
+                &[
+                    "delete",
+                    "applications.kubesync.dev",
+                    "-n",
+                    "kubesync-system",
+                    app,
+                    "--ignore-not-found",
+                ],
+            );
+        }
+    }
+}
