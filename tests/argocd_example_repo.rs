@@ -50,19 +50,6 @@ fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read fixture dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
 /// The example repository's layout, assembled in a temporary directory, plus
 /// the root Application (what a user `kubectl apply`s to Argo CD).
 struct ExampleRepo {
@@ -75,10 +62,10 @@ impl ExampleRepo {
         let dir = tempfile::tempdir().expect("temp dir");
         let repo = dir.path().join("repo");
         let fixtures = manifest_dir().join("tests/fixtures");
-        copy_dir(&fixtures.join("argocd-example-apps"), &repo);
+        support::copy_dir(&fixtures.join("argocd-example-apps"), &repo);
         std::fs::remove_file(repo.join("README.md")).expect("fixture README");
         for name in ["guestbook", "helm-guestbook"] {
-            copy_dir(
+            support::copy_dir(
                 &manifest_dir()
                     .join("examples/argocd-app-of-apps")
                     .join(name),
@@ -86,7 +73,7 @@ impl ExampleRepo {
             );
         }
         for name in ["jsonnet-guestbook", "jsonnet-guestbook-tla"] {
-            copy_dir(&fixtures.join("jsonnet").join(name), &repo.join(name));
+            support::copy_dir(&fixtures.join("jsonnet").join(name), &repo.join(name));
         }
         // A git repository with a `master` branch, as upstream's
         // `targetRevision: master` needs.

@@ -23,7 +23,7 @@ fn chart_dir() -> PathBuf {
 /// `values` (YAML indented by eight spaces, under `helm.values`).
 fn repo_with_chart(values: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
-    copy_dir(&chart_dir(), &dir.path().join("charts/kubesync"));
+    support::copy_dir(&chart_dir(), &dir.path().join("charts/kubesync"));
     let root = format!(
         "apiVersion: kubesync.dev/v1alpha1
 kind: Application
@@ -44,19 +44,6 @@ spec:
     );
     std::fs::write(dir.path().join("root.yaml"), root).expect("write root");
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read chart dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
 }
 
 /// `kubesync render -o json` of the chart: the objects, or the error text.
