@@ -117,6 +117,15 @@ async fn wait_pods(client: &ClusterClient, app: &str, image: &str) {
     assert!(ok, "pods of {app} never ran {image}");
 }
 
+/// A new emulator whose pods of `tag` report `STALE` (an older build than
+/// the registry serves), with Deployment `web` applied and its pods running.
+async fn web_running_stale(tag: &str, web: Value) -> (EmulatorHandle, ClusterClient) {
+    let (emu, client) = cluster(&[(tag, STALE)]).await;
+    client.apply(&web, false).await.expect("create");
+    wait_pods(&client, "web", tag).await;
+    (emu, client)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mismatch_is_pinned_match_untouched_and_a_new_push_repins() {
     let Some(reg) = Registry::start(Auth::None).await else {
@@ -125,12 +134,7 @@ async fn mismatch_is_pinned_match_untouched_and_a_new_push_repins() {
     let tag = reg.image("app", "v1");
     let d1 = reg.push("app", "v1", "build one", false);
     // The pods run an older build of the tag than the registry serves.
-    let (_emu, client) = cluster(&[(&tag, STALE)]).await;
-    client
-        .apply(&deployment("web", &tag, Some(&tag)), false)
-        .await
-        .expect("create");
-    wait_pods(&client, "web", &tag).await;
+    let (_emu, client) = web_running_stale(&tag, deployment("web", &tag, Some(&tag))).await;
 
     let r = image_sync(&client, &SyncOpts::default()).await;
     let w = workload(&r, "web");
@@ -351,12 +355,7 @@ async fn basic_auth_through_the_cli_with_a_docker_config() {
     };
     let tag = reg.image("private", "v1");
     let d1 = reg.push("private", "v1", "secret build", false);
-    let (emu, client) = cluster(&[(&tag, STALE)]).await;
-    client
-        .apply(&deployment("web", &tag, None), false)
-        .await
-        .expect("create");
-    wait_pods(&client, "web", &tag).await;
+    let (emu, client) = web_running_stale(&tag, deployment("web", &tag, None)).await;
     let repo = Repo::new();
     let config = repo.path().join("docker-config.json");
     std::fs::write(&config, reg.docker_config()).expect("write config");
@@ -904,12 +903,7 @@ async fn https_registry_with_a_custom_ca() {
     };
     let tag = reg.image("secure", "v1");
     let d1 = reg.push("secure", "v1", "tls", false);
-    let (_emu, client) = cluster(&[(&tag, STALE)]).await;
-    client
-        .apply(&deployment("web", &tag, None), false)
-        .await
-        .expect("create");
-    wait_pods(&client, "web", &tag).await;
+    let (_emu, client) = web_running_stale(&tag, deployment("web", &tag, None)).await;
     // The CA is not trusted: reported (saying why), left alone.
     let r = image_sync(&client, &SyncOpts::default()).await;
     match &workload(&r, "web").containers[0].outcome {
@@ -944,11 +938,9 @@ async fn restart_instead_of_pin() {
     };
     let tag = reg.image("app", "v1");
     let d1 = reg.push("app", "v1", "restart", false);
-    let (emu, client) = cluster(&[(&tag, STALE)]).await;
     let mut d = deployment("web", &tag, None);
     d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = json!("Always");
-    client.apply(&d, false).await.expect("create");
-    wait_pods(&client, "web", &tag).await;
+    let (emu, client) = web_running_stale(&tag, d).await;
     // From now on a pull of the tag gets the registry's build.
     emu.simulation()
         .expect("simulation")
@@ -1012,12 +1004,7 @@ async fn the_periodic_loop_pins_only_while_leading_and_follows_new_pushes() {
     };
     let tag = reg.image("app", "v1");
     let d1 = reg.push("app", "v1", "build one", false);
-    let (_emu, client) = cluster(&[(&tag, STALE)]).await;
-    client
-        .apply(&deployment("web", &tag, None), false)
-        .await
-        .expect("create");
-    wait_pods(&client, "web", &tag).await;
+    let (_emu, client) = web_running_stale(&tag, deployment("web", &tag, None)).await;
 
     let leading = Arc::new(AtomicBool::new(false));
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
