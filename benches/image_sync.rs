@@ -12,8 +12,12 @@
 //! `.ci/run`). `KUBESYNC_BENCH_WORKLOADS` / `KUBESYNC_BENCH_IMAGES` change
 //! the sizes.
 
-#[path = "../tests/image_support/mod.rs"]
-mod image_support;
+#[allow(dead_code)]
+#[path = "../tests/support/registry.rs"]
+mod registry;
+#[allow(dead_code)]
+#[path = "../tests/support/tls.rs"]
+mod tls;
 
 use std::time::{Duration, Instant};
 
@@ -48,12 +52,11 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    if !image_support::tools_or_skip() {
+    let Some(reg) = registry::Registry::start(registry::Auth::None).await else {
         return;
-    }
+    };
     let workloads = env_usize("KUBESYNC_BENCH_WORKLOADS", 500);
     let images = env_usize("KUBESYNC_BENCH_IMAGES", 50).max(1);
-    let reg = image_support::Registry::start(image_support::Auth::None).await;
     let started = Instant::now();
     // The pods are written by the benchmark (one per workload, running the
     // digest the registry serves): the simulated controllers would take

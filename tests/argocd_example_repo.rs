@@ -17,16 +17,17 @@
 //! examples). Against the emulator always; against a real control plane
 //! too when `KUBESYNC_E2E_KUBECONFIG` is set.
 
+mod support;
 mod sync_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use kubesync::chart::archive;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use sync_support::{emulator, fast_simulation, path_with_helm, run, text, writes};
+use support::chart_repo::wordpress_mirror;
+use support::real_cluster::{from_env, kubectl, LoadBalancerProvider};
+use sync_support::{emulator, fast_simulation, kubesync_on, run, text, writes};
 
 const UPSTREAM: &str = "https://github.com/argoproj/argocd-example-apps";
 const STABLE: &str = "https://charts.helm.sh/stable";
@@ -49,19 +50,6 @@ fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read fixture dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
 /// The example repository's layout, assembled in a temporary directory, plus
 /// the root Application (what a user `kubectl apply`s to Argo CD).
 struct ExampleRepo {
@@ -74,10 +62,10 @@ impl ExampleRepo {
         let dir = tempfile::tempdir().expect("temp dir");
         let repo = dir.path().join("repo");
         let fixtures = manifest_dir().join("tests/fixtures");
-        copy_dir(&fixtures.join("argocd-example-apps"), &repo);
+        support::copy_dir(&fixtures.join("argocd-example-apps"), &repo);
         std::fs::remove_file(repo.join("README.md")).expect("fixture README");
         for name in ["guestbook", "helm-guestbook"] {
-            copy_dir(
+            support::copy_dir(
                 &manifest_dir()
                     .join("examples/argocd-app-of-apps")
                     .join(name),
@@ -85,7 +73,7 @@ impl ExampleRepo {
             );
         }
         for name in ["jsonnet-guestbook", "jsonnet-guestbook-tla"] {
-            copy_dir(&fixtures.join("jsonnet").join(name), &repo.join(name));
+            support::copy_dir(&fixtures.join("jsonnet").join(name), &repo.join(name));
         }
         // A git repository with a `master` branch, as upstream's
         // `targetRevision: master` needs.
@@ -139,41 +127,6 @@ impl ExampleRepo {
             format!("{STABLE}={}", self.mirror.path().display()),
         ]
     }
-}
-
-/// A chart of our own named and versioned as stable/wordpress 9.0.3, with a
-/// vendored mariadb subchart switched by `mariadb.enabled`, packaged and
-/// indexed as a chart repository directory (the local mirror of
-/// https://charts.helm.sh/stable).
-fn wordpress_mirror() -> tempfile::TempDir {
-    let d = tempfile::tempdir().expect("temp dir");
-    let src = tempfile::tempdir().expect("temp dir");
-    let files: &[(&str, &str)] = &[
-        ("Chart.yaml", "apiVersion: v2\nname: wordpress\nversion: 9.0.3\nappVersion: 5.3.2\n"),
-        ("values.yaml", "image: {repository: bitnami/wordpress, tag: 5.3.2}\nwordpressPassword: \"\"\nmariadb: {enabled: true}\n"),
-        ("templates/secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: {{ .Release.Name }}-wordpress}\ntype: Opaque\ndata:\n  wordpress-password: {{ .Values.wordpressPassword | b64enc | quote }}\n"),
-        ("templates/svc.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: {{ .Release.Name }}-wordpress}\nspec:\n  selector: {app: wordpress}\n  ports: [{name: http, port: 80}]\n"),
-        ("templates/deployment.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: {{ .Release.Name }}-wordpress}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: wordpress}}\n  template:\n    metadata: {labels: {app: wordpress}}\n    spec:\n      containers:\n      - name: wordpress\n        image: \"{{ .Values.image.repository }}:{{ .Values.image.tag }}\"\n"),
-        ("charts/mariadb/Chart.yaml", "apiVersion: v1\nname: mariadb\nversion: 7.3.1\n"),
-        ("charts/mariadb/values.yaml", "db: {password: \"\"}\nrootUser: {password: \"\"}\n"),
-        ("charts/mariadb/templates/statefulset.yaml", "{{- if .Values.enabled }}\napiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: {{ .Release.Name }}-mariadb}\nspec:\n  serviceName: {{ .Release.Name }}-mariadb\n  replicas: 1\n  selector: {matchLabels: {app: mariadb}}\n  template:\n    metadata: {labels: {app: mariadb}}\n    spec:\n      containers: [{name: mariadb, image: \"bitnami/mariadb:10.3\"}]\n{{- end }}\n"),
-    ];
-    for (p, t) in files {
-        let f = src.path().join(p);
-        std::fs::create_dir_all(f.parent().expect("parent")).expect("mkdir");
-        std::fs::write(f, t).expect("write");
-    }
-    let tgz = archive::pack(src.path(), "wordpress").expect("pack");
-    std::fs::write(d.path().join("wordpress-9.0.3.tgz"), &tgz).expect("tgz");
-    std::fs::write(
-        d.path().join("index.yaml"),
-        format!(
-            "apiVersion: v1\nentries:\n  wordpress:\n  - name: wordpress\n    version: 9.0.3\n    urls: [{STABLE}/wordpress-9.0.3.tgz]\n    digest: {}\n",
-            hex::encode(Sha256::digest(&tgz))
-        ),
-    )
-    .expect("index.yaml");
-    d
 }
 
 fn report_of(out: &Output) -> Value {
@@ -335,75 +288,6 @@ async fn the_example_repository_ends_synced_and_healthy_and_a_rerun_writes_nothi
 
 // ------------------------------------------------------------ real cluster
 
-fn kubectl(kc: &str, args: &[&str]) -> Output {
-    Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kc)
-        .args(args)
-        .output()
-        .expect("run kubectl")
-}
-
-/// Plays the cluster's load-balancer provider (a kwok cluster has none):
-/// jsonnet-guestbook's LoadBalancer Service gets an address.
-struct LoadBalancerProvider {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl LoadBalancerProvider {
-    fn start(kc: &str) -> Self {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (kc, flag) = (kc.to_string(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                let out = kubectl(&kc, &["get", "services", "-A", "-o", "json"]);
-                let list: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-                for svc in list["items"].as_array().into_iter().flatten() {
-                    let lb =
-                        svc.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer");
-                    let has = svc
-                        .pointer("/status/loadBalancer/ingress")
-                        .and_then(Value::as_array)
-                        .is_some_and(|a| !a.is_empty());
-                    if lb && !has {
-                        let ns = svc["metadata"]["namespace"].as_str().unwrap_or("");
-                        let name = svc["metadata"]["name"].as_str().unwrap_or("");
-                        let _ = kubectl(
-                            &kc,
-                            &[
-                                "-n",
-                                ns,
-                                "patch",
-                                "service",
-                                name,
-                                "--subresource=status",
-                                "--type=merge",
-                                "-p",
-                                r#"{"status":{"loadBalancer":{"ingress":[{"ip":"192.0.2.10"}]}}}"#,
-                            ],
-                        );
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(300));
-            }
-        });
-        LoadBalancerProvider {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for LoadBalancerProvider {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// Deletes what the examples created on the real cluster, even when the
 /// test fails.
 struct Cleanup<'a> {
@@ -465,37 +349,21 @@ fn wait_namespaces_not_terminating(kc: &str) {
 /// The same, against a real control plane (`KUBESYNC_E2E_KUBECONFIG`).
 #[test]
 fn real_cluster_the_example_repository_ends_synced_and_healthy() {
-    let Some(kc) = std::env::var("KUBESYNC_E2E_KUBECONFIG")
-        .ok()
-        .filter(|k| !k.is_empty())
-    else {
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "real-cluster example repository skipped: set KUBESYNC_E2E_KUBECONFIG to the kubeconfig of a disposable cluster (scripts/control-plane up) to run it"
-        );
+    let Some(cluster) = from_env("real-cluster example repository") else {
         return;
     };
-    let admin = std::env::var("KUBESYNC_E2E_ADMIN_KUBECONFIG")
-        .ok()
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| kc.clone());
+    let (kc, admin) = (cluster.kc, cluster.admin);
     let repo = ExampleRepo::new();
     wait_namespaces_not_terminating(&admin);
     let _lb = LoadBalancerProvider::start(&admin);
     let _gone = Cleanup { kc: &admin };
     let bootstrap = || {
-        Command::new(env!("CARGO_BIN_EXE_kubesync"))
-            .args(["bootstrap", "-o", "json", "--timeout", "120s"])
-            .args(repo.overrides())
-            .arg("--root")
-            .arg(repo.root())
-            .arg("--kubeconfig")
-            .arg(&kc)
-            .env("PATH", path_with_helm())
-            .env_remove("KUBECONFIG")
-            .output()
-            .expect("run kubesync")
+        let mut args: Vec<String> = ["bootstrap", "-o", "json", "--timeout", "120s"]
+            .map(String::from)
+            .into();
+        args.extend(repo.overrides());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        kubesync_on(&kc, &repo.root(), &args)
     };
     let first = bootstrap();
     assert!(first.status.success(), "{}", text(&first));

@@ -6,6 +6,7 @@
 //! `KUBESYNC_E2E_ADMIN_KUBECONFIG` is set — its RBAC asked by the API server
 //! what the controller's ServiceAccount may and may not do.
 
+mod support;
 mod sync_support;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ fn chart_dir() -> PathBuf {
 /// `values` (YAML indented by eight spaces, under `helm.values`).
 fn repo_with_chart(values: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
-    copy_dir(&chart_dir(), &dir.path().join("charts/kubesync"));
+    support::copy_dir(&chart_dir(), &dir.path().join("charts/kubesync"));
     let root = format!(
         "apiVersion: kubesync.dev/v1alpha1
 kind: Application
@@ -43,19 +44,6 @@ spec:
     );
     std::fs::write(dir.path().join("root.yaml"), root).expect("write root");
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read chart dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
 }
 
 /// `kubesync render -o json` of the chart: the objects, or the error text.
@@ -330,11 +318,7 @@ async fn kubesync_bootstraps_its_own_chart_into_the_emulator() {
 /// and what it is refused, asked with `kubectl auth can-i --as`.
 #[test]
 fn on_the_real_control_plane_the_rbac_allows_the_job_and_nothing_more() {
-    let Some(admin) = std::env::var("KUBESYNC_E2E_ADMIN_KUBECONFIG")
-        .ok()
-        .filter(|s| !s.is_empty())
-    else {
-        eprintln!("real-cluster chart test skipped: set KUBESYNC_E2E_ADMIN_KUBECONFIG (scripts/control-plane up)");
+    let Some(admin) = support::real_cluster::admin_from_env("real-cluster chart test") else {
         return;
     };
     let kubectl = |args: &[&str], stdin: Option<&str>| {

@@ -14,6 +14,7 @@
 //! Prints the measured failover times (`--nocapture` shows them).
 
 mod controller_support;
+mod support;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use chrono::{DateTime, Utc};
 use controller_support::*;
 use kubesync::emulator::JournalEntry;
 use serde_json::{json, Value};
+use support::real_cluster::{self, from_env, AuditLog};
 
 /// Lease settings of the test: the default retry period (2 s), a lease
 /// short enough for the kill -9 case to stay quick.
@@ -174,25 +176,7 @@ impl Target {
         match self {
             Target::Emulator(emu) => configmap_data(emu, ns, name).await,
             Target::Real { admin, .. } => {
-                let out = Command::new("kubectl")
-                    .args([
-                        "--kubeconfig",
-                        admin,
-                        "get",
-                        "configmap",
-                        "-n",
-                        ns,
-                        name,
-                        "-o",
-                        "json",
-                    ])
-                    .output()
-                    .expect("kubectl");
-                if !out.status.success() {
-                    return None;
-                }
-                serde_json::from_slice::<Value>(&out.stdout)
-                    .ok()
+                real_cluster::kubectl_json(admin, &["get", "configmap", "-n", ns, name])
                     .map(|v| v["data"].clone())
             }
         }
@@ -215,17 +199,13 @@ impl Target {
                     .collect(),
             ),
             Target::Real { audit, .. } => {
-                let text = std::fs::read_to_string(audit.as_ref()?).expect("audit log");
+                let log = AuditLog {
+                    path: audit.clone()?,
+                };
                 Some(
-                    text.lines()
-                        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                        .filter(|e| e["stage"] == "ResponseComplete")
-                        .filter(|e| {
-                            matches!(
-                                e["verb"].as_str(),
-                                Some("create" | "update" | "patch" | "delete" | "deletecollection")
-                            )
-                        })
+                    log.writes_since(0)
+                        .expect("audit log")
+                        .into_iter()
                         .filter_map(|e| {
                             Some(Write {
                                 at: parse_time(e["requestReceivedTimestamp"].as_str()?),
@@ -249,23 +229,10 @@ async fn failover_after_sigterm_and_kill_9_without_a_write_by_the_deposed_leader
 /// The same against the real control plane (KUBESYNC_E2E_KUBECONFIG).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failover_on_a_real_control_plane() {
-    let Some(kc) = std::env::var("KUBESYNC_E2E_KUBECONFIG")
-        .ok()
-        .filter(|k| !k.is_empty())
-    else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "real-cluster failover skipped: set KUBESYNC_E2E_KUBECONFIG (scripts/control-plane up) to run it"
-        );
+    let Some(cluster) = from_env("real-cluster failover") else {
         return;
     };
-    let admin = std::env::var("KUBESYNC_E2E_ADMIN_KUBECONFIG")
-        .ok()
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| kc.clone());
-    let audit = std::env::var("KUBESYNC_E2E_AUDIT_LOG")
-        .ok()
-        .filter(|a| !a.is_empty());
+    let (kc, admin, audit) = (cluster.kc, cluster.admin, cluster.audit);
     if audit.is_none() {
         let _ = writeln!(
             std::io::stderr(),
@@ -305,10 +272,7 @@ async fn failover_on_a_real_control_plane() {
                 "--ignore-not-found",
             ][..],
         ] {
-            let _ = Command::new("kubectl")
-                .args(["--kubeconfig", &admin])
-                .args(args)
-                .output();
+            let _ = real_cluster::kubectl(&admin, args);
         }
     };
     cleanup();

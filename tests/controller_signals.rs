@@ -9,193 +9,32 @@
 //! elsewhere the S3 part is skipped (saying so).
 
 mod controller_support;
+mod support;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::Router;
 use controller_support::*;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams};
 use kubesync::controller::{ControllerHandle, Pending};
-use kubesync::notify::{NotifyArgs, SIGNATURE_HEADER};
+use kubesync::notify::NotifyArgs;
 use kubesync::sync::status::{ApplicationStatus, DeliveryOutcome, STATUS_NAMESPACE};
-use parking_lot::Mutex;
-use serde_json::{json, Value};
+use serde_json::json;
+use support::receiver::Receiver;
+use support::s3::{Moto, BUCKET};
 
 const LONG: Duration = Duration::from_secs(30);
 const HMAC_KEY: &[u8] = b"ci-hmac-key";
 const PUSH_SECRET: &[u8] = b"push-secret";
 
-// ------------------------------------------------------------ receiver
-
-type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
-
-async fn receive(State(seen): State<Seen>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    seen.lock().push((headers, body));
-    StatusCode::OK
-}
-
-/// A webhook receiver on loopback: its URL and what it received.
-async fn receiver() -> (String, Seen) {
-    let seen: Seen = Arc::default();
-    let app = Router::new()
-        .route("/hook/{token}", post(receive))
-        .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}/hook/TOKEN-1"), seen)
-}
-
 /// The received events about `app` as (trigger, app, revision), each
 /// signature checked.
-fn received_for(seen: &Seen, app: &str) -> Vec<(String, String, String)> {
-    received(seen)
+fn received_for(seen: &Receiver, app: &str) -> Vec<(String, String, String)> {
+    seen.signed_events(HMAC_KEY)
         .into_iter()
         .filter(|(_, a, _)| a == app)
         .collect()
-}
-
-/// Every received event as (trigger, app, revision), signatures checked.
-fn received(seen: &Seen) -> Vec<(String, String, String)> {
-    seen.lock()
-        .iter()
-        .map(|(h, body)| {
-            let sig = h[SIGNATURE_HEADER].to_str().unwrap();
-            assert!(
-                kubesync::notify::verify(HMAC_KEY, body, sig),
-                "the signature must verify with the configured key"
-            );
-            let ev: Value = serde_json::from_slice(body).unwrap();
-            (
-                ev["trigger"].as_str().unwrap().to_string(),
-                ev["app"].as_str().unwrap().to_string(),
-                ev["revision"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-// ------------------------------------------------------------ moto (S3)
-
-struct Moto {
-    child: Child,
-    endpoint: String,
-    key_id: String,
-    secret: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Bucket `kubesync-versions` and an IAM user allowed to put and get in it.
-const MOTO_SETUP: &str = r#"
-import sys, boto3
-ep = sys.argv[1]
-kw = dict(endpoint_url=ep, region_name="us-east-1", aws_access_key_id="setup", aws_secret_access_key="setup")
-boto3.client("s3", **kw).create_bucket(Bucket="kubesync-versions")
-iam = boto3.client("iam", **kw)
-iam.create_user(UserName="kubesync")
-iam.put_user_policy(UserName="kubesync", PolicyName="push", PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:PutObject","s3:GetObject","s3:ListBucket"],"Resource":["arn:aws:s3:::kubesync-versions","arn:aws:s3:::kubesync-versions/*"]}]}')
-k = iam.create_access_key(UserName="kubesync")["AccessKey"]
-print(k["AccessKeyId"], k["SecretAccessKey"])
-"#;
-
-fn start_moto() -> Option<Moto> {
-    let probe = Command::new("moto_server")
-        .arg("--help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !probe.is_ok_and(|s| s.success()) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "moto_server is not installed, and CI is set: .ci/run must install moto[server]"
-        );
-        eprintln!("S3 part skipped: moto_server is not installed; CI unset");
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .env("INITIAL_NO_AUTH_ACTION_COUNT", "5")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto_server");
-    let mut moto = Moto {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-        key_id: String::new(),
-        secret: String::new(),
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "moto did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = Command::new("python3")
-        .args(["-c", MOTO_SETUP, &moto.endpoint])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "moto setup: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut parts = text.split_whitespace();
-    moto.key_id = parts.next().unwrap().to_string();
-    moto.secret = parts.next().unwrap().to_string();
-    Some(moto)
-}
-
-/// The bucket's keys and bodies, read with boto3 (an independent client).
-async fn bucket(moto: &Moto) -> BTreeMap<String, String> {
-    let script = r#"
-import sys, json, boto3
-s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3])
-out = {}
-for o in s3.list_objects_v2(Bucket="kubesync-versions").get("Contents", []):
-    out[o["Key"]] = s3.get_object(Bucket="kubesync-versions", Key=o["Key"])["Body"].read().decode()
-print(json.dumps(out))
-"#;
-    let args = [
-        moto.endpoint.clone(),
-        moto.key_id.clone(),
-        moto.secret.clone(),
-    ];
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .args(&args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "list the bucket: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 // ------------------------------------------------------------ helpers
@@ -311,7 +150,7 @@ fn signals_config(
         ..Default::default()
     };
     if let Some(m) = moto {
-        args.s3_bucket = Some("kubesync-versions".into());
+        args.s3_bucket = Some(BUCKET.into());
         args.cluster_name = Some("prod-eu".into());
         args.aws_endpoint_url = Some(m.endpoint.clone());
         args.aws_access_key_id = Some(m.key_id.clone());
@@ -328,8 +167,11 @@ fn signals_config(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn signals_once_per_revision_across_a_restart_events_and_counters() {
-    let moto = tokio::task::spawn_blocking(start_moto).await.unwrap();
-    let (url, seen) = receiver().await;
+    let moto = tokio::task::spawn_blocking(|| Moto::start("the S3 part"))
+        .await
+        .unwrap();
+    let seen = Receiver::ok().await;
+    let url = seen.url.clone();
     let repo = GitRepo::new();
     cm_app(&repo, "a", "ns-a", "k: v1", "");
     let first = repo.commit("first");
@@ -354,7 +196,7 @@ async fn signals_once_per_revision_across_a_restart_events_and_counters() {
         .iter()
         .all(|r| r.outcome == DeliveryOutcome::Sent && r.revision == first));
     if let Some(m) = &moto {
-        let files = bucket(m).await;
+        let files = m.objects().await;
         let key = format!("prod-eu/ns-a/a/{first}");
         let body = files
             .get(&key)
@@ -372,7 +214,7 @@ async fn signals_once_per_revision_across_a_restart_events_and_counters() {
 
     // A steady state over several full runs: no event, no signal.
     let steady = events_of(&emu, "a").await;
-    let signals = seen.lock().len();
+    let signals = seen.count();
     for _ in 0..3 {
         full_run(&h).await;
     }
@@ -381,7 +223,7 @@ async fn signals_once_per_revision_across_a_restart_events_and_counters() {
         steady,
         "events in a steady state"
     );
-    assert_eq!(seen.lock().len(), signals, "a signal in a steady state");
+    assert_eq!(seen.count(), signals, "a signal in a steady state");
 
     // A commit: one more signal, at the new revision.
     repo.repo
@@ -430,7 +272,7 @@ async fn signals_once_per_revision_across_a_restart_events_and_counters() {
         "the notification counter to count every POST",
         || async {
             let (_, text) = http(addr, "GET", "/metrics", &[], b"").await;
-            let posted = seen.lock().len() as f64;
+            let posted = seen.count() as f64;
             metric(
                 &parse_metrics(&text),
                 "kubesync_notifications_total",
@@ -441,7 +283,7 @@ async fn signals_once_per_revision_across_a_restart_events_and_counters() {
     .await;
     let (_, text) = http(addr, "GET", "/metrics", &[], b"").await;
     let m = parse_metrics(&text);
-    let posted = seen.lock().len() as f64;
+    let posted = seen.count() as f64;
     assert!(posted >= 2.0);
     assert_eq!(
         metric(&m, "kubesync_notifications_total", &deployed_sent),
@@ -459,7 +301,7 @@ async fn signals_once_per_revision_across_a_restart_events_and_counters() {
             "the S3 counter to count every version file",
             || async {
                 let (_, text) = http(addr, "GET", "/metrics", &[], b"").await;
-                let files = bucket(moto).await.len() as f64;
+                let files = moto.objects().await.len() as f64;
                 metric(
                     &parse_metrics(&text),
                     "kubesync_notifications_total",
@@ -494,14 +336,14 @@ async fn signals_once_per_revision_across_a_restart_events_and_counters() {
 
     // A restart: the ledger in the status says it was sent; no event either.
     let before_restart = events_of(&emu, "a").await;
-    let signals = seen.lock().len();
+    let signals = seen.count();
     assert!(h.shutdown(Duration::from_secs(10)).await);
     let h = start_ready(signals_config(&repo, &url, moto.as_ref()), &emu).await;
     full_run(&h).await;
-    assert_eq!(seen.lock().len(), signals, "a signal again after a restart");
+    assert_eq!(seen.count(), signals, "a signal again after a restart");
     assert_eq!(events_of(&emu, "a").await, before_restart);
     if let Some(m) = &moto {
-        let files = bucket(m).await;
+        let files = m.objects().await;
         let of_a: std::collections::BTreeSet<String> = files
             .keys()
             .filter(|k| k.starts_with("prod-eu/ns-a/a/"))
@@ -632,7 +474,8 @@ async fn the_app_page_shows_objects_and_a_masked_drift_diff() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_new_leader_does_not_signal_again_and_a_follower_never_does() {
-    let (url, seen) = receiver().await;
+    let seen = Receiver::ok().await;
+    let url = seen.url.clone();
     let repo = GitRepo::new();
     cm_app(&repo, "a", "ns-a", "k: v1", "");
     let first = repo.commit("first");
@@ -648,7 +491,7 @@ async fn a_new_leader_does_not_signal_again_and_a_follower_never_does() {
     .await;
     // The follower polls and loads, and sends nothing.
     full_run(&a).await;
-    let signals = seen.lock().len();
+    let signals = seen.count();
     let events = events_of(&emu, "a").await;
 
     // Leadership moves to b: its first full run finds the ledger in the
@@ -661,11 +504,7 @@ async fn a_new_leader_does_not_signal_again_and_a_follower_never_does() {
     })
     .await;
     full_run(&b).await;
-    assert_eq!(
-        seen.lock().len(),
-        signals,
-        "signals again after a leader change"
-    );
+    assert_eq!(seen.count(), signals, "signals again after a leader change");
     assert_eq!(events_of(&emu, "a").await, events);
 
     // The new leader signals the next commit, once.
@@ -704,7 +543,8 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn health_degrading_between_syncs_is_an_event_and_a_signal() {
-    let (url, seen) = receiver().await;
+    let seen = Receiver::ok().await;
+    let url = seen.url.clone();
     let repo = GitRepo::new();
     repo.repo.app(
         "web",

@@ -8,97 +8,17 @@
 //! Runs when `KUBESYNC_E2E_KUBECONFIG` is set (as `tests/e2e_real_cluster.rs`);
 //! skipped, with the reason printed, otherwise.
 
+mod support;
 mod sync_support;
 
-use std::io::Write as _;
-use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::Mutex;
 
 /// One test at a time (they share the `root` Application object).
 static CLUSTER: Mutex<()> = Mutex::new(());
 
 use serde_json::Value;
-use sync_support::{deployment, path_with_helm, text, Repo};
-
-fn kubeconfig() -> Option<String> {
-    match std::env::var("KUBESYNC_E2E_KUBECONFIG") {
-        Ok(kc) if !kc.is_empty() => Some(kc),
-        _ => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "real-cluster hook test skipped: set KUBESYNC_E2E_KUBECONFIG to the kubeconfig of a disposable cluster (scripts/control-plane up) to run it"
-            );
-            None
-        }
-    }
-}
-
-fn kubesync(kc: &str, root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kubesync"))
-        .args(args)
-        .arg("--root")
-        .arg(root)
-        .arg("--kubeconfig")
-        .arg(kc)
-        .env("PATH", path_with_helm())
-        .env_remove("KUBECONFIG")
-        .output()
-        .expect("run kubesync")
-}
-
-fn kubectl(kc: &str, args: &[&str]) -> Output {
-    Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kc)
-        .args(args)
-        .output()
-        .expect("run kubectl")
-}
-
-fn kubectl_json(kc: &str, args: &[&str]) -> Value {
-    let mut a = args.to_vec();
-    a.extend(["-o", "json"]);
-    let out = kubectl(kc, &a);
-    assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
-    serde_json::from_slice(&out.stdout).expect("kubectl json")
-}
-
-/// Deletes the test's namespace and Application object, even on failure.
-struct Cleanup<'a> {
-    kc: &'a str,
-    ns: String,
-    app: &'static str,
-}
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        let ns = self.ns.as_str();
-        let _ = kubectl(
-            self.kc,
-            &[
-                "delete",
-                "namespace",
-                ns,
-                "--ignore-not-found",
-                "--wait=false",
-            ],
-        );
-        for app in [self.app, "root"] {
-            let _ = kubectl(
-                self.kc,
-                &[
-                    "delete",
-                    "applications.kubesync.dev",
-                    "-n",
-                    "kubesync-system",
-                    app,
-                    "--ignore-not-found",
-                ],
-            );
-        }
-    }
-}
+use support::real_cluster::{from_env, kubectl, kubectl_value, unique_name, Cleanup};
+use sync_support::{deployment, kubesync_on as kubesync, text, Repo};
 
 fn str_at<'a>(v: &'a Value, p: &str) -> &'a str {
     v.pointer(p).and_then(Value::as_str).unwrap_or_default()
@@ -106,21 +26,17 @@ fn str_at<'a>(v: &'a Value, p: &str) -> &'a str {
 
 #[test]
 fn a_presync_job_completes_on_the_real_cluster_before_the_deployment_is_applied() {
-    let Some(kc) = kubeconfig() else { return };
+    let Some(kc) = from_env("real-cluster hook test").map(|c| c.kc) else {
+        return;
+    };
     let _one = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
-    let ns = format!(
-        "kse2e-hooks-{:x}",
-        std::process::id()
-            ^ std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0)
-    );
+    let ns = unique_name("kse2e-hooks");
     let app = "kse2e-hooks";
     let _cleanup = Cleanup {
         kc: &kc,
-        ns: ns.clone(),
-        app,
+        namespaces: vec![ns.clone()],
+        cluster_objects: vec![],
+        apps: vec![app.to_string(), "root".to_string()],
     };
     let repo = Repo::new();
     // The root selects only this app (other tests' Application objects are
@@ -176,8 +92,8 @@ fn a_presync_job_completes_on_the_real_cluster_before_the_deployment_is_applied(
 
     // The PreSync Job (kept: BeforeHookCreation) completed before the
     // Deployment was created; the PostSync Job was deleted (HookSucceeded).
-    let migrate = kubectl_json(&kc, &["get", "job", "migrate", "-n", &ns]);
-    let web = kubectl_json(&kc, &["get", "deployment", "web", "-n", &ns]);
+    let migrate = kubectl_value(&kc, &["get", "job", "migrate", "-n", &ns]);
+    let web = kubectl_value(&kc, &["get", "deployment", "web", "-n", &ns]);
     let completed = str_at(&migrate, "/status/completionTime");
     let created = str_at(&web, "/metadata/creationTimestamp");
     assert!(!completed.is_empty(), "{migrate:#}");
@@ -189,7 +105,7 @@ fn a_presync_job_completes_on_the_real_cluster_before_the_deployment_is_applied(
     assert!(!smoke.status.success(), "smoke deleted: {}", text(&smoke));
 
     // Hooks are not in the inventory.
-    let status = kubectl_json(
+    let status = kubectl_value(
         &kc,
         &[
             "get",
@@ -225,20 +141,23 @@ fn a_presync_job_completes_on_the_real_cluster_before_the_deployment_is_applied(
         .all(|c| c["reason"] == "nothingToSync");
     assert!(not_run, "{app_report:#}");
     let uid = str_at(&migrate, "/metadata/uid").to_string();
-    let still = kubectl_json(&kc, &["get", "job", "migrate", "-n", &ns]);
+    let still = kubectl_value(&kc, &["get", "job", "migrate", "-n", &ns]);
     assert_eq!(str_at(&still, "/metadata/uid"), uid, "not recreated");
 }
 
 #[test]
 fn replace_force_and_cascade_delete_on_the_real_cluster() {
-    let Some(kc) = kubeconfig() else { return };
+    let Some(kc) = from_env("real-cluster hook test").map(|c| c.kc) else {
+        return;
+    };
     let _one = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
     let ns = format!("kse2e-opts-{:x}", std::process::id());
     let app = "kse2e-opts";
     let _cleanup = Cleanup {
         kc: &kc,
-        ns: ns.clone(),
-        app,
+        namespaces: vec![ns.clone()],
+        cluster_objects: vec![],
+        apps: vec![app.to_string(), "root".to_string()],
     };
     let repo = Repo::new();
     let child = format!(
@@ -261,7 +180,7 @@ fn replace_force_and_cascade_delete_on_the_real_cluster() {
     let out = kubesync(&kc, &repo.root(), &["bootstrap"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let uid = str_at(
-        &kubectl_json(&kc, &["get", "job", "once", "-n", &ns]),
+        &kubectl_value(&kc, &["get", "job", "once", "-n", &ns]),
         "/metadata/uid",
     )
     .to_string();
@@ -286,9 +205,9 @@ fn replace_force_and_cascade_delete_on_the_real_cluster() {
     };
     assert_eq!(reason("conf"), "replaced", "{changes:#?}");
     assert_eq!(reason("once"), "recreated", "{changes:#?}");
-    let job_now = kubectl_json(&kc, &["get", "job", "once", "-n", &ns]);
+    let job_now = kubectl_value(&kc, &["get", "job", "once", "-n", &ns]);
     assert_ne!(str_at(&job_now, "/metadata/uid"), uid);
-    let conf = kubectl_json(&kc, &["get", "configmap", "conf", "-n", &ns]);
+    let conf = kubectl_value(&kc, &["get", "configmap", "conf", "-n", &ns]);
     assert_eq!(str_at(&conf, "/data/k"), "2");
 
     // The app leaves the tree with the resources finalizer: its objects go.

@@ -15,132 +15,24 @@
 //! namespace); everything else lives in namespaces named `kse2e-…`, deleted
 //! at the end.
 
+mod support;
 mod sync_support;
 
-use std::io::{BufRead, Write as _};
+use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sync_support::{configmap, deployment, path_with_helm, text, Repo};
+use support::real_cluster::{
+    from_env, kubectl, kubectl_json, unique_name, AuditLog, Cleanup, LoadBalancerProvider,
+    RealCluster,
+};
+use sync_support::{configmap, deployment, kubesync_on as kubesync, text, Repo};
 
 /// One test at a time on the shared cluster.
 static CLUSTER: Mutex<()> = Mutex::new(());
-
-struct Env {
-    kc: String,
-    admin: String,
-    audit: Option<String>,
-}
-
-fn env() -> Option<Env> {
-    match std::env::var("KUBESYNC_E2E_KUBECONFIG") {
-        Ok(kc) if !kc.is_empty() => Some(Env {
-            admin: std::env::var("KUBESYNC_E2E_ADMIN_KUBECONFIG")
-                .ok()
-                .filter(|a| !a.is_empty())
-                .unwrap_or_else(|| kc.clone()),
-            audit: std::env::var("KUBESYNC_E2E_AUDIT_LOG")
-                .ok()
-                .filter(|a| !a.is_empty()),
-            kc,
-        }),
-        _ => {
-            // Written past the test harness's capture, so the reason shows.
-            let _ = writeln!(
-                std::io::stderr(),
-                "real-cluster tier skipped: set KUBESYNC_E2E_KUBECONFIG to the kubeconfig of a disposable cluster (scripts/control-plane up) to run it"
-            );
-            None
-        }
-    }
-}
-
-fn kubesync(kc: &str, root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kubesync"))
-        .args(args)
-        .arg("--root")
-        .arg(root)
-        .arg("--kubeconfig")
-        .arg(kc)
-        .env("PATH", path_with_helm())
-        .env_remove("KUBECONFIG")
-        .output()
-        .expect("run kubesync")
-}
-
-fn kubectl(kc: &str, args: &[&str]) -> Output {
-    Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kc)
-        .args(args)
-        .output()
-        .expect("run kubectl")
-}
-
-fn kubectl_json(kc: &str, args: &[&str]) -> Option<Value> {
-    let mut a = args.to_vec();
-    a.extend(["-o", "json"]);
-    let out = kubectl(kc, &a);
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).ok())
-        .flatten()
-}
-
-fn unique_id() -> String {
-    format!(
-        "kse2e-{:x}",
-        std::process::id()
-            ^ (std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0))
-    )
-}
-
-/// Deletes what a test created, even when it fails.
-struct Cleanup<'a> {
-    kc: &'a str,
-    namespaces: Vec<String>,
-    cluster_objects: Vec<(String, String)>,
-    apps: Vec<String>,
-}
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        for ns in &self.namespaces {
-            let _ = kubectl(
-                self.kc,
-                &[
-                    "delete",
-                    "namespace",
-                    ns,
-                    "--ignore-not-found",
-                    "--wait=false",
-                ],
-            );
-        }
-        for (kind, name) in &self.cluster_objects {
-            let _ = kubectl(self.kc, &["delete", kind, name, "--ignore-not-found"]);
-        }
-        for app in &self.apps {
-            let _ = kubectl(
-                self.kc,
-                &[
-                    "delete",
-                    "applications.kubesync.dev",
-                    "-n",
-                    "kubesync-system",
-                    app,
-                    "--ignore-not-found",
-                ],
-            );
-        }
-    }
-}
 
 /// Removes what the example tree put into the shared cluster, so that the
 /// tests after it (the emulator's differential test among them) see a
@@ -193,118 +85,48 @@ impl Drop for ExampleTreeCleanup<'_> {
 /// Write requests (create, update, patch, delete — dry runs excluded) the
 /// audit log recorded for kubesync's user since `mark` (a line count).
 struct Audit {
-    path: String,
+    log: AuditLog,
     user: String,
 }
 
 impl Audit {
-    fn new(env: &Env) -> Option<Audit> {
+    fn new(env: &RealCluster) -> Option<Audit> {
         let path = env.audit.clone()?;
         let who = kubectl_json(&env.kc, &["auth", "whoami"])?;
         let user = who
             .pointer("/status/userInfo/username")?
             .as_str()?
             .to_string();
-        Some(Audit { path, user })
+        Some(Audit {
+            log: AuditLog { path },
+            user,
+        })
     }
 
     fn mark(&self) -> usize {
-        std::fs::File::open(&self.path)
-            .map(|f| std::io::BufReader::new(f).lines().count())
-            .unwrap_or(0)
+        self.log.mark()
     }
 
     /// `(verb resource name, count)` of kubesync's writes after `mark`.
     fn writes_since(&self, mark: usize) -> Vec<String> {
-        let Ok(f) = std::fs::File::open(&self.path) else {
+        let Ok(writes) = self.log.writes_since(mark) else {
             return vec!["audit log unreadable".into()];
         };
         let mut out = Vec::new();
-        for line in std::io::BufReader::new(f).lines().skip(mark) {
-            let Ok(line) = line else { continue };
-            let Ok(e) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
+        for e in writes {
             let s = |p: &str| e.pointer(p).and_then(Value::as_str).unwrap_or("");
-            if s("/stage") != "ResponseComplete" || s("/user/username") != self.user {
+            if s("/user/username") != self.user || s("/requestURI").contains("dryRun=") {
                 continue;
             }
-            let verb = s("/verb");
-            let write = matches!(
-                verb,
-                "create" | "update" | "patch" | "delete" | "deletecollection"
-            );
-            if write && !s("/requestURI").contains("dryRun=") {
-                out.push(format!(
-                    "{verb} {} {}/{}",
-                    s("/objectRef/resource"),
-                    s("/objectRef/namespace"),
-                    s("/objectRef/name")
-                ));
-            }
+            out.push(format!(
+                "{} {} {}/{}",
+                s("/verb"),
+                s("/objectRef/resource"),
+                s("/objectRef/namespace"),
+                s("/objectRef/name")
+            ));
         }
         out
-    }
-}
-
-/// Plays the cluster's load-balancer provider (MetalLB or a cloud's
-/// controller on a real cluster; a kwok cluster has none): gives every
-/// LoadBalancer Service without an address one, until stopped.
-struct LoadBalancerProvider {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl LoadBalancerProvider {
-    fn start(kc: &str) -> Self {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (kc, flag) = (kc.to_string(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Some(list) = kubectl_json(&kc, &["get", "services", "-A"]) {
-                    for svc in list["items"].as_array().into_iter().flatten() {
-                        let lb = svc.pointer("/spec/type").and_then(Value::as_str)
-                            == Some("LoadBalancer");
-                        let has = svc
-                            .pointer("/status/loadBalancer/ingress")
-                            .and_then(Value::as_array)
-                            .is_some_and(|a| !a.is_empty());
-                        if lb && !has {
-                            let ns = svc["metadata"]["namespace"].as_str().unwrap_or("");
-                            let name = svc["metadata"]["name"].as_str().unwrap_or("");
-                            let _ = kubectl(
-                                &kc,
-                                &[
-                                    "-n",
-                                    ns,
-                                    "patch",
-                                    "service",
-                                    name,
-                                    "--subresource=status",
-                                    "--type=merge",
-                                    "-p",
-                                    r#"{"status":{"loadBalancer":{"ingress":[{"ip":"192.0.2.10"}]}}}"#,
-                                ],
-                            );
-                        }
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(300));
-            }
-        });
-        LoadBalancerProvider {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for LoadBalancerProvider {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -319,7 +141,9 @@ fn report_of(out: &Output) -> Value {
 /// that writes nothing.
 #[test]
 fn real_cluster_bootstraps_the_example_tree_and_a_rerun_writes_nothing() {
-    let Some(env) = env() else { return };
+    let Some(env) = from_env("real-cluster tier") else {
+        return;
+    };
     let _one = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
     let _lb = LoadBalancerProvider::start(&env.admin);
     let _gone = ExampleTreeCleanup { kc: &env.admin };
@@ -404,9 +228,11 @@ fn real_cluster_bootstraps_the_example_tree_and_a_rerun_writes_nothing() {
 
 #[test]
 fn real_cluster_drift_prune_sync_off_and_missing_namespace() {
-    let Some(env) = env() else { return };
+    let Some(env) = from_env("real-cluster tier") else {
+        return;
+    };
     let _one = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
-    let id = unique_id();
+    let id = unique_name("kse2e");
     let (db, web) = (format!("{id}-db"), format!("{id}-web"));
     let _cleanup = Cleanup {
         kc: &env.admin,
@@ -514,9 +340,11 @@ fn real_cluster_drift_prune_sync_off_and_missing_namespace() {
 /// nothing.
 #[test]
 fn real_cluster_crds_guardrails_and_dry_run() {
-    let Some(env) = env() else { return };
+    let Some(env) = from_env("real-cluster tier") else {
+        return;
+    };
     let _one = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
-    let id = unique_id();
+    let id = unique_name("kse2e");
     let group = format!("{id}.kubesync.dev");
     let crd_name = format!("widgets.{group}");
     let (defs, users, team) = (

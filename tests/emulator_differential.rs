@@ -1941,15 +1941,6 @@ async fn cleanup(client: &kube::Client, nss: &[String], run: &str) {
     }
 }
 
-async fn real_client(path: &str) -> kube::Client {
-    let kc = kube::config::Kubeconfig::read_from(path).expect("read admin kubeconfig");
-    let config =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .expect("admin kubeconfig");
-    kube::Client::try_from(config).expect("client")
-}
-
 #[test]
 fn normalize_drops_server_noise() {
     let a = json!({"kind": "ConfigMap", "metadata": {"name": "x", "uid": "u1", "resourceVersion": "7",
@@ -1968,17 +1959,10 @@ fn normalize_drops_server_noise() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emulator_matches_real_api_server() {
-    let Some(kc) = std::env::var("KUBESYNC_E2E_ADMIN_KUBECONFIG")
-        .ok()
-        .filter(|s| !s.is_empty())
-    else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "differential test skipped: set KUBESYNC_E2E_ADMIN_KUBECONFIG to the admin kubeconfig of a disposable cluster (scripts/control-plane up) to run it"
-        );
+    let Some(kc) = support::real_cluster::admin_from_env("differential test") else {
         return;
     };
-    let real = real_client(&kc).await;
+    let real = support::real_cluster::client(&kc).await;
     let emu: EmulatorHandle = support::start().await;
     let fake = emu.kube_client();
     let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_string();

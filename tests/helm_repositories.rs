@@ -10,171 +10,23 @@
 //! project's wrapper (tests/support/helm); kubesync fetches every chart
 //! itself and hands helm a local directory.
 
+mod support;
 mod sync_support;
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use kubesync::chart::archive;
 use kubesync::chart::HelmRepoCredentials;
 use kubesync::source::{RepoOverride, Revision, SourceOptions, Sources};
 use kubesync::tree::{AppTree, ExpandOptions};
 use sha2::{Digest, Sha256};
+use support::chart_repo::{chart, http_server, wordpress_mirror, write_chart, ChartRepo, Handler};
+use support::registry::{Registry, PASSWORD, USER};
+use support::tls::make_tls;
 use sync_support::{emulator, fast_simulation, run, text, Repo};
 
 // ---------------------------------------------------------------- fixtures
-
-/// A chart repository served over HTTP on loopback from a directory.
-struct ChartRepo {
-    dir: tempfile::TempDir,
-    url: String,
-    /// Requests for `.tgz` files served.
-    archives_served: Arc<AtomicUsize>,
-    entries: Vec<(String, String, String, String)>,
-}
-
-impl ChartRepo {
-    fn new(basic_auth: Option<(&str, &str)>) -> ChartRepo {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}/charts", listener.local_addr().expect("addr"));
-        let served = Arc::new(AtomicUsize::new(0));
-        let root = dir.path().to_path_buf();
-        let auth = basic_auth.map(|(u, p)| {
-            use base64::Engine;
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-            )
-        });
-        let counter = Arc::clone(&served);
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (root, auth, counter) = (root.clone(), auth.clone(), Arc::clone(&counter));
-                std::thread::spawn(move || serve(stream, &root, auth.as_deref(), &counter));
-            }
-        });
-        ChartRepo {
-            dir,
-            url,
-            archives_served: served,
-            entries: Vec::new(),
-        }
-    }
-
-    /// Adds chart `name` `version` (its templates given) and rewrites index.yaml.
-    fn add(&mut self, chart: &[u8], name: &str, version: &str) -> String {
-        let file = format!("{name}-{version}.tgz");
-        std::fs::write(self.dir.path().join(&file), chart).expect("write chart");
-        let digest = hex::encode(Sha256::digest(chart));
-        self.entries
-            .push((name.into(), version.into(), file, digest.clone()));
-        self.write_index(None);
-        digest
-    }
-
-    /// Writes index.yaml; `lie` replaces the digest of that chart.
-    fn write_index(&self, lie: Option<&str>) {
-        let mut text = String::from("apiVersion: v1\nentries:\n");
-        let mut names: Vec<&String> = self.entries.iter().map(|e| &e.0).collect();
-        names.dedup();
-        for name in names {
-            text.push_str(&format!("  {name}:\n"));
-            for (n, v, file, digest) in self.entries.iter().filter(|e| &e.0 == name) {
-                let digest = if lie == Some(n.as_str()) {
-                    "0".repeat(64)
-                } else {
-                    digest.clone()
-                };
-                text.push_str(&format!(
-                    "  - name: {n}\n    version: {v}\n    urls: [{file}]\n    digest: {digest}\n"
-                ));
-            }
-        }
-        std::fs::write(self.dir.path().join("index.yaml"), text).expect("index");
-    }
-}
-
-fn serve(mut stream: TcpStream, root: &Path, auth: Option<&str>, archives: &AtomicUsize) {
-    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-    let mut first = String::new();
-    if reader.read_line(&mut first).is_err() {
-        return;
-    }
-    let mut authorization = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("authorization") {
-                authorization = Some(v.trim().to_string());
-            }
-        }
-    }
-    let path = first.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let reply = |stream: &mut TcpStream, status: &str, extra: &str, body: &[u8]| {
-        let _ = write!(
-            stream,
-            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
-            body.len()
-        );
-        let _ = stream.write_all(body);
-    };
-    if let Some(want) = auth {
-        if authorization.as_deref() != Some(want) {
-            reply(
-                &mut stream,
-                "401 Unauthorized",
-                "WWW-Authenticate: Basic realm=\"charts\"\r\n",
-                b"",
-            );
-            return;
-        }
-    }
-    let Some(rel) = path
-        .strip_prefix("/charts/")
-        .filter(|r| !r.contains("..") && !r.contains('/'))
-    else {
-        reply(&mut stream, "404 Not Found", "", b"");
-        return;
-    };
-    match std::fs::read(root.join(rel)) {
-        Ok(body) => {
-            if rel.ends_with(".tgz") {
-                archives.fetch_add(1, Ordering::SeqCst);
-            }
-            reply(&mut stream, "200 OK", "", &body)
-        }
-        Err(_) => reply(&mut stream, "404 Not Found", "", b""),
-    }
-}
-
-/// Packs a chart: `Chart.yaml` (name, version and `extra` lines), templates,
-/// values and vendored subcharts given as (path, text).
-fn chart(name: &str, version: &str, extra: &str, files: &[(&str, &str)]) -> Vec<u8> {
-    let d = tempfile::tempdir().expect("temp");
-    write_chart(d.path(), name, version, extra, files);
-    archive::pack(d.path(), name).expect("pack")
-}
-
-fn write_chart(dir: &Path, name: &str, version: &str, extra: &str, files: &[(&str, &str)]) {
-    std::fs::create_dir_all(dir.join("templates")).expect("mkdir");
-    std::fs::write(
-        dir.join("Chart.yaml"),
-        format!("apiVersion: v2\nname: {name}\nversion: {version}\n{extra}"),
-    )
-    .expect("Chart.yaml");
-    for (p, t) in files {
-        let f = dir.join(p);
-        std::fs::create_dir_all(f.parent().expect("parent")).expect("mkdir");
-        std::fs::write(f, t).expect("write");
-    }
-}
 
 /// A chart whose one ConfigMap `<chart name>-cm` records its version and `.Values.greeting`.
 fn web(version: &str) -> Vec<u8> {
@@ -315,11 +167,11 @@ fn a_repository_chart_resolves_its_constraint_and_is_cached_by_digest() {
         other => panic!("{other:?}"),
     }
     // 1.2.0 is fetched once for two apps; 1.0.0 once.
-    assert_eq!(charts.archives_served.load(Ordering::SeqCst), 2);
+    assert_eq!(charts.archives_served(), 2);
     // A new run with the same cache downloads no archive again.
     let tree = expand(&repo, &[], "", Some(cache.path()));
     assert_eq!(configmaps(&tree, "web")[0].1["version"], "1.2.0");
-    assert_eq!(charts.archives_served.load(Ordering::SeqCst), 2);
+    assert_eq!(charts.archives_served(), 2);
 }
 
 #[test]
@@ -665,156 +517,13 @@ fn multi_source_apps_merge_their_sources_and_read_ref_value_files() {
 
 // ------------------------------------------------------------------- OCI
 
-/// Debian's docker-registry on a free loopback port with a temp storage dir.
-struct Registry {
-    child: std::process::Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn registry() -> Option<Registry> {
-    registry_with(None)
-}
-
-/// A registry; with `htpasswd`, every request needs those Basic credentials.
-fn registry_with(htpasswd: Option<(&str, &str)>) -> Option<Registry> {
-    let bin = kubesync::render::find_in_path(
-        "docker-registry".as_ref(),
-        &std::env::var_os("PATH").unwrap_or_default(),
-    );
-    let Some(bin) = bin else {
-        if std::env::var_os("CI").is_some() {
-            panic!("docker-registry is not installed (.ci/run installs Debian's docker-registry)");
-        }
-        eprintln!("skipping: docker-registry is not installed (apt-get install docker-registry)");
-        return None;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let config = dir.path().join("config.yml");
-    let mut auth = String::new();
-    if let Some((user, password)) = htpasswd {
-        let file = dir.path().join("htpasswd");
-        let out = std::process::Command::new("htpasswd")
-            .args(["-Bbn", user, password])
-            .output()
-            .expect("htpasswd (apache2-utils; .ci/run installs it)");
-        assert!(out.status.success(), "htpasswd failed");
-        std::fs::write(&file, &out.stdout).unwrap();
-        auth = format!(
-            "auth:\n  htpasswd: {{realm: kubesync-test, path: {}}}\n",
-            file.display()
-        );
-    }
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: {addr}\n{auth}",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let child = std::process::Command::new(bin)
-        .args(["serve"])
-        .arg(&config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start docker-registry");
-    let reg = Registry {
-        child,
-        addr,
-        _dir: dir,
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::time::Instant::now() < deadline {
-        // Any HTTP answer (a 401 too) means it is up.
-        if TcpStream::connect(&reg.addr).is_ok() {
-            return Some(reg);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("docker-registry did not answer on {} within 20s", reg.addr);
-}
-
-/// Pushes a chart as `helm push` lays it out: config blob, chart layer, manifest.
-fn push(addr: &str, repository: &str, tag: &str, tgz: &[u8], config: &str) {
-    push_as(addr, repository, tag, tgz, config, None)
-}
-
-fn push_as(
-    addr: &str,
-    repository: &str,
-    tag: &str,
-    tgz: &[u8],
-    config: &str,
-    basic: Option<(&str, &str)>,
-) {
-    let authorization = basic.map(|(u, p)| {
-        use base64::Engine;
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-        )
-    });
-    let with_auth = |req: ureq::RequestBuilder<ureq::typestate::WithBody>| match &authorization {
-        Some(a) => req.header("Authorization", a),
-        None => req,
-    };
-    let upload = |data: &[u8]| -> String {
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(data)));
-        let resp = with_auth(ureq::post(&format!(
-            "http://{addr}/v2/{repository}/blobs/uploads/"
-        )))
-        .send_empty()
-        .expect("start upload");
-        let location = resp.headers()["location"].to_str().unwrap().to_string();
-        let location = if location.starts_with('/') {
-            format!("http://{addr}{location}")
-        } else {
-            location
-        };
-        let sep = if location.contains('?') { '&' } else { '?' };
-        with_auth(ureq::put(&format!("{location}{sep}digest={digest}")))
-            .header("Content-Type", "application/octet-stream")
-            .send(data)
-            .expect("upload blob");
-        digest
-    };
-    let config_digest = upload(config.as_bytes());
-    let layer_digest = upload(tgz);
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": kubesync::chart::oci::CHART_CONFIG, "digest": config_digest, "size": config.len()},
-        "layers": [{"mediaType": kubesync::chart::oci::CHART_LAYER, "digest": layer_digest, "size": tgz.len()}],
-    });
-    with_auth(ureq::put(&format!(
-        "http://{addr}/v2/{repository}/manifests/{tag}"
-    )))
-    .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-    .send(manifest.to_string().as_bytes())
-    .expect("put manifest");
-}
-
 #[test]
 fn oci_charts_come_from_a_registry() {
-    let Some(reg) = registry() else { return };
+    let Some(reg) = Registry::start_for_charts(false) else {
+        return;
+    };
     for v in ["1.0.0", "1.2.0", "2.0.0"] {
-        push(
-            &reg.addr,
+        reg.push_chart(
             "charts/web",
             v,
             &web(v),
@@ -822,7 +531,7 @@ fn oci_charts_come_from_a_registry() {
         );
     }
     let repo = Repo::new();
-    let oci = format!("oci://{}/charts", reg.addr);
+    let oci = format!("oci://{}/charts", reg.host());
     repo.write(
         "apps/range.yaml",
         &argo_chart_app("range", &oci, "web", ">=1.0 <2", ""),
@@ -834,7 +543,13 @@ fn oci_charts_come_from_a_registry() {
     // Argo CD's scheme-less form.
     repo.write(
         "apps/bare.yaml",
-        &argo_chart_app("bare", &format!("{}/charts", reg.addr), "web", "1.0.x", ""),
+        &argo_chart_app(
+            "bare",
+            &format!("{}/charts", reg.host()),
+            "web",
+            "1.0.x",
+            "",
+        ),
     );
     repo.write(
         "apps/missing.yaml",
@@ -875,19 +590,12 @@ fn oci_charts_come_from_a_registry() {
 
 #[test]
 fn a_registry_behind_basic_auth_needs_the_credentials_file() {
-    let Some(reg) = registry_with(Some(("robot", "t0ken"))) else {
+    let Some(reg) = Registry::start_for_charts(true) else {
         return;
     };
-    push_as(
-        &reg.addr,
-        "private/web",
-        "1.0.0",
-        &web("1.0.0"),
-        "{}",
-        Some(("robot", "t0ken")),
-    );
+    reg.push_chart("private/web", "1.0.0", &web("1.0.0"), "{}");
     let repo = Repo::new();
-    let oci = format!("oci://{}/private", reg.addr);
+    let oci = format!("oci://{}/private", reg.host());
     repo.write(
         "apps/web.yaml",
         &argo_chart_app("web", &oci, "web", "1.x", ""),
@@ -898,56 +606,11 @@ fn a_registry_behind_basic_auth_needs_the_credentials_file() {
         format!("chart \"web\": the repository {oci} refused access (401 Unauthorized); check its entry in --helm-repo-credentials")
     );
     let creds = format!(
-        "repositories:\n- url: oci://{}\n  username: robot\n  password: t0ken\n",
-        reg.addr
+        "repositories:\n- url: oci://{}\n  username: {USER}\n  password: {PASSWORD}\n",
+        reg.host()
     );
     let tree = expand(&repo, &[], &creds, None);
     assert_eq!(configmaps(&tree, "web")[0].1["version"], "1.0.0");
-}
-
-type Handler = dyn Fn(&str, Option<&str>) -> (u16, Vec<(String, String)>, Vec<u8>) + Send + Sync;
-
-/// A tiny HTTP server on loopback answering every GET with `handler(path, authorization)`.
-fn http_server(handler: Arc<Handler>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let handler = Arc::clone(&handler);
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-                let mut first = String::new();
-                if reader.read_line(&mut first).is_err() {
-                    return;
-                }
-                let mut authorization = None;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
-                        break;
-                    }
-                    if let Some((k, v)) = line.split_once(':') {
-                        if k.eq_ignore_ascii_case("authorization") {
-                            authorization = Some(v.trim().to_string());
-                        }
-                    }
-                }
-                let path = first.split_whitespace().nth(1).unwrap_or("/").to_string();
-                let (status, headers, body) = handler(&path, authorization.as_deref());
-                let mut head = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
-                    body.len()
-                );
-                for (k, v) in headers {
-                    head.push_str(&format!("{k}: {v}\r\n"));
-                }
-                head.push_str("\r\n");
-                let _ = stream.write_all(head.as_bytes());
-                let _ = stream.write_all(&body);
-            });
-        }
-    });
-    addr
 }
 
 #[test]
@@ -1068,7 +731,7 @@ fn an_oci_layer_whose_bytes_do_not_match_its_digest_is_refused() {
 }
 
 /// `openssl s_server -WWW` serving a directory over HTTPS with a certificate
-/// issued by a test CA (written to `ca.pem` in the directory).
+/// issued by a test CA (support::tls, written to `ca.crt` in the directory).
 struct TlsServer {
     child: std::process::Child,
     url: String,
@@ -1091,67 +754,7 @@ fn tls_server(dir: &Path) -> Option<TlsServer> {
         eprintln!("skipping: openssl is not installed");
         return None;
     }
-    let sh = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    sh(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=kubesync test CA",
-    ]);
-    sh(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "srv.key",
-        "-out",
-        "srv.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    std::fs::write(
-        dir.join("ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    sh(&[
-        "x509",
-        "-req",
-        "-in",
-        "srv.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "srv.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext",
-    ]);
+    make_tls(dir);
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -1159,7 +762,7 @@ fn tls_server(dir: &Path) -> Option<TlsServer> {
         .port();
     let child = std::process::Command::new("openssl")
         .args(["s_server", "-accept", &format!("127.0.0.1:{port}")])
-        .args(["-cert", "srv.pem", "-key", "srv.key", "-WWW", "-quiet"])
+        .args(["-cert", "tls.crt", "-key", "tls.key", "-WWW", "-quiet"])
         .current_dir(dir)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -1169,7 +772,7 @@ fn tls_server(dir: &Path) -> Option<TlsServer> {
     let server = TlsServer {
         child,
         url: format!("https://127.0.0.1:{port}/charts"),
-        ca: dir.join("ca.pem"),
+        ca: dir.join("ca.crt"),
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -1233,41 +836,6 @@ fn an_https_repository_with_a_private_ca_needs_ca_file_or_insecure_skip_verify()
 }
 
 // ------------------------------------------------- argocd-example-apps
-
-/// A stand-in for stable/wordpress 9.0.3 (same name and version, with its
-/// mariadb subchart vendored and switched by `mariadb.enabled`), served
-/// from a local mirror of https://charts.helm.sh/stable.
-fn wordpress_mirror() -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    let src = tempfile::tempdir().unwrap();
-    write_chart(
-        src.path(),
-        "wordpress",
-        "9.0.3",
-        "appVersion: 5.3.2\ndependencies:\n- name: mariadb\n  version: 7.x.x\n  repository: https://charts.helm.sh/stable\n  condition: mariadb.enabled\n  tags: [wordpress-database]\n",
-        &[
-            ("values.yaml", "image: {repository: bitnami/wordpress, tag: 5.3.2}\nwordpressPassword: \"\"\nmariadb: {enabled: true}\n"),
-            ("templates/secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: {{ .Release.Name }}-wordpress}\ntype: Opaque\ndata:\n  wordpress-password: {{ .Values.wordpressPassword | b64enc | quote }}\n"),
-            ("templates/svc.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: {{ .Release.Name }}-wordpress}\nspec:\n  selector: {app: wordpress}\n  ports: [{name: http, port: 80}]\n"),
-            ("templates/deployment.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: {{ .Release.Name }}-wordpress}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: wordpress}}\n  template:\n    metadata: {labels: {app: wordpress}}\n    spec:\n      containers:\n      - name: wordpress\n        image: \"{{ .Values.image.repository }}:{{ .Values.image.tag }}\"\n        env:\n        - {name: MARIADB_ENABLED, value: {{ .Values.mariadb.enabled | quote }}}\n"),
-            ("charts/mariadb/Chart.yaml", "apiVersion: v1\nname: mariadb\nversion: 7.3.1\n"),
-            ("charts/mariadb/values.yaml", "db: {password: \"\"}\nrootUser: {password: \"\"}\n"),
-            ("charts/mariadb/templates/statefulset.yaml", "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: {{ .Release.Name }}-mariadb}\nspec:\n  serviceName: {{ .Release.Name }}-mariadb\n  replicas: 1\n  selector: {matchLabels: {app: mariadb}}\n  template:\n    metadata: {labels: {app: mariadb}}\n    spec:\n      containers: [{name: mariadb, image: \"bitnami/mariadb:10.3\"}]\n"),
-            ("charts/mariadb/templates/svc.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: {{ .Release.Name }}-mariadb}\nspec:\n  selector: {app: mariadb}\n  ports: [{name: mysql, port: 3306}]\n"),
-        ],
-    );
-    let tgz = archive::pack(src.path(), "wordpress").unwrap();
-    std::fs::write(d.path().join("wordpress-9.0.3.tgz"), &tgz).unwrap();
-    std::fs::write(
-        d.path().join("index.yaml"),
-        format!(
-            "apiVersion: v1\nentries:\n  wordpress:\n  - name: wordpress\n    version: 9.0.3\n    urls: [https://charts.helm.sh/stable/wordpress-9.0.3.tgz]\n    digest: {}\n",
-            hex::encode(Sha256::digest(&tgz))
-        ),
-    )
-    .unwrap();
-    d
-}
 
 const HELM_DEPENDENCY_CHART: &str = "apiVersion: v2\nname: wordpress\ndescription: A Helm chart for Kubernetes\ntype: application\nversion: 0.1.0\nappVersion: \"1.0\"\n\ndependencies:\n- name: wordpress\n  version: 9.0.3\n  repository: https://charts.helm.sh/stable";
 const HELM_DEPENDENCY_VALUES: &str = "wordpress:\n  image:\n    tag: invalid #break this app on purpose until a dedicated broken app is created\n  wordpressPassword: foo\n  mariadb:\n    db:\n      password: bar\n    rootUser:\n      password: baz";

@@ -4,14 +4,13 @@
 //! (`SimulationConfig::image_digests`). In-process through
 //! `kubesync::image::run_once` for the change set, and through the binary
 //! for output and exit codes. Each test starts its own registry and
-//! emulator.
+//! emulator (tests/support/registry.rs).
 
-mod image_support;
+mod support;
 mod sync_support;
 
 use std::time::Duration;
 
-use image_support::{tools_or_skip, Auth, Registry, PASSWORD};
 use kubesync::cluster::{ClusterClient, ClusterOptions};
 use kubesync::emulator::EmulatorHandle;
 use kubesync::image::sync::{
@@ -19,6 +18,7 @@ use kubesync::image::sync::{
 };
 use kubesync::image::{DockerConfig, Report, Selection, SyncOpts};
 use serde_json::{json, Value};
+use support::registry::{Auth, Registry, PASSWORD};
 use sync_support::{eventually, fast_simulation, Repo};
 
 const STALE: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
@@ -117,21 +117,24 @@ async fn wait_pods(client: &ClusterClient, app: &str, image: &str) {
     assert!(ok, "pods of {app} never ran {image}");
 }
 
+/// A new emulator whose pods of `tag` report `STALE` (an older build than
+/// the registry serves), with Deployment `web` applied and its pods running.
+async fn web_running_stale(tag: &str, web: Value) -> (EmulatorHandle, ClusterClient) {
+    let (emu, client) = cluster(&[(tag, STALE)]).await;
+    client.apply(&web, false).await.expect("create");
+    wait_pods(&client, "web", tag).await;
+    (emu, client)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mismatch_is_pinned_match_untouched_and_a_new_push_repins() {
-    if !tools_or_skip() {
+    let Some(reg) = Registry::start(Auth::None).await else {
         return;
-    }
-    let reg = Registry::start(Auth::None).await;
+    };
     let tag = reg.image("app", "v1");
     let d1 = reg.push("app", "v1", "build one", false);
     // The pods run an older build of the tag than the registry serves.
-    let (_emu, client) = cluster(&[(&tag, STALE)]).await;
-    client
-        .apply(&deployment("web", &tag, Some(&tag)), false)
-        .await
-        .expect("create");
-    wait_pods(&client, "web", &tag).await;
+    let (_emu, client) = web_running_stale(&tag, deployment("web", &tag, Some(&tag))).await;
 
     let r = image_sync(&client, &SyncOpts::default()).await;
     let w = workload(&r, "web");
@@ -217,10 +220,9 @@ async fn mismatch_is_pinned_match_untouched_and_a_new_push_repins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubesync_sync_and_image_sync_never_fight() {
-    if !tools_or_skip() {
+    let Some(reg) = Registry::start(Auth::None).await else {
         return;
-    }
-    let reg = Registry::start(Auth::None).await;
+    };
     let tag = reg.image("app", "v1");
     let d1 = reg.push("app", "v1", "one", false);
     let (emu, client) = cluster(&[(&tag, STALE)]).await;
@@ -312,10 +314,9 @@ async fn kubesync_sync_and_image_sync_never_fight() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_arch_images_compare_by_their_index_digest() {
-    if !tools_or_skip() {
+    let Some(reg) = Registry::start(Auth::None).await else {
         return;
-    }
-    let reg = Registry::start(Auth::None).await;
+    };
     let tag = reg.image("multi", "v1");
     let index = reg.push("multi", "v1", "fat", true);
     // The kubelet reports the index digest: in sync.
@@ -349,18 +350,12 @@ async fn multi_arch_images_compare_by_their_index_digest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_auth_through_the_cli_with_a_docker_config() {
-    if !tools_or_skip() {
+    let Some(reg) = Registry::start(Auth::Basic).await else {
         return;
-    }
-    let reg = Registry::start(Auth::Basic).await;
+    };
     let tag = reg.image("private", "v1");
     let d1 = reg.push("private", "v1", "secret build", false);
-    let (emu, client) = cluster(&[(&tag, STALE)]).await;
-    client
-        .apply(&deployment("web", &tag, None), false)
-        .await
-        .expect("create");
-    wait_pods(&client, "web", &tag).await;
+    let (emu, client) = web_running_stale(&tag, deployment("web", &tag, None)).await;
     let repo = Repo::new();
     let config = repo.path().join("docker-config.json");
     std::fs::write(&config, reg.docker_config()).expect("write config");
@@ -461,11 +456,10 @@ async fn basic_auth_through_the_cli_with_a_docker_config() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_secret_credentials() {
-    if !tools_or_skip() {
-        return;
-    }
     use base64::Engine as _;
-    let reg = Registry::start(Auth::Basic).await;
+    let Some(reg) = Registry::start(Auth::Basic).await else {
+        return;
+    };
     let tag = reg.image("private", "v1");
     let d1 = reg.push("private", "v1", "p", false);
     let (_emu, client) = cluster(&[(&tag, STALE)]).await;
@@ -493,10 +487,9 @@ async fn pull_secret_credentials() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_token_auth() {
-    if !tools_or_skip() {
+    let Some(reg) = Registry::start(Auth::Token).await else {
         return;
-    }
-    let reg = Registry::start(Auth::Token).await;
+    };
     let tag = reg.image("team/app", "v1");
     let d1 = reg.push("team/app", "v1", "t1", false);
     let tag2 = reg.image("team/app", "v2");
@@ -537,10 +530,9 @@ async fn bearer_token_auth() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_tag_and_registry_down_are_reported_and_others_go_on() {
-    if !tools_or_skip() {
+    let Some(reg) = Registry::start(Auth::None).await else {
         return;
-    }
-    let reg = Registry::start(Auth::None).await;
+    };
     let good = reg.image("app", "v1");
     let d1 = reg.push("app", "v1", "g", false);
     let missing = reg.image("app", "nope");
@@ -593,10 +585,9 @@ async fn missing_tag_and_registry_down_are_reported_and_others_go_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cronjobs_and_statefulsets() {
-    if !tools_or_skip() {
+    let Some(reg) = Registry::start(Auth::None).await else {
         return;
-    }
-    let reg = Registry::start(Auth::None).await;
+    };
     let tag = reg.image("batch", "v1");
     let d1 = reg.push("batch", "v1", "b", false);
     let (_emu, client) = cluster(&[(&tag, STALE)]).await;
@@ -756,10 +747,9 @@ async fn live_in(client: &ClusterClient, ns: &str, kind: &str, name: &str) -> Va
 /// and reports it when the tag moves; a re-render pins the new digest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn render_time_pinning() {
-    if !tools_or_skip() {
+    let Some(reg) = Registry::start(Auth::None).await else {
         return;
-    }
-    let reg = Registry::start(Auth::None).await;
+    };
     let tag = reg.image("app", "v1");
     let d1 = reg.push("app", "v1", "r1", false);
     let (emu, client) = cluster(&[]).await;
@@ -908,18 +898,12 @@ async fn emulator_pods_keep_the_digest_they_pulled() {
 /// with `--registry-ca` (here `RegistryOptions::ca_files`), refused without.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_registry_with_a_custom_ca() {
-    if !tools_or_skip() {
+    let Some(reg) = Registry::start(Auth::Tls).await else {
         return;
-    }
-    let reg = Registry::start(Auth::Tls).await;
+    };
     let tag = reg.image("secure", "v1");
     let d1 = reg.push("secure", "v1", "tls", false);
-    let (_emu, client) = cluster(&[(&tag, STALE)]).await;
-    client
-        .apply(&deployment("web", &tag, None), false)
-        .await
-        .expect("create");
-    wait_pods(&client, "web", &tag).await;
+    let (_emu, client) = web_running_stale(&tag, deployment("web", &tag, None)).await;
     // The CA is not trusted: reported (saying why), left alone.
     let r = image_sync(&client, &SyncOpts::default()).await;
     match &workload(&r, "web").containers[0].outcome {
@@ -949,17 +933,14 @@ async fn https_registry_with_a_custom_ca() {
 /// pull the tag again; once they run the tag's digest, nothing is written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_instead_of_pin() {
-    if !tools_or_skip() {
+    let Some(reg) = Registry::start(Auth::None).await else {
         return;
-    }
-    let reg = Registry::start(Auth::None).await;
+    };
     let tag = reg.image("app", "v1");
     let d1 = reg.push("app", "v1", "restart", false);
-    let (emu, client) = cluster(&[(&tag, STALE)]).await;
     let mut d = deployment("web", &tag, None);
     d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = json!("Always");
-    client.apply(&d, false).await.expect("create");
-    wait_pods(&client, "web", &tag).await;
+    let (emu, client) = web_running_stale(&tag, d).await;
     // From now on a pull of the tag gets the registry's build.
     emu.simulation()
         .expect("simulation")
@@ -1018,18 +999,12 @@ async fn restart_instead_of_pin() {
 async fn the_periodic_loop_pins_only_while_leading_and_follows_new_pushes() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    if !tools_or_skip() {
+    let Some(reg) = Registry::start(Auth::None).await else {
         return;
-    }
-    let reg = Registry::start(Auth::None).await;
+    };
     let tag = reg.image("app", "v1");
     let d1 = reg.push("app", "v1", "build one", false);
-    let (_emu, client) = cluster(&[(&tag, STALE)]).await;
-    client
-        .apply(&deployment("web", &tag, None), false)
-        .await
-        .expect("create");
-    wait_pods(&client, "web", &tag).await;
+    let (_emu, client) = web_running_stale(&tag, deployment("web", &tag, None)).await;
 
     let leading = Arc::new(AtomicBool::new(false));
     let (stop, stop_rx) = tokio::sync::watch::channel(false);

@@ -6,6 +6,8 @@
 //! leader stepping down before its lease can expire elsewhere — is checked by
 //! a sampler running beside every scenario.
 
+mod support;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +19,7 @@ use kube::api::{DeleteParams, PostParams};
 use kube::Api;
 use kubesync::emulator::{Emulator, EmulatorConfig, FaultConfig, FaultRule};
 use kubesync::lease::{LeaderElector, Leadership, LeaseConfig};
+use support::real_cluster::{client, from_env};
 
 const LEASE: Duration = Duration::from_secs(2);
 const RENEW: Duration = Duration::from_secs(1);
@@ -357,29 +360,8 @@ async fn emulator_lease_is_validated_like_the_real_server() {
 // --- the real control plane -------------------------------------------------
 
 async fn real_clients() -> Option<(kube::Client, kube::Client)> {
-    let kc = match std::env::var("KUBESYNC_E2E_KUBECONFIG") {
-        Ok(kc) if !kc.is_empty() => kc,
-        _ => {
-            eprintln!(
-                "real-cluster lease tests skipped: set KUBESYNC_E2E_KUBECONFIG to a disposable cluster's kubeconfig (scripts/control-plane up)"
-            );
-            return None;
-        }
-    };
-    let admin = std::env::var("KUBESYNC_E2E_ADMIN_KUBECONFIG")
-        .ok()
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| kc.clone());
-    Some((client_for(&kc).await, client_for(&admin).await))
-}
-
-async fn client_for(path: &str) -> kube::Client {
-    let kc = kube::config::Kubeconfig::read_from(path).expect("read kubeconfig");
-    let config =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .expect("kubeconfig");
-    kube::Client::try_from(config).expect("client")
+    let cluster = from_env("real-cluster lease tests")?;
+    Some((client(&cluster.kc).await, client(&cluster.admin).await))
 }
 
 async fn cleanup(client: &kube::Client, name: &str) {

@@ -7,56 +7,15 @@
 //! endpoint each a clear error value with nothing secret in it. `.ci/run`
 //! installs moto; in CI its absence fails the test, elsewhere it skips.
 
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::Router;
 use kubesync::diff::SyncStatus;
 use kubesync::health::Health;
 use kubesync::notify::*;
-use parking_lot::Mutex;
-
-#[derive(Default)]
-struct Receiver {
-    /// Answer 500 to this many requests first.
-    fail_first: usize,
-    /// Then answer this status (200 when None).
-    answer: Option<u16>,
-    seen: Vec<(HeaderMap, Bytes)>,
-}
-
-async fn receive(
-    State(r): State<Arc<Mutex<Receiver>>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    let mut r = r.lock();
-    r.seen.push((headers, body));
-    if r.seen.len() <= r.fail_first {
-        return StatusCode::INTERNAL_SERVER_ERROR;
-    }
-    StatusCode::from_u16(r.answer.unwrap_or(200)).unwrap()
-}
-
-async fn receiver(fail_first: usize, answer: Option<u16>) -> (String, Arc<Mutex<Receiver>>) {
-    let state = Arc::new(Mutex::new(Receiver {
-        fail_first,
-        answer,
-        seen: vec![],
-    }));
-    let app = Router::new()
-        .route("/hook/{token}", post(receive))
-        .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}/hook/TOKEN-abc123"), state)
-}
+use support::receiver::Receiver;
+use support::s3::{Moto, BUCKET};
 
 fn fast() -> WebhookPolicy {
     WebhookPolicy {
@@ -100,8 +59,8 @@ fn notifier(url: &str, secret: &[u8]) -> Notifier {
 
 #[tokio::test]
 async fn webhook_signed_retried_and_sent_once_per_revision() {
-    let (url, rx) = receiver(2, None).await;
-    let n = notifier(&url, b"hmac-key");
+    let rx = Receiver::start(2, 200).await;
+    let n = notifier(&rx.url, b"hmac-key");
     let targets = targets_for(n.config(), None);
     let s = state(
         "0123456789abcdef0123",
@@ -113,18 +72,18 @@ async fn webhook_signed_retried_and_sent_once_per_revision() {
     assert_eq!(results.len(), 1);
     assert!(results[0].1.is_ok(), "{:?}", results[0].1);
     {
-        let r = rx.lock();
+        let seen = rx.requests();
         // Two 500s, then delivered: three identical, signed requests.
-        assert_eq!(r.seen.len(), 3);
-        for (h, body) in &r.seen {
+        assert_eq!(seen.len(), 3);
+        for (h, body) in &seen {
             let sig = h[SIGNATURE_HEADER].to_str().unwrap();
             assert!(verify(b"hmac-key", body, sig), "signature must verify");
             assert!(!verify(b"wrong-key", body, sig));
             assert_eq!(h["x-kubesync-event"], "on-deployed");
             assert_eq!(h["content-type"], "application/json");
-            assert_eq!(h["x-kubesync-delivery"], r.seen[0].0["x-kubesync-delivery"]);
+            assert_eq!(h["x-kubesync-delivery"], seen[0].0["x-kubesync-delivery"]);
         }
-        let ev: serde_json::Value = serde_json::from_slice(&r.seen[0].1).unwrap();
+        let ev: serde_json::Value = serde_json::from_slice(&seen[0].1).unwrap();
         assert_eq!(ev["app"], "web");
         assert_eq!(ev["namespace"], "web-prod");
         assert_eq!(ev["revision"], "0123456789abcdef0123");
@@ -148,20 +107,20 @@ async fn webhook_signed_retried_and_sent_once_per_revision() {
         assert!(results.is_empty());
         assert_eq!(again, ledger);
     }
-    assert_eq!(rx.lock().seen.len(), 3);
+    assert_eq!(rx.count(), 3);
 
     // A new revision is signalled.
     let s2 = state("fedcba9876543210", SyncResult::Succeeded, Health::Healthy);
     let (ledger2, results) = n.notify(&s2, &targets, &ledger).await;
     assert_eq!(results.len(), 1);
     assert_eq!(ledger2[0].revision, "fedcba9876543210");
-    assert_eq!(rx.lock().seen.len(), 4);
+    assert_eq!(rx.count(), 4);
 }
 
 #[tokio::test]
 async fn failure_and_degradation_events() {
-    let (url, rx) = receiver(0, None).await;
-    let n = notifier(&url, b"k");
+    let rx = Receiver::ok().await;
+    let n = notifier(&rx.url, b"k");
     let targets = targets_for(n.config(), None);
     let mut s = state(
         "0123456789abcdef0123",
@@ -171,12 +130,7 @@ async fn failure_and_degradation_events() {
     s.health_message = "Deployment web-prod/web: ImagePullBackOff".into();
     let (ledger, results) = n.notify(&s, &targets, &[]).await;
     assert_eq!(results.len(), 2);
-    let events: Vec<serde_json::Value> = rx
-        .lock()
-        .seen
-        .iter()
-        .map(|(_, b)| serde_json::from_slice(b).unwrap())
-        .collect();
+    let events = rx.bodies();
     assert_eq!(events[0]["reason"], "SyncFailed");
     assert_eq!(events[0]["severity"], "error");
     assert!(events[0]["message"]
@@ -197,8 +151,8 @@ async fn failure_and_degradation_events() {
 async fn a_receiver_that_keeps_failing_or_refuses_gives_an_error_value() {
     // 500 forever: every attempt made, then a failure naming the target
     // by its safe id.
-    let (url, rx) = receiver(usize::MAX, None).await;
-    let n = notifier(&url, b"k");
+    let rx = Receiver::start(usize::MAX, 200).await;
+    let n = notifier(&rx.url, b"k");
     let targets = targets_for(n.config(), None);
     let s = state(
         "0123456789abcdef0123",
@@ -224,13 +178,13 @@ async fn a_receiver_that_keeps_failing_or_refuses_gives_an_error_value() {
         "{msg}"
     );
     assert!(!msg.contains("TOKEN") && !msg.contains("/hook"), "{msg}");
-    assert_eq!(rx.lock().seen.len(), 4);
+    assert_eq!(rx.count(), 4);
     assert_eq!(ledger[0].outcome, DeliveryOutcome::Failed);
     assert_eq!(ledger[0].error, msg);
 
     // A 4xx is not retried.
-    let (url, rx) = receiver(0, Some(403)).await;
-    let n = notifier(&url, b"k");
+    let rx = Receiver::start(0, 403).await;
+    let n = notifier(&rx.url, b"k");
     let (_, results) = n.notify(&s, &targets_for(n.config(), None), &[]).await;
     assert!(matches!(
         results[0].1,
@@ -240,7 +194,7 @@ async fn a_receiver_that_keeps_failing_or_refuses_gives_an_error_value() {
             ..
         })
     ));
-    assert_eq!(rx.lock().seen.len(), 1);
+    assert_eq!(rx.count(), 1);
 
     // Nobody listening: a connection error, retried, then an error value.
     let closed = {
@@ -256,8 +210,8 @@ async fn a_receiver_that_keeps_failing_or_refuses_gives_an_error_value() {
 
 #[tokio::test]
 async fn the_per_app_annotation_adds_a_target() {
-    let (global, grx) = receiver(0, None).await;
-    let (own, orx) = receiver(0, None).await;
+    let (grx, orx) = (Receiver::ok().await, Receiver::ok().await);
+    let (global, own) = (grx.url.clone(), orx.url.clone());
     let n = notifier(&global, b"k");
     let obj = serde_json::json!({"metadata": {"annotations": {WEBHOOK_ANNOTATION: own}}});
     let targets = targets_for(n.config(), webhook_annotation(&obj));
@@ -268,99 +222,11 @@ async fn the_per_app_annotation_adds_a_target() {
     );
     let (ledger, _) = n.notify(&s, &targets, &[]).await;
     assert_eq!(ledger.len(), 2);
-    assert_eq!(grx.lock().seen.len(), 1);
-    assert_eq!(orx.lock().seen.len(), 1);
+    assert_eq!(grx.count(), 1);
+    assert_eq!(orx.count(), 1);
 }
 
 // ---------------------------------------------------------------- S3 (moto)
-
-struct Moto {
-    child: Child,
-    endpoint: String,
-    key_id: String,
-    secret: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Creates the bucket, an IAM user allowed `s3:PutObject` on it (the
-/// seed's push-only policy, plus `s3:GetObject` so the test can read the
-/// file back) and its access key, during moto's first unauthenticated
-/// requests; prints the key.
-const MOTO_SETUP: &str = r#"
-import sys, boto3
-ep = sys.argv[1]
-kw = dict(endpoint_url=ep, region_name="us-east-1", aws_access_key_id="setup", aws_secret_access_key="setup")
-boto3.client("s3", **kw).create_bucket(Bucket="kubesync-versions")
-iam = boto3.client("iam", **kw)
-iam.create_user(UserName="kubesync")
-iam.put_user_policy(UserName="kubesync", PolicyName="push", PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:PutObject","s3:GetObject"],"Resource":"arn:aws:s3:::kubesync-versions/*"}]}')
-k = iam.create_access_key(UserName="kubesync")["AccessKey"]
-print(k["AccessKeyId"], k["SecretAccessKey"])
-"#;
-
-fn start_moto() -> Option<Moto> {
-    let probe = Command::new("moto_server")
-        .arg("--help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !probe.is_ok_and(|s| s.success()) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "moto_server is not installed, and CI is set: .ci/run must install moto[server]"
-        );
-        eprintln!("skipped: moto_server is not installed (pip install 'moto[server]'); CI unset");
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        // Authentication (IAM) is enforced after the setup's 4 requests.
-        .env("INITIAL_NO_AUTH_ACTION_COUNT", "4")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto_server");
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let mut moto = Moto {
-        child,
-        endpoint,
-        key_id: String::new(),
-        secret: String::new(),
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "moto_server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = Command::new("python3")
-        .args(["-c", MOTO_SETUP, &moto.endpoint])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "moto setup: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut parts = text.split_whitespace();
-    moto.key_id = parts.next().unwrap().to_string();
-    moto.secret = parts.next().unwrap().to_string();
-    Some(moto)
-}
 
 fn s3_notifier(endpoint: &str, key_id: &str, secret: &str, bucket: &str) -> Notifier {
     let args = NotifyArgs {
@@ -377,7 +243,10 @@ fn s3_notifier(endpoint: &str, key_id: &str, secret: &str, bucket: &str) -> Noti
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_version_file_against_moto() {
-    let Some(moto) = tokio::task::spawn_blocking(start_moto).await.unwrap() else {
+    let Some(moto) = tokio::task::spawn_blocking(|| Moto::start("the S3 test"))
+        .await
+        .unwrap()
+    else {
         return;
     };
     let s = state(
@@ -398,12 +267,9 @@ async fn s3_version_file_against_moto() {
     let (ledger, results) = n.notify(&s, &targets, &[]).await;
     assert!(results[0].1.is_ok(), "{:?}", results[0].1);
     assert_eq!(ledger[0].outcome, DeliveryOutcome::Sent);
-    let body = get_object(
-        &moto,
-        "kubesync-versions",
-        "prod-eu/web-prod/web/0123456789abcdef0123",
-    )
-    .await;
+    let body = moto
+        .get_object(BUCKET, "prod-eu/web-prod/web/0123456789abcdef0123")
+        .await;
     assert_eq!(body, "2026-11-25T21:00:07Z");
     // Sent once: nothing due on the next checks.
     let (_, results) = n.notify(&s, &targets, &ledger).await;
@@ -540,39 +406,4 @@ async fn s3_version_file_against_moto() {
     assert_eq!(ledger[0].outcome, DeliveryOutcome::Failed);
     assert!(ledger[0].error.contains("cannot reach"));
     assert!(!ledger[0].error.contains(&moto.secret));
-}
-
-/// The object's body, read back with boto3 (an independent S3 client).
-async fn get_object(moto: &Moto, bucket: &str, key: &str) -> String {
-    let script = r#"
-import sys, boto3
-s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id=sys.argv[4], aws_secret_access_key=sys.argv[5])
-try:
-    print(s3.get_object(Bucket=sys.argv[2], Key=sys.argv[3])["Body"].read().decode(), end="")
-except Exception as e:
-    print("ERR", e, file=sys.stderr); sys.exit(1)
-"#;
-    let args = [
-        moto.endpoint.clone(),
-        bucket.to_string(),
-        key.to_string(),
-        moto.key_id.clone(),
-        moto.secret.clone(),
-    ];
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .args(&args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "get_object: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }

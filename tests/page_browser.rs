@@ -11,7 +11,8 @@
 //! installed — except in CI (`CI` set), where `.ci/run` installs them and a
 //! missing browser fails the test.
 
-use std::net::TcpListener as StdListener;
+mod support;
+
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -204,14 +205,6 @@ impl PageSource for Source {
     }
 }
 
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 struct Driver(Child);
 
 impl Drop for Driver {
@@ -263,7 +256,7 @@ async fn run_now_in_a_real_browser_moves_the_run_counter() {
         axum::serve(listener, app).await.unwrap();
     });
 
-    let port = free_port();
+    let port = support::free_port();
     let _driver = Driver(
         Command::new(&chromedriver)
             .arg(format!("--port={port}"))

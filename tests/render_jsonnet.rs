@@ -10,6 +10,7 @@
 //! comparisons are skipped, saying why, when it is not installed.
 
 mod render_support;
+mod support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -26,21 +27,8 @@ fn fixtures() -> PathBuf {
 /// A repository view of the fixtures directory.
 fn fixture_repo() -> Repo {
     let repo = Repo::new();
-    copy_dir(&fixtures(), repo.root());
+    support::copy_dir(&fixtures(), repo.root());
     repo
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// The options the corpus app uses, as the reference takes them.

@@ -9,6 +9,8 @@
 //! (`.ci/run` installs openssh-server). Without them the tests are skipped
 //! with the reason printed — except in CI (`CI` set), where they fail.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -376,13 +378,6 @@ fn keygen(path: &Path, passphrase: &str) {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 impl Sshd {
     fn start(dir: &Path) -> Self {
         let user = String::from_utf8(Command::new("id").arg("-un").output().expect("id").stdout)
@@ -404,7 +399,7 @@ impl Sshd {
             let _ = std::fs::create_dir_all("/run/sshd");
         }
         for attempt in 0..5 {
-            let port = free_port();
+            let port = support::free_port();
             let config = format!(
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
                  AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\

@@ -9,9 +9,7 @@ mod sync_support;
 use kubesync::cluster::{ClusterClient, ClusterOptions};
 use kubesync::emulator::{EmulatorHandle, SimulationConfig};
 use kubesync::model::AppName;
-use kubesync::sync::{
-    self, Action, AppOutcome, Change, Quiet, SkipReason, SyncOptions, SyncReport,
-};
+use kubesync::sync::{Action, AppOutcome, Change, SkipReason, SyncOptions, SyncReport};
 use serde_json::{json, Value};
 use sync_support::*;
 
@@ -300,16 +298,6 @@ fn json_of_a_skip_has_message_and_reason() {
         assert_eq!(v["reason"], tag);
         assert_eq!(v["message"], words);
     }
-}
-
-/// Syncs the repository's tree in-process with `opts` through `c`.
-async fn sync_with(repo: &Repo, c: &ClusterClient, opts: &SyncOptions) -> SyncReport {
-    let root = repo.root();
-    let tree = tokio::task::spawn_blocking(move || tree_of(&root))
-        .await
-        .expect("join");
-    let graph = tree.graph().expect("graph");
-    sync::run(&tree, &graph, c, opts, &Quiet).await
 }
 
 /// A chain of apps gated on Deployments: with polling and the fallback

@@ -39,25 +39,6 @@ fn pre_post_sync_repo() -> Repo {
     repo
 }
 
-/// `sync_repo` with the given options.
-async fn sync_with(
-    repo: &Repo,
-    emu: &kubesync::emulator::EmulatorHandle,
-    opts: SyncOptions,
-) -> kubesync::sync::SyncReport {
-    let root = repo.root();
-    let tree = tokio::task::spawn_blocking(move || tree_of(&root))
-        .await
-        .expect("join");
-    let graph = tree.graph().expect("graph");
-    let client = kubesync::cluster::ClusterClient::connect(
-        kubesync::cluster::ClusterOptions::server(emu.url()),
-    )
-    .await
-    .expect("connect");
-    kubesync::sync::run(&tree, &graph, &client, &opts, &kubesync::sync::Quiet).await
-}
-
 /// The hook changes of app `name`: (phase, object name, action).
 fn hooks(report: &kubesync::sync::SyncReport, name: &str) -> Vec<(HookPhase, String, Action)> {
     app(report, name)
@@ -92,10 +73,10 @@ async fn run_hooks_runs_the_hooks_of_a_converged_app() {
     // On request: both hooks run, in their phases, and are deleted again
     // (HookSucceeded); the app's own objects are untouched.
     let mut rx = emu.cluster().listen();
-    let forced = sync_with(
+    let forced = sync_repo_with(
         &repo,
         &emu,
-        SyncOptions {
+        &SyncOptions {
             run_hooks: true,
             ..SyncOptions::default()
         },
@@ -144,10 +125,10 @@ async fn run_hooks_runs_the_hooks_of_a_converged_app() {
 
     // A dry run never runs hooks, even when asked.
     let before = writes(&emu);
-    let dry = sync_with(
+    let dry = sync_repo_with(
         &repo,
         &emu,
-        SyncOptions {
+        &SyncOptions {
             run_hooks: true,
             dry_run: true,
             ..SyncOptions::default()

@@ -10,11 +10,10 @@
 mod sync_support;
 
 use kubesync::diff::SyncStatus;
-use kubesync::sync::Action;
+use kubesync::emulator::EmulatorHandle;
+use kubesync::sync::{Action, SyncReport};
 use serde_json::{json, Value};
-use sync_support::{
-    app, change_of, emulator, fast_simulation, get, kubesync, sync_repo, writes, Repo,
-};
+use sync_support::{app, change_of, emulator, fast_simulation, get, run, sync_repo, writes, Repo};
 
 const DEPLOY: &str = "/apis/apps/v1/namespaces/web/deployments";
 
@@ -37,22 +36,36 @@ fn add_app(repo: &Repo, name: &str, object: &str, extra: &str) {
     } else {
         "  syncPolicy: {createNamespace: true}\n"
     };
-    repo.write(
-        &format!("apps/{name}.yaml"),
-        &format!(
-            "apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata: {{name: {name}}}\nspec:\n  tier: system\n  source: {{path: objects/{name}}}\n  destination: {{namespace: web}}\n{policy}{extra}"
-        ),
+    repo.app(
+        name,
+        &format!("  tier: system\n  destination: {{namespace: web}}\n{policy}{extra}"),
     );
 }
 
-/// A write by another field manager (an Update, as a controller makes it).
-async fn patch_as(
-    emu: &kubesync::emulator::EmulatorHandle,
-    path: &str,
+/// A new emulator with `repo` synced into it once: the emulator and that
+/// first report.
+async fn synced(repo: &Repo) -> (EmulatorHandle, SyncReport) {
+    let emu = emulator(fast_simulation()).await;
+    let first = sync_repo(repo, &emu).await;
+    (emu, first)
+}
+
+/// Another controller's write to each named Deployment: `manager` sends
+/// `body(name)` as a `kind` patch.
+async fn drift(
+    emu: &EmulatorHandle,
+    names: &[&str],
     manager: &str,
     kind: &str,
-    body: Value,
+    body: impl Fn(&str) -> Value,
 ) {
+    for name in names {
+        patch_as(emu, &format!("{DEPLOY}/{name}"), manager, kind, body(name)).await;
+    }
+}
+
+/// A write by another field manager (an Update, as a controller makes it).
+async fn patch_as(emu: &EmulatorHandle, path: &str, manager: &str, kind: &str, body: Value) {
     let client = emu.kube_client();
     let content_type = match kind {
         "merge" => "application/merge-patch+json",
@@ -71,7 +84,7 @@ async fn patch_as(
         .unwrap_or_else(|e| panic!("PATCH {path} as {manager}: {e}"));
 }
 
-async fn field(emu: &kubesync::emulator::EmulatorHandle, name: &str, pointer: &str) -> Value {
+async fn field(emu: &EmulatorHandle, name: &str, pointer: &str) -> Value {
     let d = get(emu, &format!("{DEPLOY}/{name}")).await.expect(name);
     d.pointer(pointer).cloned().unwrap_or(Value::Null)
 }
@@ -92,21 +105,18 @@ async fn hpa_replicas_ignored_by_json_pointer_stay_and_cost_no_write() {
         &deployment("unruled", 1, &[("app", "nginx:1")]),
         "",
     );
-    let emu = emulator(fast_simulation()).await;
-    let first = sync_repo(&repo, &emu).await;
+    let (emu, first) = synced(&repo).await;
     assert_eq!(app(&first, "scaled").sync, SyncStatus::Synced);
 
     // The HPA scales both (kube-controller-manager writes the scale).
-    for name in ["scaled", "unruled"] {
-        patch_as(
-            &emu,
-            &format!("{DEPLOY}/{name}"),
-            "kube-controller-manager",
-            "merge",
-            json!({"spec": {"replicas": 4}}),
-        )
-        .await;
-    }
+    drift(
+        &emu,
+        &["scaled", "unruled"],
+        "kube-controller-manager",
+        "merge",
+        |_| json!({"spec": {"replicas": 4}}),
+    )
+    .await;
     let before = writes(&emu);
     let again = sync_repo(&repo, &emu).await;
     let scaled = app(&again, "scaled");
@@ -142,20 +152,17 @@ async fn jq_expression_on_a_container_list_and_respect_ignore_differences() {
         &format!("{rule}  syncPolicy: {{createNamespace: true, syncOptions: [RespectIgnoreDifferences=true]}}\n"),
     );
     add_app(&repo, "reset", &deployment("reset", 1, &images), rule);
-    let emu = emulator(fast_simulation()).await;
-    sync_repo(&repo, &emu).await;
+    let (emu, _) = synced(&repo).await;
 
     // A mutating webhook or another tool pins the sidecar's image.
-    for name in ["respected", "reset"] {
-        patch_as(
-            &emu,
-            &format!("{DEPLOY}/{name}"),
-            "sidecar-injector",
-            "strategic",
-            json!({"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "sc:9"}]}}}}),
-        )
-        .await;
-    }
+    drift(
+        &emu,
+        &["respected", "reset"],
+        "sidecar-injector",
+        "strategic",
+        |_| json!({"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "sc:9"}]}}}}),
+    )
+    .await;
     let before = writes(&emu);
     let again = sync_repo(&repo, &emu).await;
     for name in ["respected", "reset"] {
@@ -219,20 +226,18 @@ async fn fields_of_a_trusted_field_manager_are_ignored() {
         &deployment("untrusted", 1, &[("app", "app:1")]),
         "  ignoreDifferences:\n  - {group: apps, kind: Deployment, managedFieldsManagers: [someone-else]}\n",
     );
-    let emu = emulator(fast_simulation()).await;
-    sync_repo(&repo, &emu).await;
+    let (emu, _) = synced(&repo).await;
     // A second field manager takes replicas and the image (server-side apply, forced).
-    for name in ["trusted", "untrusted"] {
-        patch_as(
-            &emu,
-            &format!("{DEPLOY}/{name}"),
-            "rollout-operator",
-            "apply",
-            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "web"},
+    drift(
+        &emu,
+        &["trusted", "untrusted"],
+        "rollout-operator",
+        "apply",
+        |name| json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "web"},
                    "spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "app", "image": "app:canary"}]}}}}),
-        )
-        .await;
-    }
+
+    )
+    .await;
     let before = writes(&emu);
     let again = sync_repo(&repo, &emu).await;
     let trusted = app(&again, "trusted");
@@ -261,8 +266,7 @@ async fn diff_shows_ignored_fields_only_without_a_rule() {
         &deployment("plain", 1, &[("app", "nginx:1")]),
         "",
     );
-    let emu = emulator(fast_simulation()).await;
-    sync_repo(&repo, &emu).await;
+    let (emu, _) = synced(&repo).await;
     patch_as(
         &emu,
         &format!("{DEPLOY}/plain"),
@@ -275,10 +279,7 @@ async fn diff_shows_ignored_fields_only_without_a_rule() {
     let url = emu.url().to_string();
 
     // No rule: OutOfSync, exit 1, the replicas line in the diff.
-    let (r2, u2) = (root.clone(), url.clone());
-    let out = tokio::task::spawn_blocking(move || kubesync(&r2, &u2, &["diff", "plain"]))
-        .await
-        .unwrap();
+    let out = run(&root, &url, &["diff", "plain"]).await;
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
@@ -293,12 +294,8 @@ async fn diff_shows_ignored_fields_only_without_a_rule() {
         "ignoreDifferences:\n- {group: apps, kind: Deployment, jsonPointers: [/spec/replicas]}\n",
     )
     .unwrap();
-    let (r2, u2, s2) = (root.clone(), url.clone(), settings.display().to_string());
-    let out = tokio::task::spawn_blocking(move || {
-        kubesync(&r2, &u2, &["--settings", &s2, "diff", "plain"])
-    })
-    .await
-    .unwrap();
+    let s2 = settings.display().to_string();
+    let out = run(&root, &url, &["--settings", &s2, "diff", "plain"]).await;
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(
         out.status.code(),
@@ -315,10 +312,7 @@ async fn diff_shows_ignored_fields_only_without_a_rule() {
         &deployment("plain", 1, &[("app", "nginx:1")]),
         "  ignoreDifferences:\n  - {group: apps, kind: Deployment, name: plain, jsonPointers: [/spec/replicas]}\n",
     );
-    let (r2, u2) = (root.clone(), url.clone());
-    let out = tokio::task::spawn_blocking(move || kubesync(&r2, &u2, &["diff", "plain"]))
-        .await
-        .unwrap();
+    let out = run(&root, &url, &["diff", "plain"]).await;
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -332,10 +326,8 @@ async fn diff_shows_ignored_fields_only_without_a_rule() {
         "ignoreDifferences:\n- {kind: Deployment, jsonPointers: [replicas]}\n",
     )
     .unwrap();
-    let (r2, u2, s2) = (root.clone(), url.clone(), settings.display().to_string());
-    let out = tokio::task::spawn_blocking(move || kubesync(&r2, &u2, &["--settings", &s2, "diff"]))
-        .await
-        .unwrap();
+    let s2 = settings.display().to_string();
+    let out = run(&root, &url, &["--settings", &s2, "diff"]).await;
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -365,19 +357,16 @@ async fn replace_with_respect_ignore_differences_keeps_the_ignored_field() {
         &format!("{rule}  syncPolicy: {{createNamespace: true, syncOptions: [RespectIgnoreDifferences=true]}}\n"),
     );
     add_app(&repo, "control", &replaced("control", "app:1"), rule);
-    let emu = emulator(fast_simulation()).await;
-    let first = sync_repo(&repo, &emu).await;
+    let (emu, first) = synced(&repo).await;
     assert!(first.all_good(), "{first:#?}");
-    for name in ["kept", "control"] {
-        patch_as(
-            &emu,
-            &format!("{DEPLOY}/{name}"),
-            "kube-controller-manager",
-            "merge",
-            json!({"spec": {"replicas": 4}}),
-        )
-        .await;
-    }
+    drift(
+        &emu,
+        &["kept", "control"],
+        "kube-controller-manager",
+        "merge",
+        |_| json!({"spec": {"replicas": 4}}),
+    )
+    .await;
     repo.write("objects/kept/d.yaml", &replaced("kept", "app:2"));
     repo.write("objects/control/d.yaml", &replaced("control", "app:2"));
     let before = emu.requests().count("update", "deployments.apps");
@@ -418,8 +407,8 @@ async fn diff_reads_by_list_and_dry_runs_only_what_changed() {
         &deployment("many", 1, &[("app", "app:1")]),
         "",
     );
-    let emu = emulator(fast_simulation()).await;
-    assert!(sync_repo(&repo, &emu).await.all_good());
+    let (emu, first) = synced(&repo).await;
+    assert!(first.all_good());
     let client = kubesync::cluster::ClusterClient::connect(
         kubesync::cluster::ClusterOptions::server(emu.url()),
     )

@@ -1,10 +1,19 @@
-//! Shared fixtures for the emulator integration tests: starting an emulator,
-//! waiting on a condition with a deadline, and running kubectl against it.
+//! Shared fixtures for the integration tests: starting an emulator,
+//! waiting on a condition with a deadline, and running kubectl against it;
+//! and one module for each real server a test talks to, so that each is
+//! set up in one place.
 
 #![allow(dead_code)]
 
+pub mod chart_repo;
+pub mod real_cluster;
+pub mod receiver;
+pub mod registry;
+pub mod s3;
+pub mod tls;
+
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kubesync::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
@@ -25,6 +34,30 @@ pub async fn start() -> EmulatorHandle {
 
 pub async fn start_with(config: EmulatorConfig) -> EmulatorHandle {
     Emulator::start(config).await.expect("emulator starts")
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read, released) for a server a
+/// test starts as a child process.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Copies the directory tree `from` to `to` (created).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()))
+    {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
 }
 
 /// Polls `check` until it returns true; panics naming `what` after `timeout`.

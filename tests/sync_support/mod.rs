@@ -103,6 +103,21 @@ pub fn kubesync(root: &Path, url: &str, args: &[&str]) -> Output {
         .expect("run kubesync")
 }
 
+/// Runs `kubesync ARGS --root ROOT --kubeconfig KC` (blocking): the
+/// real-cluster tier's way to drive the binary.
+pub fn kubesync_on(kc: &str, root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kubesync"))
+        .args(args)
+        .arg("--root")
+        .arg(root)
+        .arg("--kubeconfig")
+        .arg(kc)
+        .env("PATH", path_with_helm())
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("run kubesync")
+}
+
 pub async fn run(root: &Path, url: &str, args: &[&str]) -> Output {
     let root = root.to_path_buf();
     let url = url.to_string();
@@ -193,24 +208,36 @@ pub fn tree_of(root: &Path) -> kubesync::tree::AppTree {
 /// Renders the repository's tree and syncs it in-process against `emu`;
 /// returns the change set.
 pub async fn sync_repo(repo: &Repo, emu: &EmulatorHandle) -> kubesync::sync::SyncReport {
-    let root = repo.root();
-    let tree = tokio::task::spawn_blocking(move || tree_of(&root))
-        .await
-        .expect("join");
-    let graph = tree.graph().expect("graph");
+    sync_repo_with(repo, emu, &kubesync::sync::SyncOptions::default()).await
+}
+
+/// [`sync_repo`] with `opts`.
+pub async fn sync_repo_with(
+    repo: &Repo,
+    emu: &EmulatorHandle,
+    opts: &kubesync::sync::SyncOptions,
+) -> kubesync::sync::SyncReport {
     let client = kubesync::cluster::ClusterClient::connect(
         kubesync::cluster::ClusterOptions::server(emu.url()),
     )
     .await
     .expect("connect");
-    kubesync::sync::run(
-        &tree,
-        &graph,
-        &client,
-        &kubesync::sync::SyncOptions::default(),
-        &kubesync::sync::Quiet,
-    )
-    .await
+    sync_with(repo, &client, opts).await
+}
+
+/// Renders the repository's tree and syncs it in-process through `client`
+/// with `opts`; returns the change set.
+pub async fn sync_with(
+    repo: &Repo,
+    client: &kubesync::cluster::ClusterClient,
+    opts: &kubesync::sync::SyncOptions,
+) -> kubesync::sync::SyncReport {
+    let root = repo.root();
+    let tree = tokio::task::spawn_blocking(move || tree_of(&root))
+        .await
+        .expect("join");
+    let graph = tree.graph().expect("graph");
+    kubesync::sync::run(&tree, &graph, client, opts, &kubesync::sync::Quiet).await
 }
 
 /// The report of app `name` (panics, showing the whole report, when absent).

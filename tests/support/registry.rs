@@ -1,15 +1,16 @@
-//! A real registry for image-sync tests: Debian's `docker-registry` (the
-//! CNCF distribution registry) started unprivileged on a free loopback port
-//! with temporary storage — open, behind htpasswd (Basic), or behind a token
-//! server (Bearer) this module serves itself, signing ES256 JWTs with a key
-//! the registry's `rootcertbundle` trusts — and images pushed into it with
-//! `skopeo copy` from OCI layouts built here (one tiny layer + config, or a
-//! two-platform index).
+//! A real OCI registry on loopback, for image sync and for Helm charts
+//! stored as OCI artifacts: Debian's `docker-registry` (the CNCF
+//! distribution registry) started unprivileged on a free port with
+//! temporary storage — open, behind htpasswd (Basic), behind a token server
+//! (Bearer) this module serves itself, signing ES256 JWTs with a key the
+//! registry's `rootcertbundle` trusts, or over https with a test CA —;
+//! images pushed into it with `skopeo copy` from OCI layouts built here
+//! (one tiny layer + config, or a two-platform index), and charts pushed
+//! as `helm push` lays them out, over the Registry v2 API.
 //!
 //! The tools are installed by `.ci/run`; without them a test fails in CI
-//! (`CI` set) and is skipped, saying why, elsewhere ([`tools_or_skip`]).
-
-#![allow(dead_code)]
+//! (`CI` set) and is skipped, saying why, elsewhere ([`Registry::start`]
+//! returns `None`).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -25,11 +26,12 @@ use sha2::{Digest as _, Sha256};
 pub const USER: &str = "alice";
 pub const PASSWORD: &str = "s3cret-pw";
 
-/// Whether the registry tools are installed. In CI (`CI` set) their absence
-/// is a failure; elsewhere the test is skipped with the reason.
-pub fn tools_or_skip() -> bool {
-    let missing: Vec<&str> = ["docker-registry", "skopeo", "htpasswd", "openssl", "tar"]
-        .into_iter()
+/// Whether `tools` are installed. In CI (`CI` set) their absence is a
+/// failure; elsewhere the test is skipped with the reason.
+fn tools_or_skip(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
         .filter(|t| {
             Command::new("sh")
                 .args(["-c", &format!("command -v {t}")])
@@ -47,11 +49,18 @@ pub fn tools_or_skip() -> bool {
         missing.join(", ")
     );
     if std::env::var_os("CI").is_some() {
-        panic!("image-sync registry tests cannot run: {why}");
+        panic!("registry tests cannot run: {why}");
     }
     eprintln!("skipping: {why}");
     false
 }
+
+/// What image tests need: the registry, htpasswd, openssl (test CA, token
+/// keys), skopeo and tar (building and pushing images).
+const IMAGE_TOOLS: [&str; 5] = ["docker-registry", "skopeo", "htpasswd", "openssl", "tar"];
+
+/// What chart tests need: the registry and htpasswd.
+const CHART_TOOLS: [&str; 2] = ["docker-registry", "htpasswd"];
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -90,14 +99,36 @@ impl Drop for Registry {
 }
 
 impl Registry {
-    pub async fn start(auth: Auth) -> Registry {
+    /// A registry for image tests (`None`: tools missing and `CI` unset).
+    pub async fn start(auth: Auth) -> Option<Registry> {
+        if !tools_or_skip(&IMAGE_TOOLS) {
+            return None;
+        }
+        Some(Registry::launch(auth).await)
+    }
+
+    /// A registry for chart tests, open or behind Basic auth, started from
+    /// a test without a runtime (`None`: tools missing and `CI` unset).
+    pub fn start_for_charts(basic_auth: bool) -> Option<Registry> {
+        if !tools_or_skip(&CHART_TOOLS) {
+            return None;
+        }
+        let auth = if basic_auth { Auth::Basic } else { Auth::None };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        Some(rt.block_on(Registry::launch(auth)))
+    }
+
+    async fn launch(auth: Auth) -> Registry {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let mut token = None;
         let auth_yaml = match auth {
             Auth::None => String::new(),
             Auth::Tls => {
-                make_tls(dir.path());
+                super::tls::make_tls(dir.path());
                 format!(
                     "  tls:\n    certificate: {}\n    key: {}\n",
                     dir.path().join("tls.crt").display(),
@@ -252,6 +283,60 @@ impl Registry {
         );
     }
 
+    /// Pushes a chart as `helm push` lays it out: config blob, chart
+    /// layer, manifest (with this registry's credentials when it has any).
+    pub fn push_chart(&self, repository: &str, tag: &str, tgz: &[u8], config: &str) {
+        let addr = self.host();
+        let authorization = self.dir.path().join("htpasswd").exists().then(|| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+            )
+        });
+        let with_auth = |req: ureq::RequestBuilder<ureq::typestate::WithBody>| match &authorization
+        {
+            Some(a) => req.header("Authorization", a),
+            None => req,
+        };
+        let upload = |data: &[u8]| -> String {
+            let digest = format!("sha256:{}", sha256_hex(data));
+            let resp = with_auth(ureq::post(&format!(
+                "http://{addr}/v2/{repository}/blobs/uploads/"
+            )))
+            .send_empty()
+            .expect("start upload");
+            let location = resp.headers()["location"]
+                .to_str()
+                .expect("an ASCII location")
+                .to_string();
+            let location = if location.starts_with('/') {
+                format!("http://{addr}{location}")
+            } else {
+                location
+            };
+            let sep = if location.contains('?') { '&' } else { '?' };
+            with_auth(ureq::put(&format!("{location}{sep}digest={digest}")))
+                .header("Content-Type", "application/octet-stream")
+                .send(data)
+                .expect("upload blob");
+            digest
+        };
+        let config_digest = upload(config.as_bytes());
+        let layer_digest = upload(tgz);
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": kubesync::chart::oci::CHART_CONFIG, "digest": config_digest, "size": config.len()},
+            "layers": [{"mediaType": kubesync::chart::oci::CHART_LAYER, "digest": layer_digest, "size": tgz.len()}],
+        });
+        with_auth(ureq::put(&format!(
+            "http://{addr}/v2/{repository}/manifests/{tag}"
+        )))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .send(manifest.to_string().as_bytes())
+        .expect("put manifest");
+    }
+
     /// A docker config naming this registry's credentials.
     pub fn docker_config(&self) -> String {
         docker_config(&self.host(), USER, PASSWORD)
@@ -342,73 +427,6 @@ fn build_layout(layout: &Path, tag: &str, content: &str, multi_arch: bool) {
     top["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
     let index = json!({"schemaVersion": 2, "manifests": [top]});
     std::fs::write(layout.join("index.json"), index.to_string()).expect("index.json");
-}
-
-/// A test CA and a server certificate for 127.0.0.1 signed by it.
-fn make_tls(dir: &Path) {
-    let run = |args: &[&str]| {
-        let ok = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stderr(Stdio::null())
-            .stdout(Stdio::null())
-            .status()
-            .expect("openssl");
-        assert!(ok.success(), "openssl {args:?} failed");
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(ec);
-    ca.extend([
-        "-days",
-        "2",
-        "-subj",
-        "/CN=kubesync test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-    ]);
-    run(&ca);
-    let mut csr = vec!["req"];
-    csr.extend(ec);
-    csr.extend([
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "tls.key",
-        "-out",
-        "tls.csr",
-    ]);
-    run(&csr);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("ext");
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "tls.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "tls.crt",
-    ]);
 }
 
 /// A token server for the registry's `auth.token`: answers
