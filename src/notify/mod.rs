@@ -43,7 +43,7 @@ pub use crate::sync::status::{DeliveryOutcome, NotificationRecord, Trigger};
 use crate::sync::{AppOutcome, AppReport};
 
 /// The annotation on an Application naming its own webhook URL.
-pub const WEBHOOK_ANNOTATION: &str = "kubesync.dev/notify-webhook";
+pub const WEBHOOK_ANNOTATION: &str = crate::model::NOTIFY_WEBHOOK_ANNOTATION;
 
 /// Delivery rounds (each with its own retries) before a failing signal is
 /// given up for that revision; the status keeps the error.
