@@ -48,7 +48,7 @@ pub mod seeds;
 mod selfheal;
 mod sender;
 mod server;
-mod signals;
+pub(crate) mod signals;
 mod state;
 mod webhook;
 mod workspace;

@@ -58,8 +58,8 @@ use crate::metrics::{Metrics, NotificationOutcome};
 use crate::model::{AppName, Tier};
 use crate::notify::{self, AppState, NotificationRecord, Notifier, NotifyConfig, SyncResult};
 use crate::sync::status::{self, ApplicationStatus};
-use crate::sync::{Action, AppOutcome, AppReport};
-use crate::tree::AppNode;
+use crate::sync::{Action, AppOutcome, AppReport, Progress};
+use crate::tree::{AppNode, AppTree};
 
 /// Apps whose signals are delivered at once.
 pub const CONCURRENCY: usize = 16;
@@ -120,8 +120,9 @@ struct Shared {
     generation: AtomicU64,
 }
 
-/// Events, signals and file metrics of the controller's runs.
-pub(super) struct Signals {
+/// Events, signals and file metrics of the controller's runs (and of a
+/// one-shot `bootstrap` or `sync`: [`Signals::progress`]).
+pub(crate) struct Signals {
     shared: Arc<Shared>,
     recorder: Option<Arc<EventRecorder>>,
     /// The background deliveries (none without status writes).
@@ -131,6 +132,8 @@ pub(super) struct Signals {
     gates: Mutex<HashMap<AppName, oneshot::Sender<()>>>,
     /// Apps whose `SyncStarted` went out when they started.
     announced: Mutex<HashSet<AppName>>,
+    /// Events being written (waited for by [`Signals::close`]).
+    events: Mutex<tokio::task::JoinSet<()>>,
 }
 
 impl Signals {
@@ -163,7 +166,22 @@ impl Signals {
             queue,
             gates: Mutex::new(HashMap::new()),
             announced: Mutex::new(HashSet::new()),
+            events: Mutex::new(tokio::task::JoinSet::new()),
         }
+    }
+
+    /// Writes `evs` in the background.
+    fn publish(&self, evs: Vec<events::AppEvent>) {
+        let Some(recorder) = self.recorder.clone() else {
+            return;
+        };
+        if evs.is_empty() {
+            return;
+        }
+        let mut tasks = self.events.lock();
+        // Reap the finished ones: the set stays as small as what is in flight.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move { recorder.publish_all(&evs).await });
     }
 
     /// Leadership changed: what another leader may have written since is
@@ -181,20 +199,47 @@ impl Signals {
         self.queue.as_ref().map_or(0, SendQueue::pending)
     }
 
-    /// Stopping: waits up to `grace` for the deliveries queued. What is
-    /// left is not in the ledger, so the next start sends it.
+    /// Stopping: waits up to `grace` for the deliveries queued and the
+    /// events being written. A signal left is not in the ledger, so the
+    /// next start (or sync of the app) sends it.
     pub async fn close(&self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
         if let Some(q) = &self.queue {
             q.close(grace).await;
+        }
+        let mut tasks = std::mem::take(&mut *self.events.lock());
+        let drained = tokio::time::timeout_at(deadline, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("stopping: events still being written are dropped");
+            tasks.abort_all();
+        }
+    }
+
+    /// The engine's [`Progress`] for a sync of `tree`: `inner`'s (the
+    /// CLI's display), plus this module's events, signals and file counts
+    /// — what the one-shot `bootstrap` and `sync` use, the same path the
+    /// controller's runs take.
+    pub fn progress<'a>(
+        &'a self,
+        tree: &'a AppTree,
+        inner: &'a dyn Progress,
+    ) -> impl Progress + 'a {
+        SignalsProgress {
+            signals: self,
+            tree,
+            inner,
         }
     }
 
     /// An app's sync starts at `revision` (called from the engine's
     /// progress, on its thread: the event is written by a task).
     pub fn started(&self, app: &AppName, revision: &str) {
-        let Some(recorder) = &self.recorder else {
+        if self.recorder.is_none() {
             return;
-        };
+        }
         let event = {
             let known = self.shared.known.lock();
             let Some(k) = known.get(app) else { return };
@@ -202,8 +247,7 @@ impl Signals {
         };
         self.announced.lock().insert(app.clone());
         if let Some(event) = event {
-            let recorder = recorder.clone();
-            tokio::spawn(async move { recorder.publish(&event).await });
+            self.publish(vec![event]);
         }
     }
 
@@ -247,10 +291,7 @@ impl Signals {
                 ));
             }
             evs.extend(events::after_sync(report, prev));
-            if let (Some(recorder), false) = (&self.recorder, evs.is_empty()) {
-                let recorder = recorder.clone();
-                tokio::spawn(async move { recorder.publish_all(&evs).await });
-            }
+            self.publish(evs);
         }
         // CI waits for the commit it pushed: signals name the full sha.
         let full_revision = node.and_then(|n| full_revision(n, &report.revision));
@@ -422,6 +463,37 @@ impl Signals {
         for (file, success) in files {
             metrics.file_applied(&file, success);
         }
+    }
+}
+
+/// [`Signals::progress`].
+struct SignalsProgress<'a> {
+    signals: &'a Signals,
+    tree: &'a AppTree,
+    inner: &'a dyn Progress,
+}
+
+impl Progress for SignalsProgress<'_> {
+    fn started(&self, app: &AppName) {
+        self.inner.started(app);
+        if let Some(node) = self.tree.get(app) {
+            self.signals.started(app, &node.revision_label());
+        }
+    }
+
+    fn finished(&self, report: &AppReport) {
+        self.finished_with(report, None);
+    }
+
+    fn finished_with(&self, report: &AppReport, previous: Option<Option<&Value>>) {
+        self.inner.finished_with(report, previous);
+        self.signals
+            .finished(report, previous, self.tree.get(&report.name));
+    }
+
+    fn status_written(&self, app: &AppName) {
+        self.inner.status_written(app);
+        self.signals.status_written(app);
     }
 }
 
