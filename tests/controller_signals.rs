@@ -1021,3 +1021,77 @@ async fn an_apps_webhook_annotation_in_git_wins_the_clusters_is_the_fallback() {
     );
     assert!(h.shutdown(Duration::from_secs(10)).await);
 }
+
+/// A receiver whose first answer takes `delay`.
+async fn slow_first_receiver(delay: Duration) -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let app = Router::new()
+        .route(
+            "/hook/{token}",
+            post(
+                move |State(seen): State<Seen>, headers: HeaderMap, body: Bytes| async move {
+                    let first = {
+                        let mut s = seen.lock();
+                        s.push((headers, body));
+                        s.len() == 1
+                    };
+                    if first {
+                        tokio::time::sleep(delay).await;
+                    }
+                    StatusCode::OK
+                },
+            ),
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook/TOKEN-1"), seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sync_while_a_delivery_is_in_flight_keeps_its_ledger() {
+    let (url, seen) = slow_first_receiver(Duration::from_secs(3)).await;
+    let repo = GitRepo::new();
+    // Only `a` signals, to its own webhook (named in git).
+    annotated_app(&repo, "a", "ns-a", &url);
+    let rev = repo.commit("first");
+    let emu = emulator(fast_simulation()).await;
+    let mut cfg = signals_config(&repo, &url, None);
+    cfg.notify.webhook = None;
+    let h = start_ready(cfg, &emu).await;
+    let addr = h.addr().unwrap();
+    wait_for(LONG, "a's delivery in flight", || async {
+        !received_for(&seen, "a").is_empty()
+    })
+    .await;
+    // A full run syncs `a` again (and writes its status) while the
+    // delivery still waits for its answer.
+    let before = apps(addr).await["lastFullRun"].clone();
+    h.trigger(Pending {
+        full: true,
+        ..Pending::default()
+    });
+    wait_for(LONG, "the full run", || async {
+        apps(addr).await["lastFullRun"] != before
+    })
+    .await;
+    assert!(h.signals_pending() > 0, "the delivery was still in flight");
+    signals_idle(&h).await;
+    // The ledger the delivery wrote survived that run's status write, so
+    // the next runs send nothing again.
+    full_run(&h).await;
+    full_run(&h).await;
+    assert_eq!(
+        received_for(&seen, "a"),
+        [("on-deployed".to_string(), "a".to_string(), rev.clone())]
+    );
+    let ledger = status_of(&emu, "a").await.notifications;
+    assert!(
+        ledger
+            .iter()
+            .any(|r| r.outcome == DeliveryOutcome::Sent && r.revision == rev),
+        "{ledger:#?}"
+    );
+    assert!(h.shutdown(Duration::from_secs(10)).await);
+}

@@ -67,9 +67,8 @@ pub const CONCURRENCY: usize = 16;
 /// What this process knows of an app's Application object.
 #[derive(Debug, Clone, Default)]
 struct Known {
-    /// Its status (inventory left out: not needed, and the largest part).
-    /// Its `notifications` are the ledger as this process last read or
-    /// wrote it.
+    /// Its status (inventory left out: not needed, and the largest part);
+    /// its `notifications` as last read (see [`Shared::ledgers`]).
     status: ApplicationStatus,
     /// Its `kubesync.dev/notify-webhook` annotation in the cluster.
     annotation: Option<String>,
@@ -115,6 +114,9 @@ struct Shared {
     metrics: Arc<Metrics>,
     notifier: Option<Notifier>,
     known: Mutex<HashMap<AppName, Known>>,
+    /// Per app, the ledger as this process last wrote it: newer than any
+    /// status a sync read before that write, so it wins.
+    ledgers: Mutex<HashMap<AppName, Vec<NotificationRecord>>>,
     leader: watch::Receiver<bool>,
     /// Bumped by [`Signals::forget`]: deliveries queued before are dropped.
     generation: AtomicU64,
@@ -159,6 +161,7 @@ impl Signals {
                 metrics,
                 notifier,
                 known: Mutex::new(HashMap::new()),
+                ledgers: Mutex::new(HashMap::new()),
                 leader,
                 generation: AtomicU64::new(0),
             }),
@@ -190,6 +193,7 @@ impl Signals {
     pub fn forget(&self) {
         self.shared.generation.fetch_add(1, Ordering::SeqCst);
         self.shared.known.lock().clear();
+        self.shared.ledgers.lock().clear();
         self.announced.lock().clear();
         self.gates.lock().clear();
     }
@@ -272,14 +276,10 @@ impl Signals {
         let announced = self.announced.lock().remove(&report.name);
         // Read and absent: the engine writes a status from scratch.
         let fresh = matches!(previous, Some(None));
-        let in_memory = self.shared.known.lock().get(&report.name).cloned();
-        let mut before = previous.flatten().and_then(Known::of);
-        if let (Some(b), Some(m)) = (before.as_mut(), in_memory.as_ref()) {
-            // The ledger this process wrote may be newer than what the
-            // sync read (a delivery of an earlier sync finished since).
-            b.status.notifications = m.status.notifications.clone();
-        }
-        let before = before.or(in_memory);
+        let before = previous
+            .flatten()
+            .and_then(Known::of)
+            .or_else(|| self.shared.known.lock().get(&report.name).cloned());
         if !matches!(report.outcome, AppOutcome::Blocked { .. }) {
             let prev = before.as_ref().map(|k| &k.status);
             let mut evs = Vec::new();
@@ -535,23 +535,29 @@ impl Shared {
             return;
         }
         let fires = notify::Trigger::ALL.iter().any(|t| state.fires(*t));
-        // The ledger as of now: the earlier deliveries of this app are done.
+        // The ledger as of now (the earlier deliveries of this app are
+        // done): as this process last wrote it, else as last read.
         let known = self.known.lock().get(&app).cloned();
-        let known = match known {
-            Some(k) => k,
+        let written = self.ledgers.lock().get(&app).cloned();
+        let (old, cluster_annotation) = match (known, written) {
+            (Some(k), w) => (w.unwrap_or(k.status.notifications), k.annotation),
+            // Nothing to send: only settling what was written.
+            (None, Some(w)) if !fires => (w, None),
             // Nothing to send and no ledger in memory: nothing to settle
-            // that matters; else read the ledger once.
-            None if !fires => return,
-            None => match self
+            // that matters.
+            (None, None) if !fires => return,
+            // Else read the Application once.
+            (None, w) => match self
                 .client
                 .get(&status::application_ref(app.as_str()))
                 .await
             {
-                Ok(Some(obj)) => Known::of(&obj).unwrap_or_else(|| Known {
-                    annotation: notify::webhook_annotation(&obj).map(str::to_string),
-                    ..Known::default()
-                }),
-                Ok(None) => Known::default(),
+                Ok(Some(obj)) => {
+                    let k = Known::of(&obj).unwrap_or_default();
+                    let annotation = notify::webhook_annotation(&obj).map(str::to_string);
+                    (w.unwrap_or(k.status.notifications), annotation)
+                }
+                Ok(None) => (w.unwrap_or_default(), None),
                 Err(e) => {
                     tracing::warn!(app = %app, "cannot read the signals already sent, none sent now: {e}");
                     return;
@@ -563,7 +569,7 @@ impl Shared {
         let annotation = d
             .desired_annotation
             .as_deref()
-            .or(known.annotation.as_deref());
+            .or(cluster_annotation.as_deref());
         if let Some(a) = annotation {
             if !a.trim().is_empty()
                 && notify::targets_for(&NotifyConfig::default(), Some(a)).is_empty()
@@ -572,8 +578,7 @@ impl Shared {
             }
         }
         let targets = notify::targets_for(notifier.config(), annotation);
-        let old = &known.status.notifications;
-        let (ledger, results) = notifier.notify(&state, &targets, old).await;
+        let (ledger, results) = notifier.notify(&state, &targets, &old).await;
         for (signal, result) in &results {
             let outcome = match result {
                 Ok(()) => {
@@ -588,7 +593,7 @@ impl Shared {
             self.metrics
                 .notification((&signal.target).into(), signal.trigger.into(), outcome);
         }
-        if ledger == *old || !self.current(&d) {
+        if ledger == old || !self.current(&d) {
             return;
         }
         self.write_ledger(&app, &ledger).await;
@@ -602,6 +607,7 @@ impl Shared {
             .await
         {
             Ok(_) => {
+                self.ledgers.lock().insert(app.clone(), ledger.to_vec());
                 // Only a status known whole is kept (a partial one would
                 // look like news to the next sync's events).
                 if let Some(k) = self.known.lock().get_mut(app) {
@@ -610,6 +616,7 @@ impl Shared {
             }
             Err(e) => {
                 // Unknown now: read again before the next signal.
+                self.ledgers.lock().remove(app);
                 self.known.lock().remove(app);
                 tracing::warn!(app = %app, "cannot record the signals sent in the Application status: {e}")
             }

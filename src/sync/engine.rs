@@ -435,17 +435,8 @@ pub(super) async fn write_status_with(
         return;
     }
     let app_ref = status::application_ref(node.app.name.as_str());
-    // The ledger of completion signals is the controller's to write (it
-    // may have moved since `previous` was read): a merge patch without it
-    // leaves it as it is.
-    let written = serde_json::to_value(&new_status)
-        .map(|mut v| {
-            if let Some(o) = v.as_object_mut() {
-                o.remove("notifications");
-            }
-            v
-        })
-        .map_err(|e| e.to_string());
+    // Without the ledger of completion signals (the controller's to write).
+    let written = new_status.sync_patch().map_err(|e| e.to_string());
     let patched = match written {
         Ok(v) => client
             .patch_status(&app_ref, &v)
