@@ -78,7 +78,8 @@ async fn status_of(emu: &kubesync::emulator::EmulatorHandle, app: &str) -> Appli
     ApplicationStatus::of(&obj)
 }
 
-/// Asks for a full run and waits until it is done.
+/// Asks for a full run and waits until it is done and its signals (sent
+/// in the background) too.
 async fn full_run(h: &ControllerHandle) {
     let addr = h.addr().unwrap();
     let before = apps(addr).await["lastFullRun"].clone();
@@ -89,6 +90,15 @@ async fn full_run(h: &ControllerHandle) {
     wait_for(LONG, "a full run", || async {
         let a = apps(addr).await;
         a["lastFullRun"] != before && !a["queued"].as_bool().unwrap_or(true)
+    })
+    .await;
+    signals_idle(h).await;
+}
+
+/// Waits until no completion signal is queued or being delivered.
+async fn signals_idle(h: &ControllerHandle) {
+    wait_for(LONG, "the signals to be delivered", || async {
+        h.signals_pending() == 0
     })
     .await;
 }
@@ -189,9 +199,13 @@ async fn signals_once_per_revision_across_a_restart_events_and_counters() {
         received_for(&seen, "a"),
         [("on-deployed".to_string(), "a".to_string(), first.clone())]
     );
-    let ledger = status_of(&emu, "a").await.notifications;
+    // Recorded once delivered (in the background, a moment after the POST).
     let want = if moto.is_some() { 2 } else { 1 };
-    assert_eq!(ledger.len(), want, "{ledger:#?}");
+    wait_for(LONG, "the ledger", || async {
+        status_of(&emu, "a").await.notifications.len() == want
+    })
+    .await;
+    let ledger = status_of(&emu, "a").await.notifications;
     assert!(ledger
         .iter()
         .all(|r| r.outcome == DeliveryOutcome::Sent && r.revision == first));
@@ -335,6 +349,7 @@ async fn signals_once_per_revision_across_a_restart_events_and_counters() {
     );
 
     // A restart: the ledger in the status says it was sent; no event either.
+    signals_idle(&h).await;
     let before_restart = events_of(&emu, "a").await;
     let signals = seen.count();
     assert!(h.shutdown(Duration::from_secs(10)).await);
@@ -631,5 +646,292 @@ async fn health_degrading_between_syncs_is_an_event_and_a_signal() {
         kubesync::health::Health::Degraded
     );
     assert_eq!(app_view(addr, "web").await["health"], "Degraded");
+    assert!(h.shutdown(Duration::from_secs(10)).await);
+}
+
+/// A webhook receiver that accepts connections and never answers (a
+/// receiver that hangs): its URL and how many connections it took.
+async fn hanging_receiver() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = taken.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(conn);
+        }
+    });
+    (format!("http://{addr}/hook/TOKEN-1"), taken)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_receiver_that_hangs_delays_no_run() {
+    let (url, taken) = hanging_receiver().await;
+    let repo = GitRepo::new();
+    cm_app(&repo, "a", "ns-a", "k: v1", "");
+    repo.commit("first");
+    let emu = emulator(fast_simulation()).await;
+    // Ready once the first full run is done: its signals still hang (each
+    // delivery is tried for up to ~65 s), and the run did not wait for them.
+    let h = start_ready(signals_config(&repo, &url, None), &emu).await;
+    wait_for(LONG, "a delivery to the hanging receiver", || async {
+        taken.load(std::sync::atomic::Ordering::SeqCst) > 0
+    })
+    .await;
+
+    // The next commit is applied while those deliveries still hang.
+    repo.repo
+        .write("objects/a/cm.yaml", &configmap("a", "k: v2"));
+    repo.commit("second");
+    wait_for(LONG, "the second commit applied", || async {
+        configmap_data(&emu, "ns-a", "a").await == Some(json!({"k": "v2"}))
+    })
+    .await;
+    let addr = h.addr().unwrap();
+    wait_for(LONG, "the second run's end", || async {
+        app_view(addr, "a").await["lastRun"]["result"] == "Succeeded"
+            && !apps(addr).await["queued"].as_bool().unwrap_or(true)
+    })
+    .await;
+    assert!(
+        h.signals_pending() > 0,
+        "the first signals were still being retried when the next run ended"
+    );
+    // Nothing was recorded as sent.
+    assert!(status_of(&emu, "a")
+        .await
+        .notifications
+        .iter()
+        .all(|r| r.outcome != DeliveryOutcome::Sent));
+    // A stop does not wait for the hanging receiver either.
+    assert!(h.shutdown(Duration::from_secs(10)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_app_signals_before_its_slow_dependent_finishes() {
+    let (url, seen) = receiver().await;
+    let repo = GitRepo::new();
+    cm_app(&repo, "a", "ns-a", "k: v1", "");
+    // b waits for a, then for a Deployment whose pods crash: it stays
+    // Progressing until its sync times out.
+    repo.repo.app(
+        "b",
+        "  destination: {namespace: ns-b}\n  dependsOn: [a]\n  syncPolicy: {createNamespace: true}\n",
+    );
+    repo.repo
+        .write("objects/b/web.yaml", &deployment("web", "crashy:1"));
+    let first = repo.commit("first");
+    let emu = emulator(kubesync::emulator::SimulationConfig {
+        crashing_images: vec!["crashy".into()],
+        ..fast_simulation()
+    })
+    .await;
+    let mut cfg = signals_config(&repo, &url, None);
+    cfg.sync.timeout = Some(Duration::from_secs(10));
+    let h = start(cfg, &emu, None).await;
+    let addr = h.addr().unwrap();
+
+    wait_for(LONG, "a's on-deployed webhook", || async {
+        !received_for(&seen, "a").is_empty()
+    })
+    .await;
+    // b is still syncing when a's signal is in.
+    let b = app_view(addr, "b").await;
+    assert_eq!(b["lastRun"]["result"], "Running", "{b:#}");
+    assert!(received_for(&seen, "b").is_empty());
+    assert_eq!(
+        received_for(&seen, "a"),
+        [("on-deployed".to_string(), "a".to_string(), first.clone())]
+    );
+    // The status said so before the signal went out (and holds the ledger).
+    let a = status_of(&emu, "a").await;
+    assert_eq!(
+        a.sync.as_ref().map(|s| s.status),
+        Some(kubesync::diff::SyncStatus::Synced)
+    );
+    wait_for(LONG, "a's ledger", || async {
+        status_of(&emu, "a")
+            .await
+            .notifications
+            .iter()
+            .any(|r| r.outcome == DeliveryOutcome::Sent && r.revision == first)
+    })
+    .await;
+
+    // b times out and tells so, once.
+    wait_for(LONG, "b's on-sync-failed webhook", || async {
+        !received_for(&seen, "b").is_empty()
+    })
+    .await;
+    full_run(&h).await;
+    assert_eq!(
+        received_for(&seen, "b"),
+        [("on-sync-failed".to_string(), "b".to_string(), first.clone())]
+    );
+    assert_eq!(received_for(&seen, "a").len(), 1);
+    // b's retry may be waiting out its timeout: a stop lets it finish.
+    assert!(h.shutdown(Duration::from_secs(30)).await);
+}
+
+/// Adds an app whose Application in git names its own webhook.
+fn annotated_app(repo: &GitRepo, app: &str, ns: &str, hook: &str) {
+    repo.repo.write(
+        &format!("apps/{app}.yaml"),
+        &format!(
+            "apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata:\n  name: {app}\n  annotations: {{kubesync.dev/notify-webhook: \"{hook}\"}}\nspec:\n  source: {{path: objects/{app}}}\n  destination: {{namespace: {ns}}}\n  syncPolicy: {{createNamespace: true}}\n"
+        ),
+    );
+    repo.repo
+        .write(&format!("objects/{app}/cm.yaml"), &configmap(app, "k: v1"));
+}
+
+/// `kubectl annotate application APP kubesync.dev/notify-webhook=URL`.
+async fn annotate_in_cluster(emu: &kubesync::emulator::EmulatorHandle, app: &str, url: &str) {
+    let apps = Api::<kube::api::DynamicObject>::namespaced_with(
+        emu.kube_client(),
+        STATUS_NAMESPACE,
+        &kube::api::ApiResource {
+            group: "kubesync.dev".into(),
+            version: "v1alpha1".into(),
+            api_version: "kubesync.dev/v1alpha1".into(),
+            kind: "Application".into(),
+            plural: "applications".into(),
+        },
+    );
+    let pp = kube::api::PatchParams {
+        field_manager: Some("kubectl-annotate".into()),
+        ..Default::default()
+    };
+    let patch = json!({"metadata": {"annotations": {"kubesync.dev/notify-webhook": url}}});
+    apps.patch(app, &pp, &kube::api::Patch::Merge(&patch))
+        .await
+        .expect("annotate the Application");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_apps_webhook_annotation_in_git_wins_the_clusters_is_the_fallback() {
+    let (global, _global_seen) = receiver().await;
+    let (in_git, git_seen) = receiver().await;
+    let (in_cluster, cluster_seen) = receiver().await;
+    let repo = GitRepo::new();
+    annotated_app(&repo, "c", "ns-c", &in_git);
+    cm_app(&repo, "d", "ns-d", "k: v1", "");
+    let first = repo.commit("first");
+    let emu = emulator(fast_simulation()).await;
+    let h = start_ready(signals_config(&repo, &global, None), &emu).await;
+
+    // c's annotation in git is its webhook from its first sync on.
+    wait_for(LONG, "c's webhook from git", || async {
+        !received_for(&git_seen, "c").is_empty()
+    })
+    .await;
+    signals_idle(&h).await;
+    assert_eq!(
+        received(&git_seen),
+        [("on-deployed".to_string(), "c".to_string(), first)]
+    );
+
+    // Both annotated in the cluster: d (none in git) takes it, c keeps git's.
+    annotate_in_cluster(&emu, "c", &in_cluster).await;
+    annotate_in_cluster(&emu, "d", &in_cluster).await;
+    for app in ["c", "d"] {
+        repo.repo
+            .write(&format!("objects/{app}/cm.yaml"), &configmap(app, "k: v2"));
+    }
+    let second = repo.commit("second");
+    wait_for(LONG, "d's webhook from the cluster", || async {
+        !received_for(&cluster_seen, "d").is_empty()
+    })
+    .await;
+    wait_for(LONG, "c's second webhook from git", || async {
+        received_for(&git_seen, "c").len() == 2
+    })
+    .await;
+    full_run(&h).await;
+    assert_eq!(
+        received(&cluster_seen),
+        [("on-deployed".to_string(), "d".to_string(), second.clone())],
+        "the cluster's annotation is only a fallback"
+    );
+    assert_eq!(
+        received_for(&git_seen, "c")[1],
+        ("on-deployed".to_string(), "c".to_string(), second)
+    );
+    assert!(h.shutdown(Duration::from_secs(10)).await);
+}
+
+/// A receiver whose first answer takes `delay`.
+async fn slow_first_receiver(delay: Duration) -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let app = Router::new()
+        .route(
+            "/hook/{token}",
+            post(
+                move |State(seen): State<Seen>, headers: HeaderMap, body: Bytes| async move {
+                    let first = {
+                        let mut s = seen.lock();
+                        s.push((headers, body));
+                        s.len() == 1
+                    };
+                    if first {
+                        tokio::time::sleep(delay).await;
+                    }
+                    StatusCode::OK
+                },
+            ),
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook/TOKEN-1"), seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sync_while_a_delivery_is_in_flight_keeps_its_ledger() {
+    let (url, seen) = slow_first_receiver(Duration::from_secs(3)).await;
+    let repo = GitRepo::new();
+    // Only `a` signals, to its own webhook (named in git).
+    annotated_app(&repo, "a", "ns-a", &url);
+    let rev = repo.commit("first");
+    let emu = emulator(fast_simulation()).await;
+    let mut cfg = signals_config(&repo, &url, None);
+    cfg.notify.webhook = None;
+    let h = start_ready(cfg, &emu).await;
+    let addr = h.addr().unwrap();
+    wait_for(LONG, "a's delivery in flight", || async {
+        !received_for(&seen, "a").is_empty()
+    })
+    .await;
+    // A full run syncs `a` again (and writes its status) while the
+    // delivery still waits for its answer.
+    let before = apps(addr).await["lastFullRun"].clone();
+    h.trigger(Pending {
+        full: true,
+        ..Pending::default()
+    });
+    wait_for(LONG, "the full run", || async {
+        apps(addr).await["lastFullRun"] != before
+    })
+    .await;
+    assert!(h.signals_pending() > 0, "the delivery was still in flight");
+    signals_idle(&h).await;
+    // The ledger the delivery wrote survived that run's status write, so
+    // the next runs send nothing again.
+    full_run(&h).await;
+    full_run(&h).await;
+    assert_eq!(
+        received_for(&seen, "a"),
+        [("on-deployed".to_string(), "a".to_string(), rev.clone())]
+    );
+    let ledger = status_of(&emu, "a").await.notifications;
+    assert!(
+        ledger
+            .iter()
+            .any(|r| r.outcome == DeliveryOutcome::Sent && r.revision == rev),
+        "{ledger:#?}"
+    );
     assert!(h.shutdown(Duration::from_secs(10)).await);
 }

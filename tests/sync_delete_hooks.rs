@@ -206,3 +206,61 @@ async fn a_failing_predelete_hook_deletes_nothing() {
     assert!(!exists(&emu, CM).await && !exists(&emu, APP).await);
     assert!(exists(&emu, NOTIFY).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runs_timeout_and_poll_interval_pace_a_deletion_hook() {
+    // Jobs take 30 s: the PreDelete hook outlives the run's --timeout.
+    let emu = emulator(SimulationConfig {
+        ready_delay: std::time::Duration::from_secs(30),
+        ..SimulationConfig::default()
+    })
+    .await;
+    let repo = Repo::new();
+    repo.write("apps/slow.yaml", &argo_app("slow"));
+    repo.write("objects/slow/cm.yaml", &configmap("settings", "a: \"1\""));
+    repo.write(
+        "objects/slow/drain.yaml",
+        &hook_job("drain", "PreDelete", "", "drain:1"),
+    );
+    let first = sync_repo(&repo, &emu).await;
+    assert!(app(&first, "slow").outcome.is_success(), "{first:#?}");
+
+    repo.remove("apps/slow.yaml");
+    let root = repo.root();
+    let tree = tokio::task::spawn_blocking(move || tree_of(&root))
+        .await
+        .expect("join");
+    let graph = tree.graph().expect("graph");
+    let client = kubesync::cluster::ClusterClient::connect(
+        kubesync::cluster::ClusterOptions::server(emu.url()),
+    )
+    .await
+    .expect("connect");
+    let opts = kubesync::sync::SyncOptions {
+        timeout: Some(std::time::Duration::from_secs(2)),
+        poll_interval: std::time::Duration::from_millis(700),
+        ..Default::default()
+    };
+    emu.reset_requests();
+    let second = kubesync::sync::run(&tree, &graph, &client, &opts, &kubesync::sync::Quiet).await;
+    let removed = &second.removed;
+    assert_eq!(removed.len(), 1, "{second:#?}");
+    let error = removed[0].error.as_deref().unwrap_or("");
+    assert!(
+        error.contains("PreDelete hook Job.batch slow/drain failed: not finished after 2s")
+            && error.contains("nothing was deleted"),
+        "{error}"
+    );
+    let slow = "/api/v1/namespaces/slow/configmaps/settings";
+    assert!(exists(&emu, slow).await, "nothing deleted");
+    // Read every 700 ms for 2 s (and once before it was created), not
+    // every 200 ms.
+    let reads = emu
+        .journal()
+        .iter()
+        .filter(|e| {
+            e.verb == "get" && e.resource == "jobs.batch" && e.name.as_deref() == Some("drain")
+        })
+        .count();
+    assert!((2..=7).contains(&reads), "{reads} reads of the hook");
+}

@@ -478,3 +478,44 @@ async fn diff_reads_by_list_and_dry_runs_only_what_changed() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jq_expression_that_overruns_its_time_limit_fails_its_app_naming_it() {
+    let emu = emulator(fast_simulation()).await;
+    let repo = Repo::new();
+    // A loop that yields nothing for a long while (finite, so the thread
+    // left running ends on its own).
+    let slow = "(range(100000000) | select(. < 0)) as $x | .spec.replicas";
+    add_app(
+        &repo,
+        "slowjq",
+        &deployment("slowjq", 1, &[("app", "nginx:1")]),
+        &format!(
+            "  ignoreDifferences:\n    - group: apps\n      kind: Deployment\n      jqPathExpressions: ['{slow}']\n"
+        ),
+    );
+    add_app(
+        &repo,
+        "fine",
+        &deployment("fine", 1, &[("app", "nginx:1")]),
+        "",
+    );
+    let report = sync_repo(&repo, &emu).await;
+    let failed = app(&report, "slowjq");
+    assert!(!failed.outcome.is_success(), "{failed:#?}");
+    let message = failed.message();
+    assert!(
+        message.contains(&format!(
+            "jqPathExpressions \"{slow}\" did not finish within 1s"
+        )) && message.contains("Deployment.apps web/slowjq"),
+        "{message}"
+    );
+    // Nothing of it was applied; the other app synced.
+    assert!(get(&emu, &format!("{DEPLOY}/slowjq")).await.is_none());
+    assert!(app(&report, "fine").outcome.is_success(), "{report:#?}");
+    // Again: it fails at once, naming it (not run again).
+    let again = sync_repo(&repo, &emu).await;
+    assert!(app(&again, "slowjq")
+        .message()
+        .contains("is not run again until kubesync restarts"));
+}

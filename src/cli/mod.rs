@@ -222,6 +222,9 @@ pub enum Command {
         cluster: online::ClusterArgs,
         #[command(flatten)]
         sync: online::SyncArgs,
+        /// Completion signals and Events, as `kubesync run` sends them.
+        #[command(flatten)]
+        notify: crate::notify::NotifyArgs,
     },
     /// Sync the named applications (and, with --with-deps, what they depend on).
     Sync {
@@ -234,6 +237,9 @@ pub enum Command {
         cluster: online::ClusterArgs,
         #[command(flatten)]
         sync: online::SyncArgs,
+        /// Completion signals and Events, as `kubesync run` sends them.
+        #[command(flatten)]
+        notify: crate::notify::NotifyArgs,
     },
     /// Show per object what a sync would change (exit 1 when anything is OutOfSync).
     Diff {
@@ -312,18 +318,28 @@ fn run(cli: &Cli) -> Result<Outcome, CliError> {
             ref root_manifest,
             ref cluster,
             ref sync,
+            ref notify,
         } => run_async(online::bootstrap(
             &cli.global,
             root_manifest.clone(),
             cluster,
             sync,
+            notify,
         )),
         Command::Sync {
             ref apps,
             with_deps,
             ref cluster,
             ref sync,
-        } => run_async(online::sync(&cli.global, apps, with_deps, cluster, sync)),
+            ref notify,
+        } => run_async(online::sync(
+            &cli.global,
+            apps,
+            with_deps,
+            cluster,
+            sync,
+            notify,
+        )),
         Command::Diff {
             ref apps,
             ref cluster,

@@ -1,7 +1,9 @@
 //! The commands that talk to a cluster: `bootstrap`, `sync`, `diff`,
 //! `status`. Each connects (kubeconfig, `--server`, in-cluster, or the
 //! in-process `--emulator`), loads the tree, calls `sync`, and prints a view
-//! of the change set.
+//! of the change set. `bootstrap` and `sync` record Events and send the
+//! completion signals as `kubesync run` does (its `NotifyArgs`), and wait
+//! for them before exiting.
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
@@ -17,8 +19,10 @@ use super::progress::Display;
 use super::stdio::{errln, out, outln};
 use super::{GlobalArgs, Outcome, OutputFormat};
 use crate::cluster::{ClusterClient, ClusterOptions};
+use crate::controller::signals::Signals;
 use crate::diff::{ObjectDiffKind, SyncStatus};
 use crate::model::{parse_duration, AppName};
+use crate::notify::{NotifyArgs, NotifyConfig};
 use crate::sync::status::ApplicationStatus;
 use crate::sync::{self, SyncOptions, SyncReport};
 
@@ -370,17 +374,83 @@ pub(super) fn load_settings(
     }
 }
 
+/// The signal settings, the cluster's name being the global one (the
+/// generators' `--cluster-name` / `CLUSTER_NAME`); a mistake is a usage
+/// error, before the cluster is contacted.
+pub(super) fn notify_config(
+    global: &GlobalArgs,
+    args: &NotifyArgs,
+) -> Result<NotifyConfig, CliError> {
+    let mut notify = args.clone();
+    notify.cluster_name = global.cluster_name.clone().filter(|s| !s.trim().is_empty());
+    notify.config().map_err(|e| CliError::Usage(e.to_string()))
+}
+
+/// How long a one-shot sync waits, once done, for its completion signals
+/// (a webhook that is down is retried for up to ~65 s) and Events.
+const SIGNALS_GRACE: Duration = Duration::from_secs(120);
+
+/// Runs the engine as a one-shot command does, with the controller's
+/// Events and completion signals (one code path: [`Signals`]), and waits
+/// for those before returning. Without status writes (a dry run) there is
+/// no ledger: no events, no signals.
+async fn run_with_signals(
+    loaded: &Loaded,
+    graph: &crate::graph::AppGraph,
+    client: &ClusterClient,
+    opts: &SyncOptions,
+    display: &Display,
+    notify: NotifyConfig,
+) -> SyncReport {
+    let writes = opts.write_status && !opts.dry_run;
+    let targets = notify.webhook.is_some() || notify.s3.is_some();
+    // A one-shot command leads for its lifetime (the sender is kept so the
+    // receiver never sees it closed).
+    let (_leading, leader) = tokio::sync::watch::channel(true);
+    let signals = Signals::new(
+        client.clone(),
+        std::sync::Arc::new(crate::metrics::Metrics::new()),
+        notify,
+        &crate::controller::default_instance(),
+        writes,
+        leader,
+    );
+    let progress = signals.progress(&loaded.tree, display);
+    let report = sync::run(&loaded.tree, graph, client, opts, &progress).await;
+    let pending = signals.pending();
+    if pending > 0 {
+        errln!("sending {pending} completion signal(s)…");
+    }
+    signals.close(SIGNALS_GRACE).await;
+    // CI waits for a commit: the work tree is not one.
+    let unpinned = report
+        .apps
+        .iter()
+        .filter(|a| a.revision == "worktree")
+        .count();
+    if writes && targets && unpinned > 0 {
+        errln!(
+            "note: {unpinned} application(s) were synced from the work tree: no completion signal \
+             for them (a signal names a commit; give the root `targetRevision: HEAD` to sync the \
+             checked-out commit)"
+        );
+    }
+    report
+}
+
 /// `kubesync bootstrap [ROOT]`
 pub async fn bootstrap(
     global: &GlobalArgs,
     root: Option<PathBuf>,
     cluster: &ClusterArgs,
     args: &SyncArgs,
+    notify: &NotifyArgs,
 ) -> Result<Outcome, CliError> {
     let mut global = global.clone();
     if let Some(r) = root {
         global.root = r;
     }
+    let notify = notify_config(&global, notify)?;
     let (mut loaded, mut graph) = load_ordered(&global)?;
     let settings = load_settings(&global)?;
     let client = connect(cluster).await?;
@@ -391,8 +461,8 @@ pub async fn bootstrap(
         global.root.display(),
         client.describe()
     );
-    let report = sync::run(
-        &loaded.tree,
+    let report = run_with_signals(
+        &loaded,
         &graph,
         &client,
         &SyncOptions {
@@ -400,6 +470,7 @@ pub async fn bootstrap(
             ..args.options(&global)
         },
         &progress(&graph, None),
+        notify,
     )
     .await;
     print_report(&report, global.output);
@@ -414,7 +485,9 @@ pub async fn sync(
     with_deps: bool,
     cluster: &ClusterArgs,
     args: &SyncArgs,
+    notify: &NotifyArgs,
 ) -> Result<Outcome, CliError> {
+    let notify = notify_config(global, notify)?;
     let (mut loaded, mut graph) = load_ordered(global)?;
     let names = resolve_names(&loaded, apps, global)?;
     let client = connect(cluster).await?;
@@ -436,7 +509,7 @@ pub async fn sync(
         ignore_differences: settings.ignore_differences,
         ..args.options(global)
     };
-    let report = sync::run(&loaded.tree, &graph, &client, &opts, &display).await;
+    let report = run_with_signals(&loaded, &graph, &client, &opts, &display, notify).await;
     print_report(&report, global.output);
     note_retries(&client, global.verbose);
     Ok(finish(&loaded, outcome_of(&report)))

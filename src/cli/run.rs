@@ -104,17 +104,6 @@ fn webhook_secret(args: &RunArgs) -> Result<Option<Vec<u8>>, CliError> {
         .map(String::into_bytes))
 }
 
-/// The signal settings, the cluster's name being the global one (the
-/// generators' `--cluster-name` / `CLUSTER_NAME`).
-fn notify_config(
-    global: &GlobalArgs,
-    args: &RunArgs,
-) -> Result<crate::notify::NotifyConfig, CliError> {
-    let mut notify = args.notify.clone();
-    notify.cluster_name = global.cluster_name.clone().filter(|s| !s.trim().is_empty());
-    notify.config().map_err(|e| CliError::Usage(e.to_string()))
-}
-
 /// `kubesync run`
 pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<Outcome, CliError> {
     // A seed's environment (KubeSync's REPO, kube-applier's REPO_PATH,
@@ -158,7 +147,7 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<Outcome, CliErro
     cfg.webhook_secret = webhook_secret(args)?;
     cfg.diff_url_format = args.diff_url_format.clone();
     cfg.watch_scope = args.watch_scope;
-    cfg.notify = notify_config(global, args)?;
+    cfg.notify = super::online::notify_config(global, &args.notify)?;
     cfg.sync = args.sync.options(global);
     // kube-applier's LABEL also turns off single objects: a live one
     // labelled LABEL=off is left alone (git's are turned off in the tree).

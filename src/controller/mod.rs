@@ -23,7 +23,8 @@
 //! - `signals` — after each app's sync (and on health changes between
 //!   syncs): Kubernetes Events, completion signals for CI (webhook, S3
 //!   version file, once per app and revision, the ledger in the
-//!   Application status) and per-file apply counts.
+//!   Application status) and per-file apply counts; `sender` — the
+//!   background queue that delivers the signals off the runs' path.
 //! - `seeds` — the seeds' environment-only configurations (KubeSync,
 //!   kube-applier, git-sync-operator) and the roots their layouts stand for.
 //!
@@ -45,8 +46,9 @@ mod runner;
 mod scheduler;
 pub mod seeds;
 mod selfheal;
+mod sender;
 mod server;
-mod signals;
+pub(crate) mod signals;
 mod state;
 mod webhook;
 mod workspace;
@@ -236,10 +238,12 @@ impl Controller {
         }
         tracing::info!(root = %cfg.root, listen = ?addr, "controller starting");
         let runner = runner::Runner::new(cfg, client, state.clone(), ws, leader, stop_rx, targets);
+        let signals = runner.signals();
         let task = tokio::spawn(runner.run());
         Ok(ControllerHandle {
             addr,
             state,
+            signals,
             stop: stop_tx,
             task,
             server_task,
@@ -252,6 +256,7 @@ impl Controller {
 pub struct ControllerHandle {
     addr: Option<SocketAddr>,
     state: Arc<SharedState>,
+    signals: Arc<signals::Signals>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     server_task: Option<tokio::task::JoinHandle<()>>,
@@ -266,6 +271,12 @@ impl ControllerHandle {
 
     pub fn state(&self) -> &Arc<SharedState> {
         &self.state
+    }
+
+    /// Completion signals queued or being delivered (they go out in the
+    /// background, off the runs' path).
+    pub fn signals_pending(&self) -> usize {
+        self.signals.pending()
     }
 
     /// Queues work as the HTTP triggers do.

@@ -74,6 +74,7 @@ impl Runner {
             cfg.notify.clone(),
             &cfg.instance,
             cfg.sync.write_status && !cfg.sync.dry_run,
+            leader.clone(),
         ));
         Runner {
             signals,
@@ -100,6 +101,11 @@ impl Runner {
         }
     }
 
+    /// The events and signals of this loop's runs.
+    pub fn signals(&self) -> Arc<Signals> {
+        self.signals.clone()
+    }
+
     fn is_leader(&self) -> bool {
         *self.leader.borrow()
     }
@@ -123,6 +129,7 @@ impl Runner {
         if let Some(t) = self.refresh_watch.take() {
             t.abort();
         }
+        self.signals.close(SIGNALS_GRACE).await;
         tracing::info!("controller stopped");
     }
 
@@ -550,10 +557,6 @@ impl Runner {
             return;
         };
         self.state.run_finished(&report.apps, run_started.elapsed());
-        let leader = self.leader.clone();
-        self.signals
-            .after_run(&current.loaded.tree, || *leader.borrow())
-            .await;
         let now = Instant::now();
         let stopping = *self.shutdown.borrow();
         let mut any_success = false;
@@ -638,9 +641,18 @@ impl Progress for StateProgress {
 
     fn finished_with(&self, report: &AppReport, previous: Option<Option<&serde_json::Value>>) {
         self.state.finished(report);
-        self.signals.finished(report, previous);
+        let node = self.current.loaded.tree.get(&report.name);
+        self.signals.finished(report, previous, node);
+    }
+
+    fn status_written(&self, app: &AppName) {
+        self.signals.status_written(app);
     }
 }
+
+/// How long a stop waits for completion signals still being delivered
+/// (what is left is sent by the next start: the ledger did not record it).
+const SIGNALS_GRACE: Duration = Duration::from_secs(3);
 
 /// How long a graceful stop may take before the loop is abandoned.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(9);

@@ -19,11 +19,10 @@
 //! field taken from the live object, so that an apply leaves them as they
 //! are.
 //!
-//! Pure: no IO. jq filters are compiled once per thread and expression.
+//! Pure: no IO. jq expressions run under a time limit (`jq`); one that
+//! overruns fails its app ([`IgnoreSet::check_jq_limits`]).
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use globset::{GlobBuilder, GlobMatcher};
 use serde_json::{Map, Value};
@@ -31,7 +30,7 @@ use serde_json::{Map, Value};
 use crate::model::{IgnoreRule, ObjectRef};
 
 /// At most this many paths are taken from one jq expression on one object.
-pub const MAX_JQ_PATHS: usize = 10_000;
+pub const MAX_JQ_PATHS: usize = super::jq::MAX_PATHS;
 
 /// A glob as Argo CD matches group and kind (`*` any sequence).
 pub fn glob(pattern: &str) -> Result<GlobMatcher, String> {
@@ -44,7 +43,7 @@ pub fn glob(pattern: &str) -> Result<GlobMatcher, String> {
 
 /// Checks that a jq path expression compiles.
 pub fn check_jq(expr: &str) -> Result<(), String> {
-    compiled(expr).map(|_| ())
+    super::jq::check(expr)
 }
 
 /// One step of a path into an object.
@@ -115,6 +114,36 @@ impl IgnoreSet {
                     .is_none_or(|n| Some(n) == r.namespace.as_ref());
             hit.then_some(rule)
         })
+    }
+
+    /// Runs every jq expression of the rules on each of `objects` (an app's
+    /// rendered objects) that its rule applies to, under the jq time limit:
+    /// the first one that overruns — now, or on any object before (a live
+    /// one during an earlier diff) — is an error naming the expression and
+    /// the object, so the app fails instead of hanging its sync.
+    pub fn check_jq_limits<'a>(
+        &self,
+        objects: impl IntoIterator<Item = (ObjectRef, &'a Value)>,
+    ) -> Result<(), String> {
+        let exprs = || self.rules.iter().flat_map(|c| &c.rule.jq_path_expressions);
+        if let Some(e) = exprs().find_map(|e| super::jq::timed_out(e)) {
+            return Err(e.to_string());
+        }
+        if exprs().next().is_none() {
+            return Ok(());
+        }
+        for (r, obj) in objects {
+            let mut input: Option<Arc<Value>> = None;
+            for rule in self.matching(&r) {
+                for e in &rule.jq_path_expressions {
+                    let input = input.get_or_insert_with(|| Arc::new(obj.clone()));
+                    if let Err(err) = super::jq::paths(e, input) {
+                        return Err(format!("{err} (on {r})"));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Whether any rule applies to `r`.
@@ -191,7 +220,7 @@ impl IgnoreSet {
     /// expression (`obj` is handed to jq once, however many expressions).
     fn paths_on(&self, r: &ObjectRef, obj: &Value) -> Vec<IgnoredPath> {
         let mut out = Vec::new();
-        let mut jq_input: Option<Option<jaq_json::Val>> = None;
+        let mut jq_input: Option<Arc<Value>> = None;
         for rule in self.matching(r) {
             for p in &rule.json_pointers {
                 if let Some(segs) = pointer_segments(p, obj) {
@@ -204,9 +233,7 @@ impl IgnoreSet {
             if rule.jq_path_expressions.is_empty() {
                 continue;
             }
-            let Some(input) = jq_input.get_or_insert_with(|| jq_value(obj)) else {
-                continue;
-            };
+            let input = jq_input.get_or_insert_with(|| Arc::new(obj.clone()));
             for e in &rule.jq_path_expressions {
                 for segs in jq_paths(e, input) {
                     out.push(IgnoredPath {
@@ -509,101 +536,26 @@ fn fields_v1(node: &Value, prefix: &mut Vec<Seg>, out: &mut Vec<IgnoredPath>) {
     }
 }
 
-type JqFilter = jaq_core::Filter<jaq_core::data::JustLut<jaq_json::Val>>;
-
-thread_local! {
-    static JQ_CACHE: RefCell<HashMap<String, Rc<JqFilter>>> = RefCell::new(HashMap::new());
-}
-
-/// `path(EXPR)` compiled (once per thread and expression).
-fn compiled(expr: &str) -> Result<Rc<JqFilter>, String> {
-    if let Some(hit) = JQ_CACHE.with(|c| c.borrow().get(expr).cloned()) {
-        return Ok(hit);
-    }
-    use jaq_core::load::{Arena, File, Loader};
-    let code = format!("path({expr})");
-    let defs = jaq_core::defs()
-        .chain(jaq_std::defs())
-        .chain(jaq_json::defs());
-    let funs = jaq_core::funs()
-        .chain(jaq_std::funs())
-        .chain(jaq_json::funs());
-    let arena = Arena::default();
-    let modules = Loader::new(defs)
-        .load(
-            &arena,
-            File {
-                code: code.as_str(),
-                path: (),
-            },
-        )
-        .map_err(|errs| {
-            format!(
-                "not a valid jq expression ({} error(s) parsing it)",
-                errs.len()
-            )
-        })?;
-    let filter = jaq_core::Compiler::default()
-        .with_funs(funs)
-        .compile(modules)
-        .map_err(|errs| {
-            let names: Vec<String> = errs
-                .iter()
-                .flat_map(|(_, e)| e.iter().map(|(name, _)| name.to_string()))
-                .collect();
-            format!("not a valid jq expression: undefined {}", names.join(", "))
-        })?;
-    let filter = Rc::new(filter);
-    JQ_CACHE.with(|c| c.borrow_mut().insert(expr.to_string(), Rc::clone(&filter)));
-    Ok(filter)
-}
-
-/// `obj` as jq reads it (`None`: it cannot be read, and no expression
-/// selects anything in it).
-fn jq_value(obj: &Value) -> Option<jaq_json::Val> {
-    jaq_json::read::parse_single(obj.to_string().as_bytes()).ok()
-}
-
-/// The paths `expr` selects in `input` (none when it fails on it).
-fn jq_paths(expr: &str, input: &jaq_json::Val) -> Vec<Vec<Seg>> {
-    let Ok(filter) = compiled(expr) else {
+/// The paths `expr` selects in `input` (none when it fails on it, or
+/// overran its time limit: logged by `jq`, and the app's next sync fails
+/// naming it, see [`IgnoreSet::check_jq_limits`]).
+fn jq_paths(expr: &str, input: &Arc<Value>) -> Vec<Vec<Seg>> {
+    let Ok(Some(paths)) = super::jq::paths(expr, input) else {
         return Vec::new();
     };
-    let input = input.clone();
-    let ctx = jaq_core::Ctx::<jaq_core::data::JustLut<jaq_json::Val>>::new(
-        &filter.lut,
-        jaq_core::Vars::new([]),
-    );
-    let mut out = Vec::new();
-    for item in filter
-        .id
-        .run((ctx, input))
-        .map(jaq_core::unwrap_valr)
-        .take(MAX_JQ_PATHS)
-    {
-        let Ok(path) = item else {
-            tracing::debug!(
-                expr,
-                "jq path expression failed on an object; it ignores nothing there"
-            );
-            return Vec::new();
-        };
-        let Ok(Value::Array(parts)) = serde_json::from_str::<Value>(&path.to_string()) else {
-            continue;
-        };
-        let segs: Option<Vec<Seg>> = parts
-            .into_iter()
-            .map(|p| match p {
-                Value::String(s) => Some(Seg::Key(s)),
-                Value::Number(n) => n.as_u64().map(|i| Seg::Index(i as usize)),
-                _ => None,
-            })
-            .collect();
-        if let Some(segs) = segs {
-            out.push(segs);
-        }
-    }
-    out
+    paths
+        .into_iter()
+        .filter_map(|parts| {
+            parts
+                .into_iter()
+                .map(|p| match p {
+                    Value::String(s) => Some(Seg::Key(s)),
+                    Value::Number(n) => n.as_u64().map(|i| Seg::Index(i as usize)),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 //! be [`ObjectDiffKind::Extra`]) is `sync`'s.
 
 pub mod ignore;
+pub mod jq;
 mod normalize;
 mod text;
 

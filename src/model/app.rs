@@ -457,6 +457,11 @@ pub struct Application {
     /// What to do with the images the app renders (`spec.images`).
     #[serde(default)]
     pub images: ImagePolicy,
+    /// Its `kubesync.dev/notify-webhook` annotation in git: the app's own
+    /// completion-signal webhook (checked where it is used: an invalid URL
+    /// is ignored with a warning, never fails the tree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_webhook: Option<String>,
     pub origin: ObjectOrigin,
 }
 
@@ -983,6 +988,7 @@ fn parse_kubesync(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
             "spec.ignoreDifferences",
         )?,
         images,
+        notify_webhook: super::notify_webhook_of(obj),
         origin: ctx.origin.clone(),
     })
 }

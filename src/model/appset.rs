@@ -343,6 +343,7 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx, generates: Flavor) -> Result<Applica
         images: Default::default(),
         sync_wave: ctx.sync_wave(obj)?,
         project: None,
+        notify_webhook: super::notify_webhook_of(obj),
         origin: ctx.origin.clone(),
     })
 }

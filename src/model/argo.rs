@@ -93,6 +93,7 @@ pub(super) fn parse(obj: &Value, ctx: &Ctx) -> Result<Application, ModelError> {
         images: Default::default(),
         sync_wave: ctx.sync_wave(obj)?,
         project: project(spec, ctx)?,
+        notify_webhook: super::notify_webhook_of(obj),
         origin: ctx.origin.clone(),
     })
 }

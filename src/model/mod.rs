@@ -61,7 +61,19 @@ pub const OFF_BY_LABEL_ANNOTATION: &str = "kubesync.dev/off-by-label";
 pub const DEPENDS_ON_ANNOTATION: &str = "kubesync.dev/depends-on";
 /// Annotation overriding an Argo CD Application's tier (kubesync extension).
 pub const TIER_ANNOTATION: &str = "kubesync.dev/tier";
+/// Annotation on an Application (in git, or on the Application object in
+/// the cluster) naming its own completion-signal webhook URL.
+pub const NOTIFY_WEBHOOK_ANNOTATION: &str = "kubesync.dev/notify-webhook";
 /// Argo CD's sync-wave annotation, honoured on Applications and on objects.
 pub const SYNC_WAVE_ANNOTATION: &str = "argocd.argoproj.io/sync-wave";
 #[cfg(test)]
 mod tests;
+
+/// An Application manifest's [`NOTIFY_WEBHOOK_ANNOTATION`], trimmed (`None`
+/// when absent or blank).
+pub fn notify_webhook_of(obj: &serde_json::Value) -> Option<String> {
+    annotation(obj, NOTIFY_WEBHOOK_ANNOTATION)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}

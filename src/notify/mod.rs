@@ -4,14 +4,18 @@
 //!
 //! Owns: the settings ([`NotifyArgs`], flags with environment fallbacks),
 //! the targets an app has ([`targets_for`]: the global webhook, the
-//! per-app `kubesync.dev/notify-webhook` annotation, the S3 bucket), the
+//! per-app `kubesync.dev/notify-webhook` annotation — the caller picks the
+//! one on the Application in git, else the one on the object in the
+//! cluster — and the S3 bucket), the
 //! pure decision of what is due ([`due`]) against the ledger kept in the
 //! Application status (`status.notifications`, typed as
 //! [`NotificationRecord`]), the ledger's update ([`record`], [`settle`]),
 //! and the sending ([`Notifier::send`], in `webhook` and `s3`).
-//! Does not own: when to check (the controller calls this after each app's
-//! sync, as leader) nor writing the status (the controller patches
-//! `status.notifications` with what [`record`]/[`settle`] returned).
+//! Does not own: when to check (the controller's `signals` calls this after
+//! each app's sync, as leader, from a background queue; the one-shot
+//! `bootstrap` and `sync` through the same path) nor writing the status
+//! (it patches `status.notifications` with what [`record`]/[`settle`]
+//! returned).
 //!
 //! Triggers are Argo CD's: `on-deployed` (Synced and Healthy at a
 //! revision), `on-sync-failed` and `on-health-degraded`. `on-deployed` is
@@ -43,7 +47,7 @@ pub use crate::sync::status::{DeliveryOutcome, NotificationRecord, Trigger};
 use crate::sync::{AppOutcome, AppReport};
 
 /// The annotation on an Application naming its own webhook URL.
-pub const WEBHOOK_ANNOTATION: &str = "kubesync.dev/notify-webhook";
+pub const WEBHOOK_ANNOTATION: &str = crate::model::NOTIFY_WEBHOOK_ANNOTATION;
 
 /// Delivery rounds (each with its own retries) before a failing signal is
 /// given up for that revision; the status keeps the error.

@@ -109,14 +109,22 @@ pub(super) async fn sync_app(
 
 /// The `ignoreDifferences` rules `node` honours: its own and the run's
 /// global ones.
+/// Their jq expressions are tried on the app's rendered objects first,
+/// under the jq time limit: one that overruns fails the app, naming it.
 pub(super) fn ignore_set(node: &AppNode, opts: &SyncOptions) -> Result<IgnoreSet, String> {
-    IgnoreSet::new(
+    let set = IgnoreSet::new(
         node.app
             .ignore_differences
             .iter()
             .chain(&opts.ignore_differences),
     )
-    .map_err(|e| format!("ignoreDifferences: {e}"))
+    .map_err(|e| format!("ignoreDifferences: {e}"))?;
+    set.check_jq_limits(
+        node.objects()
+            .filter_map(|m| m.object_ref().ok().map(|r| (r, &m.object))),
+    )
+    .map_err(|e| format!("ignoreDifferences: {e}"))?;
+    Ok(set)
 }
 
 /// The Application status write that ends a sync which applied: the

@@ -11,13 +11,16 @@
 //! waited for (a Job until Complete or Failed, a Pod until Succeeded or
 //! Failed, anything else until Healthy) and deleted per its policies
 //! (`BeforeHookCreation`, the default; `HookSucceeded`; `HookFailed`), in
-//! wave order, as sync hooks are.
+//! wave order, as sync hooks are. The run's options pace the waits: read
+//! every `poll_interval`, each hook for up to `--timeout` (default
+//! [`crate::model::DEFAULT_WAIT_TIMEOUT`]).
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::change::{Action, Change, ChangeError, Note};
+use super::engine::SyncOptions;
 use super::gone::{wait_gone, NotGone, Pace};
 use super::hooks::{hook_state, HookState};
 use super::prune::annotation;
@@ -30,10 +33,26 @@ use crate::tree::AppNode;
 /// array of the objects to create.
 pub const DELETE_HOOKS_ANNOTATION: &str = "kubesync.dev/delete-hooks";
 
-/// How long one deletion hook may take.
-const HOOK_TIMEOUT: Duration = crate::model::DEFAULT_WAIT_TIMEOUT;
-/// How often a running hook is read again.
-const POLL: Duration = Duration::from_millis(200);
+/// How long one deletion hook may take and how often it is read again:
+/// the run's `--timeout` (the app's own wait timeout left with its
+/// render: else the default one) and its `poll_interval`.
+#[derive(Debug, Clone, Copy)]
+struct HookPace {
+    timeout: Duration,
+    poll: Duration,
+}
+
+impl HookPace {
+    fn of(opts: &SyncOptions) -> Self {
+        HookPace {
+            timeout: opts
+                .timeout
+                .unwrap_or(crate::model::DEFAULT_WAIT_TIMEOUT)
+                .min(super::app::MAX_WAIT),
+            poll: opts.poll_interval,
+        }
+    }
+}
 
 /// The deletion hooks `node` renders, ready to create: namespace defaulted
 /// to the app's (they are namespaced: Jobs, Pods), app label stamped.
@@ -113,10 +132,12 @@ pub(super) async fn run(
     client: &ClusterClient,
     app_obj: &Value,
     phase: DeletePhase,
+    opts: &SyncOptions,
 ) -> Result<Vec<Change>, (String, Vec<Change>)> {
+    let pace = HookPace::of(opts);
     let mut changes = Vec::new();
     for (hook, _, obj) in recorded(app_obj, phase) {
-        match run_one(client, &hook, &obj).await {
+        match run_one(client, &hook, &obj, pace).await {
             Ok(c) => changes.push(c),
             Err((r, message, deleted)) => {
                 let text = format!("{phase} hook {r} failed: {message}");
@@ -137,13 +158,15 @@ async fn run_one(
     client: &ClusterClient,
     hook: &Hook,
     obj: &Value,
+    pace: HookPace,
 ) -> Result<Change, (ObjectRef, String, bool)> {
     let planned = ObjectRef::from_object(obj)
         .or_else(|_| generated_ref(obj))
         .map_err(|e| (placeholder(obj), e, false))?;
-    let deadline = Instant::now() + HOOK_TIMEOUT;
+    let now = Instant::now();
+    let deadline = now.checked_add(pace.timeout).unwrap_or(now);
     if hook.deletes(DeletePolicy::BeforeHookCreation) && hook.generate_name.is_none() {
-        clear(client, &planned, deadline)
+        clear(client, &planned, deadline, pace.poll)
             .await
             .map_err(|e| (planned.clone(), e, false))?;
     }
@@ -163,7 +186,11 @@ async fn run_one(
         if !matches!(state, HookState::Running(_)) || Instant::now() >= deadline {
             break state;
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(
+            pace.poll
+                .min(deadline.saturating_duration_since(Instant::now())),
+        )
+        .await;
     };
     let delete = match &state {
         HookState::Succeeded => hook.deletes(DeletePolicy::HookSucceeded),
@@ -177,14 +204,22 @@ async fn run_one(
         HookState::Failed(m) => Err((r, m, deleted)),
         HookState::Running(m) => Err((
             r,
-            format!("not finished after {}s ({m})", HOOK_TIMEOUT.as_secs()),
+            format!(
+                "not finished after {} ({m})",
+                crate::model::format_duration(pace.timeout)
+            ),
             deleted,
         )),
     }
 }
 
 /// BeforeHookCreation: the earlier run of a named hook, deleted and gone.
-async fn clear(client: &ClusterClient, r: &ObjectRef, deadline: Instant) -> Result<(), String> {
+async fn clear(
+    client: &ClusterClient,
+    r: &ObjectRef,
+    deadline: Instant,
+    poll: Duration,
+) -> Result<(), String> {
     match client.get(r).await {
         Ok(None) => return Ok(()),
         Ok(Some(_)) => {}
@@ -194,10 +229,7 @@ async fn clear(client: &ClusterClient, r: &ObjectRef, deadline: Instant) -> Resu
         .delete(r, Propagation::Background)
         .await
         .map_err(|e| format!("{r}: cannot delete the earlier run of this hook: {e}"))?;
-    let pace = Pace {
-        poll: POLL,
-        deadline,
-    };
+    let pace = Pace { poll, deadline };
     wait_gone(client, std::slice::from_ref(r), pace)
         .await
         .map_err(|e| match e {

@@ -113,6 +113,11 @@ pub trait Progress: Send + Sync {
     fn finished_with(&self, report: &AppReport, _previous: Option<Option<&Value>>) {
         self.finished(report)
     }
+    /// The status write of an app whose [`Progress::finished_with`] had
+    /// `Some` previous object is done (made or failed): what reads the
+    /// Application after its sync (the controller's completion signals)
+    /// may go on.
+    fn status_written(&self, _app: &AppName) {}
 }
 
 /// A [`Progress`] that shows nothing.
@@ -280,7 +285,9 @@ impl Run<'_> {
             let next = loop {
                 tokio::select! {
                     next = running.next() => break next,
-                    Some(()) = writes.next(), if !writes.is_empty() => {}
+                    Some(app) = writes.next(), if !writes.is_empty() => {
+                        self.progress.status_written(&app);
+                    }
                 }
             };
             let Some((node, (report, write))) = next else {
@@ -297,7 +304,8 @@ impl Run<'_> {
                 let report = report.clone();
                 let client = self.live.client();
                 writes.push(async move {
-                    write_status_with(client, node, &report, &inventory, previous.as_ref()).await
+                    write_status_with(client, node, &report, &inventory, previous.as_ref()).await;
+                    report.name
                 });
             }
             reports.insert(node.app.name.clone(), report);
@@ -306,7 +314,9 @@ impl Run<'_> {
                 reports.insert(name, report);
             }
         }
-        while writes.next().await.is_some() {}
+        while let Some(app) = writes.next().await {
+            self.progress.status_written(&app);
+        }
         // Anything still pending could never start (only possible with a
         // cycle, which the graph rejects); report it rather than lose it.
         for name in schedule.stuck() {
@@ -431,7 +441,8 @@ pub(super) async fn write_status_with(
         return;
     }
     let app_ref = status::application_ref(node.app.name.as_str());
-    let written = serde_json::to_value(&new_status).map_err(|e| e.to_string());
+    // Without the ledger of completion signals (the controller's to write).
+    let written = new_status.sync_patch().map_err(|e| e.to_string());
     let patched = match written {
         Ok(v) => client
             .patch_status(&app_ref, &v)

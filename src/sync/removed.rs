@@ -139,7 +139,7 @@ async fn with_delete_hooks(
         application_set: None,
         error: Some(error),
     };
-    let pre = match delete_hooks::run(client, app_obj, DeletePhase::PreDelete).await {
+    let pre = match delete_hooks::run(client, app_obj, DeletePhase::PreDelete, opts).await {
         Ok(c) => c,
         Err((e, c)) => {
             return stopped(
@@ -163,7 +163,7 @@ async fn with_delete_hooks(
     if r.error.is_some() {
         return r;
     }
-    match delete_hooks::run(client, app_obj, DeletePhase::PostDelete).await {
+    match delete_hooks::run(client, app_obj, DeletePhase::PostDelete, opts).await {
         Ok(c) => r.changes.extend(c),
         Err((e, c)) => {
             r.changes.extend(c);

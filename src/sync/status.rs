@@ -331,6 +331,18 @@ pub struct OperationState {
 }
 
 impl ApplicationStatus {
+    /// The merge patch a sync writes: the whole status but the ledger of
+    /// completion signals (`notifications`), which the controller's signals
+    /// write on their own and which may have moved since the sync read the
+    /// object — so a sync never overwrites it.
+    pub fn sync_patch(&self) -> Result<Value, serde_json::Error> {
+        let mut v = serde_json::to_value(self)?;
+        if let Some(o) = v.as_object_mut() {
+            o.remove("notifications");
+        }
+        Ok(v)
+    }
+
     /// The status of an Application object (default when it has none).
     pub fn of(app_object: &Value) -> Self {
         app_object
@@ -546,6 +558,29 @@ mod tests {
             changes: vec![],
             duration: Duration::ZERO,
         }
+    }
+
+    #[test]
+    fn a_syncs_patch_leaves_the_signal_ledger_alone() {
+        let mut status = build_status(
+            &report(AppOutcome::Succeeded, HealthStatus::healthy("")),
+            &[],
+            None,
+            "t1",
+        );
+        status.notifications = vec![NotificationRecord {
+            trigger: Trigger::Deployed,
+            target: "s3".into(),
+            revision: "abc1234".into(),
+            at: "t1".into(),
+            outcome: DeliveryOutcome::Sent,
+            attempts: 1,
+            error: String::new(),
+        }];
+        let patch = status.sync_patch().unwrap();
+        assert!(patch.get("notifications").is_none(), "{patch}");
+        assert_eq!(patch["sync"]["revision"], "abc1234");
+        assert!(serde_json::to_value(&status).unwrap()["notifications"].is_array());
     }
 
     #[test]

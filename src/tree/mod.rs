@@ -1139,6 +1139,8 @@ fn placeholder_app(name: AppName, m: &Manifest) -> Application {
         project: None,
         ignore_differences: Vec::new(),
         images: Default::default(),
+        // A failed app signals too: to its own webhook when one is named.
+        notify_webhook: crate::model::notify_webhook_of(&m.object),
         origin: m.origin.clone(),
     }
 }

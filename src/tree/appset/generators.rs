@@ -438,6 +438,45 @@ fn git(exp: &Expansion, spec: &Value, at: &str) -> Result<Vec<ParamSet>, AppSetE
     Ok(out)
 }
 
+/// Matrix and merge generators nest at most [`MAX_NESTING`] levels, both
+/// kinds counted alike.
+fn check_nesting(at: &str, depth: usize) -> Result<(), AppSetError> {
+    if depth >= MAX_NESTING {
+        return fail(
+            at,
+            format!("matrix and merge generators nest deeper than {MAX_NESTING} levels"),
+        );
+    }
+    Ok(())
+}
+
+/// The parameter sets of one merge child that take part in the merge, as
+/// (merge key, position); two with the same key are an error naming the
+/// child (`at`) and the keys.
+fn keyed(
+    sets: &[ParamSet],
+    key_of: impl Fn(&ParamSet) -> Option<String>,
+    keys: &[String],
+    at: &str,
+) -> Result<Vec<(String, usize)>, AppSetError> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for (i, ps) in sets.iter().enumerate() {
+        let Some(k) = key_of(ps) else { continue };
+        if !seen.insert(k.clone()) {
+            return fail(
+                at,
+                format!(
+                    "two parameter sets have the same merge keys ({})",
+                    keys.join(", ")
+                ),
+            );
+        }
+        out.push((k, i));
+    }
+    Ok(out)
+}
+
 /// The child generators of a matrix or merge.
 fn children<'v>(spec: &'v Value, at: &str) -> Result<&'v Vec<Value>, AppSetError> {
     match spec.get("generators") {
@@ -455,12 +494,7 @@ fn matrix(
     at: &str,
     depth: usize,
 ) -> Result<Vec<ParamSet>, AppSetError> {
-    if depth >= MAX_NESTING {
-        return fail(
-            at,
-            format!("matrix and merge generators nest deeper than {MAX_NESTING} levels"),
-        );
-    }
+    check_nesting(at, depth)?;
     let gens = children(spec, at)?;
     if gens.len() != 2 {
         return fail(
@@ -551,12 +585,7 @@ fn merge(
     at: &str,
     depth: usize,
 ) -> Result<Vec<ParamSet>, AppSetError> {
-    if depth >= MAX_NESTING {
-        return fail(
-            at,
-            format!("matrix and merge generators nest deeper than {MAX_NESTING} levels"),
-        );
-    }
+    check_nesting(at, depth)?;
     let keys: Vec<String> = match spec.get("mergeKeys") {
         Some(Value::Array(a)) if !a.is_empty() => a
             .iter()
@@ -584,38 +613,16 @@ fn merge(
             .collect();
         parts.map(|p| p.join("\u{1f}"))
     };
-    let mut base = run(exp, &gens[0], &format!("{at}.generators[0]"), depth + 1)?;
-    let mut index: BTreeMap<String, usize> = BTreeMap::new();
-    for (i, ps) in base.iter().enumerate() {
-        if let Some(k) = key_of(ps) {
-            if index.insert(k.clone(), i).is_some() {
-                return fail(
-                    &format!("{at}.generators[0]"),
-                    format!(
-                        "two parameter sets have the same merge keys ({})",
-                        keys.join(", ")
-                    ),
-                );
-            }
-        }
-    }
+    let at0 = format!("{at}.generators[0]");
+    let mut base = run(exp, &gens[0], &at0, depth + 1)?;
+    let index: BTreeMap<String, usize> = keyed(&base, key_of, &keys, &at0)?.into_iter().collect();
     for (gi, g) in gens.iter().enumerate().skip(1) {
         let gat = format!("{at}.generators[{gi}]");
-        let mut seen = std::collections::BTreeSet::new();
-        for ps in run(exp, g, &gat, depth + 1)? {
-            let Some(k) = key_of(&ps) else { continue };
-            if !seen.insert(k.clone()) {
-                return fail(
-                    &gat,
-                    format!(
-                        "two parameter sets have the same merge keys ({})",
-                        keys.join(", ")
-                    ),
-                );
-            }
+        let sets = run(exp, g, &gat, depth + 1)?;
+        for (k, j) in keyed(&sets, key_of, &keys, &gat)? {
             if let Some(&i) = index.get(&k) {
                 let mut merged = Value::Object(base[i].params.clone());
-                crate::model::deep_merge(&mut merged, &Value::Object(ps.params));
+                crate::model::deep_merge(&mut merged, &Value::Object(sets[j].params.clone()));
                 if let Value::Object(m) = merged {
                     base[i].params = m;
                 }

@@ -458,11 +458,42 @@ fn merge_overrides_by_merge_keys() {
             {"list": {"elements": [{"k": "1"}, {"k": "1"}]}}, {"list": {"elements": []}}]}}]),
         dir_template("x", "p", "n"),
     );
-    assert!(dup
+    let err = dup.run(d.path()).unwrap_err();
+    assert!(err.message.contains("same merge keys (k)"), "{err:?}");
+    assert!(err.at.ends_with("merge.generators[0]"), "{err:?}");
+    // In a later generator too, named.
+    let dup_later = Case::new(
+        json!([{"merge": {"mergeKeys": ["k"], "generators": [
+            {"list": {"elements": [{"k": "1"}]}},
+            {"list": {"elements": [{"k": "2"}, {"k": "2"}]}}]}}]),
+        dir_template("x", "p", "n"),
+    );
+    let err = dup_later.run(d.path()).unwrap_err();
+    assert!(err.message.contains("same merge keys (k)"), "{err:?}");
+    assert!(err.at.ends_with("merge.generators[1]"), "{err:?}");
+}
+
+#[test]
+fn matrix_and_merge_nesting_is_bounded_alike() {
+    let d = repo();
+    let list = json!({"list": {"elements": [{"k": "1"}]}});
+    // Five levels, alternating matrix and merge: one too many.
+    let mut g = list.clone();
+    for level in 0..5 {
+        g = if level % 2 == 0 {
+            json!({"matrix": {"generators": [g, list.clone()]}})
+        } else {
+            json!({"merge": {"mergeKeys": ["k"], "generators": [g, list.clone()]}})
+        };
+    }
+    let err = Case::new(json!([g]), dir_template("x", "p", "n"))
         .run(d.path())
-        .unwrap_err()
-        .message
-        .contains("same merge keys"));
+        .unwrap_err();
+    assert!(
+        err.message
+            .contains("matrix and merge generators nest deeper than 4 levels"),
+        "{err:?}"
+    );
 }
 
 #[test]
