@@ -651,10 +651,10 @@ async fn health_degrading_between_syncs_is_an_event_and_a_signal() {
 
 /// A webhook receiver that accepts connections and never answers (a
 /// receiver that hangs): its URL and how many connections it took.
-async fn hanging_receiver() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+async fn hanging_receiver() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let taken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let count = taken.clone();
     tokio::spawn(async move {
         let mut held = Vec::new();
@@ -711,7 +711,8 @@ async fn a_receiver_that_hangs_delays_no_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_app_signals_before_its_slow_dependent_finishes() {
-    let (url, seen) = receiver().await;
+    let seen = Receiver::ok().await;
+    let url = seen.url.clone();
     let repo = GitRepo::new();
     cm_app(&repo, "a", "ns-a", "k: v1", "");
     // b waits for a, then for a Deployment whose pods crash: it stays
@@ -812,9 +813,12 @@ async fn annotate_in_cluster(emu: &kubesync::emulator::EmulatorHandle, app: &str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_apps_webhook_annotation_in_git_wins_the_clusters_is_the_fallback() {
-    let (global, _global_seen) = receiver().await;
-    let (in_git, git_seen) = receiver().await;
-    let (in_cluster, cluster_seen) = receiver().await;
+    let global_receiver = Receiver::ok().await;
+    let global = global_receiver.url.clone();
+    let git_seen = Receiver::ok().await;
+    let in_git = git_seen.url.clone();
+    let cluster_seen = Receiver::ok().await;
+    let in_cluster = cluster_seen.url.clone();
     let repo = GitRepo::new();
     annotated_app(&repo, "c", "ns-c", &in_git);
     cm_app(&repo, "d", "ns-d", "k: v1", "");
@@ -829,7 +833,7 @@ async fn an_apps_webhook_annotation_in_git_wins_the_clusters_is_the_fallback() {
     .await;
     signals_idle(&h).await;
     assert_eq!(
-        received(&git_seen),
+        git_seen.signed_events(HMAC_KEY),
         [("on-deployed".to_string(), "c".to_string(), first)]
     );
 
@@ -851,7 +855,7 @@ async fn an_apps_webhook_annotation_in_git_wins_the_clusters_is_the_fallback() {
     .await;
     full_run(&h).await;
     assert_eq!(
-        received(&cluster_seen),
+        cluster_seen.signed_events(HMAC_KEY),
         [("on-deployed".to_string(), "d".to_string(), second.clone())],
         "the cluster's annotation is only a fallback"
     );
@@ -862,36 +866,10 @@ async fn an_apps_webhook_annotation_in_git_wins_the_clusters_is_the_fallback() {
     assert!(h.shutdown(Duration::from_secs(10)).await);
 }
 
-/// A receiver whose first answer takes `delay`.
-async fn slow_first_receiver(delay: Duration) -> (String, Seen) {
-    let seen: Seen = Arc::default();
-    let app = Router::new()
-        .route(
-            "/hook/{token}",
-            post(
-                move |State(seen): State<Seen>, headers: HeaderMap, body: Bytes| async move {
-                    let first = {
-                        let mut s = seen.lock();
-                        s.push((headers, body));
-                        s.len() == 1
-                    };
-                    if first {
-                        tokio::time::sleep(delay).await;
-                    }
-                    StatusCode::OK
-                },
-            ),
-        )
-        .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}/hook/TOKEN-1"), seen)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sync_while_a_delivery_is_in_flight_keeps_its_ledger() {
-    let (url, seen) = slow_first_receiver(Duration::from_secs(3)).await;
+    let seen = Receiver::slow_first(Duration::from_secs(3)).await;
+    let url = seen.url.clone();
     let repo = GitRepo::new();
     // Only `a` signals, to its own webhook (named in git).
     annotated_app(&repo, "a", "ns-a", &url);

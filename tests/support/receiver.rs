@@ -1,9 +1,11 @@
 //! A webhook receiver on loopback (axum) for the completion-signal tests:
 //! it records every request's headers and body, answers 500 to the first
-//! `fail_first` requests and then a fixed status, and decodes what it saw
-//! as signed kubesync events.
+//! `fail_first` requests and then a fixed status (optionally answering its
+//! first request only after a delay), and decodes what it saw as signed
+//! kubesync events.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -20,6 +22,7 @@ pub const TOKEN: &str = "TOKEN-abc123";
 struct Inner {
     fail_first: usize,
     then: StatusCode,
+    first_delay: Option<Duration>,
     seen: Vec<(HeaderMap, Bytes)>,
 }
 
@@ -35,13 +38,20 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    let mut r = r.lock();
-    r.seen.push((headers, body));
-    if r.seen.len() <= r.fail_first {
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else {
-        r.then
+    let (status, delay) = {
+        let mut r = r.lock();
+        r.seen.push((headers, body));
+        let status = if r.seen.len() <= r.fail_first {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            r.then
+        };
+        (status, r.first_delay.filter(|_| r.seen.len() == 1))
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
     }
+    status
 }
 
 impl Receiver {
@@ -52,11 +62,29 @@ impl Receiver {
 
     /// Answers 500 to the first `fail_first` requests, then `then`.
     pub async fn start(fail_first: usize, then: u16) -> Self {
-        let inner = Arc::new(Mutex::new(Inner {
+        Self::serve(Inner {
             fail_first,
             then: StatusCode::from_u16(then).expect("an HTTP status"),
+            first_delay: None,
             seen: vec![],
-        }));
+        })
+        .await
+    }
+
+    /// Answers 200 to everything, the first request only after `delay` (a
+    /// delivery still in flight while the test goes on).
+    pub async fn slow_first(delay: Duration) -> Self {
+        Self::serve(Inner {
+            fail_first: 0,
+            then: StatusCode::OK,
+            first_delay: Some(delay),
+            seen: vec![],
+        })
+        .await
+    }
+
+    async fn serve(inner: Inner) -> Self {
+        let inner = Arc::new(Mutex::new(inner));
         let app = Router::new()
             .route("/hook/{token}", post(receive))
             .with_state(inner.clone());
