@@ -249,7 +249,8 @@ fn stable_equal(a: &Value, b: &Value) -> bool {
             match (ma.get("managedFields"), mb.get("managedFields")) {
                 (None, None) => true,
                 (Some(Value::Array(x)), Some(Value::Array(y))) => {
-                    x.len() == y.len() && x.iter().zip(y).all(|(p, q)| equal_except(p, q, &["time"]))
+                    x.len() == y.len()
+                        && x.iter().zip(y).all(|(p, q)| equal_except(p, q, &["time"]))
                 }
                 (Some(x), Some(y)) => x == y,
                 _ => false,
@@ -1078,7 +1079,10 @@ impl Cluster {
             if old.pointer("/metadata/deletionTimestamp").is_some() || opts.dry_run {
                 return Ok(present(rt, &terminating(old)));
             }
-            return Ok(present(rt, st.put(&gr, terminating(old), EventType::Modified)));
+            return Ok(present(
+                rt,
+                st.put(&gr, terminating(old), EventType::Modified),
+            ));
         }
         if opts.dry_run {
             return Ok(if returns_deleted_object(rt) {
@@ -1305,4 +1309,69 @@ fn with_replicas(
     let mut new = old.clone();
     child_mut(&mut new, "spec").insert("replicas".into(), json!(n));
     Ok(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object() -> Value {
+        json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "a",
+                "resourceVersion": "7",
+                "managedFields": [{"manager": "m", "time": "2026-01-01T00:00:00Z"}],
+            },
+            "data": {"k": "v"},
+        })
+    }
+
+    #[test]
+    fn a_write_that_changes_only_the_version_or_times_is_a_no_op() {
+        let old = object();
+        let mut new = old.clone();
+        new["metadata"]["resourceVersion"] = json!("8");
+        new["metadata"]["managedFields"][0]["time"] = json!("2026-02-02T00:00:00Z");
+        assert!(stable_equal(&new, &old));
+        // Key order does not count, as in `Value`'s own equality.
+        let reordered = json!({
+            "data": {"k": "v"},
+            "metadata": old["metadata"].clone(),
+            "kind": "ConfigMap",
+            "apiVersion": "v1",
+        });
+        assert!(stable_equal(&reordered, &old));
+    }
+
+    #[test]
+    fn anything_else_is_a_change() {
+        let old = object();
+        for change in [
+            json!({"data": {"k": "w"}}),
+            json!({"metadata": {"labels": {"a": "b"}}}),
+            json!({"metadata": {"managedFields": [{"manager": "n", "time": "x"}]}}),
+            json!({"extra": 1}),
+        ] {
+            let new = crate::emulator::patch::merge_patch(&old, &change);
+            assert!(!stable_equal(&new, &old), "{change}");
+        }
+        let mut fewer = old.clone();
+        obj_mut(&mut fewer).remove("data");
+        assert!(!stable_equal(&fewer, &old));
+        assert!(!stable_equal(&old, &fewer));
+    }
+
+    #[test]
+    fn generation_follows_everything_but_metadata_and_status() {
+        let old = object();
+        let mut status_only = old.clone();
+        obj_mut(&mut status_only).insert("status".into(), json!({"x": 1}));
+        status_only["metadata"]["labels"] = json!({"a": "b"});
+        assert!(!spec_differs(&status_only, &old));
+        let mut data = old.clone();
+        data["data"]["k"] = json!("w");
+        assert!(spec_differs(&data, &old));
+    }
 }

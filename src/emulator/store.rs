@@ -259,4 +259,32 @@ mod tests {
         assert_eq!(gone["metadata"]["resourceVersion"], "4");
         assert_eq!(s.iter(&gr(), Some("ns"), None).count(), 2);
     }
+
+    #[test]
+    fn a_namespace_lists_only_its_own_objects_in_key_order() {
+        let mut s = State::new(100, 16);
+        for (ns, n) in [
+            ("b", "x"),
+            ("a", "y"),
+            ("c", "z"),
+            ("b", "w"),
+            ("", "cluster"),
+        ] {
+            s.put(
+                &gr(),
+                json!({"metadata": {"name": n, "namespace": ns}}),
+                EventType::Added,
+            );
+        }
+        let names = |ns: Option<&str>, after: Option<&ObjectKey>| -> Vec<String> {
+            s.iter(&gr(), ns, after).map(|(k, _)| k.1.clone()).collect()
+        };
+        assert_eq!(names(Some("b"), None), ["w", "x"]);
+        assert_eq!(names(Some("a"), None), ["y"]);
+        assert!(names(Some("d"), None).is_empty());
+        let after = ("b".to_string(), "w".to_string());
+        assert_eq!(names(Some("b"), Some(&after)), ["x"]);
+        assert_eq!(names(None, Some(&after)), ["x", "z"]);
+        assert_eq!(names(None, None), ["cluster", "y", "w", "x", "z"]);
+    }
 }
