@@ -153,6 +153,11 @@ fn present(rt: &ResourceType, obj: &Value) -> Value {
         converted = super::convert::to_served(rt, obj);
         &converted
     } else {
+        if served_shape(rt, obj) {
+            // Already `apiVersion`, `kind`, then the rest: a plain copy
+            // (the common case: what `put` stores came from `present`).
+            return obj.clone();
+        }
         obj
     };
     let mut out = Map::new();
@@ -186,36 +191,73 @@ fn finalizers(obj: &Value) -> usize {
         .map_or(0, Vec::len)
 }
 
-/// Everything but metadata and status: a change here bumps generation.
 /// Kinds whose DELETE answers the deleted object rather than a `Status`
 /// (their registries set `ReturnDeletedObject`).
 fn returns_deleted_object(rt: &ResourceType) -> bool {
     rt.group.is_empty() && matches!(rt.plural.as_str(), "pods" | "services" | "serviceaccounts")
 }
 
-fn spec_view(obj: &Value) -> Value {
-    let mut v = obj.clone();
-    if let Some(m) = v.as_object_mut() {
-        for k in ["metadata", "status", "apiVersion", "kind"] {
-            m.remove(k);
-        }
-    }
-    v
+/// Whether `obj` already starts with `apiVersion` and `kind` as `rt`
+/// serves them (so that [`present`] would only copy it).
+fn served_shape(rt: &ResourceType, obj: &Value) -> bool {
+    let Some(m) = obj.as_object() else {
+        return false;
+    };
+    let mut entries = m.iter();
+    let first = entries.next();
+    let second = entries.next();
+    matches!(first, Some((k, Value::String(v))) if k == "apiVersion" && *v == rt.api_version())
+        && matches!(second, Some((k, Value::String(v))) if k == "kind" && *v == rt.kind)
 }
 
-/// The object without what changes on every write (resourceVersion and
-/// managed-field timestamps): equal views mean a no-op write.
-fn stable_view(obj: &Value) -> Value {
-    let mut v = obj.clone();
-    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("resourceVersion");
-        if let Some(mf) = meta.get_mut("managedFields").and_then(Value::as_array_mut) {
-            for e in mf.iter_mut().filter_map(Value::as_object_mut) {
-                e.remove("time");
+/// Whether `a` and `b` are equal but for the top-level keys in `skip` (as
+/// maps: key order does not count, as in `Value`'s own equality). Compares
+/// in place, without copying either side.
+fn equal_except(a: &Value, b: &Value, skip: &[&str]) -> bool {
+    let (Some(am), Some(bm)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let kept = |m: &Map<String, Value>| m.keys().filter(|k| !skip.contains(&k.as_str())).count();
+    kept(am) == kept(bm)
+        && am
+            .iter()
+            .filter(|(k, _)| !skip.contains(&k.as_str()))
+            .all(|(k, v)| bm.get(k) == Some(v))
+}
+
+/// Whether the two differ in anything but metadata and status (a change
+/// there bumps generation).
+fn spec_differs(a: &Value, b: &Value) -> bool {
+    !equal_except(a, b, &["metadata", "status", "apiVersion", "kind"])
+}
+
+/// Whether the two are equal but for what changes on every write
+/// (resourceVersion and managed-field timestamps): a no-op write.
+fn stable_equal(a: &Value, b: &Value) -> bool {
+    if !equal_except(a, b, &["metadata"]) {
+        return false;
+    }
+    match (a.get("metadata"), b.get("metadata")) {
+        (None, None) => true,
+        (Some(ma), Some(mb)) => {
+            if !(ma.is_object() && mb.is_object()) {
+                return ma == mb;
+            }
+            if !equal_except(ma, mb, &["resourceVersion", "managedFields"]) {
+                return false;
+            }
+            match (ma.get("managedFields"), mb.get("managedFields")) {
+                (None, None) => true,
+                (Some(Value::Array(x)), Some(Value::Array(y))) => {
+                    x.len() == y.len()
+                        && x.iter().zip(y).all(|(p, q)| equal_except(p, q, &["time"]))
+                }
+                (Some(x), Some(y)) => x == y,
+                _ => false,
             }
         }
+        _ => false,
     }
-    v
 }
 
 /// The 409 of a server-side apply that conflicts with other managers.
@@ -674,8 +716,7 @@ impl Cluster {
         if is_crd(rt) {
             register_crd(st, &obj);
         }
-        let stored = st.put(&gr, obj, EventType::Added);
-        Ok(present(rt, &stored))
+        Ok(present(rt, st.put(&gr, obj, EventType::Added)))
     }
 
     /// PUT: replaces an object (or, for `Some(Status)`, only its status; for
@@ -905,21 +946,14 @@ impl Cluster {
                 sub.map(Subresource::as_str),
             );
         }
-        if rt.generation && spec_view(&new) != spec_view(old) {
+        if rt.generation && spec_differs(&new, old) {
             let g = old
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
             child_mut(&mut new, "metadata").insert("generation".into(), json!(g + 1));
         }
-        let mut stable_old = stable_view(old);
-        if let Some(m) = stable_old
-            .get_mut("metadata")
-            .and_then(Value::as_object_mut)
-        {
-            m.remove("resourceVersion");
-        }
-        if stable_view(&new) == stable_old {
+        if stable_equal(&new, old) {
             return Ok(old.clone());
         }
         if opts.dry_run {
@@ -931,7 +965,7 @@ impl Cluster {
         let gr = rt.group_resource();
         let ns = meta_str(&new, "namespace").unwrap_or_default().to_string();
         if new.pointer("/metadata/deletionTimestamp").is_some() && finalizers(&new) == 0 {
-            let removed = st.put(&gr, new, EventType::Modified);
+            let removed = st.put(&gr, new, EventType::Modified).clone();
             let gone = st.remove(&gr, &ns, &name).unwrap_or(removed);
             self.after_remove(st, rt, &gone, Propagation::Background);
             return Ok(present(rt, &gone));
@@ -939,8 +973,7 @@ impl Cluster {
         if is_crd(rt) {
             register_crd(st, &new);
         }
-        let stored = st.put(&gr, new, EventType::Modified);
-        Ok(present(rt, &stored))
+        Ok(present(rt, st.put(&gr, new, EventType::Modified)))
     }
 
     /// DELETE. Returns the body the real server returns: the object (pods,
@@ -1046,8 +1079,10 @@ impl Cluster {
             if old.pointer("/metadata/deletionTimestamp").is_some() || opts.dry_run {
                 return Ok(present(rt, &terminating(old)));
             }
-            let stored = st.put(&gr, terminating(old), EventType::Modified);
-            return Ok(present(rt, &stored));
+            return Ok(present(
+                rt,
+                st.put(&gr, terminating(old), EventType::Modified),
+            ));
         }
         if opts.dry_run {
             return Ok(if returns_deleted_object(rt) {
@@ -1274,4 +1309,69 @@ fn with_replicas(
     let mut new = old.clone();
     child_mut(&mut new, "spec").insert("replicas".into(), json!(n));
     Ok(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object() -> Value {
+        json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "a",
+                "resourceVersion": "7",
+                "managedFields": [{"manager": "m", "time": "2026-01-01T00:00:00Z"}],
+            },
+            "data": {"k": "v"},
+        })
+    }
+
+    #[test]
+    fn a_write_that_changes_only_the_version_or_times_is_a_no_op() {
+        let old = object();
+        let mut new = old.clone();
+        new["metadata"]["resourceVersion"] = json!("8");
+        new["metadata"]["managedFields"][0]["time"] = json!("2026-02-02T00:00:00Z");
+        assert!(stable_equal(&new, &old));
+        // Key order does not count, as in `Value`'s own equality.
+        let reordered = json!({
+            "data": {"k": "v"},
+            "metadata": old["metadata"].clone(),
+            "kind": "ConfigMap",
+            "apiVersion": "v1",
+        });
+        assert!(stable_equal(&reordered, &old));
+    }
+
+    #[test]
+    fn anything_else_is_a_change() {
+        let old = object();
+        for change in [
+            json!({"data": {"k": "w"}}),
+            json!({"metadata": {"labels": {"a": "b"}}}),
+            json!({"metadata": {"managedFields": [{"manager": "n", "time": "x"}]}}),
+            json!({"extra": 1}),
+        ] {
+            let new = crate::emulator::patch::merge_patch(&old, &change);
+            assert!(!stable_equal(&new, &old), "{change}");
+        }
+        let mut fewer = old.clone();
+        obj_mut(&mut fewer).remove("data");
+        assert!(!stable_equal(&fewer, &old));
+        assert!(!stable_equal(&old, &fewer));
+    }
+
+    #[test]
+    fn generation_follows_everything_but_metadata_and_status() {
+        let old = object();
+        let mut status_only = old.clone();
+        obj_mut(&mut status_only).insert("status".into(), json!({"x": 1}));
+        status_only["metadata"]["labels"] = json!({"a": "b"});
+        assert!(!spec_differs(&status_only, &old));
+        let mut data = old.clone();
+        data["data"]["k"] = json!("w");
+        assert!(spec_differs(&data, &old));
+    }
 }

@@ -84,6 +84,12 @@ pub trait Controller: Send + Sync + 'static {
     /// including the controller's own), in resourceVersion order.
     fn on_event(&self, _cluster: &Cluster, _event: &WatchEvent) {}
 
+    /// Called after [`Controller::on_event`] has been called for every
+    /// event waiting (a burst of writes is handed over as one batch), so a
+    /// controller can queue in `on_event` and reconcile here, once per
+    /// object however many of its events the batch held.
+    fn after_events(&self, _cluster: &Cluster) {}
+
     /// Called every `EmulatorConfig::tick_interval`, and as soon as the
     /// instant [`Controller::next_due`] names has passed.
     fn tick(&self, _cluster: &Cluster) {}
@@ -99,6 +105,10 @@ pub trait Controller: Send + Sync + 'static {
 /// The controller task: feeds committed writes and ticks to `controllers`
 /// until `shutdown` flips. A tick runs every `tick_interval` and whenever a
 /// controller's earliest timer is due, whichever comes first.
+/// Events handed to the controllers in one batch at most (between two
+/// [`Controller::after_events`]).
+const MAX_EVENT_BATCH: usize = 256;
+
 pub(crate) async fn run_controllers(
     cluster: Cluster,
     controllers: Vec<Arc<dyn Controller>>,
@@ -120,8 +130,20 @@ pub(crate) async fn run_controllers(
         tokio::select! {
             ev = events.recv() => match ev {
                 Some(ev) => {
+                    let mut batch = vec![ev];
+                    while batch.len() < MAX_EVENT_BATCH {
+                        match events.try_recv() {
+                            Ok(ev) => batch.push(ev),
+                            Err(_) => break,
+                        }
+                    }
+                    for ev in &batch {
+                        for c in &controllers {
+                            c.on_event(&cluster, ev);
+                        }
+                    }
                     for c in &controllers {
-                        c.on_event(&cluster, &ev);
+                        c.after_events(&cluster);
                     }
                 }
                 None => break,

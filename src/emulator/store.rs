@@ -98,11 +98,13 @@ impl State {
         ns: Option<&'a str>,
         after: Option<&'a ObjectKey>,
     ) -> impl Iterator<Item = (&'a ObjectKey, &'a Value)> + 'a {
+        // Keys sort by namespace first: one namespace is one range.
+        let from: ObjectKey = (ns.unwrap_or_default().to_string(), String::new());
         self.objects
             .get(gr)
             .into_iter()
-            .flat_map(|m| m.iter())
-            .filter(move |(k, _)| ns.is_none_or(|n| k.0 == n))
+            .flat_map(move |m| m.range(from.clone()..))
+            .take_while(move |(k, _)| ns.is_none_or(|n| k.0 == n))
             .filter(move |(k, _)| after.is_none_or(|a| *k > a))
     }
 
@@ -133,8 +135,9 @@ impl State {
     }
 
     /// Stores `obj` under a new resourceVersion and emits `event_type`;
-    /// returns the stored object.
-    pub fn put(&mut self, gr: &GroupResource, mut obj: Value, event_type: EventType) -> Value {
+    /// returns the stored object (one copy goes to the map, one to the
+    /// event; callers copy it again only to answer).
+    pub fn put(&mut self, gr: &GroupResource, mut obj: Value, event_type: EventType) -> &Value {
         self.rv += 1;
         let rv = self.rv;
         if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -150,21 +153,25 @@ impl State {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
+        let key = (ns.clone(), name.clone());
         let previous = self
             .objects
             .entry(gr.clone())
             .or_default()
-            .insert((ns.clone(), name.clone()), obj.clone());
+            .insert(key.clone(), obj.clone());
         self.record(WatchEvent {
             rv,
             event_type,
             resource: gr.clone(),
             namespace: ns,
             name,
-            object: obj.clone(),
+            object: obj,
             previous,
         });
-        obj
+        self.objects
+            .get(gr)
+            .and_then(|m| m.get(&key))
+            .expect("just stored")
     }
 
     /// Removes an object and emits DELETED; returns its last state (with the
@@ -251,5 +258,33 @@ mod tests {
         let gone = s.remove(&gr(), "ns", "a").expect("removed");
         assert_eq!(gone["metadata"]["resourceVersion"], "4");
         assert_eq!(s.iter(&gr(), Some("ns"), None).count(), 2);
+    }
+
+    #[test]
+    fn a_namespace_lists_only_its_own_objects_in_key_order() {
+        let mut s = State::new(100, 16);
+        for (ns, n) in [
+            ("b", "x"),
+            ("a", "y"),
+            ("c", "z"),
+            ("b", "w"),
+            ("", "cluster"),
+        ] {
+            s.put(
+                &gr(),
+                json!({"metadata": {"name": n, "namespace": ns}}),
+                EventType::Added,
+            );
+        }
+        let names = |ns: Option<&str>, after: Option<&ObjectKey>| -> Vec<String> {
+            s.iter(&gr(), ns, after).map(|(k, _)| k.1.clone()).collect()
+        };
+        assert_eq!(names(Some("b"), None), ["w", "x"]);
+        assert_eq!(names(Some("a"), None), ["y"]);
+        assert!(names(Some("d"), None).is_empty());
+        let after = ("b".to_string(), "w".to_string());
+        assert_eq!(names(Some("b"), Some(&after)), ["x"]);
+        assert_eq!(names(None, Some(&after)), ["x", "z"]);
+        assert_eq!(names(None, None), ["cluster", "y", "w", "x", "z"]);
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! [`Simulation`] is one [`Controller`]: every committed write enqueues the
 //! object (and its controlling owner), and each queued object is reconciled
-//! level-triggered, one kind per module (`deployment`, `replicaset`,
+//! level-triggered (once per batch of events, however many of them named
+//! it), one kind per module (`deployment`, `replicaset`,
 //! `statefulset`, `daemonset`, `job`, `pod`, `pvc`, `service`,
 //! `apiservice`, `pdb`). A reconcile
 //! may ask to run again after a delay; the controller task wakes when the
@@ -431,7 +432,7 @@ impl Controller for Simulation {
         "simulation"
     }
 
-    fn on_event(&self, cluster: &Cluster, event: &WatchEvent) {
+    fn on_event(&self, _cluster: &Cluster, event: &WatchEvent) {
         let Some(kind) = Kind::of_resource(&event.resource) else {
             return;
         };
@@ -461,6 +462,12 @@ impl Controller for Simulation {
                 }
             }
         }
+    }
+
+    /// Reconciles what the batch's events queued: an object written several
+    /// times in one burst (a status write echoing back, a pod and its
+    /// ReplicaSet) is reconciled once.
+    fn after_events(&self, cluster: &Cluster) {
         self.drain(cluster);
     }
 
