@@ -384,6 +384,7 @@ impl Runner {
         })
         .await
         .map_err(|e| format!("the tree load stopped: {e}"))??;
+        let published = Instant::now();
         self.load_failures = 0;
         self.load_retry = None;
         self.state
@@ -412,6 +413,7 @@ impl Runner {
         );
         *self.targets.write() = targets.clone();
         self.watches.update(Desired::of(&loaded.tree));
+        tracing::debug!(took = ?published.elapsed(), "state, poll targets and self-heal index updated");
         tracing::info!(
             apps = loaded.tree.len(),
             changed = changed.len(),
@@ -547,6 +549,7 @@ impl Runner {
             });
             return;
         };
+        tracing::debug!(took = ?run_started.elapsed(), apps = report.apps.len(), "run finished");
         self.state.run_finished(&report.apps, run_started.elapsed());
         let leader = self.leader.clone();
         self.signals
