@@ -103,7 +103,12 @@ impl Runner {
     }
 
     pub async fn run(mut self) {
-        // The first pass loads the tree and makes a full run.
+        // The first pass loads the tree and makes a full run (when leading,
+        // else once leading). Leadership won before this point is seen by
+        // that pass: marked seen here, so that it does not count as a new
+        // leadership once the pass is over and make a second full run (every
+        // start made two, and commits arriving meanwhile waited for both).
+        self.leader.borrow_and_update();
         self.state.trigger(Pending {
             full: true,
             ..Pending::default()
