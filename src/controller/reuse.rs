@@ -512,7 +512,7 @@ mod tests {
         .unwrap();
         let first = ws.load(None).unwrap();
         let first_sha = first.root_commit.clone().unwrap();
-        assert_eq!(exports_of(cache.path(), &first_sha), [first_sha.clone()]);
+        assert_eq!(exports_of(cache.path(), &first_sha), [first_sha.as_str()]);
 
         write(d, "objects/b/own.yaml", &cm("b-own", "2"));
         commit(d);
