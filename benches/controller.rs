@@ -19,7 +19,8 @@
 //!
 //! Knobs: `KUBESYNC_BENCH_APPS` (1000), `KUBESYNC_BENCH_OBJECTS` per app
 //! (10), `KUBESYNC_BENCH_SAMPLES` (15), `KUBESYNC_BENCH_STEADY_SECS` (60),
-//! `KUBESYNC_BENCH_SLOPE_APPS` (100).
+//! `KUBESYNC_BENCH_SLOPE_APPS` (100), `KUBESYNC_BENCH_BIN` (the kubesync
+//! binary to run; this build's by default).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -90,7 +91,11 @@ struct Controller {
 }
 
 fn start(root: &Path, server: &str, poll: &str, secret: &Path, cache: &Path) -> Controller {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_kubesync"));
+    // `KUBESYNC_BENCH_BIN`: another build of kubesync (an A/B against
+    // another branch with the same harness).
+    let bin = std::env::var_os("KUBESYNC_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kubesync")));
     let mut child = Command::new(bin)
         .args([
             "run",

@@ -380,6 +380,30 @@ async fn without_self_heal_drift_is_reported_not_repaired() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leading_from_the_start_makes_one_full_run() {
+    let repo = GitRepo::new();
+    cm_app(&repo, "a", "ns-a", "k: v1", "");
+    repo.commit("first");
+    let emu = emulator(fast_simulation()).await;
+    // The elector won before the loop started (as `kubesync run`'s does).
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tx.send(true).expect("lead");
+    let h = start(config(&repo, Duration::from_millis(200)), &emu, Some(rx)).await;
+    let addr = h.addr().expect("addr");
+    assert!(h.wait_ready(LONG).await);
+    let first = apps(addr).await["lastFullRun"].clone();
+    assert!(!first.is_null());
+    polls(&h, 3).await;
+    assert_eq!(
+        apps(addr).await["lastFullRun"],
+        first,
+        "a second full run followed the first"
+    );
+    assert!(h.shutdown(Duration::from_secs(10)).await);
+    drop(tx);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_follower_writes_nothing_until_it_leads() {
     let repo = GitRepo::new();
     cm_app(&repo, "a", "ns-a", "k: v1", "");

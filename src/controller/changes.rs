@@ -46,9 +46,10 @@ pub fn digest_tree(
     digest_tree_after(tree, None, repo_key)
 }
 
-/// [`digest_tree`], taking the rendered digest of an app that kept its
-/// render (the very same `Rendered`) from the previous tree's digests
-/// instead of serialising its objects again.
+/// [`digest_tree`], taking from the previous tree's digests the rendered
+/// digest of an app that kept its render (the very same `Rendered`), and
+/// the spec digest of an app whose Application, parent and repository are
+/// the same, instead of serialising them again.
 pub fn digest_tree_after(
     tree: &AppTree,
     previous: Option<(&AppTree, &BTreeMap<AppName, AppDigest>)>,
@@ -65,14 +66,26 @@ pub fn digest_tree_after(
             .then(|| old_digests.get(&n.app.name).map(|d| d.rendered.clone()))
             .flatten()
     };
+    let kept_spec = |n: &AppNode, repo: Option<&str>| -> Option<String> {
+        let (old_tree, old_digests) = previous?;
+        let old = old_tree.get(&n.app.name)?;
+        let old_repo = old.checkout.as_ref().map(|c| c.repo.as_str());
+        (same_but_origin(&old.app, &n.app) && old.parent == n.parent && old_repo == repo)
+            .then(|| old_digests.get(&n.app.name).map(|d| d.spec.clone()))
+            .flatten()
+    };
     tree.nodes()
         .iter()
         .map(|n| {
             let repo = n.checkout.as_ref().map(|c| c.repo.as_str());
-            let spec = application_object(&n.app, n.parent.as_ref().map(AppName::as_str), repo);
+            let spec = kept_spec(n, repo).unwrap_or_else(|| {
+                let object =
+                    application_object(&n.app, n.parent.as_ref().map(AppName::as_str), repo);
+                hex::encode(Sha256::digest(object.to_string().as_bytes()))
+            });
             let rendered = kept_digest(n).unwrap_or_else(|| rendered_digest(n));
             let digest = AppDigest {
-                spec: hex::encode(Sha256::digest(spec.to_string().as_bytes())),
+                spec,
                 rendered,
                 repo: repo_key(n.repo_url.as_deref()),
                 repo_url: n.repo_url.clone(),
@@ -85,6 +98,17 @@ pub fn digest_tree_after(
             (n.app.name.clone(), digest)
         })
         .collect()
+}
+
+/// Whether two Applications are the same but for the file they were read
+/// from (which the Application object kubesync writes does not hold).
+fn same_but_origin(a: &crate::model::Application, b: &crate::model::Application) -> bool {
+    if a.origin == b.origin {
+        return a == b;
+    }
+    let mut b = b.clone();
+    b.origin = a.origin.clone();
+    *a == b
 }
 
 /// The digest of what `n` renders, or of its render failure.

@@ -26,7 +26,9 @@ use parking_lot::Mutex;
 
 use crate::model::{AppName, Application, RendererSpec};
 use crate::render::{Rendered, RendererKind};
-use crate::source::{Checkout, Sources};
+use crate::source::{Checkout, Revision, Sources};
+
+use super::changes::path_under;
 use crate::tree::{AppNode, AppTree, NodeState, Reuse};
 
 /// What one app was rendered from, for an app whose render can be kept.
@@ -35,8 +37,13 @@ pub struct AppInputs {
     app: Application,
     /// The repository key (see `Sources::repo_key`).
     repo: Option<String>,
-    /// The git tree id of its directory in the commit it rendered.
+    /// The commit it was rendered at.
+    commit: String,
+    /// The git tree id of its directory in that commit.
     dir: String,
+    /// The checkout it was rendered from (its directory holds the app's
+    /// path as of `commit`).
+    checkout: Arc<Checkout>,
     rendered: Arc<Rendered>,
 }
 
@@ -79,13 +86,21 @@ fn commit_of(checkout: &Checkout) -> Option<&str> {
 }
 
 /// The [`Reuse`] of a load that follows another: keeps the previous render
-/// of an eligible app whose Application, repository and directory tree id
-/// are unchanged. Remembers the tree ids it computed for [`inputs_of`].
+/// of an eligible app whose Application and repository are unchanged and
+/// whose directory holds no file the commits between the two loads changed
+/// (git's diff of the two commits, made once per repository and pair of
+/// commits: no per-app lookup in git, nothing exported). Remembers the
+/// tree ids of the apps it kept for [`inputs_of`].
 pub struct Unchanged<'a> {
     previous: &'a TreeInputs,
     sources: &'a Sources,
     seen: Mutex<BTreeMap<AppName, Option<String>>>,
+    /// Changed paths per (repository key, old commit, new commit); None:
+    /// the diff could not be had (nothing is kept then).
+    diffs: Mutex<DiffMemo>,
 }
+
+type DiffMemo = BTreeMap<(Option<String>, String, String), Option<Arc<Vec<String>>>>;
 
 impl<'a> Unchanged<'a> {
     pub fn new(previous: &'a TreeInputs, sources: &'a Sources) -> Self {
@@ -93,31 +108,79 @@ impl<'a> Unchanged<'a> {
             previous,
             sources,
             seen: Mutex::default(),
+            diffs: Mutex::default(),
         }
     }
 
-    /// The directory tree ids computed while loading (for [`inputs_of`]).
+    /// The directory tree ids of the apps kept (for [`inputs_of`]).
     pub fn into_seen(self) -> BTreeMap<AppName, Option<String>> {
         self.seen.into_inner()
     }
+
+    /// The paths that differ between `old` and `new` of `repo_url`.
+    fn changed(
+        &self,
+        repo: &Option<String>,
+        repo_url: Option<&str>,
+        old: &str,
+        new: &str,
+    ) -> Option<Arc<Vec<String>>> {
+        let key = (repo.clone(), old.to_string(), new.to_string());
+        let mut diffs = self.diffs.lock();
+        diffs
+            .entry(key)
+            .or_insert_with(|| {
+                self.sources
+                    .changed_paths(repo_url, old, new)
+                    .ok()
+                    .map(Arc::new)
+            })
+            .clone()
+    }
+}
+
+/// Whether the directory `dir` holds none of `changed` (nor is one of them,
+/// nor lies under one: a directory replaced by a file).
+fn untouched(changed: &[String], dir: &str) -> bool {
+    !changed
+        .iter()
+        .any(|p| path_under(p, dir) || path_under(dir, p))
 }
 
 impl Reuse for Unchanged<'_> {
-    fn rendered(&self, node: &AppNode, checkout: &Checkout) -> Option<Arc<Rendered>> {
+    fn kept(&self, node: &AppNode) -> Option<(Arc<Checkout>, Arc<Rendered>)> {
         let previous = self.previous.get(&node.app.name)?;
         if !eligible(&node.app) || !same_but_revision(&previous.app, &node.app) {
             return None;
         }
-        let sha = commit_of(checkout)?;
-        let dir = self.sources.self_contained_tree_id(
-            node.repo_url.as_deref(),
-            sha,
-            &node.app.source.path,
-        );
-        self.seen.lock().insert(node.app.name.clone(), dir.clone());
         let repo = self.sources.repo_key(node.repo_url.as_deref()).ok();
-        (dir.as_deref() == Some(previous.dir.as_str()) && repo == previous.repo)
-            .then(|| previous.rendered.clone())
+        if repo != previous.repo {
+            return None;
+        }
+        let revision = self
+            .sources
+            .resolve_commit(node.repo_url.as_deref(), node.revision.as_ref())
+            .ok()??;
+        let Revision::Commit { sha, .. } = &revision else {
+            return None;
+        };
+        let path = node.app.source.path.as_path().to_string_lossy();
+        let same = *sha == previous.commit
+            || self
+                .changed(&repo, node.repo_url.as_deref(), &previous.commit, sha)
+                .is_some_and(|c| untouched(&c, &path));
+        if !same {
+            return None;
+        }
+        self.seen
+            .lock()
+            .insert(node.app.name.clone(), Some(previous.dir.clone()));
+        let checkout = Checkout::new(
+            previous.checkout.repo.clone(),
+            previous.checkout.dir.clone(),
+            revision,
+        );
+        Some((Arc::new(checkout), previous.rendered.clone()))
     }
 }
 
@@ -144,12 +207,17 @@ pub fn inputs_of(
             None => sources.self_contained_tree_id(n.repo_url.as_deref(), sha, &n.app.source.path),
         };
         let Some(dir) = dir else { continue };
+        let Some(checkout) = n.checkout.clone() else {
+            continue;
+        };
         out.insert(
             n.app.name.clone(),
             AppInputs {
                 app: n.app.clone(),
                 repo: sources.repo_key(n.repo_url.as_deref()).ok(),
+                commit: sha.to_string(),
                 dir,
+                checkout,
                 rendered: rendered.clone(),
             },
         );
@@ -385,5 +453,93 @@ mod tests {
         let fifth = next(&f, &fourth);
         assert_eq!(rerendered(&fourth, &fifth), ["a", "c"]);
         assert_eq!(fifth.kept, 3);
+    }
+
+    /// The repository cache's entries for commit `sha` (whole and per-path exports).
+    fn exports_of(cache: &Path, sha: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for repo in std::fs::read_dir(cache).unwrap().flatten() {
+            let Ok(entries) = std::fs::read_dir(repo.path()) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(sha) {
+                    out.push(name);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_commit_exports_only_the_directories_it_renders_again() {
+        let repo = tempfile::tempdir().unwrap();
+        let d = repo.path();
+        git2::Repository::init(d).unwrap();
+        write(
+            d,
+            "root.yaml",
+            "apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata: {name: root}\n\
+             spec:\n  tier: system\n  source: {path: apps}\n",
+        );
+        for n in ["b", "d"] {
+            write(
+                d,
+                &format!("apps/{n}.yaml"),
+                &app(n, &format!("objects/{n}"), "ns"),
+            );
+            write(
+                d,
+                &format!("objects/{n}/own.yaml"),
+                &cm(&format!("{n}-own"), "1"),
+            );
+        }
+        commit(d);
+        let cache = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(
+            RootSource::Local {
+                manifest: d.join("root.yaml"),
+            },
+            None,
+            Vec::new(),
+            Some(cache.path().to_path_buf()),
+            2,
+            RepoAccess::default(),
+        )
+        .unwrap();
+        let first = ws.load(None).unwrap();
+        let first_sha = first.root_commit.clone().unwrap();
+        assert_eq!(exports_of(cache.path(), &first_sha), [first_sha.as_str()]);
+
+        write(d, "objects/b/own.yaml", &cm("b-own", "2"));
+        commit(d);
+        let second = ws.load(Some(&first.inputs)).unwrap();
+        let sha = second.root_commit.clone().unwrap();
+        // An export of b's directory alone, never the whole commit (the
+        // root manifest's own export served the load only and is gone).
+        let exports = exports_of(cache.path(), &sha);
+        assert_eq!(exports.len(), 1, "{exports:?}");
+        assert!(exports.iter().all(|e| e.starts_with(&format!("{sha}-"))));
+        let b = second.tree.get_str("b").unwrap();
+        let b_dir = &b.checkout.as_ref().unwrap().dir;
+        assert!(b_dir.join("objects/b/own.yaml").is_file());
+        assert!(!b_dir.join("objects/d").exists());
+        assert_eq!(b.manifests()[0].object["data"]["v"], "2");
+        // d and the root kept their render; their checkouts name the new
+        // commit and hold their directories (the first export, kept).
+        for n in ["d", "root"] {
+            let node = second.tree.get_str(n).unwrap();
+            let co = node.checkout.as_ref().unwrap();
+            assert_eq!(co.revision.id(), Some(sha.as_str()), "{n}");
+            assert!(co.dir.join(node.app.source.path.as_path()).is_dir(), "{n}");
+        }
+        assert_eq!(second.kept, 2);
+        // The same as a fresh load, which exports the whole commit.
+        let fresh = ws.load(None).unwrap();
+        assert_eq!(objects(&second), objects(&fresh));
+        assert!(exports_of(cache.path(), &sha).contains(&sha));
     }
 }

@@ -111,7 +111,12 @@ impl Runner {
     }
 
     pub async fn run(mut self) {
-        // The first pass loads the tree and makes a full run.
+        // The first pass loads the tree and makes a full run (when leading,
+        // else once leading). Leadership won before this point is seen by
+        // that pass: marked seen here, so that it does not count as a new
+        // leadership once the pass is over and make a second full run (every
+        // start made two, and commits arriving meanwhile waited for both).
+        self.leader.borrow_and_update();
         self.state.trigger(Pending {
             full: true,
             ..Pending::default()
@@ -398,6 +403,7 @@ impl Runner {
         })
         .await
         .map_err(|e| format!("the tree load stopped: {e}"))??;
+        let published = Instant::now();
         self.load_failures = 0;
         self.load_retry = None;
         self.state
@@ -426,6 +432,7 @@ impl Runner {
         );
         *self.targets.write() = targets.clone();
         self.watches.update(Desired::of(&loaded.tree));
+        tracing::debug!(took = ?published.elapsed(), "state, poll targets and self-heal index updated");
         tracing::info!(
             apps = loaded.tree.len(),
             changed = changed.len(),
@@ -561,6 +568,7 @@ impl Runner {
             });
             return;
         };
+        tracing::debug!(took = ?run_started.elapsed(), apps = report.apps.len(), "run finished");
         self.state.run_finished(&report.apps, run_started.elapsed());
         let now = Instant::now();
         let stopping = *self.shutdown.borrow();

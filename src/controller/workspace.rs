@@ -191,9 +191,11 @@ impl Workspace {
             },
             RootSource::Local { manifest } => {
                 let rel = relative_to_repo(manifest, &sources.root_repo().dir)?;
-                self.load_at(&sources, None, &rel)?
+                self.load_at(&sources, None, &rel, previous.is_some())?
             }
-            RootSource::Repo { url, path } => self.load_at(&sources, Some(url), Path::new(path))?,
+            RootSource::Repo { url, path } => {
+                self.load_at(&sources, Some(url), Path::new(path), previous.is_some())?
+            }
         };
         let unchanged = previous.map(|p| Unchanged::new(p, &sources));
         let tree = expand_reusing(
@@ -236,17 +238,32 @@ impl Workspace {
     }
 
     /// Reads the root manifest from the commit the revision names and pins
-    /// the root apps that use the root repository to that commit.
+    /// the root apps that use the root repository to that commit. A load
+    /// that follows another (`only_manifest`) exports the manifest alone
+    /// when it can, not the whole commit (a seed's layout reads the whole
+    /// commit).
     fn load_at(
         &self,
         sources: &Sources,
         url: Option<&String>,
         rel: &Path,
+        only_manifest: bool,
     ) -> Result<(Vec<Application>, Option<String>), String> {
         let spec = self.revision.clone().unwrap_or(RevisionSpec::Head);
-        let co = sources
-            .checkout(url.map(String::as_str), Some(&spec))
-            .map_err(|e| e.to_string())?;
+        let url_str = url.map(String::as_str);
+        let manifest_path = crate::model::RepoPath::new(&rel.to_string_lossy()).ok();
+        let alone = match (&self.seed, &manifest_path) {
+            (None, Some(path)) if only_manifest => sources
+                .checkout_path(url_str, Some(&spec), path)
+                .map_err(|e| e.to_string())?,
+            _ => None,
+        };
+        let co = match alone {
+            Some(co) => co,
+            None => sources
+                .checkout(url_str, Some(&spec))
+                .map_err(|e| e.to_string())?,
+        };
         let sha = co.revision.id().map(str::to_string);
         let mut roots = match &self.seed {
             Some(seed) => {
@@ -340,9 +357,15 @@ impl Workspace {
 /// Old exports are renamed to this prefix before they are deleted.
 const TRASH_PREFIX: &str = ".trash-";
 
-/// Whether `name` is an export's directory name (a full commit sha).
+/// Whether `name` is an export's directory name: a full commit sha (the
+/// whole commit), or one followed by `-` and 16 hex digits (one path of it,
+/// see `Sources::checkout_path`).
 fn is_export(name: &str) -> bool {
-    name.len() == 40 && name.chars().all(|c| c.is_ascii_hexdigit())
+    let hex = |s: &str| s.chars().all(|c| c.is_ascii_hexdigit());
+    match name.split_once('-') {
+        None => name.len() == 40 && hex(name),
+        Some((sha, path)) => sha.len() == 40 && hex(sha) && path.len() == 16 && hex(path),
+    }
 }
 
 fn sources_for(

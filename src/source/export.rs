@@ -67,6 +67,106 @@ pub(crate) fn export_commit(
     }
 }
 
+/// Exports only `path` (a directory or a file) of commit `oid` into `dir`
+/// (as `dir/<path>`), written under a temporary name in `repo_cache` and
+/// renamed into place; an existing `dir` is complete and is reused. Returns
+/// false, exporting nothing, when `path` is not in the commit or when what
+/// it holds could read content from elsewhere in the repository: a
+/// symlink, a submodule, a jsonnet file (see [`self_contained`]).
+pub(crate) fn export_path(
+    repo: &Repository,
+    name: &str,
+    oid: Oid,
+    path: &Path,
+    repo_cache: &Path,
+    dir: &Path,
+) -> Result<bool, SourceError> {
+    if dir.is_dir() {
+        return Ok(true);
+    }
+    let git = |e: git2::Error| SourceError::git(name, &e);
+    let root = repo.find_commit(oid).and_then(|c| c.tree()).map_err(git)?;
+    let Ok(entry) = root.get_path(path) else {
+        return Ok(false);
+    };
+    let subtree = match entry.kind() {
+        Some(ObjectType::Tree) => {
+            let tree = repo.find_tree(entry.id()).map_err(git)?;
+            if !self_contained(&tree) {
+                return Ok(false);
+            }
+            Some(tree)
+        }
+        Some(ObjectType::Blob)
+            if entry.filemode() != MODE_SYMLINK && !foreign(entry.name_bytes()) =>
+        {
+            None
+        }
+        _ => return Ok(false),
+    };
+    std::fs::create_dir_all(repo_cache).map_err(|e| SourceError::io(repo_cache, e))?;
+    let tmp = repo_cache.join(format!(".tmp-{oid}-{}", uuid::Uuid::new_v4().simple()));
+    let target = tmp.join(path);
+    let written = (|| {
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| SourceError::io(parent, e))?;
+        }
+        match &subtree {
+            Some(tree) => {
+                std::fs::create_dir(&target).map_err(|e| SourceError::io(&target, e))?;
+                let shown = format!("{}/", path.display());
+                write_tree(repo, name, tree, &target, &shown, None)
+            }
+            None => {
+                let blob = repo.find_blob(entry.id()).map_err(git)?;
+                std::fs::write(&target, blob.content()).map_err(|e| SourceError::io(&target, e))?;
+                set_mode(&target, entry.filemode() == MODE_EXECUTABLE)
+            }
+        }
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    match std::fs::rename(&tmp, dir) {
+        Ok(()) => Ok(true),
+        // Another thread or process finished the same export first.
+        Err(_) if dir.is_dir() => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Ok(true)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(SourceError::io(dir, e))
+        }
+    }
+}
+
+/// Whether a file of this name can read other files of the repository
+/// (jsonnet imports).
+pub(crate) fn foreign(name: &[u8]) -> bool {
+    name.ends_with(b".jsonnet") || name.ends_with(b".libsonnet")
+}
+
+/// Whether nothing under `tree` could pull content from elsewhere in the
+/// repository: no symlink, no submodule, no jsonnet file.
+pub(crate) fn self_contained(tree: &Tree<'_>) -> bool {
+    let mut contained = true;
+    let walked = tree.walk(git2::TreeWalkMode::PreOrder, |_, entry| {
+        if entry.filemode() == MODE_SYMLINK
+            || entry.kind() == Some(ObjectType::Commit)
+            || foreign(entry.name_bytes())
+        {
+            contained = false;
+            git2::TreeWalkResult::Abort
+        } else {
+            git2::TreeWalkResult::Ok
+        }
+    });
+    // An aborted walk reports an error: only a finished walk counts.
+    contained && walked.is_ok()
+}
+
 /// A complete export of another commit: its tree and its directory.
 #[derive(Clone, Copy)]
 struct Base<'a, 'r> {
@@ -333,5 +433,66 @@ mod tests {
         std::fs::write(stray.join("x.yaml"), "wrong").unwrap();
         let d = export_commit(&repo, "r", c1, cache.path()).unwrap();
         assert_eq!(std::fs::read_to_string(d.join("x.yaml")).unwrap(), "x");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn one_path_is_exported_alone_unless_it_can_read_elsewhere() {
+        let work = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let repo = Repository::init(work.path()).unwrap();
+        let w = |p: &str, text: &str| {
+            let path = work.path().join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        w("apps/a/one.yaml", "one");
+        w("apps/a/deep/two.yaml", "two");
+        w("apps/b/other.yaml", "other");
+        w("root.yaml", "root");
+        w("linked/own.yaml", "own");
+        std::os::unix::fs::symlink("../root.yaml", work.path().join("linked/root.yaml")).unwrap();
+        w("lib/main.jsonnet", "{}");
+        let c = commit_all(&repo, "one");
+        let export = |path: &str, name: &str| {
+            let dir = cache.path().join(name);
+            let done = export_path(&repo, "r", c, Path::new(path), cache.path(), &dir).unwrap();
+            (done, dir)
+        };
+
+        // A directory: its files at their paths, nothing else of the commit.
+        let (done, dir) = export("apps/a", "a");
+        assert!(done);
+        let read = |p: &str| std::fs::read_to_string(dir.join(p)).unwrap();
+        assert_eq!(read("apps/a/one.yaml"), "one");
+        assert_eq!(read("apps/a/deep/two.yaml"), "two");
+        assert!(!dir.join("apps/b").exists());
+        assert!(!dir.join("root.yaml").exists());
+        // Done again: the complete export is reused as it is.
+        assert!(export("apps/a", "a").0);
+
+        // A file.
+        let (done, dir) = export("root.yaml", "root");
+        assert!(done);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("root.yaml")).unwrap(),
+            "root"
+        );
+
+        // A symlink or a jsonnet file could read elsewhere; a missing path
+        // is for the whole export to report: nothing is exported.
+        for (path, name) in [("linked", "l"), ("lib", "j"), ("missing", "m")] {
+            let (done, dir) = export(path, name);
+            assert!(!done, "{path}");
+            assert!(!dir.exists(), "{path}");
+        }
+        // No temporary directory is left behind.
+        let left: Vec<String> = std::fs::read_dir(cache.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".tmp-"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }

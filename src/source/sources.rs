@@ -100,6 +100,10 @@ pub struct Sources {
     _temp_cache: Option<tempfile::TempDir>,
     auth: GitAuth,
     checkouts: Memo<(String, Option<RevisionSpec>), Arc<Checkout>>,
+    /// The commit each (repository, revision) names, resolved once.
+    commits: Memo<(String, Option<RevisionSpec>), Option<Revision>>,
+    /// Exports of one path of a commit ([`Sources::checkout_path`]).
+    path_checkouts: Memo<(String, String, String), Option<Arc<Checkout>>>,
     mirrors: Memo<String, PathBuf>,
     charts: crate::chart::ChartFetcher,
     /// Open repositories for [`Sources::self_contained_tree_id`], by git directory.
@@ -175,6 +179,8 @@ impl Sources {
             _temp_cache: temp,
             auth: opts.git_auth.unwrap_or_else(GitAuth::from_env),
             checkouts: Memo::default(),
+            commits: Memo::default(),
+            path_checkouts: Memo::default(),
             mirrors: Memo::default(),
             opened: Mutex::default(),
         })
@@ -223,6 +229,137 @@ impl Sources {
     /// for every URL spelling that reaches the same repository here.
     pub fn repo_key(&self, repo_url: Option<&str>) -> Result<String, SourceError> {
         Ok(self.target(repo_url)?.memo_key())
+    }
+
+    /// The commit `revision` of `repo_url` names (None = the root
+    /// repository), resolved once per (repository, revision) and without
+    /// exporting anything (a remote is fetched first, as for a checkout).
+    /// None when the content is not a commit: a plain directory, or a work
+    /// tree read as it is on disk (no revision).
+    pub fn resolve_commit(
+        &self,
+        repo_url: Option<&str>,
+        revision: Option<&RevisionSpec>,
+    ) -> Result<Option<Revision>, SourceError> {
+        let target = self.target(repo_url)?;
+        let key = (target.memo_key(), revision.cloned());
+        self.commits.get_or_compute(key, || {
+            let (repo, name) = match &target {
+                Target::Local(local) => {
+                    if !local.git || (revision.is_none() && !local.bare) {
+                        return Ok(None);
+                    }
+                    (
+                        Repository::open(&local.dir)
+                            .map_err(|e| SourceError::git(&local.name, &e))?,
+                        local.name.clone(),
+                    )
+                }
+                Target::Remote { url, key, auth } => {
+                    let mirror = self.mirror(url, key, auth)?;
+                    (
+                        Repository::open_bare(&mirror).map_err(|e| SourceError::git(url, &e))?,
+                        url.clone(),
+                    )
+                }
+            };
+            let spec = revision.cloned().unwrap_or(RevisionSpec::Head);
+            let oid = revision::resolve(&repo, &name, &spec)?;
+            Ok(Some(Revision::Commit {
+                sha: oid.to_string(),
+                spec,
+            }))
+        })
+    }
+
+    /// A checkout of `repo_url` at `revision` that holds only `path` (a
+    /// directory or a file of the commit), for a reader that reads nothing
+    /// else: exporting one directory instead of the whole commit is what
+    /// keeps a commit's load proportional to what it changed. The export is
+    /// `<cache>/<repo>/<sha>-<digest of path>/<path>`, written under a
+    /// temporary name and renamed into place (complete or absent, like a
+    /// whole export). Returns the whole commit's export instead when one
+    /// exists already, and None — export the whole commit — when the
+    /// content is not a commit, when `path` is the repository's top, or when
+    /// anything under `path` could pull in content from elsewhere (a
+    /// symlink, a submodule, a jsonnet file; see
+    /// [`Sources::self_contained_tree_id`]).
+    pub fn checkout_path(
+        &self,
+        repo_url: Option<&str>,
+        revision: Option<&RevisionSpec>,
+        path: &crate::model::RepoPath,
+    ) -> Result<Option<Arc<Checkout>>, SourceError> {
+        if path.is_root() {
+            return Ok(None);
+        }
+        let Some(Revision::Commit { sha, spec }) = self.resolve_commit(repo_url, revision)? else {
+            return Ok(None);
+        };
+        let target = self.target(repo_url)?;
+        let (git_dir, name, export_key) = match &target {
+            Target::Local(local) => (
+                local.dir.clone(),
+                local.name.clone(),
+                format!("file:{}", local.dir.display()),
+            ),
+            Target::Remote { url, key, .. } => (
+                self.repo_cache(key).join("mirror.git"),
+                url.clone(),
+                key.clone(),
+            ),
+        };
+        let repo_cache = self.repo_cache(&export_key);
+        let whole = repo_cache.join(&sha);
+        if whole.is_dir() {
+            return self.checkout(repo_url, revision).map(Some);
+        }
+        let rel = path.as_path().to_string_lossy().into_owned();
+        let key = (target.memo_key(), sha.clone(), rel.clone());
+        self.path_checkouts.get_or_compute(key, || {
+            let repo = self.opened_repo(&git_dir).ok_or_else(|| {
+                SourceError::git(&name, &git2::Error::from_str("cannot open the repository"))
+            })?;
+            let repo = repo.lock();
+            let oid = git2::Oid::from_str(&sha).map_err(|e| SourceError::git(&name, &e))?;
+            let digest = hex::encode(Sha256::digest(rel.as_bytes()));
+            let dir = repo_cache.join(format!("{sha}-{}", &digest[..16]));
+            let exported =
+                export::export_path(&repo, &name, oid, path.as_path(), &repo_cache, &dir)?;
+            if !exported {
+                return Ok(None);
+            }
+            tracing::debug!(repo = %name, commit = %sha, path = %rel, dir = %dir.display(), "exported one path of a commit");
+            Ok(Some(Arc::new(Checkout::new(
+                &name,
+                dir,
+                Revision::Commit {
+                    sha: sha.clone(),
+                    spec: spec.clone(),
+                },
+            ))))
+        })
+    }
+
+    /// A remote's mirror, fetched at most once per `Sources`.
+    fn mirror(&self, url: &str, key: &str, auth: &RemoteAuth) -> Result<PathBuf, SourceError> {
+        let repo_cache = self.repo_cache(key);
+        self.mirrors.get_or_compute(key.to_string(), || {
+            let dir = repo_cache.join("mirror.git");
+            remote::update_mirror(&dir, url, url, auth)?;
+            Ok(dir)
+        })
+    }
+
+    /// The repository at `git_dir`, opened once per `Sources`.
+    fn opened_repo(&self, git_dir: &Path) -> Option<Arc<Mutex<Repository>>> {
+        let mut opened = self.opened.lock();
+        if let Some(r) = opened.get(git_dir) {
+            return Some(r.clone());
+        }
+        let r = Arc::new(Mutex::new(Repository::open(git_dir).ok()?));
+        opened.insert(git_dir.to_path_buf(), r.clone());
+        Some(r)
     }
 
     /// Where `revision` of `repo_url` points now, with one ref lookup and
@@ -301,17 +438,7 @@ impl Sources {
             Target::Local(_) => return None,
             Target::Remote { key, .. } => self.repo_cache(&key).join("mirror.git"),
         };
-        let repo = {
-            let mut opened = self.opened.lock();
-            match opened.get(&git_dir) {
-                Some(r) => r.clone(),
-                None => {
-                    let r = Arc::new(Mutex::new(Repository::open(&git_dir).ok()?));
-                    opened.insert(git_dir, r.clone());
-                    r
-                }
-            }
-        };
+        let repo = self.opened_repo(&git_dir)?;
         let repo = repo.lock();
         let root = git2::Oid::from_str(sha)
             .and_then(|o| repo.find_commit(o))
@@ -326,22 +453,7 @@ impl Sources {
             }
             repo.find_tree(entry.id()).ok()?
         };
-        let mut contained = true;
-        let walked = tree.walk(git2::TreeWalkMode::PreOrder, |_, entry| {
-            let name = entry.name_bytes();
-            let foreign = entry.filemode() == 0o120000
-                || entry.kind() == Some(git2::ObjectType::Commit)
-                || name.ends_with(b".jsonnet")
-                || name.ends_with(b".libsonnet");
-            if foreign {
-                contained = false;
-                git2::TreeWalkResult::Abort
-            } else {
-                git2::TreeWalkResult::Ok
-            }
-        });
-        // An aborted walk reports an error: only a finished walk counts.
-        (contained && walked.is_ok()).then(|| tree.id().to_string())
+        export::self_contained(&tree).then(|| tree.id().to_string())
     }
 
     fn target(&self, repo_url: Option<&str>) -> Result<Target, SourceError> {
@@ -423,11 +535,7 @@ impl Sources {
         revision: Option<&RevisionSpec>,
     ) -> Result<Checkout, SourceError> {
         let repo_cache = self.repo_cache(key);
-        let mirror_dir = self.mirrors.get_or_compute(key.to_string(), || {
-            let dir = repo_cache.join("mirror.git");
-            remote::update_mirror(&dir, url, url, auth)?;
-            Ok(dir)
-        })?;
+        let mirror_dir = self.mirror(url, key, auth)?;
         let repo = Repository::open_bare(&mirror_dir).map_err(|e| SourceError::git(url, &e))?;
         let spec = revision.cloned().unwrap_or(RevisionSpec::Head);
         let oid = revision::resolve(&repo, url, &spec)?;

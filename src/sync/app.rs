@@ -471,7 +471,25 @@ impl AppSync<'_> {
         }
         let name = &self.node.app.name;
         let app_ref = status::application_ref(name.as_str());
-        match self.live.get(&app_ref, status::APPLICATION_SELECTOR).await {
+        let read = if self.shared.few_apps {
+            // Read by itself, not by listing every Application (see
+            // `Shared::few_apps`): kubesync's own (labelled) only, without
+            // managedFields, as the cache keeps it.
+            self.live.client().get(&app_ref).await.map(|found| {
+                let mut found = found.filter(|o| {
+                    o.pointer("/metadata/labels")
+                        .and_then(|l| l.get(status::APPLICATION_SELECTOR))
+                        .is_some()
+                })?;
+                if let Some(m) = found.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.remove("managedFields");
+                }
+                Some(found)
+            })
+        } else {
+            self.live.get(&app_ref, status::APPLICATION_SELECTOR).await
+        };
+        match read {
             Ok(p) => Ok(p),
             // No Application CRD yet (a dry run on a fresh cluster): no history.
             Err(ClusterError::UnknownKind { .. }) => Ok(None),

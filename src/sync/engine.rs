@@ -18,7 +18,7 @@ use super::app::{blocked_report, namespace_ref, selector_for, sync_app, AppSync,
 use super::prepare::is_subset;
 use super::report::{AppReport, SyncReport};
 use super::schedule::Schedule;
-use super::shared::Shared;
+use super::shared::{Shared, FEW_APPS};
 use super::status::{self, ApplicationStatus, InventoryEntry};
 use crate::cluster::{CacheScope, ClusterClient, ClusterError, LiveCache};
 use crate::diff::{ObjectDiff, SyncStatus};
@@ -150,8 +150,9 @@ pub async fn run(
             ),
         }
     }
+    let few_apps = selected.len() <= FEW_APPS;
     live.warm(
-        kinds_in_play(&selected, opts.write_status)
+        kinds_in_play(&selected, opts.write_status && !few_apps)
             .iter()
             .map(|r| (r, selector_for(r))),
     )
@@ -161,7 +162,10 @@ pub async fn run(
         live: &live,
         opts,
         progress,
-        shared: Shared::new(tree),
+        shared: Shared {
+            few_apps,
+            ..Shared::new(tree)
+        },
     };
     let mut reports = run.drive(Schedule::new(graph, &names)).await;
     let apps = names.iter().filter_map(|n| reports.remove(n)).collect();
@@ -507,8 +511,9 @@ pub async fn diff_ignoring(
     // render, as `run` reads; no watches: nothing is waited for.
     let live = LiveCache::snapshot(client.clone(), cache_scope(&selected))
         .keep_managed_fields(reads_managed_fields(&selected, &opts));
+    let few_apps = selected.len() <= FEW_APPS;
     live.warm(
-        kinds_in_play(&selected, opts.write_status)
+        kinds_in_play(&selected, opts.write_status && !few_apps)
             .iter()
             .map(|r| (r, selector_for(r))),
     )

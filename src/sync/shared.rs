@@ -48,7 +48,14 @@ pub(super) struct Shared {
     /// Apps of the tree whose render failed this run: what they want now is
     /// unknown, so no app prunes anything (a leftover may have moved to them).
     pub(super) unrendered: Vec<AppName>,
+    /// The run syncs few apps (at most [`FEW_APPS`], a commit's run on a
+    /// large tree): each app's Application object is read by itself (one
+    /// GET) instead of listing every Application of the cluster.
+    pub(super) few_apps: bool,
 }
+
+/// See [`Shared::few_apps`].
+pub(super) const FEW_APPS: usize = 8;
 
 impl Shared {
     pub(super) fn new(tree: &AppTree) -> Self {
@@ -75,6 +82,7 @@ impl Shared {
             crd_scopes: crd_scopes(tree.nodes().iter().flat_map(|n| n.objects())),
             wanted,
             unrendered: tree.failed().map(|n| n.app.name.clone()).collect(),
+            few_apps: false,
         }
     }
 

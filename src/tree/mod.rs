@@ -248,11 +248,16 @@ impl AppTree {
 
 /// What a new expansion may keep from an earlier one: the render of an app
 /// whose inputs did not change (see [`expand_reusing`]).
+///
+/// An expansion with a `Reuse` is one that follows another (a commit's): an
+/// app it renders again with the plain-directory renderer is rendered from
+/// an export of its own directory only ([`Sources::checkout_path`]), not of
+/// the whole commit.
 pub trait Reuse: Sync {
     /// An earlier render of `node`, to be used as it is, when nothing it was
-    /// rendered from differs at `checkout` (its source's content on disk is
-    /// `checkout`'s); None renders it.
-    fn rendered(&self, node: &AppNode, checkout: &Checkout) -> Option<Arc<Rendered>>;
+    /// rendered from differs at the revision this expansion renders, with
+    /// the checkout that stands for its source there; None renders it.
+    fn kept(&self, node: &AppNode) -> Option<(Arc<Checkout>, Arc<Rendered>)>;
 }
 
 /// Expands `roots` into the full tree, rendering every application.
@@ -477,6 +482,15 @@ fn render_one(
         }
     }
     if app.extra_sources.is_empty() {
+        if let Some(reuse) = reuse.filter(|_| app.source.chart.is_none()) {
+            if let Some((checkout, kept)) = reuse.kept(node) {
+                tracing::debug!(app = %app.name, "inputs unchanged: earlier render kept");
+                return (Some(checkout), NodeState::Rendered(kept));
+            }
+            if let Some(done) = render_path_only(node, sources, renderer) {
+                return done;
+            }
+        }
         return match fetch_source(
             &app.source,
             node.repo_url.as_deref(),
@@ -484,13 +498,6 @@ fn render_one(
             sources,
         ) {
             Ok((checkout, dir)) => {
-                let kept = reuse
-                    .filter(|_| app.source.chart.is_none())
-                    .and_then(|r| r.rendered(node, &checkout));
-                if let Some(kept) = kept {
-                    tracing::debug!(app = %app.name, "inputs unchanged: earlier render kept");
-                    return (Some(checkout), NodeState::Rendered(kept));
-                }
                 let state = match render_source(app, &checkout, &dir, &[], sources, renderer) {
                     Ok(r) => NodeState::Rendered(r),
                     Err(f) => NodeState::Failed(f),
@@ -501,6 +508,46 @@ fn render_one(
         };
     }
     render_multi(node, sources, renderer)
+}
+
+/// Renders a plain-directory app from an export of its directory alone
+/// (see [`Reuse`]). None when that cannot be done exactly — the directory
+/// reads content from elsewhere, the source is a chart, or what it holds
+/// is rendered by another renderer (a chart, a kustomization), which may
+/// read outside it — or when the render fails (the caller renders again
+/// from the whole commit, which also words the failure).
+fn render_path_only(
+    node: &AppNode,
+    sources: &Sources,
+    renderer: &Renderer,
+) -> Option<(Option<Arc<Checkout>>, NodeState)> {
+    let app = &node.app;
+    let plain = matches!(
+        app.source.renderer,
+        crate::model::RendererSpec::Auto | crate::model::RendererSpec::Directory(_)
+    );
+    if !plain || app.source.chart.is_some() || !app.extra_sources.is_empty() {
+        return None;
+    }
+    let checkout = sources
+        .checkout_path(
+            node.repo_url.as_deref(),
+            node.revision.as_ref(),
+            &app.source.path,
+        )
+        .ok()??;
+    let dir = checkout.resolve(&app.source.path).ok()?;
+    let detected = matches!(app.source.renderer, crate::model::RendererSpec::Auto)
+        .then(|| Renderer::detect(&dir));
+    if detected.is_some_and(|k| k != crate::render::RendererKind::Directory) {
+        return None;
+    }
+    match render_source(app, &checkout, &dir, &[], sources, renderer) {
+        Ok(r) if r.renderer == crate::render::RendererKind::Directory => {
+            Some((Some(checkout), NodeState::Rendered(r)))
+        }
+        _ => None,
+    }
 }
 
 fn fail(kind: FailureKind, message: String) -> NodeState {
