@@ -121,11 +121,6 @@ impl Runner {
             full: true,
             ..Pending::default()
         });
-        // That full run acts on leadership as it stands now: only a later
-        // change is a new leadership (else the lease won before this point
-        // showed as a change after the first run, and a second full run
-        // of every app followed the bootstrap).
-        self.leader.borrow_and_update();
         while !*self.shutdown.borrow() {
             self.state.set_leader(self.is_leader());
             self.step().await;
