@@ -1,6 +1,8 @@
 //! Benchmark: bootstrap of generated 200-app × 10-object trees, then a no-op
 //! re-sync, side by side with one `kubectl apply --server-side -f all.yaml`
-//! of the same objects.
+//! of the same objects, and with `kubectl apply --server-side -f APP.yaml`
+//! app by app (200 kubectl processes one after another, as a script over
+//! the app directories — KubeSync's and kube-applier's way — applies them).
 //!
 //! Two trees with the same objects (ConfigMaps, a Secret, RBAC, a Service
 //! and a Deployment per app, each app in its own namespace):
@@ -25,7 +27,8 @@
 //! Environment: `KUBESYNC_BENCH_BIN` (another kubesync binary),
 //! `KUBESYNC_BENCH_PARALLEL` (passed as `--parallel`),
 //! `KUBESYNC_BENCH_QPS` (passed as `--qps`), `KUBESYNC_BENCH_CASES`
-//! (`flat,chained`), `KUBESYNC_BENCH_KUBECTL=0` skips kubectl.
+//! (`flat,chained`), `KUBESYNC_BENCH_KUBECTL=0` skips kubectl,
+//! `KUBESYNC_BENCH_KUBECTL_PER_APP=0` skips only the app-by-app kubectl.
 //!
 //! Run: `cargo bench --bench sync_bootstrap` (needs `kubectl` on PATH).
 
@@ -141,6 +144,23 @@ fn main() {
     if let Some(k) = kubectl {
         rows.push(("kubectl apply --server-side -f all.yaml".into(), k));
     }
+    let per_app = std::env::var("KUBESYNC_BENCH_KUBECTL").as_deref() != Ok("0")
+        && std::env::var("KUBESYNC_BENCH_KUBECTL_PER_APP").as_deref() != Ok("0");
+    if per_app {
+        let repo = tmp.path().join("kubectl-per-app");
+        let prefix = format!("q{tag}");
+        let files: Vec<PathBuf> = (0..APPS)
+            .map(|i| {
+                let f = repo.join(format!("apps/{i:03}.yaml"));
+                write(&f, &app_yaml(&prefix, i));
+                f
+            })
+            .collect();
+        rows.push((
+            "kubectl apply --server-side, app by app".into(),
+            bench_kubectl_per_app(&bin, &repo, &files, &target),
+        ));
+    }
 
     let on = match &target {
         Target::Emulator => "emulator, --ready-delay-ms 20".to_string(),
@@ -166,11 +186,20 @@ fn main() {
             opt(r.server.map(|s| s.3)),
         );
     }
-    if let Some((_, k)) = rows.iter().find(|(n, _)| n.starts_with("kubectl")) {
+    for (baseline, label) in [
+        ("kubectl apply --server-side -f all.yaml", "kubectl"),
+        (
+            "kubectl apply --server-side, app by app",
+            "kubectl app by app",
+        ),
+    ] {
+        let Some((_, k)) = rows.iter().find(|(n, _)| n == baseline) else {
+            continue;
+        };
         for (name, r) in rows.iter().filter(|(n, _)| n.contains("bootstrap")) {
             println!(
-                "{:<44} {:>8.2}x",
-                format!("ratio {name} / kubectl"),
+                "{:<60} {:>8.2}x",
+                format!("ratio {name} / {label}"),
                 r.wall.as_secs_f64() / k.wall.as_secs_f64()
             );
         }
@@ -210,26 +239,37 @@ fn bench_kubesync(bin: &Path, repo: &Path, target: &Target, extra: &[String]) ->
 
 /// One process of `kubectl apply --server-side -f all.yaml`.
 fn bench_kubectl(bin: &Path, repo: &Path, target: &Target) -> Run {
+    bench_kubectl_per_app(bin, repo, &[repo.join("all.yaml")], target)
+}
+
+/// `kubectl apply --server-side -f FILE` for each file in turn, against
+/// one server: the summed wall and the largest peak RSS.
+fn bench_kubectl_per_app(bin: &Path, repo: &Path, files: &[PathBuf], target: &Target) -> Run {
     let emu = matches!(target, Target::Emulator).then(|| EmulatorProcess::start(bin, repo, "k"));
     let kubeconfig = match (target, &emu) {
         (Target::Real { kubeconfig }, _) => kubeconfig.clone(),
         (_, Some(e)) => e.kubeconfig.clone(),
         (_, None) => unreachable!("an emulator target starts an emulator"),
     };
-    let mut cmd = Command::new("kubectl");
-    cmd.args(["apply", "--server-side", "--field-manager", "bench", "-f"])
-        .arg(repo.join("all.yaml"))
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .arg("--cache-dir")
-        .arg(repo.join("kubectl-cache"))
-        .stdout(Stdio::null());
-    let m = common::measure(cmd);
-    assert!(m.success, "kubectl apply failed");
+    let (mut wall, mut rss_kb) = (Duration::ZERO, 0);
+    for file in files {
+        let mut cmd = Command::new("kubectl");
+        cmd.args(["apply", "--server-side", "--field-manager", "bench", "-f"])
+            .arg(file)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--cache-dir")
+            .arg(repo.join("kubectl-cache"))
+            .stdout(Stdio::null());
+        let m = common::measure(cmd);
+        assert!(m.success, "kubectl apply -f {} failed", file.display());
+        wall += m.wall;
+        rss_kb = rss_kb.max(m.peak_rss_kb);
+    }
     let server = emu.as_ref().map(EmulatorProcess::take_requests);
     Run {
-        wall: m.wall,
-        rss_kb: m.peak_rss_kb,
+        wall,
+        rss_kb,
         own: None,
         server,
     }
@@ -393,16 +433,16 @@ fn objects(i: usize, ns: Option<&str>) -> String {
 
 /// Every app's namespace and objects in one stream, for one kubectl process.
 fn all_yaml(prefix: &str) -> String {
-    let mut s = String::new();
-    for i in 0..APPS {
-        let name = format!("{prefix}-{i:03}");
-        let _ = write!(
-            s,
-            "---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n{}",
-            objects(i, Some(&name))
-        );
-    }
-    s
+    (0..APPS).map(|i| app_yaml(prefix, i)).collect()
+}
+
+/// App `i`'s namespace and objects, as kubectl applies one app.
+fn app_yaml(prefix: &str, i: usize) -> String {
+    let name = format!("{prefix}-{i:03}");
+    format!(
+        "---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n{}",
+        objects(i, Some(&name))
+    )
 }
 
 /// The app-of-apps tree: a root and `APPS` apps named `PREFIX-NNN`, each
