@@ -78,6 +78,10 @@ pub enum CliError {
     /// The controller could not start (cache, listen address, secret file).
     #[error("{0}")]
     Controller(String),
+    /// `delete` refused or could not start (the app is still in git,
+    /// unknown, or the tree did not render).
+    #[error("{0}")]
+    Retire(#[from] crate::sync::RetireError),
 }
 
 impl CliError {
@@ -102,6 +106,8 @@ impl CliError {
             | CliError::Emulator(_)
             | CliError::NamespaceLabels(_)
             | CliError::ImageSync(_) => Outcome::Failed,
+            CliError::Retire(e) if e.is_refusal() => Outcome::Usage,
+            CliError::Retire(_) => Outcome::Failed,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! configuration error (bad manifest, cycle, unknown dependency). A reader
 //! that closes standard output early is not an error: exit 0 (see `stdio`).
 
+mod delete;
 mod error;
 mod image_sync;
 mod offline;
@@ -253,6 +254,15 @@ pub enum Command {
         #[command(flatten)]
         cluster: online::ClusterArgs,
     },
+    /// Delete an application git no longer defines, with its objects
+    /// (`--cascade`, the default) or without (`--cascade=false`), as
+    /// `argocd app delete`. Refused while git still defines it.
+    ///
+    /// Examples:
+    ///   kubesync delete guestbook --dry-run            what would be deleted
+    ///   kubesync delete guestbook --cascade=false      only its Application object
+    #[command(verbatim_doc_comment)]
+    Delete(Box<delete::DeleteArgs>),
     /// Pin workloads that run a mutable tag to the digest the registry
     /// serves for it today (`repo:tag@sha256:…`), when their pods run
     /// another one.
@@ -348,6 +358,7 @@ fn run(cli: &Cli) -> Result<Outcome, CliError> {
             ref apps,
             ref cluster,
         } => run_async(online::status(&cli.global, apps, cluster)),
+        Command::Delete(ref args) => run_async(delete::delete(&cli.global, args)),
         Command::ImageSync(ref args) => run_async(image_sync::run(&cli.global, args)),
         Command::Run(ref args) => {
             crate::controller::limit_arenas();

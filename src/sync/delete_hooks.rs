@@ -125,6 +125,19 @@ fn recorded(app_obj: &Value, phase: DeletePhase) -> Vec<(Hook, i32, Value)> {
     out
 }
 
+/// The recorded hooks of `phase` of app `app_obj`, in run order, as the
+/// objects they would create (a `generateName` hook by its prefix).
+pub(super) fn planned(app_obj: &Value, phase: DeletePhase) -> Vec<ObjectRef> {
+    recorded(app_obj, phase)
+        .into_iter()
+        .map(|(_, _, obj)| {
+            ObjectRef::from_object(&obj)
+                .or_else(|_| generated_ref(&obj))
+                .unwrap_or_else(|_| placeholder(&obj))
+        })
+        .collect()
+}
+
 /// Runs the recorded hooks of `phase` of app `app_obj`, one after the other;
 /// the changes made, or the failure (naming the hook) that stops the
 /// deletion, with the changes made until then.

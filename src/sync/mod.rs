@@ -38,7 +38,7 @@ pub use engine::{
 };
 pub use failure::{ApiError, SyncFailure};
 pub use prune::PRUNE_ANNOTATION;
-pub use removed::{RemovedApp, CASCADE_ANNOTATION};
+pub use removed::{retire, RemovedApp, RetireError, CASCADE_ANNOTATION};
 pub use report::{ActionCounts, AppOutcome, AppReport, SyncReport};
 pub use schedule::Schedule;
 pub use shared::system_namespaces;

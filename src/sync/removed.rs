@@ -26,23 +26,29 @@
 //! deleted while any app of the tree failed to render (an app that failed
 //! may be the parent that would have rendered the "removed" one), nor in a
 //! dry run.
+//!
+//! [`retire`] is `kubesync delete APP` (Argo CD's `argocd app delete APP
+//! [--cascade=false]`): the same deletion for one app that left git but kept
+//! its Application object (no resources finalizer), chosen by the user —
+//! refused while git still defines the app (the next sync would bring it
+//! back); its dry run reads the objects and writes nothing.
 
 use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::change::{Action, Change, ChangeError, SkipReason};
+use super::change::{Action, Change, ChangeError, HookNotRun, SkipReason};
 use super::delete_hooks;
 use super::engine::{list_applications, SyncOptions};
 use super::gone::{wait_gone, Pace};
 use super::prepare::{phase_of, Phase, SyncMode};
 use super::prune::{annotation, applied_by};
 use super::status;
-use crate::cluster::{ClusterClient, Propagation};
+use crate::cluster::{ClusterClient, ClusterError, Propagation};
 use crate::model::hook::DeletePhase;
 use crate::model::object_options::{object_options_over, ObjectOptions};
-use crate::model::{AppName, ObjectRef};
+use crate::model::{AppName, ObjectOrigin, ObjectRef};
 use crate::tree::AppTree;
 
 /// On a kubesync Application object: delete the app's objects when the app
@@ -75,6 +81,145 @@ pub struct RemovedApp {
     /// deleted (the next run tries again).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The objects of its inventory left in the cluster, untouched, when it
+    /// went without its objects (`cascade` false).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left: Vec<ObjectRef>,
+}
+
+/// Why `kubesync delete APP` deleted nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum RetireError {
+    /// Git still defines the app: the next sync would recreate it.
+    #[error("application \"{app}\" is still defined in git by {origin}: deleting it would be undone by the next sync; remove it from git first (then `kubesync delete {app}`, or let it go with the resources finalizer)")]
+    InTree { app: AppName, origin: ObjectOrigin },
+    /// No Application object of that name in the cluster.
+    #[error("no application \"{app}\" in {cluster} (no Application object of that name in namespace {namespace})", namespace = status::STATUS_NAMESPACE)]
+    Unknown { app: String, cluster: String },
+    /// Apps of the tree failed to render: one of them may define the app.
+    #[error("cannot tell whether git still defines application \"{app}\": {} failed to render and may define it; nothing was deleted", failed.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", "))]
+    TreeIncomplete { app: AppName, failed: Vec<AppName> },
+    /// The Application object could not be read.
+    #[error("cannot read the Application object of \"{app}\" from {cluster}: {source}")]
+    Read {
+        app: AppName,
+        cluster: String,
+        source: Box<ClusterError>,
+    },
+}
+
+impl RetireError {
+    /// A refusal the user must act on (exit 2) rather than a failure.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, RetireError::InTree { .. })
+    }
+}
+
+/// `kubesync delete APP`: deletes app `name`, which git no longer defines
+/// but whose Application object the cluster still holds — with its objects
+/// when `cascade` (between its PreDelete and PostDelete hooks, in reverse
+/// apply order, each group gone before the next, keeping what must be
+/// kept), else its Application object alone. In a dry run, what would be
+/// deleted, read from the cluster, nothing written.
+pub async fn retire(
+    tree: &AppTree,
+    client: &ClusterClient,
+    name: &str,
+    cascade: bool,
+    opts: &SyncOptions,
+) -> Result<RemovedApp, RetireError> {
+    if let Some(node) = tree.get_str(name) {
+        return Err(RetireError::InTree {
+            app: node.app.name.clone(),
+            origin: node.app.origin.clone(),
+        });
+    }
+    let unknown = || RetireError::Unknown {
+        app: name.to_string(),
+        cluster: client.describe(),
+    };
+    let app = AppName::new(name).map_err(|_| unknown())?;
+    let app_obj = client
+        .get(&status::application_ref(app.as_str()))
+        .await
+        .map_err(|e| RetireError::Read {
+            app: app.clone(),
+            cluster: client.describe(),
+            source: Box::new(e),
+        })?
+        .ok_or_else(unknown)?;
+    let failed: Vec<AppName> = tree.failed().map(|n| n.app.name.clone()).collect();
+    if !failed.is_empty() {
+        return Err(RetireError::TreeIncomplete { app, failed });
+    }
+    let mut r = if opts.dry_run {
+        planned(client, &app, &app_obj, cascade).await
+    } else {
+        with_delete_hooks(client, &app, &app_obj, cascade, opts).await
+    };
+    r.application_set = annotation(&app_obj, GENERATED_ANNOTATION).map(str::to_string);
+    Ok(r)
+}
+
+/// What deleting app `name` would do, read from the cluster: its deletion
+/// hooks (not run), then per object deleted or kept (cascade) or the
+/// objects left (no cascade).
+async fn planned(
+    client: &ClusterClient,
+    name: &AppName,
+    app_obj: &Value,
+    cascade: bool,
+) -> RemovedApp {
+    let hooks = |phase| {
+        delete_hooks::planned(app_obj, phase)
+            .into_iter()
+            .map(|r| Change::skipped(&r, true, SkipReason::HookNotRun(HookNotRun::DryRun)))
+    };
+    let mut changes: Vec<Change> = hooks(DeletePhase::PreDelete).collect();
+    let mut left = Vec::new();
+    if cascade {
+        let (inventory, defaults) = doomed(app_obj);
+        for r in &inventory {
+            changes.push(delete_one(client, name, r, defaults, true).await);
+        }
+    } else {
+        left = inventory_refs(app_obj);
+    }
+    changes.extend(hooks(DeletePhase::PostDelete));
+    let error = changes.iter().find_map(Change::failure);
+    RemovedApp {
+        name: name.clone(),
+        changes,
+        cascade,
+        application_set: None,
+        error,
+        left,
+    }
+}
+
+/// Every object of an app's recorded inventory.
+fn inventory_refs(app_obj: &Value) -> Vec<ObjectRef> {
+    status::inventory_of(app_obj)
+        .into_iter()
+        .map(|e| e.object)
+        .collect()
+}
+
+/// The objects a cascading delete of the app goes through, in deletion
+/// order (`kubesync.dev/sync: off` entries are not its to delete), and the
+/// app's defaults for them.
+fn doomed(app_obj: &Value) -> (Vec<ObjectRef>, ObjectOptions) {
+    let mut inventory: Vec<ObjectRef> = status::inventory_of(app_obj)
+        .into_iter()
+        .filter(|e| !e.sync_off)
+        .map(|e| e.object)
+        .collect();
+    inventory.sort_by_key(deletion_rank);
+    let defaults = ObjectOptions {
+        delete: annotation(app_obj, DELETE_OBJECTS_ANNOTATION) != Some("false"),
+        ..ObjectOptions::default()
+    };
+    (inventory, defaults)
 }
 
 /// The apps that left the tree: those kept (reported) and those deleted.
@@ -138,6 +283,7 @@ async fn with_delete_hooks(
         cascade,
         application_set: None,
         error: Some(error),
+        left: Vec::new(),
     };
     let pre = match delete_hooks::run(client, app_obj, DeletePhase::PreDelete, opts).await {
         Ok(c) => c,
@@ -158,6 +304,7 @@ async fn with_delete_hooks(
             cascade: false,
             application_set: None,
             error: None,
+            left: inventory_refs(app_obj),
         }
     };
     if r.error.is_some() {
@@ -204,16 +351,7 @@ async fn delete_app(
     before: Vec<Change>,
     opts: &SyncOptions,
 ) -> RemovedApp {
-    let mut inventory: Vec<ObjectRef> = status::inventory_of(app_obj)
-        .into_iter()
-        .filter(|e| !e.sync_off)
-        .map(|e| e.object)
-        .collect();
-    inventory.sort_by_key(deletion_rank);
-    let defaults = ObjectOptions {
-        delete: annotation(app_obj, DELETE_OBJECTS_ANNOTATION) != Some("false"),
-        ..ObjectOptions::default()
-    };
+    let (inventory, defaults) = doomed(app_obj);
     let mut changes = before;
     let mut error = None;
     let mut i = 0;
@@ -225,7 +363,7 @@ async fn delete_app(
             .map_or(inventory.len(), |n| i + n);
         let mut deleted = Vec::new();
         for r in &inventory[i..end] {
-            let c = delete_one(client, name, r, defaults).await;
+            let c = delete_one(client, name, r, defaults, false).await;
             if c.action == Action::Pruned && c.note.is_none() {
                 deleted.push(r.clone());
             }
@@ -245,6 +383,7 @@ async fn delete_app(
         cascade: true,
         application_set: None,
         error,
+        left: Vec::new(),
     }
 }
 
@@ -263,20 +402,25 @@ fn pace(opts: &SyncOptions) -> Pace {
     }
 }
 
-/// Deletes one object of a removed app, unless it must be kept.
+/// Deletes one object of a removed app, unless it must be kept (in a dry
+/// run, says which it would be).
 async fn delete_one(
     client: &ClusterClient,
     app: &AppName,
     r: &ObjectRef,
     defaults: ObjectOptions,
+    dry_run: bool,
 ) -> Change {
     let live = match client.get(r).await {
         Ok(Some(l)) => l,
-        Ok(None) => return Change::gone(r, false),
-        Err(e) => return Change::failed(r, false, ChangeError::Prune(e.into())),
+        Ok(None) => return Change::gone(r, dry_run),
+        Err(e) => return Change::failed(r, dry_run, ChangeError::Prune(e.into())),
     };
     if let Some(reason) = keep(&live, app, defaults) {
-        return Change::skipped(r, false, reason);
+        return Change::skipped(r, dry_run, reason);
+    }
+    if dry_run {
+        return Change::done(r, Action::Pruned, true);
     }
     match client.delete(r, Propagation::Background).await {
         Ok(_) => Change::done(r, Action::Pruned, false),
