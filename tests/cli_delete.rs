@@ -49,7 +49,7 @@ async fn removed_from_git(emu: &EmulatorHandle) -> Repo {
     let out = run(&repo.root(), &emu.url(), &["bootstrap"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("no longer in the tree: gone"),
+        String::from_utf8_lossy(&out.stdout).contains("no longer in the tree: gone (their objects are kept; `kubesync delete APP`"),
         "{}",
         text(&out)
     );
@@ -170,7 +170,7 @@ async fn a_dry_run_writes_nothing() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let s = stdout(&out);
     for line in [
-        "removed application gone: would be deleted (dry run), deleted with its objects: 2 deleted, 1 kept",
+        "removed application gone (dry run): no longer in the tree, would be deleted with its objects: 2 would be deleted, 1 kept",
         "  would run deletion hook Job.batch gone/drain",
         "  would delete Deployment.apps gone/web",
         "  would delete ConfigMap gone/conf",
@@ -192,10 +192,14 @@ async fn a_dry_run_writes_nothing() {
     )
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        stdout(&out).contains("  would leave Deployment.apps gone/web"),
-        "{}",
-        text(&out)
-    );
+    let s = stdout(&out);
+    for line in [
+        "removed application gone (dry run): no longer in the tree, would be deleted; its objects are kept (--cascade=false): 3 object(s) left in the cluster",
+        "  would leave Deployment.apps gone/web",
+        "  would delete Application gone (namespace kubesync-system)",
+    ] {
+        assert!(s.contains(line), "missing {line:?} in {}", text(&out));
+    }
+    assert!(!s.contains("  deleted "), "{}", text(&out));
     assert_eq!(writes(&emu), before, "a dry run writes nothing");
 }

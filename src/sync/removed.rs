@@ -85,6 +85,9 @@ pub struct RemovedApp {
     /// went without its objects (`cascade` false).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub left: Vec<ObjectRef>,
+    /// What would be done (`kubesync delete --dry-run`): nothing was.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// Why `kubesync delete APP` deleted nothing.
@@ -194,6 +197,7 @@ async fn planned(
         application_set: None,
         error,
         left,
+        dry_run: true,
     }
 }
 
@@ -284,6 +288,7 @@ async fn with_delete_hooks(
         application_set: None,
         error: Some(error),
         left: Vec::new(),
+        dry_run: false,
     };
     let pre = match delete_hooks::run(client, app_obj, DeletePhase::PreDelete, opts).await {
         Ok(c) => c,
@@ -305,6 +310,7 @@ async fn with_delete_hooks(
             application_set: None,
             error: None,
             left: inventory_refs(app_obj),
+            dry_run: false,
         }
     };
     if r.error.is_some() {
@@ -384,6 +390,7 @@ async fn delete_app(
         application_set: None,
         error,
         left: Vec::new(),
+        dry_run: false,
     }
 }
 
