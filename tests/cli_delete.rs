@@ -49,7 +49,8 @@ async fn removed_from_git(emu: &EmulatorHandle) -> Repo {
     let out = run(&repo.root(), &emu.url(), &["bootstrap"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("no longer in the tree: gone (their objects are kept; `kubesync delete APP`"),
+        String::from_utf8_lossy(&out.stdout)
+            .contains("no longer in the tree: gone (their objects are kept; `kubesync delete APP`"),
         "{}",
         text(&out)
     );
@@ -110,7 +111,12 @@ async fn an_app_removed_from_git_is_deleted_with_its_objects() {
 async fn without_cascade_only_the_application_object_goes() {
     let emu = emulator(fast_simulation()).await;
     let repo = removed_from_git(&emu).await;
-    let out = run(&repo.root(), &emu.url(), &["delete", "gone", "--cascade=false"]).await;
+    let out = run(
+        &repo.root(),
+        &emu.url(),
+        &["delete", "gone", "--cascade=false"],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let s = stdout(&out);
     assert!(
@@ -118,7 +124,11 @@ async fn without_cascade_only_the_application_object_goes() {
         "{}",
         text(&out)
     );
-    assert!(s.contains("  left     Deployment.apps gone/web"), "{}", text(&out));
+    assert!(
+        s.contains("  left     Deployment.apps gone/web"),
+        "{}",
+        text(&out)
+    );
     assert!(get(&emu, APP).await.is_none(), "Application object deleted");
     for path in [WEB, CONF, PRECIOUS] {
         assert!(get(&emu, path).await.is_some(), "{path} left in place");
@@ -202,4 +212,27 @@ async fn a_dry_run_writes_nothing() {
     }
     assert!(!s.contains("  deleted "), "{}", text(&out));
     assert_eq!(writes(&emu), before, "a dry run writes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_deleted_while_an_app_of_the_tree_fails_to_render() {
+    let emu = emulator(fast_simulation()).await;
+    let repo = removed_from_git(&emu).await;
+    // An app whose source is missing: it may be the parent that defines `gone`.
+    repo.write(
+        "apps/broken.yaml",
+        "apiVersion: kubesync.dev/v1alpha1\nkind: Application\nmetadata: {name: broken}\nspec:\n  source: {path: objects/missing}\n",
+    );
+    let before = writes(&emu);
+    let out = run(&repo.root(), &emu.url(), &["delete", "gone"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stderr(&out).contains(
+            "cannot tell whether git still defines application \"gone\": \"broken\" failed to render"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(writes(&emu), before, "nothing written");
+    assert!(get(&emu, WEB).await.is_some());
 }
