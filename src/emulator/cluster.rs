@@ -383,7 +383,6 @@ fn prepare_body(
 
 /// Copies the server-owned metadata of `old` onto `new`.
 fn carry_system_meta(old: &Value, new: &mut Value) {
-    let old_meta = old.get("metadata").cloned().unwrap_or(json!({}));
     let meta = child_mut(new, "metadata");
     for k in [
         "uid",
@@ -392,7 +391,7 @@ fn carry_system_meta(old: &Value, new: &mut Value) {
         "deletionTimestamp",
         "deletionGracePeriodSeconds",
     ] {
-        match old_meta.get(k) {
+        match old.get("metadata").and_then(|m| m.get(k)) {
             Some(v) => {
                 meta.insert(k.into(), v.clone());
             }
@@ -761,6 +760,52 @@ impl Cluster {
             _ => {}
         }
         self.commit_update(&mut st, rt, &old, body, opts, sub, true)
+    }
+
+    /// A PUT of `name`'s status subresource with `status` as the new status
+    /// and no resourceVersion precondition, as a controller in the cluster
+    /// writes it: the same result as [`Cluster::update`] of the stored
+    /// object with `status` in place, without copying and re-checking the
+    /// rest of the object (only the new status is decoded). Kinds stored at
+    /// another version take the full path.
+    pub fn update_status(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        status: Value,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        if super::convert::converts(rt) || opts.strict {
+            let mut body = self.get(rt, ns, name)?;
+            obj_mut(&mut body).insert("status".into(), status);
+            child_mut(&mut body, "metadata").remove("resourceVersion");
+            return self.update(rt, ns, name, body, Some(Subresource::Status), opts);
+        }
+        // The status as a body decodes it (unknown fields dropped) alone:
+        // the full path decodes the whole object, and keeps only its status.
+        let mut body = prepare_body(rt, ns, json!({ "status": status }), Some(name))?;
+        typed::decode_body(rt, &mut body, false)?;
+        let status = obj_mut(&mut body).remove("status").unwrap_or(Value::Null);
+        let mut st = self.lock();
+        let gr = rt.group_resource();
+        let old = st
+            .get(&gr, ns_key(rt, ns), name)
+            .map(|o| present(rt, o))
+            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+        let mut new = Map::new();
+        if !status.is_null() {
+            new.insert("status".into(), status);
+        }
+        self.commit_update(
+            &mut st,
+            rt,
+            &old,
+            Value::Object(new),
+            opts,
+            Some(Subresource::Status),
+            true,
+        )
     }
 
     /// PATCH in any of the four formats. Returns the result and whether it

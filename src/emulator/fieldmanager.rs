@@ -579,6 +579,25 @@ fn diff(old: Option<&Value>, new: Option<&Value>, containers: Option<bool>) -> C
     cmp
 }
 
+/// The part of [`diff`] of two objects under their `status`: what a write
+/// through the status subresource records. Both must be objects (the root
+/// of `diff` then walks their keys with the root present).
+fn status_diff(old: &Value, new: &Value, containers: Option<bool>) -> Comparison {
+    let mut cmp = Comparison {
+        containers,
+        ..Comparison::default()
+    };
+    compare(
+        old.get("status"),
+        new.get("status"),
+        Some("status"),
+        &mut vec![fieldpath::field("status")],
+        &mut cmp,
+        true,
+    );
+    cmp
+}
+
 /// Built-in kinds' groups: none, or a `*.k8s.io` group.
 fn is_builtin(api_version: &str) -> bool {
     match api_version.rsplit_once('/') {
@@ -933,13 +952,23 @@ pub fn record_update(
         Some(Value::Array(list)) if !decode_entries(list).is_empty() => decode_entries(list),
         _ => old.map(managed_entries).unwrap_or_default(),
     };
-    let old_plain = old.map(without_managed_fields);
-    let new_plain = without_managed_fields(new);
-    let cmp = diff(
-        old_plain.as_ref(),
-        Some(&new_plain),
-        Some(is_builtin(api_version)),
-    );
+    let cmp = match (old, subresource) {
+        // A status write records only fields under `status`: comparing the
+        // two statuses alone gives the same sets without copying both
+        // objects.
+        (Some(old @ Value::Object(_)), Some("status")) if new.is_object() => {
+            status_diff(old, new, Some(is_builtin(api_version)))
+        }
+        _ => {
+            let old_plain = old.map(without_managed_fields);
+            let new_plain = without_managed_fields(new);
+            diff(
+                old_plain.as_ref(),
+                Some(&new_plain),
+                Some(is_builtin(api_version)),
+            )
+        }
+    };
     let mut changed = cmp.changed();
     strip_ignored(&mut changed, subresource);
     let mut removed = cmp.removed;
@@ -1067,6 +1096,65 @@ mod tests {
     const T1: &str = "2024-01-01T00:01:00Z";
     const T2: &str = "2024-01-01T00:02:00Z";
     const V: &str = "apps/v1";
+
+    /// The status-only comparison gives the sets the whole-object diff
+    /// gives once the status write's stripping is done: added, changed,
+    /// removed and emptied statuses, maps, lists of conditions, and a
+    /// custom kind (no typed empty structs).
+    #[test]
+    fn status_diff_matches_whole_object_diff() {
+        let cond = |t: &str, s: &str| json!({"type": t, "status": s, "reason": "R"});
+        let with = |status: Option<Value>| {
+            let mut o = json!({
+                "apiVersion": V, "kind": "Deployment",
+                "metadata": {"name": "d", "namespace": "n", "labels": {"a": "b"},
+                    "managedFields": [{"manager": "m", "operation": "Update",
+                        "apiVersion": V, "fieldsType": "FieldsV1",
+                        "fieldsV1": {"f:status": {"f:replicas": {}}}, "subresource": "status"}]},
+                "spec": {"replicas": 2},
+            });
+            if let Some(s) = status {
+                o["status"] = s;
+            }
+            o
+        };
+        let statuses = [
+            None,
+            Some(json!({})),
+            Some(json!({"replicas": 2})),
+            Some(json!({"replicas": 3, "observedGeneration": 1})),
+            Some(json!({"replicas": 3, "conditions": [cond("Available", "True")]})),
+            Some(json!({"conditions": [cond("Available", "False"), cond("Progressing", "True")]})),
+            Some(json!({"conditions": []})),
+            Some(json!({"loadBalancer": {}})),
+            Some(json!({"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}})),
+            Some(json!("odd")),
+        ];
+        for typed in [Some(true), Some(false)] {
+            for a in &statuses {
+                for b in &statuses {
+                    let (old, mut new) = (with(a.clone()), with(b.clone()));
+                    new["metadata"]["labels"]["a"] = json!("changed");
+                    let full = diff(
+                        Some(&without_managed_fields(&old)),
+                        Some(&without_managed_fields(&new)),
+                        typed,
+                    );
+                    let fast = status_diff(&old, &new, typed);
+                    let strip = |mut f: FieldSet| {
+                        strip_ignored(&mut f, Some("status"));
+                        f
+                    };
+                    assert_eq!(
+                        strip(full.changed()),
+                        strip(fast.changed()),
+                        "{a:?} -> {b:?}"
+                    );
+                    assert_eq!(strip(full.removed), strip(fast.removed), "{a:?} -> {b:?}");
+                }
+            }
+        }
+    }
 
     fn deploy(replicas: Option<i64>, containers: Value) -> Value {
         let mut d = json!({

@@ -46,7 +46,7 @@ use parking_lot::{Mutex, RwLock};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::cluster::{Cluster, DeleteOptions, ListOptions, PatchType, Subresource, WriteOptions};
+use super::cluster::{Cluster, DeleteOptions, ListOptions, PatchType, WriteOptions};
 use super::errors::ApiError;
 use super::hooks::Controller;
 use super::resources::{GroupResource, ResourceType};
@@ -623,21 +623,13 @@ fn write_status(ctx: &Ctx<'_>, kind: Kind, obj: &Value, status: Value, manager: 
         return;
     }
     let (ns, name) = (namespace_of(obj), name_of(obj));
-    let mut body = obj.clone();
-    if let Some(m) = body.as_object_mut() {
-        m.insert("status".into(), status);
-        if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
-            // The controller owns status: last writer wins, no precondition.
-            meta.remove("resourceVersion");
-        }
-    }
     let rt = ctx.types.of(kind);
-    let result = ctx.cluster.update(
+    // The controller owns status: last writer wins, no precondition.
+    let result = ctx.cluster.update_status(
         rt,
         rt.namespaced.then_some(ns),
         name,
-        body,
-        Some(Subresource::Status),
+        status,
         &WriteOptions::by(manager),
     );
     if let Err(e) = result {
