@@ -173,6 +173,19 @@ fn present(rt: &ResourceType, obj: &Value) -> Value {
     Value::Object(out)
 }
 
+/// The stored object `name` as served at `rt`'s version, or 404.
+fn served(
+    st: &State,
+    rt: &ResourceType,
+    gr: &GroupResource,
+    ns: Option<&str>,
+    name: &str,
+) -> Result<Value, ApiError> {
+    st.get(gr, ns_key(rt, ns), name)
+        .map(|o| present(rt, o))
+        .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))
+}
+
 fn ns_key<'a>(rt: &ResourceType, ns: Option<&'a str>) -> &'a str {
     if rt.namespaced {
         ns.unwrap_or_default()
@@ -731,10 +744,7 @@ impl Cluster {
     ) -> Result<Value, ApiError> {
         let mut st = self.lock();
         let gr = rt.group_resource();
-        let old = st
-            .get(&gr, ns_key(rt, ns), name)
-            .map(|o| present(rt, o))
-            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+        let old = served(&st, rt, &gr, ns, name)?;
         if sub == Some(Subresource::Scale) {
             check_rv(rt, name, &old, meta_str(&body, "resourceVersion"))?;
             let new = with_replicas(rt, name, &old, &body)?;
@@ -789,10 +799,7 @@ impl Cluster {
         let status = obj_mut(&mut body).remove("status").unwrap_or(Value::Null);
         let mut st = self.lock();
         let gr = rt.group_resource();
-        let old = st
-            .get(&gr, ns_key(rt, ns), name)
-            .map(|o| present(rt, o))
-            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+        let old = served(&st, rt, &gr, ns, name)?;
         let mut new = Map::new();
         if !status.is_null() {
             new.insert("status".into(), status);

@@ -18,7 +18,7 @@ use super::app::{blocked_report, namespace_ref, selector_for, sync_app, AppSync,
 use super::prepare::is_subset;
 use super::report::{AppReport, SyncReport};
 use super::schedule::Schedule;
-use super::shared::{Shared, FEW_APPS};
+use super::shared::{few_apps, Shared};
 use super::status::{self, ApplicationStatus, InventoryEntry};
 use crate::cluster::{CacheScope, ClusterClient, ClusterError, LiveCache};
 use crate::diff::{ObjectDiff, SyncStatus};
@@ -150,7 +150,7 @@ pub async fn run(
             ),
         }
     }
-    let few_apps = selected.len() <= FEW_APPS;
+    let few_apps = few_apps(selected.len(), tree.len());
     live.warm(
         kinds_in_play(&selected, opts.write_status && !few_apps)
             .iter()
@@ -511,7 +511,7 @@ pub async fn diff_ignoring(
     // render, as `run` reads; no watches: nothing is waited for.
     let live = LiveCache::snapshot(client.clone(), cache_scope(&selected))
         .keep_managed_fields(reads_managed_fields(&selected, &opts));
-    let few_apps = selected.len() <= FEW_APPS;
+    let few_apps = few_apps(selected.len(), tree.len());
     live.warm(
         kinds_in_play(&selected, opts.write_status && !few_apps)
             .iter()

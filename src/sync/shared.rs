@@ -48,14 +48,23 @@ pub(super) struct Shared {
     /// Apps of the tree whose render failed this run: what they want now is
     /// unknown, so no app prunes anything (a leftover may have moved to them).
     pub(super) unrendered: Vec<AppName>,
-    /// The run syncs few apps (at most [`FEW_APPS`], a commit's run on a
-    /// large tree): each app's Application object is read by itself (one
-    /// GET) instead of listing every Application of the cluster.
+    /// The run syncs a few apps of a larger tree ([`few_apps`], a commit's
+    /// run on a large tree): each app's Application object is read by
+    /// itself (one GET) instead of listing every Application of the
+    /// cluster.
     pub(super) few_apps: bool,
 }
 
 /// See [`Shared::few_apps`].
-pub(super) const FEW_APPS: usize = 8;
+const FEW_APPS: usize = 8;
+
+/// Whether a run of `selected` apps out of a tree of `tree` reads each
+/// app's Application object by itself: a part of the tree (a commit's run,
+/// `sync APP`) of at most [`FEW_APPS`]. A whole-tree run lists them (one
+/// request, however small the tree).
+pub(super) fn few_apps(selected: usize, tree: usize) -> bool {
+    selected <= FEW_APPS && selected < tree
+}
 
 impl Shared {
     pub(super) fn new(tree: &AppTree) -> Self {
@@ -116,4 +125,22 @@ pub(super) fn crd_scopes<'a>(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::few_apps;
+
+    #[test]
+    fn a_few_apps_of_a_larger_tree_are_read_one_by_one_a_whole_tree_is_listed() {
+        // A commit's run on a large tree, `sync APP`.
+        assert!(few_apps(2, 1_001));
+        assert!(few_apps(1, 4));
+        assert!(few_apps(8, 9));
+        // A whole tree, however small: one list.
+        assert!(!few_apps(4, 4));
+        assert!(!few_apps(1, 1));
+        // Many apps: one list.
+        assert!(!few_apps(9, 1_001));
+    }
 }

@@ -937,29 +937,15 @@ fn mark_label_off(node: &mut AppNode, label: &str) {
     if !r.manifests.iter().any(|m| is_off(&m.object)) {
         return;
     }
-    let mut r = (**r).clone();
-    for m in r
-        .manifests
-        .iter_mut()
-        .filter(|m| !is_application(&m.object) && is_off(&m.object))
-    {
-        if let Some(meta) = m.object.get_mut("metadata").and_then(|v| v.as_object_mut()) {
-            let ann = meta
-                .entry("annotations")
-                .or_insert_with(|| serde_json::json!({}));
-            if let Some(a) = ann.as_object_mut() {
-                a.insert(
-                    crate::model::SYNC_ANNOTATION.to_string(),
-                    serde_json::json!("off"),
-                );
-                a.insert(
-                    crate::model::OFF_BY_LABEL_ANNOTATION.to_string(),
-                    serde_json::json!(label),
-                );
-            }
-        }
-    }
-    node.state = NodeState::Rendered(Arc::new(r));
+    let rendered = (**r).clone();
+    node.state = NodeState::Rendered(Arc::new(annotate_objects(
+        rendered,
+        is_off,
+        &[
+            (crate::model::SYNC_ANNOTATION, "off"),
+            (crate::model::OFF_BY_LABEL_ANNOTATION, label),
+        ],
+    )));
 }
 
 /// Marks every object of a rendered node `kubesync.dev/sync: dry-run`.
@@ -967,25 +953,38 @@ fn mark_dry_run(node: &mut AppNode) {
     let NodeState::Rendered(r) = &node.state else {
         return;
     };
-    let mut r = (**r).clone();
+    let rendered = (**r).clone();
+    node.state = NodeState::Rendered(Arc::new(annotate_objects(
+        rendered,
+        |_| true,
+        &[(crate::model::SYNC_ANNOTATION, "dry-run")],
+    )));
+}
+
+/// Sets `annotations` on every rendered object (Applications aside) that
+/// `pick` selects.
+fn annotate_objects(
+    mut r: Rendered,
+    pick: impl Fn(&serde_json::Value) -> bool,
+    annotations: &[(&str, &str)],
+) -> Rendered {
     for m in r
         .manifests
         .iter_mut()
-        .filter(|m| !is_application(&m.object))
+        .filter(|m| !is_application(&m.object) && pick(&m.object))
     {
         if let Some(meta) = m.object.get_mut("metadata").and_then(|v| v.as_object_mut()) {
             let ann = meta
                 .entry("annotations")
                 .or_insert_with(|| serde_json::json!({}));
             if let Some(a) = ann.as_object_mut() {
-                a.insert(
-                    crate::model::SYNC_ANNOTATION.to_string(),
-                    serde_json::json!("dry-run"),
-                );
+                for (k, v) in annotations {
+                    a.insert(k.to_string(), serde_json::json!(v));
+                }
             }
         }
     }
-    node.state = NodeState::Rendered(Arc::new(r));
+    r
 }
 
 /// Turns the Application objects node `i` rendered into child nodes.
