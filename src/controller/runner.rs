@@ -249,15 +249,19 @@ impl Runner {
         self.execute(work, trigger).await;
     }
 
-    /// Polls every target (or those in `only`); true when one moved.
-    async fn poll(&mut self, only: Option<&BTreeSet<String>>) -> bool {
-        let targets: Vec<PollTarget> = self
-            .targets
+    /// The poll targets: every one, or those in `only` (a webhook's).
+    fn targets_to_poll(&self, only: Option<&BTreeSet<String>>) -> Vec<PollTarget> {
+        self.targets
             .read()
             .iter()
             .filter(|t| only.is_none_or(|o| o.contains(&t.key)))
             .cloned()
-            .collect();
+            .collect()
+    }
+
+    /// Polls every target (or those in `only`); true when one moved.
+    async fn poll(&mut self, only: Option<&BTreeSet<String>>) -> bool {
+        let targets = self.targets_to_poll(only);
         if targets.is_empty() {
             return false;
         }
@@ -311,13 +315,7 @@ impl Runner {
     /// sees the move and loads the new commit. However many commits land
     /// during the run, one more run follows it.
     async fn poll_during_run(&mut self, only: Option<&BTreeSet<String>>) {
-        let targets: Vec<PollTarget> = self
-            .targets
-            .read()
-            .iter()
-            .filter(|t| only.is_none_or(|o| o.contains(&t.key)))
-            .cloned()
-            .collect();
+        let targets = self.targets_to_poll(only);
         if targets.is_empty() {
             return;
         }

@@ -364,6 +364,13 @@ mod tests {
             .unwrap()
     }
 
+    /// Writes `text` to `root/p`, creating its directories.
+    fn write_file(root: &std::path::Path, p: &str, text: &str) {
+        let path = root.join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_later_commit_links_unchanged_files_from_the_newest_export() {
@@ -371,11 +378,7 @@ mod tests {
         let work = tempfile::tempdir().unwrap();
         let cache = tempfile::tempdir().unwrap();
         let repo = Repository::init(work.path()).unwrap();
-        let w = |p: &str, text: &str| {
-            let path = work.path().join(p);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        };
+        let w = |p: &str, text: &str| write_file(work.path(), p, text);
         w("a/same.yaml", "same");
         w("a/changed.yaml", "v1");
         w("b/gone.yaml", "gone");
@@ -441,11 +444,7 @@ mod tests {
         let work = tempfile::tempdir().unwrap();
         let cache = tempfile::tempdir().unwrap();
         let repo = Repository::init(work.path()).unwrap();
-        let w = |p: &str, text: &str| {
-            let path = work.path().join(p);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        };
+        let w = |p: &str, text: &str| write_file(work.path(), p, text);
         w("apps/a/one.yaml", "one");
         w("apps/a/deep/two.yaml", "two");
         w("apps/b/other.yaml", "other");
